@@ -1,0 +1,141 @@
+"""YAML loading, ``--set`` overrides and pydantic errors turned into ``ConfigError``.
+
+Every config file goes through ``load_mapping`` (file -> plain dict, relative
+paths left for the schema to resolve), then ``apply_overrides`` (dotted key
+paths from the command line), then ``validate`` (plain dict -> frozen object).
+Each step raises ``ConfigError`` naming the file and the key path.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Iterable, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from speedsim.config.errors import ConfigError, KeyedValueError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_mapping(path: str | Path) -> dict[str, Any]:
+    """Read a YAML file that must hold a mapping at its top level."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError("file not found", file=str(path)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read file ({exc.strerror})", file=str(path)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"malformed YAML{where}: {problem}", file=str(path)) from None
+    if not isinstance(data, dict):
+        raise ConfigError("top level must be a mapping of keys to values", file=str(path))
+    return data
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``'a.b.c=value'`` -> ``('a.b.c', value)``, the value typed as YAML would type it."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {text!r} must look like key.path=value", file="--set")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        raise ConfigError(f"value of {key} is not valid YAML: {raw!r}", file="--set") from None
+    return key, value
+
+
+def set_path(data: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """A copy of ``data`` with the dotted ``key`` set to ``value`` (mappings made as needed)."""
+    out = copy.deepcopy(data)
+    node = out
+    parts = key.split(".")
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"{'.'.join(parts[: i + 1])} is not a mapping", key=key)
+        node = child
+    node[parts[-1]] = value
+    return out
+
+
+def get_path(data: dict[str, Any], key: str) -> Any:
+    node: Any = data
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise KeyError(key)
+        node = node[part]
+    return node
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    for key, value in overrides:
+        data = set_path(data, key, value)
+    return data
+
+
+def _drop_tags(loc: tuple[Any, ...], unions: set[str]) -> tuple[Any, ...]:
+    out: list[Any] = []
+    for i, item in enumerate(loc):
+        if i > 0 and loc[i - 1] in unions and isinstance(item, str) and len(loc) > i + 1:
+            continue
+        out.append(item)
+    return tuple(out)
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    """pydantic's error location -> a dotted key path a user can find in the YAML.
+
+    Tagged unions add the tag value as a location element (e.g. ``'bernoulli'``);
+    those and pydantic's internal markers are dropped.
+    """
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif isinstance(item, str) and not item.startswith(("function-", "tagged-union", "literal[")):
+            parts.append(item)
+    path = ".".join(parts)
+    return path.replace(".[", "[")
+
+
+def validate(model: type[M], data: dict[str, Any], *, file: str,
+             context: dict[str, Any] | None = None, unions: Iterable[str] = ()) -> M:
+    """Plain dict -> frozen config object, or ``ConfigError`` for the first problem.
+
+    ``unions`` names the fields holding tagged unions (``weights``, ``acceptance``…):
+    pydantic inserts the tag value after them in error locations; it is dropped.
+    """
+    try:
+        return model.model_validate(data, context=context)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = _drop_tags(tuple(err["loc"]), set(unions))
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, KeyedValueError):
+            loc = loc + tuple(cause.key.split("."))
+        key = _key_path(loc)
+        msg = cause.message if isinstance(cause, KeyedValueError) else err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (misspelt?)"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        elif "input" in err and err["type"] not in ("value_error", "assertion_error") \
+                and not isinstance(err["input"], dict):
+            msg = f"{msg} (got {err['input']!r})"
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        raise ConfigError(msg, file=file, key=key or None) from None
+    except ConfigError as exc:
+        raise exc.with_file(file) from None
