@@ -58,6 +58,7 @@ class Dram(Frozen):
     efficiency: Annotated[float, Field(gt=0, le=1)] = 1.0  # achievable fraction of peak
     energy_pj_per_bit: NonNegFloat = 0.0
     channels: PosInt = 1  # independent channels; bandwidth splits evenly across them
+    interleave_bytes: PosInt = 256  # address-interleaving granule: consecutive granules go to consecutive channels
 
 
 class Dma(Frozen):

@@ -113,10 +113,20 @@ class ModelShape(Frozen):
 
 class Generation(Frozen):
     prompt_tokens: PosInt  # P
-    new_tokens: PosInt  # tokens generated per sequence; the first comes from prefill
+    new_tokens: Annotated[int, Field(ge=2)]  # tokens generated per sequence; the first comes
+    #                                          from prefill, the rest from decode
     batch: PosInt = 1  # B
     seed: NonNegInt = 0  # seeds the random prompt when no prompt is given
     prompt: Optional[str] = None  # text, encoded byte-level (vocab must be >= 256)
+
+    @model_validator(mode="after")
+    def _prompt_fits(self) -> "Generation":
+        if self.prompt is not None:
+            n = len(self.prompt.encode("utf-8"))
+            if n != self.prompt_tokens:
+                raise _at("prompt", f"the text prompt is {n} UTF-8 bytes (= tokens); "
+                                    f"prompt_tokens is {self.prompt_tokens}: make them equal")
+        return self
 
 
 class ModelAcceptance(Frozen):
@@ -197,8 +207,10 @@ class Workload(Frozen):
                           f"n_layers={m.n_layers} is not a multiple of unique_layers="
                           f"{m.unique_layers}; set stages explicitly")
             G = self.stages
-            if G < 2 and sp.stages is not None:
-                raise _at("strategies.speed.stages", "SPEED needs at least 2 stages")
+            if G < 2:
+                raise _at("strategies.speed.stages",
+                          "SPEED needs at least 2 stages (with sharing none, N / U = 1: "
+                          "set stages explicitly)")
             if m.n_layers % G:
                 raise _at("strategies.speed.stages",
                           f"stages={G} must divide n_layers={m.n_layers}")

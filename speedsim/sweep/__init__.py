@@ -1,0 +1,11 @@
+"""Design-space sweeps: specs, deterministic points, executors, a resumable result store.
+
+``spec`` validates a sweep file (``load_sweep``); ``points`` expands it into
+hashed points (``expand``); ``executor`` runs them in-process, on a process
+pool or on Dask; ``store`` appends rows as they finish, resumes after a kill
+and reads results back sorted by point index (``load_results``); ``runner``
+ties these together (``run_sweep``) and ``command`` is the CLI.
+
+Nothing is imported here: pool and Dask workers import ``speedsim.sweep.executor``
+and should not pay for pandas or rich.
+"""

@@ -1,0 +1,253 @@
+"""Pure cost functions: cycles and bytes of one work item, its tiling, and the roofline.
+
+Nothing here knows about time or SimPy. The replay engine (``speedsim.sim``)
+waits on exactly these numbers, and ``roofline`` adds up the same numbers, so
+the two cannot drift apart.
+
+On-chip placement (what needs DRAM and what does not) is also decided here:
+
+* **Weights** stream from DRAM into the weight buffer in tiles of at most
+  ``weight_tile_budget`` bytes (half the buffer with double buffering, the
+  whole buffer without); a tile still resident is not fetched again.
+* **Activations** of an item stay in the activation buffer when
+  ``act_in_bytes + act_out_bytes`` fits its working area (a quarter of the
+  buffer, per unit); otherwise the inputs are read from and the outputs
+  written to DRAM ("spilled"). A decode token's activations are tiny and stay.
+* **KV cache** reads and writes go to DRAM, unless ``hw.buffers.kv`` exists
+  and holds the whole KV footprint of the run (``kv_on_chip``).
+* The activation buffer is partitioned: array stream area 3/8, vector stream
+  area 1/8, array working area 1/4, vector working area 1/4. Streamed bytes
+  (KV reads, spilled inputs, vector-unit parameters) move through the stream
+  area in slots (two with double buffering, one without).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, NamedTuple, Sequence
+
+from speedsim.config.hw import Hardware
+from speedsim.hw.systolic import array_gemm_cycles
+from speedsim.sim.workitem import WorkItem
+
+ACT_STREAM_SHARE = {"array": 3 / 8, "vector": 1 / 8}
+ACT_WORK_SHARE = 1 / 4
+
+
+class Tile(NamedTuple):
+    """One step of an item: bytes to bring on chip, then cycles on its unit."""
+
+    weight_bytes: int  # into the weight buffer (array items; residency applies)
+    stream_bytes: int  # into the activation stream area (KV reads, spilled inputs)
+    cycles: int
+    macs: int
+    vector_ops: int
+
+
+class Traffic(NamedTuple):
+    """DRAM and SRAM bytes of one item by category (weights counted as if not resident)."""
+
+    weight_bytes: int  # array items: via the weight buffer (may hit); vector items: streamed
+    kv_read_bytes: int  # DRAM KV reads
+    kv_write_bytes: int  # DRAM KV writes
+    act_read_bytes: int  # DRAM spilled activation reads
+    act_write_bytes: int  # DRAM spilled activation writes
+    kv_sram_bytes: int  # KV bytes served by the on-chip KV buffer
+
+
+class Roofline(NamedTuple):
+    cycles: int  # max of the three bounds
+    array_cycles: int
+    vector_cycles: int
+    dram_cycles: int
+    dram_bytes: int
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def split_even(total: int, parts: int) -> list[int]:
+    """``total`` split into ``parts`` integers that differ by at most one (larger first)."""
+    base, extra = divmod(total, parts)
+    return [base + 1] * extra + [base] * (parts - extra)
+
+
+def vector_cycles(elements: int, lanes: int, cycles_per_element: float) -> int:
+    """Cycles of an element-wise op: ``⌈elements · cycles_per_element / lanes⌉``."""
+    if elements < 0:
+        raise ValueError(f"elements must be >= 0, got {elements}")
+    if lanes < 1:
+        raise ValueError(f"lanes must be >= 1, got {lanes}")
+    if cycles_per_element <= 0:
+        raise ValueError(f"cycles_per_element must be > 0, got {cycles_per_element}")
+    return math.ceil(elements * cycles_per_element / lanes - 1e-9)
+
+
+def transfer_cycles(bytes_: int, bytes_per_cycle: float) -> int:
+    """Cycles to move ``bytes_`` at ``bytes_per_cycle`` (no latency)."""
+    if bytes_ < 0:
+        raise ValueError(f"bytes_ must be >= 0, got {bytes_}")
+    return math.ceil(bytes_ / bytes_per_cycle - 1e-9)
+
+
+def gemm_bytes(m: int, k: int, n: int, count: int, bytes_per_element: int) -> dict[str, int]:
+    """Operand bytes of ``count`` GEMMs Y[m,n] = X[m,k]·W[k,n]."""
+    return {"x": count * m * k * bytes_per_element, "w": count * k * n * bytes_per_element,
+            "y": count * m * n * bytes_per_element}
+
+
+def slots(hw: Hardware) -> int:
+    return 2 if hw.buffers.double_buffering else 1
+
+
+def weight_tile_budget(hw: Hardware) -> int:
+    """Largest weight tile in bytes: the buffer divided among its in-flight slots."""
+    return int(hw.buffers.weight.size_kib * 1024) // slots(hw)
+
+
+def stream_tile_budget(hw: Hardware, unit: str) -> int:
+    return max(1, int(hw.buffers.activation.size_kib * 1024 * ACT_STREAM_SHARE[unit]) // slots(hw))
+
+
+def act_work_capacity(hw: Hardware) -> int:
+    return int(hw.buffers.activation.size_kib * 1024 * ACT_WORK_SHARE)
+
+
+def acts_on_chip(item: WorkItem, hw: Hardware) -> bool:
+    return item.act_in_bytes + item.act_out_bytes <= act_work_capacity(hw)
+
+
+def kv_on_chip(items: Iterable[WorkItem], hw: Hardware) -> bool:
+    """True when ``hw.buffers.kv`` holds the run's whole KV footprint.
+
+    The footprint is the larger of all KV bytes written and the largest single
+    KV read (a read may cover a prompt written before the replayed items).
+    """
+    if hw.buffers.kv is None:
+        return False
+    written = largest_read = 0
+    for it in items:
+        written += it.kv_write_bytes
+        largest_read = max(largest_read, it.kv_read_bytes)
+    return max(written, largest_read) <= hw.buffers.kv.size_kib * 1024
+
+
+def item_traffic(item: WorkItem, hw: Hardware, kv_on_chip_: bool) -> Traffic:
+    spill = not acts_on_chip(item, hw)
+    kv_r, kv_w = item.kv_read_bytes, item.kv_write_bytes
+    return Traffic(
+        weight_bytes=item.weight_bytes,
+        kv_read_bytes=0 if kv_on_chip_ else kv_r,
+        kv_write_bytes=0 if kv_on_chip_ else kv_w,
+        act_read_bytes=item.act_in_bytes if spill else 0,
+        act_write_bytes=item.act_out_bytes if spill else 0,
+        kv_sram_bytes=kv_r + kv_w if kv_on_chip_ else 0,
+    )
+
+
+def _gemm_tiles(item: WorkItem, hw: Hardware, n_tiles: int) -> list[tuple[int, int]]:
+    """(cycles, macs) of the item's GEMMs split into at least ``n_tiles`` pieces.
+
+    Whole GEMMs are grouped first; when there are fewer GEMMs than tiles, each
+    GEMM's stationary operand W[k,n] is cut along n, then along k.
+    """
+    a = hw.array
+    m, k, n, gemms = item.m, item.k, item.n, max(item.count, 1)
+    cyc = lambda mm, kk, nn, g: array_gemm_cycles(mm, kk, nn, g, a.rows, a.cols, a.dataflow, a.count)
+    if n_tiles <= gemms:
+        return [(cyc(m, k, n, g), g * m * k * n) for g in split_even(gemms, n_tiles)]
+    per_gemm = ceil_div(n_tiles, gemms)
+    s_n = min(per_gemm, n)
+    s_k = min(ceil_div(per_gemm, s_n), k)
+    pieces = [(cyc(m, kk, nn, 1), m * kk * nn) for kk in split_even(k, s_k) for nn in split_even(n, s_n)]
+    return pieces * gemms
+
+
+def item_tiles(item: WorkItem, hw: Hardware, kv_on_chip_: bool) -> list[Tile]:
+    """The item as a sequence of tiles whose on-chip bytes fit their buffer slot."""
+    tr = item_traffic(item, hw, kv_on_chip_)
+    if item.unit == "array":
+        if min(item.m, item.k, item.n) < 1:
+            raise ValueError(f"work item {item.id} ({item.op}) on the array needs m, k, n >= 1")
+        w_total = tr.weight_bytes
+        s_total = tr.kv_read_bytes + tr.act_read_bytes
+        n_tiles = max(1, ceil_div(w_total, weight_tile_budget(hw)),
+                      ceil_div(s_total, stream_tile_budget(hw, "array")))
+        pieces = _gemm_tiles(item, hw, n_tiles)
+        count = len(pieces)
+        return [Tile(w, s, c, mac, 0) for w, s, (c, mac) in
+                zip(split_even(w_total, count), split_even(s_total, count), pieces)]
+    if item.unit != "vector":
+        raise ValueError(f"work item {item.id}: unit must be 'array' or 'vector', got {item.unit!r}")
+    cycles = 0
+    if item.elements:
+        try:
+            cpe = getattr(hw.vector.cycles_per_element, item.vector_kind)
+        except AttributeError:
+            raise ValueError(f"work item {item.id}: unknown vector_kind {item.vector_kind!r}") from None
+        cycles += vector_cycles(item.elements, hw.vector.lanes, cpe)
+    if item.macs:  # attention mapped to the vector unit: one MAC per lane per cycle
+        cycles += vector_cycles(item.macs, hw.vector.lanes, 1.0)
+    s_total = tr.weight_bytes + tr.kv_read_bytes + tr.act_read_bytes
+    n_tiles = max(1, ceil_div(s_total, stream_tile_budget(hw, "vector")))
+    return [Tile(0, s, c, mac, v) for s, c, mac, v in
+            zip(split_even(s_total, n_tiles), split_even(cycles, n_tiles),
+                split_even(item.macs, n_tiles), split_even(item.vector_ops, n_tiles))]
+
+
+class Plan(NamedTuple):
+    """Tiles and DRAM traffic of every item of a run, by item id."""
+
+    kv_on_chip: bool
+    tiles: dict[int, list[Tile]]
+    traffic: dict[int, Traffic]
+
+
+def _shape(item: WorkItem) -> tuple:
+    """Everything ``item_tiles`` and ``item_traffic`` read, i.e. what makes two items cost the same."""
+    return (item.unit, item.m, item.k, item.n, item.count, item.elements, item.vector_kind,
+            item.weight_bytes, item.act_in_bytes, item.act_out_bytes, item.kv_read_bytes,
+            item.kv_write_bytes, item.macs, item.vector_ops)
+
+
+def plan(items: Sequence[WorkItem], hw: Hardware) -> Plan:
+    """``item_tiles`` and ``item_traffic`` of every item; items of equal shape are costed once."""
+    kv_chip = kv_on_chip(items, hw)
+    cache: dict[tuple, tuple[list[Tile], Traffic]] = {}
+    tiles, traffic = {}, {}
+    for it in items:
+        key = _shape(it)
+        hit = cache.get(key)
+        if hit is None:
+            hit = cache[key] = (item_tiles(it, hw, kv_chip), item_traffic(it, hw, kv_chip))
+        tiles[it.id], traffic[it.id] = hit
+    return Plan(kv_chip, tiles, traffic)
+
+
+def roofline(items: Sequence[WorkItem], hw: Hardware, plan_: Plan | None = None) -> Roofline:
+    """Lower bound on the cycles of ``items``: max(array-, vector-, DRAM-bound time).
+
+    Array and vector cycles are the sums of ``item_tiles`` cycles (each unit
+    runs one tile at a time). DRAM bytes are the compulsory ones: each weight
+    key fetched once (keyless weights every time), all DRAM KV and spilled
+    activation traffic; their time is bytes at the effective bandwidth plus one
+    latency.
+    """
+    p = plan_ if plan_ is not None else plan(items, hw)
+    array = vector = dram_bytes = 0
+    seen: set = set()
+    for it in items:
+        busy = sum(t.cycles for t in p.tiles[it.id])
+        if it.unit == "array":
+            array += busy
+        else:
+            vector += busy
+        tr = p.traffic[it.id]
+        if it.unit == "vector" or it.weight_key is None or it.weight_key not in seen:
+            dram_bytes += tr.weight_bytes
+        if it.unit == "array" and it.weight_key is not None:
+            seen.add(it.weight_key)
+        dram_bytes += tr.kv_read_bytes + tr.kv_write_bytes + tr.act_read_bytes + tr.act_write_bytes
+    dram = transfer_cycles(dram_bytes, hw.dram_bytes_per_cycle) + (hw.dram_latency_cycles if dram_bytes else 0)
+    return Roofline(max(array, vector, dram), array, vector, dram, dram_bytes)

@@ -1,0 +1,444 @@
+"""The NumPy reference decoder: a GPT-style pre-LayerNorm transformer (docs/model.md).
+
+Float32 throughout. The hardware precision never enters here: it only sets
+bytes and energy further down the pipeline.
+
+Three ways in, all built from the same ``run_layers``:
+
+- ``forward_full``: the whole sequence at once, no cache (the ground truth);
+- ``greedy_decode`` / ``generate``: prefill, then one token at a time with a
+  ``KVCache``; records early (exit-point) and final predictions per position;
+- ``run_layers``: ONE fused layer step for several token groups that are at
+  *different* layers sharing *one* weight set. Their hidden rows are stacked so
+  LayerNorm, qkv, out_proj and the MLP are one matmul each; attention runs per
+  group against that group's own layer of the KV cache. This is literally what
+  SPEED's executor does at each layer step (``speedsim.model.speed_exec``).
+
+Every op can be reported to a ``recorder`` (an ``OpRecord`` per op, per token
+group — fused calls still report each group's own rows), which is how the
+numeric op trace is built (``speedsim.trace.numeric``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, NamedTuple, Optional, Sequence
+
+import numpy as np
+
+from speedsim.model.sharing import shape_layer_sets
+from speedsim.model.tokenizer import encode
+from speedsim.model.weights import Params, load_params
+
+LN_EPS = 1e-5
+AUTO = "auto"
+
+
+# ---------------------------------------------------------------- shapes, records
+
+@dataclass(frozen=True)
+class Dims:
+    """The numbers the decoder needs from a ``ModelShape``."""
+
+    d: int  # d_model
+    heads: int  # H, query heads
+    kv_heads: int  # kvh; query head i uses kv head i // (H / kvh)
+    head_dim: int  # dh = d / H
+    d_ff: int
+    gated: bool  # mlp == gated_gelu
+    n_layers: int  # N
+    vocab: int  # V
+    sets: tuple[int, ...]  # weight set of each layer
+
+    @classmethod
+    def of(cls, shape) -> "Dims":
+        if isinstance(shape, Dims):
+            return shape
+        return cls(shape.d_model, shape.n_heads, shape.kv_heads, shape.head_dim, shape.d_ff,
+                   shape.mlp == "gated_gelu", shape.n_layers, shape.vocab_size,
+                   shape_layer_sets(shape))
+
+
+class OpRecord(NamedTuple):
+    """One op of one token group at one layer, sizes in elements (not bytes)."""
+
+    position: int  # absolute position of the group's first token
+    layer: int  # -1 embed, 0..N-1 decoder layers, N final head, exit layer for the early head
+    op: str
+    weights: str  # "set" (weight_set of the layer), "head" (tied embedding/LM head), "none"
+    weight_set: int  # 0..U-1 for "set", else -1
+    early_exit: bool = False
+    m: int = 0
+    k: int = 0
+    n: int = 0
+    count: int = 0
+    heads: int = 0
+    kv_len: int = 0
+    elements: int = 0
+    weight_elems: int = 0
+    act_in_elems: int = 0
+    act_out_elems: int = 0
+    kv_read_elems: int = 0
+    kv_write_elems: int = 0
+    macs: int = 0
+
+
+Recorder = Callable[[OpRecord], None]
+
+
+def _gemm(rec: Optional[Recorder], pos: int, layer: int, op: str, u: int, x: np.ndarray,
+          w: np.ndarray, y: np.ndarray, kv_write: int = 0, weights: str = "set",
+          early: bool = False) -> None:
+    if rec is not None:
+        m, k = x.shape
+        rec(OpRecord(pos, layer, op, weights, u if weights == "set" else -1, early,
+                     m=m, k=k, n=w.shape[1], count=1, weight_elems=w.size,
+                     act_in_elems=x.size, act_out_elems=y.size, kv_write_elems=kv_write,
+                     macs=m * k * w.shape[1]))
+
+
+def _vector(rec: Optional[Recorder], pos: int, layer: int, op: str, elements: int,
+            act_in: int, act_out: int, u: int = -1, weight_elems: int = 0,
+            weights: str = "none", early: bool = False) -> None:
+    if rec is not None:
+        rec(OpRecord(pos, layer, op, weights, u, early, elements=elements,
+                     weight_elems=weight_elems, act_in_elems=act_in, act_out_elems=act_out))
+
+
+# ---------------------------------------------------------------- building blocks
+
+def layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(x - mean) / sqrt(var + 1e-5) * w + b over the last axis, biased variance."""
+    inv_d = np.float32(1.0 / x.shape[-1])
+    xc = x - x.sum(-1, keepdims=True) * inv_d
+    var = (xc * xc).sum(-1, keepdims=True) * inv_d
+    return xc / np.sqrt(var + np.float32(LN_EPS)) * w + b
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    """GELU, tanh approximation (PyTorch ``gelu(approximate="tanh")``)."""
+    c = np.float32(np.sqrt(2.0 / np.pi))
+    inner = c * (x + np.float32(0.044715) * (x * x * x))
+    return np.float32(0.5) * x * (np.float32(1.0) + np.tanh(inner))
+
+
+def softmax(s: np.ndarray) -> np.ndarray:
+    e = np.exp(s - s.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+class KVCache:
+    """Per-layer K and V for positions 0..length-1 of every sequence in the batch.
+
+    Layers fill independently (in SPEED, different layers of the cache hold
+    different numbers of positions at any moment), but each layer only ever
+    appends the next position, and ``rollback`` drops a suffix at every layer.
+    """
+
+    def __init__(self, n_layers: int, batch: int, kv_heads: int, head_dim: int, max_len: int):
+        shape = (batch, kv_heads, max_len, head_dim)
+        self.k = [np.zeros(shape, np.float32) for _ in range(n_layers)]  # [B, kvh, S, dh]
+        self.v = [np.zeros(shape, np.float32) for _ in range(n_layers)]
+        self.lengths = [0] * n_layers
+
+    @classmethod
+    def for_shape(cls, shape, batch: int, max_len: int) -> "KVCache":
+        dm = Dims.of(shape)
+        return cls(dm.n_layers, batch, dm.kv_heads, dm.head_dim, max_len)
+
+    def append(self, layer: int, start: int, k: np.ndarray, v: np.ndarray) -> None:
+        """Write K, V [B, kvh, t, dh] of positions start..start+t-1 at ``layer``."""
+        if start != self.lengths[layer]:
+            raise ValueError(f"layer {layer} holds {self.lengths[layer]} positions; "
+                             f"cannot append at position {start}")
+        t = k.shape[2]
+        self.k[layer][:, :, start:start + t] = k
+        self.v[layer][:, :, start:start + t] = v
+        self.lengths[layer] = start + t
+
+    def keys_values(self, layer: int) -> tuple[np.ndarray, np.ndarray]:
+        """K, V [B, kvh, length, dh] of ``layer`` (views)."""
+        n = self.lengths[layer]
+        return self.k[layer][:, :, :n], self.v[layer][:, :, :n]
+
+    def rollback(self, position: int) -> None:
+        """Forget positions >= ``position`` at every layer (a SPEED flush)."""
+        self.lengths = [min(n, position) for n in self.lengths]
+
+
+def attention(q: np.ndarray, K: np.ndarray, V: np.ndarray, start: int) -> np.ndarray:
+    """Causal multi-head attention with grouped K/V.
+
+    q [B, H, t, dh] for positions start..start+t-1; K, V [B, kvh, L, dh] with
+    L = start + t. Returns [B, t, H*dh].
+    """
+    B, H, t, dh = q.shape
+    kvh, L = K.shape[1], K.shape[2]
+    qg = q.reshape(B, kvh, H // kvh, t, dh)  # query head i -> kv head i // (H/kvh)
+    s = qg @ K[:, :, None].swapaxes(-1, -2) / np.float32(np.sqrt(dh))  # [B, kvh, rep, t, L]
+    if t > 1:
+        future = np.arange(L)[None, :] > (start + np.arange(t))[:, None]  # [t, L]
+        s = np.where(future, np.float32(-np.inf), s)
+    a = softmax(s) @ V[:, :, None]  # [B, kvh, rep, t, dh]
+    return a.reshape(B, H, t, dh).transpose(0, 2, 1, 3).reshape(B, t, H * dh)
+
+
+def embed(params: Params, tokens: np.ndarray, start: int,
+          rec: Optional[Recorder] = None) -> np.ndarray:
+    """tokens [B, t] at positions start..start+t-1 -> x [B, t, d]."""
+    B, t = tokens.shape
+    tok = params.tok_emb[tokens]  # [B, t, d]
+    pos = params.pos_emb[start:start + t]  # [t, d]
+    x = tok + pos
+    _vector(rec, start, -1, "embed", x.size, 0, x.size, weight_elems=tok.size + pos.size,
+            weights="head")
+    return x
+
+
+def head(params: Params, x: np.ndarray, pos: int = 0, layer: int = -1, early: bool = False,
+         rec: Optional[Recorder] = None) -> np.ndarray:
+    """Final LayerNorm + LM head tied to the embedding: x [R, d] -> logits [R, V]."""
+    h = layer_norm(x, params.ln_f_w, params.ln_f_b)
+    _vector(rec, pos, layer, "norm", x.size, x.size, h.size,
+            weight_elems=2 * x.shape[-1], weights="head", early=early)
+    logits = h @ params.tok_emb.T
+    _gemm(rec, pos, layer, "lm_head", -1, h, params.tok_emb.T, logits, weights="head",
+          early=early)
+    return logits
+
+
+# ---------------------------------------------------------------- one (fused) layer step
+
+def run_layers(params: Params, shape, xs: Sequence[np.ndarray], layers: Sequence[int],
+               starts: Sequence[int], cache: Optional[KVCache],
+               rec: Optional[Recorder] = None) -> list[np.ndarray]:
+    """One layer step for several token groups whose layers share ONE weight set.
+
+    Group i is x_i [B, t_i, d] at positions starts[i].. at layer layers[i]. The
+    dense parts (LayerNorm, qkv, out_proj, residuals, MLP) run once over the
+    stacked rows; attention runs per group against its own layer's KV cache
+    (``cache`` None: no cache, every group must start at position 0).
+    Returns the groups' new hidden states, in order.
+    """
+    dm = Dims.of(shape)
+    if not (len(xs) == len(layers) == len(starts)) or not xs:
+        raise ValueError("xs, layers and starts must be non-empty and of equal length")
+    u = dm.sets[layers[0]]
+    if any(dm.sets[l] != u for l in layers):
+        raise ValueError(f"layers {list(layers)} use different weight sets "
+                         f"{[dm.sets[l] for l in layers]}")
+    if len(set(layers)) != len(layers) and cache is not None:
+        raise ValueError("two groups at one layer would write the same cache layer")
+    w = params.sets[u]
+    d, H, kvh, dh = dm.d, dm.heads, dm.kv_heads, dm.head_dim
+    rows = [x.reshape(-1, d) for x in xs]  # [B*t_i, d]
+    bounds = np.cumsum([0] + [r.shape[0] for r in rows])
+    X = np.concatenate(rows) if len(rows) > 1 else rows[0]  # [M, d]
+    def split(Y: np.ndarray) -> list[np.ndarray]:
+        return [Y] if len(rows) == 1 else [Y[bounds[i]:bounds[i + 1]] for i in range(len(rows))]
+
+    groups = list(zip(xs, layers, starts))
+
+    # 1. attention block: x = x + attn(LN(x)) @ wo
+    h = layer_norm(X, w.ln1_w, w.ln1_b)  # [M, d]
+    qkv = h @ w.wqkv  # [M, d + 2*kvh*dh]
+    outs = []
+    for (x, l, p), hi, qi in zip(groups, split(h), split(qkv)):
+        B, t = x.shape[:2]
+        _vector(rec, p, l, "norm", hi.size, hi.size, hi.size, u, 2 * d, "set")
+        _gemm(rec, p, l, "qkv", u, hi, w.wqkv, qi, kv_write=2 * B * t * kvh * dh)
+        q = qi[:, :d].reshape(B, t, H, dh).transpose(0, 2, 1, 3)  # [B, H, t, dh]
+        k = qi[:, d:d + kvh * dh].reshape(B, t, kvh, dh).transpose(0, 2, 1, 3)  # [B, kvh, t, dh]
+        v = qi[:, d + kvh * dh:].reshape(B, t, kvh, dh).transpose(0, 2, 1, 3)
+        if cache is None:
+            if p != 0:
+                raise ValueError("without a cache every group must start at position 0")
+            K, V = k, v
+        else:
+            cache.append(l, p, k, v)
+            K, V = cache.keys_values(l)  # [B, kvh, p+t, dh]
+        outs.append(attention(q, K, V, p).reshape(B * t, d))
+        if rec is not None:
+            L = K.shape[2]
+            kv = B * kvh * L * dh
+            rec(OpRecord(p, l, "attn_score", "none", -1, m=t, k=dh, n=L, count=B * H, heads=H,
+                         kv_len=L, act_in_elems=q.size, act_out_elems=B * H * t * L,
+                         kv_read_elems=kv, macs=B * H * t * dh * L))
+            _vector(rec, p, l, "softmax", B * H * t * L, B * H * t * L, B * H * t * L)
+            rec(OpRecord(p, l, "attn_value", "none", -1, m=t, k=L, n=dh, count=B * H, heads=H,
+                         kv_len=L, act_in_elems=B * H * t * L, act_out_elems=B * t * H * dh,
+                         kv_read_elems=kv, macs=B * H * t * L * dh))
+    A = np.concatenate(outs) if len(outs) > 1 else outs[0]  # [M, d]
+    O = A @ w.wo
+    X = X + O
+    for (x, l, p), ai, oi in zip(groups, split(A), split(O)):
+        _gemm(rec, p, l, "out_proj", u, ai, w.wo, oi)
+        _vector(rec, p, l, "residual", oi.size, 2 * oi.size, oi.size)
+
+    # 2. MLP block: x = x + mlp(LN(x))
+    h = layer_norm(X, w.ln2_w, w.ln2_b)
+    up = h @ w.w_up  # [M, d_ff] or [M, 2*d_ff]
+    if dm.gated:
+        g, lin = up[:, :dm.d_ff], up[:, dm.d_ff:]
+        act = gelu(g) * lin  # [M, d_ff]
+    else:
+        act = gelu(up)
+    down = act @ w.w_down  # [M, d]
+    X = X + down
+    for (x, l, p), hi, ui, ai, di in zip(groups, split(h), split(up), split(act), split(down)):
+        _vector(rec, p, l, "norm", hi.size, hi.size, hi.size, u, 2 * d, "set")
+        _gemm(rec, p, l, "mlp_up", u, hi, w.w_up, ui)
+        _vector(rec, p, l, "act", ui.size, ui.size, ai.size)
+        _gemm(rec, p, l, "mlp_down", u, ai, w.w_down, di)
+        _vector(rec, p, l, "residual", di.size, 2 * di.size, di.size)
+    return [Xi.reshape(x.shape) for Xi, x in zip(split(X), xs)]
+
+
+def run_layer(params: Params, shape, layer: int, x: np.ndarray, cache: Optional[KVCache],
+              start: int, rec: Optional[Recorder] = None) -> np.ndarray:
+    """One decoder layer for x [B, t, d] at positions start..start+t-1."""
+    return run_layers(params, shape, [x], [layer], [start], cache, rec)[0]
+
+
+# ---------------------------------------------------------------- whole passes
+
+def forward_full(params: Params, shape, tokens: np.ndarray, exit_layer: Optional[int] = None
+                 ) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """tokens [B, T] at positions 0..T-1, no cache -> (final_logits, early_logits) [B, T, V].
+
+    ``early_logits`` (None when ``exit_layer`` is None) apply the final norm and
+    tied head to the hidden state after layer ``exit_layer``.
+    """
+    dm = Dims.of(shape)
+    _check_exit(exit_layer, dm)
+    x = embed(params, tokens, 0)
+    early = None
+    for l in range(dm.n_layers):
+        x = run_layer(params, dm, l, x, None, 0)
+        if l == exit_layer:
+            early = head(params, x)
+    return head(params, x), early
+
+
+@dataclass(frozen=True)
+class GenerationRecord:
+    """A greedy decoding run: prompts, committed tokens and per-position predictions.
+
+    Generated token i sits at position P + i. Token 0 comes from the prefill's
+    last row; token i >= 1 from the decode step whose input is token i-1 at
+    position P + i - 1. ``early[:, i]`` is the argmax of the early logits of the
+    step that produced token i, ``tokens[:, i]`` (= ``final[:, i]``) that of
+    its final logits. ``accepted[i]``: early == final for every sequence.
+    SPEED consults ``accepted[1 .. new_tokens-2]`` (see ``speed_exec``).
+    """
+
+    prompt: np.ndarray  # int64 [B, P]
+    tokens: np.ndarray  # int64 [B, new_tokens]
+    early: Optional[np.ndarray]  # int64 [B, new_tokens]; None without an exit layer
+    exit_layer: Optional[int]
+
+    @property
+    def committed(self) -> np.ndarray:
+        """int64 [B, new_tokens]: the committed (= greedy) tokens."""
+        return self.tokens
+
+    @property
+    def final(self) -> np.ndarray:
+        """Final predictions: greedy decoding commits them, so they are ``tokens``."""
+        return self.tokens
+
+    @property
+    def accepted(self) -> Optional[np.ndarray]:
+        """bool [new_tokens]: the early prediction of token i was right for the whole batch."""
+        if self.early is None:
+            return None
+        return (self.early == self.tokens).all(axis=0)
+
+
+def greedy_decode(params: Params, shape, prompts: np.ndarray, new_tokens: int,
+                  exit_layer: Optional[int] = None, recorder=None) -> GenerationRecord:
+    """Prefill ``prompts`` [B, P], then decode greedily with a KV cache.
+
+    ``recorder(phase, OpRecord)`` receives every op of the run, in execution
+    order. The prefill's early prediction (token 0) is computed for the record
+    but is not part of any strategy's work, so it is not reported.
+    """
+    dm = Dims.of(shape)
+    _check_exit(exit_layer, dm)
+    prompts = np.asarray(prompts, dtype=np.int64)
+    B, P = prompts.shape
+    T = int(new_tokens)
+    if T < 1:
+        raise ValueError(f"new_tokens must be >= 1, got {new_tokens}")
+    if P + T > params.max_seq_len:
+        raise ValueError(f"prompt {P} + new tokens {T} exceed max_seq_len {params.max_seq_len}")
+    rec_pre = rec_dec = None
+    if recorder is not None:
+        rec_pre = lambda r: recorder("prefill", r)  # noqa: E731
+        rec_dec = lambda r: recorder("decode", r)  # noqa: E731
+    N = dm.n_layers
+    cache = KVCache(N, B, dm.kv_heads, dm.head_dim, P + T)
+    tokens = np.zeros((B, T), np.int64)
+    early = np.zeros((B, T), np.int64) if exit_layer is not None else None
+
+    # 1. prefill: all P positions through all N layers; logits of the last row only
+    x = embed(params, prompts, 0, rec_pre)
+    for l in range(N):
+        x = run_layer(params, dm, l, x, cache, 0, rec_pre)
+        if l == exit_layer:
+            early[:, 0] = head(params, x[:, -1]).argmax(-1)
+    tokens[:, 0] = head(params, x[:, -1], 0, N, rec=rec_pre).argmax(-1)
+
+    # 2. decode: input token i-1 at position P+i-1 produces token i
+    for i in range(1, T):
+        pos = P + i - 1
+        x = embed(params, tokens[:, i - 1:i], pos, rec_dec)
+        for l in range(N):
+            x = run_layer(params, dm, l, x, cache, pos, rec_dec)
+            if l == exit_layer:
+                early[:, i] = head(params, x[:, 0], pos, l, True, rec_dec).argmax(-1)
+        tokens[:, i] = head(params, x[:, 0], pos, N, rec=rec_dec).argmax(-1)
+    return GenerationRecord(prompts, tokens, early, exit_layer)
+
+
+def prompt_ids(generation, vocab_size: int) -> np.ndarray:
+    """The prompts [B, P] of a ``Generation``: its text byte-level, or seeded random ids.
+
+    Random: ``default_rng(seed)``, sequence b's P ids drawn in order b = 0..B-1.
+    Text: the UTF-8 bytes (exactly ``prompt_tokens`` of them), the same for every sequence.
+    """
+    B, P = generation.batch, generation.prompt_tokens
+    if generation.prompt is not None:
+        ids = encode(generation.prompt)
+        if ids.size != P:
+            raise ValueError(f"text prompt has {ids.size} bytes, prompt_tokens is {P}")
+        return np.tile(ids, (B, 1))
+    rng = np.random.default_rng(generation.seed)
+    return np.stack([rng.integers(0, vocab_size, size=P) for _ in range(B)]).astype(np.int64)
+
+
+def exit_layer_of(workload) -> Optional[int]:
+    """E - 1 = N/G - 1, the layer after which SPEED's early head runs; None without SPEED."""
+    if workload.strategies.speed is None:
+        return None
+    return workload.model.n_layers // workload.stages - 1
+
+
+def generate(workload, exit_layer=AUTO, *, params: Optional[Params] = None,
+             recorder=None) -> GenerationRecord:
+    """Greedy decoding of a workload (its weights, prompts and generation settings).
+
+    ``exit_layer`` defaults to the workload's SPEED exit point (None without SPEED).
+    """
+    if exit_layer == AUTO:
+        exit_layer = exit_layer_of(workload)
+    if params is None:
+        params = load_params(workload)
+    g = workload.generation
+    prompts = prompt_ids(g, workload.model.vocab_size)
+    return greedy_decode(params, workload.model, prompts, g.new_tokens, exit_layer, recorder)
+
+
+def _check_exit(exit_layer: Optional[int], dm: Dims) -> None:
+    if exit_layer is not None and not 0 <= exit_layer < dm.n_layers:
+        raise ValueError(f"exit_layer must be in 0..{dm.n_layers - 1}, got {exit_layer}")

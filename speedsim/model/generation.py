@@ -1,0 +1,93 @@
+"""What the simulator needs from the reference model, per workload.
+
+- ``run_reference``: the sequential greedy run (committed tokens, early and
+  final predictions);
+- ``acceptance_vector``: the per-token acceptance SPEED's schedule follows,
+  from the model, a seeded Bernoulli draw, or a recorded file;
+- ``run_speed_numeric``: SPEED executed in NumPy, for the lossless check.
+
+Every acceptance vector is aligned with ``GenerationRecord.accepted``: one
+bool per generated token; entries 0 and new_tokens-1 are never consulted
+(see ``speedsim.model.speed_exec``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from speedsim.config.errors import ConfigError
+from speedsim.model.decoder import GenerationRecord, generate
+from speedsim.model.speed_exec import run_speed_workload
+
+__all__ = ["GenerationRecord", "acceptance_vector", "read_acceptance_file", "run_reference",
+           "run_speed_numeric"]
+
+_KEY = "strategies.speed.acceptance"
+
+
+def run_reference(workload) -> GenerationRecord:
+    """Greedy decoding of the workload, early predictions at its SPEED exit point."""
+    return generate(workload)
+
+
+def acceptance_vector(workload, record: Optional[GenerationRecord] = None) -> np.ndarray:
+    """bool [new_tokens]: which early predictions SPEED's schedule treats as right.
+
+    - ``model``: the reference run's own (needs ``record``);
+    - ``bernoulli``: ``default_rng(seed).random(new_tokens) < rate``;
+    - ``file``: the file's first new_tokens values (see ``read_acceptance_file``).
+    """
+    sp = workload.strategies.speed
+    if sp is None:
+        raise ValueError("the workload has no speed strategy")
+    T = workload.generation.new_tokens
+    acc = sp.acceptance
+    if acc.source == "model":
+        if record is None or record.accepted is None:
+            raise ConfigError("acceptance source 'model' needs a numeric reference run",
+                              key=f"{_KEY}.source")
+        return record.accepted.copy()
+    if acc.source == "bernoulli":
+        return np.random.default_rng(acc.seed).random(T) < acc.rate
+    values = read_acceptance_file(acc.path)
+    if values.size < T:
+        raise ConfigError(f"{acc.path} holds {values.size} values; new_tokens={T} needs "
+                          f"at least {T} (one per generated token)", key=f"{_KEY}.path")
+    return values[:T]
+
+
+def read_acceptance_file(path: str | Path) -> np.ndarray:
+    """0/1 (or true/false) per generated token: one per line, or a CSV column ``accepted``."""
+    path = Path(path)
+    try:
+        lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path} ({exc.strerror})", key=f"{_KEY}.path") from None
+    if lines and ("," in lines[0] or lines[0].lower() == "accepted"):
+        header = [h.strip() for h in lines[0].split(",")]
+        if "accepted" not in header:
+            raise ConfigError(f"{path}: CSV needs a column 'accepted'", key=f"{_KEY}.path")
+        col = header.index("accepted")
+        cells = [ln.split(",")[col].strip() if len(ln.split(",")) > col else "" for ln in lines[1:]]
+    else:
+        cells = lines
+    truth = {"1": True, "0": False, "true": True, "false": False}
+    out = []
+    for i, c in enumerate(cells):
+        if c.lower() not in truth:
+            raise ConfigError(f"{path}: value {c!r} (entry {i}) is not 0/1/true/false",
+                              key=f"{_KEY}.path")
+        out.append(truth[c.lower()])
+    return np.array(out, dtype=bool)
+
+
+def run_speed_numeric(workload, record: Optional[GenerationRecord] = None) -> np.ndarray:
+    """Committed tokens [B, new_tokens] of SPEED run pipelined in NumPy.
+
+    ``record`` is accepted for symmetry with the other entry points and is not
+    used: the pipeline decodes from the prompt on its own.
+    """
+    return run_speed_workload(workload).tokens

@@ -1,0 +1,48 @@
+"""Pieces both strategies share: the prefill pass and one token's ops, in dependency order."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from speedsim.strategies.plan import ItemBuilder, Row, TraceIndex
+
+
+def with_slots(rows: Sequence[Row]) -> list[tuple[Row, int]]:
+    """Pair each op row of a layer with its occurrence index (norm 0, norm 1, ...)."""
+    seen: dict[str, int] = {}
+    out = []
+    for r in rows:
+        out.append((r, seen.get(r.op, 0)))
+        seen[r.op] = seen.get(r.op, 0) + 1
+    return out
+
+
+def chain(builder: ItemBuilder, rows: Sequence[Row], dep: int | None, *, tokens: Sequence[int],
+          wasted: bool = False, step: int = -1, label: str = "",
+          kv_deps: dict[str, int] | None = None) -> tuple[int, int]:
+    """Ops of one execution, each waiting for the previous one; returns (first, last) ids.
+
+    ``kv_deps`` adds, per op kind, an extra dependency (attention on the KV entries
+    an older execution wrote).
+    """
+    first = last = None
+    prev = dep
+    for row, slot in with_slots(rows):
+        deps = [] if prev is None else [prev]
+        if kv_deps and row.op in kv_deps:
+            deps.append(kv_deps[row.op])
+        prev = builder.add([row], deps=deps, tokens=tokens, wasted=[wasted], step=step,
+                           slot=slot, label=f"{label}{row.op}")
+        first = prev if first is None else first
+        last = prev
+    assert first is not None and last is not None, "an execution has at least one op"
+    return first, last
+
+
+def prefill(builder: ItemBuilder, index: TraceIndex, n_layers: int, exec_id: int) -> tuple[int, int]:
+    """The prompt through embed, all layers and the final head, as one chain."""
+    rows = list(index.ops("prefill", 0, -1))
+    for layer in range(n_layers):
+        rows += index.ops("prefill", 0, layer)
+    rows += index.ops("prefill", 0, n_layers)
+    return chain(builder, rows, None, tokens=(exec_id,), label="prefill ")

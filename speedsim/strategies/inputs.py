@@ -1,0 +1,27 @@
+"""What every strategy receives: the trace, the shape facts it needs, acceptance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class StrategyInput:
+    trace: pd.DataFrame  # speedsim.trace.schema columns
+    n_layers: int  # N
+    layer_sets: tuple[int, ...]  # weight set of each layer
+    prompt_tokens: int  # P
+    new_tokens: int  # generated tokens per sequence; token 0 comes from prefill
+    attention_on: str  # "array" | "vector" (hardware choice)
+    stages: int = 1  # G (speculative strategies)
+    accepted: Optional[np.ndarray] = None  # bool[new_tokens]: accepted[i] — token i's early
+    #                                          prediction was right (index 0 unused)
+
+    @property
+    def decode_executions(self) -> int:
+        """Committed decode executions: inputs at positions P .. P+new_tokens-2."""
+        return self.new_tokens - 1

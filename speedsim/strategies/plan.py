@@ -1,0 +1,147 @@
+"""What a strategy hands the accelerator: a work-item DAG and its token executions.
+
+A **token execution** is one pass of one input position (all ``batch``
+sequences together) through the decoder. Sequential decoding has one per
+decoded position; SPEED has more when predictions miss, and the extra ones end
+``flushed``. Every work item lists the executions it serves, so the metrics can
+attribute time, bytes and energy to committed or wasted work.
+
+``ItemBuilder`` turns trace rows into work items. Rows of several executions
+that use the same weights fuse into one item: GEMM rows stack (``m`` adds up),
+the weights are counted once, activations and KV bytes add up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Hashable, Iterable, NamedTuple, Sequence
+
+import pandas as pd
+
+from speedsim.sim.workitem import WorkItem
+from speedsim.trace.schema import ATTENTION_OPS, GEMM_OPS, NO_WEIGHTS
+
+VECTOR_KIND = {"embed": "embed", "norm": "norm", "softmax": "softmax", "act": "activation",
+               "residual": "residual"}
+
+
+@dataclass(frozen=True)
+class TokenExec:
+    exec_id: int
+    phase: str  # prefill | decode
+    index: int  # prefill: 0; decode: k for input position P + k
+    position: int  # absolute position of the input token
+    status: str  # committed | flushed
+    first_item: int
+    last_item: int  # the item whose end commits (or would have committed) the execution
+
+
+@dataclass(frozen=True)
+class Plan:
+    strategy: str
+    items: list[WorkItem]
+    execs: list[TokenExec]
+    prefill_last_item: int  # TTFT ends when this item ends
+    launched: int = 0  # speculative strategies: token executions started in decode
+    flushes: int = 0  # mismatches detected
+
+    def exec_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([e.__dict__ for e in self.execs])
+
+
+class Row(NamedTuple):
+    """One op-trace row (the columns of ``speedsim.trace.schema``)."""
+
+    phase: str
+    position: int
+    layer: int
+    weight_set: int
+    op: str
+    early_exit: bool
+    m: int
+    k: int
+    n: int
+    count: int
+    heads: int
+    kv_len: int
+    elements: int
+    weight_bytes: int
+    act_in_bytes: int
+    act_out_bytes: int
+    kv_read_bytes: int
+    kv_write_bytes: int
+    macs: int
+    vector_ops: int
+
+
+class TraceIndex:
+    """Trace rows grouped by (phase, position, layer, early_exit), in op order."""
+
+    def __init__(self, trace: pd.DataFrame):
+        self._groups: dict[tuple, list[Row]] = {}
+        for r in trace[list(Row._fields)].itertuples(index=False, name=None):
+            row = Row(*r)
+            key = (row.phase, int(row.position), int(row.layer), bool(row.early_exit))
+            self._groups.setdefault(key, []).append(row)
+
+    def ops(self, phase: str, position: int, layer: int, early_exit: bool = False) -> list[Row]:
+        try:
+            return self._groups[(phase, position, layer, early_exit)]
+        except KeyError:
+            raise KeyError(f"trace has no rows for {phase} position {position} layer {layer}"
+                           f"{' (early exit)' if early_exit else ''}") from None
+
+
+class ItemBuilder:
+    """Appends work items with increasing ids; fuses rows that share weights."""
+
+    def __init__(self, attention_on: str):
+        self.items: list[WorkItem] = []
+        self.attention_on = attention_on
+
+    def add(self, rows: Sequence[Row], *, deps: Iterable[int], tokens: Sequence[int],
+            wasted: Sequence[bool] | None = None, step: int = -1, slot: int = 0,
+            label: str = "") -> int:
+        """One item for ``rows`` (one row per execution served, same op and weights)."""
+        first = rows[0]
+        op = first.op
+        for r in rows[1:]:
+            assert r.op == op and r.weight_set == first.weight_set and r.k == first.k \
+                and r.n == first.n, "only rows of one op on the same weights fuse"
+        wasted = wasted or [False] * len(rows)
+        on_array = op in GEMM_OPS or (op in ATTENTION_OPS and self.attention_on == "array")
+        macs = sum(r.macs for r in rows)
+        weights = first.weight_set != NO_WEIGHTS and first.weight_bytes > 0
+        item = WorkItem(
+            id=len(self.items),
+            unit="array" if on_array else "vector",
+            op=op,
+            phase=first.phase,
+            deps=tuple(sorted(set(deps))),
+            m=sum(r.m for r in rows) if on_array and op in GEMM_OPS else (first.m if on_array else 0),
+            k=first.k if on_array else 0,
+            n=first.n if on_array else 0,
+            count=(1 if op in GEMM_OPS else sum(r.count for r in rows)) if on_array else 0,
+            elements=0 if on_array else (sum(r.elements for r in rows) or macs),
+            vector_kind="" if on_array else VECTOR_KIND.get(op, "mac"),
+            weight_key=_weight_key(first, slot) if weights else None,
+            weight_bytes=max(r.weight_bytes for r in rows) if weights else 0,
+            act_in_bytes=sum(r.act_in_bytes for r in rows),
+            act_out_bytes=sum(r.act_out_bytes for r in rows),
+            kv_read_bytes=sum(r.kv_read_bytes for r in rows),
+            kv_write_bytes=sum(r.kv_write_bytes for r in rows),
+            macs=macs,
+            vector_ops=sum(r.vector_ops for r in rows) if not on_array else 0,
+            tokens=tuple(tokens),
+            wasted_fraction=sum(wasted) / len(rows),
+            step=step,
+            label=label or op,
+        )
+        self.items.append(item)
+        return item.id
+
+
+def _weight_key(row: Row, slot: int) -> Hashable:
+    """Residency key: the weight set, the op, and which of the op's uses in a layer
+    (the two norms of a layer have different parameters)."""
+    return (row.weight_set, row.op, slot)

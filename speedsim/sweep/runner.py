@@ -1,0 +1,92 @@
+"""Driving a sweep: expand, skip what is stored, run the rest, append each row as it lands."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from speedsim.sweep.executor import PointFn, Task, point_fn_ref, resolve_paths, resolve_point_fn, run_tasks
+from speedsim.sweep.points import expand
+from speedsim.sweep.spec import Sweep
+from speedsim.sweep.store import ResultStore, row_columns
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    total: int  # points in the sweep
+    skipped: int  # already stored with status ok (--resume)
+    ok: int
+    failed: int
+    out: Path
+
+
+class _Progress:
+    """Points done / total, failures and ETA on stderr; silent when off."""
+
+    def __init__(self, total: int, done: int, enabled: bool):
+        self.failed = 0
+        self._bar = None
+        if not enabled:
+            return
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+        self._bar = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(),
+                             TextColumn("[red]{task.fields[failed]} failed"),
+                             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                             console=Console(stderr=True))
+        self._task = self._bar.add_task("sweep", total=total, completed=done, failed=0)
+
+    @contextmanager
+    def shown(self) -> Iterator["_Progress"]:
+        if self._bar is None:
+            yield self
+            return
+        with self._bar:
+            yield self
+
+    def advance(self, ok: bool) -> None:
+        self.failed += not ok
+        if self._bar is not None:
+            self._bar.update(self._task, advance=1, failed=self.failed)
+
+
+def run_sweep(sweep: Sweep, out: str | Path, *, workers: int = 1, scheduler: str | None = None,
+              resume: bool = False, overwrite: bool = False, point_fn: PointFn | str | None = None,
+              progress: bool | None = None) -> SweepSummary:
+    """Run every point of ``sweep`` not yet stored in ``out``; returns the counts.
+
+    ``point_fn`` is a top-level function or its ``"module:attr"`` name; None means
+    ``$SPEEDSIM_SWEEP_POINT_FN`` or ``speedsim.api:simulate_point``.
+    ``progress=None`` shows the bar when stderr is a terminal.
+    """
+    # 1. the points and the function that evaluates one (checked here, imported again by workers)
+    point_fn = point_fn_ref(point_fn)
+    resolve_point_fn(point_fn)
+    points = expand(sweep)
+    metrics = sweep.spec.kept_metrics()
+    # 2. the store: what is already done
+    store = ResultStore(Path(out), row_columns(list(sweep.spec.axes), metrics))
+    done = store.open(resume=resume, overwrite=overwrite,
+                      expected={p.index: p.config_hash for p in points})
+    # 3. run the rest, appending rows in completion order
+    tasks = [Task(index=p.index, config_hash=p.config_hash, values=p.values, hw=p.hw,
+                  workload=resolve_paths(p.workload, sweep.workload_dir), strategies=p.strategies,
+                  metrics=tuple(metrics), point_fn=point_fn)
+             for p in points if p.index not in done]
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = _Progress(len(points), len(done), show)
+    finished = False
+    try:
+        with bar.shown():
+            for row in run_tasks(tasks, workers=workers, scheduler=scheduler):
+                store.append(row)
+                bar.advance(row["status"] == "ok")
+        finished = True
+    finally:
+        store.close(finished=finished)
+    return SweepSummary(total=len(points), skipped=len(done), ok=len(tasks) - bar.failed,
+                        failed=bar.failed, out=Path(out))

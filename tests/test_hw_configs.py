@@ -1,0 +1,48 @@
+"""Every shipped hardware config loads; impossible buffers are config errors."""
+
+from pathlib import Path
+
+import pytest
+
+from speedsim.config.errors import ConfigError
+from speedsim.config.hw import hardware_from_dict, load_hardware
+
+HW_DIR = Path(__file__).resolve().parent.parent / "hw_configs"
+SHIPPED = sorted(HW_DIR.glob("*.yaml"))
+
+
+def test_the_four_promised_configs_are_shipped():
+    assert {p.stem for p in SHIPPED} >= {"edge", "datacenter", "h100", "tiny"}
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_shipped_config_loads(path):
+    hw = load_hardware(path)
+    assert hw.name == path.stem
+    assert hw.dram_bytes_per_cycle > 0
+
+
+def test_h100_peak_is_about_989_tflops():
+    hw = load_hardware(HW_DIR / "h100.yaml")
+    assert hw.array.pes * 2 * hw.clock_hz == pytest.approx(989e12, rel=0.01)
+
+
+def test_tiny_is_gemmini_default():
+    hw = load_hardware(HW_DIR / "tiny.yaml")
+    assert (hw.array.rows, hw.array.cols, hw.precision, hw.array.dataflow) == (16, 16, "int8", "ws")
+    assert hw.buffers.weight.size_kib + hw.buffers.activation.size_kib == 256
+    assert hw.buffers.accumulator.size_kib == 64
+
+
+def test_buffer_smaller_than_one_array_tile_is_a_config_error():
+    data = {
+        "name": "x", "clock_hz": 1e9, "precision": "bf16",
+        "array": {"rows": 128, "cols": 128}, "vector": {"lanes": 8},
+        "dram": {"bandwidth_gb_s": 10.0},
+        "buffers": {"weight": {"size_kib": 16}, "activation": {"size_kib": 64},
+                    "accumulator": {"size_kib": 64}},
+        "energy": {"mac_pj": 0.1, "vector_op_pj": 0.1},
+    }
+    # one 128x128 bf16 tile is 32 KiB
+    with pytest.raises(ConfigError, match=r"buffers\.weight\.size_kib.*smaller than one 128x128"):
+        hardware_from_dict(data, file="x.yaml")

@@ -1,0 +1,96 @@
+"""Sweep spec validation: every mistake is a ConfigError naming the sweep file and key path."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.sweep_fakes, also for workers
+
+from speedsim.config.errors import ConfigError  # noqa: E402
+from speedsim.sweep.spec import load_sweep, schema_key_problem  # noqa: E402
+from tests.sweep_fakes import write_sweep  # noqa: E402
+
+GOOD_AXES = {"hw.array.rows": [16, 32]}
+
+
+def error_of(tmp_path, spec):
+    path = write_sweep(tmp_path, spec)
+    with pytest.raises(ConfigError) as info:
+        load_sweep(path)
+    return info.value, str(path)
+
+
+@pytest.mark.parametrize("spec, key, words", [
+    ({"axes": {"hw.array.rwos": [1, 2]}}, "axes.hw.array.rwos", "did you mean 'rows'"),
+    ({"axes": {"workload.strategies.speed.acceptance.rat": [0.5]}},
+     "axes.workload.strategies.speed.acceptance.rat", "did you mean 'rate'"),
+    ({"axes": {"hw.array.rows.deep": [1]}}, "axes.hw.array.rows.deep", "hw.array.rows is a value"),
+    ({"axes": {"array.rows": [1]}}, "axes.array.rows", "must start with hw. or workload."),
+    ({"axes": GOOD_AXES, "fixed": {"workload.generation.new_tokns": 8}},
+     "fixed.workload.generation.new_tokns", "did you mean 'new_tokens'"),
+    ({"axes": GOOD_AXES, "fixed": {"hw.array.rows": 8}}, "fixed.hw.array.rows", "also an axis"),
+    ({"axes": {"hw.array.rows": {"range": {"start": 8, "stop": 64, "step": 0}}}},
+     "axes.hw.array.rows.range.step", "never goes"),
+    ({"axes": {"hw.array.rows": {"range": {"start": 8, "stop": 64}}}},
+     "axes.hw.array.rows.range.step", "required key is missing"),
+    ({"axes": {"hw.array.rows": {"stride": 2}}}, "axes.hw.array.rows", "an axis is a list"),
+    ({"axes": {"hw.array.rows": {"values": [16], "extra": 1}}}, "axes.hw.array.rows.extra", "unknown key"),
+    ({"axes": {"hw.array.rows": {"low": 8, "high": 64}}}, "axes.hw.array.rows", "needs mode random or lhs"),
+    ({"axes": {"hw.array.rows": [16, 16]}}, "axes.hw.array.rows", "repeats a value"),
+    ({"mode": "zip", "axes": {"hw.array.rows": [16, 32], "hw.array.cols": [16]}},
+     "axes.hw.array.cols", "zip needs equal lengths"),
+    ({"mode": "lhs", "axes": GOOD_AXES}, "samples", "required for mode lhs"),
+    ({"mode": "grid", "samples": 4, "axes": GOOD_AXES}, "samples", "only random and lhs"),
+    ({"mode": "random", "samples": 4, "axes": {"hw.array.rows": {"low": 0, "high": 8, "log": True}}},
+     "axes.hw.array.rows.low", "log sampling needs low > 0"),
+    ({"mode": "sobol", "axes": GOOD_AXES}, "mode", "grid"),
+    ({"strategies": ["sequential", "medusa"], "axes": GOOD_AXES}, "strategies[1]", "unknown strategy"),
+    ({"metrics": ["speed.decode_time_s", "speed.decode_time_s"], "axes": GOOD_AXES}, "metrics", "twice"),
+    ({"axis": GOOD_AXES}, "axes", "required key is missing"),
+    ({"axes": {}}, "axes", "at least 1"),
+])
+def test_spec_errors_name_the_key_path(tmp_path, spec, key, words):
+    err, file = error_of(tmp_path, spec)
+    assert err.file == file
+    assert err.key == key
+    assert words in err.message
+
+
+def test_missing_base_config_names_the_sweep_key(tmp_path):
+    path = write_sweep(tmp_path, {"axes": GOOD_AXES})
+    (tmp_path / "wl.yaml").unlink()
+    with pytest.raises(ConfigError) as info:
+        load_sweep(path)
+    assert (info.value.file, info.value.key) == (str(path), "workload")
+
+
+def test_axis_key_absent_from_base_file_is_allowed_when_the_schema_has_it(tmp_path):
+    # BASE_HW sets no dram.channels and no dma section; both are schema keys
+    sweep = load_sweep(write_sweep(tmp_path, {"axes": {"hw.dram.channels": [1, 2],
+                                                       "hw.dma.engines": [1, 4]}}))
+    assert list(sweep.spec.axes) == ["hw.dram.channels", "hw.dma.engines"]
+
+
+@pytest.mark.parametrize("key", ["workload.model.weights.path",  # in one member of a tagged union
+                                 "workload.strategies.speed.acceptance.seed",
+                                 "hw.buffers.kv.size_kib"])  # under an Optional section
+def test_schema_keys_through_unions_and_optionals(key):
+    assert schema_key_problem(key) is None
+
+
+def test_set_adds_fixed_overrides_and_is_checked(tmp_path):
+    path = write_sweep(tmp_path, {"axes": GOOD_AXES})
+    assert load_sweep(path, [("workload.generation.new_tokens", 8)]).spec.fixed == {
+        "workload.generation.new_tokens": 8}
+    with pytest.raises(ConfigError) as info:
+        load_sweep(path, [("hw.clock", 1)])
+    assert info.value.key == "fixed.hw.clock"
+
+
+def test_default_metrics_follow_the_strategies(tmp_path):
+    sweep = load_sweep(write_sweep(tmp_path, {"strategies": ["sequential"], "axes": GOOD_AXES}))
+    assert sweep.spec.kept_metrics() == [
+        "sequential.decode_time_s", "sequential.time_per_token_s", "sequential.tokens_per_s",
+        "sequential.energy_per_token_j", "tokens_match", "silicon.pes", "silicon.sram_kib",
+        "silicon.cost_proxy"]

@@ -1,0 +1,342 @@
+"""Train a byte-level, cycle-shared decoder with early-exit heads for SPEED.
+
+The model is exactly the reference decoder of ``docs/model.md``: GPT-style
+pre-LayerNorm, learned positions, tanh-GELU MLP, final LayerNorm and an LM head
+tied to the token embedding. N layers reuse U weight sets in the ``cycle``
+scheme (layer l uses set l mod U), so SPEED's default G = N/U stages all run
+the same weights.
+
+SPEED launches the next token from the *early* prediction at the end of stage
+0; it pays off only if that prediction usually equals the final one. The loss
+therefore trains the shared final norm and head at every exit point too:
+
+    loss = CE(final head) + sum_e w_e * CE(head after layer e)
+
+With N=8, U=2 the exits after layers 1, 3 and 5 are the stage boundaries for
+G = 4 (exit after layer 1) and G = 2 (exit after layer 3).
+
+Deterministic given --seed: one seeded generator draws the initial weights and
+every batch, the step count is fixed, and PyTorch runs with deterministic
+algorithms on a fixed number of threads.
+
+Usage (about 15 minutes on 2 CPU cores):
+    python training/train.py --out speedsim/data/speed_cycle_n8u2.npz
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from corpus import load_splits
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The model shape; field names follow speedsim's ``ModelShape``."""
+
+    d_model: int = 256
+    n_heads: int = 4
+    n_kv_heads: int = 4
+    d_ff: int = 1024
+    n_layers: int = 8  # N
+    unique_layers: int = 2  # U
+    vocab_size: int = 256  # bytes
+    max_seq_len: int = 256  # rows of pos_emb
+    mlp: str = "gelu"
+    scheme: str = "cycle"
+
+    def set_of(self, layer: int) -> int:
+        """Weight set used by `layer` (cycle sharing: l mod U)."""
+        assert self.scheme == "cycle", self.scheme
+        return layer % self.unique_layers
+
+    def config_json(self) -> str:
+        """The ``config_json`` entry of the .npz (docs/model.md)."""
+        return json.dumps({
+            "d_model": self.d_model, "n_heads": self.n_heads, "n_kv_heads": self.n_kv_heads,
+            "d_ff": self.d_ff, "n_layers": self.n_layers, "vocab_size": self.vocab_size,
+            "mlp": self.mlp,
+            "sharing": {"scheme": self.scheme, "unique_layers": self.unique_layers},
+        }, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 0
+    steps: int = 700
+    batch: int = 16  # sequences per step
+    seq_len: int = 256  # tokens per sequence (<= max_seq_len)
+    lr: float = 2e-3  # peak; linear warm-up then cosine decay to lr_min_ratio * lr
+    lr_min_ratio: float = 0.1
+    warmup_steps: int = 50
+    weight_decay: float = 0.1  # matrices only
+    grad_clip: float = 1.0
+    init_std: float = 0.02
+    exits: dict = field(default_factory=lambda: {1: 0.5, 3: 0.3, 5: 0.2})  # layer -> weight
+
+
+# --- model -----------------------------------------------------------------------------------
+
+
+def init_params(shape: Shape, init_std: float, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """All parameters under their .npz key names; matrices N(0, init_std), LN (1, 0).
+
+    The residual output projections (wo, w_down) start at init_std / sqrt(2N), the
+    GPT-2 scaling, because each weight set is applied N/U times.
+    """
+    d, dh = shape.d_model, shape.d_model // shape.n_heads
+    qkv_cols = d + 2 * shape.n_kv_heads * dh
+    up_cols = shape.d_ff if shape.mlp == "gelu" else 2 * shape.d_ff
+    resid_std = init_std / math.sqrt(2 * shape.n_layers)
+
+    def normal(rows: int, cols: int, std: float) -> torch.Tensor:
+        return torch.randn(rows, cols, generator=gen) * std
+
+    p = {"tok_emb": normal(shape.vocab_size, d, init_std),
+         "pos_emb": normal(shape.max_seq_len, d, init_std),
+         "ln_f.w": torch.ones(d), "ln_f.b": torch.zeros(d)}
+    for u in range(shape.unique_layers):
+        s = f"sets.{u}."
+        p.update({s + "ln1.w": torch.ones(d), s + "ln1.b": torch.zeros(d),
+                  s + "wqkv": normal(d, qkv_cols, init_std),
+                  s + "wo": normal(d, d, resid_std),
+                  s + "ln2.w": torch.ones(d), s + "ln2.b": torch.zeros(d),
+                  s + "w_up": normal(d, up_cols, init_std),
+                  s + "w_down": normal(shape.d_ff, d, resid_std)})
+    return {k: v.requires_grad_(True) for k, v in p.items()}
+
+
+def _ln(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return F.layer_norm(x, (x.shape[-1],), w, b, eps=1e-5)
+
+
+def _layer(p: dict, s: str, x: torch.Tensor, shape: Shape) -> torch.Tensor:
+    """One pre-LN block with weight set prefix `s`; x [B, T, d]."""
+    B, T, d = x.shape
+    H, kvh, dh = shape.n_heads, shape.n_kv_heads, d // shape.n_heads
+    h = _ln(x, p[s + "ln1.w"], p[s + "ln1.b"])
+    q, k, v = (h @ p[s + "wqkv"]).split([H * dh, kvh * dh, kvh * dh], dim=-1)
+    q = q.view(B, T, H, dh).transpose(1, 2)  # [B, H, T, dh]
+    k = k.view(B, T, kvh, dh).transpose(1, 2).repeat_interleave(H // kvh, dim=1)
+    v = v.view(B, T, kvh, dh).transpose(1, 2).repeat_interleave(H // kvh, dim=1)
+    a = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # [B, H, T, dh]
+    x = x + a.transpose(1, 2).reshape(B, T, d) @ p[s + "wo"]
+    h = _ln(x, p[s + "ln2.w"], p[s + "ln2.b"]) @ p[s + "w_up"]
+    if shape.mlp == "gelu":
+        h = F.gelu(h, approximate="tanh")
+    else:
+        g, up = h.chunk(2, dim=-1)
+        h = F.gelu(g, approximate="tanh") * up
+    return x + h @ p[s + "w_down"]
+
+
+def head(p: dict, x: torch.Tensor) -> torch.Tensor:
+    """Final norm and tied LM head: [B, T, d] -> logits [B, T, V]."""
+    return _ln(x, p["ln_f.w"], p["ln_f.b"]) @ p["tok_emb"].T
+
+
+def forward(p: dict, shape: Shape, tokens: torch.Tensor,
+            exit_layers: tuple[int, ...] = ()) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+    """tokens [B, T] -> (final logits [B, T, V], {exit layer: early logits [B, T, V]})."""
+    T = tokens.shape[1]
+    assert T <= shape.max_seq_len, (T, shape.max_seq_len)
+    x = p["tok_emb"][tokens] + p["pos_emb"][:T]
+    early = {}
+    for layer in range(shape.n_layers):
+        x = _layer(p, f"sets.{shape.set_of(layer)}.", x, shape)
+        if layer in exit_layers:
+            early[layer] = head(p, x)
+    return head(p, x), early
+
+
+# --- training --------------------------------------------------------------------------------
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    frac = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr * (cfg.lr_min_ratio + (1 - cfg.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+def sample_batch(data: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
+    """Random windows of seq_len + 1 bytes: [batch, seq_len + 1] int64."""
+    starts = torch.randint(0, data.numel() - cfg.seq_len - 1, (cfg.batch,), generator=gen)
+    return torch.stack([data[s:s + cfg.seq_len + 1] for s in starts.tolist()])
+
+
+def losses(p: dict, shape: Shape, window: torch.Tensor,
+           exit_layers: tuple[int, ...]) -> dict[str, torch.Tensor]:
+    """Mean next-byte cross-entropy (nats) of the final head and of each exit."""
+    x, y = window[:, :-1], window[:, 1:]
+    final, early = forward(p, shape, x, exit_layers)
+    V = shape.vocab_size
+    out = {"final": F.cross_entropy(final.reshape(-1, V), y.reshape(-1))}
+    for e, logits in early.items():
+        out[f"exit{e}"] = F.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
+    return out
+
+
+def train(shape: Shape, cfg: TrainConfig, train_data: torch.Tensor, log) -> dict:
+    """Run cfg.steps AdamW steps; return the trained parameters."""
+    gen = torch.Generator().manual_seed(cfg.seed)
+    p = init_params(shape, cfg.init_std, gen)
+    decay = [v for k, v in p.items() if v.ndim == 2 and k != "pos_emb"]
+    no_decay = [v for k, v in p.items() if not (v.ndim == 2 and k != "pos_emb")]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}],
+                            lr=cfg.lr, betas=(0.9, 0.95))
+    exit_layers = tuple(sorted(cfg.exits))
+    t0 = time.time()
+    for step in range(cfg.steps):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg)
+        ls = losses(p, shape, sample_batch(train_data, cfg, gen), exit_layers)
+        total = ls["final"] + sum(w * ls[f"exit{e}"] for e, w in cfg.exits.items())
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(list(p.values()), cfg.grad_clip)
+        opt.step()
+        if step % 50 == 0 or step == cfg.steps - 1:
+            parts = " ".join(f"{k}={v.item():.3f}" for k, v in ls.items())
+            log(f"step {step:5d} lr {lr_at(step, cfg):.2e} {parts} ({time.time() - t0:.0f}s)")
+    return {k: v.detach() for k, v in p.items()}
+
+
+# --- evaluation ------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def evaluate(p: dict, shape: Shape, data: torch.Tensor, exit_layers: tuple[int, ...],
+             seq_len: int, batch: int = 16) -> dict:
+    """Teacher-forced next-byte loss per head and early-vs-final argmax agreement.
+
+    `data` is cut into non-overlapping windows of seq_len + 1 bytes (the tail
+    that does not fill a window is dropped).
+    """
+    n = (data.numel() - 1) // seq_len
+    windows = torch.stack([data[i * seq_len:i * seq_len + seq_len + 1] for i in range(n)])
+    sums = {"final": 0.0, **{f"exit{e}": 0.0 for e in exit_layers}}
+    agree = {e: 0 for e in exit_layers}
+    count = 0
+    for i in range(0, n, batch):
+        w = windows[i:i + batch]
+        x, y = w[:, :-1], w[:, 1:]
+        final, early = forward(p, shape, x, exit_layers)
+        V = shape.vocab_size
+        sums["final"] += F.cross_entropy(final.reshape(-1, V), y.reshape(-1), reduction="sum").item()
+        top = final.argmax(-1)
+        for e, logits in early.items():
+            sums[f"exit{e}"] += F.cross_entropy(logits.reshape(-1, V), y.reshape(-1),
+                                                reduction="sum").item()
+            agree[e] += (logits.argmax(-1) == top).sum().item()
+        count += y.numel()
+    out = {"tokens": count}
+    for k, s in sums.items():
+        out[f"loss_{k}"] = s / count
+        out[f"ppl_{k}"] = math.exp(s / count)
+    for e in exit_layers:
+        out[f"teacher_forced_acceptance_exit{e}"] = agree[e] / count
+    return out
+
+
+@torch.no_grad()
+def greedy_acceptance(p: dict, shape: Shape, prompts: torch.Tensor, new_tokens: int,
+                      exit_layers: tuple[int, ...]) -> dict:
+    """Greedy-decode from prompts [B, P]; per exit, the fraction of generated
+    positions whose early argmax equals the final argmax. Returns the samples too."""
+    seq = prompts.clone()
+    agree = {e: 0 for e in exit_layers}
+    for _ in range(new_tokens):
+        final, early = forward(p, shape, seq, exit_layers)
+        nxt = final[:, -1].argmax(-1)
+        for e in exit_layers:
+            agree[e] += (early[e][:, -1].argmax(-1) == nxt).sum().item()
+        seq = torch.cat([seq, nxt[:, None]], dim=1)
+    total = prompts.shape[0] * new_tokens
+    return {"generated_tokens": total,
+            **{f"greedy_acceptance_exit{e}": agree[e] / total for e in exit_layers},
+            "samples": seq}
+
+
+def export_npz(p: dict, shape: Shape, path: Path) -> None:
+    """Write float32 weights under the docs/model.md keys plus config_json."""
+    arrays = {k: v.numpy().astype(np.float32) for k, v in p.items()}
+    arrays["config_json"] = np.array(shape.config_json())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **arrays)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="Train the cycle-shared byte-level SPEED decoder.")
+    ap.add_argument("--out", type=Path, default=Path("speedsim/data/speed_cycle_n8u2.npz"))
+    ap.add_argument("--seed", type=int, default=TrainConfig.seed)
+    ap.add_argument("--steps", type=int, default=TrainConfig.steps)
+    ap.add_argument("--batch", type=int, default=TrainConfig.batch)
+    ap.add_argument("--lr", type=float, default=TrainConfig.lr)
+    ap.add_argument("--unique-layers", type=int, default=Shape.unique_layers)
+    ap.add_argument("--n-layers", type=int, default=Shape.n_layers)
+    ap.add_argument("--exits", default="1:0.5,3:0.3,5:0.2",
+                    help="exit layer:loss weight pairs, comma-separated")
+    ap.add_argument("--report", type=Path, default=None, help="metrics JSON (default: training/runs/<out stem>.json)")
+    args = ap.parse_args()
+
+    torch.set_num_threads(2)
+    torch.use_deterministic_algorithms(True)
+    exits = {int(a): float(b) for a, b in (kv.split(":") for kv in args.exits.split(","))}
+    shape = Shape(n_layers=args.n_layers, unique_layers=args.unique_layers)
+    cfg = TrainConfig(seed=args.seed, steps=args.steps, batch=args.batch, lr=args.lr, exits=exits)
+    report_path = args.report or Path(__file__).parent / "runs" / f"{args.out.stem}.json"
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path = report_path.with_suffix(".log")
+    log_file = open(log_path, "w")
+
+    def log(msg: str) -> None:
+        print(msg, flush=True)
+        log_file.write(msg + "\n")
+        log_file.flush()
+
+    train_bytes, heldout_bytes = load_splits()
+    train_data = torch.from_numpy(train_bytes.astype(np.int64))
+    heldout = torch.from_numpy(heldout_bytes.astype(np.int64))
+    log(f"shape {asdict(shape)}\nconfig {asdict(cfg)}")
+    log(f"corpus: {train_data.numel()} train bytes, {heldout.numel()} held-out bytes")
+
+    t0 = time.time()
+    p = train(shape, cfg, train_data, log)
+    train_s = time.time() - t0
+    export_npz(p, shape, args.out)
+
+    exit_layers = tuple(sorted(exits))
+    eval_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    train_eval = heldout_like_sample(train_data, heldout.numel(), eval_gen)
+    metrics = {"train_seconds": round(train_s, 1),
+               "train": evaluate(p, shape, train_eval, exit_layers, cfg.seq_len),
+               "heldout": evaluate(p, shape, heldout, exit_layers, cfg.seq_len)}
+    prompts = torch.stack([heldout[i * 2048:i * 2048 + 64] for i in range(8)])
+    gen = greedy_acceptance(p, shape, prompts, 128, exit_layers)
+    samples = gen.pop("samples")
+    metrics["greedy"] = gen
+    metrics["sample"] = bytes(samples[0].tolist()).decode("utf-8", errors="replace")
+    log(json.dumps(metrics, indent=2))
+    report_path.write_text(json.dumps({"shape": asdict(shape), "config": asdict(cfg),
+                                       **metrics}, indent=2) + "\n")
+    log_file.close()
+
+
+def heldout_like_sample(train_data: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
+    """A contiguous slice of the training stream as long as the held-out set."""
+    start = int(torch.randint(0, train_data.numel() - n, (1,), generator=gen))
+    return train_data[start:start + n]
+
+
+if __name__ == "__main__":
+    main()
