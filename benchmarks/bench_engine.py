@@ -70,9 +70,9 @@ def decode_dag(tokens: int, layers: int, d_model: int = 512, d_ff: int = 2048, h
     return items
 
 
-def bench(hw_path: Path, tokens: int, layers: int) -> dict:
+def bench(hw_path: Path, tokens: int, layers: int, in_flight: int) -> dict:
     hw = load_hardware(hw_path)
-    items = decode_dag(tokens, layers, bytes_per_element=hw.bytes_per_element)
+    items = decode_dag(tokens, layers, in_flight=in_flight, bytes_per_element=hw.bytes_per_element)
     out = {"hw": hw.name, "items": len(items)}
     for mode in ("chunked", "tile"):
         t0 = time.perf_counter()
@@ -91,8 +91,9 @@ def main(argv=None) -> int:
     p.add_argument("--hw", type=Path, default=ROOT / "hw_configs" / "edge.yaml")
     p.add_argument("--tokens", type=int, default=128)
     p.add_argument("--layers", type=int, default=8)
+    p.add_argument("--in-flight", type=int, default=1, help="tokens fused per step (1: sequential)")
     args = p.parse_args(argv)
-    print(json.dumps(bench(args.hw, args.tokens, args.layers), indent=2))
+    print(json.dumps(bench(args.hw, args.tokens, args.layers, args.in_flight), indent=2))
     return 0
 
 

@@ -36,11 +36,11 @@ def run(tmp_path, name="r.csv", spec=SPEC, **kw):
 @pytest.fixture(scope="module")
 def inline(tmp_path_factory):
     summary, out = run(tmp_path_factory.mktemp("inline"))
-    return summary, load_results(out)
+    return summary, load_results(out), out.read_bytes()
 
 
 def test_inline_rows_in_order_with_readable_errors(inline):
-    summary, df = inline
+    summary, df, _ = inline
     assert (summary.total, summary.ok, summary.failed, summary.skipped) == (12, 4, 8, 0)
     assert list(df["index"]) == list(range(12))
     assert list(df.columns[:7]) == ["index", "config_hash", "status", "error", "hw.array.rows",
@@ -60,12 +60,14 @@ def test_inline_rows_in_order_with_readable_errors(inline):
 def test_two_worker_processes_give_identical_rows(tmp_path, inline):
     summary, out = run(tmp_path, workers=2)
     pd.testing.assert_frame_equal(load_results(out), inline[1])
+    assert out.read_bytes() == inline[2]  # the finished file is sorted by index
 
 
 def test_dask_local_cluster_gives_identical_rows(tmp_path, inline):
     pytest.importorskip("distributed")
     summary, out = run(tmp_path, workers=2, scheduler="local")
     pd.testing.assert_frame_equal(load_results(out), inline[1])
+    assert out.read_bytes() == inline[2]
 
 
 def test_resume_keeps_ok_rows_reruns_errors_and_drops_a_partial_line(tmp_path, inline):

@@ -112,7 +112,9 @@ def speculation(plan: Plan, accepted: np.ndarray | None, items: pd.DataFrame) ->
     """Launched / committed / flushed executions and the acceptance along the committed chain."""
     dec = [e for e in plan.execs if e.phase == "decode"]
     committed = [e for e in dec if e.status == "committed"]
-    checked = [e.index + 1 for e in committed if accepted is not None and e.index + 1 < len(accepted)]
+    # execution k + 1 rides on the early prediction execution k made; the last one's
+    # prediction launches nothing and is not checked
+    checked = [e.index + 1 for e in committed if accepted is not None and e.index + 1 < len(committed)]
     hits = int(sum(bool(accepted[i]) for i in checked)) if accepted is not None else 0
     steps = items.loc[items["phase"] == "decode", "step"] if "phase" in items else None
     in_flight = _mean_in_flight(plan)

@@ -309,12 +309,12 @@ def replay(items: Sequence[WorkItem], hw: Hardware, *, tile_mode: TileMode = "ch
 
     occupancy = _occupancy_frame(sink.occupancy, hw)
     total = max(done_at.values(), default=0)
-    return SimResult(log=sink.frame(), items=_items_frame(records, traffic, sink.fetched, hw),
+    return SimResult(log=sink.frame(), items=_items_frame(records, traffic, sink.fetched),
                      occupancy=occupancy, total_cycles=int(total), events=events,
                      roofline=cost.roofline(items, hw, the_plan), hw=hw, tile_mode=tile_mode)
 
 
-def _items_frame(records, traffic, fetched, hw: Hardware) -> pd.DataFrame:
+def _items_frame(records, traffic, fetched) -> pd.DataFrame:
     rows = []
     for it, ready, start, compute_end, done, n_tiles in records:
         tr = traffic[it.id]

@@ -79,9 +79,10 @@ class TraceIndex:
 
     def __init__(self, trace: pd.DataFrame):
         self._groups: dict[tuple, list[Row]] = {}
-        for r in trace[list(Row._fields)].itertuples(index=False, name=None):
-            row = Row(*r)
-            key = (row.phase, int(row.position), int(row.layer), bool(row.early_exit))
+        columns = [trace[c].tolist() for c in Row._fields]  # plain Python values, fast to zip
+        for r in zip(*columns):
+            row = Row._make(r)
+            key = (row.phase, row.position, row.layer, row.early_exit)
             self._groups.setdefault(key, []).append(row)
 
     def ops(self, phase: str, position: int, layer: int, early_exit: bool = False) -> list[Row]:
@@ -105,6 +106,9 @@ class ItemBuilder:
         """One item for ``rows`` (one row per execution served, same op and weights)."""
         first = rows[0]
         op = first.op
+        if len(rows) == 1:
+            return self._add_one(first, deps, tokens, bool(wasted[0]) if wasted else False,
+                                 step, slot, label)
         for r in rows[1:]:
             assert r.op == op and r.weight_set == first.weight_set and r.k == first.k \
                 and r.n == first.n, "only rows of one op on the same weights fuse"
@@ -137,6 +141,29 @@ class ItemBuilder:
             step=step,
             label=label or op,
         )
+        self.items.append(item)
+        return item.id
+
+
+    def _add_one(self, r: Row, deps: Iterable[int], tokens: Sequence[int], wasted: bool,
+                 step: int, slot: int, label: str) -> int:
+        """``add`` for a single row (most items): the same fields, without the sums."""
+        op = r.op
+        on_array = op in GEMM_OPS or (op in ATTENTION_OPS and self.attention_on == "array")
+        weights = r.weight_set != NO_WEIGHTS and r.weight_bytes > 0
+        item = WorkItem(
+            id=len(self.items), unit="array" if on_array else "vector", op=op, phase=r.phase,
+            deps=tuple(sorted(set(deps))),
+            m=r.m if on_array else 0, k=r.k if on_array else 0, n=r.n if on_array else 0,
+            count=(1 if op in GEMM_OPS else r.count) if on_array else 0,
+            elements=0 if on_array else (r.elements or r.macs),
+            vector_kind="" if on_array else VECTOR_KIND.get(op, "mac"),
+            weight_key=_weight_key(r, slot) if weights else None,
+            weight_bytes=r.weight_bytes if weights else 0,
+            act_in_bytes=r.act_in_bytes, act_out_bytes=r.act_out_bytes,
+            kv_read_bytes=r.kv_read_bytes, kv_write_bytes=r.kv_write_bytes, macs=r.macs,
+            vector_ops=0 if on_array else r.vector_ops, tokens=tuple(tokens),
+            wasted_fraction=1.0 if wasted else 0.0, step=step, label=label or op)
         self.items.append(item)
         return item.id
 

@@ -4,7 +4,10 @@ Only the driver writes. Each row is formatted as one complete CSV line and
 written with a single ``write`` to a file opened for appending, then synced;
 a kill therefore loses at most the row being written, and a trailing partial
 line (from a crash or a full disk) is dropped when the file is read or resumed.
-Rows arrive in completion order; ``load_results`` sorts them by point index.
+Rows arrive in completion order; when a sweep finishes, the file is rewritten
+(atomically) sorted by point index, so results of the same sweep are
+byte-identical whichever executor ran it. ``load_results`` sorts too, for files
+of sweeps still running or killed.
 
 Resume keeps the rows of points that finished with ``status=ok`` and drops
 error rows, so failed points run again (their failure may have been transient,
@@ -133,9 +136,20 @@ class ResultStore:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-        if finished and self.parquet and self.csv_path.exists():
+        if not (finished and self.csv_path.exists()):
+            return
+        if self.parquet:
             _write_parquet_atomic(load_results(self.csv_path), self.out)
             self.csv_path.unlink()
+        else:
+            _sort_by_index(self.csv_path)
+
+
+def _sort_by_index(path: Path) -> None:
+    text, _ = _complete_text(path)
+    header, *rows = text.splitlines(keepends=True)
+    rows.sort(key=lambda line: int(line.split(",", 1)[0]))  # index: the first column, an int
+    write_text_atomic(header + "".join(rows), path)
 
 
 def _write_parquet_atomic(frame: pd.DataFrame, out: Path) -> None:

@@ -1,0 +1,123 @@
+"""``speedsim run``: the output contract of DESIGN §9 and the error contract of §8."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from speedsim.cli import main
+
+SUMMARY_KEYS = {"decode_time_s", "time_per_token_s", "ttft_s", "tokens_per_s", "cycles",
+                "array_utilization", "dram_bandwidth_utilization", "energy_j",
+                "energy_per_token_j", "dram_bytes", "macs", "committed_tokens"}
+ENERGY_KEYS = {"total", "dram", "sram", "compute", "vector", "static"}
+SHORT = ["--set", "workload.generation.new_tokens=12", "--set", "workload.generation.prompt_tokens=8"]
+
+
+@pytest.fixture(scope="module")
+def out_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    assert main(["run", "hw_configs/edge.yaml", "workloads/gen.yaml", "--out", str(out), *SHORT]) == 0
+    return out
+
+
+def test_run_writes_the_four_files(out_dir):
+    for name in ("summary.json", "tokens.csv", "timeline.json", "resolved_config.yaml"):
+        assert (out_dir / name).is_file(), name
+
+
+def test_summary_has_every_contract_key(out_dir):
+    s = json.loads((out_dir / "summary.json").read_text())
+    assert set(s["strategies"]) == {"sequential", "speed"}
+    for name, m in s["strategies"].items():
+        assert SUMMARY_KEYS <= set(m), SUMMARY_KEYS - set(m)
+        assert ENERGY_KEYS <= set(m["energy_j"])
+        assert m["energy_j"]["total"] == pytest.approx(sum(m["energy_j"][k] for k in ENERGY_KEYS
+                                                           if k != "total"))
+        assert m["committed_tokens"] == 12
+    spec = s["strategies"]["speed"]["speculation"]
+    assert {"launched", "committed", "flushed", "acceptance_rate"} <= set(spec)
+    assert spec["launched"] == spec["committed"] + spec["flushed"]
+    assert set(s["speedup"]) == {"sequential", "speed"} and s["speedup"]["sequential"] == 1.0
+    assert set(s["roofline"]) == {"sequential", "speed"}
+    assert s["tokens_match"] is True
+    assert s["config"]["workload"]["generation"]["new_tokens"] == 12  # the resolved config
+
+
+def test_tokens_csv_has_one_row_per_execution(out_dir):
+    s = json.loads((out_dir / "summary.json").read_text())
+    t = pd.read_csv(out_dir / "tokens.csv")
+    assert list(t.columns[:2]) == ["strategy", "exec"]
+    assert {"strategy", "position", "token_id", "status", "start_cycle", "end_cycle"} <= set(t.columns)
+    assert set(t["status"]) <= {"committed", "flushed"}
+    for name in ("sequential", "speed"):
+        rows = t[t["strategy"] == name]
+        committed = rows[rows["status"] == "committed"].sort_values("position")
+        assert list(committed["position"]) == list(range(8, 8 + 11))
+        assert (rows["end_cycle"] > rows["start_cycle"]).all()
+    spec = s["strategies"]["speed"]["speculation"]
+    assert (t[t["strategy"] == "speed"]["status"] == "flushed").sum() == spec["flushed"]
+    # sequential and SPEED commit the same token ids at the same positions
+    seq = t[(t["strategy"] == "sequential")].sort_values("position")["token_id"].tolist()
+    spd = t[(t["strategy"] == "speed") & (t["status"] == "committed")].sort_values("position")
+    assert spd["token_id"].tolist() == seq
+
+
+def test_timeline_is_valid_chrome_trace(out_dir):
+    """Required fields of the Trace Event Format (JSON object form): every event has
+    ph, pid, tid, name; X events have numeric ts >= 0 and dur >= 0; M events name
+    processes/threads; i events have a scope."""
+    doc = json.loads((out_dir / "timeline.json").read_text())
+    assert isinstance(doc["traceEvents"], list) and doc["traceEvents"]
+    phases = set()
+    for ev in doc["traceEvents"]:
+        assert {"ph", "pid", "tid", "name"} <= set(ev), ev
+        assert isinstance(ev["pid"], int) and isinstance(ev["tid"], int)
+        phases.add(ev["ph"])
+        if ev["ph"] == "X":
+            assert isinstance(ev["ts"], (int, float)) and ev["ts"] >= 0
+            assert isinstance(ev["dur"], (int, float)) and ev["dur"] >= 0
+        elif ev["ph"] == "M":
+            assert ev["name"] in ("process_name", "thread_name") and "name" in ev["args"]
+        elif ev["ph"] == "i":
+            assert ev["s"] in ("g", "p", "t") and ev["ts"] >= 0
+        else:
+            pytest.fail(f"unexpected phase {ev['ph']}")
+    assert {"X", "M"} <= phases
+    names = {ev["args"]["name"] for ev in doc["traceEvents"] if ev["name"] == "thread_name"}
+    assert {"array", "vector", "dram"} <= names  # one track per unit
+    assert any(n.startswith("slot ") for n in names)  # and per token slot
+
+
+def test_json_flag_prints_the_summary(capsys):
+    assert main(["run", "hw_configs/edge.yaml", "workloads/gen.yaml", "--json",
+                 "--strategies", "sequential", *SHORT]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert list(s["strategies"]) == ["sequential"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "hw.dram.bandwith_gb_s=10"], "edge.yaml: dram.bandwith_gb_s: unknown key"),
+    (["--set", "hw.dram.bandwidth_gb_s=0"], "edge.yaml: dram.bandwidth_gb_s: Input should be greater than 0"),
+    (["--set", "workload.model.n_heads=3"], "gen.yaml: model.n_heads:"),
+    (["--set", "nothing=1"], "--set: override 'nothing=1' must start with hw. or workload."),
+    (["--strategies", "sped"], "unknown strategy 'sped'; valid: sequential, speed"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
+    out = tmp_path / "out"
+    assert main(["run", "hw_configs/edge.yaml", "workloads/gen.yaml", "--out", str(out), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert not out.exists()  # nothing half-written
+
+
+def test_malformed_yaml_file_exit_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nmodel: {d_model: 64\n")
+    proc = subprocess.run([sys.executable, "-m", "speedsim.cli", "run", "hw_configs/edge.yaml",
+                           str(bad)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "bad.yaml: malformed YAML at line" in proc.stderr
+    assert "Traceback" not in proc.stderr

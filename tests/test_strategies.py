@@ -1,0 +1,142 @@
+"""Strategies: registry, plan structure, fusion, and the conservation of work.
+
+Plans are checked against the trace they came from: every MAC of every
+committed execution is in the plan exactly once, flushed work is extra and
+marked, and SPEED fuses exactly the executions that share a weight set.
+"""
+
+import numpy as np
+import pytest
+
+from speedsim.config.errors import ConfigError
+from speedsim.model.sharing import shape_layer_sets
+from speedsim.model.speed_exec import derive_schedule
+from speedsim.strategies.inputs import StrategyInput
+from speedsim.strategies.registry import get_strategy, register, strategy_names
+from speedsim.trace import build_trace
+from speedsim.trace.schema import GEMM_OPS
+
+
+def _input(wl, accepted=None, attention_on="array"):
+    trace = build_trace(wl, bytes_per_element=1)
+    T = wl.generation.new_tokens
+    acc = np.ones(T, bool) if accepted is None else np.asarray(accepted, bool)
+    return trace, StrategyInput(trace=trace, n_layers=wl.model.n_layers,
+                                layer_sets=shape_layer_sets(wl.model),
+                                prompt_tokens=wl.generation.prompt_tokens, new_tokens=T,
+                                attention_on=attention_on, stages=wl.stages, accepted=acc)
+
+
+def test_registry_lists_valid_names_on_unknown():
+    assert strategy_names() == ["sequential", "speed"]
+    with pytest.raises(ConfigError, match="unknown strategy 'sped'; valid: sequential, speed"):
+        get_strategy("sped")
+
+
+def test_registry_rejects_duplicate_names():
+    with pytest.raises(ValueError, match="already registered"):
+        register("speed")(type("Other", (), {}))
+
+
+def test_items_are_topological_and_ids_dense(tiny_workload):
+    _, inp = _input(tiny_workload())
+    for name in ("sequential", "speed"):
+        plan = get_strategy(name)().plan(inp)
+        assert [it.id for it in plan.items] == list(range(len(plan.items)))
+        assert all(d < it.id for it in plan.items for d in it.deps)
+
+
+def test_sequential_plan_has_every_trace_row_once(tiny_workload):
+    wl = tiny_workload()
+    trace, inp = _input(wl)
+    plan = get_strategy("sequential")().plan(inp)
+    rows = trace[~trace["early_exit"]]
+    assert len(plan.items) == len(rows)
+    assert sum(it.macs for it in plan.items) == rows["macs"].sum()
+    assert all(it.wasted_fraction == 0 for it in plan.items)
+
+
+def test_sequential_token_waits_for_previous_token(tiny_workload):
+    _, inp = _input(tiny_workload())
+    plan = get_strategy("sequential")().plan(inp)
+    decode = [e for e in plan.execs if e.phase == "decode"]
+    for prev, nxt in zip(decode, decode[1:]):
+        assert plan.items[nxt.first_item].deps == (prev.last_item,)
+        assert plan.items[prev.last_item].op == "lm_head"
+
+
+def _committed_rows_macs(trace, plan, L):
+    """MACs of every committed execution's rows, early head included (SPEED computes it)."""
+    total = trace[trace["phase"] == "prefill"]["macs"].sum()
+    dec = trace[trace["phase"] == "decode"]
+    for e in plan.execs:
+        if e.phase == "decode":
+            rows = dec[dec["position"] == e.position]
+            rows = rows[~rows["early_exit"] | (rows["layer"] == L - 1)]
+            total += rows["macs"].sum() if e.status == "committed" else 0
+    return total
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_speed_work_is_committed_plus_flushed(tiny_workload, seed):
+    wl = tiny_workload(model__n_layers=4, strategies__speed__stages=2)
+    acc = np.random.default_rng(seed).random(wl.generation.new_tokens) < 0.5
+    trace, inp = _input(wl, acc)
+    plan = get_strategy("speed")().plan(inp)
+    useful = sum(it.macs * (1 - it.wasted_fraction) for it in plan.items)
+    assert useful == pytest.approx(_committed_rows_macs(trace, plan, L=2))
+    sched = derive_schedule(acc, 2)
+    assert plan.launched == sched.launched and plan.flushes == sched.flushes
+    flushed = [e for e in plan.execs if e.status == "flushed"]
+    assert len(flushed) == sched.launched - (wl.generation.new_tokens - 1)
+    wasted = sum(it.macs * it.wasted_fraction for it in plan.items)
+    assert (wasted > 0) == bool(flushed)
+
+
+def test_speed_fuses_shared_weights_once_per_stage_step(tiny_workload):
+    """cycle sharing, G = N/U, all accepted: in steady state every dense GEMM carries
+    G executions (m = G·B) and its weights once."""
+    wl = tiny_workload(model__n_layers=4, strategies__speed__stages=2,
+                       generation__batch=2)
+    _, inp = _input(wl)
+    plan = get_strategy("speed")().plan(inp)
+    dense = [it for it in plan.items if it.phase == "decode" and it.op in GEMM_OPS
+             and it.op != "lm_head"]
+    fused = [it for it in dense if len(it.tokens) == 2]
+    assert fused and all(it.m == 2 * 2 for it in fused)
+    # fill and drain steps run one execution each: exactly 2·U·4 dense GEMMs are unfused
+    assert len(dense) - len(fused) == 2 * 2 * 4
+    seq = get_strategy("sequential")().plan(inp)
+    w_speed = sum(it.weight_bytes for it in dense)
+    w_seq = sum(it.weight_bytes for it in seq.items if it.phase == "decode"
+                and it.op in GEMM_OPS and it.op != "lm_head")
+    T = wl.generation.new_tokens - 1
+    assert w_speed / w_seq == pytest.approx((T + 1) / (2 * T))
+
+
+def test_speed_without_sharing_never_fuses(tiny_workload):
+    wl = tiny_workload(model__sharing={"scheme": "none"}, strategies__speed__stages=2)
+    _, inp = _input(wl)
+    plan = get_strategy("speed")().plan(inp)
+    layer_items = [it for it in plan.items if it.phase == "decode" and it.op in GEMM_OPS
+                   and it.op != "lm_head"]
+    assert all(len(it.tokens) == 1 for it in layer_items)
+
+
+def test_speed_early_and_final_heads_fuse(tiny_workload):
+    _, inp = _input(tiny_workload(model__n_layers=4, strategies__speed__stages=2))
+    plan = get_strategy("speed")().plan(inp)
+    heads = [it for it in plan.items if it.phase == "decode" and it.op == "lm_head"]
+    assert max(it.m for it in heads) == 2  # one early + one final row
+    assert max(len(it.tokens) for it in heads) == 2
+
+
+def test_successor_launches_on_early_prediction(tiny_workload):
+    _, inp = _input(tiny_workload(model__n_layers=4, strategies__speed__stages=2))
+    plan = get_strategy("speed")().plan(inp)
+    dec = [e for e in plan.execs if e.phase == "decode"]
+    for e in dec[1:]:
+        (dep,) = plan.items[e.first_item].deps
+        launcher = plan.items[dep]
+        assert launcher.op == "lm_head"
+        assert e.exec_id - 1 in launcher.tokens  # its predecessor's head
