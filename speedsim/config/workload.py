@@ -30,6 +30,16 @@ class Sharing(Frozen):
     unique_layers: Optional[PosInt] = None  # U; None means U = N (required unless scheme is none)
 
 
+def existing_file(path: str, info: ValidationInfo, what: str) -> str:
+    """``path`` resolved against the config file's folder (validation context
+    ``base_dir``); it must name an existing file."""
+    base = (info.context or {}).get("base_dir")
+    p = Path(path) if base is None or Path(path).is_absolute() else Path(base) / path
+    if not p.is_file():
+        raise ValueError(f"{what} not found: {p}")
+    return str(p)
+
+
 class RandomWeights(Frozen):
     source: Literal["random"]
     seed: NonNegInt = 0
@@ -43,11 +53,7 @@ class NpzWeights(Frozen):
     @field_validator("path")
     @classmethod
     def _exists(cls, v: str, info: ValidationInfo) -> str:
-        base = (info.context or {}).get("base_dir")
-        p = Path(v) if base is None or Path(v).is_absolute() else Path(base) / v
-        if not p.is_file():
-            raise ValueError(f"weights file not found: {p}")
-        return str(p)
+        return existing_file(v, info, "weights file")
 
 
 class PackagedWeights(Frozen):
@@ -150,11 +156,7 @@ class FileAcceptance(Frozen):
     @field_validator("path")
     @classmethod
     def _exists(cls, v: str, info: ValidationInfo) -> str:
-        base = (info.context or {}).get("base_dir")
-        p = Path(v) if base is None or Path(v).is_absolute() else Path(base) / v
-        if not p.is_file():
-            raise ValueError(f"acceptance file not found: {p}")
-        return str(p)
+        return existing_file(v, info, "acceptance file")
 
 
 Acceptance = Annotated[Union[ModelAcceptance, BernoulliAcceptance, FileAcceptance],

@@ -24,7 +24,9 @@ from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
+from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from speedsim.config.errors import ConfigError
@@ -120,19 +122,21 @@ def commit_gaps(tokens: pd.DataFrame, clock_hz: float, *, sequence: int = 0,
     _require(tokens, ("strategy", "sequence", "position", "status", "end_cycle"), "tokens")
     if clock_hz <= 0:
         raise ValueError(f"clock_hz must be > 0, got {clock_hz}")
-    rows = []
-    for name, df in tokens[(tokens["status"] == "committed") & (tokens["sequence"] == sequence)] \
-            .groupby("strategy", sort=False):
+    committed = tokens[(tokens["status"] == "committed") & (tokens["sequence"] == sequence)]
+    frames = [pd.DataFrame(columns=["strategy", "position", "token", "gap_s"])]
+    for name, df in committed.groupby("strategy", sort=False):
         df = df.sort_values("position")
         ends = df["end_cycle"].to_numpy(dtype=float)
         positions = df["position"].to_numpy()
         first = ttft_s.get(name) if ttft_s else None
-        prev = np.concatenate([[first * clock_hz], ends[:-1]]) if first is not None else ends[:-1]
-        cur, pos = (ends, positions) if first is not None else (ends[1:], positions[1:])
-        offset = 1 if first is not None else 2  # generated token index produced by execution 0 is 1
-        for i, (p, gap) in enumerate(zip(pos, (cur - prev) / clock_hz)):
-            rows.append({"strategy": name, "position": int(p), "token": i + offset, "gap_s": float(gap)})
-    return pd.DataFrame(rows, columns=["strategy", "position", "token", "gap_s"])
+        if first is not None:  # decode execution k produces generated token k + 1
+            starts, token0 = np.concatenate([[first * clock_hz], ends[:-1]]), 1
+        else:
+            starts, ends, positions, token0 = ends[:-1], ends[1:], positions[1:], 2
+        frames.append(pd.DataFrame({"strategy": name, "position": positions.astype(int),
+                                    "token": np.arange(token0, token0 + len(ends)),
+                                    "gap_s": (ends - starts) / clock_hz}))
+    return pd.concat(frames[1:], ignore_index=True) if len(frames) > 1 else frames[0]
 
 
 def plot_token_latency(tokens: pd.DataFrame, clock_hz: float, *, sequence: int = 0,
@@ -239,7 +243,6 @@ def plot_speedup_map(df: pd.DataFrame, *, x: str = RATE_KEY, y: str = STAGES_KEY
     finite = z[np.isfinite(z)]
     lo = min(float(finite.min()), 0.95) if finite.size else 0.5
     hi = max(float(finite.max()), 1.05) if finite.size else 1.5
-    from matplotlib.colors import TwoSlopeNorm
     norm = TwoSlopeNorm(vcenter=1.0, vmin=lo, vmax=hi)
     im = ax.imshow(z, cmap="RdBu_r", norm=norm, origin="lower", aspect="auto")
     ax.set_xticks(range(z.shape[1]), [f"{v:g}" for v in grid.columns])
@@ -332,7 +335,7 @@ def plot_roofline(tables: TableOrTables, hw, *, title: Optional[str] = None) -> 
     markers = {"decode": "o", "prefill": "s"}
     for ax, (name, pts) in zip(axes, points.items()):
         ax.plot(xs, np.minimum(peak_macs, xs * bw), color="black", lw=1.5,
-                label=f"roof: {peak_macs / 1e9:.3g} GMAC/s, {bw / 1e9:.3g} GB/s")
+                label=f"roof: {peak_macs / 1e9:,.0f} GMAC/s, {bw / 1e9:g} GB/s")
         ax.plot(xs, np.minimum(peak_macs, xs * bw * hw.dram.efficiency), color="black", lw=1,
                 ls="--", label=f"effective bandwidth (× {hw.dram.efficiency:g})")
         for _, p in pts.iterrows():
@@ -351,7 +354,6 @@ def plot_roofline(tables: TableOrTables, hw, *, title: Optional[str] = None) -> 
     axes[0].set_ylabel("achieved throughput [MAC/s]")
     all_ops = list(dict.fromkeys(op for p in points.values() for op in p["op"]))
     handles = [Patch(color=OKABE_ITO[_OP_COLOURS.get(op, "yellow")], label=op) for op in all_ops]
-    from matplotlib.lines import Line2D
     handles += [Line2D([], [], marker=m, ls="", color="grey", label=ph) for ph, m in markers.items()]
     handles += [Line2D([], [], marker=">", ls="", color="grey", label="no DRAM bytes (resident)")]
     roof_handles, _ = axes[0].get_legend_handles_labels()
@@ -406,9 +408,9 @@ def plot_energy(summary: Mapping[str, Any], *, per_token: bool = False,
     ax.set_ylim(0, bottom.max() * 1.2)
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
-    where = f"{summary.get('workload', '')} on {summary.get('hardware', '')}".strip(" on")
-    ax.set_title(title or f"Energy breakdown{' per token' if per_token else ''}" +
-                 (f" ({where})" if where else ""))
+    where = f" ({summary['workload']} on {summary['hardware']})" \
+        if summary.get("workload") and summary.get("hardware") else ""
+    ax.set_title(title or f"Energy breakdown{' per token' if per_token else ''}{where}")
     return fig
 
 
@@ -516,7 +518,10 @@ def plot_timeline(frame: pd.DataFrame, strategy: str, start_cycle: Optional[int]
     f = frame[(frame["strategy"] == strategy) & (frame["end_cycle"] >= start_cycle)
               & (frame["start_cycle"] <= end_cycle)]
     factor, unit = time_scale((end_cycle - start_cycle) / clock_hz)
-    to_t = lambda c: (np.asarray(c, dtype=float) - start_cycle) / clock_hz * factor  # noqa: E731
+
+    def to_t(cycles):  # cycles -> time since the window start, in ``unit``
+        return (np.asarray(cycles, dtype=float) - start_cycle) / clock_hz * factor
+
     units = sorted(frame.loc[(frame["strategy"] == strategy) & (frame["track"] == "unit"), "row"].unique())
     slots = sorted(frame.loc[(frame["strategy"] == strategy) & (frame["track"] == "token"), "row"].unique(),
                    key=lambda s: int(s.split()[-1]) if s.split()[-1].isdigit() else 0)
@@ -552,7 +557,6 @@ def plot_timeline(frame: pd.DataFrame, strategy: str, start_cycle: Optional[int]
     if len(fl):
         ax.scatter(to_t(fl["start_cycle"]), [y_of[r] for r in fl["row"]], marker="x", color="black",
                    s=30, zorder=4, label="flush")
-        from matplotlib.lines import Line2D
         legend["flush"] = Line2D([], [], marker="x", ls="", color="black", label="flush")
     legend["wasted"] = Patch(facecolor="white", edgecolor="black", hatch=WASTED_HATCH,
                              label="served flushed work")
