@@ -140,3 +140,19 @@ def test_successor_launches_on_early_prediction(tiny_workload):
         launcher = plan.items[dep]
         assert launcher.op == "lm_head"
         assert e.exec_id - 1 in launcher.tokens  # its predecessor's head
+
+
+def test_weight_keys_are_shared_by_layers_with_one_weight_set(tiny_workload):
+    """cycle sharing: layers 0 and 2 use set 0, so their GEMMs carry the same residency
+    keys — in both strategies, or a weight buffer holding the set could never hit."""
+    wl = tiny_workload(model__n_layers=4, strategies__speed__stages=2)
+    _, inp = _input(wl)
+    for name in ("sequential", "speed"):
+        plan = get_strategy(name)().plan(inp)
+        keys = {}
+        for it in plan.items:
+            if it.phase == "decode" and it.weight_key is not None and it.weight_key[0] >= 0:
+                keys.setdefault(it.weight_key, set()).add(it.op)
+        # 2 sets × (2 norms + 4 GEMMs) distinct keys, each for one op kind
+        assert len(keys) == 2 * 6, (name, sorted(keys))
+        assert all(len(ops) == 1 for ops in keys.values())

@@ -8,12 +8,17 @@ from speedsim.strategies.plan import ItemBuilder, Row, TraceIndex
 
 
 def with_slots(rows: Sequence[Row]) -> list[tuple[Row, int]]:
-    """Pair each op row of a layer with its occurrence index (norm 0, norm 1, ...)."""
-    seen: dict[str, int] = {}
+    """Pair each op row with its occurrence index within its layer (norm 0, norm 1, ...).
+
+    The slot is part of the weight residency key, so it must be the same for every
+    layer (and every token) that uses a weight set: it restarts at each layer.
+    """
+    seen: dict[tuple[str, int, bool], int] = {}
     out = []
     for r in rows:
-        out.append((r, seen.get(r.op, 0)))
-        seen[r.op] = seen.get(r.op, 0) + 1
+        key = (r.op, r.layer, r.early_exit)
+        out.append((r, seen.get(key, 0)))
+        seen[key] = seen.get(key, 0) + 1
     return out
 
 

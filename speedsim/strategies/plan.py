@@ -170,5 +170,6 @@ class ItemBuilder:
 
 def _weight_key(row: Row, slot: int) -> Hashable:
     """Residency key: the weight set, the op, and which of the op's uses in a layer
-    (the two norms of a layer have different parameters)."""
-    return (row.weight_set, row.op, slot)
+    (the two norms of a layer have different parameters). The embedding gathers
+    different rows every time: nothing to keep resident."""
+    return None if row.op == "embed" else (row.weight_set, row.op, slot)
