@@ -13,7 +13,8 @@ SUMMARY_KEYS = {"decode_time_s", "time_per_token_s", "ttft_s", "tokens_per_s", "
                 "array_utilization", "dram_bandwidth_utilization", "energy_j",
                 "energy_per_token_j", "dram_bytes", "macs", "committed_tokens"}
 ENERGY_KEYS = {"total", "dram", "sram", "compute", "vector", "static"}
-SHORT = ["--set", "workload.generation.new_tokens=12", "--set", "workload.generation.prompt_tokens=8"]
+SHORT = ["--set", "workload.generation.new_tokens=12", "--set", "workload.generation.prompt_tokens=8",
+         "--set", "workload.generation.prompt=null"]
 
 
 @pytest.fixture(scope="module")

@@ -237,8 +237,12 @@ def roofline(items: Sequence[WorkItem], hw: Hardware, plan_: Plan | None = None)
     p = plan_ if plan_ is not None else plan(items, hw)
     array = vector = dram_bytes = 0
     seen: set = set()
+    busy_of: dict[int, int] = {}  # id of a tile list (shared by items of equal shape) -> cycles
     for it in items:
-        busy = sum(t.cycles for t in p.tiles[it.id])
+        tiles = p.tiles[it.id]
+        busy = busy_of.get(id(tiles))
+        if busy is None:
+            busy = busy_of[id(tiles)] = sum(t.cycles for t in tiles)
         if it.unit == "array":
             array += busy
         else:

@@ -32,9 +32,12 @@ Every allocation asserts that resident bytes never exceed the capacity.
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from array import array
+from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from typing import Hashable
+
+import numpy as np
 
 from simpy import Environment
 
@@ -54,8 +57,8 @@ class Calendar:
     __slots__ = ("starts", "ends")
 
     def __init__(self):
-        self.starts: list[int] = []
-        self.ends: list[int] = []
+        self.starts = array("q")  # int64 cycles: a long run books millions of intervals
+        self.ends = array("q")
 
     def earliest(self, t: int, duration: int) -> int:
         """First cycle >= t at which the server is free for ``duration`` cycles."""
@@ -95,6 +98,52 @@ class Calendar:
     def free_at(self) -> int:
         return self.ends[-1] if self.ends else 0
 
+    def horizon(self, h: int) -> int:
+        """Index of the first interval a request issued at or after ``h`` can touch: those
+        before it ended before ``h`` and never change again."""
+        return bisect_left(self.ends, h)
+
+    def view(self, h: int, base: int) -> tuple[int, int | None, tuple]:
+        """(``horizon(h)``, true start of the first interval from there, the intervals from
+        there clipped to start no earlier than ``h`` and shifted by ``-base``). Requests at or
+        after ``h`` cannot tell two calendars with equal clipped views apart."""
+        starts, ends = self.starts, self.ends
+        n = len(ends)
+        if not n or ends[-1] < h:
+            return n, None, ()
+        i = bisect_left(ends, h)
+        tail = []
+        for s, e in zip(starts[i:], ends[i:]):
+            tail.append((s if s > h else h) - base)
+            tail.append(e - base)
+        return i, starts[i], tuple(tail)
+
+    def repeat(self, i_prev: int, i_now: int, shift: int, times: int, keep_first_start: bool) -> None:
+        """Play ``times`` more periods of a periodic booking pattern, each ``shift`` cycles on.
+
+        One period retired the intervals ``[i_prev, i_now)`` and left the rest (from
+        ``i_now``) as the last period's, shifted by ``shift``; so every further period
+        retires those intervals shifted again, and the rest moves on by ``times * shift``
+        (keeping its first start when that interval has been growing through the periods).
+        """
+        starts, ends = self.starts, self.ends
+        tail_s, tail_e = starts[i_now:], ends[i_now:]
+        del starts[i_now:], ends[i_now:]
+        if i_now > i_prev:
+            if times * (i_now - i_prev) <= 32:
+                for col in (starts, ends):
+                    retired = col[i_prev:i_now]
+                    col.extend([x + k * shift for k in range(1, times + 1) for x in retired])
+            else:
+                steps = np.arange(1, times + 1, dtype=np.int64)[:, None] * shift
+                for col in (starts, ends):
+                    retired = np.array(col[i_prev:i_now], dtype=np.int64)
+                    col.frombytes((steps + retired).tobytes())
+        total = times * shift
+        for k in range(len(tail_s)):
+            starts.append(tail_s[k] if k == 0 and keep_first_start else tail_s[k] + total)
+            ends.append(tail_e[k] + total)
+
 
 class Dram:
     """Interleaved DRAM channels, each a non-preemptive server (see module docstring)."""
@@ -107,6 +156,7 @@ class Dram:
         self.latency_cycles = hw.dram_latency_cycles
         self.calendars = [Calendar() for _ in range(self.channels)]
         self._next_channel = 0
+        self._share_cache: dict[tuple[int, int], tuple[tuple[int, int], ...]] = {}
         self.bytes_moved = 0
 
     @property
@@ -127,34 +177,54 @@ class Dram:
         out[(first + granules - 1) % ch] -= granules * g - bytes_
         return out
 
+    def _shares(self, bytes_: int) -> tuple[tuple[int, int], ...]:
+        """(channel, busy cycles) of each channel ``bytes_`` touches, from the current start
+        channel; memoised, since a run moves the same few transfer sizes over and over."""
+        key = (bytes_, self._next_channel)
+        hit = self._share_cache.get(key)
+        if hit is None:
+            bpc = self.bytes_per_cycle_per_channel
+            out = []
+            for c, b in enumerate(self._per_channel_bytes(bytes_)):
+                if b > 0:
+                    x = b / bpc
+                    dur = int(x)
+                    if x - dur > 1e-9:
+                        dur += 1
+                    out.append((c, dur))
+            hit = self._share_cache[key] = tuple(out)
+        return hit
+
     def plan(self, issue_cycle: int, bytes_: int) -> tuple[list[tuple[int, int, int]], int, int]:
         """Where ``bytes_`` issued at ``issue_cycle`` would go, unbooked.
 
         Returns ([(channel, start, end)], first data cycle, arrival cycle).
         """
-        bpc, cals = self.bytes_per_cycle_per_channel, self.calendars
+        cals = self.calendars
         out = []
         first, last = None, 0
-        shares = self._per_channel_bytes(bytes_) if self.channels > 1 else (bytes_,)
-        for c, b in enumerate(shares):
-            if b > 0:
-                x = b / bpc
-                dur = int(x)
-                if x - dur > 1e-9:
-                    dur += 1
-                start = cals[c].earliest(issue_cycle, dur)
-                end = start + dur
-                out.append((c, start, end))
-                if first is None or start < first:
-                    first = start
-                if end > last:
-                    last = end
+        for c, dur in self._shares(bytes_):
+            cal = cals[c]
+            ends = cal.ends
+            start = issue_cycle if not ends or ends[-1] <= issue_cycle else cal.earliest(issue_cycle, dur)
+            end = start + dur
+            out.append((c, start, end))
+            if first is None or start < first:
+                first = start
+            if end > last:
+                last = end
         return out, first, last + self.latency_cycles
 
     def commit(self, plan: list[tuple[int, int, int]], bytes_: int) -> None:
         cals = self.calendars
         for c, start, end in plan:
-            cals[c].book(start, end)
+            cal = cals[c]
+            ends = cal.ends
+            if ends and ends[-1] >= start or end <= start:
+                cal.book(start, end)
+            else:  # the common case, inlined: after everything booked
+                cal.starts.append(start)
+                ends.append(end)
         if self.channels > 1:
             self._next_channel = (self._next_channel + -(-bytes_ // self.granule)) % self.channels
         self.bytes_moved += bytes_
@@ -189,12 +259,14 @@ class Dma:
         if bytes_ <= 0:
             return issue_cycle, issue_cycle
         t = issue_cycle
+        dram = self.dram
         while True:
-            plan, _, done = self.dram.plan(t, bytes_)
+            plan, _, done = dram.plan(t, bytes_)
             for engine in self.engines:
-                if engine.earliest(t, done - t) == t:
+                ends = engine.ends
+                if not ends or ends[-1] <= t or engine.earliest(t, done - t) == t:
                     engine.book(t, done)
-                    self.dram.commit(plan, bytes_)
+                    dram.commit(plan, bytes_)
                     return t, done
             t = min(engine.earliest(t, done - t) for engine in self.engines)
 
@@ -237,13 +309,15 @@ class WeightBuffer:
         need = self.used + bytes_ - self.capacity
         if need <= 0:
             return
-        for old in list(self.resident):
-            if old in self.pins:
-                continue
-            size = self.resident.pop(old)
+        resident, pins = self.resident, self.pins
+        while need > 0:
+            for old in resident:  # least recently used first; pinned tiles stay
+                if old not in pins:
+                    break
+            else:
+                raise AssertionError(f"weight buffer: pinned tiles leave no room for {bytes_} bytes "
+                                     f"at cycle {cycle}")
+            size = resident.pop(old)
             self.used -= size
             self._occupancy.append(("weight", cycle, -size))
             need -= size
-            if need <= 0:
-                return
-        raise AssertionError(f"weight buffer: pinned tiles leave no room for {bytes_} bytes at cycle {cycle}")

@@ -71,4 +71,9 @@ def summary_table(summary: dict[str, Any]) -> Table:
 
 
 def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
-    (console or Console()).print(summary_table(summary))
+    if console is None:
+        console = Console()
+        # rich falls back to 80 columns off a terminal (pipes, CI logs): too narrow for
+        # the labels and two or more strategy columns
+        console.width = max(console.width, 40 + 26 * len(summary["strategies"]))
+    console.print(summary_table(summary))

@@ -50,7 +50,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Hashable, Iterator, Literal, Sequence
+from typing import Hashable, Literal, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -108,11 +108,39 @@ class _Done(simpy.Event):
         self.env.schedule(self, NORMAL, delay)
 
 
+def _tile_key(it: WorkItem, j: int) -> Hashable:
+    """Residency key of tile ``j`` of array item ``it``; the tile index always comes last."""
+    return (it.weight_key, j) if it.weight_key is not None else ("anonymous", it.id, j)
+
+
+class _WeightOrder:
+    """The array items' weight tiles in list order: (item, tile index, key, bytes)."""
+
+    def __init__(self, array_items: list[WorkItem], plans: dict[int, list[Tile]]):
+        self.items = [(it, plans[it.id]) for it in array_items]
+        self.i = self.j = 0  # next: tile j of self.items[i]
+
+    def next(self) -> tuple[WorkItem, int, Hashable, int] | None:
+        while self.i < len(self.items):
+            it, tiles = self.items[self.i]
+            while self.j < len(tiles):
+                j = self.j
+                self.j += 1
+                if tiles[j].weight_bytes:
+                    return it, j, _tile_key(it, j), tiles[j].weight_bytes
+            self.i, self.j = self.i + 1, 0
+        return None
+
+    def skip(self, n: int) -> None:
+        """Pass over the next ``n`` tiles of the current item (weight tiles, all of them)."""
+        self.j += n
+
+
 class _WeightLoader:
     """Issues the array's weight tiles in list order, ``slots`` ahead of the compute."""
 
-    def __init__(self, hw: Hardware, order: Iterator[tuple[WorkItem, int, Hashable, int]],
-                 buffer: WeightBuffer, dma: Dma, sink: "_Sink"):
+    def __init__(self, hw: Hardware, order: _WeightOrder, buffer: WeightBuffer, dma: Dma,
+                 sink: "_Sink"):
         self.order = order
         self.buffer, self.dma, self.sink = buffer, dma, sink
         self.issued: deque = deque()
@@ -121,23 +149,23 @@ class _WeightLoader:
             self._issue_next(0)
 
     def _issue_next(self, cycle: int) -> None:
-        nxt = next(self.order, None)
+        nxt = self.order.next()
         if nxt is None:
             return
         item, j, key, bytes_ = nxt
-        issue = max(cycle, self.last_issue)
-        self.last_issue = issue
+        issue = self.last_issue = max(cycle, self.last_issue)
         if self.buffer.acquire(key, bytes_, issue):
             ready = issue
         else:
             start, ready = self.dma.transfer(issue, bytes_)
-            self.sink.transfer(item, "load", "weight", start, ready, bytes_, j)
-            self.sink.fetched[item.id] = self.sink.fetched.get(item.id, 0) + bytes_
+            sink = self.sink
+            sink.transfer(item, "load", "weight", start, ready, bytes_, j)
+            sink.fetched[item.id] = sink.fetched.get(item.id, 0) + bytes_
         self.issued.append((item.id, j, key, ready))
 
     def take(self, item_id: int, j: int) -> tuple[Hashable, int]:
         got_id, got_j, key, ready = self.issued.popleft()
-        assert (got_id, got_j) == (item_id, j), "weight loader out of step with the array"
+        assert got_id == item_id and got_j == j, "weight loader out of step with the array"
         return key, ready
 
     def release(self, key: Hashable, cycle: int) -> None:
@@ -153,7 +181,10 @@ class _Sink:
         self.rows: list[tuple] = []
         self.merged: dict[tuple, list] = {}
         self.fetched: dict[int, int] = {}
-        self.occupancy: list[tuple[str, int, int]] = []
+        self.occupancy: list[tuple[str, int, int]] = []  # (buffer, cycle, delta_bytes)
+        # the same in bulk: (buffer, cycle, period, times, delta) is delta at cycle + k * period
+        # for k = 1..times
+        self.occupancy_blocks: list[tuple[str, int, int, int, int]] = []
 
     def _add(self, unit: str, item: WorkItem, kind: str, category: str, start: int, end: int,
              bytes_: int, macs: int, vops: int, tile: int) -> None:
@@ -176,6 +207,11 @@ class _Sink:
     def compute(self, unit: str, item: WorkItem, start: int, end: int, t: Tile, j: int) -> None:
         self._add(unit, item, "compute", "", start, end, 0, t.macs, t.vector_ops, j)
 
+    def compute_item(self, unit: str, item: WorkItem, start: int, end: int, macs: int,
+                     vops: int) -> None:
+        """A whole item's compute row at once (chunked mode): what merging its tiles gives."""
+        self._add(unit, item, "compute", "", start, end, 0, macs, vops, -1)
+
     def transfer(self, item: WorkItem, kind: str, category: str, start: int, end: int,
                  bytes_: int, j: int) -> None:
         self._add("dram", item, kind, category, start, end, bytes_, 0, 0, j)
@@ -184,6 +220,192 @@ class _Sink:
         rows = self.rows if self.per_tile else [tuple(r) for r in self.merged.values()]
         df = pd.DataFrame.from_records(rows, columns=LOG_COLUMNS)
         return df.sort_values(["start_cycle", "unit", "item"], kind="stable", ignore_index=True)
+
+
+class _Snapshot(NamedTuple):
+    sig: tuple  # the state a tile step depends on, relative to (base cycle, tile index)
+    j: int
+    base: int  # the unit's free cycle after tile j
+    horizons: tuple  # per calendar: (index of its first interval still in play, its true start)
+    occupancy: int  # length of the occupancy log
+    row: tuple  # the item's merged weight- and stream-load log rows: (start, end, bytes) or None
+    fetched: int
+    dram_bytes: int
+
+
+class _RunSkipper:
+    """Fast-forwards runs of identical weight tiles once their timing is periodic.
+
+    A run of identical array tiles that stream nothing is a fixed step applied
+    again and again to (unit free cycle, weight loader, weight buffer, DMA and
+    DRAM calendars): the step is the same map shifted in time and in tile index.
+    After each tile the skipper takes that state relative to (the unit's free
+    cycle, the tile index), keeping of each calendar only what a request issued
+    at or after the loader's last issue can still see. When three snapshots
+    ``p`` tiles apart are equal, each period of ``p`` tiles shifts everything by
+    the same ``P`` cycles, so the rest of the run is played arithmetically:
+    every calendar interval, occupancy change and logged byte the tile-by-tile
+    loop would produce, in bulk. Anything else (a stream byte, a foreign key in
+    the weight buffer, another unit's booking ahead) breaks the equality and the
+    run continues tile by tile; results are identical either way.
+    """
+
+    MIN_RUN = 16  # tiles; shorter runs are not worth the snapshots
+    MAX_PERIOD = 4  # tiles
+    WINDOW = 16  # tiles of a run watched for a period before giving up on it
+
+    def __init__(self, slots: int, loader: "_WeightLoader", dma: Dma, dram: Dram, sink: "_Sink"):
+        self.slots, self.loader, self.dram, self.sink = slots, loader, dram, sink
+        self.buffer = loader.buffer
+        self.calendars = list(dma.engines) + list(dram.calendars)
+        self.breaks: dict[tuple[int, int], list[int]] = {}
+        self.history: list[_Snapshot] = []
+        self.weighted = False
+
+    def _breaks(self, tiles: list[Tile], p: int) -> list[int]:
+        """Per tile index k, the first k' >= k whose tile differs from the one ``p`` before."""
+        key = (id(tiles), p)
+        out = self.breaks.get(key)
+        if out is None:
+            n = len(tiles)
+            out = [n] * (n + 1)
+            for k in range(n - 1, -1, -1):
+                out[k] = k if k < p or tiles[k] != tiles[k - p] else out[k + 1]
+            self.breaks[key] = out
+        return out
+
+    def start(self, tiles: list[Tile]) -> bool:
+        """A new item: True when it has enough tiles to be worth watching."""
+        self.history = []
+        self.weighted = any(t.weight_bytes for t in tiles)
+        return len(tiles) >= self.MIN_RUN
+
+    def _loader_view(self, it: WorkItem, j: int, base: int) -> tuple | None:
+        """Weight loader and buffer relative to (base, j); None if they hold another item's tiles."""
+        loader, buf = self.loader, self.buffer
+        prefix = _tile_key(it, 0)[:-1]
+        issued = []
+        for got_id, jj, key, ready in loader.issued:
+            if got_id != it.id:
+                return None
+            issued.append((jj - j, ready - base))
+        held = []
+        for table in (buf.resident, buf.pins):
+            for key, value in table.items():
+                if not isinstance(key, tuple) or key[:-1] != prefix:
+                    return None
+                held.append((key[-1] - j, value))
+            held.append(None)
+        return loader.last_issue - base, tuple(issued), tuple(held), buf.used
+
+    def _snapshot(self, it: WorkItem, j: int, base: int, arrive: list[int]) -> _Snapshot | None:
+        # Items without weight tiles leave the loader and buffer alone: they stay out of it.
+        # Requests still to come in the run: the loader's at or after its last issue, the
+        # stream loads at or after the end of the current tile.
+        h = base
+        loader = None
+        if self.weighted:
+            loader = self._loader_view(it, j, base)
+            if loader is None:
+                return None
+            h = min(base, self.loader.last_issue)
+        views = [c.view(h, base) for c in self.calendars]
+        sig = (loader, self.dram._next_channel, tuple(v[2] for v in views),
+               tuple(a - base for a in arrive[j + 1:j + 1 + self.slots]), len(self.sink.merged))
+        rows = tuple((r[5], r[6], r[7]) if r is not None else None
+                     for r in (self.sink.merged.get((it.id, "dram", "load", c)) for c in ("weight", "stream")))
+        return _Snapshot(sig, j, base, tuple(v[:2] for v in views), len(self.sink.occupancy),
+                         rows, self.sink.fetched.get(it.id, 0), self.dram.bytes_moved)
+
+    def step(self, it: WorkItem, tiles: list[Tile], j: int, free: int, ready: int,
+             arrive: list[int]) -> tuple[int, int]:
+        """After tile ``j``: (tiles skipped, cycles skipped), (0, 0) when nothing was."""
+        hist = self.history
+        if len(hist) >= self.WINDOW or j + self.slots + 1 >= len(tiles):
+            return 0, 0
+        snap = self._snapshot(it, j, free, arrive)
+        if snap is None:
+            hist.clear()
+            return 0, 0
+        hist.append(snap)
+        for p in range(1, self.MAX_PERIOD + 1):
+            if len(hist) <= 2 * p:
+                break
+            a, b = hist[-1 - 2 * p], hist[-1 - p]
+            if not (a.sig == b.sig == snap.sig and a.j + 2 * p == snap.j and a.base >= ready):
+                continue
+            brk = self._breaks(tiles, p)
+            if brk[b.j + 1] <= j + self.slots:  # the tiles of the two periods differ
+                continue
+            last = min(brk[b.j + 1], len(tiles)) - 1 - self.slots  # the last tile to skip
+            times = (last - j) // p
+            if times >= 1 and self._apply(it, a, b, snap, p, times):
+                hist.clear()
+                return times * p, times * (snap.base - b.base)
+        return 0, 0
+
+    def _apply(self, it: WorkItem, a: _Snapshot, b: _Snapshot, c: _Snapshot, p: int,
+               times: int) -> bool:
+        """Play ``times`` more periods after snapshot ``c`` if a→b→c is one period twice."""
+        P = c.base - b.base
+        if P <= 0 or b.base - a.base != P:
+            return False
+        # 1. what one period adds must be the same twice: retired calendar intervals,
+        #    occupancy changes, logged and moved bytes
+        keep_first = []
+        for cal, (ia, ta), (ib, tb), (ic, tc) in zip(self.calendars, a.horizons, b.horizons, c.horizons):
+            if ta == tb == tc:
+                keep_first.append(True)
+            elif ta is not None and tb == ta + P and tc == tb + P:
+                keep_first.append(False)
+            else:
+                return False
+            if ib - ia != ic - ib:
+                return False
+            for col in (cal.starts, cal.ends):
+                if any(col[ib + k] != col[ia + k] + P for k in range(ic - ib)):
+                    return False
+        occ = self.sink.occupancy
+        if b.occupancy - a.occupancy != c.occupancy - b.occupancy:
+            return False
+        period = occ[b.occupancy:c.occupancy]
+        for (n1, c1, d1), (n2, c2, d2) in zip(occ[a.occupancy:b.occupancy], period):
+            if n1 != n2 or d1 != d2 or c2 != c1 + P:
+                return False
+        for ra, rb, rc in zip(a.row, b.row, c.row):
+            if (ra is None) != (rc is None):
+                return False
+            if rc is not None and not (ra[0] == rb[0] == rc[0] and rc[1] - rb[1] == rb[1] - ra[1] == P
+                                       and rc[2] - rb[2] == rb[2] - ra[2]):
+                return False
+        if c.fetched - b.fetched != b.fetched - a.fetched or \
+                c.dram_bytes - b.dram_bytes != b.dram_bytes - a.dram_bytes:
+            return False
+        # 2. play them: everything moves on by `times` periods
+        tiles, shift = times * p, times * P
+        if self.weighted:
+            loader, buf = self.loader, self.buffer
+            loader.last_issue += shift
+            loader.issued = deque((got_id, jj + tiles, _tile_key(it, jj + tiles), ready + shift)
+                                  for got_id, jj, _, ready in loader.issued)
+            loader.order.skip(tiles)
+            buf.resident = type(buf.resident)((_tile_key(it, k[-1] + tiles), v)
+                                              for k, v in buf.resident.items())
+            buf.pins = {_tile_key(it, k[-1] + tiles): v for k, v in buf.pins.items()}
+        for cal, (ib, _), (ic, _), keep in zip(self.calendars, b.horizons, c.horizons, keep_first):
+            cal.repeat(ib, ic, P, times, keep)
+        for name, cycle, delta in period:
+            self.sink.occupancy_blocks.append((name, cycle, P, times, delta))
+        for category, rb, rc in zip(("weight", "stream"), b.row, c.row):
+            if rc is not None:
+                row = self.sink.merged[(it.id, "dram", "load", category)]
+                row[6] += shift
+                row[7] += times * (rc[2] - rb[2])
+        if c.fetched != b.fetched:
+            self.sink.fetched[it.id] += times * (c.fetched - b.fetched)
+        self.dram.bytes_moved += times * (c.dram_bytes - b.dram_bytes)
+        return True
+
 
 
 def _check_items(items: Sequence[WorkItem]) -> None:
@@ -197,16 +419,13 @@ def _check_items(items: Sequence[WorkItem]) -> None:
         seen.add(it.id)
 
 
-def _weight_order(array_items: list[WorkItem], plans: dict[int, list[Tile]]):
-    for it in array_items:
-        for j, t in enumerate(plans[it.id]):
-            if t.weight_bytes:
-                key = (it.weight_key, j) if it.weight_key is not None else ("anonymous", it.id, j)
-                yield it, j, key, t.weight_bytes
+def replay(items: Sequence[WorkItem], hw: Hardware, *, tile_mode: TileMode = "chunked",
+           skip_runs: bool = True) -> SimResult:
+    """Run ``items`` (a DAG in topological order) on ``hw``; see the module docstring.
 
-
-def replay(items: Sequence[WorkItem], hw: Hardware, *, tile_mode: TileMode = "chunked") -> SimResult:
-    """Run ``items`` (a DAG in topological order) on ``hw``; see the module docstring."""
+    ``skip_runs``: in chunked mode, play periodic runs of identical weight tiles
+    arithmetically (``_RunSkipper``); the result is the same without, only slower.
+    """
     if tile_mode not in ("chunked", "tile"):
         raise ValueError(f"tile_mode must be 'chunked' or 'tile', got {tile_mode!r}")
     if not isinstance(hw, Hardware):
@@ -225,20 +444,20 @@ def replay(items: Sequence[WorkItem], hw: Hardware, *, tile_mode: TileMode = "ch
     dram = Dram(env, hw)
     dma = Dma(env, hw, dram)
     wbuf = WeightBuffer(env, int(hw.buffers.weight.size_kib * 1024), sink.occupancy)
-    loader = _WeightLoader(hw, _weight_order(by_unit["array"], plans), wbuf, dma, sink)
+    loader = _WeightLoader(hw, _WeightOrder(by_unit["array"], plans), wbuf, dma, sink)
+    skipper = None if tile_mode == "tile" or not skip_runs else _RunSkipper(cost.slots(hw), loader, dma, dram, sink)
     done_ev = {it.id: _Done(env) for it in items}
     done_at: dict[int, int] = {}
     records: list[tuple] = []
     slots = cost.slots(hw)
     per_tile = tile_mode == "tile"
+    sums: dict[int, tuple[int, int]] = {}  # id of a (shared) tile list -> (macs, vector ops)
 
-    def wait_deps(it: WorkItem):
-        ready = 0
-        for d in it.deps:
-            if d not in done_at or done_at[d] > env.now:
-                yield done_ev[d]
-            ready = max(ready, done_at[d])
-        return ready
+    def tile_sums(tiles: list[Tile]) -> tuple[int, int]:
+        hit = sums.get(id(tiles))
+        if hit is None:
+            hit = sums[id(tiles)] = (sum(t.macs for t in tiles), sum(t.vector_ops for t in tiles))
+        return hit
 
     def stream_load(unit: str, it: WorkItem, j: int, issue: int, bytes_: int) -> int:
         if not bytes_:
@@ -261,42 +480,68 @@ def replay(items: Sequence[WorkItem], hw: Hardware, *, tile_mode: TileMode = "ch
         free = 0
         ring = deque([0] * slots)  # cycles at which this unit's stream slots free up
         work_share = cost.act_work_capacity(hw)
+        take, release, occupancy = loader.take, loader.release, sink.occupancy
         for it in by_unit[unit]:
-            ready = yield from wait_deps(it)
+            # 1. ready: all deps done
+            ready = 0
+            for d in it.deps:
+                if d not in done_at or done_at[d] > env.now:
+                    yield done_ev[d]
+                if done_at[d] > ready:
+                    ready = done_at[d]
+            # 2. the first stream slots' loads, then tile by tile (module docstring)
             tiles = plans[it.id]
             n = len(tiles)
             arrive = [0] * n
             for j in range(min(slots, n)):
                 arrive[j] = stream_load(unit, it, j, max(ready, ring.popleft()), tiles[j].stream_bytes)
             first_start = None
-            for j, t in enumerate(tiles):
+            watch = skipper is not None and skipper.start(tiles)
+            j = 0
+            while j < n:
+                t = tiles[j]
                 at = arrive[j]
                 key = None
                 if t.weight_bytes:
-                    key, w_at = loader.take(it.id, j)
-                    at = max(at, w_at)
-                start = max(free, at)
+                    key, w_at = take(it.id, j)
+                    if w_at > at:
+                        at = w_at
+                start = free if free > at else at
                 end = free = start + t.cycles
-                first_start = start if first_start is None else first_start
-                sink.compute(unit, it, start, end, t, j)
+                if first_start is None:
+                    first_start = start
+                if per_tile:
+                    sink.compute(unit, it, start, end, t, j)
                 if t.stream_bytes:
-                    sink.occupancy.append(("activation", end, -t.stream_bytes))
+                    occupancy.append(("activation", end, -t.stream_bytes))
                 if per_tile and end > env.now:
                     yield env.timeout(end - env.now)
                 if j == n - 1:  # outputs leave before the next prefetch claims the DMA
                     done = store(it, end)
                 if key is not None:
-                    loader.release(key, end)
+                    release(key, end)
                 if j + slots < n:
-                    arrive[j + slots] = stream_load(unit, it, j + slots, max(ready, end),
-                                                    tiles[j + slots].stream_bytes)
+                    nxt = tiles[j + slots].stream_bytes
+                    issue = ready if ready > end else end
+                    arrive[j + slots] = stream_load(unit, it, j + slots, issue, nxt) if nxt else issue
                 else:
                     ring.append(end)
+                if watch:
+                    skipped, cycles = skipper.step(it, tiles, j, free, ready, arrive)
+                    if skipped:
+                        arrive[j + skipped + 1:j + skipped + 1 + slots] = \
+                            [x + cycles for x in arrive[j + 1:j + 1 + slots]]
+                        j += skipped
+                        free += cycles
+                j += 1
+            if not per_tile:  # one compute row per item: the merge of its tiles' rows
+                macs, vops = tile_sums(tiles)
+                sink.compute_item(unit, it, first_start, free, macs, vops)
             if cost.acts_on_chip(it, hw) and it.act_in_bytes + it.act_out_bytes:
                 held = it.act_in_bytes + it.act_out_bytes
                 assert held <= work_share
-                sink.occupancy.append(("activation", first_start, held))
-                sink.occupancy.append(("activation", free, -held))
+                occupancy.append(("activation", first_start, held))
+                occupancy.append(("activation", free, -held))
             done_at[it.id] = done
             done_ev[it.id].fire_at(done)
             records.append((it, ready, first_start, free, done, n))
@@ -307,7 +552,7 @@ def replay(items: Sequence[WorkItem], hw: Hardware, *, tile_mode: TileMode = "ch
     assert len(done_at) == len(items), "replay ended with items not done (a dependency cycle?)"
     events = next(env._eid)  # SimPy numbers every scheduled event
 
-    occupancy = _occupancy_frame(sink.occupancy, hw)
+    occupancy = _occupancy_frame(sink.occupancy, sink.occupancy_blocks, hw)
     total = max(done_at.values(), default=0)
     return SimResult(log=sink.frame(), items=_items_frame(records, traffic, sink.fetched),
                      occupancy=occupancy, total_cycles=int(total), events=events,
@@ -337,20 +582,49 @@ def _items_frame(records, traffic, fetched) -> pd.DataFrame:
     return df.sort_values("item", ignore_index=True)
 
 
-def _occupancy_frame(deltas: list[tuple[str, int, int]], hw: Hardware) -> pd.DataFrame:
+def _occupancy_frame(deltas: list[tuple[str, int, int]],
+                     blocks: list[tuple[str, int, int, int, int]], hw: Hardware) -> pd.DataFrame:
     """Cumulative bytes per buffer after each change; asserts capacity is never exceeded.
 
     At equal cycles releases apply before allocations (a slot freed at cycle t
-    can be refilled at t).
+    can be refilled at t), so within a cycle the running total first falls and
+    then rises: its peak is reached at the end of some cycle, and the order of
+    the changes inside a cycle matters to nothing reported. ``blocks`` hold
+    further changes in bulk (see ``_Sink``).
     """
-    if not deltas:
+    if not deltas and not blocks:
         return pd.DataFrame({"buffer": pd.Series(dtype=str), "cycle": pd.Series(dtype=np.int64),
                              "bytes": pd.Series(dtype=np.int64)})
-    df = pd.DataFrame.from_records(deltas, columns=("buffer", "cycle", "delta"))
-    df = df.sort_values(["buffer", "cycle", "delta"], kind="stable", ignore_index=True)
-    df["bytes"] = df.groupby("buffer", sort=False)["delta"].cumsum()
-    for name, peak in df.groupby("buffer")["bytes"].max().items():
-        cap = getattr(hw.buffers, name).size_kib * 1024
+    cols: dict[str, tuple[list, list]] = {}
+    for name, cycle, delta in deltas:
+        c = cols.get(name)
+        if c is None:
+            c = cols[name] = ([], [])
+        c[0].append(cycle)
+        c[1].append(delta)
+    parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for name, (cyc, dl) in cols.items():
+        parts.setdefault(name, []).append((np.array(cyc, dtype=np.int64), np.array(dl, dtype=np.int64)))
+    by_name: dict[str, list] = {}
+    for b in blocks:
+        by_name.setdefault(b[0], []).append(b[1:])
+    for name, rows in by_name.items():
+        c0, period, times, delta = (np.array(col, dtype=np.int64) for col in zip(*rows))
+        k = np.arange(int(times.sum()), dtype=np.int64) - np.repeat(np.cumsum(times) - times, times) + 1
+        parts.setdefault(name, []).append((np.repeat(c0, times) + k * np.repeat(period, times),
+                                           np.repeat(delta, times)))
+    names, cycles, held = [], [], []
+    for name in sorted(parts):
+        cyc = np.concatenate([c for c, _ in parts[name]])
+        dl = np.concatenate([d for _, d in parts[name]])
+        order = np.argsort(cyc, kind="stable")  # runs of sorted cycles: cheap for timsort
+        cyc, total = cyc[order], np.cumsum(dl[order])
+        last = np.append(cyc[1:] != cyc[:-1], True)  # the bytes held once a cycle's changes are in
+        cyc, total = cyc[last], total[last]
+        peak, cap = total.max(), getattr(hw.buffers, name).size_kib * 1024
         assert peak <= cap, f"{name} buffer occupancy {peak} bytes exceeds its {cap:.0f} bytes"
-    df = df.groupby(["buffer", "cycle"], sort=False, as_index=False)["bytes"].last()
-    return df[list(OCCUPANCY_COLUMNS)]
+        names.append(np.full(len(cyc), name, dtype=object))
+        cycles.append(cyc)
+        held.append(total)
+    return pd.DataFrame({"buffer": np.concatenate(names), "cycle": np.concatenate(cycles),
+                         "bytes": np.concatenate(held)})
