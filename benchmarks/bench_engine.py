@@ -1,12 +1,18 @@
-"""Replay-engine throughput on a synthetic decode-like DAG (DESIGN §11).
+"""Replay-engine throughput on synthetic decode-like DAGs (DESIGN §11).
 
 Builds ``tokens × layers`` decoder layers of 12 work items each (norm, qkv,
 attention score/softmax/value per token, out_proj, residual, norm, mlp_up,
 act, mlp_down, residual), with ``in_flight`` tokens' attention running side by
-side as SPEED's fused stage steps do, and reports SimPy events per wall second
-and simulated cycles per wall second for both tile modes.
+side as SPEED's fused stage steps do, and reports work items, SimPy events and
+simulated cycles per wall second. Two shapes:
 
-    .venv/bin/python benchmarks/bench_engine.py [--hw hw_configs/edge.yaml] [--tokens 128]
+* ``default``: the small decoder (d_model 512, 8 layers, 128 tokens: ~12k items),
+  in both tile modes;
+* ``7b``: a LLaMA-7B layer shape (d_model 4096, d_ff 11008, 32 heads, 32 layers
+  over 8 weight sets, prompt 128, 256 tokens: ~98k items, millions of weight
+  tiles), chunked mode only (tile mode takes one SimPy event per tile).
+
+    .venv/bin/python benchmarks/bench_engine.py [--hw hw_configs/edge.yaml] [--dags default,7b]
 """
 
 from __future__ import annotations
@@ -70,30 +76,47 @@ def decode_dag(tokens: int, layers: int, d_model: int = 512, d_ff: int = 2048, h
     return items
 
 
-def bench(hw_path: Path, tokens: int, layers: int, in_flight: int) -> dict:
+SHAPES = {
+    "default": dict(tokens=128, layers=8),
+    "7b": dict(tokens=256, layers=32, d_model=4096, d_ff=11008, heads=32, prompt=128,
+               unique_layers=8),
+}
+MODES = {"default": ("chunked", "tile"), "7b": ("chunked",)}
+
+
+def bench(hw_path: Path, dag: str, in_flight: int, **overrides) -> dict:
     hw = load_hardware(hw_path)
-    items = decode_dag(tokens, layers, in_flight=in_flight, bytes_per_element=hw.bytes_per_element)
-    out = {"hw": hw.name, "items": len(items)}
-    for mode in ("chunked", "tile"):
+    shape = SHAPES[dag] | {k: v for k, v in overrides.items() if v is not None}
+    items = decode_dag(in_flight=in_flight, bytes_per_element=hw.bytes_per_element, **shape)
+    out = {"hw": hw.name, "dag": dag, "shape": shape, "items": len(items)}
+    for mode in MODES[dag]:
         t0 = time.perf_counter()
         r = replay(items, hw, tile_mode=mode)
         wall = time.perf_counter() - t0
-        out[mode] = {"wall_s": round(wall, 3), "events": r.events,
-                     "events_per_s": round(r.events / wall), "total_cycles": r.total_cycles,
+        out[mode] = {"wall_s": round(wall, 3), "items_per_s": round(len(items) / wall),
+                     "events": r.events, "events_per_s": round(r.events / wall),
+                     "total_cycles": r.total_cycles,
                      "sim_cycles_per_wall_s": round(r.total_cycles / wall),
                      "roofline_cycles": r.roofline.cycles}
-    out["chunked_vs_tile_cycles"] = out["chunked"]["total_cycles"] / out["tile"]["total_cycles"]
+    if "tile" in out:
+        out["chunked_vs_tile_cycles"] = out["chunked"]["total_cycles"] / out["tile"]["total_cycles"]
     return out
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--hw", type=Path, default=ROOT / "hw_configs" / "edge.yaml")
-    p.add_argument("--tokens", type=int, default=128)
-    p.add_argument("--layers", type=int, default=8)
+    p.add_argument("--dags", default="default,7b", help=f"comma-separated, of {', '.join(SHAPES)}")
+    p.add_argument("--tokens", type=int, default=None, help="override the shape's token count")
+    p.add_argument("--layers", type=int, default=None, help="override the shape's layer count")
     p.add_argument("--in-flight", type=int, default=1, help="tokens fused per step (1: sequential)")
     args = p.parse_args(argv)
-    print(json.dumps(bench(args.hw, args.tokens, args.layers, args.in_flight), indent=2))
+    dags = args.dags.split(",")
+    for d in dags:
+        if d not in SHAPES:
+            p.error(f"--dags: unknown DAG {d!r} (known: {', '.join(SHAPES)})")
+    results = [bench(args.hw, d, args.in_flight, tokens=args.tokens, layers=args.layers) for d in dags]
+    print(json.dumps(results, indent=2))
     return 0
 
 

@@ -233,3 +233,34 @@ def test_never_below_roofline_and_modes_agree_within_tolerance(case):
         for it in items:
             assert all(ready[it.id] >= done[d] for d in it.deps)
     assert abs(a.total_cycles - b.total_cycles) <= 0.15 * b.total_cycles
+
+
+# --- fast-forwarded runs of identical tiles ----------------------------------------------
+
+def long_runs(n_items=3):
+    """Items of many identical tiles: weight streams, a KV read, a spilled vector op."""
+    items = []
+    for i in range(n_items):
+        deps = [len(items) - 1] if items else []
+        items.append(gemm(len(items), 1, 64, 4096, key=("w", i % 2), deps=deps, kv_write_bytes=64))
+        items.append(WorkItem(id=len(items), unit="array", op="attn_score", phase="decode",
+                              deps=(len(items) - 1,), m=1, k=16, n=700, count=8,
+                              kv_read_bytes=8 * 16 * 700, macs=8 * 16 * 700))
+        items.append(WorkItem(id=len(items), unit="vector", op="act", phase="decode",
+                              deps=(len(items) - 1,), elements=9000, vector_kind="activation",
+                              vector_ops=9000, act_in_bytes=9000, act_out_bytes=9000))
+    return items
+
+
+@pytest.mark.parametrize("hw", [small_hw(bandwidth_gb_s=1.0, weight_kib=1),
+                                small_hw(bandwidth_gb_s=16.0, weight_kib=1, channels=3, engines=1),
+                                small_hw(bandwidth_gb_s=4.0, weight_kib=2, double=False, channels=2),
+                                small_hw(bandwidth_gb_s=0.5, weight_kib=8, efficiency=0.7,
+                                         engines=3, channels=4)])
+def test_skipping_periodic_runs_changes_nothing(hw):
+    items = long_runs()
+    fast, slow = replay(items, hw), replay(items, hw, skip_runs=False)
+    assert fast.log.equals(slow.log)
+    assert fast.items.equals(slow.items)
+    assert fast.occupancy.equals(slow.occupancy)
+    assert (fast.total_cycles, fast.events) == (slow.total_cycles, slow.events)

@@ -288,6 +288,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=TrainConfig.steps)
     ap.add_argument("--batch", type=int, default=TrainConfig.batch)
     ap.add_argument("--lr", type=float, default=TrainConfig.lr)
+    ap.add_argument("--warmup", type=int, default=TrainConfig.warmup_steps,
+                    help="linear warm-up steps before the cosine decay")
+    ap.add_argument("--lr-min-ratio", type=float, default=TrainConfig.lr_min_ratio,
+                    help="cosine decays to this fraction of the peak lr")
     ap.add_argument("--unique-layers", type=int, default=Shape.unique_layers)
     ap.add_argument("--n-layers", type=int, default=Shape.n_layers)
     ap.add_argument("--exits", default="1:0.5,3:0.3,5:0.2",
@@ -299,7 +303,8 @@ def main() -> None:
     torch.use_deterministic_algorithms(True)
     exits = {int(a): float(b) for a, b in (kv.split(":") for kv in args.exits.split(","))}
     shape = Shape(n_layers=args.n_layers, unique_layers=args.unique_layers)
-    cfg = TrainConfig(seed=args.seed, steps=args.steps, batch=args.batch, lr=args.lr, exits=exits)
+    cfg = TrainConfig(seed=args.seed, steps=args.steps, batch=args.batch, lr=args.lr,
+                      warmup_steps=args.warmup, lr_min_ratio=args.lr_min_ratio, exits=exits)
     report_path = args.report or Path(__file__).parent / "runs" / f"{args.out.stem}.json"
     report_path.parent.mkdir(parents=True, exist_ok=True)
     log_path = report_path.with_suffix(".log")

@@ -41,6 +41,16 @@ one unit touching DRAM at a time the two are identical to the cycle; with both
 units contending, requests may be granted in a different order
 (``tests/test_sim_engine.py`` bounds the difference).
 
+Runs of identical tiles
+-----------------------
+A 7B-shape decode moves millions of identical weight tiles (and long KV reads
+cut into equal tiles). In chunked mode, once such a run's timing is periodic
+(``_RunSkipper``: three equal relative snapshots, a period apart), the rest of
+the run is played arithmetically: the same calendar bookings, occupancy
+changes and log rows the tile loop would produce, with nothing approximated.
+``replay(..., skip_runs=False)`` plays every tile; the results are identical
+(``tests/test_sim_engine.py``).
+
 Invariants checked in every run: buffer occupancy never exceeds capacity
 (weight buffer at each allocation, all buffers over the whole occupancy
 trace), every item done after its deps.
@@ -312,8 +322,9 @@ class _RunSkipper:
         views = [c.view(h, base) for c in self.calendars]
         sig = (loader, self.dram._next_channel, tuple(v[2] for v in views),
                tuple(a - base for a in arrive[j + 1:j + 1 + self.slots]), len(self.sink.merged))
+        merged = self.sink.merged
         rows = tuple((r[5], r[6], r[7]) if r is not None else None
-                     for r in (self.sink.merged.get((it.id, "dram", "load", c)) for c in ("weight", "stream")))
+                     for r in (merged.get((it.id, "dram", "load", c)) for c in ("weight", "stream")))
         return _Snapshot(sig, j, base, tuple(v[:2] for v in views), len(self.sink.occupancy),
                          rows, self.sink.fetched.get(it.id, 0), self.dram.bytes_moved)
 
@@ -445,7 +456,8 @@ def replay(items: Sequence[WorkItem], hw: Hardware, *, tile_mode: TileMode = "ch
     dma = Dma(env, hw, dram)
     wbuf = WeightBuffer(env, int(hw.buffers.weight.size_kib * 1024), sink.occupancy)
     loader = _WeightLoader(hw, _WeightOrder(by_unit["array"], plans), wbuf, dma, sink)
-    skipper = None if tile_mode == "tile" or not skip_runs else _RunSkipper(cost.slots(hw), loader, dma, dram, sink)
+    skipper = (_RunSkipper(cost.slots(hw), loader, dma, dram, sink)
+               if skip_runs and tile_mode == "chunked" else None)
     done_ev = {it.id: _Done(env) for it in items}
     done_at: dict[int, int] = {}
     records: list[tuple] = []
