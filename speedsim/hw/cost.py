@@ -146,11 +146,26 @@ def item_traffic(item: WorkItem, hw: Hardware, kv_on_chip_: bool) -> Traffic:
     )
 
 
-def _gemm_tiles(item: WorkItem, hw: Hardware, n_tiles: int) -> list[tuple[int, int]]:
-    """(cycles, macs) of the item's GEMMs split into at least ``n_tiles`` pieces.
+def split_aligned(total: int, parts: int, align: int) -> list[int]:
+    """``total`` split into at most ``parts`` pieces that are whole multiples of ``align``
+    (except the last), as even as that allows. Fewer pieces when ``total`` has fewer
+    than ``parts`` blocks of ``align``."""
+    blocks = ceil_div(total, align)
+    sizes = [b * align for b in split_even(blocks, min(parts, blocks))]
+    sizes[-1] -= sum(sizes) - total
+    return sizes
 
-    Whole GEMMs are grouped first; when there are fewer GEMMs than tiles, each
-    GEMM's stationary operand W[k,n] is cut along n, then along k.
+
+def _gemm_tiles(item: WorkItem, hw: Hardware, n_tiles: int) -> list[tuple[int, int]]:
+    """(cycles, macs) of the item's GEMMs split into about ``n_tiles`` pieces.
+
+    Whole GEMMs are grouped first. When there are fewer GEMMs than tiles, each
+    GEMM's stationary operand W[k,n] is cut on **fold boundaries** (multiples of
+    the array's rows along k, of its columns along n): SCALE-Sim's cycle count is
+    a sum over folds, so such cuts cost at most the unsplit GEMM, whereas a cut
+    inside a fold would pay a whole fold for a sliver. The dimension cut first is
+    the one whose cuts are free for the dataflow (ws: both; os: n; is: k); the
+    other follows only if more pieces are needed.
     """
     a = hw.array
     m, k, n, gemms = item.m, item.k, item.n, max(item.count, 1)
@@ -158,9 +173,13 @@ def _gemm_tiles(item: WorkItem, hw: Hardware, n_tiles: int) -> list[tuple[int, i
     if n_tiles <= gemms:
         return [(cyc(m, k, n, g), g * m * k * n) for g in split_even(gemms, n_tiles)]
     per_gemm = ceil_div(n_tiles, gemms)
-    s_n = min(per_gemm, n)
-    s_k = min(ceil_div(per_gemm, s_n), k)
-    pieces = [(cyc(m, kk, nn, 1), m * kk * nn) for kk in split_even(k, s_k) for nn in split_even(n, s_n)]
+    if a.dataflow == "is":
+        ks = split_aligned(k, per_gemm, a.rows)
+        ns = split_aligned(n, ceil_div(per_gemm, len(ks)), a.cols)
+    else:
+        ns = split_aligned(n, per_gemm, a.cols)
+        ks = split_aligned(k, ceil_div(per_gemm, len(ns)), a.rows)
+    pieces = [(cyc(m, kk, nn, 1), m * kk * nn) for kk in ks for nn in ns]
     return pieces * gemms
 
 
