@@ -14,13 +14,15 @@ The silicon cost proxy is ``silicon.cost_proxy = silicon.pes + silicon.sram_kib`
 
 from __future__ import annotations
 
-from typing import Literal, Mapping
+from typing import TYPE_CHECKING, Literal, Mapping
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from speedsim.config.errors import ConfigError
+
+if TYPE_CHECKING:  # matplotlib loads only when a figure is drawn: the CLI starts fast
+    from matplotlib.figure import Figure
 
 Goal = Literal["min", "max"]
 
@@ -106,6 +108,8 @@ def plot_pareto(df: pd.DataFrame, x: str, y: str, *, x_goal: Goal | None = None,
         df = df[df["status"] == "ok"]
     goals = {x: x_goal or default_goal(x), y: y_goal or default_goal(y)}
     front = pareto_front(df, goals)
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(6.4, 4.8), layout="constrained")
     ax = fig.add_subplot()
     ax.scatter(df[x], df[y], s=18, color="0.7", label=f"{len(df)} points")
