@@ -48,7 +48,8 @@ def _write_spec(folder: Path, points: int, fake: bool) -> Path:
         spec = {"hw": "hw.yaml", "workload": "wl.yaml"}
     else:
         spec = {"hw": str(ROOT / "hw_configs/edge.yaml"), "workload": str(ROOT / "workloads/gen.yaml"),
-                "fixed": {"workload.generation.new_tokens": 16}}
+                "fixed": {"workload.generation.new_tokens": 16,
+                          "workload.generation.prompt": None}}  # prompt_tokens is an axis
     spec.update(mode="grid", strategies=["sequential", "speed"], axes=_axes(points))
     path = folder / "bench.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
