@@ -120,6 +120,7 @@ def test_resident_shared_weights_help_sequential_too():
         items = r.runs["sequential"].sim.items
         fetched[name] = items.loc[items["phase"] == "decode", "weight_bytes_fetched"].sum()
     assert fetched["small"] > 31 * 8 * 700_000  # every layer's weights, every token
-    # at most one more fetch of the two sets (the prefill tiles its GEMMs differently)
-    assert fetched["big"] < 2 * 786_432
+    # the first decode token fetches the two sets (and the head) about once — prefill
+    # tiles its GEMMs differently, so its tiles are not reused — and then nothing more
+    assert 2 * 786_432 <= fetched["big"] < 1.3 * 2 * 786_432
     assert _decode_s(big, "sequential") < _decode_s(small, "sequential")

@@ -151,7 +151,7 @@ def test_weight_keys_are_shared_by_layers_with_one_weight_set(tiny_workload):
         plan = get_strategy(name)().plan(inp)
         keys = {}
         for it in plan.items:
-            if it.phase == "decode" and it.weight_key is not None and it.weight_key[0] >= 0:
+            if it.phase == "decode" and it.weight_key is not None and it.weight_key[1] >= 0:
                 keys.setdefault(it.weight_key, set()).add(it.op)
         # 2 sets × (2 norms + 4 GEMMs) distinct keys, each for one op kind
         assert len(keys) == 2 * 6, (name, sorted(keys))

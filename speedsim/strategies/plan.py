@@ -169,7 +169,12 @@ class ItemBuilder:
 
 
 def _weight_key(row: Row, slot: int) -> Hashable:
-    """Residency key: the weight set, the op, and which of the op's uses in a layer
-    (the two norms of a layer have different parameters). The embedding gathers
-    different rows every time: nothing to keep resident."""
-    return None if row.op == "embed" else (row.weight_set, row.op, slot)
+    """Residency key: the phase, the weight set, the op, and which of the op's uses
+    in a layer (the two norms of a layer have different parameters). The embedding
+    gathers different rows every time: nothing to keep resident.
+
+    The accelerator keys resident tiles by (this key, tile index). A prefill GEMM,
+    with its large activations, is cut into other tiles than the same GEMM in
+    decode; the phase keeps a decode tile from matching a prefill tile that holds
+    a different slice of the weights."""
+    return None if row.op == "embed" else (row.phase, row.weight_set, row.op, slot)
