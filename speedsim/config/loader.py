@@ -92,15 +92,6 @@ def set_path(data: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
     return out
 
 
-def get_path(data: dict[str, Any], key: str) -> Any:
-    node: Any = data
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise KeyError(key)
-        node = node[part]
-    return node
-
-
 def apply_overrides(data: dict[str, Any], overrides: Iterable[tuple[str, Any]]) -> dict[str, Any]:
     for key, value in overrides:
         data = set_path(data, key, value)

@@ -45,9 +45,6 @@ class Plan:
     launched: int = 0  # speculative strategies: token executions started in decode
     flushes: int = 0  # mismatches detected
 
-    def exec_frame(self) -> pd.DataFrame:
-        return pd.DataFrame([e.__dict__ for e in self.execs])
-
 
 class Row(NamedTuple):
     """One op-trace row (the columns of ``speedsim.trace.schema``)."""
@@ -106,15 +103,8 @@ class ItemBuilder:
         """One item for ``rows`` (one row per execution served, same op and weights)."""
         first = rows[0]
         op = first.op
-        if len(rows) == 1:
-            return self._add_one(first, deps, tokens, bool(wasted[0]) if wasted else False,
-                                 step, slot, label)
-        for r in rows[1:]:
-            assert r.op == op and r.weight_set == first.weight_set and r.k == first.k \
-                and r.n == first.n, "only rows of one op on the same weights fuse"
-        wasted = wasted or [False] * len(rows)
+        total = first if len(rows) == 1 else _stacked(rows)
         on_array = op in GEMM_OPS or (op in ATTENTION_OPS and self.attention_on == "array")
-        macs = sum(r.macs for r in rows)
         weights = first.weight_set != NO_WEIGHTS and first.weight_bytes > 0
         item = WorkItem(
             id=len(self.items),
@@ -122,22 +112,23 @@ class ItemBuilder:
             op=op,
             phase=first.phase,
             deps=tuple(sorted(set(deps))),
-            m=sum(r.m for r in rows) if on_array and op in GEMM_OPS else (first.m if on_array else 0),
+            # stacked GEMM rows share the weights; attention stays one GEMM per (sequence, head)
+            m=(total.m if op in GEMM_OPS else first.m) if on_array else 0,
             k=first.k if on_array else 0,
             n=first.n if on_array else 0,
-            count=(1 if op in GEMM_OPS else sum(r.count for r in rows)) if on_array else 0,
-            elements=0 if on_array else (sum(r.elements for r in rows) or macs),
+            count=(1 if op in GEMM_OPS else total.count) if on_array else 0,
+            elements=0 if on_array else (total.elements or total.macs),
             vector_kind="" if on_array else VECTOR_KIND.get(op, "mac"),
             weight_key=_weight_key(first, slot) if weights else None,
-            weight_bytes=max(r.weight_bytes for r in rows) if weights else 0,
-            act_in_bytes=sum(r.act_in_bytes for r in rows),
-            act_out_bytes=sum(r.act_out_bytes for r in rows),
-            kv_read_bytes=sum(r.kv_read_bytes for r in rows),
-            kv_write_bytes=sum(r.kv_write_bytes for r in rows),
-            macs=macs,
-            vector_ops=sum(r.vector_ops for r in rows) if not on_array else 0,
+            weight_bytes=first.weight_bytes if weights else 0,  # fetched once for all rows
+            act_in_bytes=total.act_in_bytes,
+            act_out_bytes=total.act_out_bytes,
+            kv_read_bytes=total.kv_read_bytes,
+            kv_write_bytes=total.kv_write_bytes,
+            macs=total.macs,
+            vector_ops=0 if on_array else total.vector_ops,
             tokens=tuple(tokens),
-            wasted_fraction=sum(wasted) / len(rows),
+            wasted_fraction=sum(wasted) / len(rows) if wasted else 0.0,
             step=step,
             label=label or op,
         )
@@ -145,27 +136,18 @@ class ItemBuilder:
         return item.id
 
 
-    def _add_one(self, r: Row, deps: Iterable[int], tokens: Sequence[int], wasted: bool,
-                 step: int, slot: int, label: str) -> int:
-        """``add`` for a single row (most items): the same fields, without the sums."""
-        op = r.op
-        on_array = op in GEMM_OPS or (op in ATTENTION_OPS and self.attention_on == "array")
-        weights = r.weight_set != NO_WEIGHTS and r.weight_bytes > 0
-        item = WorkItem(
-            id=len(self.items), unit="array" if on_array else "vector", op=op, phase=r.phase,
-            deps=tuple(sorted(set(deps))),
-            m=r.m if on_array else 0, k=r.k if on_array else 0, n=r.n if on_array else 0,
-            count=(1 if op in GEMM_OPS else r.count) if on_array else 0,
-            elements=0 if on_array else (r.elements or r.macs),
-            vector_kind="" if on_array else VECTOR_KIND.get(op, "mac"),
-            weight_key=_weight_key(r, slot) if weights else None,
-            weight_bytes=r.weight_bytes if weights else 0,
-            act_in_bytes=r.act_in_bytes, act_out_bytes=r.act_out_bytes,
-            kv_read_bytes=r.kv_read_bytes, kv_write_bytes=r.kv_write_bytes, macs=r.macs,
-            vector_ops=0 if on_array else r.vector_ops, tokens=tuple(tokens),
-            wasted_fraction=1.0 if wasted else 0.0, step=step, label=label or op)
-        self.items.append(item)
-        return item.id
+_ADDITIVE = ("m", "count", "elements", "act_in_bytes", "act_out_bytes", "kv_read_bytes",
+             "kv_write_bytes", "macs", "vector_ops")
+
+
+def _stacked(rows: Sequence[Row]) -> Row:
+    """Rows of several executions as one: additive fields summed, the rest from the first."""
+    first = rows[0]
+    for r in rows[1:]:
+        assert (r.op, r.weight_set, r.k, r.n, r.weight_bytes) == \
+            (first.op, first.weight_set, first.k, first.n, first.weight_bytes), \
+            "only rows of one op on the same weights fuse"
+    return first._replace(**{f: sum(getattr(r, f) for r in rows) for f in _ADDITIVE})
 
 
 def _weight_key(row: Row, slot: int) -> Hashable:
