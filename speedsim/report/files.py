@@ -6,16 +6,18 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Callable
 
 import pandas as pd
 
 
-def _atomic_write(path: Path, write) -> None:
+def write_atomic(path: Path, write: Callable[[IO], Any], *, binary: bool = False) -> None:
+    """Call ``write(fh)`` on a temporary file beside ``path``, then rename it into place."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", newline="") as fh:
+        with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", newline="")) as fh:
             write(fh)
         os.replace(tmp, path)
     except BaseException:
@@ -24,15 +26,15 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def write_text_atomic(text: str, path: Path) -> None:
-    _atomic_write(Path(path), lambda fh: fh.write(text))
+    write_atomic(path, lambda fh: fh.write(text))
 
 
 def write_json_atomic(obj: Any, path: Path) -> None:
-    _atomic_write(Path(path), lambda fh: json.dump(obj, fh, indent=2, sort_keys=False, default=_jsonable))
+    write_atomic(path, lambda fh: json.dump(obj, fh, indent=2, sort_keys=False, default=_jsonable))
 
 
 def write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
-    _atomic_write(Path(path), lambda fh: frame.to_csv(fh, index=False))
+    write_atomic(path, lambda fh: frame.to_csv(fh, index=False))
 
 
 def _jsonable(obj: Any) -> Any:

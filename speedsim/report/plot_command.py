@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from speedsim.config.errors import ConfigError
+from speedsim.report.files import write_atomic
 
 FORMATS = ("png", "svg")
 
@@ -165,15 +164,7 @@ def output_path(args: argparse.Namespace, default_stem: Path) -> tuple[Path, str
 def save_figure(fig, args: argparse.Namespace, default_stem: Path) -> Path:
     """Write ``fig`` atomically (a figure file is whole or absent) and say where."""
     out, fmt = output_path(args, default_stem)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format=fmt, dpi=args.dpi)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(out, lambda fh: fig.savefig(fh, format=fmt, dpi=args.dpi), binary=True)
     print(f"wrote {out}")
     return out
 

@@ -32,7 +32,7 @@ from typing import Any
 import pandas as pd
 
 from speedsim.config.errors import ConfigError
-from speedsim.report.files import write_text_atomic
+from speedsim.report.files import write_atomic, write_text_atomic
 
 FIXED_COLUMNS = ["index", "config_hash", "status", "error"]
 
@@ -153,9 +153,7 @@ def _sort_by_index(path: Path) -> None:
 
 
 def _write_parquet_atomic(frame: pd.DataFrame, out: Path) -> None:
-    tmp = out.with_name(f".{out.name}.tmp")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, out)
+    write_atomic(out, lambda fh: frame.to_parquet(fh, index=False), binary=True)
 
 
 def load_results(path: str | Path) -> pd.DataFrame:
