@@ -26,8 +26,10 @@ from speedsim.config.hw import Hardware, hardware_from_dict
 from speedsim.config.workload import Workload, workload_from_dict
 from speedsim.metrics import core
 from speedsim.metrics.energy import energy as energy_breakdown
-from speedsim.model.generation import GenerationRecord, acceptance_vector, run_reference
+from speedsim.model.generation import (GenerationRecord, acceptance_vector, run_reference,
+                                       run_speed_numeric)
 from speedsim.model.sharing import shape_layer_sets
+from speedsim.model.weights import Params, load_params
 from speedsim.sim.engine import SimResult, replay
 from speedsim.strategies.inputs import StrategyInput
 from speedsim.strategies.plan import Plan
@@ -84,8 +86,10 @@ def strategy_list(wl: Workload, names: Optional[Sequence[str]]) -> list[str]:
 
 def simulate(hw: Hardware, wl: Workload, strategies: Optional[Sequence[str]] = None) -> RunResult:
     names = strategy_list(wl, strategies)
-    # 1. reference numerics (None for shape-only models)
-    record = run_reference(wl) if wl.model.weights.source != "shape_only" else None
+    # 1. reference numerics (None for shape-only models); the weights load once
+    numeric = wl.model.weights.source != "shape_only"
+    params = load_params(wl) if numeric else None
+    record = run_reference(wl, params) if numeric else None
     # 2. the op trace at the hardware's element size
     trace = build_trace(wl, bytes_per_element=hw.bytes_per_element)
     # 3. acceptance outcomes for speculative strategies
@@ -101,7 +105,7 @@ def simulate(hw: Hardware, wl: Workload, strategies: Optional[Sequence[str]] = N
     for name in names:
         plan = get_strategy(name)().plan(base)
         sim = replay(plan.items, hw)
-        committed, carried = committed_tokens(name, wl, record, plan)
+        committed, carried = committed_tokens(name, wl, record, plan, params)
         metrics = strategy_metrics(plan, sim, hw, wl, accepted if name != "sequential" else None)
         runs[name] = StrategyRun(plan, sim, metrics, committed, carried)
     # 5. summary and token table
@@ -110,8 +114,8 @@ def simulate(hw: Hardware, wl: Workload, strategies: Optional[Sequence[str]] = N
     return RunResult(hw, wl, runs, summary, tokens, record)
 
 
-def committed_tokens(name: str, wl: Workload, record: Optional[GenerationRecord],
-                     plan: Plan) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+def committed_tokens(name: str, wl: Workload, record: Optional[GenerationRecord], plan: Plan,
+                     params: Optional[Params] = None) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
     """(committed token ids [B, new_tokens], input token of each decode execution).
 
     SPEED with ``acceptance: model`` really runs pipelined in NumPy (flushes and
@@ -123,9 +127,7 @@ def committed_tokens(name: str, wl: Workload, record: Optional[GenerationRecord]
     if record is None:
         return None, None
     if name == "speed" and wl.strategies.speed.acceptance.source == "model":
-        from speedsim.model.speed_exec import run_speed_workload
-
-        run = run_speed_workload(wl)
+        run = run_speed_numeric(wl, params)
         if run.schedule.launched != plan.launched or run.schedule.flushes != plan.flushes:
             raise RuntimeError("the NumPy SPEED pipeline and the replayed schedule disagree: "
                                f"{run.schedule.launched}/{run.schedule.flushes} vs "
@@ -152,7 +154,7 @@ def strategy_metrics(plan: Plan, sim: SimResult, hw: Hardware, wl: Workload,
     m["committed_tokens"] = wl.generation.new_tokens
     m["roofline_decode_s"] = core.roofline_decode_s(plan, sim, hw)
     if plan.strategy != "sequential":
-        m["speculation"] = core.speculation(plan, accepted, sim.items)
+        m["speculation"] = core.speculation(plan, accepted)
     return m
 
 

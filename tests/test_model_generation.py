@@ -11,7 +11,7 @@ def test_model_acceptance_is_the_reference_runs(tiny_workload):
     w = tiny_workload()
     rec = run_reference(w)
     np.testing.assert_array_equal(acceptance_vector(w, rec), rec.accepted)
-    np.testing.assert_array_equal(run_speed_numeric(w, rec), rec.committed)
+    np.testing.assert_array_equal(run_speed_numeric(w).tokens, rec.committed)
     with pytest.raises(ConfigError):
         acceptance_vector(w, None)
 

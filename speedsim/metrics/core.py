@@ -67,8 +67,13 @@ def utilization(sim: Any, hw: Hardware) -> dict[str, Any]:
     }
 
 
+def item_dram_bytes(items: pd.DataFrame) -> np.ndarray:
+    """DRAM bytes each item moved: weights fetched, KV read and written, activations."""
+    return items[list(DRAM_BYTE_COLUMNS)].sum(axis=1).to_numpy(dtype=np.int64)
+
+
 def dram_bytes(items: pd.DataFrame) -> int:
-    return int(sum(items[c].sum() for c in DRAM_BYTE_COLUMNS))
+    return int(item_dram_bytes(items).sum())
 
 
 def occupancy_stats(occ: pd.DataFrame, hw: Hardware, cycles: int) -> dict[str, Any]:
@@ -96,11 +101,11 @@ def _capacity_bytes(hw: Hardware, name: str) -> int | None:
 def work(sim: Any) -> dict[str, Any]:
     items = sim.items
     w = items["wasted_fraction"].to_numpy()
-    per_item_dram = sum(items[c].to_numpy() for c in DRAM_BYTE_COLUMNS)
+    per_item_dram = item_dram_bytes(items)
     return {
         "macs": int(items["macs"].sum()),
         "vector_ops": int(items["vector_ops"].sum()),
-        "dram_bytes": dram_bytes(items),
+        "dram_bytes": int(per_item_dram.sum()),
         "dram_bytes_by_kind": {c.replace("_fetched", ""): int(items[c].sum())
                                for c in DRAM_BYTE_COLUMNS},
         "wasted_macs": float((items["macs"].to_numpy() * w).sum()),
@@ -108,7 +113,7 @@ def work(sim: Any) -> dict[str, Any]:
     }
 
 
-def speculation(plan: Plan, accepted: np.ndarray | None, items: pd.DataFrame) -> dict[str, Any]:
+def speculation(plan: Plan, accepted: np.ndarray | None) -> dict[str, Any]:
     """Launched / committed / flushed executions and the acceptance along the committed chain."""
     dec = [e for e in plan.execs if e.phase == "decode"]
     committed = [e for e in dec if e.status == "committed"]
@@ -116,26 +121,25 @@ def speculation(plan: Plan, accepted: np.ndarray | None, items: pd.DataFrame) ->
     # prediction launches nothing and is not checked
     checked = [e.index + 1 for e in committed if accepted is not None and e.index + 1 < len(committed)]
     hits = int(sum(bool(accepted[i]) for i in checked)) if accepted is not None else 0
-    steps = items.loc[items["phase"] == "decode", "step"] if "phase" in items else None
-    in_flight = _mean_in_flight(plan)
+    in_flight = _executions_per_step(plan)
     return {
         "launched": len(dec),
         "committed": len(committed),
         "flushed": len(dec) - len(committed),
         "flushes": plan.flushes,
         "acceptance_rate": hits / len(checked) if checked else 1.0,
-        "mean_tokens_in_flight": in_flight,
-        "stage_steps": int(steps.max() + 1) if steps is not None and len(steps) else 0,
+        "mean_tokens_in_flight": float(np.mean(in_flight)) if in_flight else 0.0,
+        "stage_steps": len(in_flight),
     }
 
 
-def _mean_in_flight(plan: Plan) -> float:
-    """Executions per stage step, averaged: the item ``step`` field counts stage steps."""
+def _executions_per_step(plan: Plan) -> list[int]:
+    """Executions served in each decode step (the item ``step`` field counts stage steps)."""
     per_step: dict[int, set[int]] = {}
     for it in plan.items:
         if it.phase == "decode" and it.step >= 0:
             per_step.setdefault(it.step, set()).update(it.tokens)
-    return float(np.mean([len(v) for v in per_step.values()])) if per_step else 0.0
+    return [len(v) for v in per_step.values()]
 
 
 def roofline_decode_s(plan: Plan, sim: Any, hw: Hardware) -> float:

@@ -20,7 +20,8 @@ import numpy as np
 
 from speedsim.config.errors import ConfigError
 from speedsim.model.decoder import GenerationRecord, generate
-from speedsim.model.speed_exec import run_speed_workload
+from speedsim.model.speed_exec import SpeedRun, run_speed_workload
+from speedsim.model.weights import Params
 
 __all__ = ["GenerationRecord", "acceptance_vector", "read_acceptance_file", "run_reference",
            "run_speed_numeric"]
@@ -28,9 +29,9 @@ __all__ = ["GenerationRecord", "acceptance_vector", "read_acceptance_file", "run
 _KEY = "strategies.speed.acceptance"
 
 
-def run_reference(workload) -> GenerationRecord:
+def run_reference(workload, params: Optional[Params] = None) -> GenerationRecord:
     """Greedy decoding of the workload, early predictions at its SPEED exit point."""
-    return generate(workload)
+    return generate(workload, params=params)
 
 
 def acceptance_vector(workload, record: Optional[GenerationRecord] = None) -> np.ndarray:
@@ -84,10 +85,7 @@ def read_acceptance_file(path: str | Path) -> np.ndarray:
     return np.array(out, dtype=bool)
 
 
-def run_speed_numeric(workload, record: Optional[GenerationRecord] = None) -> np.ndarray:
-    """Committed tokens [B, new_tokens] of SPEED run pipelined in NumPy.
-
-    ``record`` is accepted for symmetry with the other entry points and is not
-    used: the pipeline decodes from the prompt on its own.
-    """
-    return run_speed_workload(workload).tokens
+def run_speed_numeric(workload, params: Optional[Params] = None) -> SpeedRun:
+    """SPEED run pipelined in NumPy from the prompt: committed tokens, its own schedule,
+    and the token each execution carried."""
+    return run_speed_workload(workload, params)

@@ -30,6 +30,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from speedsim.config.errors import ConfigError
+from speedsim.metrics.core import DRAM_BYTE_COLUMNS, item_dram_bytes
 from speedsim.report.pareto import plot_pareto  # noqa: F401  (the Pareto figure lives there)
 
 # Okabe & Ito (2008), "Color Universal Design".
@@ -277,7 +278,7 @@ def roofline_table(items: pd.DataFrame) -> pd.DataFrame:
     phase, macs, dram_bytes, array_cycles``.
     """
     _require(items, ("item", "op", "unit", "phase", "macs", "start_cycle", "compute_end_cycle",
-                     "weight_bytes_fetched", "kv_read_bytes", "kv_write_bytes", "act_bytes"), "items")
+                     *DRAM_BYTE_COLUMNS), "items")
     a = items[items["unit"] == "array"].sort_values(["compute_end_cycle", "item"], kind="stable")
     if a.empty:
         raise ConfigError("items: no array work items")
@@ -286,8 +287,7 @@ def roofline_table(items: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({
         "item": a["item"].to_numpy(), "op": a["op"].to_numpy(), "phase": a["phase"].to_numpy(),
         "macs": a["macs"].to_numpy(dtype=np.int64),
-        "dram_bytes": a[["weight_bytes_fetched", "kv_read_bytes", "kv_write_bytes",
-                         "act_bytes"]].sum(axis=1).to_numpy(dtype=np.int64),
+        "dram_bytes": item_dram_bytes(a),
         "array_cycles": np.maximum(end - prev, 0),
     })
     return out[out["macs"] > 0].sort_values("item", ignore_index=True)
