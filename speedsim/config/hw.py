@@ -31,6 +31,8 @@ class Array(Frozen):
     cols: PosInt
     dataflow: Literal["ws", "os", "is"] = "ws"
     count: PosInt = 1
+    weight_load: Literal["serial", "overlapped"] = "serial"  # serial: SCALE-Sim's fold model
+    op_overhead_ns: NonNegFloat = 0.0  # fixed cost of issuing one item (launch, fill, tail)
 
     @property
     def pes(self) -> int:
@@ -50,6 +52,7 @@ class VectorCycles(Frozen):
 class Vector(Frozen):
     lanes: PosInt
     cycles_per_element: VectorCycles = VectorCycles()
+    op_overhead_ns: NonNegFloat = 0.0  # fixed cost of issuing one item (launch, fill, tail)
 
 
 class Dram(Frozen):
@@ -95,6 +98,9 @@ class Hardware(Frozen):
     buffers: Buffers
     energy: Energy
     attention_on: Literal["array", "vector"] = "array"  # where attn_score / attn_value run
+    # ahead: weight tiles are fetched ahead across items as far as buffer slots allow;
+    # per_op: an item's weight tiles are not fetched before it starts (a GPU kernel stream)
+    weight_prefetch: Literal["ahead", "per_op"] = "ahead"
 
     @property
     def bytes_per_element(self) -> int:
