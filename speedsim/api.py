@@ -31,6 +31,7 @@ from speedsim.model.generation import (GenerationRecord, acceptance_vector, run_
 from speedsim.model.sharing import shape_layer_sets
 from speedsim.model.weights import Params, load_params
 from speedsim.sim.engine import SimResult, replay
+from speedsim.sim.workitem import WorkItem
 from speedsim.strategies.inputs import StrategyInput
 from speedsim.strategies.plan import Plan
 from speedsim.strategies.registry import get_strategy
@@ -244,3 +245,13 @@ def flatten_summary(summary: dict[str, Any], hw: Hardware) -> dict[str, Any]:
                                    if x is not None)
     flat["silicon.cost_proxy"] = flat["silicon.pes"] + flat["silicon.sram_kib"]
     return flat
+
+
+def gemm_time_s(hw: Hardware, m: int, k: int, n: int) -> float:
+    """Simulated seconds of one ``Y[m,n] = X[m,k] W[k,n]`` alone on ``hw``, every operand
+    from DRAM: the simulator's answer to a matmul microbenchmark (validation only)."""
+    e = hw.bytes_per_element
+    item = WorkItem(id=0, unit="array", op="matmul", phase="prefill", m=m, k=k, n=n, count=1,
+                    weight_key=("matmul",), weight_bytes=k * n * e, act_in_bytes=m * k * e,
+                    act_out_bytes=m * n * e, macs=m * k * n)
+    return replay([item], hw).total_cycles / hw.clock_hz
