@@ -26,13 +26,14 @@ from speedsim.config.hw import Hardware, hardware_from_dict
 from speedsim.config.workload import Workload, workload_from_dict
 from speedsim.metrics import core
 from speedsim.metrics.energy import energy as energy_breakdown
-from speedsim.model.generation import (GenerationRecord, acceptance_vector, run_reference,
-                                       run_speed_numeric)
+from speedsim.model.decoder import GenerationRecord, generate
+from speedsim.model.speed_exec import run_speed_workload
 from speedsim.model.sharing import shape_layer_sets
 from speedsim.model.weights import Params, load_params
 from speedsim.sim.engine import SimResult, replay
+from speedsim.strategies.acceptance import acceptance_vector
 from speedsim.strategies.inputs import StrategyInput
-from speedsim.strategies.plan import Plan
+from speedsim.contracts.plan import Plan
 from speedsim.strategies.registry import get_strategy
 from speedsim.trace import build_trace
 
@@ -89,7 +90,7 @@ def simulate(hw: Hardware, wl: Workload, strategies: Optional[Sequence[str]] = N
     # 1. reference numerics (None for shape-only models); the weights load once
     numeric = wl.model.weights.source != "shape_only"
     params = load_params(wl) if numeric else None
-    record = run_reference(wl, params) if numeric else None
+    record = generate(wl, params=params) if numeric else None
     # 2. the op trace at the hardware's element size
     trace = build_trace(wl, bytes_per_element=hw.bytes_per_element)
     # 3. acceptance outcomes for speculative strategies
@@ -127,7 +128,7 @@ def committed_tokens(name: str, wl: Workload, record: Optional[GenerationRecord]
     if record is None:
         return None, None
     if name == "speed" and wl.strategies.speed.acceptance.source == "model":
-        run = run_speed_numeric(wl, params)
+        run = run_speed_workload(wl, params)
         if run.schedule.launched != plan.launched or run.schedule.flushes != plan.flushes:
             raise RuntimeError("the NumPy SPEED pipeline and the replayed schedule disagree: "
                                f"{run.schedule.launched}/{run.schedule.flushes} vs "

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from speedsim.model.decoder import generate, prompt_ids
-from speedsim.model.speed_exec import derive_schedule, run_speed, run_speed_workload
+from speedsim.model.speed_exec import run_speed, run_speed_workload
+from speedsim.strategies.speed_schedule import derive_schedule
 from speedsim.model.weights import load_params
 
 # (seed, N, scheme, U, G, batch, init_std, extra model keys)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from speedsim.strategies.plan import ItemBuilder, Row, TraceIndex
+from speedsim.strategies.builder import ItemBuilder, Row, TraceIndex
 
 
 def with_slots(rows: Sequence[Row]) -> list[tuple[Row, int]]:

@@ -8,7 +8,8 @@ on chip (the accelerator decides that, not the strategy).
 from __future__ import annotations
 
 from speedsim.strategies.common import chain, prefill
-from speedsim.strategies.plan import ItemBuilder, Plan, TokenExec, TraceIndex
+from speedsim.contracts.plan import Plan, TokenExec
+from speedsim.strategies.builder import ItemBuilder, TraceIndex
 from speedsim.strategies.registry import register
 from speedsim.strategies.inputs import StrategyInput
 

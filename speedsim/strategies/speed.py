@@ -1,8 +1,8 @@
 """SPEED: speculative pipelined execution over G stages (DESIGN §2).
 
 The pure schedule (which execution is in which stage at each stage step, which
-are flushed) comes from ``speedsim.model.speed_exec.derive_schedule`` — the same
-function the NumPy executor is tested against. This module only turns it into
+are flushed) comes from ``speedsim.strategies.speed_schedule.derive_schedule`` — the
+schedule the NumPy executor (``speedsim.model.speed_exec``) is tested against. This module only turns it into
 work items:
 
 - stage step s, layer step j: every in-flight execution in stage g runs layer
@@ -25,8 +25,10 @@ from collections import defaultdict
 
 from speedsim.strategies.common import prefill, with_slots
 from speedsim.strategies.inputs import StrategyInput
-from speedsim.strategies.plan import ItemBuilder, Plan, Row, TokenExec, TraceIndex
+from speedsim.contracts.plan import Plan, TokenExec
+from speedsim.strategies.builder import ItemBuilder, Row, TraceIndex
 from speedsim.strategies.registry import register
+from speedsim.strategies.speed_schedule import derive_schedule
 from speedsim.trace.schema import ATTENTION_OPS
 
 PER_EXECUTION_OPS = set(ATTENTION_OPS) | {"softmax"}
@@ -37,8 +39,6 @@ class Speed:
     name = "speed"
 
     def plan(self, inp: StrategyInput) -> Plan:
-        from speedsim.model.speed_exec import derive_schedule
-
         assert inp.accepted is not None, "SPEED needs acceptance outcomes"
         G, N = inp.stages, inp.n_layers
         L = N // G

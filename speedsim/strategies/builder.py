@@ -1,10 +1,4 @@
-"""What a strategy hands the accelerator: a work-item DAG and its token executions.
-
-A **token execution** is one pass of one input position (all ``batch``
-sequences together) through the decoder. Sequential decoding has one per
-decoded position; SPEED has more when predictions miss, and the extra ones end
-``flushed``. Every work item lists the executions it serves, so the metrics can
-attribute time, bytes and energy to committed or wasted work.
+"""Building a plan: trace rows grouped for lookup, and fused into work items.
 
 ``ItemBuilder`` turns trace rows into work items. Rows of several executions
 that use the same weights fuse into one item: GEMM rows stack (``m`` adds up),
@@ -13,37 +7,15 @@ the weights are counted once, activations and KV bytes add up.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Hashable, Iterable, NamedTuple, Sequence
 
 import pandas as pd
 
-from speedsim.sim.workitem import WorkItem
+from speedsim.contracts.workitem import WorkItem
 from speedsim.trace.schema import ATTENTION_OPS, GEMM_OPS, NO_WEIGHTS
 
 VECTOR_KIND = {"embed": "embed", "norm": "norm", "softmax": "softmax", "act": "activation",
                "residual": "residual"}
-
-
-@dataclass(frozen=True)
-class TokenExec:
-    exec_id: int
-    phase: str  # prefill | decode
-    index: int  # prefill: 0; decode: k for input position P + k
-    position: int  # absolute position of the input token
-    status: str  # committed | flushed
-    first_item: int
-    last_item: int  # the item whose end commits (or would have committed) the execution
-
-
-@dataclass(frozen=True)
-class Plan:
-    strategy: str
-    items: list[WorkItem]
-    execs: list[TokenExec]
-    prefill_last_item: int  # TTFT ends when this item ends
-    launched: int = 0  # speculative strategies: token executions started in decode
-    flushes: int = 0  # mismatches detected
 
 
 class Row(NamedTuple):
