@@ -27,7 +27,7 @@ import math
 from typing import Iterable, NamedTuple, Sequence
 
 from speedsim.config.hw import Hardware
-from speedsim.hw.systolic import array_gemm_cycles
+from speedsim.hw.systolic import array_gemm_cycles, ceil_div
 from speedsim.contracts.workitem import WorkItem
 
 ACT_STREAM_SHARE = {"array": 3 / 8, "vector": 1 / 8}
@@ -61,10 +61,6 @@ class Roofline(NamedTuple):
     vector_cycles: int
     dram_cycles: int
     dram_bytes: int
-
-
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 def split_even(total: int, parts: int) -> list[int]:

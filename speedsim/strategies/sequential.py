@@ -17,6 +17,7 @@ from speedsim.strategies.inputs import StrategyInput
 @register("sequential")
 class Sequential:
     name = "sequential"
+    speculative = False  # needs no acceptance outcomes
 
     def plan(self, inp: StrategyInput) -> Plan:
         builder = ItemBuilder(inp.attention_on)

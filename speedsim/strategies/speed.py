@@ -26,7 +26,8 @@ from collections import defaultdict
 from speedsim.strategies.common import prefill, with_slots
 from speedsim.strategies.inputs import StrategyInput
 from speedsim.contracts.plan import Plan, TokenExec
-from speedsim.strategies.builder import ItemBuilder, Row, TraceIndex
+from speedsim.contracts.oprow import OpRow
+from speedsim.strategies.builder import ItemBuilder, TraceIndex
 from speedsim.strategies.registry import register
 from speedsim.strategies.speed_schedule import derive_schedule
 from speedsim.trace.schema import ATTENTION_OPS
@@ -37,6 +38,7 @@ PER_EXECUTION_OPS = set(ATTENTION_OPS) | {"softmax"}
 @register("speed")
 class Speed:
     name = "speed"
+    speculative = True  # plans from acceptance outcomes
 
     def plan(self, inp: StrategyInput) -> Plan:
         assert inp.accepted is not None, "SPEED needs acceptance outcomes"
@@ -99,7 +101,7 @@ class Speed:
             row0, slot = rows_of[members[0][0]][o]
             if row0.op in PER_EXECUTION_OPS:
                 for e, layer in members:
-                    row: Row = rows_of[e][o][0]
+                    row: OpRow = rows_of[e][o][0]
                     deps = [prev[e]]
                     if row.op == "attn_score" and (k_of[e] - 1, layer) in kv_writer:
                         deps.append(kv_writer[(k_of[e] - 1, layer)])
