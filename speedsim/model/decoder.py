@@ -306,7 +306,7 @@ class GenerationRecord:
     position P + i - 1. ``early[:, i]`` is the argmax of the early logits of the
     step that produced token i, ``tokens[:, i]`` (= ``final[:, i]``) that of
     its final logits. ``accepted[i]``: early == final for every sequence.
-    SPEED consults ``accepted[1 .. new_tokens-2]`` (see ``speed_exec``).
+    SPEED consults ``accepted[1 .. new_tokens-2]`` (see ``speedsim.strategies.speed_schedule``).
     """
 
     prompt: np.ndarray  # int64 [B, P]

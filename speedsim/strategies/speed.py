@@ -1,9 +1,9 @@
 """SPEED: speculative pipelined execution over G stages (DESIGN §2).
 
 The pure schedule (which execution is in which stage at each stage step, which
-are flushed) comes from ``speedsim.strategies.speed_schedule.derive_schedule`` — the
-schedule the NumPy executor (``speedsim.model.speed_exec``) is tested against. This module only turns it into
-work items:
+are flushed) comes from ``speedsim.strategies.speed_schedule.derive_schedule``,
+the schedule the NumPy executor (``speedsim.model.speed_exec``) is tested
+against. This module only turns it into work items:
 
 - stage step s, layer step j: every in-flight execution in stage g runs layer
   g·L + j (L = N / G). Executions whose layers use the same weight set fuse
