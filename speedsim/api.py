@@ -91,6 +91,7 @@ def simulate(hw: Hardware, wl: Workload, strategies: Optional[Sequence[str]] = N
                          layer_sets=shape_layer_sets(wl.model),
                          prompt_tokens=wl.generation.prompt_tokens,
                          new_tokens=wl.generation.new_tokens, attention_on=hw.attention_on,
+                         attention_batched=hw.attention_issue == "batched",
                          stages=wl.stages if speculative else 1, accepted=accepted)
     # 4. plan, replay, measure
     runs = {name: _run_strategy(name, base, hw, wl, record) for name in names}

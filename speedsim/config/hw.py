@@ -94,6 +94,10 @@ class Hardware(Frozen):
     buffers: Buffers
     energy: Energy
     attention_on: Literal["array", "vector"] = "array"  # where attn_score / attn_value run
+    # per_token: each token in flight's attention is its own item; batched: one item (one
+    # kernel, as GPUs run decode attention) for all tokens in flight at a layer step, each
+    # still reading its own KV (bytes add up, only the issue is shared)
+    attention_issue: Literal["per_token", "batched"] = "per_token"
     # ahead: weight tiles are fetched ahead across items as far as buffer slots allow;
     # per_op: an item's weight tiles are not fetched before it starts (a GPU kernel stream)
     weight_prefetch: Literal["ahead", "per_op"] = "ahead"

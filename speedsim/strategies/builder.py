@@ -88,14 +88,27 @@ _ADDITIVE = ("m", "count", "elements", "act_in_bytes", "act_out_bytes", "kv_read
              "kv_write_bytes", "macs", "vector_ops")
 
 
+# attention GEMM dimension that is a token's KV length: batched attention (one item for
+# several tokens, each reading its own KV) may stack rows that differ in it
+_KV_DIM = {"attn_score": "n", "attn_value": "k"}
+
+
 def _stacked(rows: Sequence[OpRow]) -> OpRow:
-    """Rows of several executions as one: additive fields summed, the rest from the first."""
+    """Rows of several executions as one: additive fields summed, the rest from the first
+    (an attention row's KV length: the longest, so no token's keys are cut off)."""
     first = rows[0]
+    kv_dim = _KV_DIM.get(first.op)
+    shape = [d for d in ("k", "n") if d != kv_dim]
     for r in rows[1:]:
-        assert (r.op, r.weight_set, r.k, r.n, r.weight_bytes) == \
-            (first.op, first.weight_set, first.k, first.n, first.weight_bytes), \
+        assert (r.op, r.weight_set, r.weight_bytes) == (first.op, first.weight_set,
+                                                        first.weight_bytes) and \
+            all(getattr(r, d) == getattr(first, d) for d in shape), \
             "only rows of one op on the same weights fuse"
-    return first._replace(**{f: sum(getattr(r, f) for r in rows) for f in _ADDITIVE})
+    total = first._replace(**{f: sum(getattr(r, f) for r in rows) for f in _ADDITIVE})
+    if kv_dim is None:
+        return total
+    return total._replace(**{kv_dim: max(getattr(r, kv_dim) for r in rows),
+                             "kv_len": max(r.kv_len for r in rows)})
 
 
 def _weight_key(row: OpRow, slot: int) -> Hashable:

@@ -80,7 +80,8 @@ class Speed:
                     layer = g * L + j
                     groups[inp.layer_sets[layer]].append((e, layer))
                 for members in groups.values():
-                    self._layer(b, index, members, P, k_of, prev, kv_writer, wasted, s)
+                    self._layer(b, index, members, P, k_of, prev, kv_writer, wasted, s,
+                                inp.attention_batched)
             self._heads(b, index, in_flight, G, L, N, P, k_of, prev, pred_item, wasted, s,
                         inp)
 
@@ -93,24 +94,29 @@ class Speed:
     @staticmethod
     def _layer(b: ItemBuilder, index: TraceIndex, members: list[tuple[int, int]], P: int,
                k_of: dict[int, int], prev: dict[int, int],
-               kv_writer: dict[tuple[int, int], int], wasted: dict[int, bool], s: int) -> None:
-        """One layer for executions sharing its weight set: dense ops fused, attention not."""
+               kv_writer: dict[tuple[int, int], int], wasted: dict[int, bool], s: int,
+               batched: bool = False) -> None:
+        """One layer for executions sharing its weight set: dense ops fused; attention
+        per execution (each reads its own KV), as one batched item when ``batched``."""
         rows_of = {e: with_slots(index.ops("decode", P + k_of[e], layer)) for e, layer in members}
         n_ops = len(next(iter(rows_of.values())))
         for o in range(n_ops):
             row0, slot = rows_of[members[0][0]][o]
-            if row0.op in PER_EXECUTION_OPS:
+            if row0.op in PER_EXECUTION_OPS and not batched:
                 for e, layer in members:
                     row: OpRow = rows_of[e][o][0]
-                    deps = [prev[e]]
-                    if row.op == "attn_score" and (k_of[e] - 1, layer) in kv_writer:
-                        deps.append(kv_writer[(k_of[e] - 1, layer)])
-                    prev[e] = b.add([row], deps=deps, tokens=(e,), wasted=[wasted[e]], step=s,
-                                    slot=slot, label=f"t{row.position} L{layer} {row.op}")
+                    prev[e] = b.add([row], deps=_attention_deps(row, e, layer, k_of, prev,
+                                                                kv_writer),
+                                    tokens=(e,), wasted=[wasted[e]], step=s, slot=slot,
+                                    label=f"t{row.position} L{layer} {row.op}")
                 continue
             rows = [rows_of[e][o][0] for e, _ in members]
+            deps = [prev[e] for e, _ in members]
+            if row0.op in PER_EXECUTION_OPS:  # batched: the KV each token's scores read
+                deps = [d for (e, layer), r in zip(members, rows)
+                        for d in _attention_deps(r, e, layer, k_of, prev, kv_writer)]
             label = "+".join(f"t{r.position}" for r in rows) + f" L{members[0][1]} {row0.op}"
-            item = b.add(rows, deps=[prev[e] for e, _ in members], tokens=[e for e, _ in members],
+            item = b.add(rows, deps=deps, tokens=[e for e, _ in members],
                          wasted=[wasted[e] for e, _ in members], step=s, slot=slot, label=label)
             for e, layer in members:
                 prev[e] = item
@@ -147,3 +153,13 @@ class Speed:
                 pred_item[k + 1] = prev[e]  # its successor launches on the early prediction
             elif k + 1 < inp.new_tokens and not bool(inp.accepted[k + 1]):
                 pred_item[k + 1] = prev[e]  # mismatch: the successor restarts on the final one
+
+
+def _attention_deps(row: OpRow, e: int, layer: int, k_of: dict[int, int], prev: dict[int, int],
+                    kv_writer: dict[tuple[int, int], int]) -> list[int]:
+    """An attention item waits for its execution's last item, and its scores for the KV
+    entry the previous position wrote at this layer (when that position was in flight)."""
+    deps = [prev[e]]
+    if row.op == "attn_score" and (k_of[e] - 1, layer) in kv_writer:
+        deps.append(kv_writer[(k_of[e] - 1, layer)])
+    return deps
