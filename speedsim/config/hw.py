@@ -29,6 +29,16 @@ class Array(Frozen):
     count: PosInt = 1
     weight_load: Literal["serial", "overlapped"] = "serial"  # serial: SCALE-Sim's fold model
     op_overhead_ns: NonNegFloat = 0.0  # fixed cost of issuing one item (launch, fill, tail)
+    # how one GEMM spreads over the arrays: columns (N split evenly) or blocks (every fold
+    # dealt to the arrays in waves, as a GPU deals output tiles to its SMs; os only)
+    split: Literal["columns", "blocks"] = "columns"
+
+    @model_validator(mode="after")
+    def _blocks_need_os(self) -> "Array":
+        if self.split == "blocks" and self.dataflow != "os":
+            raise KeyedValueError("split", "blocks needs dataflow: os (each fold has "
+                                  f"its own outputs), got dataflow: {self.dataflow}")
+        return self
 
     @property
     def pes(self) -> int:

@@ -165,7 +165,8 @@ def _gemm_tiles(item: WorkItem, hw: Hardware, n_tiles: int) -> list[tuple[int, i
     """
     a = hw.array
     m, k, n, gemms = item.m, item.k, item.n, max(item.count, 1)
-    cyc = lambda mm, kk, nn, g: array_gemm_cycles(mm, kk, nn, g, a.rows, a.cols, a.dataflow, a.count)
+    cyc = lambda mm, kk, nn, g: array_gemm_cycles(mm, kk, nn, g, a.rows, a.cols, a.dataflow, a.count,
+                                                  a.split)
     if n_tiles <= gemms:
         return [(cyc(m, k, n, g), g * m * k * n) for g in split_even(gemms, n_tiles)]
     per_gemm = ceil_div(n_tiles, gemms)
