@@ -145,3 +145,26 @@ def test_a100_llmcompass_matmul_within_15_percent():
     errors = {int(r.M): gemm_time_s(hw, int(r.M), 12288, 12288) * 1e3 / r.latency_ms - 1
               for r in real.itertuples()}
     assert max(abs(e) for e in errors.values()) < 0.15, errors
+
+
+# -- SPEED on a GPU config --------------------------------------------------------
+
+def _llama7b_on_h200(attention_issue: str, new_tokens: int = 24):
+    wl = yaml.safe_load((ROOT / "workloads" / "llama7b_shape.yaml").read_text())
+    wl["generation"]["new_tokens"] = new_tokens
+    data = yaml.safe_load((HW / "h200.yaml").read_text())
+    data["attention_issue"] = attention_issue
+    return simulate(hardware_from_dict(data), workload_from_dict(wl)).summary
+
+
+@needs_engine
+def test_speed_on_h200_is_physical_and_batched_attention_pays_one_overhead():
+    """7B shape, 32 layers over 8 weight sets, G = 4, acceptance 0.8: SPEED amortizes the
+    weights over up to 4 tokens, so 1 < speedup < 4; one attention item per layer step
+    instead of one per token in flight saves issue overheads, never adds time."""
+    batched = _llama7b_on_h200("batched")
+    per_token = _llama7b_on_h200("per_token")
+    assert 1.5 < batched["speedup"]["speed"] < 4.0
+    assert batched["speedup"]["speed"] > per_token["speedup"]["speed"]
+    seq = [s["strategies"]["sequential"]["decode_time_s"] for s in (batched, per_token)]
+    assert seq[0] == seq[1]
