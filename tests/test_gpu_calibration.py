@@ -157,7 +157,6 @@ def _llama7b_on_h200(attention_issue: str, new_tokens: int = 24):
     return simulate(hardware_from_dict(data), workload_from_dict(wl)).summary
 
 
-@needs_engine
 def test_speed_on_h200_is_physical_and_batched_attention_pays_one_overhead():
     """7B shape, 32 layers over 8 weight sets, G = 4, acceptance 0.8: SPEED amortizes the
     weights over up to 4 tokens, so 1 < speedup < 4; one attention item per layer step
