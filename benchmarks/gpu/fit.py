@@ -170,6 +170,42 @@ def layer_check(results: Path, fit: dict[str, float]) -> pd.DataFrame:
     return df.assign(error=df.closed_form_us / df.measured_us - 1)
 
 
+GEMM_ITEMS = ("qkv", "out_proj", "mlp_up", "mlp_down")
+# an unnamed elementwise kernel belongs to the item it follows: the KV-cache write to qkv,
+# the add after a projection to the residual, the gate multiply to the activation
+FOLLOWS = {"qkv": "qkv", "attention": "attention", "out_proj": "residual", "mlp_up": "act",
+           "act": "act", "mlp_down": "residual2", "residual": "residual",
+           "residual2": "residual2"}
+
+
+def _item_of(kernel: str, current: str, gemms_done: int, norms_done: int) -> str:
+    if "layer_norm" in kernel:
+        return ("norm", "norm2")[norms_done]
+    if "splitKreduce" in kernel:
+        return current
+    if kernel.startswith("nvjet") or "gemm" in kernel or "gemv" in kernel:
+        return GEMM_ITEMS[gemms_done]
+    if any(s in kernel for s in ("sdpa", "flash", "fmha", "lean_reduction")):
+        return "attention"
+    return FOLLOWS[current]
+
+
+def layer_items_measured_us(results: Path, d: int, tokens: int) -> dict[str, float]:
+    """Measured time of each modelled item inside one graph-replayed layer (fused attention):
+    its kernels from the first one's start to the next item's first start."""
+    k = pd.read_csv(results / "run2" / "layer_kernels.csv")
+    k = k[(k.d_model == d) & (k.tokens == tokens) & (k.attn == "sdpa") & (k["mode"] == "graph")]
+    lay, nxt = k[k.layer == 1], k[k.layer == 2].start_us.min()
+    spans = np.diff(np.append(lay.start_us.values, nxt))
+    out: dict[str, float] = {}
+    current = ""
+    for name, span in zip(lay.kernel, spans):
+        current = _item_of(name, current, sum(g in out for g in GEMM_ITEMS),
+                           sum(n in out for n in ("norm", "norm2")))
+        out[current] = out.get(current, 0.0) + float(span)
+    return out
+
+
 def main(argv: list[str]) -> int:
     results = Path(argv[1]) if len(argv) > 1 else DEFAULT_DIR
     fit = fitted(results)
