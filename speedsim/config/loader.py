@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from speedsim.config.errors import ConfigError, KeyedValueError
+from speedsim.config.keys import field_names, models_at, unknown_key_message
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -133,22 +134,40 @@ def validate(model: type[M], data: dict[str, Any], *, file: str,
     try:
         return model.model_validate(data, context=context)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = _drop_tags(tuple(err["loc"]), set(unions))
-        cause = (err.get("ctx") or {}).get("error")
-        if isinstance(cause, KeyedValueError):
-            loc = loc + tuple(cause.key.split("."))
-        key = _key_path(loc)
-        msg = cause.message if isinstance(cause, KeyedValueError) else err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key (misspelt?)"
-        elif err["type"] == "missing":
-            msg = "required key is missing"
-        elif "input" in err and err["type"] not in ("value_error", "assertion_error") \
-                and not isinstance(err["input"], dict):
-            msg = f"{msg} (got {err['input']!r})"
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
-        raise ConfigError(msg, file=file, key=key or None) from None
+        err = _first_error(exc.errors())
+        raise ConfigError(_message(model, err), file=file,
+                          key=_error_key(err, set(unions)) or None) from None
     except ConfigError as exc:
         raise exc.with_file(file) from None
+
+
+def _first_error(errors: list[dict[str, Any]]) -> dict[str, Any]:
+    """An unknown key first: a misspelt required key also reports the right name as
+    missing, and the typo is what the user has to fix."""
+    extra = [e for e in errors if e["type"] == "extra_forbidden"]
+    return (extra or errors)[0]
+
+
+def _error_key(err: dict[str, Any], unions: set[str]) -> str:
+    loc = _drop_tags(tuple(err["loc"]), unions)
+    cause = (err.get("ctx") or {}).get("error")
+    if isinstance(cause, KeyedValueError):
+        loc = loc + tuple(cause.key.split("."))
+    return _key_path(loc)
+
+
+def _message(model: type[BaseModel], err: dict[str, Any]) -> str:
+    """pydantic's message in the user's terms: the typed key, the value, no prefixes."""
+    cause = (err.get("ctx") or {}).get("error")
+    if isinstance(cause, KeyedValueError):
+        return cause.message
+    if err["type"] == "extra_forbidden":
+        loc = tuple(err["loc"])
+        return unknown_key_message(str(loc[-1]), field_names(models_at(model, loc[:-1])))
+    if err["type"] == "missing":
+        return "required key is missing"
+    msg = err["msg"].removeprefix("Value error, ")
+    if "input" in err and err["type"] not in ("value_error", "assertion_error") \
+            and not isinstance(err["input"], dict):
+        msg = f"{msg} (got {err['input']!r})"
+    return msg
