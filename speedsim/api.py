@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from speedsim import __version__
+from speedsim.config.budget import Limits, check_budget
 from speedsim.config.errors import ConfigError
 from speedsim.config.hw import Hardware, hardware_from_dict
 from speedsim.config.workload import Workload, workload_from_dict
@@ -30,6 +31,7 @@ from speedsim.model.generation import (GenerationRecord, acceptance_vector, run_
                                        run_speed_numeric)
 from speedsim.model.sharing import shape_layer_sets
 from speedsim.model.weights import Params, load_params
+from speedsim.hw.fit import check_tiles_fit
 from speedsim.sim.engine import SimResult, replay
 from speedsim.strategies.inputs import StrategyInput
 from speedsim.strategies.plan import Plan
@@ -84,8 +86,10 @@ def strategy_list(wl: Workload, names: Optional[Sequence[str]]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def simulate(hw: Hardware, wl: Workload, strategies: Optional[Sequence[str]] = None) -> RunResult:
+def simulate(hw: Hardware, wl: Workload, strategies: Optional[Sequence[str]] = None,
+             limits: Limits = Limits()) -> RunResult:
     names = strategy_list(wl, strategies)
+    check_budget(wl, len(names), limits)  # before anything is built
     # 1. reference numerics (None for shape-only models); the weights load once
     numeric = wl.model.weights.source != "shape_only"
     params = load_params(wl) if numeric else None
@@ -104,6 +108,7 @@ def simulate(hw: Hardware, wl: Workload, strategies: Optional[Sequence[str]] = N
     runs: dict[str, StrategyRun] = {}
     for name in names:
         plan = get_strategy(name)().plan(base)
+        check_tiles_fit(plan.items, hw)
         sim = replay(plan.items, hw)
         committed, carried = committed_tokens(name, wl, record, plan, params)
         metrics = strategy_metrics(plan, sim, hw, wl, accepted if name != "sequential" else None)

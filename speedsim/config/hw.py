@@ -111,16 +111,22 @@ class Hardware(Frozen):
 
     @model_validator(mode="after")
     def _buffers_hold_a_tile(self) -> "Hardware":
-        eb = self.bytes_per_element
-        tile = self.array.rows * self.array.cols * eb
-        for name in ("weight", "activation", "accumulator"):
-            buf = getattr(self.buffers, name)
-            if buf.size_kib * 1024 < tile:
-                raise KeyedValueError(
-                    f"buffers.{name}.size_kib",
-                    f"{buf.size_kib} KiB is smaller than one {self.array.rows}x{self.array.cols} "
-                    f"{self.precision} array tile ({tile} bytes)")
+        """Each buffer holds one R×C array tile; the weight buffer one per in-flight slot
+        (two with double buffering: the tile in use and the one being fetched)."""
+        tile_bytes = self.array.rows * self.array.cols * self.bytes_per_element
+        slots = 2 if self.buffers.double_buffering else 1
+        for name, tiles in (("weight", slots), ("activation", 1), ("accumulator", 1)):
+            size_kib = getattr(self.buffers, name).size_kib
+            if size_kib * 1024 < tiles * tile_bytes:
+                raise KeyedValueError(f"buffers.{name}.size_kib", _too_small(
+                    size_kib, tiles, tile_bytes, self, name == "weight"))
         return self
+
+
+def _too_small(size_kib: float, tiles: int, tile_bytes: int, hw: Hardware, slotted: bool) -> str:
+    why = " (double buffering)" if slotted and tiles > 1 else ""
+    return (f"{size_kib:g} KiB cannot hold {tiles} {hw.array.rows}x{hw.array.cols} {hw.precision} "
+            f"array tile{'s' if tiles > 1 else ''} of {tile_bytes} bytes{why}")
 
 
 def hardware_from_dict(data: dict[str, Any], *, file: str = "<hw>") -> Hardware:

@@ -117,8 +117,9 @@ class ItemBuilder:
             k=first.k if on_array else 0,
             n=first.n if on_array else 0,
             count=(1 if op in GEMM_OPS else total.count) if on_array else 0,
-            elements=0 if on_array else (total.elements or total.macs),
-            vector_kind="" if on_array else VECTOR_KIND.get(op, "mac"),
+            # attention on the vector unit costs its MACs (one per lane per cycle), no elements
+            elements=0 if on_array else total.elements,
+            vector_kind=VECTOR_KIND.get(op, "") if not on_array and total.elements else "",
             weight_key=_weight_key(first, slot) if weights else None,
             weight_bytes=first.weight_bytes if weights else 0,  # fetched once for all rows
             act_in_bytes=total.act_in_bytes,

@@ -1,0 +1,68 @@
+"""How much work a configuration asks for, estimated before anything is built.
+
+A run's cost grows with its work items: one per op of one token at one layer
+(``OPS_PER_LAYER`` of them, measured on the shipped workloads: 12.2–12.6 trace
+rows per layer and decoded position), for each strategy. Memory grows with the
+items (plan, event log, tables: ``BYTES_PER_ITEM``, measured at about 4 KiB on
+``llama7b_shape``, 650 MiB for 168 k items) plus the reference decoder's float32
+weights and KV cache when the weights are numeric. A configuration whose
+estimate exceeds ``Limits`` is refused with both numbers and the ways out,
+instead of being accepted and killed for memory minutes later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from speedsim.config.errors import ConfigError
+
+OPS_PER_LAYER = 12  # qkv, attn_score, softmax, attn_value, out_proj, 2 norms, 2 residuals, mlp
+BYTES_PER_ITEM = 4096
+FLOAT32_BYTES = 4
+GIB = 1024 ** 3
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Largest run accepted without an explicit override."""
+
+    max_work_items: int = 2_000_000  # about 5 minutes and 8 GiB of replay
+    max_memory_gib: float = 8.0
+
+
+def work_items(wl, n_strategies: int) -> int:
+    """Estimated work items of a run: every layer's ops for every decoded position."""
+    m, g = wl.model, wl.generation
+    return OPS_PER_LAYER * m.n_layers * g.new_tokens * max(n_strategies, 1)
+
+
+def numeric_bytes(wl) -> int:
+    """float32 weights and KV cache of the NumPy reference decoder (0 for shape-only)."""
+    m, g = wl.model, wl.generation
+    if m.weights.source == "shape_only":
+        return 0
+    d, kv_dim = m.d_model, m.kv_heads * m.head_dim
+    mlp_mats = 3 if m.mlp == "gated_gelu" else 2
+    per_set = d * (d + 2 * kv_dim) + d * d + mlp_mats * d * m.d_ff
+    seq = m.max_seq_len or g.prompt_tokens + g.new_tokens
+    params = m.unique_layers * per_set + (m.vocab_size + seq) * d
+    kv_cache = m.n_layers * 2 * g.batch * seq * kv_dim
+    return FLOAT32_BYTES * (params + kv_cache)
+
+
+def memory_bytes(wl, n_strategies: int) -> int:
+    return work_items(wl, n_strategies) * BYTES_PER_ITEM + numeric_bytes(wl)
+
+
+def check_budget(wl, n_strategies: int, limits: Limits = Limits()) -> None:
+    """``ConfigError`` when the run would exceed ``limits``, naming the keys that size it."""
+    items = work_items(wl, n_strategies)
+    mem_gib = memory_bytes(wl, n_strategies) / GIB
+    if items <= limits.max_work_items and mem_gib <= limits.max_memory_gib:
+        return
+    m, g = wl.model, wl.generation
+    raise ConfigError(
+        f"this run needs about {items:,} work items and {mem_gib:,.1f} GiB (limits "
+        f"{limits.max_work_items:,} and {limits.max_memory_gib:g} GiB): lower model.n_layers="
+        f"{m.n_layers:,}, generation.new_tokens={g.new_tokens:,} or the model size, or raise "
+        "the limits (--max-work-items, --max-memory-gib)", key="workload.model.n_layers")
