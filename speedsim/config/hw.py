@@ -136,5 +136,5 @@ def hardware_from_dict(data: dict[str, Any], *, file: str = "<hw>") -> Hardware:
 def load_hardware(path: str | Path, overrides: list[tuple[str, Any]] = ()) -> Hardware:
     """Read, override and validate a hardware YAML file."""
     path = Path(path)
-    data = apply_overrides(load_mapping(path), overrides)
+    data = apply_overrides(load_mapping(path), overrides, root=Hardware)
     return hardware_from_dict(data, file=str(path))

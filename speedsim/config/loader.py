@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from speedsim.config.errors import ConfigError, KeyedValueError
-from speedsim.config.keys import field_names, models_at, unknown_key_message
+from speedsim.config.keys import field_names, models_at, tag_of, unknown_key_message
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -93,9 +93,27 @@ def set_path(data: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
     return out
 
 
-def apply_overrides(data: dict[str, Any], overrides: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+def apply_overrides(data: dict[str, Any], overrides: Iterable[tuple[str, Any]],
+                    root: type[BaseModel] | None = None) -> dict[str, Any]:
+    """``data`` with each dotted key set. With the schema ``root``, setting a tagged union's
+    ``source`` to another value also drops the keys the new source does not take (switching
+    ``weights.source`` from packaged to random leaves no stray ``name`` behind)."""
     for key, value in overrides:
         data = set_path(data, key, value)
+        if root is not None and key.split(".")[-1] == "source":
+            data = _prune_for_source(data, root, key.split(".")[:-1], value)
+    return data
+
+
+def _prune_for_source(data: dict[str, Any], root: type[BaseModel], parts: list[str],
+                      source: Any) -> dict[str, Any]:
+    chosen = [m for m in models_at(root, parts) if tag_of(m) == source]
+    node = data
+    for part in parts:
+        node = node[part]
+    if len(chosen) == 1:
+        for stray in [k for k in node if k not in chosen[0].model_fields]:
+            del node[stray]
     return data
 
 

@@ -16,6 +16,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from speedsim.config.base import Frozen
 from speedsim.config.errors import KeyedValueError
 from speedsim.config.loader import apply_overrides, load_mapping, validate
+from speedsim.config.weightsfile import weights_positions
 
 PosInt = Annotated[int, Field(gt=0)]
 NonNegInt = Annotated[int, Field(ge=0)]
@@ -125,15 +126,6 @@ class Generation(Frozen):
     seed: NonNegInt = 0  # seeds the random prompt when no prompt is given
     prompt: Optional[str] = None  # text, encoded byte-level (vocab must be >= 256)
 
-    @model_validator(mode="after")
-    def _prompt_fits(self) -> "Generation":
-        if self.prompt is not None:
-            n = len(self.prompt.encode("utf-8"))
-            if n != self.prompt_tokens:
-                raise _at("prompt", f"the text prompt is {n} UTF-8 bytes (= tokens); "
-                                    f"prompt_tokens is {self.prompt_tokens}: make them equal")
-        return self
-
 
 class ModelAcceptance(Frozen):
     """Early and final predictions of the reference decoder decide acceptance."""
@@ -197,10 +189,7 @@ class Workload(Frozen):
     @model_validator(mode="after")
     def _consistent(self) -> "Workload":
         m, g, sp = self.model, self.generation, self.strategies.speed
-        if m.max_seq_len is not None and m.max_seq_len < g.prompt_tokens + g.new_tokens:
-            raise _at("model.max_seq_len",
-                      f"max_seq_len={m.max_seq_len} < prompt_tokens + new_tokens = "
-                      f"{g.prompt_tokens + g.new_tokens}")
+        _check_lengths(self)
         if g.prompt is not None and m.vocab_size < 256:
             raise _at("generation.prompt", "a text prompt is byte-level and needs vocab_size >= 256")
         if sp is not None:
@@ -218,11 +207,47 @@ class Workload(Frozen):
                           f"stages={G} must divide n_layers={m.n_layers}")
             if sp.acceptance.source == "model" and m.weights.source == "shape_only":
                 raise _at("strategies.speed.acceptance.source",
-                          "source 'model' needs numeric weights; use bernoulli or file "
-                          "with weights.source shape_only")
+                          "source 'model' needs numeric weights; with model.weights.source "
+                          "shape_only set strategies.speed.acceptance={source: bernoulli, "
+                          "rate: 0.9} (or {source: file, path: ...})")
         if self.strategies.sequential is None and sp is None:
             raise _at("strategies", "at least one strategy is needed")
         return self
+
+
+def length_problems(wl: Workload) -> list[tuple[str, str]]:
+    """(key, what to change) for each part of the workload that P + T tokens do not fit:
+    the text prompt, the positional table, the weights file's positions."""
+    m, g = wl.model, wl.generation
+    need = g.prompt_tokens + g.new_tokens
+    out = []
+    if g.prompt is not None and len(g.prompt.encode("utf-8")) != g.prompt_tokens:
+        out.append(("generation.prompt",
+                    f"the text prompt is {len(g.prompt.encode('utf-8'))} UTF-8 bytes (= tokens), "
+                    f"not prompt_tokens={g.prompt_tokens}: give a {g.prompt_tokens}-byte "
+                    "generation.prompt, or set generation.prompt=null for a seeded random one"))
+    if m.max_seq_len is not None and m.max_seq_len < need:
+        out.append(("model.max_seq_len", f"max_seq_len={m.max_seq_len} < prompt_tokens + new_tokens"
+                                         f" = {need}: set model.max_seq_len to {need} or more"))
+    held = weights_positions(m.weights)
+    if held is not None and held < need:
+        out.append(("model.weights", f"the {m.weights.source} weights hold {held} positions < "
+                                     f"{need}: use model.weights={{source: random}} (untrained), "
+                                     "or {source: shape_only} with strategies.speed.acceptance="
+                                     "{source: bernoulli, rate: 0.9}"))
+    return out
+
+
+def _check_lengths(wl: Workload) -> None:
+    """All length problems in one error, so that one round of changes fixes them."""
+    problems = length_problems(wl)
+    if len(problems) == 1:
+        raise _at(*problems[0])
+    if problems:
+        g = wl.generation
+        raise _at("generation", f"prompt_tokens={g.prompt_tokens} + new_tokens={g.new_tokens} "
+                                "do not fit this workload; change all of: "
+                                + "; ".join(f"({i}) {msg}" for i, (_, msg) in enumerate(problems, 1)))
 
 
 def _at(key: str, message: str) -> KeyedValueError:
@@ -241,5 +266,5 @@ def workload_from_dict(data: dict[str, Any], *, file: str = "<workload>",
 def load_workload(path: str | Path, overrides: list[tuple[str, Any]] = ()) -> Workload:
     """Read, override and validate a workload YAML file."""
     path = Path(path)
-    data = apply_overrides(load_mapping(path), overrides)
+    data = apply_overrides(load_mapping(path), overrides, root=Workload)
     return workload_from_dict(data, file=str(path), base_dir=path.parent)
