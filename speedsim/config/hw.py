@@ -27,10 +27,10 @@ BYTES_PER_ELEMENT = {"int8": 1, "fp16": 2, "bf16": 2, "fp32": 4}
 class Array(Frozen):
     """``count`` R×C systolic arrays; cycles follow SCALE-Sim's closed forms."""
 
-    rows: PosInt
-    cols: PosInt
-    dataflow: Literal["ws", "os", "is"] = "ws"
-    count: PosInt = 1
+    rows: PosInt  # R, PEs per column (the reduction depth of a weight-stationary fold)
+    cols: PosInt  # C, PEs per row (output columns of one fold)
+    dataflow: Literal["ws", "os", "is"] = "ws"  # weight-, output- or input-stationary
+    count: PosInt = 1  # identical arrays; a GEMM's folds spread over them
 
     @property
     def pes(self) -> int:
@@ -48,46 +48,60 @@ class VectorCycles(Frozen):
 
 
 class Vector(Frozen):
-    lanes: PosInt
+    """SIMD vector unit: softmax, norms, activations, residual adds, the embedding gather."""
+
+    lanes: PosInt  # elements processed per cycle (attention on the vector unit: MACs per cycle)
     cycles_per_element: VectorCycles = VectorCycles()
 
 
 class Dram(Frozen):
+    """Off-chip memory shared by every transfer (weights, KV cache, spilled activations)."""
+
     bandwidth_gb_s: PosFloat  # peak, 1 GB = 1e9 bytes
-    latency_ns: NonNegFloat = 100.0
+    latency_ns: NonNegFloat = 100.0  # from request to first byte
     efficiency: Annotated[float, Field(gt=0, le=1)] = 1.0  # achievable fraction of peak
-    energy_pj_per_bit: NonNegFloat = 0.0
+    energy_pj_per_bit: NonNegFloat = 0.0  # per bit moved, read or write
     channels: PosInt = 1  # independent channels; bandwidth splits evenly across them
     interleave_bytes: PosInt = 256  # address-interleaving granule: consecutive granules go to consecutive channels
 
 
 class Dma(Frozen):
+    """DMA engines moving tiles between DRAM and the buffers."""
+
     engines: PosInt = 2  # concurrent DRAM<->buffer transfers in flight
 
 
 class Buffer(Frozen):
-    size_kib: PosFloat
-    energy_pj_per_byte: NonNegFloat = 0.0
+    """One on-chip SRAM buffer."""
+
+    size_kib: PosFloat  # capacity
+    energy_pj_per_byte: NonNegFloat = 0.0  # per byte read or written
 
 
 class Buffers(Frozen):
+    """On-chip SRAM: weight, activation and accumulator buffers, optionally a KV buffer."""
+
     weight: Buffer
     activation: Buffer
     accumulator: Buffer
     kv: Optional[Buffer] = None  # None: KV cache streams from DRAM through the activation buffer
-    double_buffering: bool = True
+    double_buffering: bool = True  # two tile slots per buffer: fetch the next tile during the current one
 
 
 class Energy(Frozen):
+    """Energy per operation and static power (DRAM and SRAM energy live with them)."""
+
     mac_pj: NonNegFloat  # one multiply-accumulate at the configured precision
-    vector_op_pj: NonNegFloat
-    static_power_w: NonNegFloat = 0.0
+    vector_op_pj: NonNegFloat  # one vector-unit operation on one element
+    static_power_w: NonNegFloat = 0.0  # leakage and clock, paid for the whole elapsed time
 
 
 class Hardware(Frozen):
-    name: str
-    clock_hz: PosFloat
-    precision: Literal["int8", "fp16", "bf16", "fp32"] = "int8"
+    """One accelerator: clock, precision, arrays, vector unit, DRAM, DMA, buffers, energy."""
+
+    name: str  # shown in reports
+    clock_hz: PosFloat  # one cycle of every unit
+    precision: Literal["int8", "fp16", "bf16", "fp32"] = "int8"  # bytes and energy per element
     array: Array
     vector: Vector
     dram: Dram

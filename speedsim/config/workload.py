@@ -27,7 +27,7 @@ SHARING_SCHEMES = ("none", "sequence", "cycle", "cycle_rev")
 class Sharing(Frozen):
     """Which weight set each of the N layers uses (Takase & Kiyono's schemes plus ``none``)."""
 
-    scheme: Literal["none", "sequence", "cycle", "cycle_rev"] = "none"
+    scheme: Literal["none", "sequence", "cycle", "cycle_rev"] = "none"  # layer -> weight set map
     unique_layers: Optional[PosInt] = None  # U; None means U = N (required unless scheme is none)
 
 
@@ -42,12 +42,16 @@ def existing_file(path: str, info: ValidationInfo, what: str) -> str:
 
 
 class RandomWeights(Frozen):
+    """Seeded random initialisation (untrained: early predictions rarely match)."""
+
     source: Literal["random"]
-    seed: NonNegInt = 0
-    init_std: Annotated[float, Field(gt=0)] = 0.02
+    seed: NonNegInt = 0  # seeds the initialisation
+    init_std: Annotated[float, Field(gt=0)] = 0.02  # standard deviation of the normal initialisation
 
 
 class NpzWeights(Frozen):
+    """Weights read from an ``.npz`` file (``speedsim.model.weights`` layout)."""
+
     source: Literal["npz"]
     path: str  # resolved against the workload file's folder; must exist
 
@@ -61,10 +65,12 @@ class PackagedWeights(Frozen):
     """Weights shipped inside the package (``speedsim/data/<name>.npz``)."""
 
     source: Literal["packaged"]
-    name: str
+    name: str  # speedsim/data/<name>.npz
 
 
 class ShapeOnlyWeights(Frozen):
+    """No numerics: the op trace is built from the shape alone (large models)."""
+
     source: Literal["shape_only"]
 
 
@@ -75,14 +81,14 @@ Weights = Annotated[Union[RandomWeights, NpzWeights, PackagedWeights, ShapeOnlyW
 class ModelShape(Frozen):
     """GPT-style pre-LN decoder (DESIGN §4)."""
 
-    d_model: PosInt
-    n_heads: PosInt
+    d_model: PosInt  # hidden size
+    n_heads: PosInt  # attention heads; must divide d_model
     n_kv_heads: Optional[PosInt] = None  # grouped-query attention; None means n_heads
-    d_ff: PosInt
+    d_ff: PosInt  # MLP hidden size
     n_layers: PosInt  # N
-    vocab_size: PosInt
+    vocab_size: PosInt  # LM head outputs (tied to the embedding)
     max_seq_len: Optional[PosInt] = None  # positional table size; None means prompt + new tokens
-    mlp: Literal["gelu", "gated_gelu"] = "gelu"
+    mlp: Literal["gelu", "gated_gelu"] = "gelu"  # gated: three MLP matrices instead of two
     sharing: Sharing = Sharing()
     weights: Weights = RandomWeights(source="random")
 
@@ -119,6 +125,8 @@ class ModelShape(Frozen):
 
 
 class Generation(Frozen):
+    """The prompt and how many tokens each of the ``batch`` sequences generates."""
+
     prompt_tokens: PosInt  # P
     new_tokens: Annotated[int, Field(ge=2)]  # tokens generated per sequence; the first comes
     #                                          from prefill, the rest from decode
@@ -134,16 +142,18 @@ class ModelAcceptance(Frozen):
 
 
 class BernoulliAcceptance(Frozen):
+    """Each early prediction is accepted with probability ``rate``, independently."""
+
     source: Literal["bernoulli"]
-    rate: Annotated[float, Field(ge=0.0, le=1.0)]
-    seed: NonNegInt = 0
+    rate: Annotated[float, Field(ge=0.0, le=1.0)]  # probability that an early prediction is accepted
+    seed: NonNegInt = 0  # seeds the draws
 
 
 class FileAcceptance(Frozen):
     """A recorded per-position 0/1 sequence (one per line, or CSV column ``accepted``)."""
 
     source: Literal["file"]
-    path: str
+    path: str  # resolved against the workload file's folder; must exist
 
     @field_validator("path")
     @classmethod
@@ -156,15 +166,19 @@ Acceptance = Annotated[Union[ModelAcceptance, BernoulliAcceptance, FileAcceptanc
 
 
 class SequentialStrategy(Frozen):
-    pass
+    """Ordinary decoding: one token at a time through all N layers."""
 
 
 class SpeedStrategy(Frozen):
+    """Speculative pipelined decoding over G stages."""
+
     stages: Optional[PosInt] = None  # G; None means N / U
     acceptance: Acceptance = ModelAcceptance(source="model")
 
 
 class Strategies(Frozen):
+    """The decoding strategies to compare (null: not run)."""
+
     sequential: Optional[SequentialStrategy] = SequentialStrategy()
     speed: Optional[SpeedStrategy] = None
 
@@ -173,7 +187,9 @@ class Strategies(Frozen):
 
 
 class Workload(Frozen):
-    name: str
+    """One model, its generation and the strategies to compare on it."""
+
+    name: str  # shown in reports
     model: ModelShape
     generation: Generation
     strategies: Strategies = Strategies()
