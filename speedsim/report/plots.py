@@ -456,6 +456,7 @@ def timeline_frame(trace: Any) -> pd.DataFrame:
         args = ev.get("args", {})
         row = threads.get((ev["pid"], ev["tid"]), str(ev["tid"]))
         if track == "units":
+            row = args.get("unit", row)  # a unit's parallel tracks are one row
             op, _, kind = ev["name"].partition(" (")
             rows.append((strategy, "unit", row, op, kind.rstrip(")") or "compute", "",
                          -1, args["start_cycle"], args["end_cycle"],

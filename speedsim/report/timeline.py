@@ -35,19 +35,43 @@ def _process_names(pid_u: int, name_u: str, pid_t: int, name_t: str) -> list[dic
             {"ph": "M", "name": "process_name", "pid": pid_t, "tid": 0, "args": {"name": name_t}}]
 
 
+def lanes(intervals: list[tuple[int, int]]) -> list[int]:
+    """A lane per interval (start, end) such that intervals of one lane never overlap:
+    each goes to the lowest lane free at its start (intervals taken by start)."""
+    lane_of = [0] * len(intervals)
+    free_at: list[int] = []  # end of the last interval of each lane
+    for i in sorted(range(len(intervals)), key=lambda j: intervals[j]):
+        start, end = intervals[i]
+        lane = next((k for k, t in enumerate(free_at) if t <= start), len(free_at))
+        if lane == len(free_at):
+            free_at.append(end)
+        free_at[lane] = end
+        lane_of[i] = lane
+    return lane_of
+
+
 def _unit_events(log: pd.DataFrame, pid: int, us: float) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    units = sorted(log["unit"].unique())
-    tid_of = {u: i + 1 for i, u in enumerate(units)}
-    for u, tid in tid_of.items():
-        events.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": tid, "args": {"name": u}})
+    """One track per unit, and as many tracks of a unit as it has intervals at once (the
+    DRAM serves several transfers together): slices on one track never overlap, so
+    every viewer shows them all."""
     cols = ["unit", "item", "op", "kind", "start_cycle", "end_cycle", "bytes", "macs",
             "wasted_fraction"]
-    for unit, item, op, kind, start, end, nbytes, macs, wasted in log[cols].itertuples(
-            index=False, name=None):
+    rows = list(log[cols].itertuples(index=False, name=None))
+    lane = [0] * len(rows)
+    for unit in {r[0] for r in rows}:
+        mine = [i for i, r in enumerate(rows) if r[0] == unit]
+        for i, k in zip(mine, lanes([(int(rows[i][4]), int(rows[i][5])) for i in mine])):
+            lane[i] = k
+    tid_of = {key: i + 1 for i, key in enumerate(sorted({(r[0], k) for r, k in zip(rows, lane)}))}
+    events: list[dict[str, Any]] = [
+        {"ph": "M", "name": "thread_name", "pid": pid, "tid": tid,
+         "args": {"name": unit if k == 0 else f"{unit} #{k + 1}"}}
+        for (unit, k), tid in tid_of.items()]
+    for (unit, item, op, kind, start, end, nbytes, macs, wasted), k in zip(rows, lane):
         ev = {"ph": "X", "name": f"{op} ({kind})" if kind != "compute" else op, "cat": kind,
-              "pid": pid, "tid": tid_of[unit], "ts": start * us, "dur": max(end - start, 0) * us,
-              "args": {"item": int(item), "bytes": int(nbytes), "macs": int(macs),
+              "pid": pid, "tid": tid_of[(unit, k)], "ts": start * us,
+              "dur": max(end * us - start * us, 0.0),
+              "args": {"unit": unit, "item": int(item), "bytes": int(nbytes), "macs": int(macs),
                        "start_cycle": int(start), "end_cycle": int(end)}}
         if wasted > 0:
             ev["cname"] = "terrible"
