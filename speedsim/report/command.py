@@ -7,7 +7,6 @@ atomically, so an error never leaves a half-written result directory.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -45,6 +44,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from speedsim.api import simulate
     from speedsim.config.hw import load_hardware
     from speedsim.config.workload import load_workload
+    from speedsim.report.files import json_text
     from speedsim.report.table import print_summary
 
     hw_over, wl_over = split_overrides(args.set)
@@ -55,8 +55,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.out:
         write_run(result, Path(args.out))
     if args.json:
-        json.dump(result.summary, sys.stdout, indent=2, default=float)
-        print()
+        print(json_text(result.summary))
     else:
         print_summary(result.summary)
         if args.out:
