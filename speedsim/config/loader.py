@@ -39,6 +39,22 @@ _Loader.add_implicit_resolver(
     list("-+0123456789."))
 
 
+def _mapping_without_duplicates(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    """A mapping, or an error at a key written twice (PyYAML keeps the last one silently,
+    so the first value a user edits would do nothing)."""
+    seen: set = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}",
+                                                    key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
 def yaml_load(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)
 
@@ -50,6 +66,8 @@ def load_mapping(path: str | Path) -> dict[str, Any]:
         text = path.read_text()
     except FileNotFoundError:
         raise ConfigError("file not found", file=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not a UTF-8 text file (byte {exc.start})", file=str(path)) from None
     except OSError as exc:
         raise ConfigError(f"cannot read file ({exc.strerror})", file=str(path)) from None
     try:
