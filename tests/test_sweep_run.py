@@ -202,3 +202,13 @@ def test_point_function_may_be_passed_as_a_top_level_function(tmp_path, inline):
     pd.testing.assert_frame_equal(load_results(out), inline[1])
     with pytest.raises(ConfigError, match="not a top-level function"):
         run(tmp_path, name="other.csv", point_fn=lambda hw, wl, s: {})
+
+
+def test_progress_lines_off_a_terminal(tmp_path, capsys):
+    """stderr is not a terminal here: plain lines, the last one with the final counts."""
+    sweep = load_sweep(write_sweep(tmp_path, SPEC))
+    run_sweep(sweep, tmp_path / "p.csv", point_fn=FAKE, progress=None)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines and lines[-1].startswith("sweep: 12/12 points, 8 failed, ")
+    run_sweep(sweep, tmp_path / "q.csv", point_fn=FAKE, progress=False)
+    assert capsys.readouterr().err == ""
