@@ -15,7 +15,7 @@ from pydantic import Field, model_validator
 
 from speedsim.config.base import Frozen
 from speedsim.config.errors import KeyedValueError
-from speedsim.config.loader import apply_overrides, load_mapping, validate
+from speedsim.config.loader import apply_overrides, check_kind, load_mapping, validate
 
 PosInt = Annotated[int, Field(gt=0)]
 PosFloat = Annotated[float, Field(gt=0)]
@@ -150,5 +150,7 @@ def hardware_from_dict(data: dict[str, Any], *, file: str = "<hw>") -> Hardware:
 def load_hardware(path: str | Path, overrides: list[tuple[str, Any]] = ()) -> Hardware:
     """Read, override and validate a hardware YAML file."""
     path = Path(path)
-    data = apply_overrides(load_mapping(path), overrides, root=Hardware)
+    data = load_mapping(path)
+    check_kind(data, "hardware", file=str(path))
+    data = apply_overrides(data, overrides, root=Hardware)
     return hardware_from_dict(data, file=str(path))

@@ -82,6 +82,29 @@ def load_mapping(path: str | Path) -> dict[str, Any]:
     return data
 
 
+KIND_KEYS = {"hardware": {"clock_hz", "array", "dram", "buffers"},
+             "workload": {"model", "generation", "strategies"},
+             "sweep": {"axes", "mode"},
+             "resolved run config": {"hw", "workload"}}
+KIND_HINTS = {"hardware": "speedsim run HW.yaml WORKLOAD.yaml", "workload": "speedsim run HW.yaml WORKLOAD.yaml",
+              "sweep": "run it with speedsim sweep FILE",
+              "resolved run config": "run it alone: speedsim run FILE"}
+
+
+def check_kind(data: dict[str, Any], kind: str, *, file: str) -> None:
+    """``ConfigError`` when ``data`` is plainly another kind of config file (a workload given
+    where the hardware belongs, …): its top-level keys match another kind's better than
+    half and this kind's less than half."""
+    def score(k: str) -> float:
+        return len(KIND_KEYS[k] & set(data)) / len(KIND_KEYS[k])
+
+    others = [k for k in KIND_KEYS if k != kind and score(k) > 0.5]
+    if others and score(kind) < 0.5:
+        best = max(others, key=score)
+        raise ConfigError(f"this is a {best} file, not a {kind} file ({KIND_HINTS[best]})",
+                          file=file)
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """``'a.b.c=value'`` -> ``('a.b.c', value)``, the value typed as YAML would type it."""
     key, sep, raw = text.partition("=")

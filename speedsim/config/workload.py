@@ -15,7 +15,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from speedsim.config.base import Frozen
 from speedsim.config.errors import KeyedValueError
-from speedsim.config.loader import apply_overrides, load_mapping, validate
+from speedsim.config.loader import apply_overrides, check_kind, load_mapping, validate
 from speedsim.config.weightsfile import weights_positions
 
 PosInt = Annotated[int, Field(gt=0)]
@@ -38,7 +38,7 @@ def existing_file(path: str, info: ValidationInfo, what: str) -> str:
     p = Path(path) if base is None or Path(path).is_absolute() else Path(base) / path
     if not p.is_file():
         raise ValueError(f"{what} not found: {p}")
-    return str(p)
+    return str(p.resolve())  # absolute: a resolved config re-runs from any folder
 
 
 class RandomWeights(Frozen):
@@ -282,5 +282,7 @@ def workload_from_dict(data: dict[str, Any], *, file: str = "<workload>",
 def load_workload(path: str | Path, overrides: list[tuple[str, Any]] = ()) -> Workload:
     """Read, override and validate a workload YAML file."""
     path = Path(path)
-    data = apply_overrides(load_mapping(path), overrides, root=Workload)
+    data = load_mapping(path)
+    check_kind(data, "workload", file=str(path))
+    data = apply_overrides(data, overrides, root=Workload)
     return workload_from_dict(data, file=str(path), base_dir=path.parent)
