@@ -17,7 +17,7 @@ from typing import Sequence
 from speedsim.config.errors import ConfigError
 from speedsim.config.hw import Hardware
 from speedsim.hw import cost
-from speedsim.sim.workitem import WorkItem
+from speedsim.contracts.workitem import WorkItem
 
 
 def largest_stream_tile(items: Sequence[WorkItem], hw: Hardware) -> tuple[int, WorkItem | None]:
