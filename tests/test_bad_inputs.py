@@ -259,3 +259,121 @@ def test_sweep_with_a_missing_spec():
 def test_plot_of_a_missing_run(tmp_path):
     assert_config_error(["plot", "latency", str(tmp_path / "none"), "--out", str(tmp_path / "f.png")],
                         "none")
+
+
+# -- outputs others can read -----------------------------------------------------------------
+
+@pytest.fixture
+def run_dir(tiny, tmp_path) -> Path:
+    out = tmp_path / "run"
+    assert cli("run", EDGE, str(tiny), "--out", str(out))[0] == 0
+    return out
+
+
+def test_result_files_are_world_readable_and_respect_the_umask(tiny, tmp_path, run_dir):
+    import os
+    assert {f.name: f.stat().st_mode & 0o777 for f in run_dir.iterdir()} == \
+        {f.name: 0o644 for f in run_dir.iterdir()}
+    old = os.umask(0o077)
+    try:
+        assert cli("trace", str(tiny), "--out", str(tmp_path / "t.csv"))[0] == 0
+    finally:
+        os.umask(old)
+    assert (tmp_path / "t.csv").stat().st_mode & 0o777 == 0o600
+
+
+def test_summary_is_strict_json(run_dir):
+    import json
+
+    def refuse(name):
+        raise AssertionError(f"non-standard JSON constant {name}")
+    json.loads((run_dir / "summary.json").read_text(), parse_constant=refuse)
+    json.loads((run_dir / "timeline.json").read_text(), parse_constant=refuse)
+
+
+def test_json_writer_turns_non_finite_numbers_into_null():
+    import numpy as np
+
+    from speedsim.report.io import json_text
+    assert json_text({"a": float("inf"), "b": [np.float64("nan"), 1.5], "c": np.int64(3)}) == \
+        '{\n  "a": null,\n  "b": [\n    null,\n    1.5\n  ],\n  "c": 3\n}'
+
+
+def test_a_recorded_run_runs_again_from_anywhere_with_the_same_results(run_dir, tmp_path,
+                                                                       monkeypatch):
+    import json
+    run_dir = run_dir.resolve()
+    monkeypatch.chdir(tmp_path)
+    again = tmp_path / "again"
+    rc, _, err = cli("run", str(run_dir / "resolved_config.yaml"), "--out", str(again))
+    assert (rc, err) == (0, [])
+    assert json.loads((again / "summary.json").read_text()) == \
+        json.loads((run_dir / "summary.json").read_text())
+    assert cli("run", str(run_dir), "--strategies", "speed")[0] == 0  # the directory works too
+
+
+def test_a_recorded_run_takes_overrides_with_full_key_paths(run_dir):
+    assert_config_error(["run", str(run_dir), "--set", "hw.dram.bandwith_gb_s=1"],
+                        "resolved_config.yaml: hw.dram.bandwith_gb_s: unknown key")
+
+
+def test_one_yaml_that_is_not_a_recorded_run(tiny):
+    assert_config_error(["run", str(tiny)], "give HW.yaml WORKLOAD.yaml")
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["run", GEN, EDGE], "this is a workload file, not a hardware file"),
+    (["run", EDGE, "sweeps/speed_space.yaml"], "this is a sweep file"),
+    (["trace", EDGE], "this is a hardware file"),
+])
+def test_files_in_the_wrong_place(argv, words):
+    assert_config_error(argv, words)
+
+
+def test_syntax_errors_are_two_lines():
+    assert_config_error(["trace", GEN, "--precision", "int4"], "invalid choice", "speedsim trace -h")
+    assert_config_error(["run"], "the following arguments are required")
+
+
+def test_plot_below_a_file_and_with_an_unknown_suffix(run_dir, tmp_path):
+    assert_config_error(["plot", "latency", str(run_dir), "--out",
+                         str(run_dir / "summary.json" / "x.png")], "--out", "not a directory")
+    assert_config_error(["plot", "latency", str(run_dir), "--out", str(tmp_path / "x.jpg")],
+                        "--out", ".png or .svg")
+
+
+def test_sweep_out_checked_before_the_sweep(tmp_path):
+    assert_config_error(["sweep", "sweeps/speed_space.yaml", "--out", str(tmp_path)], "--out",
+                        "must end with .csv")
+    (tmp_path / "d.csv").mkdir()
+    assert_config_error(["sweep", "sweeps/speed_space.yaml", "--out", str(tmp_path / "d.csv")],
+                        "is a directory")
+
+
+# -- the few cases that need a real process --------------------------------------------------
+
+def _speedsim(*argv: str, **kw):
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", "speedsim", *argv], capture_output=True,
+                          text=True, timeout=120, **kw)
+
+
+def test_python_dash_m_speedsim():
+    from speedsim import __version__
+    done = _speedsim("--version")
+    assert (done.returncode, done.stdout.strip()) == (0, f"speedsim {__version__}")
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly():
+    """``speedsim trace … | head -1`` (megabytes of CSV, far more than a pipe buffers):
+    no BrokenPipeError traceback, status 0."""
+    import subprocess
+    import sys
+    producer = subprocess.Popen([sys.executable, "-m", "speedsim", "trace",
+                                 "workloads/llama7b_shape.yaml"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    producer.stdout.readline()
+    producer.stdout.close()  # the reader goes away after one line
+    _, err = producer.communicate(timeout=120)
+    assert (producer.returncode, err.decode()) == (0, "")
