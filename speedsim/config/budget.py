@@ -1,8 +1,9 @@
 """How much work a configuration asks for, estimated before anything is built.
 
 A run's cost grows with its work items: one per op of one token at one layer
-(``OPS_PER_LAYER`` of them, measured on the shipped workloads: 12.2–12.6 trace
-rows per layer and decoded position), for each strategy. Memory grows with the
+(``OPS_PER_LAYER`` of them, plus ``OPS_PER_TOKEN`` per pass: the shipped
+workloads have 12.2–12.6 trace rows per layer and decoded position), for each
+strategy. Memory grows with the
 items (plan, event log, tables: ``BYTES_PER_ITEM``, measured at about 4 KiB on
 ``llama7b_shape``, 650 MiB for 168 k items) plus the reference decoder's float32
 weights and KV cache when the weights are numeric. A configuration whose
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from speedsim.config.errors import ConfigError
 
 OPS_PER_LAYER = 12  # qkv, attn_score, softmax, attn_value, out_proj, 2 norms, 2 residuals, mlp
+OPS_PER_TOKEN = 3  # embed, final norm, LM head
 BYTES_PER_ITEM = 4096
 FLOAT32_BYTES = 4
 GIB = 1024 ** 3
@@ -31,9 +33,11 @@ class Limits:
 
 
 def work_items(wl, n_strategies: int) -> int:
-    """Estimated work items of a run: every layer's ops for every decoded position."""
+    """Estimated work items of a run: every op of every layer for each of the ``new_tokens``
+    passes (prefill and decode), for each strategy. Fusing lowers SPEED's count and
+    flushes raise it; on the shipped workloads the estimate is within a third of the count."""
     m, g = wl.model, wl.generation
-    return OPS_PER_LAYER * m.n_layers * g.new_tokens * max(n_strategies, 1)
+    return (OPS_PER_LAYER * m.n_layers + OPS_PER_TOKEN) * g.new_tokens * max(n_strategies, 1)
 
 
 def numeric_bytes(wl) -> int:
