@@ -14,10 +14,10 @@ from speedsim.api import simulate
 from speedsim.config.budget import Limits
 from speedsim.cli import io
 from speedsim.config.errors import ConfigError
-from speedsim.config.hw import load_hardware
+from speedsim.config.hw import Hardware, load_hardware
 from speedsim.config.loader import parse_override
 from speedsim.config.resolved import is_run_config, load_run_config
-from speedsim.config.workload import load_workload
+from speedsim.config.workload import Workload, load_workload
 from speedsim.report.io import json_text
 from speedsim.report.table import print_summary
 
@@ -105,8 +105,13 @@ def strategy_names(text: str | None) -> list[str] | None:
 
 
 def attributed(exc: ConfigError, files: dict[str, str]) -> ConfigError:
-    """An error keyed ``hw.…`` or ``workload.…`` (found after loading) named by its file."""
-    section, _, rest = (exc.key or "").partition(".")
-    if exc.file or section not in files or not rest:
+    """An error found after loading, named by its file: keyed ``hw.…`` / ``workload.…``,
+    or by a key only one of the two schemas has."""
+    if exc.file or not exc.key:
         return exc
-    return ConfigError(exc.message, file=files[section], key=rest)
+    section, _, rest = exc.key.partition(".")
+    if section in files and rest:
+        return ConfigError(exc.message, file=files[section], key=rest)
+    owners = [name for name, root in (("hw", Hardware), ("workload", Workload))
+              if section in root.model_fields]
+    return ConfigError(exc.message, file=files[owners[0]], key=exc.key) if len(owners) == 1 else exc

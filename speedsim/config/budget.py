@@ -61,12 +61,24 @@ def memory_bytes(wl, n_strategies: int) -> int:
 def check_budget(wl, n_strategies: int, limits: Limits = Limits()) -> None:
     """``ConfigError`` when the run would exceed ``limits``, naming the keys that size it."""
     items = work_items(wl, n_strategies)
-    mem_gib = memory_bytes(wl, n_strategies) / GIB
-    if items <= limits.max_work_items and mem_gib <= limits.max_memory_gib:
-        return
+    item_gib = items * BYTES_PER_ITEM / GIB
+    numeric_gib = numeric_bytes(wl) / GIB
     m, g = wl.model, wl.generation
-    raise ConfigError(
-        f"this run needs about {items:,} work items and {mem_gib:,.1f} GiB (limits "
-        f"{limits.max_work_items:,} and {limits.max_memory_gib:g} GiB): lower model.n_layers="
-        f"{m.n_layers:,}, generation.new_tokens={g.new_tokens:,} or the model size, or raise "
-        "the limits (--max-work-items, --max-memory-gib)", key="workload.model.n_layers")
+    if items > limits.max_work_items:
+        raise _too_big(f"about {items:,} work items (limit {limits.max_work_items:,})",
+                       f"model.n_layers={m.n_layers:,} or generation.new_tokens={g.new_tokens:,}",
+                       "--max-work-items", "workload.model.n_layers")
+    if item_gib + numeric_gib > limits.max_memory_gib:
+        big_numeric = numeric_gib > item_gib
+        keys = (f"generation.batch={g.batch:,}, model.vocab_size={m.vocab_size:,}, d_model, d_ff, "
+                "or use model.weights={source: shape_only}" if big_numeric else
+                f"model.n_layers={m.n_layers:,} or generation.new_tokens={g.new_tokens:,}")
+        raise _too_big(f"about {item_gib + numeric_gib:,.1f} GiB of memory ({numeric_gib:,.1f} GiB "
+                       f"of float32 weights and KV cache; limit {limits.max_memory_gib:g} GiB)",
+                       keys, "--max-memory-gib",
+                       "workload.model" if big_numeric else "workload.model.n_layers")
+
+
+def _too_big(what: str, keys: str, option: str, key: str) -> ConfigError:
+    return ConfigError(f"this run needs {what}: lower {keys}, or raise the limit ({option})",
+                       key=key)
