@@ -195,6 +195,6 @@ def run_tasks(tasks: list[Task], *, workers: int = 1,
         raise ConfigError(f"--workers must be at least 1 (got {workers})", key="--workers")
     if scheduler:
         return run_dask(tasks, scheduler, workers)
-    if workers == 1:
+    if workers == 1 or len(tasks) <= 1:
         return run_inline(tasks)
-    return run_pool(tasks, workers)
+    return run_pool(tasks, min(workers, len(tasks)))  # never more processes than points
