@@ -377,3 +377,24 @@ def test_a_reader_that_stops_early_ends_the_command_quietly():
     producer.stdout.close()  # the reader goes away after one line
     _, err = producer.communicate(timeout=120)
     assert (producer.returncode, err.decode()) == (0, "")
+
+
+@pytest.mark.parametrize("dpi", ["0", "-5", "100000", "high"])
+def test_figure_resolution_out_of_range(run_dir, tmp_path, dpi):
+    assert_config_error(["plot", "latency", str(run_dir), "--dpi", dpi, "--out",
+                         str(tmp_path / "f.png")], "--dpi")
+    assert not (tmp_path / "f.png").exists()
+
+
+def test_late_errors_name_their_file(tiny, tmp_path):
+    """A check made after loading (acceptance file too short) still names the workload file."""
+    short = tmp_path / "acc.txt"
+    short.write_text("1\n0\n")
+    assert_config_error(["run", EDGE, str(tiny), "--set",
+                         f"workload.strategies.speed.acceptance={{source: file, path: {short}}}"],
+                        f"{tiny}: strategies.speed.acceptance.path", "holds 2 values")
+
+
+def test_a_huge_batch_is_refused_for_its_kv_cache(tiny):
+    assert_config_error(["run", EDGE, str(tiny), "--set", "workload.generation.batch=100000000"],
+                        f"{tiny}: model:", "float32 weights and KV cache", "generation.batch")
