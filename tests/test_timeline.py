@@ -7,7 +7,17 @@ import pytest
 from speedsim.report.timeline import chrome_trace, lanes
 
 
-def nesting_violations(trace: dict) -> list[tuple]:
+def cycles(ev: dict) -> tuple[int, int]:
+    return ev["args"]["start_cycle"], ev["args"]["end_cycle"]
+
+
+def viewer_ns(ev: dict) -> tuple[int, int]:
+    """What Perfetto's JSON importer sees: ``ts`` and ``dur`` each rounded to integer ns."""
+    t0 = round(ev["ts"] * 1000)
+    return t0, t0 + round(ev["dur"] * 1000)
+
+
+def nesting_violations(trace: dict, interval=cycles) -> list[tuple]:
     """Complete events that overlap a sibling on their track without nesting inside it.
 
     Per (pid, tid), slices taken by start (longest first) must each lie inside the
@@ -15,7 +25,7 @@ def nesting_violations(trace: dict) -> list[tuple]:
     tracks = defaultdict(list)
     for ev in trace["traceEvents"]:
         if ev.get("ph") == "X":
-            tracks[(ev["pid"], ev["tid"])].append((ev["args"]["start_cycle"], ev["args"]["end_cycle"]))
+            tracks[(ev["pid"], ev["tid"])].append(interval(ev))
     bad = []
     for key, spans in tracks.items():
         stack: list[int] = []
@@ -41,12 +51,12 @@ def test_lanes_are_the_fewest_that_keep_intervals_apart():
     assert lanes([]) == []
 
 
-@pytest.fixture(scope="module")
-def gen_trace():
+@pytest.fixture(scope="module", params=["edge", "h100"])  # 1 GHz, and 1.83 GHz: cycles of 0.546 ns
+def gen_trace(request):
     from speedsim.api import simulate
     from speedsim.config import load_hardware, load_workload
 
-    result = simulate(load_hardware("hw_configs/edge.yaml"),
+    result = simulate(load_hardware(f"hw_configs/{request.param}.yaml"),
                       load_workload("workloads/gen.yaml", [("generation.new_tokens", 16)]))
     return result, chrome_trace({n: (r.plan, r.sim) for n, r in result.runs.items()},
                                 result.hw.clock_hz)
@@ -55,6 +65,15 @@ def gen_trace():
 def test_gen_timeline_nests_on_every_track(gen_trace):
     _, trace = gen_trace
     assert nesting_violations(trace) == []
+    assert nesting_violations(trace, viewer_ns) == []
+
+
+def test_spans_are_whole_nanoseconds_that_touch_where_the_cycles_touch():
+    from speedsim.report.timeline import span
+    ns = 1e9 / 1.83e9
+    a, b = span(0, 7, ns), span(7, 9, ns)
+    assert (a, b) == ({"ts": 0.0, "dur": 0.004}, {"ts": 0.004, "dur": 0.001})
+    assert round(a["ts"] * 1000) + round(a["dur"] * 1000) == round(b["ts"] * 1000)
 
 
 def test_parallel_dram_transfers_get_their_own_tracks_and_none_is_lost(gen_trace):

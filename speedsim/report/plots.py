@@ -426,7 +426,7 @@ def timeline_frame(trace: Any) -> pd.DataFrame:
                          int(args.get("position", -1)), args["start_cycle"], args["end_cycle"],
                          1.0 if status == "flushed" else 0.0))
         else:
-            cycle = int(round(ev["ts"] * _clock(trace) / 1e6))
+            cycle = int(args["cycle"]) if "cycle" in args else int(round(ev["ts"] * _clock(trace) / 1e6))
             rows.append((strategy, "token", row, "flush", "flush", "flushed",
                          int(args.get("position", -1)), cycle, cycle, 1.0))
     frame = pd.DataFrame.from_records(rows, columns=TIMELINE_COLUMNS)
