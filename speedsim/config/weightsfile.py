@@ -8,6 +8,7 @@ its data; a file that cannot be read is left for the weights loader to report.
 
 from __future__ import annotations
 
+import functools
 import zipfile
 from importlib import resources
 from pathlib import Path
@@ -20,8 +21,10 @@ def packaged_path(name: str) -> Path:
     return Path(str(resources.files("speedsim") / "data" / f"{name}.npz"))
 
 
+@functools.lru_cache(maxsize=64)
 def positions(path: Path) -> Optional[int]:
-    """Rows of ``pos_emb`` in the npz at ``path``; None when it cannot be told."""
+    """Rows of ``pos_emb`` in the npz at ``path``; None when it cannot be told (read once per
+    file and process: a sweep validates the same workload at every point)."""
     try:
         with zipfile.ZipFile(path) as archive, archive.open("pos_emb.npy") as fh:
             major, _ = np.lib.format.read_magic(fh)
