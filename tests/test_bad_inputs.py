@@ -389,3 +389,11 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(command, tmp_path):
     producer.stdout.close()  # the reader goes away after one line
     _, err = producer.communicate(timeout=120)
     assert (producer.returncode, err.decode()) == (0, "")
+
+
+@pytest.mark.parametrize("address", ["bogus", "tcp://host", "tcp://:x"])
+def test_a_scheduler_address_that_cannot_be_one(tmp_path, address):
+    out = tmp_path / "r.csv"
+    assert_config_error(["sweep", "sweeps/speed_space.yaml", "--out", str(out), "--scheduler",
+                         address], "--scheduler", "tcp://HOST:PORT")
+    assert not out.exists()

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
 from speedsim.cli import io
 from speedsim.config.errors import ConfigError
+
+
+SCHEDULER = re.compile(r"^(local|[a-z][a-z0-9+]*://[^/\s]+:\d+)$")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -48,6 +52,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if out.suffix not in (".csv", ".parquet"):
         raise ConfigError(f"--out must end with .csv or .parquet (got {out.name})", key="--out")
     io.check_out_file(out)
+    if args.scheduler and not SCHEDULER.match(args.scheduler):
+        raise ConfigError(f"{args.scheduler!r} is neither 'local' nor an address like "
+                          "tcp://HOST:PORT", key="--scheduler")
     summary = run_sweep(sweep, out, workers=args.workers, scheduler=args.scheduler,
                         resume=args.resume, overwrite=args.overwrite, point_fn=args.point_fn,
                         progress=False if args.quiet else None)

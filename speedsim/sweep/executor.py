@@ -172,7 +172,7 @@ def run_dask(tasks: list[Task], scheduler: str, workers: int) -> Iterator[dict[s
     else:
         try:
             client = Client(scheduler, timeout="10s")
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:
             raise ConfigError(f"cannot reach Dask scheduler {scheduler}: {exc}", key="--scheduler") from None
     try:
         futures = {client.submit(evaluate, t, key=f"speedsim-point-{t.index}-{t.config_hash[:12]}",
