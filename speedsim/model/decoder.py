@@ -26,7 +26,7 @@ from typing import Callable, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from speedsim.model.sharing import shape_layer_sets
+from speedsim.model.dims import Dims, exit_layer_of
 from speedsim.model.tokenizer import encode
 from speedsim.model.weights import Params, load_params
 
@@ -35,29 +35,6 @@ AUTO = "auto"
 
 
 # ---------------------------------------------------------------- shapes, records
-
-@dataclass(frozen=True)
-class Dims:
-    """The numbers the decoder needs from a ``ModelShape``."""
-
-    d: int  # d_model
-    heads: int  # H, query heads
-    kv_heads: int  # kvh; query head i uses kv head i // (H / kvh)
-    head_dim: int  # dh = d / H
-    d_ff: int
-    gated: bool  # mlp == gated_gelu
-    n_layers: int  # N
-    vocab: int  # V
-    sets: tuple[int, ...]  # weight set of each layer
-
-    @classmethod
-    def of(cls, shape) -> "Dims":
-        if isinstance(shape, Dims):
-            return shape
-        return cls(shape.d_model, shape.n_heads, shape.kv_heads, shape.head_dim, shape.d_ff,
-                   shape.mlp == "gated_gelu", shape.n_layers, shape.vocab_size,
-                   shape_layer_sets(shape))
-
 
 class OpRecord(NamedTuple):
     """One op of one token group at one layer, sizes in elements (not bytes)."""
@@ -329,7 +306,7 @@ class GenerationRecord:
     position P + i - 1. ``early[:, i]`` is the argmax of the early logits of the
     step that produced token i, ``tokens[:, i]`` (= ``final[:, i]``) that of
     its final logits. ``accepted[i]``: early == final for every sequence.
-    SPEED consults ``accepted[1 .. new_tokens-2]`` (see ``speed_exec``).
+    SPEED consults ``accepted[1 .. new_tokens-2]`` (see ``speedsim.strategies.speed_schedule``).
     """
 
     prompt: np.ndarray  # int64 [B, P]
@@ -415,13 +392,6 @@ def prompt_ids(generation, vocab_size: int) -> np.ndarray:
         return np.tile(ids, (B, 1))
     rng = np.random.default_rng(generation.seed)
     return np.stack([rng.integers(0, vocab_size, size=P) for _ in range(B)]).astype(np.int64)
-
-
-def exit_layer_of(workload) -> Optional[int]:
-    """E - 1 = N/G - 1, the layer after which SPEED's early head runs; None without SPEED."""
-    if workload.strategies.speed is None:
-        return None
-    return workload.model.n_layers // workload.stages - 1
 
 
 def generate(workload, exit_layer=AUTO, *, params: Optional[Params] = None,

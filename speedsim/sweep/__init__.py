@@ -4,7 +4,7 @@
 hashed points (``expand``); ``executor`` runs them in-process, on a process
 pool or on Dask; ``store`` appends rows as they finish, resumes after a kill
 and reads results back sorted by point index (``load_results``); ``runner``
-ties these together (``run_sweep``) and ``command`` is the CLI.
+ties these together (``run_sweep``); the CLI is ``speedsim.cli.sweep``.
 
 Nothing is imported here: pool and Dask workers import ``speedsim.sweep.executor``
 and should not pay for pandas or rich.
