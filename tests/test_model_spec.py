@@ -12,9 +12,10 @@ from hypothesis import strategies as st
 
 from speedsim.config.workload import ModelShape
 from speedsim.model.decoder import generate, greedy_decode, prompt_ids
-from speedsim.model.spec_exec import (VerifyStep, derive_spec_schedule, draft_acceptance,
-                                      draft_count, run_draft_spec, run_early_exit_spec,
-                                      run_shallow)
+from speedsim.contracts.schedule import VerifyStep, draft_count
+from speedsim.model.spec_exec import (draft_acceptance, run_draft_spec, run_early_exit_spec,
+                                      run_shallow, truncated)
+from speedsim.strategies.spec_schedule import derive_spec_schedule
 from speedsim.model.weights import load_params, random_params
 
 # (seed, N, scheme, U, E, K, batch, init_std, extra model keys)
@@ -127,8 +128,6 @@ def test_early_exit_on_the_trained_model(trained_workload):
 
 def test_draft_model_on_the_trained_target(trained_workload):
     """The target's own first two layers (a trained 2-layer model) as the draft."""
-    from speedsim.model.spec_exec import truncated
-
     w = trained_workload
     params = load_params(w)
     dshape = truncated(w.model, 2)
@@ -159,7 +158,6 @@ def test_shallow_is_greedy_decoding_of_the_first_layers(tiny_workload):
     params = load_params(w)
     seq = generate(w, params=params)
     run = run_shallow(params, w.model, seq, 2)
-    from speedsim.model.spec_exec import truncated
     alone = greedy_decode(params, truncated(w.model, 2), seq.prompt, 12)
     np.testing.assert_array_equal(run.tokens, alone.tokens)
     assert run.differing == int((alone.tokens != seq.tokens).sum()) > 0

@@ -32,7 +32,7 @@ Acceptance. Because a guess is only consulted when every earlier guess of its
 step was right, its draft ran on the committed prefix: the guess of token i is
 the draft's greedy prediction given the greedy prefix. So one bool per
 generated token, ``accepted[i]`` (index 0 never consulted), determines the
-whole schedule (``derive_spec_schedule``): exactly the vector SPEED uses when
+whole schedule (``speedsim.strategies.spec_schedule.derive_spec_schedule``): exactly the vector SPEED uses when
 the draft is the early exit at layer E - 1.
 
 The **shallow** baseline (``run_shallow``) decodes the first E layers + head
@@ -47,75 +47,11 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from speedsim.model.decoder import (Dims, GenerationRecord, KVCache, embed, forward_full,
+from speedsim.contracts.schedule import SpecSchedule, VerifyStep, draft_count, leading_true
+from speedsim.model.decoder import (GenerationRecord, KVCache, embed, forward_full,
                                     greedy_decode, head, run_layer)
+from speedsim.model.dims import Dims
 from speedsim.model.weights import Params
-
-
-@dataclass(frozen=True, slots=True)
-class VerifyStep:
-    """One draft-and-verify turn."""
-
-    start: int  # c: tokens 0..c were committed before it; input token c is at position P + c
-    drafted: int  # k guesses; the verify pass has k + 1 rows
-    accepted: int  # a <= k guesses accepted; the step commits a + 1 tokens
-    catch_up: bool = False  # draft model only: its first pass also runs the previous last guess
-
-    @property
-    def committed(self) -> int:
-        return self.accepted + 1
-
-    @property
-    def rejected(self) -> int:
-        """Guesses whose draft and verify work was wasted."""
-        return self.drafted - self.accepted
-
-
-@dataclass(frozen=True)
-class SpecSchedule:
-    draft_tokens: int  # K
-    steps: tuple[VerifyStep, ...]
-
-    @property
-    def drafted(self) -> int:
-        return sum(s.drafted for s in self.steps)
-
-    @property
-    def accepted(self) -> int:
-        return sum(s.accepted for s in self.steps)
-
-    @property
-    def mean_accepted_per_step(self) -> float:
-        return self.accepted / len(self.steps) if self.steps else 0.0
-
-
-def leading_true(values: Sequence[bool]) -> int:
-    """Length of the all-true prefix."""
-    bad = np.flatnonzero(~np.asarray(values, dtype=bool))
-    return int(bad[0]) if bad.size else len(values)
-
-
-def draft_count(draft_tokens: int, start: int, new_tokens: int) -> int:
-    """k = min(K, T - 2 - c): guesses beyond the last generated token are never made."""
-    return max(0, min(int(draft_tokens), new_tokens - 2 - start))
-
-
-def derive_spec_schedule(accepted: Sequence[bool], draft_tokens: int,
-                         catch_up: bool = False) -> SpecSchedule:
-    """The verify steps implied by per-token acceptance (``accepted[i]``: token i's guess
-    is right given the greedy prefix). ``catch_up``: a separate draft model (see module)."""
-    K = int(draft_tokens)
-    if K < 1:
-        raise ValueError(f"draft_tokens must be >= 1, got {draft_tokens}")
-    acc = np.asarray(accepted, dtype=bool).ravel()
-    T, c, steps = acc.size, 0, []
-    while c < T - 1:
-        k = draft_count(K, c, T)
-        a = leading_true(acc[c + 1:c + 1 + k])
-        behind = catch_up and k > 0 and bool(steps) and steps[-1].accepted == steps[-1].drafted > 0
-        steps.append(VerifyStep(c, k, a, behind))
-        c += a + 1
-    return SpecSchedule(K, tuple(steps))
 
 
 # ---------------------------------------------------------------- acceptance from a model
@@ -125,12 +61,29 @@ def sequence_of(record: GenerationRecord) -> np.ndarray:
     return np.concatenate([record.prompt, record.tokens[:, :-1]], axis=1)
 
 
+def teacher_forced_guesses(params: Params, shape, record: GenerationRecord,
+                           exit_layer: Optional[int] = None) -> np.ndarray:
+    """int64 [B, T]: a model's greedy guess of each generated token given the target's
+    greedy prefix (one pass, no cache). ``exit_layer``: guess from the early head after
+    that layer instead of the last one."""
+    P = record.prompt.shape[1]
+    final, early = forward_full(params, shape, sequence_of(record), exit_layer)  # [B, P+T-1, V]
+    logits = final if exit_layer is None else early
+    return logits[:, P - 1:].argmax(-1)  # guess of token i from position P - 1 + i
+
+
+def exit_guesses(params: Params, shape, record: GenerationRecord, exit_layers: int) -> np.ndarray:
+    """int64 [B, T]: the early exit after ``exit_layers`` layers guesses each token (the
+    greedy run's own early predictions when it exited there)."""
+    if record.exit_layer == exit_layers - 1:
+        return record.early
+    return teacher_forced_guesses(params, shape, record, exit_layers - 1)
+
+
 def draft_acceptance(draft_params: Params, draft_shape, record: GenerationRecord) -> np.ndarray:
     """bool [T]: the draft model's greedy guess of token i, given the target's greedy
-    prefix, equals token i for every sequence (one teacher-forced pass)."""
-    P = record.prompt.shape[1]
-    logits, _ = forward_full(draft_params, draft_shape, sequence_of(record))  # [B, P+T-1, V]
-    guesses = logits[:, P - 1:].argmax(-1)  # [B, T]: guess of token i from position P-1+i
+    prefix, equals token i for every sequence."""
+    guesses = teacher_forced_guesses(draft_params, draft_shape, record)
     return (guesses == record.tokens).all(axis=0)
 
 

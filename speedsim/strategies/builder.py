@@ -46,9 +46,13 @@ class ItemBuilder:
         self.attention_on = attention_on
 
     def add(self, rows: Sequence[OpRow], *, deps: Iterable[int], tokens: Sequence[int],
-            wasted: Sequence[bool] | None = None, step: int = -1, slot: int = 0,
-            label: str = "") -> int:
-        """One item for ``rows`` (one row per execution served, same op and weights)."""
+            wasted: Sequence[float] | None = None, step: int = -1, slot: int = 0,
+            label: str = "", scope: str = "") -> int:
+        """One item for ``rows`` (one row per execution served, same op and weights).
+
+        ``wasted``: per row, the share of it that is wasted work (bool or fraction).
+        ``scope`` names a model other than the target (a draft model): its weights
+        get residency keys of their own."""
         first = rows[0]
         op = first.op
         total = first if len(rows) == 1 else _stacked(rows)
@@ -67,7 +71,7 @@ class ItemBuilder:
             count=(1 if op in GEMM_OPS else total.count) if on_array else 0,
             elements=0 if on_array else (total.elements or total.macs),
             vector_kind="" if on_array else VECTOR_KIND.get(op, "mac"),
-            weight_key=_weight_key(first, slot) if weights else None,
+            weight_key=_weight_key(first, slot, scope) if weights else None,
             weight_bytes=first.weight_bytes if weights else 0,  # fetched once for all rows
             act_in_bytes=total.act_in_bytes,
             act_out_bytes=total.act_out_bytes,
@@ -98,7 +102,7 @@ def _stacked(rows: Sequence[OpRow]) -> OpRow:
     return first._replace(**{f: sum(getattr(r, f) for r in rows) for f in _ADDITIVE})
 
 
-def _weight_key(row: OpRow, slot: int) -> Hashable:
+def _weight_key(row: OpRow, slot: int, scope: str = "") -> Hashable:
     """Residency key: the phase, the weight set, the op, and which of the op's uses
     in a layer (the two norms of a layer have different parameters). The embedding
     gathers different rows every time: nothing to keep resident.
@@ -106,5 +110,9 @@ def _weight_key(row: OpRow, slot: int) -> Hashable:
     The accelerator keys resident tiles by (this key, tile index). A prefill GEMM,
     with its large activations, is cut into other tiles than the same GEMM in
     decode; the phase keeps a decode tile from matching a prefill tile that holds
-    a different slice of the weights."""
-    return None if row.op == "embed" else (row.phase, row.weight_set, row.op, slot)
+    a different slice of the weights. A scope (``draft``) leads the key of another
+    model's weights, which never match the target's."""
+    if row.op == "embed":
+        return None
+    key = (row.phase, row.weight_set, row.op, slot)
+    return (scope, *key) if scope else key

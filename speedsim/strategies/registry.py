@@ -43,4 +43,5 @@ def strategy_names() -> list[str]:
 
 
 def _load_builtin() -> None:
-    from speedsim.strategies import sequential, speed  # noqa: F401  (registration side effect)
+    from speedsim.strategies import (draft_spec, early_exit_spec, sequential,  # noqa: F401
+                                     shallow, speed)  # (registration side effect)

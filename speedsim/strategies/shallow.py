@@ -8,10 +8,50 @@ differ from the target's.
 
 from __future__ import annotations
 
+from typing import Optional
+
+import numpy as np
+
 from speedsim.contracts.plan import Plan, TokenExec
+from speedsim.model.spec_exec import ShallowRun, run_shallow
+from speedsim.strategies.base import Outcome, RunContext
 from speedsim.strategies.builder import ItemBuilder, TraceIndex
 from speedsim.strategies.common import chain
+from speedsim.strategies.inputs import StrategyInput
+from speedsim.strategies.registry import register
 from speedsim.strategies.verify import head_layer
+
+
+@register("shallow")
+class Shallow:
+    speculative = False
+    lossless = False  # its tokens are the exit model's, not the target's
+    baseline = False
+
+    def __init__(self, exit_layers: int, run: Optional[ShallowRun] = None):
+        self.E, self.run = int(exit_layers), run
+
+    @classmethod
+    def configure(cls, ctx: RunContext) -> "Shallow":
+        E = ctx.workload.exit_layers("shallow")
+        run = run_shallow(ctx.params, ctx.workload.model, ctx.record, E) if ctx.numeric else None
+        return cls(E, run)
+
+    def plan(self, inp: StrategyInput) -> Plan:
+        return shallow_plan(self.name, ItemBuilder(inp.attention_on), TraceIndex(inp.trace),
+                            inp.n_layers, self.E, inp.prompt_tokens, inp.decode_executions)
+
+    def outcome(self, plan: Plan) -> Outcome:
+        quality = {"exit_layers": self.E, "lossless": False, "differing_tokens": None,
+                   "differing_fraction": None, "first_difference": None}
+        if self.run is None:
+            return Outcome(None, None, report={"quality": quality})
+        tokens = self.run.tokens
+        quality.update(differing_tokens=self.run.differing,
+                       differing_fraction=self.run.differing / tokens.size,
+                       first_difference=self.run.first_difference)
+        carried = np.ascontiguousarray(tokens[:, :-1].T)  # execution k + 1 carries token k
+        return Outcome(tokens, carried, report={"quality": quality})
 
 
 def shallow_rows(index: TraceIndex, phase: str, position: int, n_layers: int,

@@ -21,14 +21,15 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from speedsim.strategies.common import with_slots
-from speedsim.strategies.plan import ItemBuilder, Row, TraceIndex
+from speedsim.contracts.oprow import OpRow
+from speedsim.strategies.builder import ItemBuilder, TraceIndex
 from speedsim.trace.schema import ATTENTION_OPS
 
 _ADDITIVE = ("elements", "act_in_bytes", "act_out_bytes", "kv_write_bytes", "macs",
              "vector_ops")
 
 
-def merged(rows: Sequence[Row]) -> list[Row]:
+def merged(rows: Sequence[OpRow]) -> list[OpRow]:
     """The rows one item receives: attention and embed rows merged into one, others as is."""
     if len(rows) == 1 or rows[0].op not in ATTENTION_OPS + ("embed",):
         return list(rows)
