@@ -39,11 +39,31 @@ SPEC_ROWS: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
      "{} / {} / {}"),
     ("acceptance rate", lambda s: s["acceptance_rate"] * 100, "{:.1f} %"),
     ("mean tokens in flight", lambda s: s["mean_tokens_in_flight"], "{:.2f}"),
+    ("accepted / verify step", lambda s: (s["mean_accepted_per_step"],
+                                          s["expected_accepted_per_step"]),
+     "{:.2f} (i.i.d. {:.2f})"),
 ]
 
 
 def _fmt(fmt: str, value: Any) -> str:
     return fmt.format(*value) if isinstance(value, tuple) else fmt.format(value)
+
+
+def _cell(fmt: str, get: Callable[[dict[str, Any]], Any], section: dict[str, Any] | None) -> str:
+    """One strategy's cell; "—" where the strategy has no such figure."""
+    try:
+        return _fmt(fmt, get(section)) if section is not None else "—"
+    except (KeyError, TypeError):
+        return "—"
+
+
+def _match(summary: dict[str, Any], m: dict[str, Any]) -> str:
+    """Lossless strategies: the run's ``tokens_match``; lossy ones: how many tokens differ."""
+    q = m.get("quality")
+    if q is None:
+        return str(summary["tokens_match"])
+    n = q.get("differing_tokens")
+    return "lossy" if n is None else f"lossy: {n} differ"
 
 
 def summary_table(summary: dict[str, Any]) -> Table:
@@ -61,12 +81,12 @@ def summary_table(summary: dict[str, Any]) -> Table:
                   *(f"{summary['roofline_fraction'][n] * 100:.1f} %" for n in names))
     if any("speculation" in summary["strategies"][n] for n in names):
         for label, get, fmt in SPEC_ROWS:
-            table.add_row(label, *(_fmt(fmt, get(summary["strategies"][n]["speculation"]))
-                                   if "speculation" in summary["strategies"][n] else "—"
+            table.add_row(label, *(_cell(fmt, get, summary["strategies"][n].get("speculation"))
                                    for n in names))
     table.add_row("[bold]decode speedup vs sequential",
-                  *(f"[bold]{summary['speedup'][n]:.2f}×" for n in names))
-    table.add_row("tokens match", *(str(summary["tokens_match"]) for _ in names))
+                  *(_cell("[bold]{:.2f}×", lambda v: v, summary["speedup"].get(n))
+                    for n in names))
+    table.add_row("tokens match", *(_match(summary, summary["strategies"][n]) for n in names))
     return table
 
 
