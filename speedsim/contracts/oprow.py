@@ -3,13 +3,16 @@
 The trace builders emit a DataFrame whose columns are exactly ``OpRow._fields``
 (``speedsim.trace.schema.COLUMNS``), in this order; the planner reads rows back
 as ``OpRow``. The numeric decoder reports the same ops in elements
-(``speedsim.model.decoder.OpRecord``), converted to bytes by
-``speedsim.trace.numeric``.
+as ``OpRow``s at one byte per element; ``speedsim.trace.numeric`` scales the
+byte fields by the hardware precision.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
+
+HEAD_SET = -2  # weight_set of the tied embedding / LM head and the final norm
+NO_WEIGHTS = -1  # weight_set of ops without parameters
 
 
 class OpRow(NamedTuple):
@@ -21,18 +24,18 @@ class OpRow(NamedTuple):
     layer: int
     weight_set: int
     op: str
-    early_exit: bool
-    m: int
-    k: int
-    n: int
-    count: int
-    heads: int
-    kv_len: int
-    elements: int
-    weight_bytes: int
-    act_in_bytes: int
-    act_out_bytes: int
-    kv_read_bytes: int
-    kv_write_bytes: int
-    macs: int
-    vector_ops: int
+    early_exit: bool = False
+    m: int = 0
+    k: int = 0
+    n: int = 0
+    count: int = 0
+    heads: int = 0
+    kv_len: int = 0
+    elements: int = 0
+    weight_bytes: int = 0
+    act_in_bytes: int = 0
+    act_out_bytes: int = 0
+    kv_read_bytes: int = 0
+    kv_write_bytes: int = 0
+    macs: int = 0
+    vector_ops: int = 0

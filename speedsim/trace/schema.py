@@ -37,10 +37,8 @@ vector_ops         element operations of vector ops (= elements)
 
 from __future__ import annotations
 
-from speedsim.contracts.oprow import OpRow
+from speedsim.contracts.oprow import HEAD_SET, NO_WEIGHTS, OpRow
 
-HEAD_SET = -2
-NO_WEIGHTS = -1
 
 COLUMNS = OpRow._fields
 
