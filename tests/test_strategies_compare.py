@@ -99,3 +99,21 @@ def test_shallow_runs_e_of_n_layers():
     assert s["speedup"]["shallow"] == pytest.approx((N + h) / (E + h), rel=0.10)
     assert s["strategies"]["shallow"]["quality"]["differing_tokens"] is None  # shape-only
     assert s["tokens_match"] is None and s["positions_match"] is True
+
+
+def test_a_sweep_point_and_its_default_metrics_cover_any_strategies():
+    from speedsim.config.loader import load_mapping
+    from speedsim.sweep.point import simulate_point
+    from speedsim.sweep.spec import default_metrics
+
+    names = ["sequential", "early_exit_spec", "draft_spec", "shallow"]
+    wl = {"name": "p", "model": MODEL, "generation": {"prompt_tokens": 8, "new_tokens": 8},
+          "strategies": {"sequential": {}, "shallow": {"exit_layer": E},
+                         "early_exit_spec": {"acceptance": bernoulli(0.5)},
+                         "draft_spec": {"draft_model": DRAFT, "acceptance": bernoulli(0.5)}}}
+    flat = simulate_point(load_mapping("hw_configs/edge.yaml"), wl, names)
+    wanted = default_metrics(names)
+    assert "speedup.sequential" not in wanted and "speedup.shallow" in wanted
+    assert all(k in flat for k in wanted)
+    assert flat["early_exit_spec.speculation.mean_accepted_per_step"] >= 0
+    assert flat["tokens_match"] is None  # shape-only: no real token ids
