@@ -29,8 +29,12 @@ def write_text_atomic(text: str, path: Path) -> None:
     write_atomic(path, lambda fh: fh.write(text))
 
 
-def write_json_atomic(obj: Any, path: Path) -> None:
-    write_atomic(path, lambda fh: json.dump(obj, fh, indent=2, sort_keys=False, default=_jsonable))
+def write_json_atomic(obj: Any, path: Path, indent: int | None = 2) -> None:
+    """Strict JSON; ``indent`` None writes it compact (``json.dumps`` in one shot takes the
+    C encoder: 4-5x faster on a large Chrome trace than an indented ``json.dump``)."""
+    text = json.dumps(obj, indent=indent, separators=None if indent else (",", ":"),
+                      sort_keys=False, default=_jsonable)
+    write_atomic(path, lambda fh: fh.write(text))
 
 
 def write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
