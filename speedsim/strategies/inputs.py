@@ -1,4 +1,9 @@
-"""What every strategy receives: the trace, the shape facts it needs, acceptance."""
+"""What every strategy's ``plan`` receives: the target's trace and the shape facts.
+
+Per-strategy settings (G, K, E, acceptance outcomes, a draft model's trace) are
+the strategy object's own, set by its ``configure``. ``stages`` and
+``accepted`` here serve a SPEED planner built without one (tests, notebooks).
+"""
 
 from __future__ import annotations
 
