@@ -151,8 +151,8 @@ def _layer(st: _PlanState, members: list[tuple[int, int]]) -> None:
                for e, layer in members}
     for o, (row0, slot) in enumerate(rows_of[members[0][0]]):
         if row0.op in PER_EXECUTION_OPS:
-            for e, layer in members:
-                _attention(st, e, layer, rows_of[e][o][0], slot)
+            for e, _ in members:
+                _attention(st, e, rows_of[e][o])
             continue
         rows = [rows_of[e][o][0] for e, _ in members]
         label = "+".join(f"t{r.position}" for r in rows) + f" L{members[0][1]} {row0.op}"
@@ -165,14 +165,15 @@ def _layer(st: _PlanState, members: list[tuple[int, int]]) -> None:
                 st.kv_writer[(st.k_of(e), layer)] = item
 
 
-def _attention(st: _PlanState, e: int, layer: int, row: OpRow, slot: int) -> None:
+def _attention(st: _PlanState, e: int, slotted: tuple[OpRow, int]) -> None:
     """One execution's attention op; the score waits for its predecessor's KV write."""
+    row, slot = slotted
     deps = [st.prev[e]]
-    older = (st.k_of(e) - 1, layer)
+    older = (st.k_of(e) - 1, row.layer)
     if row.op == "attn_score" and older in st.kv_writer:
         deps.append(st.kv_writer[older])
     st.prev[e] = st.b.add([row], deps=deps, tokens=(e,), wasted=[st.wasted[e]], step=st.step,
-                          slot=slot, label=f"t{row.position} L{layer} {row.op}")
+                          slot=slot, label=f"t{row.position} L{row.layer} {row.op}")
 
 
 def _heads(st: _PlanState, in_flight: list[tuple[int, int]]) -> None:
