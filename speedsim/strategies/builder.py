@@ -92,14 +92,17 @@ _ADDITIVE = ("m", "count", "elements", "act_in_bytes", "act_out_bytes", "kv_read
              "kv_write_bytes", "macs", "vector_ops")
 
 
+_ADDITIVE_AT = tuple(OpRow._fields.index(f) for f in _ADDITIVE)
+
+
 def _stacked(rows: Sequence[OpRow]) -> OpRow:
     """Rows of several executions as one: additive fields summed, the rest from the first."""
     first = rows[0]
-    for r in rows[1:]:
-        assert (r.op, r.weight_set, r.k, r.n, r.weight_bytes) == \
-            (first.op, first.weight_set, first.k, first.n, first.weight_bytes), \
-            "only rows of one op on the same weights fuse"
-    return first._replace(**{f: sum(getattr(r, f) for r in rows) for f in _ADDITIVE})
+    same = (first.op, first.weight_set, first.k, first.n, first.weight_bytes)
+    assert all((r.op, r.weight_set, r.k, r.n, r.weight_bytes) == same for r in rows), \
+        "only rows of one op on the same weights fuse"
+    columns = list(zip(*rows))
+    return first._replace(**{f: sum(columns[i]) for f, i in zip(_ADDITIVE, _ADDITIVE_AT)})
 
 
 def _weight_key(row: OpRow, slot: int, scope: str = "") -> Hashable:

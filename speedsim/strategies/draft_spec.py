@@ -71,7 +71,7 @@ class DraftSpec:
         return cls(cfg.draft_tokens, trace, dm.n_layers, accepted, use, ctx)
 
     def plan(self, inp: StrategyInput) -> Plan:
-        return draft_spec_plan(self.name, ItemBuilder(inp.attention_on), TraceIndex(inp.trace),
+        return draft_spec_plan(self.name, ItemBuilder(inp.attention_on), inp.index,
                                TraceIndex(self.draft_trace), self.schedule, inp.n_layers,
                                self.draft_layers, inp.prompt_tokens)
 

@@ -60,7 +60,7 @@ class EarlyExitSpec:
         return cls(cfg.draft_tokens, E, accepted, use, ctx)
 
     def plan(self, inp: StrategyInput) -> Plan:
-        return early_exit_plan(self.name, ItemBuilder(inp.attention_on), TraceIndex(inp.trace),
+        return early_exit_plan(self.name, ItemBuilder(inp.attention_on), inp.index,
                                self.schedule, inp.n_layers, self.E, inp.prompt_tokens)
 
     def outcome(self, plan: Plan) -> Outcome:

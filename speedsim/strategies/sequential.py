@@ -12,7 +12,7 @@ from typing import Optional
 from speedsim.strategies.base import Outcome, RunContext, greedy_carried
 from speedsim.strategies.common import chain, prefill
 from speedsim.contracts.plan import Plan, TokenExec
-from speedsim.strategies.builder import ItemBuilder, TraceIndex
+from speedsim.strategies.builder import ItemBuilder
 from speedsim.strategies.registry import register
 from speedsim.strategies.inputs import StrategyInput
 
@@ -37,7 +37,7 @@ class Sequential:
 
     def plan(self, inp: StrategyInput) -> Plan:
         builder = ItemBuilder(inp.attention_on)
-        index = TraceIndex(inp.trace)
+        index = inp.index
         N, P = inp.n_layers, inp.prompt_tokens
         first, last = prefill(builder, index, N, exec_id=0)
         execs = [TokenExec(0, "prefill", 0, 0, "committed", first, last)]

@@ -103,7 +103,7 @@ class Speed:
         accepted = self.accepted if self.accepted is not None else inp.accepted
         assert accepted is not None, "SPEED needs acceptance outcomes"
         st = _PlanState(inp, derive_schedule(accepted, self.stages or inp.stages), accepted,
-                        ItemBuilder(inp.attention_on), TraceIndex(inp.trace))
+                        ItemBuilder(inp.attention_on), inp.index)
         # 1. prefill, as in sequential decoding
         first, last = prefill(st.b, st.index, inp.n_layers, exec_id=0)
         st.pred_item[0] = last
