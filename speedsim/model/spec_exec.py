@@ -1,4 +1,4 @@
-"""Draft-and-verify speculative decoding, executed in NumPy, and its pure schedule.
+"""Draft-and-verify speculative decoding, executed in NumPy (the oracle of its schedule).
 
 Two lossless strategies share one loop (Leviathan et al. 2023; Chen et al.
 2023; Draft & Verify, Zhang et al. 2023; LayerSkip, Elhoushi et al. 2024):
@@ -32,8 +32,11 @@ Acceptance. Because a guess is only consulted when every earlier guess of its
 step was right, its draft ran on the committed prefix: the guess of token i is
 the draft's greedy prediction given the greedy prefix. So one bool per
 generated token, ``accepted[i]`` (index 0 never consulted), determines the
-whole schedule (``speedsim.strategies.spec_schedule.derive_spec_schedule``): exactly the vector SPEED uses when
-the draft is the early exit at layer E - 1.
+whole schedule (``speedsim.strategies.spec_schedule.derive_spec_schedule``;
+the runs here keep their own books, and tests check the two agree): exactly
+the vector SPEED uses when the draft is the early exit after layer E - 1.
+The teacher-forced guesses (``teacher_forced_guesses``) give that vector in
+one pass, without running the loop.
 
 The **shallow** baseline (``run_shallow``) decodes the first E layers + head
 sequentially: fast and lossy; it reports how many of its tokens differ from
@@ -43,7 +46,7 @@ the target's.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 
