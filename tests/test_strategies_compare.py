@@ -117,3 +117,15 @@ def test_a_sweep_point_and_its_default_metrics_cover_any_strategies():
     assert all(k in flat for k in wanted)
     assert flat["early_exit_spec.speculation.mean_accepted_per_step"] >= 0
     assert flat["tokens_match"] is None  # shape-only: no real token ids
+
+
+def test_draft_model_at_full_acceptance_matches_its_closed_form():
+    """K draft passes of the 2-layer draft (+ its head, the same size as the target's) and one
+    fused verify pass per K + 1 tokens; the catch-up row rides in a draft pass that moves its
+    weights anyway: S = (K + 1)(N + h) / (K (2 + h) + N + h) = 2.46."""
+    s = run(1.0, draft_spec={"draft_model": DRAFT, "draft_tokens": K,
+                             "acceptance": bernoulli(1.0)})
+    h = 256 * 256 / (4 * 256 * 256 + 2 * 256 * 1024)
+    closed = (K + 1) * (N + h) / (K * (2 + h) + N + h)
+    assert s["speedup"]["draft_spec"] == pytest.approx(closed, rel=0.10)
+    assert s["strategies"]["draft_spec"]["speculation"]["mean_accepted_per_step"] == K

@@ -7,8 +7,11 @@ work is wasted, whose weights each item reads, and the conservation of MACs.
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from speedsim.config.workload import ModelShape, Sharing
+from conftest import TINY
+from speedsim.config.workload import ModelShape, Sharing, workload_from_dict
 from speedsim.model.sharing import shape_layer_sets
 from speedsim.strategies.builder import ItemBuilder, TraceIndex
 from speedsim.strategies.draft_spec import DRAFT, DraftSpec
@@ -168,3 +171,21 @@ def test_merged_attention_reads_the_longest_kv_once(wl):
     b = ItemBuilder("array")
     b.add(merged(dense), deps=[], tokens=[1, 2])
     assert b.items[0].m == 2 and b.items[0].weight_bytes == dense[0].weight_bytes
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.booleans(), min_size=2, max_size=14), st.integers(1, 5), st.integers(1, 3),
+       st.booleans())
+def test_any_schedule_plans_every_position_once_in_order(acc, K, E, draft):
+    data = {**TINY, "generation": {**TINY["generation"], "new_tokens": len(acc)},
+            "strategies": {"sequential": {}}}
+    wl = workload_from_dict(data)
+    s = _draft(wl, np.array(acc), K)[0] if draft else EarlyExitSpec(K, E, np.array(acc))
+    plan = s.plan(_input(wl))
+    assert all(d < it.id for it in plan.items for d in it.deps)
+    committed = [e.index for e in plan.execs if e.phase == "decode" and e.status == "committed"]
+    assert committed == list(range(len(acc) - 1))
+    flushed = sum(x.drafted - x.accepted for x in s.schedule.steps)
+    assert plan.launched - len(committed) == flushed
+    assert all(0.0 <= it.wasted_fraction <= 1.0 for it in plan.items)
+    assert (sum(it.wasted_fraction > 0 for it in plan.items) > 0) == (flushed > 0)
