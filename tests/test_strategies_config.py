@@ -91,3 +91,21 @@ def test_shape_only_target_needs_synthetic_acceptance():
                           "shallow": {}}
     assert workload_from_dict(data).strategies.names() == ["sequential", "early_exit_spec",
                                                            "shallow"]
+
+
+def test_file_acceptance_resolves_beside_the_workload_and_names_its_key(tmp_path):
+    from speedsim.strategies.acceptance import outcomes
+
+    (tmp_path / "acc.txt").write_text("\n".join("1010"))
+    data = copy.deepcopy(BASE)
+    data["generation"]["new_tokens"] = 4
+    data["strategies"]["early_exit_spec"] = {"acceptance": {"source": "file", "path": "acc.txt"}}
+    w = workload_from_dict(data, base_dir=tmp_path)
+    acc = w.strategies.early_exit_spec.acceptance
+    assert acc.path == str(tmp_path / "acc.txt")
+    key = "strategies.early_exit_spec.acceptance"
+    assert outcomes(acc, 4, None, key).tolist() == [True, False, True, False]
+    with pytest.raises(ConfigError, match=f"{key}.path: .* holds 4 values; new_tokens=6"):
+        outcomes(acc, 6, None, key)
+    with pytest.raises(ConfigError, match=f"{key}.source"):
+        outcomes(acc.model_copy(update={"source": "model"}), 4, None, key)
