@@ -81,7 +81,7 @@ def write_run(result, out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(result.summary, out / "summary.json")
         write_csv_atomic(result.tokens, out / "tokens.csv")
-        write_json_atomic(timeline, out / "timeline.json")
+        write_json_atomic(timeline, out / "timeline.json", indent=None)  # large: compact
         write_text_atomic(config_text, out / "resolved_config.yaml")
         for name, frame in result.saved_tables().items():
             write_csv_atomic(frame, out / name)

@@ -172,11 +172,46 @@ class SpeedStrategy(Frozen):
     acceptance: Acceptance = ModelAcceptance(source="model")
 
 
+class EarlyExitSpecStrategy(Frozen):
+    """Early-exit self-speculation: draft K tokens with the first E layers + the tied head,
+    verify them in one pass of all N layers (``speedsim.model.spec_exec``)."""
+
+    draft_tokens: PosInt = 4  # K
+    exit_layer: Optional[PosInt] = None  # E layers draft; None means SPEED's exit, N / G
+    acceptance: Acceptance = ModelAcceptance(source="model")
+
+
+class DraftSpecStrategy(Frozen):
+    """Draft-model speculative decoding: a separate small model drafts K tokens."""
+
+    draft_model: ModelShape  # its own shape and weights (packaged | random | npz | shape_only)
+    draft_tokens: PosInt = 4  # K
+    acceptance: Acceptance = ModelAcceptance(source="model")
+
+
+class ShallowStrategy(Frozen):
+    """The exit model alone: the first E layers + the tied head, decoded sequentially."""
+
+    exit_layer: Optional[PosInt] = None  # E; None means SPEED's exit, N / G
+
+
 class Strategies(Frozen):
     """The decoding strategies to compare (null: not run)."""
 
     sequential: Optional[SequentialStrategy] = SequentialStrategy()
     speed: Optional[SpeedStrategy] = None
+    early_exit_spec: Optional[EarlyExitSpecStrategy] = None
+    draft_spec: Optional[DraftSpecStrategy] = None
+    shallow: Optional[ShallowStrategy] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_names(cls, data: Any) -> Any:
+        unknown = sorted(set(data) - set(cls.model_fields)) if isinstance(data, dict) else []
+        if unknown:
+            raise _at(unknown[0], f"unknown strategy {unknown[0]!r}; valid: "
+                                  f"{', '.join(cls.model_fields)}")
+        return data
 
     def names(self) -> list[str]:
         return [n for n in type(self).model_fields if getattr(self, n) is not None]
@@ -197,6 +232,11 @@ class Workload(Frozen):
         if sp is not None and sp.stages is not None:
             return sp.stages
         return self.model.n_layers // self.model.unique_layers
+
+    def exit_layers(self, strategy: str) -> int:
+        """E of ``early_exit_spec`` or ``shallow``: configured, or SPEED's exit N / G."""
+        configured = getattr(self.strategies, strategy).exit_layer
+        return configured if configured is not None else self.model.n_layers // self.stages
 
     @model_validator(mode="after")
     def _consistent(self) -> "Workload":
@@ -222,9 +262,45 @@ class Workload(Frozen):
                           "source 'model' needs numeric weights; with model.weights.source "
                           "shape_only set strategies.speed.acceptance={source: bernoulli, "
                           "rate: 0.9} (or {source: file, path: ...})")
-        if self.strategies.sequential is None and sp is None:
+        if not self.strategies.names():
             raise _at("strategies", "at least one strategy is needed")
+        self._check_exits()
+        self._check_draft()
         return self
+
+    def _check_exits(self) -> None:
+        N = self.model.n_layers
+        for name in ("early_exit_spec", "shallow"):
+            if getattr(self.strategies, name) is None:
+                continue
+            E = self.exit_layers(name)
+            if E >= N:
+                raise _at(f"strategies.{name}.exit_layer",
+                          f"exit_layer={E} must be below n_layers={N} (the first E layers "
+                          "draft; with the default N / G, set it explicitly)")
+            self._check_model_acceptance(name)
+
+    def _check_draft(self) -> None:
+        ds, m = self.strategies.draft_spec, self.model
+        if ds is None:
+            return
+        if ds.draft_model.vocab_size != m.vocab_size:
+            raise _at("strategies.draft_spec.draft_model.vocab_size",
+                      f"the draft's vocab_size={ds.draft_model.vocab_size} must equal the "
+                      f"target's {m.vocab_size}")
+        if ds.acceptance.source == "model" and ds.draft_model.weights.source == "shape_only":
+            raise _at("strategies.draft_spec.acceptance.source",
+                      "source 'model' needs numeric draft weights; use bernoulli or file")
+        self._check_model_acceptance("draft_spec")
+
+    def _check_model_acceptance(self, name: str) -> None:
+        acc = getattr(self.strategies, name)
+        if getattr(acc, "acceptance", None) is None or acc.acceptance.source != "model":
+            return
+        if self.model.weights.source == "shape_only":
+            raise _at(f"strategies.{name}.acceptance.source",
+                      "source 'model' needs numeric weights; use bernoulli or file "
+                      "with weights.source shape_only")
 
 
 def length_problems(wl: Workload) -> list[tuple[str, str]]:

@@ -40,9 +40,11 @@ def current_umask() -> int:
     return mask
 
 
-def json_text(obj: Any) -> str:
-    """Strict JSON of ``obj`` (numpy scalars and arrays included; non-finite floats null)."""
-    return json.dumps(_finite(obj), indent=2, sort_keys=False, allow_nan=False, default=_jsonable)
+def json_text(obj: Any, indent: int | None = 2) -> str:
+    """Strict JSON of ``obj`` (numpy scalars and arrays included; non-finite floats null);
+    ``indent`` None is compact (``json.dumps`` in one shot uses the C encoder)."""
+    return json.dumps(_finite(obj), indent=indent, separators=None if indent else (",", ":"),
+                      sort_keys=False, allow_nan=False, default=_jsonable)
 
 
 def _finite(obj: Any) -> Any:
@@ -61,8 +63,9 @@ def write_text_atomic(text: str, path: Path) -> None:
     write_atomic(path, lambda fh: fh.write(text))
 
 
-def write_json_atomic(obj: Any, path: Path) -> None:
-    write_text_atomic(json_text(obj) + "\n", path)
+def write_json_atomic(obj: Any, path: Path, indent: int | None = 2) -> None:
+    """Strict JSON; ``indent`` None writes it compact (a large Chrome trace)."""
+    write_text_atomic(json_text(obj, indent) + "\n", path)
 
 
 def write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:

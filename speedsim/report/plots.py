@@ -37,7 +37,9 @@ OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9",
              "bluish_green": "#009E73", "yellow": "#F0E442", "blue": "#0072B2",
              "vermillion": "#D55E00", "reddish_purple": "#CC79A7"}
 _CYCLE = ("blue", "vermillion", "bluish_green", "orange", "reddish_purple", "sky_blue", "black")
-STRATEGY_COLOURS = {"sequential": OKABE_ITO["blue"], "speed": OKABE_ITO["vermillion"]}
+STRATEGY_COLOURS = {"sequential": OKABE_ITO["blue"], "speed": OKABE_ITO["vermillion"],
+                    "early_exit_spec": OKABE_ITO["bluish_green"],
+                    "draft_spec": OKABE_ITO["reddish_purple"], "shallow": OKABE_ITO["orange"]}
 WASTED_HATCH = "///"
 
 ENERGY_PARTS = ("dram", "sram", "compute", "vector", "static")

@@ -43,12 +43,31 @@ SPEC_ROWS: list[Row] = [
     ("launched / committed / flushed", lambda s: f"{s['launched']} / {s['committed']} / {s['flushed']}"),
     ("acceptance rate", lambda s: f"{s['acceptance_rate'] * 100:.1f} %"),
     ("mean tokens in flight", lambda s: f"{s['mean_tokens_in_flight']:.2f}"),
+    ("accepted / verify step", lambda s: f"{s['mean_accepted_per_step']:.2f} "
+                                         f"(i.i.d. {s['expected_accepted_per_step']:.2f})"),
 ]
 
 
 def _speedup(value: Any) -> str:
     """``2.47×``; ``—`` where there is no sequential run to compare with."""
     return "—" if value is None else f"{value:.2f}×"
+
+
+def _cell(get: Callable[[dict[str, Any]], str], section: dict[str, Any] | None) -> str:
+    """One strategy's cell; "—" where the strategy has no such figure."""
+    try:
+        return get(section) if section is not None else "—"
+    except (KeyError, TypeError):
+        return "—"
+
+
+def _match(summary: dict[str, Any], m: dict[str, Any]) -> str:
+    """Lossless strategies: the run's ``tokens_match``; lossy ones: how many tokens differ."""
+    q = m.get("quality")
+    if q is None:
+        return str(summary["tokens_match"])
+    n = q.get("differing_tokens")
+    return "lossy" if n is None else f"lossy: {n} differ"
 
 
 def summary_table(summary: dict[str, Any]) -> Table:
@@ -65,12 +84,11 @@ def summary_table(summary: dict[str, Any]) -> Table:
                   *(f"{summary['roofline_fraction'][n] * 100:.1f} %" for n in names))
     if any("speculation" in summary["strategies"][n] for n in names):
         for label, get in SPEC_ROWS:
-            table.add_row(label, *(get(summary["strategies"][n]["speculation"])
-                                   if "speculation" in summary["strategies"][n] else "—"
+            table.add_row(label, *(_cell(get, summary["strategies"][n].get("speculation"))
                                    for n in names))
     table.add_row("[bold]decode speedup vs sequential",
-                  *(f"[bold]{_speedup(summary['speedup'][n])}" for n in names))
-    table.add_row("tokens match", *(str(summary["tokens_match"]) for _ in names))
+                  *(f"[bold]{_speedup(summary['speedup'].get(n))}" for n in names))
+    table.add_row("tokens match", *(_match(summary, summary["strategies"][n]) for n in names))
     return table
 
 

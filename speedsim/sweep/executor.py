@@ -33,7 +33,10 @@ POINT_FN_ENV = "SPEEDSIM_SWEEP_POINT_FN"
 PointFn = Callable[[dict[str, Any], dict[str, Any], list[str]], dict[str, Any]]
 
 # Workload keys holding file paths; relative ones resolve against the workload's folder.
-_PATH_KEYS = (("model", "weights"), ("strategies", "speed", "acceptance"))
+_PATH_KEYS = (("model", "weights"), ("strategies", "speed", "acceptance"),
+              ("strategies", "early_exit_spec", "acceptance"),
+              ("strategies", "draft_spec", "acceptance"),
+              ("strategies", "draft_spec", "draft_model", "weights"))
 
 
 @dataclass(frozen=True)

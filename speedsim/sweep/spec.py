@@ -40,6 +40,7 @@ from speedsim.config.hw import Hardware
 from speedsim.config.keys import models_in
 from speedsim.config.loader import load_mapping, validate
 from speedsim.config.workload import Strategies, Workload
+from speedsim.strategies.registry import get_strategy
 
 Number = Union[int, float]
 Scalar = Union[bool, int, float, str, None]
@@ -262,7 +263,7 @@ def default_metrics(strategies: list[str]) -> list[str]:
     for s in strategies:
         out += [f"{s}.decode_time_s", f"{s}.time_per_token_s", f"{s}.tokens_per_s",
                 f"{s}.energy_per_token_j"]
-    out += [f"speedup.{s}" for s in strategies if s != "sequential"]
+    out += [f"speedup.{s}" for s in strategies if not get_strategy(s).baseline]
     return out + ["tokens_match", "silicon.pes", "silicon.sram_kib", "silicon.cost_proxy"]
 
 
