@@ -71,7 +71,7 @@ from speedsim.config.hw import Hardware
 from speedsim.hw import cost
 from speedsim.hw.cost import Roofline, Tile
 from speedsim.hw.units import Dma, Dram, WeightBuffer
-from speedsim.sim.workitem import WorkItem
+from speedsim.contracts.workitem import WorkItem
 
 TileMode = Literal["chunked", "tile"]
 
