@@ -142,21 +142,6 @@ def _executions_per_step(plan: Plan) -> list[int]:
     return [len(v) for v in per_step.values()]
 
 
-def roofline_decode_s(plan: Plan, sim: Any, hw: Hardware) -> float:
-    """Lower bound on the decode time: the busiest of array, vector and DRAM.
-
-    Array and vector cycles come from the same cost functions the simulator
-    uses (``speedsim.hw.cost.roofline``); the DRAM bound is the bytes this run
-    actually moved during decode at the effective bandwidth, so weight
-    residency and fusion are credited exactly as the simulation found them.
-    """
-    from speedsim.hw.cost import roofline, transfer_cycles
-
-    decode = [it for it in plan.items if it.phase == "decode"]
-    if not decode:
-        return 0.0
-    bound = roofline(decode, hw)
-    items = sim.items[sim.items["phase"] == "decode"]
-    moved = dram_bytes(items)
-    dram_cycles = transfer_cycles(moved, hw.dram_bytes_per_cycle)
-    return max(bound.array_cycles, bound.vector_cycles, dram_cycles) / hw.clock_hz
+def run_tokens(wl: Workload) -> int:
+    """Tokens a whole run produces, all sequences: ``B · n`` (token 0 comes from prefill)."""
+    return wl.generation.batch * wl.generation.new_tokens
