@@ -2,8 +2,9 @@
 
 Exit status: 0 success, 2 bad input (one line naming the file and key path),
 1 a bug (the traceback is printed: it is ours to fix). Files are written only
-through ``speedsim.cli.io`` (result directories, figures) and
-``speedsim.report.io`` (the atomic writers it and the sweep store use).
+through ``speedsim.cli.io`` (result directories, figures), the sweep result
+store ``speedsim.report.store`` and ``speedsim.report.io`` (the atomic writers
+both use).
 """
 
 from __future__ import annotations

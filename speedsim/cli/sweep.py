@@ -91,7 +91,7 @@ def add_pareto_plot_parser(plot_subparsers: argparse._SubParsersAction) -> argpa
 
 def cmd_plot_pareto(args: argparse.Namespace) -> int:
     from speedsim.report.pareto import default_goal, pareto_front, plot_pareto, with_derived
-    from speedsim.sweep.store import load_results
+    from speedsim.report.store import load_results
 
     df = with_derived(load_results(args.results))
     ok = df[df["status"] == "ok"]

@@ -272,9 +272,11 @@ def plot_roofline(tables: TableOrTables, hw, *, title: Optional[str] = None) -> 
     """Roofline of the array with the simulated ops on it, one panel per strategy.
 
     ``tables``: ``roofline_table`` output (strategy -> table, or one table).
-    ``hw``: the ``Hardware`` config. Ceilings: compute = PEs · ``clock_hz``
-    MAC/s; memory = intensity · DRAM bandwidth (peak solid, × efficiency
-    dashed). Ops are aggregated per (phase, op kind): colour = op kind,
+    ``hw``: the ``Hardware`` config. The line is the *attainable* throughput
+    of the roofline model, min(peak compute roof = PEs · ``clock_hz`` MAC/s,
+    intensity · DRAM bandwidth) (peak bandwidth solid, × efficiency dashed) —
+    a picture of the ops, not the summary's ``roofline`` decode bound
+    (``speedsim.metrics.roofline``). Ops are aggregated per (phase, op kind): colour = op kind,
     marker = phase; ops that moved no DRAM bytes sit on the right edge (▷).
     Weights prefetched while an earlier item computed are not in an item's
     array time, so a point may sit above the bandwidth roof: prefetch hid it.
@@ -294,7 +296,7 @@ def plot_roofline(tables: TableOrTables, hw, *, title: Optional[str] = None) -> 
     markers = {"decode": "o", "prefill": "s"}
     for ax, (name, pts) in zip(axes, points.items()):
         ax.plot(xs, np.minimum(peak_macs, xs * bw), color="black", lw=1.5,
-                label=f"roof: {peak_macs / 1e9:,.0f} GMAC/s, {bw / 1e9:g} GB/s")
+                label=f"attainable: peak compute {peak_macs / 1e9:,.0f} GMAC/s, {bw / 1e9:g} GB/s")
         ax.plot(xs, np.minimum(peak_macs, xs * bw * hw.dram.efficiency), color="black", lw=1,
                 ls="--", label=f"effective bandwidth (× {hw.dram.efficiency:g})")
         for _, p in pts.iterrows():
