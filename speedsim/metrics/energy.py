@@ -63,10 +63,9 @@ def sram_bytes(items: Sequence[WorkItem], table: pd.DataFrame, hw: Hardware) -> 
 
 
 def _sram_pj(items: Sequence[WorkItem], table: pd.DataFrame, hw: Hardware) -> np.ndarray:
-    buffers = hw.buffers
     total = np.zeros(len(table))
     for name, bytes_ in sram_bytes(items, table, hw).items():
-        buf = getattr(buffers, name)
+        buf = getattr(hw.buffers, name)
         if buf is not None:
             total = total + bytes_ * buf.energy_pj_per_byte
     return total
@@ -91,6 +90,10 @@ def energy(items: Sequence[WorkItem], sim: Any, hw: Hardware) -> dict[str, float
     out = {name: float(v.sum()) for name, v in parts.items()}
     out["static"] = hw.energy.static_power_w * sim.total_cycles / hw.clock_hz
     out["total"] = out["dram"] + out["sram"] + out["compute"] + out["vector"] + out["static"]
-    dynamic = sum(parts.values())
-    out["wasted"] = float((dynamic * sim.items["wasted_fraction"].to_numpy(dtype=float)).sum())
+    out["wasted"] = wasted_j(parts, sim.items)
     return {k: out[k] for k in PARTS}
+
+
+def wasted_j(parts: dict[str, np.ndarray], table: pd.DataFrame) -> float:
+    """Σ over items of the item's dynamic energy × its ``wasted_fraction``."""
+    return float((sum(parts.values()) * table["wasted_fraction"].to_numpy(dtype=float)).sum())
