@@ -17,8 +17,13 @@ The per-item bounds are summed along the plan's dependencies: ``finish(i) =
 bound_cycles(i) + max(finish(d) for d in deps(i))`` with prefill items at 0
 (decode time starts when the prefill ends), and the decode bound is ``finish``
 of the item that commits the last decode execution — the longest path through
-the DAG to the last commit. No DRAM latency and no contention are charged, so
-the simulated decode time is never below it.
+the DAG to the last commit. No DRAM latency and no contention are charged.
+
+It bounds the simulation wherever an item's DRAM bytes move after its inputs
+exist. Weights the engine fetches ahead of an item (``weight_prefetch: ahead``)
+may overlap its predecessors' compute, so on a plan that alternates weight-heavy
+and compute-heavy items the simulation could beat the bound; every shipped
+workload is tested to stay above it (``tests/test_roofline.py``).
 """
 
 from __future__ import annotations
