@@ -211,13 +211,15 @@ def test_sram_bytes_of_an_on_chip_kv_buffer():
 
 # -- summary: speedup, roofline fraction ----------------------------------------------------
 
-def _run(decode_s: float, roof_s: float) -> StrategyRun:
+def _run(decode_s: float, roof_s: float, baseline: bool = False) -> StrategyRun:
+    # a run that says it is the speedup baseline (where StrategyRun carries that flag)
+    flag = {"baseline": baseline} if "baseline" in StrategyRun.__dataclass_fields__ else {}
     return StrategyRun(plan(), sim(), {"decode_time_s": decode_s, "roofline_decode_s": roof_s},
-                       None)
+                       None, **flag)
 
 
 def test_speedup_and_roofline_fraction(tiny_workload):
-    runs = {"sequential": _run(3e-3, 1.5e-3), "speed": _run(1e-3, 0.25e-3)}
+    runs = {"sequential": _run(3e-3, 1.5e-3, baseline=True), "speed": _run(1e-3, 0.25e-3)}
     s = build_summary(hw(), tiny_workload(), runs)
     assert s["speedup"] == {"sequential": 1.0, "speed": pytest.approx(3.0)}
     assert s["roofline"] == {"sequential": 1.5e-3, "speed": 0.25e-3}
