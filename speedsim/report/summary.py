@@ -1,7 +1,7 @@
 """The run summary (DESIGN §9 ``summary.json``) and the per-execution token table.
 
 Both are pure functions of the strategies' runs: plan, event log, metrics and
-committed tokens. ``tokens_match`` is the losslessness check every summary
+committed tokens (the numbers themselves come from ``speedsim.metrics``). ``tokens_match`` is the losslessness check every summary
 carries: all strategies committed the same token ids (numeric models) or the
 same positions, each once and in order (shape-only models).
 """
@@ -18,6 +18,7 @@ from speedsim import __version__
 from speedsim.config.hw import Hardware
 from speedsim.config.workload import Workload
 from speedsim.contracts.plan import Plan
+from speedsim.metrics.compare import roofline_fractions, speedups
 from speedsim.sim.engine import SimResult
 
 TOKEN_COLUMNS = ["strategy", "exec", "sequence", "position", "token_id", "status",
@@ -41,18 +42,14 @@ def resolved_config(hw: Hardware, wl: Workload) -> dict[str, Any]:
 def build_summary(hw: Hardware, wl: Workload, runs: dict[str, StrategyRun]) -> dict[str, Any]:
     strategies = {n: r.metrics for n, r in runs.items()}
     seq = strategies.get("sequential")
-    speedup = {n: (seq["decode_time_s"] / m["decode_time_s"] if seq and m["decode_time_s"] > 0
-                   else None) for n, m in strategies.items()}
-    roofline = {n: m["roofline_decode_s"] for n, m in strategies.items()}
     return {
         "speedsim_version": __version__,
         "hardware": hw.name,
         "workload": wl.name,
         "strategies": strategies,
-        "speedup": speedup,
-        "roofline": roofline,
-        "roofline_fraction": {n: (roofline[n] / m["decode_time_s"] if m["decode_time_s"] else 1.0)
-                              for n, m in strategies.items()},
+        "speedup": speedups(strategies, seq),
+        "roofline": {n: m["roofline_decode_s"] for n, m in strategies.items()},
+        "roofline_fraction": roofline_fractions(strategies),
         "tokens_match": tokens_match(runs),
         "config": resolved_config(hw, wl),
     }
