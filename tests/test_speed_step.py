@@ -64,6 +64,11 @@ EXPECTED = [
 
 @pytest.fixture(scope="module")
 def step_run():
+    return speed_step_run()
+
+
+def speed_step_run():
+    """The tiny SPEED run: (plan, replay)."""
     data = copy.deepcopy(TINY)
     data["model"] = {"d_model": 8, "n_heads": 1, "d_ff": 16, "n_layers": 2, "vocab_size": 16,
                      "sharing": {"scheme": "cycle", "unique_layers": 1},
@@ -89,6 +94,22 @@ def test_one_stage_step_timeline(step_run):
             *(int(t.loc[it.id, c]) for c in ("ready_cycle", "start_cycle", "compute_end_cycle",
                                                "end_cycle"))) for it in step]
     assert got == EXPECTED
+
+
+# compute cycles of each item of the step (module docstring), whatever the DRAM model
+COMPUTE_CYCLES = {"embed": 1, "norm": 8, "qkv": 71, "attn_score": 22, "attn_value": 22,
+                  "out_proj": 23, "residual": 2, "mlp_up": 47, "act": 8, "mlp_down": 47,
+                  "lm_head": 47}
+SOFTMAX_CYCLES = {(3,): 3, (2,): 2}  # 5 and 4 scores of one head, 4 cycles each on 8 lanes
+
+
+def test_each_item_computes_for_its_cost_function_cycles(step_run):
+    plan, sim = step_run
+    t = sim.items.set_index("item")
+    for it in plan.items:
+        if it.phase == "decode" and it.step == STEP:
+            want = SOFTMAX_CYCLES[it.tokens] if it.op == "softmax" else COMPUTE_CYCLES[it.op]
+            assert t.loc[it.id, "compute_end_cycle"] - t.loc[it.id, "start_cycle"] == want, it.op
 
 
 def test_the_step_flushes_execution_3(step_run):
