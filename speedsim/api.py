@@ -33,14 +33,13 @@ from speedsim.config.errors import ConfigError
 from speedsim.config.hw import Hardware
 from speedsim.config.workload import Workload
 from speedsim.contracts.plan import Plan
-from speedsim.metrics import core
-from speedsim.metrics.energy import energy as energy_breakdown
+from speedsim.metrics.strategy import strategy_metrics
 from speedsim.model.decoder import GenerationRecord, generate
 from speedsim.model.sharing import shape_layer_sets
 from speedsim.hw.fit import check_tiles_fit
 from speedsim.model.weights import load_params
 from speedsim.report.summary import StrategyRun, build_summary, resolved_config, token_table
-from speedsim.sim.engine import SimResult, replay
+from speedsim.sim.engine import replay
 from speedsim.strategies.base import RunContext, Strategy
 from speedsim.strategies.inputs import StrategyInput
 from speedsim.strategies.registry import get_strategy
@@ -119,19 +118,3 @@ def _run_strategy(strategy: Strategy, base: StrategyInput, hw: Hardware,
     return StrategyRun(plan, sim, metrics, outcome.committed, outcome.carried,
                        lossless=strategy.lossless, baseline=strategy.baseline)
 
-
-def strategy_metrics(plan: Plan, sim: SimResult, hw: Hardware, wl: Workload,
-                     accepted: Optional[np.ndarray]) -> dict[str, Any]:
-    """Every per-strategy number of the summary; ``accepted`` None: not speculative."""
-    m: dict[str, Any] = {}
-    m.update(core.latency(plan, sim.items, hw, wl))
-    m["cycles"] = int(sim.total_cycles)
-    m.update(core.utilization(sim, hw))
-    m.update(core.work(sim))
-    m["energy_j"] = energy_breakdown(sim, hw)
-    m["energy_per_token_j"] = m["energy_j"]["total"] / (wl.generation.batch * wl.generation.new_tokens)
-    m["committed_tokens"] = wl.generation.new_tokens
-    m["roofline_decode_s"] = core.roofline_decode_s(plan, sim, hw)
-    if accepted is not None:
-        m["speculation"] = core.speculation(plan, accepted)
-    return m

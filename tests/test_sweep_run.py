@@ -17,7 +17,7 @@ from speedsim.cli import main  # noqa: E402
 from speedsim.config.errors import ConfigError  # noqa: E402
 from speedsim.sweep.runner import run_sweep  # noqa: E402
 from speedsim.sweep.spec import load_sweep  # noqa: E402
-from speedsim.sweep.store import load_results  # noqa: E402
+from speedsim.report.store import load_results  # noqa: E402
 from tests.sweep_fakes import write_sweep  # noqa: E402
 
 FAKE = "tests.sweep_fakes:point"
@@ -187,7 +187,7 @@ def test_killed_sweep_resumes_with_every_point_exactly_once(tmp_path):
 
 
 def test_a_sweep_that_never_delivers_a_row_leaves_no_file(tmp_path):
-    from speedsim.sweep.store import ResultStore
+    from speedsim.report.store import ResultStore
 
     store = ResultStore(tmp_path / "r.csv", ["index", "config_hash", "status", "error"])
     assert store.open(resume=False, overwrite=False, expected={}) == set()

@@ -4,8 +4,9 @@ Exit status: 0 success, 2 bad input (one line naming the file or option and the
 key path; a command-line syntax error is two lines: the error and where to find
 help), 1 a bug (the traceback is printed: it is ours to fix). A reader that
 stops early (``speedsim sweep --dry-run … | head``) ends the command quietly. Files are written only
-through ``speedsim.cli.io`` (result directories, figures) and
-``speedsim.report.io`` (the atomic writers it and the sweep store use).
+through ``speedsim.cli.io`` (result directories, figures), the sweep result
+store ``speedsim.report.store`` and ``speedsim.report.io`` (the atomic writers
+both use).
 """
 
 from __future__ import annotations

@@ -107,7 +107,7 @@ def figure_format(out: Path) -> str:
 
 def cmd_plot_pareto(args: argparse.Namespace) -> int:
     from speedsim.report.pareto import default_goal, pareto_front, plot_pareto, with_derived
-    from speedsim.sweep.store import load_results
+    from speedsim.report.store import load_results
 
     out = Path(args.out) if args.out else Path(args.results).with_suffix(".pareto.png")
     fmt = figure_format(io.check_out_file(out))

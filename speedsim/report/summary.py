@@ -20,6 +20,7 @@ from speedsim import __version__
 from speedsim.config.hw import Hardware
 from speedsim.config.workload import Workload
 from speedsim.contracts.plan import Plan
+from speedsim.metrics.compare import roofline_fractions, speedups
 from speedsim.sim.engine import SimResult
 
 TOKEN_COLUMNS = ["strategy", "exec", "sequence", "position", "token_id", "status",
@@ -45,18 +46,14 @@ def resolved_config(hw: Hardware, wl: Workload) -> dict[str, Any]:
 def build_summary(hw: Hardware, wl: Workload, runs: dict[str, StrategyRun]) -> dict[str, Any]:
     strategies = {n: r.metrics for n, r in runs.items()}
     seq = next((strategies[n] for n, r in runs.items() if r.baseline), None)
-    speedup = {n: (seq["decode_time_s"] / m["decode_time_s"] if seq and m["decode_time_s"] > 0
-                   else None) for n, m in strategies.items()}
-    roofline = {n: m["roofline_decode_s"] for n, m in strategies.items()}
     return {
         "speedsim_version": __version__,
         "hardware": hw.name,
         "workload": wl.name,
         "strategies": strategies,
-        "speedup": speedup,
-        "roofline": roofline,
-        "roofline_fraction": {n: (roofline[n] / m["decode_time_s"] if m["decode_time_s"] else 1.0)
-                              for n, m in strategies.items()},
+        "speedup": speedups(strategies, seq),
+        "roofline": {n: m["roofline_decode_s"] for n, m in strategies.items()},
+        "roofline_fraction": roofline_fractions(strategies),
         "tokens_match": tokens_match(runs),
         "positions_match": positions_match(runs),
         "config": resolved_config(hw, wl),

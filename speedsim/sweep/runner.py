@@ -12,7 +12,7 @@ from typing import Iterator
 from speedsim.sweep.executor import PointFn, Task, point_fn_ref, resolve_paths, resolve_point_fn, run_tasks
 from speedsim.sweep.points import expand
 from speedsim.sweep.spec import Sweep
-from speedsim.sweep.store import ResultStore, row_columns
+from speedsim.report.store import ResultStore, row_columns
 
 
 @dataclass(frozen=True)
