@@ -22,10 +22,10 @@ def test_the_work_estimate_is_within_a_third_of_the_items(workload):
 
 
 def test_numeric_bytes_count_weights_and_kv_cache_in_float32():
-    wl = load_workload(GEN)  # d 256, d_ff 1024, U 2, N 8, vocab 256, 256 positions, batch 1
-    per_set = 256 * 3 * 256 + 256 * 256 + 2 * 256 * 1024
-    kv = 8 * 2 * 256 * 256
-    assert numeric_bytes(wl) == 4 * (2 * per_set + (256 + 256) * 256 + kv)
+    wl = load_workload(GEN)  # d 384, d_ff 1536, U 3, N 12, vocab 256, 256 positions, batch 1
+    per_set = 384 * 3 * 384 + 384 * 384 + 2 * 384 * 1536
+    kv = 12 * 2 * 256 * 384
+    assert numeric_bytes(wl) == 4 * (3 * per_set + (256 + 256) * 384 + kv)
     shape_only = load_workload("workloads/llama7b_shape.yaml")
     assert numeric_bytes(shape_only) == 0
 
