@@ -31,6 +31,10 @@ class Array(Frozen):
     cols: PosInt
     dataflow: Literal["ws", "os", "is"] = "ws"
     count: PosInt = 1
+    # serial: SCALE-Sim's fold model (each fold loads its stationary operand, then streams);
+    # overlapped: the next fold's stationary operand loads while the current fold streams
+    weight_load: Literal["serial", "overlapped"] = "serial"
+    op_overhead_ns: NonNegFloat = 0.0  # fixed cost of issuing one work item (dispatch, launch)
 
     @property
     def pes(self) -> int:
@@ -50,6 +54,7 @@ class VectorCycles(Frozen):
 class Vector(Frozen):
     lanes: PosInt
     cycles_per_element: VectorCycles = VectorCycles()
+    op_overhead_ns: NonNegFloat = 0.0  # fixed cost of issuing one work item (dispatch, launch)
 
 
 class Dram(Frozen):
@@ -95,6 +100,9 @@ class Hardware(Frozen):
     buffers: Buffers
     energy: Energy
     attention_on: Literal["array", "vector"] = "array"  # where attn_score / attn_value run
+    # ahead: weight tiles are fetched ahead across items as far as buffer slots allow;
+    # per_op: an item's weight tiles are not fetched before the item has started
+    weight_prefetch: Literal["ahead", "per_op"] = "ahead"
 
     @property
     def bytes_per_element(self) -> int:
@@ -108,6 +116,11 @@ class Hardware(Frozen):
     @property
     def dram_latency_cycles(self) -> int:
         return int(round(self.dram.latency_ns * 1e-9 * self.clock_hz))
+
+    def op_overhead_cycles(self, unit: str) -> int:
+        """Cycles a unit spends issuing one work item (``<unit>.op_overhead_ns``)."""
+        ns = self.array.op_overhead_ns if unit == "array" else self.vector.op_overhead_ns
+        return int(round(ns * 1e-9 * self.clock_hz))
 
     @model_validator(mode="after")
     def _buffers_hold_a_tile(self) -> "Hardware":

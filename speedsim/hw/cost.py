@@ -7,8 +7,14 @@ the two cannot drift apart.
 On-chip placement (what needs DRAM and what does not) is also decided here:
 
 * **Weights** stream from DRAM into the weight buffer in tiles of at most
-  ``weight_tile_budget`` bytes (half the buffer with double buffering, the
-  whole buffer without); a tile still resident is not fetched again.
+  ``weight_tile_budget`` bytes (the buffer less its parameter share, divided
+  among the in-flight slots: two with double buffering, one without); a tile
+  still resident is not fetched again.
+* **Vector-unit parameters** (norm scales and shifts: items on the vector unit
+  with a ``weight_key``) live in the weight buffer's parameter share (1/8 of
+  it, LRU by key) when they fit there (``param_resident``): fetched once, then
+  resident until evicted. Larger ones stream through the activation buffer
+  every time, like KV reads.
 * **Activations** of an item stay in the activation buffer when
   ``act_in_bytes + act_out_bytes`` fits its working area (a quarter of the
   buffer, per unit); otherwise the inputs are read from and the outputs
@@ -32,6 +38,7 @@ from speedsim.sim.workitem import WorkItem
 
 ACT_STREAM_SHARE = {"array": 3 / 8, "vector": 1 / 8}
 ACT_WORK_SHARE = 1 / 4
+PARAM_SHARE = 1 / 8  # of the weight buffer, for vector-unit parameters
 
 
 class Tile(NamedTuple):
@@ -101,9 +108,47 @@ def slots(hw: Hardware) -> int:
     return 2 if hw.buffers.double_buffering else 1
 
 
+def weight_buffer_bytes(hw: Hardware) -> int:
+    return int(hw.buffers.weight.size_kib * 1024)
+
+
+def param_capacity(hw: Hardware) -> int:
+    """Bytes of the weight buffer kept for resident vector-unit parameters."""
+    return int(weight_buffer_bytes(hw) * PARAM_SHARE)
+
+
 def weight_tile_budget(hw: Hardware) -> int:
-    """Largest weight tile in bytes: the buffer divided among its in-flight slots."""
-    return int(hw.buffers.weight.size_kib * 1024) // slots(hw)
+    """Largest weight tile in bytes: the buffer less its parameter share, divided among
+    its in-flight slots."""
+    return (weight_buffer_bytes(hw) - param_capacity(hw)) // slots(hw)
+
+
+def param_resident(item: WorkItem, hw: Hardware) -> bool:
+    """A vector item's parameters are kept resident (fetched once per residency)."""
+    return (item.unit == "vector" and item.weight_key is not None
+            and 0 < item.weight_bytes <= param_capacity(hw))
+
+
+def gemm_cycles(m: int, k: int, n: int, gemms: int, hw: Hardware) -> int:
+    """Array cycles of ``gemms`` m×k×n GEMMs under ``hw.array`` (``weight_load`` included).
+
+    ``serial`` is SCALE-Sim's fold model (``speedsim.hw.systolic``). ``overlapped``
+    (ws and is, whose stationary operand is preloaded into the PEs row by row in R
+    cycles per fold) loads the next fold's operand while the current fold streams, so
+    every fold but the first of each GEMM saves its R load cycles; os keeps nothing
+    stationary to preload and is unchanged.
+    """
+    a = hw.array
+    serial = array_gemm_cycles(m, k, n, gemms, a.rows, a.cols, a.dataflow, a.count)
+    if a.weight_load == "serial" or a.dataflow == "os":
+        return serial
+    if gemms >= a.count:
+        rounds, n_eff = ceil_div(gemms, a.count), n
+    else:
+        rounds, n_eff = 1, ceil_div(n, min(a.count // gemms, n))
+    sr, sc = (k, n_eff) if a.dataflow == "ws" else (k, m)
+    folds = ceil_div(sr, a.rows) * ceil_div(sc, a.cols)
+    return serial - rounds * (folds - 1) * a.rows
 
 
 def stream_tile_budget(hw: Hardware, unit: str) -> int:
@@ -169,7 +214,7 @@ def _gemm_tiles(item: WorkItem, hw: Hardware, n_tiles: int) -> list[tuple[int, i
     """
     a = hw.array
     m, k, n, gemms = item.m, item.k, item.n, max(item.count, 1)
-    cyc = lambda mm, kk, nn, g: array_gemm_cycles(mm, kk, nn, g, a.rows, a.cols, a.dataflow, a.count)
+    cyc = lambda mm, kk, nn, g: gemm_cycles(mm, kk, nn, g, hw)
     if n_tiles <= gemms:
         return [(cyc(m, k, n, g), g * m * k * n) for g in split_even(gemms, n_tiles)]
     per_gemm = ceil_div(n_tiles, gemms)
@@ -208,7 +253,8 @@ def item_tiles(item: WorkItem, hw: Hardware, kv_on_chip_: bool) -> list[Tile]:
         cycles += vector_cycles(item.elements, hw.vector.lanes, cpe)
     if item.macs:  # attention mapped to the vector unit: one MAC per lane per cycle
         cycles += vector_cycles(item.macs, hw.vector.lanes, 1.0)
-    s_total = tr.weight_bytes + tr.kv_read_bytes + tr.act_read_bytes
+    params = 0 if param_resident(item, hw) else tr.weight_bytes
+    s_total = params + tr.kv_read_bytes + tr.act_read_bytes
     n_tiles = max(1, ceil_div(s_total, stream_tile_budget(hw, "vector")))
     return [Tile(0, s, c, mac, v) for s, c, mac, v in
             zip(split_even(s_total, n_tiles), split_even(cycles, n_tiles),
@@ -226,7 +272,7 @@ class Plan(NamedTuple):
 def _shape(item: WorkItem) -> tuple:
     """Everything ``item_tiles`` and ``item_traffic`` read, i.e. what makes two items cost the same."""
     return (item.unit, item.m, item.k, item.n, item.count, item.elements, item.vector_kind,
-            item.weight_bytes, item.act_in_bytes, item.act_out_bytes, item.kv_read_bytes,
+            item.weight_key is None, item.weight_bytes, item.act_in_bytes, item.act_out_bytes, item.kv_read_bytes,
             item.kv_write_bytes, item.macs, item.vector_ops)
 
 
@@ -251,7 +297,7 @@ def roofline(items: Sequence[WorkItem], hw: Hardware, plan_: Plan | None = None)
     runs one tile at a time). DRAM bytes are the compulsory ones: each weight
     key fetched once (keyless weights every time), all DRAM KV and spilled
     activation traffic; their time is bytes at the effective bandwidth plus one
-    latency.
+    latency. Resident vector-unit parameters count once per key, like weights.
     """
     p = plan_ if plan_ is not None else plan(items, hw)
     array = vector = dram_bytes = 0
@@ -267,9 +313,10 @@ def roofline(items: Sequence[WorkItem], hw: Hardware, plan_: Plan | None = None)
         else:
             vector += busy
         tr = p.traffic[it.id]
-        if it.unit == "vector" or it.weight_key is None or it.weight_key not in seen:
+        keyed = it.weight_key is not None and (it.unit == "array" or param_resident(it, hw))
+        if not keyed or it.weight_key not in seen:
             dram_bytes += tr.weight_bytes
-        if it.unit == "array" and it.weight_key is not None:
+        if keyed:
             seen.add(it.weight_key)
         dram_bytes += tr.kv_read_bytes + tr.kv_write_bytes + tr.act_read_bytes + tr.act_write_bytes
     dram = transfer_cycles(dram_bytes, hw.dram_bytes_per_cycle) + (hw.dram_latency_cycles if dram_bytes else 0)
