@@ -56,6 +56,7 @@ def vec(i, elements, deps=(), kind="residual", **kw):
 # --- exact timelines -------------------------------------------------------------------
 
 TILE = gemm_cycles(1, 8, 16, 8, 8, "ws")  # one 8x16 weight tile (128 B): 2 folds x 23 - 1 = 45
+# A GEMM cut into tiles keeps SCALE-Sim's "- 1" once: every tile but its last takes TILE + 1.
 
 
 def test_double_buffered_gemm_dma_bound_timeline():
@@ -65,23 +66,24 @@ def test_double_buffered_gemm_dma_bound_timeline():
     r = tiled([gemm(0, 1, 8, 64, key="w")], small_hw())
     assert TILE == 45
     assert spans(r, "dram", "load") == [(0, 128), (128, 256), (256, 384), (384, 512)]
-    assert spans(r, "array", "compute") == [(138, 183), (266, 311), (394, 439), (522, 567)]
+    assert spans(r, "array", "compute") == [(138, 184), (266, 312), (394, 440), (522, 567)]
     assert r.total_cycles == 567 == 512 + 10 + TILE  # all bytes + one latency + last tile
 
 
 def test_double_buffered_gemm_compute_bound_timeline():
     # 16 B/cycle: a tile arrives 8 + 10 cycles after issue, well inside one tile's compute.
     r = tiled([gemm(0, 1, 8, 64, key="w")], small_hw(bandwidth_gb_s=16.0))
-    assert spans(r, "dram", "load") == [(0, 8), (8, 16), (63, 71), (108, 116)]
-    assert spans(r, "array", "compute") == [(18, 63), (63, 108), (108, 153), (153, 198)]
-    assert r.total_cycles == 18 + 4 * TILE
+    assert spans(r, "dram", "load") == [(0, 8), (8, 16), (64, 72), (110, 118)]
+    assert spans(r, "array", "compute") == [(18, 64), (64, 110), (110, 156), (156, 201)]
+    assert r.total_cycles == 18 + 4 * TILE + 3
 
 
 def test_without_double_buffering_fetch_and_compute_alternate():
-    # one slot of 280 B: 2 tiles of 256 B (k=8, n=32: 4 folds x 23 - 1 = 91 cycles), no overlap
+    # one slot of 280 B: 2 tiles of 256 B (k=8, n=32: 4 folds x 23 = 92 cycles, the last
+    # 91), no overlap
     r = tiled([gemm(0, 1, 8, 64, key="w")], small_hw(double=False))
-    assert spans(r, "dram", "load") == [(0, 256), (357, 613)]
-    assert spans(r, "array", "compute") == [(266, 357), (623, 714)]
+    assert spans(r, "dram", "load") == [(0, 256), (358, 614)]
+    assert spans(r, "array", "compute") == [(266, 358), (624, 715)]
 
 
 def test_one_dma_engine_pays_the_latency_on_every_tile():
@@ -147,8 +149,8 @@ def test_array_op_overhead_delays_the_first_tile_not_the_prefetch():
     hw = small_hw(bandwidth_gb_s=16.0, array={"op_overhead_ns": 20.0})
     r = tiled([gemm(0, 1, 8, 64, key="w")], hw)
     assert spans(r, "dram", "load")[:2] == [(0, 8), (8, 16)]
-    assert spans(r, "array", "compute")[0] == (20, 65)
-    assert r.total_cycles == 20 + 4 * TILE
+    assert spans(r, "array", "compute")[0] == (20, 66)
+    assert r.total_cycles == 20 + 4 * TILE + 3
 
 
 def test_vector_op_overhead_holds_back_its_demand_transfers():
@@ -168,10 +170,10 @@ def test_per_op_weight_prefetch_waits_for_the_item():
 
 
 def test_overlapped_weight_load_hides_all_but_the_first_fold_load():
-    # 2 folds per tile: serial 2 x 23 - 1 = 45; overlapped saves one 8-cycle row load
+    # 2 folds per tile: serial 46 (45 for the last); overlapped saves one 8-cycle row load
     hw = small_hw(bandwidth_gb_s=16.0, array={"weight_load": "overlapped"})
     r = tiled([gemm(0, 1, 8, 64, key="w")], hw)
-    assert spans(r, "array", "compute") == [(18, 55), (55, 92), (92, 129), (129, 166)]
+    assert spans(r, "array", "compute") == [(18, 56), (56, 94), (94, 132), (132, 169)]
 
 
 # --- physical sanity ---------------------------------------------------------------------

@@ -19,6 +19,9 @@ On-chip placement (what needs DRAM and what does not) is also decided here:
   ``act_in_bytes + act_out_bytes`` fits its working area (a quarter of the
   buffer, per unit); otherwise the inputs are read from and the outputs
   written to DRAM ("spilled"). A decode token's activations are tiny and stay.
+  Spilled inputs of an array item come in with its first tiles, in full
+  stream slots (the array takes its input rows once, at the start); KV reads
+  spread evenly over the tiles that consume them.
 * **KV cache** reads and writes go to DRAM, unless ``hw.buffers.kv`` exists
   and holds the whole KV footprint of the run (``kv_on_chip``).
 * The activation buffer is partitioned: array stream area 3/8, vector stream
@@ -191,6 +194,16 @@ def item_traffic(item: WorkItem, hw: Hardware, kv_on_chip_: bool) -> Traffic:
     )
 
 
+def fill_first(total: int, capacities: Sequence[int]) -> list[int]:
+    """``total`` poured into ``capacities`` in order: the first ones full, the rest empty."""
+    out = []
+    for cap in capacities:
+        out.append(min(cap, total))
+        total -= out[-1]
+    assert total == 0, "capacities too small"
+    return out
+
+
 def split_aligned(total: int, parts: int, align: int) -> list[int]:
     """``total`` split into at most ``parts`` pieces that are whole multiples of ``align``
     (except the last), as even as that allows. Fewer pieces when ``total`` has fewer
@@ -224,7 +237,10 @@ def _gemm_tiles(item: WorkItem, hw: Hardware, n_tiles: int) -> list[tuple[int, i
     else:
         ns = split_aligned(n, per_gemm, a.cols)
         ks = split_aligned(k, ceil_div(per_gemm, len(ns)), a.rows)
-    pieces = [(cyc(m, kk, nn, 1), m * kk * nn) for kk in ks for nn in ns]
+    # SCALE-Sim counts a GEMM's cycles up to its last output line, one less than its folds
+    # take; that one cycle belongs to the GEMM, not to each piece of it
+    pieces = [(cyc(m, kk, nn, 1) + 1, m * kk * nn) for kk in ks for nn in ns]
+    pieces[-1] = (pieces[-1][0] - 1, pieces[-1][1])
     return pieces * gemms
 
 
@@ -240,8 +256,13 @@ def item_tiles(item: WorkItem, hw: Hardware, kv_on_chip_: bool) -> list[Tile]:
                       ceil_div(s_total, stream_tile_budget(hw, "array")))
         pieces = _gemm_tiles(item, hw, n_tiles)
         count = len(pieces)
-        return [Tile(w, s, c, mac, 0) for w, s, (c, mac) in
-                zip(split_even(w_total, count), split_even(s_total, count), pieces)]
+        kv = split_even(tr.kv_read_bytes, count)
+        budget = stream_tile_budget(hw, "array")
+        room = [max(0, budget - x) for x in kv]
+        acts = (fill_first(tr.act_read_bytes, room) if sum(room) >= tr.act_read_bytes
+                else split_even(tr.act_read_bytes, count))  # fewer pieces than slots need
+        return [Tile(w, k + a, c, mac, 0) for w, k, a, (c, mac) in
+                zip(split_even(w_total, count), kv, acts, pieces)]
     if item.unit != "vector":
         raise ValueError(f"work item {item.id}: unit must be 'array' or 'vector', got {item.unit!r}")
     cycles = 0

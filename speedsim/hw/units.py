@@ -38,6 +38,7 @@ LRU by key, whole entries only.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Hashable
@@ -66,7 +67,9 @@ class Dram:
         self.latency = hw.dram_latency_cycles
         self.engines = hw.dma.engines
         self.demand_free = 0
-        self.demand_busy: deque[tuple[int, int]] = deque()  # (start, end), in time order
+        self.busy_starts: list[int] = []  # demand intervals [start, end), in time order
+        self.busy_ends: list[int] = []
+        self.busy_head = 0  # intervals before it can change nothing any more
         self.pending: list[BulkTransfer] = []  # bulk transfers not yet finished, in order
         self.arrivals: deque[int] = deque(maxlen=self.engines)  # of the last bulk transfers
         self.bytes_moved = 0
@@ -87,7 +90,11 @@ class Dram:
         end = self.demand_free = start + self.cycles(bytes_)
         self.bytes_moved += bytes_
         if end > start:
-            self.demand_busy.append((start, end))
+            if self.busy_ends and self.busy_ends[-1] == start:  # back to back: one interval
+                self.busy_ends[-1] = end
+            else:
+                self.busy_starts.append(start)
+                self.busy_ends.append(end)
             self._replan(start)
         return start, end, end + self.latency
 
@@ -108,8 +115,10 @@ class Dram:
             self.arrivals.append(done.arrival)
             self.retired_finish = done.finish
         horizon = self.pending[0].issue if self.pending else now  # where replanning begins
-        while self.demand_busy and self.demand_busy[0][1] <= horizon:
-            self.demand_busy.popleft()
+        self.busy_head = bisect_right(self.busy_ends, horizon, self.busy_head)
+        if self.busy_head > 4096:  # drop the dead prefix now and then
+            del self.busy_starts[:self.busy_head], self.busy_ends[:self.busy_head]
+            self.busy_head = 0
 
     def _engine_free(self, i: int) -> int:
         """Cycle at which the engine for pending transfer ``i`` frees: the arrival of the
@@ -130,9 +139,9 @@ class Dram:
     def _serve(self, t: int, cycles: int) -> tuple[int, int]:
         """(first, last + 1) cycle of ``cycles`` bulk cycles from ``t`` on, around demand."""
         start = None
-        for a, b in self.demand_busy:
-            if b <= t:
-                continue
+        starts, ends = self.busy_starts, self.busy_ends
+        for k in range(bisect_right(ends, t, self.busy_head), len(ends)):
+            a, b = starts[k], ends[k]
             if a >= t + cycles:
                 break
             if a > t:

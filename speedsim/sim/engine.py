@@ -133,20 +133,39 @@ class _WeightLoader:
 
     def __init__(self, array_items: list[WorkItem], tiles: dict[int, list[Tile]], slots: int,
                  per_op: bool, parts: "_Parts"):
-        self.order = deque((it, j, t.weight_bytes) for it in array_items
-                           for j, t in enumerate(tiles[it.id]) if t.weight_bytes)
+        self.items = [(it, tiles[it.id]) for it in array_items]
+        self.i = self.j = 0  # the next tile to issue: tile j of items[i]
         self.slots, self.per_op, self.parts = slots, per_op, parts
         self.in_flight = 0
         self.issued: dict[tuple[int, int], tuple[Hashable, BulkTransfer | int]] = {}
         self.started: set[int] = set()
 
+    def _next(self) -> tuple[WorkItem, int, int] | None:
+        """The next weight tile in list order, without taking it."""
+        while self.i < len(self.items):
+            it, tiles = self.items[self.i]
+            while self.j < len(tiles):
+                if tiles[self.j].weight_bytes:
+                    return it, self.j, tiles[self.j].weight_bytes
+                self.j += 1
+            self.i, self.j = self.i + 1, 0
+        return None
+
+    def skip(self, it: WorkItem, n: int) -> None:
+        """Pass over ``n`` weight tiles of ``it``, issued by a closed-form run."""
+        assert self._next()[0] is it, "a weight run crossed an item boundary"
+        self.j += n
+
     def pump(self, now: int) -> None:
         """Issue every tile whose slot is free and whose item allows it."""
-        while self.order and self.in_flight < self.slots:
-            it, j, bytes_ = self.order[0]
+        while self.in_flight < self.slots:
+            nxt = self._next()
+            if nxt is None:
+                return
+            it, j, bytes_ = nxt
             if self.per_op and it.id not in self.started:
                 return
-            self.order.popleft()
+            self.j += 1
             self.in_flight += 1
             key = _tile_key(it, j)
             if self.parts.wbuf.acquire(key, bytes_, now):
@@ -374,9 +393,7 @@ class _Replay:
                               finish=finish, arrival=arrival)
             dram.pending.append(tr)
             loader.issued[(it.id, jj)] = (_tile_key(it, jj), tr)
-        for _ in range(n):
-            got, jj, _ = loader.order.popleft()
-            assert got.id == it.id, "a weight run crossed an item boundary"
+        loader.skip(it, n)
         dram.arrivals.clear()
         dram.arrivals.extend(res.state.older_arrivals)
         dram.retired_finish = res.state.consumed_finish
