@@ -25,7 +25,7 @@ from pathlib import Path
 
 from speedsim.config.hw import load_hardware
 from speedsim.sim.engine import replay
-from speedsim.sim.workitem import WorkItem
+from speedsim.contracts.workitem import WorkItem
 
 ROOT = Path(__file__).resolve().parent.parent
 

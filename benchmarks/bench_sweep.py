@@ -1,6 +1,6 @@
 """Sweep throughput: the same sweep with 1 and 2 worker processes, and the speedup.
 
-Uses the real point function (``speedsim.api.simulate_point`` on
+Uses the real point function (``speedsim.sweep.point.simulate_point`` on
 hw_configs/edge.yaml + workloads/gen.yaml, shortened to a few new tokens)
 when it imports and the base configs exist; otherwise the test fake with a
 fixed 0.5 s sleep per point (a short simulation), which measures the executor
@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))  # tests.sweep_fakes, inherited by spawned workers
 # speedsim is imported inside main(): spawned workers re-import this module, and
 # should not pay for pandas and the runner they never use.
 
-REAL = "speedsim.api:simulate_point"
+REAL = "speedsim.sweep.point:simulate_point"
 FAKE = "tests.sweep_fakes:slow_point"
 FAKE_SLEEP_S = "0.5"
 TARGET = 1.7

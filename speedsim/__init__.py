@@ -1,8 +1,17 @@
 """speedsim: a cycle-level simulator of speculative pipelined decoding (SPEED).
 
-The data flows one way (see DESIGN §3):
-config -> model (NumPy reference decoder) -> trace (op table) -> strategies
-(work-item DAG) -> sim (SimPy accelerator, event log) -> metrics -> report.
+The data flows one way (see DESIGN §3). Layer order — a module may import
+only its own package and earlier ones (``tests/test_layering.py`` checks it):
+
+config → contracts → model → trace → strategies → hw → sim → metrics → report → api → sweep → cli
+
+- ``config``: validated, frozen hardware and workload objects;
+- ``contracts``: the data crossing layers (op row, work item, plan, schedule);
+- ``model``: the NumPy reference decoder (and SPEED run numerically);
+- ``trace``: the op table; ``strategies``: trace → work-item DAG;
+- ``hw``: pure cost functions and SimPy units; ``sim``: the replay engine;
+- ``metrics``: numbers from the event log; ``report``: summary, tables, plots;
+- ``api``: ``simulate``; ``sweep``: design-space sweeps; ``cli``: the commands.
 """
 
 import os as _os

@@ -1,4 +1,4 @@
-"""A small deterministic stand-in for ``speedsim.api.simulate_point``, and base configs for it.
+"""A small deterministic stand-in for ``speedsim.sweep.point.simulate_point``, and base configs for it.
 
 ``point`` validates its configs with the real schema (so invalid values raise
 ``ConfigError`` naming the key path), does a little exact integer NumPy work,

@@ -4,7 +4,7 @@ import pytest
 
 from speedsim.metrics.energy import energy
 from speedsim.sim.engine import replay
-from speedsim.sim.workitem import WorkItem
+from speedsim.contracts.workitem import WorkItem
 from test_sim_engine import decode_like, gemm, small_hw
 
 

@@ -10,7 +10,7 @@ import pytest
 from speedsim.config import load_hardware
 from speedsim.hw import cost
 from speedsim.hw.systolic import array_gemm_cycles
-from speedsim.sim.workitem import WorkItem
+from speedsim.contracts.workitem import WorkItem
 
 
 def _item(m, k, n, count=1, weight=True, eb=1):

@@ -13,7 +13,8 @@ import math
 import numpy as np
 import pytest
 
-from speedsim.model.decoder import (KVCache, embed, exit_layer_of, forward_full, gelu, generate,
+from speedsim.model.dims import exit_layer_of
+from speedsim.model.decoder import (KVCache, embed, forward_full, gelu, generate,
                                     greedy_decode, head, layer_norm, prompt_ids, run_layer,
                                     run_layers)
 from speedsim.model.sharing import shape_layer_sets

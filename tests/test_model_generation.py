@@ -4,14 +4,16 @@ import numpy as np
 import pytest
 
 from speedsim.config.errors import ConfigError
-from speedsim.model.generation import acceptance_vector, run_reference, run_speed_numeric
+from speedsim.model.decoder import generate
+from speedsim.model.speed_exec import run_speed_workload
+from speedsim.strategies.acceptance import acceptance_vector
 
 
 def test_model_acceptance_is_the_reference_runs(tiny_workload):
     w = tiny_workload()
-    rec = run_reference(w)
+    rec = generate(w)
     np.testing.assert_array_equal(acceptance_vector(w, rec), rec.accepted)
-    np.testing.assert_array_equal(run_speed_numeric(w).tokens, rec.committed)
+    np.testing.assert_array_equal(run_speed_workload(w).tokens, rec.committed)
     with pytest.raises(ConfigError):
         acceptance_vector(w, None)
 

@@ -51,7 +51,3 @@ def test_bad_arguments_raise(args):
     with pytest.raises(ValueError):
         layer_to_set(*args)
 
-
-def test_schemes_match_the_config_schema():
-    from speedsim.config.workload import SHARING_SCHEMES
-    assert tuple(SCHEMES) == tuple(SHARING_SCHEMES)

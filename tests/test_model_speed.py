@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from speedsim.model.decoder import generate, prompt_ids
-from speedsim.model.speed_exec import derive_schedule, run_speed, run_speed_workload
+from speedsim.model.speed_exec import run_speed, run_speed_workload
+from speedsim.strategies.speed_schedule import derive_schedule
 from speedsim.model.weights import load_params
 
 # (seed, N, scheme, U, G, batch, init_std, extra model keys)
@@ -201,3 +202,25 @@ def test_carried_tokens(tiny_workload):
         first = f.flushed[0]
         np.testing.assert_array_equal(run.carried[first], rec.early[:, f.index])
         assert (run.carried[first] != rec.tokens[:, f.index]).any()
+
+
+def test_numpy_speed_is_what_the_simulator_replayed(tiny_workload):
+    """The oracle ``simulate`` once ran on every call: the NumPy pipeline commits the
+    greedy tokens, follows the schedule the simulator replayed, and carried exactly the
+    tokens the run's token table reports (where it reports one)."""
+    from speedsim.api import simulate
+    from speedsim.config import load_hardware
+
+    w = tiny_workload(model__n_layers=6, model__sharing={"scheme": "cycle", "unique_layers": 2},
+                      strategies__speed={"stages": 3})
+    result = simulate(load_hardware("hw_configs/tiny.yaml"), w)
+    run = run_speed_workload(w)
+    plan = result.runs["speed"].plan
+    assert (run.schedule.launched, run.schedule.flushes) == (plan.launched, plan.flushes)
+    assert run.schedule.flushes > 0, "the case must exercise a flush"
+    np.testing.assert_array_equal(run.tokens, result.runs["speed"].committed)
+    table = result.runs["speed"].carried
+    known = table[:, 0] >= 0
+    np.testing.assert_array_equal(table[known], run.carried[known])
+    flushed_first = [f.flushed[0] for f in run.schedule.flush_events]
+    assert known[flushed_first].all()

@@ -23,6 +23,7 @@ from speedsim.api import simulate
 from speedsim.cli import main
 from speedsim.config import ConfigError, load_hardware, load_workload
 from speedsim.report import plots
+from speedsim.sweep.grid import speedup_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 HW = ROOT / "hw_configs" / "edge.yaml"
@@ -184,7 +185,7 @@ def grid():
     hw = load_hardware(HW)
     wl = load_workload(WL, [("generation.new_tokens", 8), ("model.weights", {"source": "shape_only"}),
                             ("strategies.speed.acceptance", {"source": "bernoulli", "rate": 0.5})])
-    return hw, wl, plots.speedup_grid(hw, wl, stages=[2, 4], rates=[0.0, 1.0])
+    return hw, wl, speedup_grid(hw, wl, stages=[2, 4], rates=[0.0, 1.0])
 
 
 def test_speedup_grid_physics_and_consistency(grid):

@@ -122,3 +122,10 @@ def test_malformed_yaml_file_exit_2(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "bad.yaml: malformed YAML at line" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("module", ["speedsim", "speedsim.cli"])
+def test_python_m_entry_points_reach_every_command(module):
+    proc = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "{run,trace,sweep,plot}" in proc.stdout

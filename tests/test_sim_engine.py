@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from speedsim.config.hw import hardware_from_dict
 from speedsim.hw.systolic import gemm_cycles
 from speedsim.sim.engine import ITEM_COLUMNS, LOG_COLUMNS, replay
-from speedsim.sim.workitem import WorkItem
+from speedsim.contracts.workitem import WorkItem
 
 
 def small_hw(bandwidth_gb_s=1.0, weight_kib=0.3125, engines=2, channels=1, double=True,

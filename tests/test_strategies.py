@@ -10,7 +10,7 @@ import pytest
 
 from speedsim.config.errors import ConfigError
 from speedsim.model.sharing import shape_layer_sets
-from speedsim.model.speed_exec import derive_schedule
+from speedsim.strategies.speed_schedule import derive_schedule
 from speedsim.strategies.inputs import StrategyInput
 from speedsim.strategies.registry import get_strategy, register, strategy_names
 from speedsim.trace import build_trace

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from speedsim.model.decoder import exit_layer_of
+from speedsim.model.dims import exit_layer_of
 from speedsim.model.weights import load_params
 from speedsim.trace import COLUMNS, HEAD_SET, NO_WEIGHTS, build_trace, numeric_trace, total_macs
 from speedsim.trace.shape_only import shape_only_trace

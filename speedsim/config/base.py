@@ -1,4 +1,5 @@
-"""Base class of every config object: frozen, strict, unknown keys forbidden.
+"""Base class of every config object (frozen, strict, unknown keys forbidden) and the
+value types and names every config module shares (each defined only here).
 
 Strict mode means YAML's ``"12"`` is not silently an int and ``true`` is not a
 number; ``extra="forbid"`` means a misspelt key is an error naming its path.
@@ -6,7 +7,21 @@ number; ``extra="forbid"`` means a misspelt key is an error naming its path.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PosInt = Annotated[int, Field(gt=0)]
+NonNegInt = Annotated[int, Field(ge=0)]
+PosFloat = Annotated[float, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+
+SharingScheme = Literal["none", "sequence", "cycle", "cycle_rev"]  # see speedsim.model.sharing
+SHARING_SCHEMES: tuple[str, ...] = get_args(SharingScheme)
+
+Precision = Literal["int8", "fp16", "bf16", "fp32"]  # the hardware's element type
+BYTES_PER_ELEMENT = {"int8": 1, "fp16": 2, "bf16": 2, "fp32": 4}
+assert tuple(BYTES_PER_ELEMENT) == get_args(Precision)
 
 
 class Frozen(BaseModel):

@@ -13,15 +13,11 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import Field, model_validator
 
-from speedsim.config.base import Frozen
+from speedsim.config.base import (BYTES_PER_ELEMENT, Frozen, NonNegFloat, PosFloat, PosInt,
+                                  Precision)
 from speedsim.config.errors import KeyedValueError
 from speedsim.config.loader import apply_overrides, load_mapping, validate
 
-PosInt = Annotated[int, Field(gt=0)]
-PosFloat = Annotated[float, Field(gt=0)]
-NonNegFloat = Annotated[float, Field(ge=0)]
-
-BYTES_PER_ELEMENT = {"int8": 1, "fp16": 2, "bf16": 2, "fp32": 4}
 
 
 class Array(Frozen):
@@ -92,7 +88,7 @@ class Energy(Frozen):
 class Hardware(Frozen):
     name: str
     clock_hz: PosFloat
-    precision: Literal["int8", "fp16", "bf16", "fp32"] = "int8"
+    precision: Precision = "int8"
     array: Array
     vector: Vector
     dram: Dram

@@ -13,20 +13,16 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from speedsim.config.base import Frozen
+from speedsim.config.base import Frozen, NonNegInt, PosInt, SharingScheme
 from speedsim.config.errors import KeyedValueError
 from speedsim.config.loader import apply_overrides, load_mapping, validate
 
-PosInt = Annotated[int, Field(gt=0)]
-NonNegInt = Annotated[int, Field(ge=0)]
-
-SHARING_SCHEMES = ("none", "sequence", "cycle", "cycle_rev")
 
 
 class Sharing(Frozen):
     """Which weight set each of the N layers uses (Takase & Kiyono's schemes plus ``none``)."""
 
-    scheme: Literal["none", "sequence", "cycle", "cycle_rev"] = "none"
+    scheme: SharingScheme = "none"
     unique_layers: Optional[PosInt] = None  # U; None means U = N (required unless scheme is none)
 
 

@@ -36,8 +36,8 @@ import math
 from typing import Iterable, NamedTuple, Sequence
 
 from speedsim.config.hw import Hardware
-from speedsim.hw.systolic import array_gemm_cycles
-from speedsim.sim.workitem import WorkItem
+from speedsim.hw.systolic import array_gemm_cycles, ceil_div
+from speedsim.contracts.workitem import WorkItem
 
 ACT_STREAM_SHARE = {"array": 3 / 8, "vector": 1 / 8}
 ACT_WORK_SHARE = 1 / 4
@@ -71,10 +71,6 @@ class Roofline(NamedTuple):
     vector_cycles: int
     dram_cycles: int
     dram_bytes: int
-
-
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 def split_even(total: int, parts: int) -> list[int]:
@@ -282,8 +278,9 @@ def item_tiles(item: WorkItem, hw: Hardware, kv_on_chip_: bool) -> list[Tile]:
                 split_even(item.macs, n_tiles), split_even(item.vector_ops, n_tiles))]
 
 
-class Plan(NamedTuple):
-    """Tiles and DRAM traffic of every item of a run, by item id."""
+class CostPlan(NamedTuple):
+    """Tiles and DRAM traffic of every item of a run, by item id (not a strategy's
+    ``speedsim.contracts.plan.Plan``: this is how the hardware costs one)."""
 
     kv_on_chip: bool
     tiles: dict[int, list[Tile]]
@@ -297,7 +294,7 @@ def _shape(item: WorkItem) -> tuple:
             item.kv_write_bytes, item.macs, item.vector_ops)
 
 
-def plan(items: Sequence[WorkItem], hw: Hardware) -> Plan:
+def plan(items: Sequence[WorkItem], hw: Hardware) -> CostPlan:
     """``item_tiles`` and ``item_traffic`` of every item; items of equal shape are costed once."""
     kv_chip = kv_on_chip(items, hw)
     cache: dict[tuple, tuple[list[Tile], Traffic]] = {}
@@ -308,10 +305,10 @@ def plan(items: Sequence[WorkItem], hw: Hardware) -> Plan:
         if hit is None:
             hit = cache[key] = (item_tiles(it, hw, kv_chip), item_traffic(it, hw, kv_chip))
         tiles[it.id], traffic[it.id] = hit
-    return Plan(kv_chip, tiles, traffic)
+    return CostPlan(kv_chip, tiles, traffic)
 
 
-def roofline(items: Sequence[WorkItem], hw: Hardware, plan_: Plan | None = None) -> Roofline:
+def roofline(items: Sequence[WorkItem], hw: Hardware, plan_: CostPlan | None = None) -> Roofline:
     """Lower bound on the cycles of ``items``: max(array-, vector-, DRAM-bound time).
 
     Array and vector cycles are the sums of ``item_tiles`` cycles (each unit

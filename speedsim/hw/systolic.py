@@ -28,7 +28,7 @@ from typing import Literal
 Dataflow = Literal["ws", "os", "is"]
 
 
-def _ceil_div(a: int, b: int) -> int:
+def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
@@ -54,7 +54,7 @@ def gemm_cycles(M: int, K: int, N: int, rows: int, cols: int, dataflow: Dataflow
         sr, sc, t, fold = K, M, N, 2 * rows + cols + N - 2
     else:
         raise ValueError(f"dataflow must be 'ws', 'os' or 'is', got {dataflow!r}")
-    folds = _ceil_div(sr, rows) * _ceil_div(sc, cols)
+    folds = ceil_div(sr, rows) * ceil_div(sc, cols)
     return folds * fold - 1
 
 
@@ -70,6 +70,6 @@ def array_gemm_cycles(M: int, K: int, N: int, gemms: int, rows: int, cols: int,
     if not _all_positive_ints(gemms, arrays):
         _check_positive(gemms=gemms, arrays=arrays)
     if gemms >= arrays:
-        return _ceil_div(gemms, arrays) * gemm_cycles(M, K, N, rows, cols, dataflow)
+        return ceil_div(gemms, arrays) * gemm_cycles(M, K, N, rows, cols, dataflow)
     per_gemm = arrays // gemms
-    return gemm_cycles(M, K, _ceil_div(N, min(per_gemm, N)), rows, cols, dataflow)
+    return gemm_cycles(M, K, ceil_div(N, min(per_gemm, N)), rows, cols, dataflow)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from speedsim.config.hw import Hardware
 from speedsim.config.workload import Workload
-from speedsim.strategies.plan import Plan
+from speedsim.contracts.plan import Plan
 
 DRAM_BYTE_COLUMNS = ("weight_bytes_fetched", "kv_read_bytes", "kv_write_bytes", "act_bytes")
 

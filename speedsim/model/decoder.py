@@ -14,8 +14,8 @@ Three ways in, all built from the same ``run_layers``:
   group against that group's own layer of the KV cache. This is literally what
   SPEED's executor does at each layer step (``speedsim.model.speed_exec``).
 
-Every op can be reported to a ``recorder`` (an ``OpRecord`` per op, per token
-group — fused calls still report each group's own rows), which is how the
+Every op can be reported to a ``recorder`` (a ``speedsim.contracts.oprow.OpRow``
+per op, per token group, byte fields at one byte per element — fused calls still report each group's own rows), which is how the
 numeric op trace is built (``speedsim.trace.numeric``).
 """
 
@@ -26,7 +26,8 @@ from typing import Callable, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from speedsim.model.sharing import shape_layer_sets
+from speedsim.contracts.oprow import HEAD_SET, NO_WEIGHTS, OpRow
+from speedsim.model.dims import Dims, exit_layer_of
 from speedsim.model.tokenizer import encode
 from speedsim.model.weights import Params, load_params
 
@@ -36,54 +37,19 @@ AUTO = "auto"
 
 # ---------------------------------------------------------------- shapes, records
 
-@dataclass(frozen=True)
-class Dims:
-    """The numbers the decoder needs from a ``ModelShape``."""
-
-    d: int  # d_model
-    heads: int  # H, query heads
-    kv_heads: int  # kvh; query head i uses kv head i // (H / kvh)
-    head_dim: int  # dh = d / H
-    d_ff: int
-    gated: bool  # mlp == gated_gelu
-    n_layers: int  # N
-    vocab: int  # V
-    sets: tuple[int, ...]  # weight set of each layer
-
-    @classmethod
-    def of(cls, shape) -> "Dims":
-        if isinstance(shape, Dims):
-            return shape
-        return cls(shape.d_model, shape.n_heads, shape.kv_heads, shape.head_dim, shape.d_ff,
-                   shape.mlp == "gated_gelu", shape.n_layers, shape.vocab_size,
-                   shape_layer_sets(shape))
+Recorder = Callable[[OpRow], None]
+_SETS = {"head": HEAD_SET, "none": NO_WEIGHTS}
 
 
-class OpRecord(NamedTuple):
-    """One op of one token group at one layer, sizes in elements (not bytes)."""
-
-    position: int  # absolute position of the group's first token
-    layer: int  # -1 embed, 0..N-1 decoder layers, N final head, exit layer for the early head
-    op: str
-    weights: str  # "set" (weight_set of the layer), "head" (tied embedding/LM head), "none"
-    weight_set: int  # 0..U-1 for "set", else -1
-    early_exit: bool = False
-    m: int = 0
-    k: int = 0
-    n: int = 0
-    count: int = 0
-    heads: int = 0
-    kv_len: int = 0
-    elements: int = 0
-    weight_elems: int = 0
-    act_in_elems: int = 0
-    act_out_elems: int = 0
-    kv_read_elems: int = 0
-    kv_write_elems: int = 0
-    macs: int = 0
-
-
-Recorder = Callable[[OpRecord], None]
+def _row(pos: int, layer: int, op: str, weights: str, u: int, early: bool = False, *,
+         weight_elems: int = 0, act_in_elems: int = 0, act_out_elems: int = 0,
+         kv_read_elems: int = 0, kv_write_elems: int = 0, **shape: int) -> OpRow:
+    """An op row at one byte per element (the trace scales the byte fields by the
+    hardware precision); ``phase`` is set by whoever knows it (``greedy_decode``)."""
+    return OpRow("", pos, layer, u if weights == "set" else _SETS[weights], op, early,
+                 weight_bytes=weight_elems, act_in_bytes=act_in_elems,
+                 act_out_bytes=act_out_elems, kv_read_bytes=kv_read_elems,
+                 kv_write_bytes=kv_write_elems, **shape)
 
 
 def _gemm(rec: Optional[Recorder], pos: int, layer: int, op: str, u: int, x: np.ndarray,
@@ -91,18 +57,18 @@ def _gemm(rec: Optional[Recorder], pos: int, layer: int, op: str, u: int, x: np.
           early: bool = False) -> None:
     if rec is not None:
         m, k = x.shape
-        rec(OpRecord(pos, layer, op, weights, u if weights == "set" else -1, early,
-                     m=m, k=k, n=w.shape[1], count=1, weight_elems=w.size,
-                     act_in_elems=x.size, act_out_elems=y.size, kv_write_elems=kv_write,
-                     macs=m * k * w.shape[1]))
+        rec(_row(pos, layer, op, weights, u, early,
+                 m=m, k=k, n=w.shape[1], count=1, weight_elems=w.size,
+                 act_in_elems=x.size, act_out_elems=y.size, kv_write_elems=kv_write,
+                 macs=m * k * w.shape[1]))
 
 
 def _vector(rec: Optional[Recorder], pos: int, layer: int, op: str, elements: int,
             act_in: int, act_out: int, u: int = -1, weight_elems: int = 0,
             weights: str = "none", early: bool = False) -> None:
     if rec is not None:
-        rec(OpRecord(pos, layer, op, weights, u, early, elements=elements,
-                     weight_elems=weight_elems, act_in_elems=act_in, act_out_elems=act_out))
+        rec(_row(pos, layer, op, weights, u, early, elements=elements, vector_ops=elements,
+                 weight_elems=weight_elems, act_in_elems=act_in, act_out_elems=act_out))
 
 
 # ---------------------------------------------------------------- building blocks
@@ -261,13 +227,13 @@ def run_layers(params: Params, shape, xs: Sequence[np.ndarray], layers: Sequence
         if rec is not None:
             L = K.shape[2]
             kv = B * kvh * L * dh
-            rec(OpRecord(p, l, "attn_score", "none", -1, m=t, k=dh, n=L, count=B * H, heads=H,
-                         kv_len=L, act_in_elems=q.size, act_out_elems=B * H * t * L,
-                         kv_read_elems=kv, macs=B * H * t * dh * L))
+            rec(_row(p, l, "attn_score", "none", -1, m=t, k=dh, n=L, count=B * H, heads=H,
+                     kv_len=L, act_in_elems=q.size, act_out_elems=B * H * t * L,
+                     kv_read_elems=kv, macs=B * H * t * dh * L))
             _vector(rec, p, l, "softmax", B * H * t * L, B * H * t * L, B * H * t * L)
-            rec(OpRecord(p, l, "attn_value", "none", -1, m=t, k=L, n=dh, count=B * H, heads=H,
-                         kv_len=L, act_in_elems=B * H * t * L, act_out_elems=B * t * H * dh,
-                         kv_read_elems=kv, macs=B * H * t * L * dh))
+            rec(_row(p, l, "attn_value", "none", -1, m=t, k=L, n=dh, count=B * H, heads=H,
+                     kv_len=L, act_in_elems=B * H * t * L, act_out_elems=B * t * H * dh,
+                     kv_read_elems=kv, macs=B * H * t * L * dh))
     A = np.concatenate(outs) if len(outs) > 1 else outs[0]  # [M, d]
     O = A @ w.wo
     X = X + O
@@ -329,7 +295,7 @@ class GenerationRecord:
     position P + i - 1. ``early[:, i]`` is the argmax of the early logits of the
     step that produced token i, ``tokens[:, i]`` (= ``final[:, i]``) that of
     its final logits. ``accepted[i]``: early == final for every sequence.
-    SPEED consults ``accepted[1 .. new_tokens-2]`` (see ``speed_exec``).
+    SPEED consults ``accepted[1 .. new_tokens-2]`` (see ``speedsim.strategies.speed_schedule``).
     """
 
     prompt: np.ndarray  # int64 [B, P]
@@ -359,7 +325,7 @@ def greedy_decode(params: Params, shape, prompts: np.ndarray, new_tokens: int,
                   exit_layer: Optional[int] = None, recorder=None) -> GenerationRecord:
     """Prefill ``prompts`` [B, P], then decode greedily with a KV cache.
 
-    ``recorder(phase, OpRecord)`` receives every op of the run, in execution
+    ``recorder(phase, OpRow)`` receives every op of the run, in execution
     order. The prefill's early prediction (token 0) is computed for the record
     but is not part of any strategy's work, so it is not reported.
     """
@@ -415,13 +381,6 @@ def prompt_ids(generation, vocab_size: int) -> np.ndarray:
         return np.tile(ids, (B, 1))
     rng = np.random.default_rng(generation.seed)
     return np.stack([rng.integers(0, vocab_size, size=P) for _ in range(B)]).astype(np.int64)
-
-
-def exit_layer_of(workload) -> Optional[int]:
-    """E - 1 = N/G - 1, the layer after which SPEED's early head runs; None without SPEED."""
-    if workload.strategies.speed is None:
-        return None
-    return workload.model.n_layers // workload.stages - 1
 
 
 def generate(workload, exit_layer=AUTO, *, params: Optional[Params] = None,

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-SCHEMES = ("none", "sequence", "cycle", "cycle_rev")
+from speedsim.config.base import SHARING_SCHEMES
+
+SCHEMES = SHARING_SCHEMES
 
 
 @lru_cache(maxsize=256, typed=True)

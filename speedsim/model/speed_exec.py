@@ -1,149 +1,21 @@
-"""SPEED, executed: the pure schedule and the NumPy pipeline that must reproduce it.
+"""SPEED executed numerically: the NumPy pipeline that must reproduce the pure schedule.
 
-Model (DESIGN §2). The N layers form G stages of E = N/G layers. Decode
-execution k (k = 0 .. n-1, n = new_tokens - 1) takes generated token k, at
-absolute position P + k, as input and produces token k + 1. Execution 0's
-input is the prefill's token: certain. Every stage step, each in-flight
-execution runs one stage; then
-
-1. the oldest, if it just left the last stage, **commits**: its final
-   prediction is token k + 1. If its successor (execution k + 1) was launched
-   with a different token, every younger in-flight execution is **flushed**
-   (work and KV entries discarded) and execution k + 1 restarts at stage 0 at
-   the next stage step with the correct token;
-2. otherwise the one that just left stage 0 has its early prediction (exit
-   after layer E - 1) and its successor enters stage 0 at the next step,
-   *speculatively*. (With G = 1 exit point and last layer coincide: nothing is
-   speculative.)
-
-Acceptance. ``accepted`` has one entry per generated token (length
-new_tokens, aligned with ``GenerationRecord.accepted``): ``accepted[i]`` says
-the early prediction of token i equalled its final prediction. Execution i
-(i >= 1) is launched with the early prediction of token i, made by execution
-i - 1, so ``accepted[i]`` decides whether it survives. ``accepted[0]`` (made by
-the prefill) and ``accepted[n]`` (the last token launches nothing) are never
-consulted. Chained speculation needs nothing more: an early prediction made
-by a wrongly launched execution is flushed together with it before anyone
-checks it, and after the restart the sequential pass's prediction applies.
-
-Consequences: all accepted -> n + G - 1 stage steps, no flushes; none
-accepted -> n·G steps; each miss costs G - 1 steps and flushes up to G - 1
-executions.
+The schedule model is in ``speedsim.strategies.speed_schedule``; the types
+are ``speedsim.contracts.schedule``. ``run_speed`` keeps its own bookkeeping
+(it never calls ``derive_schedule``), so the tests can compare the two.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Optional, Sequence
+from typing import Optional
 
 import numpy as np
 
-from speedsim.model.decoder import Dims, KVCache, embed, head, run_layer, run_layers
+from speedsim.contracts.schedule import FlushEvent, Schedule, ScheduledExec, Status
+from speedsim.model.dims import Dims
+from speedsim.model.decoder import KVCache, embed, head, run_layer, run_layers
 from speedsim.model.weights import Params
-
-Status = Literal["committed", "flushed"]
-
-
-@dataclass(frozen=True, slots=True)
-class TokenExec:
-    """One pass of one input token (all batch sequences) through the pipeline."""
-
-    exec_id: int  # launch order (at most one launch per stage step)
-    index: int  # decode index k: input is generated token k, at position P + k
-    launch_step: int  # stage step at which it runs stage 0
-    status: Status
-    steps: tuple[int, ...]  # stage steps it occupied; it ran stage g at steps[g]
-    speculative: bool  # launched on an early prediction (else on a committed token)
-
-    @property
-    def last_step(self) -> int:
-        return self.steps[-1]
-
-
-@dataclass(frozen=True, slots=True)
-class FlushEvent:
-    step: int  # stage step at whose end the mismatch was found
-    index: int  # decode index of the mispredicted execution; it restarts at step + 1
-    flushed: tuple[int, ...]  # exec ids discarded (in launch order)
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """A SPEED schedule: who runs which stage at every stage step."""
-
-    stages: int  # G
-    execs: tuple[TokenExec, ...]  # in launch (= exec_id) order
-    # per stage step: (exec_id, stage) of every in-flight execution, stage ascending
-    steps: tuple[tuple[tuple[int, int], ...], ...]
-    flush_events: tuple[FlushEvent, ...]
-
-    @property
-    def n_steps(self) -> int:
-        return len(self.steps)
-
-    @property
-    def launched(self) -> int:
-        return len(self.execs)
-
-    @property
-    def flushes(self) -> int:
-        """Mismatches detected (each flushes the younger in-flight executions)."""
-        return len(self.flush_events)
-
-    @property
-    def committed(self) -> tuple[int, ...]:
-        """Decode indices of committed executions, in commit order."""
-        return tuple(e.index for e in sorted(self.execs, key=lambda e: e.last_step)
-                     if e.status == "committed")
-
-
-def _steps_table(execs: Sequence[TokenExec], stages: int, n_steps: int):
-    """Per stage step, (exec_id, stage) of every in-flight execution, stage ascending."""
-    table = np.full((n_steps, stages), -1, np.int64)  # [step, stage] -> exec_id
-    if execs:
-        lens = np.array([len(e.steps) for e in execs])
-        first = np.cumsum(lens) - lens
-        stage = np.arange(lens.sum()) - np.repeat(first, lens)
-        step = np.repeat([e.launch_step for e in execs], lens) + stage
-        table[step, stage] = np.repeat([e.exec_id for e in execs], lens)
-    return tuple(tuple((i, g) for g, i in enumerate(row) if i >= 0) for row in table.tolist())
-
-
-def derive_schedule(accepted: Sequence[bool], stages: int) -> Schedule:
-    """The SPEED schedule implied by per-token acceptance alone, in O(new_tokens · G).
-
-    ``accepted``: bool per generated token (length new_tokens >= 1), see the
-    module docstring for which entries matter. ``stages``: G >= 1.
-    """
-    G = int(stages)
-    if G < 1:
-        raise ValueError(f"stages must be >= 1, got {stages}")
-    acc = np.asarray(accepted, dtype=bool).ravel()
-    if acc.size < 1:
-        raise ValueError("accepted needs one entry per generated token (at least one)")
-    n = acc.size - 1
-    execs: list[TokenExec] = []
-    flushes: list[FlushEvent] = []
-
-    def launch(k: int, at: int, status: Status, until: int, spec: bool) -> int:
-        execs.append(TokenExec(len(execs), k, at, status, tuple(range(at, until + 1)), spec))
-        return len(execs) - 1
-
-    prev = -1  # launch step of the committed execution k - 1
-    for k in range(n):
-        if k == 0 or G == 1 or acc[k]:
-            at = prev + 1
-            launch(k, at, "committed", at + G - 1, spec=k > 0 and G > 1)
-        else:  # launched at prev+1 with a wrong token; found when k-1 commits at prev+G-1
-            found = prev + G - 1
-            ids = tuple(launch(k + j, prev + 1 + j, "flushed", found, spec=True)
-                        for j in range(min(G - 1, n - k)))
-            flushes.append(FlushEvent(found, k, ids))
-            at = prev + G
-            launch(k, at, "committed", at + G - 1, spec=False)
-        prev = at
-    n_steps = prev + G if n else 0
-    return Schedule(G, tuple(execs), _steps_table(execs, G, n_steps), tuple(flushes))
 
 
 # ---------------------------------------------------------------- numeric execution
@@ -214,7 +86,7 @@ def run_speed(params: Params, shape, prompts: np.ndarray, new_tokens: int,
     tokens[:, 0] = head(params, x[:, -1]).argmax(-1)
 
     # 2. stage steps
-    done: list[TokenExec] = []
+    done: list[ScheduledExec] = []
     flushes: list[FlushEvent] = []
     log: list[tuple[tuple[int, int], ...]] = []
     flight: list[_Slot] = []  # oldest first
@@ -225,7 +97,7 @@ def run_speed(params: Params, shape, prompts: np.ndarray, new_tokens: int,
 
     def retire(slot: _Slot, status: Status) -> None:
         carried[slot.exec_id] = slot.token
-        done.append(TokenExec(slot.exec_id, slot.index, slot.steps[0], status,
+        done.append(ScheduledExec(slot.exec_id, slot.index, slot.steps[0], status,
                               tuple(slot.steps), slot.speculative))
 
     while pending is not None or flight:

@@ -125,9 +125,3 @@ def plot_pareto(df: pd.DataFrame, x: str, y: str, *, x_goal: Goal | None = None,
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     return fig
-
-
-def add_pareto_plot_parser(plot_subparsers):
-    """Register ``speedsim plot pareto`` (the command lives with the sweep CLI)."""
-    from speedsim.sweep.command import add_pareto_plot_parser as add
-    return add(plot_subparsers)

@@ -13,9 +13,8 @@ the Okabe–Ito palette (distinguishable with the common colour-vision
 deficiencies), and wasted (flushed) work is hatched as well as coloured, so it
 reads in greyscale too.
 
-The one function that simulates is ``speedup_grid``: it calls the public
-``speedsim.api.simulate`` over a small (stages × acceptance) grid, and its
-columns are named like a sweep's, so ``plot_speedup_map`` draws either.
+Nothing here simulates: the (stages × acceptance) grid of the speedup map
+comes from a sweep file or ``speedsim.sweep.grid.speedup_grid``.
 """
 
 from __future__ import annotations
@@ -174,46 +173,6 @@ def plot_token_latency(tokens: pd.DataFrame, clock_hz: float, *, sequence: int =
 
 
 # -- 2. SPEED speedup over stages × acceptance --------------------------------------------------
-
-def speedup_grid(hw, wl, stages: Sequence[int], rates: Sequence[float], *, seed: int = 1) -> pd.DataFrame:
-    """Decode speedup of SPEED over sequential on a (stages G × Bernoulli acceptance) grid.
-
-    ``hw``/``wl`` are validated configs (``speedsim.config``); ``wl`` must
-    configure both strategies. Each point overrides
-    ``strategies.speed.stages`` and ``strategies.speed.acceptance`` (bernoulli,
-    ``rate``, ``seed``) through the public config API. Sequential decoding does
-    not depend on either knob, so it is simulated once. Columns are named like
-    a sweep's result file: ``STAGES_KEY, RATE_KEY, SPEEDUP_KEY`` plus
-    ``speed.decode_time_s``, ``sequential.decode_time_s``,
-    ``speed.energy_per_token_j`` and the measured ``speed.acceptance_rate``.
-    """
-    from speedsim.api import simulate
-    from speedsim.config import workload_from_dict
-    from speedsim.config.loader import apply_overrides
-
-    if not stages or not rates:
-        raise ValueError("speedup_grid needs at least one stage count and one rate")
-    base = wl.model_dump(mode="json")
-
-    def point(g: int, rate: float):
-        data = apply_overrides(base, [("strategies.speed.stages", int(g)),
-                                      ("strategies.speed.acceptance",
-                                       {"source": "bernoulli", "rate": float(rate), "seed": seed})])
-        return workload_from_dict(data, file=f"{wl.name} (G={g}, rate={rate})")
-
-    seq = simulate(hw, point(stages[0], rates[0]), ["sequential"]).summary["strategies"]["sequential"]
-    rows = []
-    for g in stages:
-        for rate in rates:
-            sp = simulate(hw, point(g, rate), ["speed"]).summary["strategies"]["speed"]
-            rows.append({STAGES_KEY: int(g), RATE_KEY: float(rate),
-                         SPEEDUP_KEY: seq["decode_time_s"] / sp["decode_time_s"],
-                         "speed.decode_time_s": sp["decode_time_s"],
-                         "sequential.decode_time_s": seq["decode_time_s"],
-                         "speed.energy_per_token_j": sp["energy_per_token_j"],
-                         "speed.acceptance_rate": sp["speculation"]["acceptance_rate"]})
-    return pd.DataFrame(rows)
-
 
 def speedup_pivot(df: pd.DataFrame, *, x: str = RATE_KEY, y: str = STAGES_KEY,
                   value: str = SPEEDUP_KEY) -> pd.DataFrame:
@@ -625,6 +584,6 @@ def plot_occupancy(occupancy: TableOrTables, clock_hz: float, *, hw=None,
 
 
 __all__ = ["OKABE_ITO", "STAGES_KEY", "RATE_KEY", "SPEEDUP_KEY", "commit_gaps", "plot_token_latency",
-           "speedup_grid", "speedup_pivot", "plot_speedup_map", "roofline_table", "roofline_points",
+           "speedup_pivot", "plot_speedup_map", "roofline_table", "roofline_points",
            "plot_roofline", "plot_energy", "timeline_frame", "default_window", "plot_timeline",
            "plot_occupancy", "plot_pareto", "strategy_colour", "time_scale", "energy_scale"]

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from speedsim.strategies.plan import Plan
+from speedsim.contracts.plan import Plan
 
 
 def chrome_trace(runs: Mapping[str, tuple[Plan, Any]], clock_hz: float) -> dict[str, Any]:

@@ -56,10 +56,10 @@ import simpy
 
 from speedsim.config.hw import Hardware
 from speedsim.hw import cost
+from speedsim.contracts.workitem import WorkItem
 from speedsim.hw.cost import Roofline, Tile, Traffic
 from speedsim.hw.pipeline import RunState, weight_run
 from speedsim.hw.units import BulkTransfer, Dram, Occupancy, ParamCache, WeightBuffer
-from speedsim.sim.workitem import WorkItem
 
 LOG_COLUMNS = ("unit", "item", "op", "kind", "category", "start_cycle", "end_cycle", "bytes",
                "macs", "vector_ops", "wasted_fraction", "step", "tile")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from speedsim.strategies.plan import ItemBuilder, Row, TraceIndex
+from speedsim.contracts.oprow import OpRow
+from speedsim.strategies.builder import ItemBuilder, TraceIndex
 
 
-def with_slots(rows: Sequence[Row]) -> list[tuple[Row, int]]:
+def with_slots(rows: Sequence[OpRow]) -> list[tuple[OpRow, int]]:
     """Pair each op row with its occurrence index within its layer (norm 0, norm 1, ...).
 
     The slot is part of the weight residency key, so it must be the same for every
@@ -22,7 +23,7 @@ def with_slots(rows: Sequence[Row]) -> list[tuple[Row, int]]:
     return out
 
 
-def chain(builder: ItemBuilder, rows: Sequence[Row], dep: int | None, *, tokens: Sequence[int],
+def chain(builder: ItemBuilder, rows: Sequence[OpRow], dep: int | None, *, tokens: Sequence[int],
           wasted: bool = False, step: int = -1, label: str = "",
           kv_deps: dict[str, int] | None = None) -> tuple[int, int]:
     """Ops of one execution, each waiting for the previous one; returns (first, last) ids.

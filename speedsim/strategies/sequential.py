@@ -8,7 +8,8 @@ on chip (the accelerator decides that, not the strategy).
 from __future__ import annotations
 
 from speedsim.strategies.common import chain, prefill
-from speedsim.strategies.plan import ItemBuilder, Plan, TokenExec, TraceIndex
+from speedsim.contracts.plan import Plan, TokenExec
+from speedsim.strategies.builder import ItemBuilder, TraceIndex
 from speedsim.strategies.registry import register
 from speedsim.strategies.inputs import StrategyInput
 
@@ -16,6 +17,7 @@ from speedsim.strategies.inputs import StrategyInput
 @register("sequential")
 class Sequential:
     name = "sequential"
+    speculative = False  # needs no acceptance outcomes
 
     def plan(self, inp: StrategyInput) -> Plan:
         builder = ItemBuilder(inp.attention_on)

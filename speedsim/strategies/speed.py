@@ -1,9 +1,9 @@
 """SPEED: speculative pipelined execution over G stages (DESIGN §2).
 
 The pure schedule (which execution is in which stage at each stage step, which
-are flushed) comes from ``speedsim.model.speed_exec.derive_schedule`` — the same
-function the NumPy executor is tested against. This module only turns it into
-work items:
+are flushed) comes from ``speedsim.strategies.speed_schedule.derive_schedule``,
+the schedule the NumPy executor (``speedsim.model.speed_exec``) is tested
+against. This module only turns it into work items:
 
 - stage step s, layer step j: every in-flight execution in stage g runs layer
   g·L + j (L = N / G). Executions whose layers use the same weight set fuse
@@ -25,8 +25,11 @@ from collections import defaultdict
 
 from speedsim.strategies.common import prefill, with_slots
 from speedsim.strategies.inputs import StrategyInput
-from speedsim.strategies.plan import ItemBuilder, Plan, Row, TokenExec, TraceIndex
+from speedsim.contracts.plan import Plan, TokenExec
+from speedsim.contracts.oprow import OpRow
+from speedsim.strategies.builder import ItemBuilder, TraceIndex
 from speedsim.strategies.registry import register
+from speedsim.strategies.speed_schedule import derive_schedule
 from speedsim.trace.schema import ATTENTION_OPS
 
 PER_EXECUTION_OPS = set(ATTENTION_OPS) | {"softmax"}
@@ -35,10 +38,9 @@ PER_EXECUTION_OPS = set(ATTENTION_OPS) | {"softmax"}
 @register("speed")
 class Speed:
     name = "speed"
+    speculative = True  # plans from acceptance outcomes
 
     def plan(self, inp: StrategyInput) -> Plan:
-        from speedsim.model.speed_exec import derive_schedule
-
         assert inp.accepted is not None, "SPEED needs acceptance outcomes"
         G, N = inp.stages, inp.n_layers
         L = N // G
@@ -99,7 +101,7 @@ class Speed:
             row0, slot = rows_of[members[0][0]][o]
             if row0.op in PER_EXECUTION_OPS:
                 for e, layer in members:
-                    row: Row = rows_of[e][o][0]
+                    row: OpRow = rows_of[e][o][0]
                     deps = [prev[e]]
                     if row.op == "attn_score" and (k_of[e] - 1, layer) in kv_writer:
                         deps.append(kv_writer[(k_of[e] - 1, layer)])

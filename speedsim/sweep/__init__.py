@@ -4,7 +4,9 @@
 hashed points (``expand``); ``executor`` runs them in-process, on a process
 pool or on Dask; ``store`` appends rows as they finish, resumes after a kill
 and reads results back sorted by point index (``load_results``); ``runner``
-ties these together (``run_sweep``) and ``command`` is the CLI.
+ties these together (``run_sweep``); ``point.simulate_point`` is the real point
+function (a simulation flattened by ``flatten``); ``grid.speedup_grid`` is a small
+in-process stages × acceptance grid. The CLI is ``speedsim.cli.sweep``.
 
 Nothing is imported here: pool and Dask workers import ``speedsim.sweep.executor``
 and should not pay for pandas or rich.

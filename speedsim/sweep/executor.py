@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from speedsim.config.errors import ConfigError
 
-DEFAULT_POINT_FN = "speedsim.api:simulate_point"
+DEFAULT_POINT_FN = "speedsim.sweep.point:simulate_point"
 POINT_FN_ENV = "SPEEDSIM_SWEEP_POINT_FN"
 
 PointFn = Callable[[dict[str, Any], dict[str, Any], list[str]], dict[str, Any]]
@@ -51,7 +51,7 @@ class Task:
 def point_fn_ref(fn: PointFn | str | None) -> str:
     """The ``"module:attr"`` reference of a point function.
 
-    ``None`` means ``$SPEEDSIM_SWEEP_POINT_FN`` or ``speedsim.api:simulate_point``.
+    ``None`` means ``$SPEEDSIM_SWEEP_POINT_FN`` or ``speedsim.sweep.point:simulate_point``.
     A function must be importable by its name (top level of a module), so that
     workers can import it too.
     """

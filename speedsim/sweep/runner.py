@@ -60,7 +60,7 @@ def run_sweep(sweep: Sweep, out: str | Path, *, workers: int = 1, scheduler: str
     """Run every point of ``sweep`` not yet stored in ``out``; returns the counts.
 
     ``point_fn`` is a top-level function or its ``"module:attr"`` name; None means
-    ``$SPEEDSIM_SWEEP_POINT_FN`` or ``speedsim.api:simulate_point``.
+    ``$SPEEDSIM_SWEEP_POINT_FN`` or ``speedsim.sweep.point:simulate_point``.
     ``progress=None`` shows the bar when stderr is a terminal.
     """
     # 1. the points and the function that evaluates one (checked here, imported again by workers)

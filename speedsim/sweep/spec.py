@@ -36,7 +36,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, Discriminator, Field, Tag, model_validator
 
-from speedsim.config.base import Frozen
+from speedsim.config.base import Frozen, NonNegInt, PosInt
 from speedsim.config.errors import ConfigError, KeyedValueError
 from speedsim.config.hw import Hardware
 from speedsim.config.loader import load_mapping, validate
@@ -44,8 +44,6 @@ from speedsim.config.workload import Strategies, Workload
 
 Number = Union[int, float]
 Scalar = Union[bool, int, float, str, None]
-PosInt = Annotated[int, Field(gt=0)]
-NonNegInt = Annotated[int, Field(ge=0)]
 
 ROOTS: dict[str, type[BaseModel]] = {"hw": Hardware, "workload": Workload}
 

@@ -32,7 +32,7 @@ from typing import Any
 import pandas as pd
 
 from speedsim.config.errors import ConfigError
-from speedsim.report.files import write_atomic, write_text_atomic
+from speedsim.report.io import write_atomic, write_text_atomic
 
 FIXED_COLUMNS = ["index", "config_hash", "status", "error"]
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from speedsim.model.decoder import exit_layer_of
+from speedsim.model.dims import exit_layer_of
 from speedsim.trace.numeric import numeric_trace
 from speedsim.trace.schema import COLUMNS, HEAD_SET, NO_WEIGHTS
 from speedsim.trace.shape_only import shape_only_trace

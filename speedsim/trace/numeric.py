@@ -1,8 +1,8 @@
 """The op trace recorded from a real NumPy run: each op as the decoder executes it.
 
-The decoder reports an ``OpRecord`` (sizes in elements, taken from the arrays
-it actually multiplies) for every op of a greedy decoding run; this module
-turns them into trace rows. On small models it must equal the shape-only
+The decoder reports an ``OpRow`` (sizes taken from the arrays it actually
+multiplies, byte fields at one byte per element) for every op of a greedy
+decoding run; this module sets the phase and scales the bytes. On small models it must equal the shape-only
 trace row for row — the test that keeps the closed forms honest.
 """
 
@@ -11,20 +11,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from speedsim.model.decoder import AUTO, OpRecord, generate
-from speedsim.trace.schema import COLUMNS, HEAD_SET, NO_WEIGHTS
+from speedsim.contracts.oprow import OpRow
+from speedsim.model.decoder import AUTO, generate
+from speedsim.trace.schema import COLUMNS
 from speedsim.trace.shape_only import frame
 
-_SETS = {"head": HEAD_SET, "none": NO_WEIGHTS}
+_BYTE_FIELDS = tuple(f for f in OpRow._fields if f.endswith("_bytes"))
 
 
-def _to_row(phase: str, r: OpRecord, bpe: int) -> tuple:
-    gemm = r.m > 0
-    return (phase, r.position, r.layer, r.weight_set if r.weights == "set" else _SETS[r.weights],
-            r.op, r.early_exit, r.m, r.k, r.n, r.count, r.heads, r.kv_len, r.elements,
-            r.weight_elems * bpe, r.act_in_elems * bpe, r.act_out_elems * bpe,
-            r.kv_read_elems * bpe, r.kv_write_elems * bpe, r.macs,
-            0 if gemm else r.elements)
+def _to_row(phase: str, r: OpRow, bpe: int) -> OpRow:
+    return r._replace(phase=phase, **{f: getattr(r, f) * bpe for f in _BYTE_FIELDS})
 
 
 def numeric_trace(workload, bytes_per_element: int, exit_layer=AUTO, *,

@@ -37,15 +37,10 @@ vector_ops         element operations of vector ops (= elements)
 
 from __future__ import annotations
 
-HEAD_SET = -2
-NO_WEIGHTS = -1
+from speedsim.contracts.oprow import HEAD_SET, NO_WEIGHTS, OpRow
 
-COLUMNS = (
-    "phase", "position", "layer", "weight_set", "op", "early_exit",
-    "m", "k", "n", "count", "heads", "kv_len", "elements",
-    "weight_bytes", "act_in_bytes", "act_out_bytes", "kv_read_bytes", "kv_write_bytes",
-    "macs", "vector_ops",
-)
+
+COLUMNS = OpRow._fields
 
 GEMM_OPS = ("qkv", "out_proj", "mlp_up", "mlp_down", "lm_head")
 ATTENTION_OPS = ("attn_score", "attn_value")

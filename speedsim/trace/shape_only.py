@@ -17,7 +17,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from speedsim.model.decoder import Dims
+from speedsim.model.dims import Dims
 from speedsim.trace.schema import COLUMNS, HEAD_SET, NO_WEIGHTS
 
 INT_COLUMNS = tuple(c for c in COLUMNS if c not in ("phase", "op", "early_exit"))

@@ -1,10 +1,4 @@
-"""What a strategy hands the accelerator: a work-item DAG and its token executions.
-
-A **token execution** is one pass of one input position (all ``batch``
-sequences together) through the decoder. Sequential decoding has one per
-decoded position; SPEED has more when predictions miss, and the extra ones end
-``flushed``. Every work item lists the executions it serves, so the metrics can
-attribute time, bytes and energy to committed or wasted work.
+"""Building a plan: trace rows grouped for lookup, and fused into work items.
 
 ``ItemBuilder`` turns trace rows into work items. Rows of several executions
 that use the same weights fuse into one item: GEMM rows stack (``m`` adds up),
@@ -13,76 +7,30 @@ the weights are counted once, activations and KV bytes add up.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Hashable, Iterable, NamedTuple, Sequence
+from typing import Hashable, Iterable, Sequence
 
 import pandas as pd
 
-from speedsim.sim.workitem import WorkItem
+from speedsim.contracts.oprow import OpRow
+from speedsim.contracts.workitem import WorkItem
 from speedsim.trace.schema import ATTENTION_OPS, GEMM_OPS, NO_WEIGHTS
 
 VECTOR_KIND = {"embed": "embed", "norm": "norm", "softmax": "softmax", "act": "activation",
                "residual": "residual"}
 
 
-@dataclass(frozen=True)
-class TokenExec:
-    exec_id: int
-    phase: str  # prefill | decode
-    index: int  # prefill: 0; decode: k for input position P + k
-    position: int  # absolute position of the input token
-    status: str  # committed | flushed
-    first_item: int
-    last_item: int  # the item whose end commits (or would have committed) the execution
-
-
-@dataclass(frozen=True)
-class Plan:
-    strategy: str
-    items: list[WorkItem]
-    execs: list[TokenExec]
-    prefill_last_item: int  # TTFT ends when this item ends
-    launched: int = 0  # speculative strategies: token executions started in decode
-    flushes: int = 0  # mismatches detected
-
-
-class Row(NamedTuple):
-    """One op-trace row (the columns of ``speedsim.trace.schema``)."""
-
-    phase: str
-    position: int
-    layer: int
-    weight_set: int
-    op: str
-    early_exit: bool
-    m: int
-    k: int
-    n: int
-    count: int
-    heads: int
-    kv_len: int
-    elements: int
-    weight_bytes: int
-    act_in_bytes: int
-    act_out_bytes: int
-    kv_read_bytes: int
-    kv_write_bytes: int
-    macs: int
-    vector_ops: int
-
-
 class TraceIndex:
     """Trace rows grouped by (phase, position, layer, early_exit), in op order."""
 
     def __init__(self, trace: pd.DataFrame):
-        self._groups: dict[tuple, list[Row]] = {}
-        columns = [trace[c].tolist() for c in Row._fields]  # plain Python values, fast to zip
+        self._groups: dict[tuple, list[OpRow]] = {}
+        columns = [trace[c].tolist() for c in OpRow._fields]  # plain Python values, fast to zip
         for r in zip(*columns):
-            row = Row._make(r)
+            row = OpRow._make(r)
             key = (row.phase, row.position, row.layer, row.early_exit)
             self._groups.setdefault(key, []).append(row)
 
-    def ops(self, phase: str, position: int, layer: int, early_exit: bool = False) -> list[Row]:
+    def ops(self, phase: str, position: int, layer: int, early_exit: bool = False) -> list[OpRow]:
         try:
             return self._groups[(phase, position, layer, early_exit)]
         except KeyError:
@@ -97,7 +45,7 @@ class ItemBuilder:
         self.items: list[WorkItem] = []
         self.attention_on = attention_on
 
-    def add(self, rows: Sequence[Row], *, deps: Iterable[int], tokens: Sequence[int],
+    def add(self, rows: Sequence[OpRow], *, deps: Iterable[int], tokens: Sequence[int],
             wasted: Sequence[bool] | None = None, step: int = -1, slot: int = 0,
             label: str = "") -> int:
         """One item for ``rows`` (one row per execution served, same op and weights)."""
@@ -140,7 +88,7 @@ _ADDITIVE = ("m", "count", "elements", "act_in_bytes", "act_out_bytes", "kv_read
              "kv_write_bytes", "macs", "vector_ops")
 
 
-def _stacked(rows: Sequence[Row]) -> Row:
+def _stacked(rows: Sequence[OpRow]) -> OpRow:
     """Rows of several executions as one: additive fields summed, the rest from the first."""
     first = rows[0]
     for r in rows[1:]:
@@ -150,7 +98,7 @@ def _stacked(rows: Sequence[Row]) -> Row:
     return first._replace(**{f: sum(getattr(r, f) for r in rows) for f in _ADDITIVE})
 
 
-def _weight_key(row: Row, slot: int) -> Hashable:
+def _weight_key(row: OpRow, slot: int) -> Hashable:
     """Residency key: the phase, the weight set, the op, and which of the op's uses
     in a layer (the two norms of a layer have different parameters). The embedding
     gathers different rows every time: nothing to keep resident.

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from speedsim.config.errors import ConfigError
-from speedsim.report.files import write_atomic
+from speedsim.cli import io, sweep
 
 FORMATS = ("png", "svg")
 
 
-def add_plot_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("plot", help="draw figures from a run's --out directory or sweep results")
     kinds = p.add_subparsers(dest="plot_kind", required=True)
 
@@ -52,12 +52,7 @@ def add_plot_parser(sub: argparse._SubParsersAction) -> None:
     _output_args(k)
     k.set_defaults(func=cmd_speedup_map)
 
-    try:
-        from speedsim.report.pareto import add_pareto_plot_parser
-    except ImportError:
-        add_pareto_plot_parser = None
-    if add_pareto_plot_parser is not None:
-        add_pareto_plot_parser(kinds)
+    sweep.add_pareto_plot_parser(kinds)
 
 
 def _run_kind(kinds, name: str, help_: str, func, *, strategies: bool = True) -> argparse.ArgumentParser:
@@ -162,9 +157,9 @@ def output_path(args: argparse.Namespace, default_stem: Path) -> tuple[Path, str
 
 
 def save_figure(fig, args: argparse.Namespace, default_stem: Path) -> Path:
-    """Write ``fig`` atomically (a figure file is whole or absent) and say where."""
+    """Write ``fig`` where ``--out`` / ``--format`` say (default ``default_stem``)."""
     out, fmt = output_path(args, default_stem)
-    write_atomic(out, lambda fh: fig.savefig(fh, format=fmt, dpi=args.dpi), binary=True)
+    io.save_figure(fig, out, fmt, args.dpi)
     print(f"wrote {out}")
     return out
 

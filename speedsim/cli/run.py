@@ -11,10 +11,16 @@ import json
 import sys
 from pathlib import Path
 
+from speedsim.api import simulate
+from speedsim.cli import io
 from speedsim.config.errors import ConfigError
+from speedsim.config.hw import load_hardware
+from speedsim.config.loader import parse_override
+from speedsim.config.workload import load_workload
+from speedsim.report.table import print_summary
 
 
-def add_run_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="compare decoding strategies on one accelerator")
     p.add_argument("hw", help="hardware YAML (e.g. hw_configs/edge.yaml)")
     p.add_argument("workload", help="workload YAML (e.g. workloads/gen.yaml)")
@@ -29,8 +35,6 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
 
 def split_overrides(items: list[str]) -> tuple[list, list]:
     """``hw.a.b=1`` / ``workload.c=2`` -> (hw overrides, workload overrides)."""
-    from speedsim.config.loader import parse_override
-
     hw, wl = [], []
     for text in items:
         key, value = parse_override(text)
@@ -42,18 +46,13 @@ def split_overrides(items: list[str]) -> tuple[list, list]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from speedsim.api import simulate
-    from speedsim.config.hw import load_hardware
-    from speedsim.config.workload import load_workload
-    from speedsim.report.table import print_summary
-
     hw_over, wl_over = split_overrides(args.set)
     hw = load_hardware(args.hw, hw_over)
     wl = load_workload(args.workload, wl_over)
     names = [s.strip() for s in args.strategies.split(",")] if args.strategies else None
     result = simulate(hw, wl, names)
     if args.out:
-        write_run(result, Path(args.out))
+        io.write_run(result, Path(args.out))
     if args.json:
         json.dump(result.summary, sys.stdout, indent=2, default=float)
         print()
@@ -62,22 +61,3 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.out:
             print(f"results in {args.out}/")
     return 0
-
-
-def write_run(result, out: Path) -> None:
-    """The four result files of DESIGN §9 (plus the plans' per-item table for plots)."""
-    import yaml
-
-    from speedsim.report.files import write_csv_atomic, write_json_atomic, write_text_atomic
-    from speedsim.report.timeline import chrome_trace
-
-    timeline = chrome_trace({n: (r.plan, r.sim) for n, r in result.runs.items()},
-                            result.hw.clock_hz)
-    config_text = yaml.safe_dump(result.resolved_config(), sort_keys=False)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(result.summary, out / "summary.json")
-    write_csv_atomic(result.tokens, out / "tokens.csv")
-    write_json_atomic(timeline, out / "timeline.json")
-    write_text_atomic(config_text, out / "resolved_config.yaml")
-    for name, frame in result.saved_tables().items():
-        write_csv_atomic(frame, out / name)

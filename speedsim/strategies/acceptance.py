@@ -1,14 +1,9 @@
-"""What the simulator needs from the reference model, per workload.
+"""Acceptance sources: which early predictions SPEED's schedule treats as right.
 
-- ``run_reference``: the sequential greedy run (committed tokens, early and
-  final predictions);
-- ``acceptance_vector``: the per-token acceptance SPEED's schedule follows,
-  from the model, a seeded Bernoulli draw, or a recorded file;
-- ``run_speed_numeric``: SPEED executed in NumPy, for the lossless check.
-
-Every acceptance vector is aligned with ``GenerationRecord.accepted``: one
-bool per generated token; entries 0 and new_tokens-1 are never consulted
-(see ``speedsim.model.speed_exec``).
+``model`` takes the reference run's own outcomes, ``bernoulli`` a seeded draw,
+``file`` a recorded vector. Every result is ``AcceptanceOutcomes``
+(``speedsim.contracts.schedule``): one bool per generated token, aligned with
+``GenerationRecord.accepted``.
 """
 
 from __future__ import annotations
@@ -19,22 +14,13 @@ from typing import Optional
 import numpy as np
 
 from speedsim.config.errors import ConfigError
-from speedsim.model.decoder import GenerationRecord, generate
-from speedsim.model.speed_exec import SpeedRun, run_speed_workload
-from speedsim.model.weights import Params
-
-__all__ = ["GenerationRecord", "acceptance_vector", "read_acceptance_file", "run_reference",
-           "run_speed_numeric"]
+from speedsim.contracts.schedule import AcceptanceOutcomes
+from speedsim.model.decoder import GenerationRecord
 
 _KEY = "strategies.speed.acceptance"
 
 
-def run_reference(workload, params: Optional[Params] = None) -> GenerationRecord:
-    """Greedy decoding of the workload, early predictions at its SPEED exit point."""
-    return generate(workload, params=params)
-
-
-def acceptance_vector(workload, record: Optional[GenerationRecord] = None) -> np.ndarray:
+def acceptance_vector(workload, record: Optional[GenerationRecord] = None) -> AcceptanceOutcomes:
     """bool [new_tokens]: which early predictions SPEED's schedule treats as right.
 
     - ``model``: the reference run's own (needs ``record``);
@@ -83,9 +69,3 @@ def read_acceptance_file(path: str | Path) -> np.ndarray:
                               key=f"{_KEY}.path")
         out.append(truth[c.lower()])
     return np.array(out, dtype=bool)
-
-
-def run_speed_numeric(workload, params: Optional[Params] = None) -> SpeedRun:
-    """SPEED run pipelined in NumPy from the prompt: committed tokens, its own schedule,
-    and the token each execution carried."""
-    return run_speed_workload(workload, params)

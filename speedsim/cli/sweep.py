@@ -6,10 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from speedsim.cli import io
 from speedsim.config.errors import ConfigError
 
 
-def add_sweep_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "sweep", help="run a design-space sweep (resumable; local processes or Dask)",
         description="Run every point of a sweep spec and append one row per point to a CSV "
@@ -101,8 +102,7 @@ def cmd_plot_pareto(args: argparse.Namespace) -> int:
     fig = plot_pareto(ok, args.x, args.y, x_goal=goals[args.x], y_goal=goals[args.y],
                       title=f"{Path(args.results).name}: Pareto front")
     out = Path(args.out) if args.out else Path(args.results).with_suffix(".pareto.png")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=150)
+    io.save_figure(fig, out, "png", 150)
     axes = [c for c in ok.columns if c.startswith(("hw.", "workload."))]
     shown = list(dict.fromkeys(["index", *axes, args.x, args.y]))
     front.sort_values(args.x)[shown].to_string(sys.stdout, index=False)

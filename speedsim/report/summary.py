@@ -1,0 +1,95 @@
+"""The run summary (DESIGN §9 ``summary.json``) and the per-execution token table.
+
+Both are pure functions of the strategies' runs: plan, event log, metrics and
+committed tokens. ``tokens_match`` is the losslessness check every summary
+carries: all strategies committed the same token ids (numeric models) or the
+same positions, each once and in order (shape-only models).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+
+from speedsim import __version__
+from speedsim.config.hw import Hardware
+from speedsim.config.workload import Workload
+from speedsim.contracts.plan import Plan
+from speedsim.sim.engine import SimResult
+
+TOKEN_COLUMNS = ["strategy", "exec", "sequence", "position", "token_id", "status",
+                 "start_cycle", "end_cycle"]
+
+
+@dataclass(frozen=True)
+class StrategyRun:
+    plan: Plan
+    sim: SimResult
+    metrics: dict[str, Any]
+    committed: Optional[np.ndarray]  # token ids [B, new_tokens] (None for shape-only models)
+    carried: Optional[np.ndarray] = None  # [decode executions, B]: input token of each, by
+    #                                       exec_id - 1 (-1 where not modelled)
+
+
+def resolved_config(hw: Hardware, wl: Workload) -> dict[str, Any]:
+    return {"hw": hw.model_dump(mode="json"), "workload": wl.model_dump(mode="json")}
+
+
+def build_summary(hw: Hardware, wl: Workload, runs: dict[str, StrategyRun]) -> dict[str, Any]:
+    strategies = {n: r.metrics for n, r in runs.items()}
+    seq = strategies.get("sequential")
+    speedup = {n: (seq["decode_time_s"] / m["decode_time_s"] if seq and m["decode_time_s"] > 0
+                   else None) for n, m in strategies.items()}
+    roofline = {n: m["roofline_decode_s"] for n, m in strategies.items()}
+    return {
+        "speedsim_version": __version__,
+        "hardware": hw.name,
+        "workload": wl.name,
+        "strategies": strategies,
+        "speedup": speedup,
+        "roofline": roofline,
+        "roofline_fraction": {n: (roofline[n] / m["decode_time_s"] if m["decode_time_s"] else 1.0)
+                              for n, m in strategies.items()},
+        "tokens_match": tokens_match(runs),
+        "config": resolved_config(hw, wl),
+    }
+
+
+def tokens_match(runs: dict[str, StrategyRun]) -> bool:
+    """Every strategy committed the same token ids (numeric models), or — for shape-only
+    models — the same positions, each exactly once and in order."""
+    committed = [r.committed for r in runs.values()]
+    if all(c is not None for c in committed):
+        return all(np.array_equal(committed[0], c) for c in committed[1:])
+    positions = [_committed_positions(r.plan) for r in runs.values()]
+    return all(p == list(range(len(positions[0]))) for p in positions) and \
+        all(p == positions[0] for p in positions)
+
+
+def _committed_positions(plan: Plan) -> list[int]:
+    return sorted(e.index for e in plan.execs if e.phase == "decode" and e.status == "committed")
+
+
+def token_table(runs: dict[str, StrategyRun], batch: int) -> pd.DataFrame:
+    """One row per decode token execution and sequence (DESIGN §9 ``tokens.csv``)."""
+    rows = [row for name, run in runs.items() for row in _token_rows(name, run, batch)]
+    return pd.DataFrame(rows, columns=TOKEN_COLUMNS)
+
+
+def _token_rows(name: str, run: StrategyRun, batch: int) -> list[dict[str, Any]]:
+    start = run.sim.items["start_cycle"].to_numpy()
+    end = run.sim.items["end_cycle"].to_numpy()
+    rows = []
+    for e in run.plan.execs:
+        if e.phase != "decode":
+            continue
+        for b in range(batch):
+            token = -1 if run.carried is None else int(run.carried[e.exec_id - 1, b])
+            rows.append({"strategy": name, "exec": e.exec_id, "sequence": b,
+                         "position": e.position, "token_id": token, "status": e.status,
+                         "start_cycle": int(start[e.first_item]),
+                         "end_cycle": int(end[e.last_item])})
+    return rows
