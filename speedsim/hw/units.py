@@ -57,6 +57,7 @@ class BulkTransfer:
     start: int = 0
     finish: int = 0
     arrival: int = 0
+    origin: int = 0  # first cycle it may move (issue, predecessor finished, engine free)
 
 
 class Dram:
@@ -95,7 +96,7 @@ class Dram:
             else:
                 self.busy_starts.append(start)
                 self.busy_ends.append(end)
-            self._replan(start)
+            self._replan(start, end)
         return start, end, end + self.latency
 
     def bulk(self, now: int, bytes_: int) -> BulkTransfer:
@@ -129,11 +130,16 @@ class Dram:
         older = list(self.arrivals)
         return older[back] if -back <= len(older) else 0
 
+    def _origin(self, i: int) -> int:
+        """First cycle pending transfer ``i`` may move: issued, its predecessor finished,
+        an engine free."""
+        prev = self.pending[i - 1].finish if i else self.retired_finish
+        return max(self.pending[i].issue, prev, self._engine_free(i))
+
     def _plan(self, i: int) -> None:
         tr = self.pending[i]
-        prev = self.pending[i - 1].finish if i else self.retired_finish
-        t = max(tr.issue, prev, self._engine_free(i))
-        tr.start, tr.finish = self._serve(t, tr.cycles)
+        tr.origin = self._origin(i)
+        tr.start, tr.finish = self._serve(tr.origin, tr.cycles)
         tr.arrival = tr.finish + self.latency
 
     def _serve(self, t: int, cycles: int) -> tuple[int, int]:
@@ -150,11 +156,24 @@ class Dram:
             t = max(t, b)
         return (t if start is None else start), t + cycles
 
-    def _replan(self, since: int) -> None:
+    def _replan(self, a: int, b: int) -> None:
+        """Push pending bulk transfers past a new demand interval ``[a, b)``. Demand is
+        first come, first served, so no other demand interval lies after ``a``: a transfer
+        in service at ``a`` loses ``b - a`` cycles, one due to start in ``[a, b)`` starts
+        at ``b``, and one whose origin moves (its predecessor or engine now frees later,
+        at or after ``b``) runs from its new origin undisturbed."""
         for i, tr in enumerate(self.pending):
-            if tr.finish > since:
-                self._plan(i)
-
+            origin = self._origin(i)
+            if origin != tr.origin:
+                tr.origin, tr.start, tr.finish = origin, origin, origin + tr.cycles
+            elif tr.finish <= a:
+                continue
+            elif tr.start >= a:
+                if tr.start < b:
+                    tr.start, tr.finish = b, b + tr.cycles
+            else:
+                tr.finish += b - a
+            tr.arrival = tr.finish + self.latency
 
 class WeightBuffer:
     """LRU residency of weight tiles with pinning; logs occupancy changes."""

@@ -188,18 +188,30 @@ class _StreamLoader:
 
     def __init__(self, unit_items: list[WorkItem], tiles: dict[int, list[Tile]], slots: int,
                  gate, parts: "_Parts"):
-        self.order = deque((it, j, t.stream_bytes) for it in unit_items
-                           for j, t in enumerate(tiles[it.id]) if t.stream_bytes)
+        self.items = [(it, tiles[it.id]) for it in unit_items]
+        self.i = self.j = 0  # the next tile to issue: tile j of items[i]
         self.slots, self.gate, self.parts = slots, gate, parts
         self.in_flight = 0
         self.arrival: dict[tuple[int, int], int] = {}
 
+    def _next(self) -> tuple[WorkItem, int, int] | None:
+        """The next stream tile in the unit's order, without taking it."""
+        while self.i < len(self.items):
+            it, tiles = self.items[self.i]
+            while self.j < len(tiles):
+                if tiles[self.j].stream_bytes:
+                    return it, self.j, tiles[self.j].stream_bytes
+                self.j += 1
+            self.i, self.j = self.i + 1, 0
+        return None
+
     def pump(self, now: int) -> None:
-        while self.order and self.in_flight < self.slots:
-            it, j, bytes_ = self.order[0]
-            if not self.gate(it):
+        while self.in_flight < self.slots:
+            nxt = self._next()
+            if nxt is None or not self.gate(nxt[0]):
                 return
-            self.order.popleft()
+            it, j, bytes_ = nxt
+            self.j += 1
             self.in_flight += 1
             start, end, arrival = self.parts.dram.demand(now, bytes_)
             self.parts.log.add("dram", it, "load", "stream", start, end, bytes_, tile=j)
@@ -253,6 +265,7 @@ class _Replay:
         self.fast = fast and not per_tile
         self.blocked: dict[str, int | None] = {"array": None, "vector": None}
         self.run_ends: dict[int, list[int]] = {}
+        self.tile_sums: dict[int, tuple[int, int]] = {}
 
     def sleep(self, cycles: int):
         """A SimPy timeout of ``cycles``, counted."""
@@ -314,11 +327,12 @@ class _Replay:
             first, j = None, 0
             while j < len(tiles):
                 t = tiles[j]
-                if first is not None and self.fast and unit == "array":
-                    played = self._fast_forward(it, tiles, j)
+                if self.fast and (first is not None or param_at <= env.now):
+                    played = self._fast_forward(unit, it, tiles, j)
                     if played:
+                        first = played[2] if first is None else first
                         yield self.sleep(played[1] - env.now)
-                        j += played[0]
+                        j = played[0]
                         continue
                 key, at = yield from self._tile_inputs(unit, it, j, t, param_at if j == 0 else 0)
                 first = env.now if first is None else first
@@ -336,31 +350,67 @@ class _Replay:
             if first is None:
                 first = compute_end
             if not log.per_tile:
-                log.add(unit, it, "compute", "", first, compute_end, 0,
-                        sum(t.macs for t in tiles), sum(t.vector_ops for t in tiles))
+                log.add(unit, it, "compute", "", first, compute_end, 0, *self._sums(tiles))
             # 3. outputs
             done = self._store(it)
             self._finish(it, done)
             self.records.append((it, ready, first, compute_end, done, len(tiles)))
         self.blocked[unit] = -1  # finished: waits for nothing, issues nothing
 
-    def _horizon(self) -> float:
-        """While the array plays a weight run: the first cycle the vector unit may issue a
-        transfer again (it is blocked on a dep), or -1 if it may issue at any time."""
-        d = self.blocked["vector"]
+    def _horizon(self, other: str = "vector") -> float:
+        """The first cycle unit ``other`` may act again (it is blocked on a dep), or -1 if
+        it may act at any time."""
+        d = self.blocked[other]
         if d is None:
             return -1
         if d == -1 or d not in self.done_at:
             return float("inf")
         return self.done_at[d]
 
-    def _fast_forward(self, it: WorkItem, tiles: list[Tile], j: int) -> tuple[int, int] | None:
+    def _fast_forward(self, unit: str, it: WorkItem, tiles: list[Tile],
+                      j: int) -> tuple[int, int, int] | None:
+        """While the other unit can issue nothing, play tiles without SimPy events:
+        weight runs in closed form, tiles without weights one by one in arithmetic.
+        Returns (next tile, compute end of the last tile played, compute start of the
+        first) or None."""
+        t = tiles[j]
+        if t.weight_bytes:
+            if unit != "array" or j == 0 or t.stream_bytes or self._run_length(tiles, j) < 2 * FAST_MIN_TILES:
+                return None
+            played = self._weight_run(it, tiles, j)
+            return (j + played[0], played[1], -1) if played else None
+        return self._stream_tiles(unit, it, tiles, j)
+
+    def _stream_tiles(self, unit: str, it: WorkItem, tiles: list[Tile],
+                      j: int) -> tuple[int, int, int] | None:
+        """Tiles ``j``… without weights, played in arithmetic up to the other unit's horizon:
+        exactly what the SimPy steps would do, since nothing else acts meanwhile."""
+        horizon = self._horizon("vector" if unit == "array" else "array")
+        now = self.env.now
+        if horizon < now:
+            return None
+        stream, k, first = self.streams[unit], j, -1
+        while k < len(tiles) and not tiles[k].weight_bytes:
+            t = tiles[k]
+            at = stream.arrival[(it.id, k)] if t.stream_bytes else now
+            end = max(now, at) + t.cycles
+            if end > horizon:
+                break
+            first = max(now, at) if first < 0 else first
+            stream.arrival.pop((it.id, k), None)
+            now = end
+            if t.stream_bytes:
+                stream.release(t.stream_bytes, now)
+            k += 1
+        return (k, now, first) if k > j else None
+
+    def _weight_run(self, it: WorkItem, tiles: list[Tile], j: int) -> tuple[int, int] | None:
         """Play tiles of a run of identical weight-only tiles in closed form
         (``speedsim.hw.pipeline``) when nothing else can touch the DRAM meanwhile;
         returns (tiles played, compute end of the last one) or None."""
         slots, t = self.weights.slots, tiles[j]
         n = self._run_length(tiles, j) - slots
-        horizon, dram, env = self._horizon(), self.parts.dram, self.env
+        horizon, dram, env = self._horizon("vector"), self.parts.dram, self.env
         if n < FAST_MIN_TILES or t.stream_bytes or horizon < env.now or dram.demand_free > env.now:
             return None
         issued = [self.weights.issued.get((it.id, jj)) for jj in range(j, j + slots)]
@@ -390,7 +440,7 @@ class _Replay:
         dram.pending = []
         for jj, (start, finish, arrival) in zip(range(j + n, j + n + slots), res.state.pending):
             tr = BulkTransfer(issue=start, cycles=finish - start, bytes_=bytes_, start=start,
-                              finish=finish, arrival=arrival)
+                              finish=finish, arrival=arrival, origin=start)
             dram.pending.append(tr)
             loader.issued[(it.id, jj)] = (_tile_key(it, jj), tr)
         loader.skip(it, n)
@@ -402,6 +452,14 @@ class _Replay:
         self.parts.wbuf.stream(_tile_key(it, 0)[:-1], j + slots + n, slots, bytes_, res.state.now)
         log.add("dram", it, "load", "weight", first_start, res.last_finish, n * bytes_)
         log.fetched[it.id] = log.fetched.get(it.id, 0) + n * bytes_
+
+    def _sums(self, tiles: list[Tile]) -> tuple[int, int]:
+        """(MACs, vector ops) of a tile list, shared by items of one shape."""
+        hit = self.tile_sums.get(id(tiles))
+        if hit is None:
+            hit = self.tile_sums[id(tiles)] = (sum(t.macs for t in tiles),
+                                               sum(t.vector_ops for t in tiles))
+        return hit
 
     def _run_length(self, tiles: list[Tile], j: int) -> int:
         """Tiles from ``j`` on equal to tile ``j``."""
