@@ -147,6 +147,7 @@ def strategy_metrics(plan: Plan, sim: SimResult, hw: Hardware, wl: Workload,
     m["energy_per_token_j"] = m["energy_j"]["total"] / (wl.generation.batch * wl.generation.new_tokens)
     m["committed_tokens"] = wl.generation.new_tokens
     m["roofline_decode_s"] = core.roofline_decode_s(plan, sim, hw)
+    m["bound_by"] = core.decode_bound_by(plan, sim)
     if accepted is not None:
         m["speculation"] = core.speculation(plan, accepted)
     return m

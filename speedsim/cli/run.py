@@ -30,6 +30,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="override a key: hw.<path>=value or workload.<path>=value (YAML-typed)")
     p.add_argument("--strategies", help="comma-separated subset, e.g. sequential,speed")
     p.add_argument("--json", action="store_true", help="print summary.json instead of the table")
+    p.add_argument("--timeline", choices=("full", "summary", "none"), default="summary",
+                   help="timeline.json: every unit interval (full), those of the prefill and "
+                        "the first 8 decode tokens (summary, the default), or none")
     p.set_defaults(func=cmd_run)
 
 
@@ -52,7 +55,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     names = [s.strip() for s in args.strategies.split(",")] if args.strategies else None
     result = simulate(hw, wl, names)
     if args.out:
-        io.write_run(result, Path(args.out))
+        io.write_run(result, Path(args.out), args.timeline)
     if args.json:
         json.dump(result.summary, sys.stdout, indent=2, default=float)
         print()

@@ -160,3 +160,13 @@ def roofline_decode_s(plan: Plan, sim: Any, hw: Hardware) -> float:
     moved = dram_bytes(items)
     dram_cycles = transfer_cycles(moved, hw.dram_bytes_per_cycle)
     return max(bound.array_cycles, bound.vector_cycles, dram_cycles) / hw.clock_hz
+
+
+def decode_bound_by(plan: Plan, sim: Any) -> dict[str, float]:
+    """``speedsim.metrics.bound.bound_by`` over the decode window: TTFT to the last commit."""
+    from speedsim.metrics.bound import bound_by
+
+    end = sim.items["end_cycle"].to_numpy()
+    start = int(end[plan.prefill_last_item])
+    commits = commit_cycles(plan, sim.items)
+    return bound_by(sim.log, start, int(commits[-1]) if len(commits) else start)

@@ -32,6 +32,9 @@ ROWS: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
      "{:.3f} / {:.3f} mJ"),
     ("energy per token", lambda m: m["energy_per_token_j"] * 1e6, "{:.2f} µJ"),
     ("wasted energy", lambda m: m["energy_j"].get("wasted", 0.0) * 1e3, "{:.3f} mJ"),
+    ("bound: DRAM/array/vec/lat.",
+     lambda m: tuple(m["bound_by"][k] * 100 for k in ("dram", "array", "vector", "latency")),
+     "{:.0f} / {:.0f} / {:.0f} / {:.0f} %"),
 ]
 
 SPEC_ROWS: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
