@@ -1,4 +1,4 @@
-"""What bounds decode: exact shares on a hand-made log."""
+"""What bounds decode: exact shares on hand-made logs."""
 
 import pandas as pd
 import pytest
@@ -7,23 +7,26 @@ from speedsim.metrics.bound import bound_by
 
 
 def log(*rows):
-    return pd.DataFrame(rows, columns=["unit", "start_cycle", "end_cycle"])
+    """Rows (unit, start, end[, busy cycles]); busy defaults to the whole span."""
+    rows = [r if len(r) == 4 else (*r, r[2] - r[1]) for r in rows]
+    return pd.DataFrame(rows, columns=["unit", "start_cycle", "end_cycle", "busy_cycles"])
 
 
-def test_each_cycle_goes_to_the_busiest_resource_busy_in_it():
-    # dram busy [0, 80) (80), array [20, 70) (50), vector [90, 95) (5); idle [80, 90), [95, 100)
-    shares = bound_by(log(("dram", 0, 60), ("dram", 50, 80), ("array", 20, 70),
+def test_each_cycle_goes_to_the_most_utilized_resource():
+    # dram busy [0, 80), array [20, 70), vector [90, 95); idle [80, 90), [95, 100)
+    shares = bound_by(log(("dram", 0, 60), ("dram", 60, 80), ("array", 20, 70),
                           ("vector", 90, 95)), 0, 100)
     assert shares == pytest.approx({"dram": 0.8, "array": 0.0, "vector": 0.05, "latency": 0.15})
 
 
-def test_an_array_bound_window_with_dram_in_its_gaps():
-    # array 3 x 30 = 90 busy beats dram (2 x 10 = 20): dram counts only where the array idles
-    shares = bound_by(log(("array", 0, 30), ("array", 35, 65), ("array", 70, 100),
-                          ("dram", 25, 35), ("dram", 65, 75)), 0, 100)
-    assert shares == pytest.approx({"dram": 0.10, "array": 0.90, "vector": 0.0, "latency": 0.0})
+def test_a_merged_row_counts_its_busy_cycles_not_its_span():
+    # a weight stream logged as one row over [0, 100) moved data 40 cycles of it; the array
+    # computed 90 cycles of [0, 100): array-bound, the rest is latency
+    shares = bound_by(log(("dram", 0, 100, 40), ("array", 0, 100, 90)), 0, 100)
+    assert shares == pytest.approx({"dram": 0.0, "array": 0.9, "vector": 0.0, "latency": 0.1})
 
 
 def test_rows_outside_the_window_are_clipped():
-    shares = bound_by(log(("dram", 0, 1000)), 400, 500)
-    assert shares["dram"] == 1.0 and bound_by(log(), 5, 5)["latency"] == 0.0
+    shares = bound_by(log(("dram", 0, 1000, 500)), 400, 500)
+    assert shares["dram"] == pytest.approx(0.5) and shares["latency"] == pytest.approx(0.5)
+    assert bound_by(log(), 5, 5)["latency"] == 0.0

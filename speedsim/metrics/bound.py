@@ -3,14 +3,15 @@
 A pure function of the event log (``SimResult.log``) and the decode window
 ``[start, end)`` (TTFT to the last commit, in cycles):
 
-1. busy intervals per resource: ``array`` and ``vector`` compute rows, ``dram``
-   transfer rows (their spans, as logged), each merged into a union and clipped
-   to the window; ``busy_r`` is the length of that union;
-2. resources ranked by ``busy_r`` (the most used first: in a pipeline that
-   overlaps its units, the one busy longest is the one the others wait for);
-3. every cycle of the window is charged to the highest-ranked resource busy
-   in it, or to ``latency`` when none is (dependencies, DRAM latency, issue
-   gaps).
+1. every log row of unit ``r`` (``array``/``vector`` compute, ``dram``
+   transfers) spreads its ``busy_cycles`` evenly over its span
+   ``[start_cycle, end_cycle)``: a density ``busy_cycles / span`` (a merged row
+   of a weight stream that moved data half the time has density 1/2);
+2. at each cycle, the utilization ``u_r`` of a resource is the sum of the
+   densities of its rows covering that cycle, at most 1;
+3. the cycle is charged ``max_r u_r`` to the resource with the highest
+   utilization and ``1 - max_r u_r`` to ``latency`` (waiting on dependencies,
+   DRAM latency, issue gaps).
 
 The four shares add up to 1 (``docs/metrics.md``).
 """
@@ -23,33 +24,18 @@ import pandas as pd
 RESOURCES = ("dram", "array", "vector")
 
 
-def _union(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The union of intervals ``[starts, ends)`` as sorted disjoint intervals."""
-    keep = ends > starts
-    starts, ends = starts[keep], ends[keep]
-    if not len(starts):
-        return starts, ends
-    order = np.argsort(starts, kind="stable")
-    starts, ends = starts[order], np.maximum.accumulate(ends[order])
-    new = np.concatenate([[True], starts[1:] > ends[:-1]])
-    last = np.append(np.flatnonzero(new)[1:] - 1, len(ends) - 1)  # ends are running maxima
-    return starts[new], ends[last]
-
-
-def _busy(log: pd.DataFrame, unit: str, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
+def _utilization(log: pd.DataFrame, unit: str, edges: np.ndarray) -> np.ndarray:
+    """Per elementary segment ``[edges[i], edges[i+1])``: the unit's utilization."""
     rows = log[log["unit"] == unit]
-    s = np.clip(rows["start_cycle"].to_numpy(dtype=np.int64), start, end)
-    e = np.clip(rows["end_cycle"].to_numpy(dtype=np.int64), start, end)
-    return _union(s, e)
-
-
-def _covered(union: tuple[np.ndarray, np.ndarray], points: np.ndarray) -> np.ndarray:
-    """Whether each of ``points`` lies inside the union."""
-    s, e = union
-    if not len(s):
-        return np.zeros(len(points), dtype=bool)
-    i = np.searchsorted(s, points, side="right") - 1
-    return (i >= 0) & (points < e[np.maximum(i, 0)])
+    s = rows["start_cycle"].to_numpy(dtype=np.int64)
+    e = rows["end_cycle"].to_numpy(dtype=np.int64)
+    keep = e > s
+    s, e = s[keep], e[keep]
+    density = rows["busy_cycles"].to_numpy(dtype=np.float64)[keep] / (e - s)
+    delta = np.zeros(len(edges) + 1)
+    np.add.at(delta, np.searchsorted(edges, s), density)
+    np.add.at(delta, np.searchsorted(edges, e), -density)
+    return np.minimum(np.cumsum(delta)[:len(edges) - 1], 1.0)
 
 
 def bound_by(log: pd.DataFrame, start: int, end: int) -> dict[str, float]:
@@ -57,15 +43,21 @@ def bound_by(log: pd.DataFrame, start: int, end: int) -> dict[str, float]:
     out = {r: 0.0 for r in (*RESOURCES, "latency")}
     if end <= start:
         return out
-    unions = {r: _busy(log, r, start, end) for r in RESOURCES}
-    busy = {r: int((e - s).sum()) for r, (s, e) in unions.items()}
-    ranked = sorted(RESOURCES, key=lambda r: -busy[r])  # stable: ties keep RESOURCES order
-    edges = np.unique(np.concatenate([[start, end], *[np.concatenate(u) for u in unions.values()]]))
-    points, lengths = edges[:-1], np.diff(edges)
-    free = np.ones(len(points), dtype=bool)
-    for r in ranked:
-        mine = free & _covered(unions[r], points)
-        out[r] = float(lengths[mine].sum()) / (end - start)
-        free &= ~mine
-    out["latency"] = float(lengths[free].sum()) / (end - start)
+    s = np.clip(log["start_cycle"].to_numpy(dtype=np.int64), start, end)
+    e = np.clip(log["end_cycle"].to_numpy(dtype=np.int64), start, end)
+    clipped = log.assign(start_cycle=s, end_cycle=e,
+                         busy_cycles=log["busy_cycles"] * _kept(log, s, e))
+    edges = np.unique(np.concatenate([[start, end], s, e]))
+    util = np.stack([_utilization(clipped, r, edges) for r in RESOURCES])
+    lengths = np.diff(edges).astype(np.float64)
+    best = util.argmax(axis=0)
+    for i, r in enumerate(RESOURCES):
+        out[r] = float((lengths * util[i] * (best == i)).sum()) / (end - start)
+    out["latency"] = 1.0 - sum(out[r] for r in RESOURCES)
     return out
+
+
+def _kept(log: pd.DataFrame, s: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """The share of each row's span left inside the window."""
+    span = (log["end_cycle"] - log["start_cycle"]).to_numpy(dtype=np.float64)
+    return np.where(span > 0, (e - s) / np.maximum(span, 1), 0.0)

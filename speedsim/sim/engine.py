@@ -85,7 +85,7 @@ from speedsim.hw.pipeline import RunState, weight_run
 from speedsim.hw.units import BulkTransfer, Dram, Occupancy, ParamCache, WeightBuffer
 
 LOG_COLUMNS = ("unit", "item", "op", "kind", "category", "start_cycle", "end_cycle", "bytes",
-               "macs", "vector_ops", "wasted_fraction", "step", "tile")
+               "macs", "vector_ops", "wasted_fraction", "step", "tile", "busy_cycles")
 ITEM_COLUMNS = ("item", "op", "unit", "phase", "label", "ready_cycle", "start_cycle",
                 "compute_end_cycle", "end_cycle", "tokens", "step", "wasted_fraction", "macs",
                 "vector_ops", "tiles", "weight_bytes_fetched", "kv_read_bytes", "kv_write_bytes",
@@ -134,17 +134,21 @@ class _Log:
         self.per_tile = per_tile
 
     def add(self, unit: str, it: WorkItem, kind: str, category: str, start: int, end: int,
-            bytes_: int = 0, macs: int = 0, vops: int = 0, tile: int = -1) -> None:
+            bytes_: int = 0, macs: int = 0, vops: int = 0, tile: int = -1,
+            busy: int | None = None) -> None:
+        """``busy``: cycles the unit actually worked within ``[start, end)`` (default: all)."""
+        busy = end - start if busy is None else busy
         key = (it.id, unit, kind, category, tile if self.per_tile else -1)
         row = self.rows.get(key)
         if row is None:
             self.rows[key] = [unit, it.id, it.op, kind, category, start, end, bytes_, macs, vops,
-                              it.wasted_fraction, it.step, key[-1]]
+                              it.wasted_fraction, it.step, key[-1], busy]
             return
         row[5], row[6] = min(row[5], start), max(row[6], end)
         row[7] += bytes_
         row[8] += macs
         row[9] += vops
+        row[13] += busy
 
     def frame(self) -> pd.DataFrame:
         df = pd.DataFrame.from_records([tuple(r) for r in self.rows.values()], columns=LOG_COLUMNS)
@@ -288,7 +292,7 @@ class _Replay:
         self.fast = fast and not per_tile
         self.blocked: dict[str, int | None] = {"array": None, "vector": None}
         self.run_ends: dict[int, list[int]] = {}
-        self.tile_sums: dict[int, tuple[int, int]] = {}
+        self.tile_sums: dict[int, tuple[int, int, int]] = {}
 
     def sleep(self, cycles: int):
         """A SimPy timeout of ``cycles``, counted."""
@@ -373,7 +377,8 @@ class _Replay:
             if first is None:
                 first = compute_end
             if not log.per_tile:
-                log.add(unit, it, "compute", "", first, compute_end, 0, *self._sums(tiles))
+                macs, vops, cycles = self._sums(tiles)
+                log.add(unit, it, "compute", "", first, compute_end, 0, macs, vops, busy=cycles)
             # 3. outputs
             done = self._store(it)
             self._finish(it, done)
@@ -473,15 +478,17 @@ class _Replay:
         dram.bytes_moved += n * bytes_
         dram.last_issue = max(dram.last_issue, res.state.pending[-1][0])
         self.parts.wbuf.stream(_tile_key(it, 0)[:-1], j + slots + n, slots, bytes_, res.state.now)
-        log.add("dram", it, "load", "weight", first_start, res.last_finish, n * bytes_)
+        log.add("dram", it, "load", "weight", first_start, res.last_finish, n * bytes_,
+                busy=n * dram.cycles(bytes_))
         log.fetched[it.id] = log.fetched.get(it.id, 0) + n * bytes_
 
-    def _sums(self, tiles: list[Tile]) -> tuple[int, int]:
-        """(MACs, vector ops) of a tile list, shared by items of one shape."""
+    def _sums(self, tiles: list[Tile]) -> tuple[int, int, int]:
+        """(MACs, vector ops, cycles) of a tile list, shared by items of one shape."""
         hit = self.tile_sums.get(id(tiles))
         if hit is None:
             hit = self.tile_sums[id(tiles)] = (sum(t.macs for t in tiles),
-                                               sum(t.vector_ops for t in tiles))
+                                               sum(t.vector_ops for t in tiles),
+                                               sum(t.cycles for t in tiles))
         return hit
 
     def _run_length(self, tiles: list[Tile], j: int) -> int:
@@ -523,7 +530,7 @@ class _Replay:
                 while tr.arrival > env.now:  # demand booked meanwhile may push it back
                     yield self.sleep(tr.arrival - env.now)
                 self.parts.log.add("dram", it, "load", "weight", tr.start, tr.finish, tr.bytes_,
-                                   tile=j)
+                                   tile=j, busy=tr.cycles)
         return key, env.now
 
     def _store(self, it: WorkItem) -> int:
