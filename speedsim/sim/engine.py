@@ -155,6 +155,32 @@ class _Log:
         return df.sort_values(["start_cycle", "unit", "item"], kind="stable", ignore_index=True)
 
 
+def _next_tile(loader, field: str) -> tuple[WorkItem, int, int] | None:
+    """Move ``loader``'s cursor (``i``, ``j`` over ``loader.items``) to the next tile with
+    ``field`` bytes and return (item, tile index, bytes), or None past the end."""
+    while loader.i < len(loader.items):
+        it, tiles = loader.items[loader.i]
+        nxt = _next_index(loader.skips, tiles, field)
+        if loader.j < len(tiles):
+            loader.j = nxt[loader.j]
+            if loader.j < len(tiles):
+                return it, loader.j, getattr(tiles[loader.j], field)
+        loader.i, loader.j = loader.i + 1, 0
+    return None
+
+
+def _next_index(cache: dict, tiles: list[Tile], field: str) -> list[int]:
+    """Per tile index j, the first index >= j whose tile has ``field`` bytes (cached by
+    tile list: items of one shape share theirs)."""
+    hit = cache.get(id(tiles))
+    if hit is None:
+        hit = [len(tiles)] * (len(tiles) + 1)
+        for j in range(len(tiles) - 1, -1, -1):
+            hit[j] = j if getattr(tiles[j], field) else hit[j + 1]
+        cache[id(tiles)] = hit
+    return hit
+
+
 class _WeightLoader:
     """Issues the array items' weight tiles in list order, ``slots`` ahead of the compute."""
 
@@ -162,6 +188,7 @@ class _WeightLoader:
                  per_op: bool, parts: "_Parts"):
         self.items = [(it, tiles[it.id]) for it in array_items]
         self.i = self.j = 0  # the next tile to issue: tile j of items[i]
+        self.skips: dict[int, list[int]] = {}
         self.slots, self.per_op, self.parts = slots, per_op, parts
         self.in_flight = 0
         self.issued: dict[tuple[int, int], tuple[Hashable, BulkTransfer | int]] = {}
@@ -169,14 +196,7 @@ class _WeightLoader:
 
     def _next(self) -> tuple[WorkItem, int, int] | None:
         """The next weight tile in list order, without taking it."""
-        while self.i < len(self.items):
-            it, tiles = self.items[self.i]
-            while self.j < len(tiles):
-                if tiles[self.j].weight_bytes:
-                    return it, self.j, tiles[self.j].weight_bytes
-                self.j += 1
-            self.i, self.j = self.i + 1, 0
-        return None
+        return _next_tile(self, "weight_bytes")
 
     def skip(self, it: WorkItem, n: int) -> None:
         """Pass over ``n`` weight tiles of ``it``, issued by a closed-form run."""
@@ -217,20 +237,14 @@ class _StreamLoader:
                  gate, parts: "_Parts"):
         self.items = [(it, tiles[it.id]) for it in unit_items]
         self.i = self.j = 0  # the next tile to issue: tile j of items[i]
+        self.skips: dict[int, list[int]] = {}
         self.slots, self.gate, self.parts = slots, gate, parts
         self.in_flight = 0
         self.arrival: dict[tuple[int, int], int] = {}
 
     def _next(self) -> tuple[WorkItem, int, int] | None:
         """The next stream tile in the unit's order, without taking it."""
-        while self.i < len(self.items):
-            it, tiles = self.items[self.i]
-            while self.j < len(tiles):
-                if tiles[self.j].stream_bytes:
-                    return it, self.j, tiles[self.j].stream_bytes
-                self.j += 1
-            self.i, self.j = self.i + 1, 0
-        return None
+        return _next_tile(self, "stream_bytes")
 
     def pump(self, now: int) -> None:
         while self.in_flight < self.slots:
