@@ -3,7 +3,7 @@
 Reports, per run: wall seconds of ``simulate``, peak resident memory of the
 process so far, simulated tokens per wall second (decode executions of all
 strategies, batch included), work items and SimPy events per wall second.
-``--scaling`` fits the exponent of wall time in new tokens (32 → 256) and in
+``--scaling`` fits the exponent of wall time in new tokens (32 → 128) and in
 layers (8 → 32) on the 7B shape. Not a test: numbers depend on the machine;
 closing notes quote them.
 
@@ -58,7 +58,7 @@ def scaling() -> None:
     hw, wl = RUNS["7b"]
     layers = lambda v: [("model.n_layers", v), ("model.sharing.unique_layers", v // 4),
                         ("generation.new_tokens", 32)]  # G = N / U = 4 stages throughout
-    for key, values, over in (("new_tokens", [32, 64, 128, 256],
+    for key, values, over in (("new_tokens", [32, 64, 128],
                                lambda v: [("generation.new_tokens", v)]),
                               ("n_layers", [8, 16, 32], layers)):
         walls = [bench(hw, wl, over(v))["wall_s"] for v in values]
