@@ -51,3 +51,17 @@ def test_more_of_a_resource_is_never_slower(key, less, more):
     for name in ("sequential", "speed"):
         assert big.summary["strategies"][name]["decode_time_s"] <= \
             small.summary["strategies"][name]["decode_time_s"], name
+
+
+@pytest.mark.parametrize("hw_file", ["hw_configs/edge.yaml", "hw_configs/tiny.yaml",
+                                     "hw_configs/datacenter.yaml", "hw_configs/h100.yaml"])
+def test_shipped_hardware_closed_form_equals_tile_by_tile(hw_file, monkeypatch):
+    import speedsim.api as api
+    from speedsim.sim.engine import replay
+
+    _, fast = _run(hw_file=hw_file, new_tokens=6)
+    monkeypatch.setattr(api, "replay", lambda items, hw: replay(items, hw, closed_form_runs=False))
+    _, slow = _run(hw_file=hw_file, new_tokens=6)
+    for name in fast.runs:
+        assert fast.runs[name].sim.items.equals(slow.runs[name].sim.items), name
+        assert fast.runs[name].sim.log.equals(slow.runs[name].sim.log), name
