@@ -1,4 +1,4 @@
-"""Wall time of whole runs: the default comparison and the 7B-shape workload.
+"""Wall time of whole runs: the default comparison, every strategy, and the 7B-shape workload.
 
 Reports, per run: wall seconds of ``simulate``, peak resident memory of the
 process so far, simulated tokens per wall second (decode executions of all
@@ -23,6 +23,7 @@ from speedsim.config import load_hardware, load_workload
 
 RUNS = {
     "gen": ("hw_configs/edge.yaml", "workloads/gen.yaml"),
+    "strategies": ("hw_configs/edge.yaml", "workloads/strategies.yaml"),
     "7b": ("hw_configs/edge.yaml", "workloads/llama7b_shape.yaml"),
     "7b_h100": ("hw_configs/h100.yaml", "workloads/llama7b_shape.yaml"),
     "7b_dc": ("hw_configs/datacenter.yaml", "workloads/llama7b_shape.yaml"),

@@ -49,7 +49,7 @@ def test_speed_without_sharing_is_not_faster_when_memory_bound():
     assert spd >= seq
 
 
-@pytest.mark.parametrize("stages, unique", [(4, 2), (2, 4)])
+@pytest.mark.parametrize("stages, unique", [(4, 3), (2, 6)])
 def test_full_acceptance_approaches_g(stages, unique):
     """A short prompt keeps KV traffic (which does not amortize) small beside the weights."""
     r = _run(MEMORY_BOUND, [("strategies.speed.stages", stages), ("generation.prompt_tokens", 8),
@@ -91,7 +91,8 @@ def test_macs_in_log_equal_trace_plus_flushed_work():
     seq = sum(it.macs for it in r.runs["sequential"].plan.items)
     spd = r.runs["speed"]
     useful = sum(it.macs * (1 - it.wasted_fraction) for it in spd.plan.items)
-    early_head = 256 * 256  # d_model · vocab per committed execution (batch 1)
+    m = r.workload.model
+    early_head = m.d_model * m.vocab_size  # per committed execution (batch 1)
     assert useful == pytest.approx(seq + 31 * early_head)
 
 
@@ -101,28 +102,34 @@ def test_every_shipped_workload_commits_the_sequential_tokens(path):
     if wl.model.d_model > 1024:  # the 7B shape: fewer tokens and a prompt of 16
         wl = load_workload(path, [("generation.new_tokens", 3), ("generation.prompt_tokens", 16)])
     r = simulate(load_hardware("hw_configs/edge.yaml"), wl)
-    assert r.summary["tokens_match"] is True
+    numeric = wl.model.weights.source != "shape_only"
+    assert r.summary["tokens_match"] is (True if numeric else None)  # None: no real ids
+    assert r.summary["positions_match"] is True
     committed = r.tokens[r.tokens["status"] == "committed"]
     for name in r.runs:
         pos = sorted(committed[committed["strategy"] == name]["position"].unique())
         assert pos == list(range(wl.generation.prompt_tokens,
                                  wl.generation.prompt_tokens + wl.generation.new_tokens - 1))
-    assert np.isfinite(r.summary["speedup"]["speed"])
+    assert all(np.isfinite(v) for v in r.summary["speedup"].values())
 
 
 def test_resident_shared_weights_help_sequential_too():
-    """U = 2 weight sets of 0.75 MiB fit a 2 MiB weight buffer: after the prefill,
-    sequential decoding fetches no layer weights again (DESIGN §5: a fair comparison)."""
+    """U weight sets (1 byte per element on edge) that fit the weight buffer: after the
+    prefill, sequential decoding fetches no layer weights again (DESIGN §5: a fair
+    comparison). gen.yaml: U = 3 sets of 1.69 MiB; an 8 MiB buffer holds them."""
     # at 6.4 GB/s the weight stream, not the array, bounds edge decode, so residency shows
     slow_dram = ("dram.bandwidth_gb_s", 6.4)
     small = _run([slow_dram], strategies=["sequential"])
-    big = _run([slow_dram, ("buffers.weight.size_kib", 2048)], strategies=["sequential"])
+    m = small.workload.model
+    set_bytes = 4 * m.d_model ** 2 + 2 * m.d_model * m.d_ff  # wqkv, wo, w_up, w_down
+    assert m.unique_layers * set_bytes < 8192 * 1024
+    big = _run([slow_dram, ("buffers.weight.size_kib", 8192)], strategies=["sequential"])
     fetched = {}
     for name, r in (("small", small), ("big", big)):
         items = r.runs["sequential"].sim.items
         fetched[name] = items.loc[items["phase"] == "decode", "weight_bytes_fetched"].sum()
-    assert fetched["small"] > 31 * 8 * 700_000  # every layer's weights, every token
-    # the first decode token fetches the two sets (and the head) about once — prefill
+    assert fetched["small"] > 31 * m.n_layers * 0.9 * set_bytes  # every layer's weights, every token
+    # the first decode token fetches the U sets (and the head) about once — prefill
     # tiles its GEMMs differently, so its tiles are not reused — and then nothing more
-    assert 2 * 786_432 <= fetched["big"] < 1.3 * 2 * 786_432
+    assert m.unique_layers * set_bytes <= fetched["big"] < 1.3 * m.unique_layers * set_bytes
     assert _decode_s(big, "sequential") < _decode_s(small, "sequential")

@@ -1,11 +1,16 @@
-"""The shipped trained decoder (speedsim/data/speed_cycle_n8u2.npz) through the NumPy decoder.
+"""The shipped trained decoders (speedsim/data/*.npz) through the NumPy decoder.
 
-``tests/data/trained_expected.npz`` holds PyTorch's logits for held-out byte
-prompts, written by ``training/make_expected.py`` from the same weights. The
-NumPy reference must reproduce them — final head and the early heads after
-layers 1 (SPEED's exit for G = 4) and 3 (G = 2) — to 1e-4, so the weights,
-the key layout and both implementations of docs/model.md agree, without
-PyTorch in CI.
+``tests/data/<model>_expected.npz`` holds PyTorch's float32 logits for held-out
+byte prompts, written by ``training/make_expected.py`` from the same weights
+(stored as float16 for the two newer models, upcast to float32 on loading by
+both sides). The NumPy reference must reproduce them — final head and every
+stage-boundary early head — to 1e-4, so the weights, the key layout and both
+implementations of docs/model.md agree, without PyTorch in CI.
+
+Models: ``speed_cycle_n12u3`` (the default SPEED target: N = 12 over U = 3
+weight sets, exits after layers 2, 5, 8), ``draft_n2_d256`` (2 unshared layers,
+the draft model of draft-model speculative decoding) and the previous default
+``speed_cycle_n8u2`` (N = 8 over U = 2).
 """
 
 import hashlib
@@ -20,63 +25,95 @@ from speedsim.model.decoder import forward_full
 from speedsim.model.weights import SET_KEYS, load_npz
 
 ROOT = Path(__file__).resolve().parents[1]
-WEIGHTS = ROOT / "speedsim" / "data" / "speed_cycle_n8u2.npz"
-EXPECTED = ROOT / "tests" / "data" / "trained_expected.npz"
+DATA = ROOT / "speedsim" / "data"
 TOL = 1e-4
+SHIPPED_LIMIT_BYTES = 25 * 10**6
 
-SHAPE = ModelShape.model_validate({
-    "d_model": 256, "n_heads": 4, "d_ff": 1024, "n_layers": 8, "vocab_size": 256,
-    "max_seq_len": 256, "mlp": "gelu",
-    "sharing": {"scheme": "cycle", "unique_layers": 2},
-    "weights": {"source": "packaged", "name": "speed_cycle_n8u2"}})
+MODELS = {
+    "speed_cycle_n12u3": ({"d_model": 384, "n_heads": 6, "d_ff": 1536, "n_layers": 12,
+                           "sharing": {"scheme": "cycle", "unique_layers": 3}}, np.float16, (2, 5, 8)),
+    "draft_n2_d256": ({"d_model": 256, "n_heads": 4, "d_ff": 1024, "n_layers": 2,
+                       "sharing": {"scheme": "none"}}, np.float16, ()),
+    "speed_cycle_n8u2": ({"d_model": 256, "n_heads": 4, "d_ff": 1024, "n_layers": 8,
+                          "sharing": {"scheme": "cycle", "unique_layers": 2}}, np.float32, (1, 3)),
+}
+EXITS = [(name, e) for name, (_, _, exits) in MODELS.items() for e in (None, *exits)]
+
+
+def shape_of(name: str) -> ModelShape:
+    return ModelShape.model_validate({
+        **MODELS[name][0], "vocab_size": 256, "max_seq_len": 256, "mlp": "gelu",
+        "weights": {"source": "packaged", "name": name}})
 
 
 @pytest.fixture(scope="module")
 def expected():
-    with np.load(EXPECTED) as z:
-        return {k: z[k] for k in z.files}
+    out = {}
+    for name in MODELS:
+        with np.load(ROOT / "tests" / "data" / f"{name}_expected.npz") as z:
+            out[name] = {k: z[k] for k in z.files}
+    return out
 
 
 @pytest.fixture(scope="module")
 def params():
-    return load_npz(WEIGHTS, SHAPE, min_seq_len=256)
+    return {name: load_npz(DATA / f"{name}.npz", shape_of(name), min_seq_len=256) for name in MODELS}
 
 
-def test_shipped_file_layout():
-    assert WEIGHTS.stat().st_size <= 10 * 2**20
-    with np.load(WEIGHTS) as z:
+def test_shipped_weights_fit_the_size_budget():
+    assert sum(p.stat().st_size for p in DATA.glob("*.npz")) <= SHIPPED_LIMIT_BYTES
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_shipped_file_layout(name):
+    spec, dtype, _ = MODELS[name]
+    with np.load(DATA / f"{name}.npz") as z:
         arrays = {k: z[k] for k in z.files}
     config = json.loads(str(arrays.pop("config_json")[()]))
-    assert config == {"d_model": 256, "n_heads": 4, "n_kv_heads": 4, "d_ff": 1024,
-                      "n_layers": 8, "vocab_size": 256, "mlp": "gelu",
-                      "sharing": {"scheme": "cycle", "unique_layers": 2}}
+    U = spec["sharing"].get("unique_layers", spec["n_layers"])
+    assert config == {**spec, "n_kv_heads": spec["n_heads"], "vocab_size": 256, "mlp": "gelu",
+                      "sharing": {**spec["sharing"], "unique_layers": U}}
     want = {"tok_emb", "pos_emb", "ln_f.w", "ln_f.b"}
-    want |= {f"sets.{u}.{k}" for u in range(2) for k in SET_KEYS}
+    want |= {f"sets.{u}.{k}" for u in range(U) for k in SET_KEYS}
     assert set(arrays) == want
-    assert {a.dtype for a in arrays.values()} == {np.dtype(np.float32)}
-    assert arrays["pos_emb"].shape == (256, 256)
+    assert {a.dtype for a in arrays.values()} == {np.dtype(dtype)}
+    assert arrays["pos_emb"].shape == (256, spec["d_model"])
 
 
-def test_expected_values_come_from_the_shipped_weights(expected):
-    assert str(expected["weights_sha256"][()]) == hashlib.sha256(WEIGHTS.read_bytes()).hexdigest()
-    assert expected["tokens"].shape == (2, 32)
-    assert list(expected["exit_layers"]) == [1, 3]
+@pytest.mark.parametrize("name", MODELS)
+def test_expected_values_come_from_the_shipped_weights(expected, name):
+    e = expected[name]
+    assert str(e["weights_sha256"][()]) == hashlib.sha256((DATA / f"{name}.npz").read_bytes()).hexdigest()
+    assert e["tokens"].shape == (2, 32)
+    assert tuple(e["exit_layers"]) == MODELS[name][2]
 
 
-@pytest.mark.parametrize("exit_layer", [1, 3])
-def test_numpy_decoder_matches_torch_logits(params, expected, exit_layer):
-    final, early = forward_full(params, SHAPE, expected["tokens"], exit_layer=exit_layer)
-    assert final.shape == early.shape == (2, 32, 256)
-    np.testing.assert_allclose(final, expected["final_logits"], rtol=0, atol=TOL)
-    np.testing.assert_allclose(early, expected[f"early_logits_exit{exit_layer}"], rtol=0, atol=TOL)
+@pytest.mark.parametrize("name,exit_layer", EXITS)
+def test_numpy_decoder_matches_torch_logits(params, expected, name, exit_layer):
+    e = expected[name]
+    final, early = forward_full(params[name], shape_of(name), e["tokens"], exit_layer=exit_layer)
+    assert final.shape == (2, 32, 256)
+    np.testing.assert_allclose(final, e["final_logits"], rtol=0, atol=TOL)
+    if exit_layer is not None:
+        np.testing.assert_allclose(early, e[f"early_logits_exit{exit_layer}"], rtol=0, atol=TOL)
 
 
-def test_early_head_is_a_trained_predictor(params, expected):
-    """On held-out text the early head at layer 3 mostly agrees with the final
-    head, and the final head predicts the text far better than chance (1/256)."""
-    tokens = expected["tokens"]
-    final, early = forward_full(params, SHAPE, tokens, exit_layer=3)
-    hits = (final[:, :-1].argmax(-1) == tokens[:, 1:]).mean()
-    agree = (early.argmax(-1) == final.argmax(-1)).mean()
-    assert hits > 0.3
-    assert agree > 0.5
+@pytest.mark.parametrize("name", MODELS)
+def test_final_head_is_a_trained_predictor(params, expected, name):
+    """On held-out text the final head predicts the next byte far better than chance (1/256)."""
+    tokens = expected[name]["tokens"]
+    final, _ = forward_full(params[name], shape_of(name), tokens)
+    assert (final[:, :-1].argmax(-1) == tokens[:, 1:]).mean() > 0.3
+
+
+def test_target_exits_agree_more_with_depth(params, expected):
+    """Exits of the default target after layers 2, 5 and 8 agree with its final head
+    increasingly often: depth changes the prediction, and deeper exits are closer."""
+    name = "speed_cycle_n12u3"
+    tokens = expected[name]["tokens"]
+    agree = []
+    for e in (2, 5, 8):
+        final, early = forward_full(params[name], shape_of(name), tokens, exit_layer=e)
+        agree.append((early.argmax(-1) == final.argmax(-1)).mean())
+    assert agree[0] < agree[1] <= agree[2]
+    assert agree[0] < 0.95

@@ -5,15 +5,26 @@ Reproduces the model-card numbers without PyTorch. The forward pass here is an
 independent, self-contained implementation of ``docs/model.md`` (float32),
 so it also cross-checks the exported weights.
 
-Metrics, for each exit layer e (early head after layer e):
+Metrics, for each exit layer e (early head after layer e; the stage
+boundaries U-1, 2U-1, ..., N-U-1):
 - ``loss_*`` / ``ppl_*``: mean next-byte cross-entropy (nats) and exp of it,
-  teacher-forced over non-overlapping 256-byte windows of the held-out split;
+  teacher-forced over non-overlapping 256-byte windows of the held-out
+  evaluation sample (``corpus.heldout_eval_sample``);
 - ``teacher_forced_acceptance_exit{e}``: fraction of those positions where
   argmax(early logits) == argmax(final logits) (ties to the lowest id);
 - ``greedy_acceptance_exit{e}``: the same fraction over the positions of greedy
-  generations (new_tokens per prompt) from held-out prompts.
+  generations (new_tokens per prompt) from held-out prompts;
+- with ``--target T.npz`` (a draft model): ``draft.teacher_forced_acceptance``,
+  how often the draft's argmax equals the target's final argmax on the same
+  windows, and ``draft.greedy_acceptance``, the same on the target's own greedy
+  continuations of the held-out prompts (what draft-model speculative decoding
+  verifies).
 
-Usage: python training/evaluate_npz.py speedsim/data/speed_cycle_n8u2.npz [--json OUT]
+Float16 files are evaluated in float32 (the weights are upcast on loading).
+
+Usage: python training/evaluate_npz.py speedsim/data/speed_cycle_n12u3.npz [--json OUT]
+       python training/evaluate_npz.py speedsim/data/draft_n2_d256.npz \
+           --target speedsim/data/speed_cycle_n12u3.npz
 """
 from __future__ import annotations
 
@@ -24,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from corpus import load_splits
+from corpus import heldout_eval_sample, heldout_prompts, load_splits
 
 SET_OF = {"cycle": lambda layer, U, N: layer % U,
           "sequence": lambda layer, U, N: layer * U // N,
@@ -35,7 +46,7 @@ SET_OF = {"cycle": lambda layer, U, N: layer % U,
 def load(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     """(weights by key, config dict from config_json)."""
     with np.load(path) as z:
-        weights = {k: z[k] for k in z.files if k != "config_json"}
+        weights = {k: z[k].astype(np.float32) for k in z.files if k != "config_json"}
         config = json.loads(str(z["config_json"][()]))
     return weights, config
 
@@ -111,8 +122,8 @@ def _xent_sum(logits: np.ndarray, y: np.ndarray) -> float:
 def teacher_forced(w: dict, cfg: dict, data: np.ndarray, exit_layers: tuple[int, ...],
                    seq_len: int = 256, batch: int = 16) -> dict:
     """Per-head loss/perplexity and early-vs-final argmax agreement on `data`."""
-    n = (data.size - 1) // seq_len
-    windows = np.stack([data[i * seq_len:i * seq_len + seq_len + 1] for i in range(n)]).astype(np.int64)
+    windows = windows_of(data, seq_len)
+    n = len(windows)
     sums = {"final": 0.0, **{f"exit{e}": 0.0 for e in exit_layers}}
     agree = {e: 0 for e in exit_layers}
     for i in range(0, n, batch):
@@ -148,17 +159,33 @@ def greedy(w: dict, cfg: dict, prompts: np.ndarray, new_tokens: int,
              **{f"greedy_acceptance_exit{e}": agree[e] / total for e in exit_layers}}, seq)
 
 
-def heldout_prompts(heldout: np.ndarray, n: int = 8, length: int = 64,
-                    stride: int = 2048) -> np.ndarray:
-    """n prompts of `length` bytes, taken every `stride` bytes of the held-out split."""
-    return np.stack([heldout[i * stride:i * stride + length] for i in range(n)])
+def windows_of(data: np.ndarray, seq_len: int = 256) -> np.ndarray:
+    """Non-overlapping windows of seq_len + 1 bytes: int64 [n, seq_len + 1]."""
+    n = (data.size - 1) // seq_len
+    return np.stack([data[i * seq_len:i * seq_len + seq_len + 1] for i in range(n)]).astype(np.int64)
+
+
+def draft_acceptance(draft: tuple[dict, dict], target: tuple[dict, dict], data: np.ndarray,
+                     prompts: np.ndarray, new_tokens: int, batch: int = 16) -> dict:
+    """Draft argmax == target final argmax: teacher-forced on `data`, and on the
+    target's greedy continuations of `prompts`."""
+    x = windows_of(data)[:, :-1]
+    agree = sum(int((forward(*draft, w)[0].argmax(-1) == forward(*target, w)[0].argmax(-1)).sum())
+                for w in np.array_split(x, -(-len(x) // batch)))
+    _, seq = greedy(*target, prompts, new_tokens, ())
+    P = prompts.shape[1]
+    d_top = forward(*draft, seq[:, :-1])[0][:, P - 1:].argmax(-1)
+    return {"teacher_forced_acceptance": agree / x.size,
+            "greedy_acceptance": float((d_top == seq[:, P:]).mean())}
 
 
 def stage_exits(cfg: dict) -> tuple[int, ...]:
     """Layers U-1, 2U-1, ..., N-U-1: every point where a stage of a multiple of U
-    layers can end. SPEED with G stages exits after layer N/G - 1 (N=8, U=2:
-    G=4 -> layer 1, G=2 -> layer 3); layer 5 is reported for completeness."""
+    layers can end (none for an unshared model). SPEED with G stages exits after
+    layer N/G - 1 (N=12, U=3: G=4 -> layer 2, G=2 -> layer 5)."""
     N = cfg["n_layers"]
+    if cfg["sharing"]["scheme"] == "none":
+        return ()
     U = cfg["sharing"].get("unique_layers") or N
     return tuple(range(U - 1, N - 1, U))
 
@@ -168,14 +195,20 @@ def main() -> None:
     ap.add_argument("npz", type=Path)
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--json", type=Path, default=None, help="also write the metrics here")
+    ap.add_argument("--target", type=Path, default=None,
+                    help="measure the npz as a draft model for this target")
     args = ap.parse_args()
     w, cfg = load(args.npz)
     exits = stage_exits(cfg)
     _, heldout = load_splits()
+    sample, prompts = heldout_eval_sample(heldout), heldout_prompts(heldout)
     metrics = {"npz": str(args.npz), "exit_layers": list(exits),
-               "heldout": teacher_forced(w, cfg, heldout, exits)}
-    gen, seq = greedy(w, cfg, heldout_prompts(heldout), args.new_tokens, exits)
+               "heldout": teacher_forced(w, cfg, sample, exits)}
+    gen, seq = greedy(w, cfg, prompts, args.new_tokens, exits)
     metrics["greedy"] = gen
+    if args.target is not None:
+        metrics["draft"] = {"target": args.target.name, **draft_acceptance(
+            (w, cfg), load(args.target), sample, prompts, args.new_tokens)}
     metrics["sample"] = bytes(seq[0].astype(np.uint8)).decode("utf-8", errors="replace")
     text = json.dumps(metrics, indent=2)
     print(text)

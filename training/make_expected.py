@@ -1,12 +1,12 @@
-"""Write tests/data/trained_expected.npz: PyTorch logits of the shipped weights
-on a few held-out prompts, so CI can check the NumPy decoder without PyTorch.
+"""Write tests/data/<model>_expected.npz: PyTorch logits (float32, CPU) of shipped
+weights on two held-out prompts, so CI can check the NumPy decoder without PyTorch.
 
 Contents: ``tokens`` [B, T] int64 (held-out bytes), ``final_logits`` [B, T, V],
-``early_logits_exit{e}`` [B, T, V] for each exit layer e (float32), ``exit_layers``,
+``early_logits_exit{e}`` [B, T, V] for each stage-boundary exit layer e (float32), ``exit_layers``,
 and ``weights_sha256`` of the .npz they were computed from. Also prints the
 largest difference from this directory's independent NumPy forward.
 
-Usage: python training/make_expected.py [--npz speedsim/data/speed_cycle_n8u2.npz]
+Usage: python training/make_expected.py --npz speedsim/data/speed_cycle_n12u3.npz
 """
 from __future__ import annotations
 
@@ -19,47 +19,42 @@ import torch
 
 import evaluate_npz
 import train
-from corpus import load_splits
+from corpus import heldout_prompts, load_splits
 
 ROOT = Path(__file__).resolve().parent.parent
-EXIT_LAYERS = (1, 3)
-PROMPTS, PROMPT_LEN, STRIDE = 2, 32, 8192
+PROMPTS, PROMPT_LEN = 2, 32
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--npz", type=Path, default=ROOT / "speedsim/data/speed_cycle_n8u2.npz")
-    ap.add_argument("--out", type=Path, default=ROOT / "tests/data/trained_expected.npz")
+    ap.add_argument("--npz", type=Path, default=ROOT / "speedsim/data/speed_cycle_n12u3.npz")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="default: tests/data/<npz stem>_expected.npz")
     args = ap.parse_args()
+    out_path = args.out or ROOT / "tests" / "data" / f"{args.npz.stem}_expected.npz"
     torch.set_num_threads(2)
 
     weights, cfg = evaluate_npz.load(args.npz)
-    shape = train.Shape(d_model=cfg["d_model"], n_heads=cfg["n_heads"],
-                        n_kv_heads=cfg["n_kv_heads"], d_ff=cfg["d_ff"],
-                        n_layers=cfg["n_layers"], vocab_size=cfg["vocab_size"],
-                        max_seq_len=weights["pos_emb"].shape[0], mlp=cfg["mlp"],
-                        scheme=cfg["sharing"]["scheme"],
-                        unique_layers=cfg["sharing"]["unique_layers"])
+    p, shape = train.load_torch(args.npz, "cpu")
+    exit_layers = train.stage_exit_layers(shape)
     _, heldout = load_splits()
-    tokens = np.stack([heldout[i * STRIDE:i * STRIDE + PROMPT_LEN]
-                       for i in range(PROMPTS)]).astype(np.int64)  # [B, T]
-
-    p = {k: torch.from_numpy(v) for k, v in weights.items()}
+    tokens = heldout_prompts(heldout, PROMPTS, PROMPT_LEN).astype(np.int64)  # [B, T]
     with torch.no_grad():
-        final, early = train.forward(p, shape, torch.from_numpy(tokens), EXIT_LAYERS)
+        final, early = train.forward(p, shape, torch.from_numpy(tokens), exit_layers)
     out = {"tokens": tokens, "final_logits": final.numpy(),
-           "exit_layers": np.array(EXIT_LAYERS, dtype=np.int64),
+           "exit_layers": np.array(exit_layers, dtype=np.int64),
            "weights_sha256": np.array(hashlib.sha256(args.npz.read_bytes()).hexdigest())}
-    out.update({f"early_logits_exit{e}": early[e].numpy() for e in EXIT_LAYERS})
+    out.update({f"early_logits_exit{e}": early[e].numpy() for e in exit_layers})
 
-    np_final, np_early = evaluate_npz.forward(weights, cfg, tokens, EXIT_LAYERS)
+    f32 = {k: v.astype(np.float32) for k, v in weights.items()}
+    np_final, np_early = evaluate_npz.forward(f32, cfg, tokens, exit_layers)
     diffs = [np.abs(np_final - out["final_logits"]).max()]
-    diffs += [np.abs(np_early[e] - out[f"early_logits_exit{e}"]).max() for e in EXIT_LAYERS]
+    diffs += [np.abs(np_early[e] - out[f"early_logits_exit{e}"]).max() for e in exit_layers]
     print("max |numpy - torch| per head (final, exits):", [f"{d:.2e}" for d in diffs])
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(args.out, **out)
-    print(f"wrote {args.out}")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out_path, **out)
+    print(f"wrote {out_path}")
 
 
 if __name__ == "__main__":
