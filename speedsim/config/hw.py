@@ -27,9 +27,7 @@ class Array(Frozen):
     cols: PosInt  # C, PEs per row (output columns of one fold)
     dataflow: Literal["ws", "os", "is"] = "ws"  # weight-, output- or input-stationary
     count: PosInt = 1  # identical arrays; a GEMM's folds spread over them
-    # serial: SCALE-Sim's fold model (each fold loads its stationary operand, then streams);
-    # overlapped: the next fold's stationary operand loads while the current fold streams
-    weight_load: Literal["serial", "overlapped"] = "serial"
+    weight_load: Literal["serial", "overlapped"] = "serial"  # serial: SCALE-Sim's folds; overlapped: next fold's operand loads while one streams
     op_overhead_ns: NonNegFloat = 0.0  # fixed cost of issuing one work item (dispatch, launch)
 
     @property
@@ -110,9 +108,7 @@ class Hardware(Frozen):
     buffers: Buffers
     energy: Energy
     attention_on: Literal["array", "vector"] = "array"  # where attn_score / attn_value run
-    # ahead: weight tiles are fetched ahead across items as far as buffer slots allow;
-    # per_op: an item's weight tiles are not fetched before the item has started
-    weight_prefetch: Literal["ahead", "per_op"] = "ahead"
+    weight_prefetch: Literal["ahead", "per_op"] = "ahead"  # ahead: across items as slots allow; per_op: not before the item starts
 
     @property
     def bytes_per_element(self) -> int:
