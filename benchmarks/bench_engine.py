@@ -7,10 +7,10 @@ side as SPEED's fused stage steps do, and reports work items, SimPy events and
 simulated cycles per wall second. Two shapes:
 
 * ``default``: the small decoder (d_model 512, 8 layers, 128 tokens: ~12k items),
-  in both tile modes;
+  with closed-form weight runs and tile by tile (the two must give the same cycles);
 * ``7b``: a LLaMA-7B layer shape (d_model 4096, d_ff 11008, 32 heads, 32 layers
   over 8 weight sets, prompt 128, 256 tokens: ~98k items, millions of weight
-  tiles), chunked mode only (tile mode takes one SimPy event per tile).
+  tiles), closed-form runs only.
 
     .venv/bin/python benchmarks/bench_engine.py [--hw hw_configs/edge.yaml] [--dags default,7b]
 """
@@ -81,7 +81,7 @@ SHAPES = {
     "7b": dict(tokens=256, layers=32, d_model=4096, d_ff=11008, heads=32, prompt=128,
                unique_layers=8),
 }
-MODES = {"default": ("chunked", "tile"), "7b": ("chunked",)}
+MODES = {"default": ("closed_form", "tile_by_tile"), "7b": ("closed_form",)}
 
 
 def bench(hw_path: Path, dag: str, in_flight: int, **overrides) -> dict:
@@ -91,15 +91,15 @@ def bench(hw_path: Path, dag: str, in_flight: int, **overrides) -> dict:
     out = {"hw": hw.name, "dag": dag, "shape": shape, "items": len(items)}
     for mode in MODES[dag]:
         t0 = time.perf_counter()
-        r = replay(items, hw, tile_mode=mode)
+        r = replay(items, hw, closed_form_runs=(mode == "closed_form"))
         wall = time.perf_counter() - t0
         out[mode] = {"wall_s": round(wall, 3), "items_per_s": round(len(items) / wall),
                      "events": r.events, "events_per_s": round(r.events / wall),
                      "total_cycles": r.total_cycles,
                      "sim_cycles_per_wall_s": round(r.total_cycles / wall),
                      "roofline_cycles": r.roofline.cycles}
-    if "tile" in out:
-        out["chunked_vs_tile_cycles"] = out["chunked"]["total_cycles"] / out["tile"]["total_cycles"]
+    if "tile_by_tile" in out:
+        assert out["closed_form"]["total_cycles"] == out["tile_by_tile"]["total_cycles"]
     return out
 
 

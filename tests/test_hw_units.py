@@ -1,64 +1,56 @@
-"""DRAM channels, DMA engines and the weight buffer: exact timelines of tiny scenarios."""
+"""DRAM classes, DMA engines, the weight buffer and the parameter cache: exact timelines."""
 
 import pytest
-import simpy
 
 from speedsim.config.hw import hardware_from_dict
-from speedsim.hw.units import Dma, Dram, WeightBuffer
+from speedsim.hw.pipeline import RunState, weight_run
+from speedsim.hw.units import Dram, Occupancy, ParamCache, WeightBuffer
 
 
-def hw(**dram):
-    """16 bytes/cycle, 10 cycles latency, one channel unless overridden."""
-    d = {"bandwidth_gb_s": 16.0, "latency_ns": 10.0, "efficiency": 1.0, "channels": 1} | dram
+def hw(engines=2, **dram):
+    """16 bytes/cycle, 10 cycles latency."""
+    d = {"bandwidth_gb_s": 16.0, "latency_ns": 10.0, "efficiency": 1.0} | dram
     return hardware_from_dict({
         "name": "t", "clock_hz": 1e9, "array": {"rows": 4, "cols": 4}, "vector": {"lanes": 4},
-        "dram": d, "dma": {"engines": 2},
+        "dram": d, "dma": {"engines": engines},
         "buffers": {"weight": {"size_kib": 1}, "activation": {"size_kib": 1},
                     "accumulator": {"size_kib": 1}},
         "energy": {"mac_pj": 0.1, "vector_op_pj": 0.1}})
 
 
-def test_two_transfers_share_one_channel_first_come_first_served():
-    env = simpy.Environment()
-    dma = Dma(env, hw(), Dram(env, hw()))
-    # 160 B = 10 cycles of data + 10 latency; the second waits for the channel
-    assert dma.transfer(0, 160) == (0, 20)
-    assert dma.transfer(0, 320) == (0, 10 + 20 + 10)
-    # a third transfer finds both engines busy until 20 and the channel busy until 30
-    assert dma.transfer(5, 16) == (20, 31 + 10)
+def test_demand_transfers_are_first_come_first_served():
+    dram = Dram(hw())
+    assert dram.demand(0, 160) == (0, 10, 20)  # 10 cycles of data + 10 latency
+    assert dram.demand(0, 320) == (10, 30, 40)
+    assert dram.demand(35, 16) == (35, 36, 46)
 
 
-def test_one_engine_pays_the_latency_every_time():
-    h = hw().model_copy(update={"dma": hw().dma.model_copy(update={"engines": 1})})
-    env = simpy.Environment()
-    dma = Dma(env, h, Dram(env, h))
-    assert dma.transfer(0, 160) == (0, 20)
-    assert dma.transfer(0, 160) == (20, 40)
+def test_bulk_transfers_queue_and_hold_an_engine_until_arrival():
+    dram = Dram(hw(engines=1))
+    a, b = dram.bulk(0, 160), dram.bulk(0, 160)
+    assert (a.start, a.finish, a.arrival) == (0, 10, 20)
+    assert (b.start, b.finish, b.arrival) == (20, 30, 40)  # waits for the only engine
+    two = Dram(hw(engines=2))
+    a, b = two.bulk(0, 160), two.bulk(0, 160)
+    assert (b.start, b.finish, b.arrival) == (10, 20, 30)  # the latency of one hides behind the other
 
 
-def test_interleaving_spreads_a_transfer_over_all_channels():
-    h = hw(channels=4, interleave_bytes=64)
-    env = simpy.Environment()
-    dram = Dram(env, h)
-    # 4 channels of 4 B/cycle; 1024 B = 16 granules, 4 per channel: 64 cycles each
-    assert dram.reserve(0, 1024) == (0, 64 + 10)
-    assert dram.free_at == [64, 64, 64, 64]
-    # a small transfer then lands on the next channel in turn
-    dram.reserve(64, 64)
-    assert dram.free_at == [80, 64, 64, 64]
-    dram.reserve(64, 100)  # 2 granules: channels 1 and 2 (36 B on the second)
-    assert dram.free_at == [80, 80, 64 + 9, 64]
+def test_a_demand_transfer_preempts_bulk_and_pushes_it_back():
+    dram = Dram(hw())
+    bulk = dram.bulk(0, 1600)  # 100 cycles
+    assert dram.demand(30, 512) == (30, 62, 72)  # 32 cycles of its own, no wait
+    assert (bulk.start, bulk.finish, bulk.arrival) == (0, 132, 142)
+    later = dram.bulk(40, 160)
+    assert (later.start, later.finish) == (132, 142)
 
 
 def test_effective_bandwidth_includes_efficiency():
-    h = hw(efficiency=0.5)
-    env = simpy.Environment()
-    assert Dram(env, h).reserve(0, 160) == (0, 20 + 10)
+    assert Dram(hw(efficiency=0.5)).demand(0, 160) == (0, 20, 30)
 
 
 def test_weight_buffer_lru_keeps_pinned_tiles_and_counts_hits():
-    occ = []
-    buf = WeightBuffer(simpy.Environment(), 300, occ)
+    occ = Occupancy()
+    buf = WeightBuffer(300, occ)
     assert buf.acquire("a", 100, 0) is False
     assert buf.acquire("b", 100, 1) is False
     buf.release("a")
@@ -69,12 +61,30 @@ def test_weight_buffer_lru_keeps_pinned_tiles_and_counts_hits():
     buf.release("c")
     assert buf.acquire("d", 100, 4) is False  # evicts "b", the least recently used
     assert list(buf.resident) == ["a", "c", "d"]
-    assert occ[-2:] == [("weight", 4, -100), ("weight", 4, 100)]
+    assert occ.points["weight"] == [[0, 100], [1, 200], [3, 300]]  # change points only
 
 
 def test_weight_buffer_never_evicts_a_pinned_tile():
-    buf = WeightBuffer(simpy.Environment(), 200, [])
+    buf = WeightBuffer(200, Occupancy())
     buf.acquire("a", 100, 0)
     buf.acquire("b", 100, 0)
     with pytest.raises(AssertionError, match="pinned"):
         buf.acquire("c", 100, 1)
+
+
+def test_parameter_cache_is_lru_by_key():
+    cache = ParamCache(100, Occupancy())
+    assert [cache.lookup(k, 40, 0) for k in "abab"] == [False, False, True, True]
+    assert cache.lookup("c", 40, 1) is False  # evicts "a"
+    assert list(cache.entries) == ["b", "c"]
+
+
+def test_weight_run_closed_form_equals_stepping():
+    # memory-bound: f = 10 > c = 4, two slots, one engine (every tile pays the latency 3)
+    state = RunState(0, ((0, 10, 13), (13, 23, 26)), (), 0)
+    stepped = state
+    for _ in range(50):
+        stepped = weight_run(stepped, 1, 4, 10, 3, 1).state
+    closed = weight_run(state, 50, 4, 10, 3, 1)
+    assert closed.tiles == 50 and closed.state == stepped
+    assert closed.state.now == 13 * 50 + 4  # a tile every 13 cycles (data + latency)

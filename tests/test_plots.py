@@ -48,7 +48,7 @@ def out_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     assert main(["run", str(HW), str(WL), "--set", f"workload.generation.new_tokens={NEW_TOKENS}",
                  "--set", "workload.strategies.speed.acceptance={source: bernoulli, rate: 0.6, "
-                 "seed: 1}", "--out", str(out)]) == 0
+                 "seed: 1}", "--timeline", "full", "--out", str(out)]) == 0
     return out
 
 

@@ -29,6 +29,22 @@ def test_run_writes_the_four_files(out_dir):
         assert (out_dir / name).is_file(), name
 
 
+def test_summary_timeline_keeps_the_first_decode_steps_and_none_writes_none(out_dir, tmp_path):
+    full_dir, none_dir = tmp_path / "full", tmp_path / "none"
+    assert main(["run", "hw_configs/edge.yaml", "workloads/gen.yaml", "--out", str(full_dir),
+                 "--timeline", "full", *SHORT]) == 0
+    assert main(["run", "hw_configs/edge.yaml", "workloads/gen.yaml", "--out", str(none_dir),
+                 "--timeline", "none", *SHORT]) == 0
+    assert not (none_dir / "timeline.json").exists()
+    full = json.loads((full_dir / "timeline.json").read_text())["traceEvents"]
+    summary = json.loads((out_dir / "timeline.json").read_text())["traceEvents"]
+    tokens = lambda evs: [e for e in evs if e["pid"] % 2 == 0]
+    assert tokens(summary) == tokens(full)  # token tracks whole
+    units = lambda evs: [e for e in evs if e["pid"] % 2 == 1 and e["ph"] == "X"]
+    assert 0 < len(units(summary)) < len(units(full))
+    assert all(e in units(full) for e in units(summary))
+
+
 def test_summary_has_every_contract_key(out_dir):
     s = json.loads((out_dir / "summary.json").read_text())
     assert set(s["strategies"]) == {"sequential", "speed"}

@@ -117,11 +117,13 @@ def test_resident_shared_weights_help_sequential_too():
     """U weight sets (1 byte per element on edge) that fit the weight buffer: after the
     prefill, sequential decoding fetches no layer weights again (DESIGN §5: a fair
     comparison). gen.yaml: U = 3 sets of 1.69 MiB; an 8 MiB buffer holds them."""
-    small = _run(strategies=["sequential"])
+    # at 6.4 GB/s the weight stream, not the array, bounds edge decode, so residency shows
+    slow_dram = ("dram.bandwidth_gb_s", 6.4)
+    small = _run([slow_dram], strategies=["sequential"])
     m = small.workload.model
     set_bytes = 4 * m.d_model ** 2 + 2 * m.d_model * m.d_ff  # wqkv, wo, w_up, w_down
     assert m.unique_layers * set_bytes < 8192 * 1024
-    big = _run([("buffers.weight.size_kib", 8192)], strategies=["sequential"])
+    big = _run([slow_dram, ("buffers.weight.size_kib", 8192)], strategies=["sequential"])
     fetched = {}
     for name, r in (("small", small), ("big", big)):
         items = r.runs["sequential"].sim.items

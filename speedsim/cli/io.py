@@ -71,17 +71,20 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
         write_csv_atomic(frame, path)
 
 
-def write_run(result, out: Path) -> None:
-    """The four result files of DESIGN §9 (plus the plans' per-item tables for plots)."""
-    timeline = chrome_trace({n: (r.plan, r.sim) for n, r in result.runs.items()},
-                            result.hw.clock_hz)
+def write_run(result, out: Path, timeline_detail: str = "summary") -> None:
+    """The four result files of DESIGN §9 (plus the plans' per-item tables for plots).
+    ``timeline_detail``: ``full``, ``summary`` (bounded, see ``chrome_trace``) or ``none``
+    (no ``timeline.json``)."""
+    timeline = None if timeline_detail == "none" else chrome_trace(
+        {n: (r.plan, r.sim) for n, r in result.runs.items()}, result.hw.clock_hz, timeline_detail)
     config_text = yaml.safe_dump(result.resolved_config(), sort_keys=False)
     check_out_dir(out)
     with writing(out):
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(result.summary, out / "summary.json")
         write_csv_atomic(result.tokens, out / "tokens.csv")
-        write_json_atomic(timeline, out / "timeline.json", indent=None)  # large: compact
+        if timeline is not None:
+            write_json_atomic(timeline, out / "timeline.json", indent=None)  # large: compact
         write_text_atomic(config_text, out / "resolved_config.yaml")
         for name, frame in result.saved_tables().items():
             write_csv_atomic(frame, out / name)

@@ -37,6 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="override a key: hw.<path>=value or workload.<path>=value (YAML-typed)")
     p.add_argument("--strategies", help="comma-separated subset, e.g. sequential,speed")
     p.add_argument("--json", action="store_true", help="print summary.json instead of the table")
+    p.add_argument("--timeline", choices=("full", "summary", "none"), default="summary",
+                   help="timeline.json: every unit interval (full), those of the prefill and "
+                        "the first 8 decode tokens (summary, the default), or none")
     p.add_argument("--max-work-items", type=int, default=Limits.max_work_items, metavar="N",
                    help=f"refuse runs estimated above N work items (default {Limits.max_work_items:,})")
     p.add_argument("--max-memory-gib", type=float, default=Limits.max_memory_gib, metavar="GIB",
@@ -70,7 +73,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise attributed(exc, files) from None
     # 3. write, then show
     if args.out:
-        io.write_run(result, Path(args.out))
+        io.write_run(result, Path(args.out), args.timeline)
     if args.json:
         print(json_text(result.summary))
     else:

@@ -27,8 +27,8 @@ class Array(Frozen):
     cols: PosInt  # C, PEs per row (output columns of one fold)
     dataflow: Literal["ws", "os", "is"] = "ws"  # weight-, output- or input-stationary
     count: PosInt = 1  # identical arrays; a GEMM's folds spread over them
-    weight_load: Literal["serial", "overlapped"] = "serial"  # serial: SCALE-Sim's fold model
-    op_overhead_ns: NonNegFloat = 0.0  # fixed cost of issuing one item (launch, fill, tail)
+    weight_load: Literal["serial", "overlapped"] = "serial"  # serial: SCALE-Sim's folds; overlapped: next fold's operand loads while one streams
+    op_overhead_ns: NonNegFloat = 0.0  # fixed cost of issuing one work item (dispatch, launch)
     # how one GEMM spreads over the arrays: columns (N split evenly) or blocks (every fold
     # dealt to the arrays in waves, as a GPU deals output tiles to its SMs; os only)
     split: Literal["columns", "blocks"] = "columns"
@@ -60,7 +60,7 @@ class Vector(Frozen):
 
     lanes: PosInt  # elements processed per cycle (attention on the vector unit: MACs per cycle)
     cycles_per_element: VectorCycles = VectorCycles()
-    op_overhead_ns: NonNegFloat = 0.0  # fixed cost of issuing one item (launch, fill, tail)
+    op_overhead_ns: NonNegFloat = 0.0  # fixed cost of issuing one work item (dispatch, launch)
 
 
 class Dram(Frozen):
@@ -122,9 +122,7 @@ class Hardware(Frozen):
     # kernel, as GPUs run decode attention) for all tokens in flight at a layer step, each
     # still reading its own KV (bytes add up, only the issue is shared)
     attention_issue: Literal["per_token", "batched"] = "per_token"
-    # ahead: weight tiles are fetched ahead across items as far as buffer slots allow;
-    # per_op: an item's weight tiles are not fetched before it starts (a GPU kernel stream)
-    weight_prefetch: Literal["ahead", "per_op"] = "ahead"
+    weight_prefetch: Literal["ahead", "per_op"] = "ahead"  # ahead: across items as slots allow; per_op: not before the item starts
 
     @property
     def bytes_per_element(self) -> int:
@@ -138,6 +136,11 @@ class Hardware(Frozen):
     @property
     def dram_latency_cycles(self) -> int:
         return int(round(self.dram.latency_ns * 1e-9 * self.clock_hz))
+
+    def op_overhead_cycles(self, unit: str) -> int:
+        """Cycles a unit spends issuing one work item (``<unit>.op_overhead_ns``)."""
+        ns = self.array.op_overhead_ns if unit == "array" else self.vector.op_overhead_ns
+        return int(round(ns * 1e-9 * self.clock_hz))
 
     @model_validator(mode="after")
     def _buffers_hold_a_tile(self) -> "Hardware":

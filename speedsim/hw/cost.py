@@ -7,12 +7,21 @@ the two cannot drift apart.
 On-chip placement (what needs DRAM and what does not) is also decided here:
 
 * **Weights** stream from DRAM into the weight buffer in tiles of at most
-  ``weight_tile_budget`` bytes (half the buffer with double buffering, the
-  whole buffer without); a tile still resident is not fetched again.
+  ``weight_tile_budget`` bytes (the buffer less its parameter share, divided
+  among the in-flight slots: two with double buffering, one without); a tile
+  still resident is not fetched again.
+* **Vector-unit parameters** (norm scales and shifts: items on the vector unit
+  with a ``weight_key``) live in the weight buffer's parameter share (1/8 of
+  it, LRU by key) when they fit there (``param_resident``): fetched once, then
+  resident until evicted. Larger ones stream through the activation buffer
+  every time, like KV reads.
 * **Activations** of an item stay in the activation buffer when
   ``act_in_bytes + act_out_bytes`` fits its working area (a quarter of the
   buffer, per unit); otherwise the inputs are read from and the outputs
   written to DRAM ("spilled"). A decode token's activations are tiny and stay.
+  Spilled inputs of an array item come in with its first tiles, in full
+  stream slots (the array takes its input rows once, at the start); KV reads
+  spread evenly over the tiles that consume them.
 * **KV cache** reads and writes go to DRAM, unless ``hw.buffers.kv`` exists
   and holds the whole KV footprint of the run (``kv_on_chip``).
 * The activation buffer is partitioned: array stream area 3/8, vector stream
@@ -32,6 +41,7 @@ from speedsim.contracts.workitem import WorkItem
 
 ACT_STREAM_SHARE = {"array": 3 / 8, "vector": 1 / 8}
 ACT_WORK_SHARE = 1 / 4
+PARAM_SHARE = 1 / 8  # of the weight buffer, for vector-unit parameters
 
 
 class Tile(NamedTuple):
@@ -97,9 +107,47 @@ def slots(hw: Hardware) -> int:
     return 2 if hw.buffers.double_buffering else 1
 
 
+def weight_buffer_bytes(hw: Hardware) -> int:
+    return int(hw.buffers.weight.size_kib * 1024)
+
+
+def param_capacity(hw: Hardware) -> int:
+    """Bytes of the weight buffer kept for resident vector-unit parameters."""
+    return int(weight_buffer_bytes(hw) * PARAM_SHARE)
+
+
 def weight_tile_budget(hw: Hardware) -> int:
-    """Largest weight tile in bytes: the buffer divided among its in-flight slots."""
-    return int(hw.buffers.weight.size_kib * 1024) // slots(hw)
+    """Largest weight tile in bytes: the buffer less its parameter share, divided among
+    its in-flight slots."""
+    return (weight_buffer_bytes(hw) - param_capacity(hw)) // slots(hw)
+
+
+def param_resident(item: WorkItem, hw: Hardware) -> bool:
+    """A vector item's parameters are kept resident (fetched once per residency)."""
+    return (item.unit == "vector" and item.weight_key is not None
+            and 0 < item.weight_bytes <= param_capacity(hw))
+
+
+def gemm_cycles(m: int, k: int, n: int, gemms: int, hw: Hardware) -> int:
+    """Array cycles of ``gemms`` m×k×n GEMMs under ``hw.array`` (``weight_load`` included).
+
+    ``serial`` is SCALE-Sim's fold model (``speedsim.hw.systolic``). ``overlapped``
+    (ws and is, whose stationary operand is preloaded into the PEs row by row in R
+    cycles per fold) loads the next fold's operand while the current fold streams, so
+    every fold but the first of each GEMM saves its R load cycles; os keeps nothing
+    stationary to preload and is unchanged.
+    """
+    a = hw.array
+    serial = array_gemm_cycles(m, k, n, gemms, a.rows, a.cols, a.dataflow, a.count, a.split)
+    if a.weight_load == "serial" or a.dataflow == "os":
+        return serial
+    if gemms >= a.count:
+        rounds, n_eff = ceil_div(gemms, a.count), n
+    else:
+        rounds, n_eff = 1, ceil_div(n, min(a.count // gemms, n))
+    sr, sc = (k, n_eff) if a.dataflow == "ws" else (k, m)
+    folds = ceil_div(sr, a.rows) * ceil_div(sc, a.cols)
+    return serial - rounds * (folds - 1) * a.rows
 
 
 def stream_tile_budget(hw: Hardware, unit: str) -> int:
@@ -142,6 +190,16 @@ def item_traffic(item: WorkItem, hw: Hardware, kv_on_chip_: bool) -> Traffic:
     )
 
 
+def fill_first(total: int, capacities: Sequence[int]) -> list[int]:
+    """``total`` poured into ``capacities`` in order: the first ones full, the rest empty."""
+    out = []
+    for cap in capacities:
+        out.append(min(cap, total))
+        total -= out[-1]
+    assert total == 0, "capacities too small"
+    return out
+
+
 def split_aligned(total: int, parts: int, align: int) -> list[int]:
     """``total`` split into at most ``parts`` pieces that are whole multiples of ``align``
     (except the last), as even as that allows. Fewer pieces when ``total`` has fewer
@@ -165,8 +223,7 @@ def _gemm_tiles(item: WorkItem, hw: Hardware, n_tiles: int) -> list[tuple[int, i
     """
     a = hw.array
     m, k, n, gemms = item.m, item.k, item.n, max(item.count, 1)
-    cyc = lambda mm, kk, nn, g: array_gemm_cycles(mm, kk, nn, g, a.rows, a.cols, a.dataflow, a.count,
-                                                  a.split)
+    cyc = lambda mm, kk, nn, g: gemm_cycles(mm, kk, nn, g, hw)
     if n_tiles <= gemms:
         return [(cyc(m, k, n, g), g * m * k * n) for g in split_even(gemms, n_tiles)]
     per_gemm = ceil_div(n_tiles, gemms)
@@ -176,7 +233,10 @@ def _gemm_tiles(item: WorkItem, hw: Hardware, n_tiles: int) -> list[tuple[int, i
     else:
         ns = split_aligned(n, per_gemm, a.cols)
         ks = split_aligned(k, ceil_div(per_gemm, len(ns)), a.rows)
-    pieces = [(cyc(m, kk, nn, 1), m * kk * nn) for kk in ks for nn in ns]
+    # SCALE-Sim counts a GEMM's cycles up to its last output line, one less than its folds
+    # take; that one cycle belongs to the GEMM, not to each piece of it
+    pieces = [(cyc(m, kk, nn, 1) + 1, m * kk * nn) for kk in ks for nn in ns]
+    pieces[-1] = (pieces[-1][0] - 1, pieces[-1][1])
     return pieces * gemms
 
 
@@ -192,8 +252,13 @@ def item_tiles(item: WorkItem, hw: Hardware, kv_on_chip_: bool) -> list[Tile]:
                       ceil_div(s_total, stream_tile_budget(hw, "array")))
         pieces = _gemm_tiles(item, hw, n_tiles)
         count = len(pieces)
-        return [Tile(w, s, c, mac, 0) for w, s, (c, mac) in
-                zip(split_even(w_total, count), split_even(s_total, count), pieces)]
+        kv = split_even(tr.kv_read_bytes, count)
+        budget = stream_tile_budget(hw, "array")
+        room = [max(0, budget - x) for x in kv]
+        acts = (fill_first(tr.act_read_bytes, room) if sum(room) >= tr.act_read_bytes
+                else split_even(tr.act_read_bytes, count))  # fewer pieces than slots need
+        return [Tile(w, k + a, c, mac, 0) for w, k, a, (c, mac) in
+                zip(split_even(w_total, count), kv, acts, pieces)]
     if item.unit != "vector":
         raise ValueError(f"work item {item.id}: unit must be 'array' or 'vector', got {item.unit!r}")
     cycles = 0
@@ -205,7 +270,8 @@ def item_tiles(item: WorkItem, hw: Hardware, kv_on_chip_: bool) -> list[Tile]:
         cycles += vector_cycles(item.elements, hw.vector.lanes, cpe)
     if item.macs:  # attention mapped to the vector unit: one MAC per lane per cycle
         cycles += vector_cycles(item.macs, hw.vector.lanes, 1.0)
-    s_total = tr.weight_bytes + tr.kv_read_bytes + tr.act_read_bytes
+    params = 0 if param_resident(item, hw) else tr.weight_bytes
+    s_total = params + tr.kv_read_bytes + tr.act_read_bytes
     n_tiles = max(1, ceil_div(s_total, stream_tile_budget(hw, "vector")))
     return [Tile(0, s, c, mac, v) for s, c, mac, v in
             zip(split_even(s_total, n_tiles), split_even(cycles, n_tiles),
@@ -224,7 +290,7 @@ class CostPlan(NamedTuple):
 def _shape(item: WorkItem) -> tuple:
     """Everything ``item_tiles`` and ``item_traffic`` read, i.e. what makes two items cost the same."""
     return (item.unit, item.m, item.k, item.n, item.count, item.elements, item.vector_kind,
-            item.weight_bytes, item.act_in_bytes, item.act_out_bytes, item.kv_read_bytes,
+            item.weight_key is None, item.weight_bytes, item.act_in_bytes, item.act_out_bytes, item.kv_read_bytes,
             item.kv_write_bytes, item.macs, item.vector_ops)
 
 
@@ -249,7 +315,7 @@ def roofline(items: Sequence[WorkItem], hw: Hardware, plan_: CostPlan | None = N
     runs one tile at a time). DRAM bytes are the compulsory ones: each weight
     key fetched once (keyless weights every time), all DRAM KV and spilled
     activation traffic; their time is bytes at the effective bandwidth plus one
-    latency.
+    latency. Resident vector-unit parameters count once per key, like weights.
     """
     p = plan_ if plan_ is not None else plan(items, hw)
     array = vector = dram_bytes = 0
@@ -265,9 +331,10 @@ def roofline(items: Sequence[WorkItem], hw: Hardware, plan_: CostPlan | None = N
         else:
             vector += busy
         tr = p.traffic[it.id]
-        if it.unit == "vector" or it.weight_key is None or it.weight_key not in seen:
+        keyed = it.weight_key is not None and (it.unit == "array" or param_resident(it, hw))
+        if not keyed or it.weight_key not in seen:
             dram_bytes += tr.weight_bytes
-        if it.unit == "array" and it.weight_key is not None:
+        if keyed:
             seen.add(it.weight_key)
         dram_bytes += tr.kv_read_bytes + tr.kv_write_bytes + tr.act_read_bytes + tr.act_write_bytes
     dram = transfer_cycles(dram_bytes, hw.dram_bytes_per_cycle) + (hw.dram_latency_cycles if dram_bytes else 0)

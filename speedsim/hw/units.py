@@ -1,286 +1,189 @@
-"""Accelerator units: DRAM channels, DMA engines, the weight buffer (LRU residency).
+"""Accelerator units: the DRAM with its DMA engines, the weight buffer, the parameter cache.
 
-Each unit gets the SimPy ``env`` (for the current cycle), the config slice it
-models and the sinks it logs to; there is no module-level state.
+Each unit is plain arithmetic on integer cycles, called by the replay engine's
+SimPy processes at the current cycle (``now``), in time order; there is no
+module-level state.
 
-**DRAM sharing model.** ``channels`` independent channels, each with
-``1/channels`` of the effective bandwidth (peak × efficiency). Addresses are
-interleaved: a transfer of B bytes is cut into ``interleave_bytes`` granules
-that go to consecutive channels (a rotating start channel carries on from the
-previous transfer), so a large transfer uses every channel and small
-concurrent ones spread out. Each channel is a non-preemptive server whose
-bookings are a calendar of busy intervals (``Calendar``): a transfer's share
-of a channel takes the earliest gap, at or after its issue cycle, that holds
-it whole. Requests in time order make this first come, first served; a
-request booked early for a later cycle does not block an earlier one that
-fits before it. A request costs O(channels) arithmetic and no SimPy events. A transfer's data has arrived ``latency`` cycles after its last
-channel finished; latency is pipelined (it does not hold a channel). So one
-transfer alone costs ``latency + ⌈B / effective bytes per cycle⌉`` (one
-channel); concurrent transfers queue on the channels they share.
+**DRAM: two priority classes, as memory controllers schedule them.** The DRAM
+moves ``bytes_per_cycle`` (peak × efficiency, all channels interleaved) and
+data arrives ``latency`` cycles after its last byte moved (the latency is
+pipelined: it holds no bandwidth).
 
-**DMA engines.** ``engines`` transfers may be in flight at once; a transfer
-holds an engine from issue until its data has arrived (latency included), so
-with one engine every transfer pays the full latency, with two or more the
-latency of one hides behind the data of another. A transfer issued while all
-engines are busy starts when the earliest one frees.
+* *Demand* transfers (KV reads, spilled activations, parameters, stores: what a
+  unit waits for or must write back) are served first come, first served and
+  pre-empt bulk transfers: a demand transfer issued at ``t`` starts at
+  ``max(t, end of the previous demand transfer)``, whatever bulk is moving, so a
+  512-byte load during a 45 MB weight stream costs its own bytes plus latency.
+* *Bulk* transfers (weight tiles fetched ahead) are served in issue order, one
+  at a time, on the cycles no demand transfer uses: a bulk transfer needs
+  ``⌈bytes / bytes_per_cycle⌉`` such cycles. Each bulk transfer holds one of the
+  ``dma.engines`` DMA engines from its issue until its data has arrived, so
+  with one engine every weight tile pays the whole latency, with two the
+  latency of one hides behind the data of the next.
+
+A demand transfer booked while bulk transfers are pending pushes their finish
+(and arrival) cycles back by the cycles it takes from them; ``BulkTransfer``
+records are therefore final only once their arrival cycle has passed, and the
+engine re-reads them after waking. Invariant: at every cycle at most one
+transfer moves data, and demand transfers never wait for bulk ones.
 
 **Weight buffer.** Holds weight tiles keyed by ``(weight_key, tile index)``
 with LRU replacement. A tile is pinned from its fetch until its compute ends;
 only unpinned tiles are evicted. A tile still resident is not fetched again.
 Every allocation asserts that resident bytes never exceed the capacity.
+
+**Parameter cache.** The weight buffer's share for vector-unit parameters,
+LRU by key, whole entries only.
 """
 
 from __future__ import annotations
 
-from array import array
-from bisect import bisect_left, bisect_right
-from collections import OrderedDict
+from bisect import bisect_right
+from collections import OrderedDict, deque
+from dataclasses import dataclass
 from typing import Hashable
 
-import numpy as np
-
-from simpy import Environment
-
 from speedsim.config.hw import Hardware
+from speedsim.hw.cost import transfer_cycles
 
 
-class Calendar:
-    """Busy intervals of one server (a DRAM channel, a DMA engine), kept sorted.
+@dataclass
+class BulkTransfer:
+    """One bulk transfer; ``start``/``finish``/``arrival`` move later while demand pre-empts it."""
 
-    A request issued at cycle t takes the earliest free gap at or after t that
-    holds it whole (no pre-emption). Requests may arrive out of time order (a
-    unit may book a transfer it will issue later before another unit books
-    an earlier one); the earlier one still goes first when it fits before.
-    Adjacent intervals are merged, so a back-to-back stream stays one interval.
-    """
-
-    __slots__ = ("starts", "ends")
-
-    def __init__(self):
-        self.starts = array("q")  # int64 cycles: a long run books millions of intervals
-        self.ends = array("q")
-
-    def earliest(self, t: int, duration: int) -> int:
-        """First cycle >= t at which the server is free for ``duration`` cycles."""
-        starts, ends = self.starts, self.ends
-        if not ends or ends[-1] <= t:  # nothing booked at or after t
-            return t
-        i = bisect_right(ends, t)
-        while i < len(starts):
-            if starts[i] >= t + duration:
-                return t
-            if ends[i] > t:
-                t = ends[i]
-            i += 1
-        return t
-
-    def book(self, start: int, end: int) -> None:
-        if end <= start:
-            return
-        starts, ends = self.starts, self.ends
-        if not ends or ends[-1] < start:  # the common case: after everything booked
-            starts.append(start)
-            ends.append(end)
-            return
-        i = bisect_right(starts, start)
-        if i and ends[i - 1] == start:  # extends the previous interval
-            ends[i - 1] = end
-            if i < len(starts) and starts[i] == end:
-                ends[i - 1] = ends.pop(i)
-                starts.pop(i)
-            return
-        if i < len(starts) and starts[i] == end:  # extends the next interval backwards
-            starts[i] = start
-            return
-        starts.insert(i, start)
-        ends.insert(i, end)
-
-    def free_at(self) -> int:
-        return self.ends[-1] if self.ends else 0
-
-    def horizon(self, h: int) -> int:
-        """Index of the first interval a request issued at or after ``h`` can touch: those
-        before it ended before ``h`` and never change again."""
-        return bisect_left(self.ends, h)
-
-    def view(self, h: int, base: int) -> tuple[int, int | None, tuple]:
-        """(``horizon(h)``, true start of the first interval from there, the intervals from
-        there clipped to start no earlier than ``h`` and shifted by ``-base``). Requests at or
-        after ``h`` cannot tell two calendars with equal clipped views apart."""
-        starts, ends = self.starts, self.ends
-        n = len(ends)
-        if not n or ends[-1] < h:
-            return n, None, ()
-        i = bisect_left(ends, h)
-        tail = []
-        for s, e in zip(starts[i:], ends[i:]):
-            tail.append((s if s > h else h) - base)
-            tail.append(e - base)
-        return i, starts[i], tuple(tail)
-
-    def repeat(self, i_prev: int, i_now: int, shift: int, times: int, keep_first_start: bool) -> None:
-        """Play ``times`` more periods of a periodic booking pattern, each ``shift`` cycles on.
-
-        One period retired the intervals ``[i_prev, i_now)`` and left the rest (from
-        ``i_now``) as the last period's, shifted by ``shift``; so every further period
-        retires those intervals shifted again, and the rest moves on by ``times * shift``
-        (keeping its first start when that interval has been growing through the periods).
-        """
-        starts, ends = self.starts, self.ends
-        tail_s, tail_e = starts[i_now:], ends[i_now:]
-        del starts[i_now:], ends[i_now:]
-        if i_now > i_prev:
-            if times * (i_now - i_prev) <= 32:
-                for col in (starts, ends):
-                    retired = col[i_prev:i_now]
-                    col.extend([x + k * shift for k in range(1, times + 1) for x in retired])
-            else:
-                steps = np.arange(1, times + 1, dtype=np.int64)[:, None] * shift
-                for col in (starts, ends):
-                    retired = np.array(col[i_prev:i_now], dtype=np.int64)
-                    col.frombytes((steps + retired).tobytes())
-        total = times * shift
-        for k in range(len(tail_s)):
-            starts.append(tail_s[k] if k == 0 and keep_first_start else tail_s[k] + total)
-            ends.append(tail_e[k] + total)
+    issue: int
+    cycles: int
+    bytes_: int
+    start: int = 0
+    finish: int = 0
+    arrival: int = 0
+    origin: int = 0  # first cycle it may move (issue, predecessor finished, engine free)
 
 
 class Dram:
-    """Interleaved DRAM channels, each a non-preemptive server (see module docstring)."""
+    """DRAM with demand and bulk classes and the DMA engines of the bulk class."""
 
-    def __init__(self, env: Environment, hw: Hardware):
-        self.env = env
-        self.channels = hw.dram.channels
-        self.granule = hw.dram.interleave_bytes
-        self.bytes_per_cycle_per_channel = hw.dram_bytes_per_cycle / self.channels
-        self.latency_cycles = hw.dram_latency_cycles
-        self.calendars = [Calendar() for _ in range(self.channels)]
-        self._next_channel = 0
-        self._share_cache: dict[tuple[int, int], tuple[tuple[int, int], ...]] = {}
+    def __init__(self, hw: Hardware):
+        self.bytes_per_cycle = hw.dram_bytes_per_cycle
+        self.latency = hw.dram_latency_cycles
+        self.engines = hw.dma.engines
+        self.demand_free = 0
+        self.busy_starts: list[int] = []  # demand intervals [start, end), in time order
+        self.busy_ends: list[int] = []
+        self.busy_head = 0  # intervals before it can change nothing any more
+        self.pending: list[BulkTransfer] = []  # bulk transfers not yet finished, in order
+        self.arrivals: deque[int] = deque(maxlen=self.engines)  # of the last bulk transfers
         self.bytes_moved = 0
+        self.last_issue = 0
+        self.retired_finish = 0  # finish of the last bulk transfer retired
 
-    @property
-    def free_at(self) -> list[int]:
-        """Per channel, the cycle after its last booked interval."""
-        return [c.free_at() for c in self.calendars]
+    def cycles(self, bytes_: int) -> int:
+        return transfer_cycles(bytes_, self.bytes_per_cycle)
 
-    def _per_channel_bytes(self, bytes_: int) -> list[int]:
-        ch, g = self.channels, self.granule
-        if ch == 1:
-            return [bytes_]
-        granules = -(-bytes_ // g)
-        base, extra = divmod(granules, ch)
-        out = [0] * ch
-        first = self._next_channel
-        for i in range(ch):
-            out[(first + i) % ch] = (base + (1 if i < extra else 0)) * g
-        out[(first + granules - 1) % ch] -= granules * g - bytes_
-        return out
+    def _in_order(self, now: int) -> None:
+        assert now >= self.last_issue, f"DRAM request at {now} after one at {self.last_issue}"
+        self.last_issue = now
 
-    def _shares(self, bytes_: int) -> tuple[tuple[int, int], ...]:
-        """(channel, busy cycles) of each channel ``bytes_`` touches, from the current start
-        channel; memoised, since a run moves the same few transfer sizes over and over."""
-        key = (bytes_, self._next_channel)
-        hit = self._share_cache.get(key)
-        if hit is None:
-            bpc = self.bytes_per_cycle_per_channel
-            out = []
-            for c, b in enumerate(self._per_channel_bytes(bytes_)):
-                if b > 0:
-                    x = b / bpc
-                    dur = int(x)
-                    if x - dur > 1e-9:
-                        dur += 1
-                    out.append((c, dur))
-            hit = self._share_cache[key] = tuple(out)
-        return hit
-
-    def plan(self, issue_cycle: int, bytes_: int) -> tuple[list[tuple[int, int, int]], int, int]:
-        """Where ``bytes_`` issued at ``issue_cycle`` would go, unbooked.
-
-        Returns ([(channel, start, end)], first data cycle, arrival cycle).
-        """
-        cals = self.calendars
-        out = []
-        first, last = None, 0
-        for c, dur in self._shares(bytes_):
-            cal = cals[c]
-            ends = cal.ends
-            start = issue_cycle if not ends or ends[-1] <= issue_cycle else cal.earliest(issue_cycle, dur)
-            end = start + dur
-            out.append((c, start, end))
-            if first is None or start < first:
-                first = start
-            if end > last:
-                last = end
-        return out, first, last + self.latency_cycles
-
-    def commit(self, plan: list[tuple[int, int, int]], bytes_: int) -> None:
-        cals = self.calendars
-        for c, start, end in plan:
-            cal = cals[c]
-            ends = cal.ends
-            if ends and ends[-1] >= start or end <= start:
-                cal.book(start, end)
-            else:  # the common case, inlined: after everything booked
-                cal.starts.append(start)
-                ends.append(end)
-        if self.channels > 1:
-            self._next_channel = (self._next_channel + -(-bytes_ // self.granule)) % self.channels
+    def demand(self, now: int, bytes_: int) -> tuple[int, int, int]:
+        """Book a demand transfer issued at ``now``: (start, end, arrival) cycles."""
+        self._in_order(now)
+        start = max(now, self.demand_free)
+        end = self.demand_free = start + self.cycles(bytes_)
         self.bytes_moved += bytes_
+        if end > start:
+            if self.busy_ends and self.busy_ends[-1] == start:  # back to back: one interval
+                self.busy_ends[-1] = end
+            else:
+                self.busy_starts.append(start)
+                self.busy_ends.append(end)
+            self._replan(start, end)
+        return start, end, end + self.latency
 
-    def reserve(self, issue_cycle: int, bytes_: int) -> tuple[int, int]:
-        """Book ``bytes_`` issued at ``issue_cycle``; returns (first data cycle, arrival cycle)."""
-        if bytes_ <= 0:
-            return issue_cycle, issue_cycle
-        plan, first, arrival = self.plan(issue_cycle, bytes_)
-        self.commit(plan, bytes_)
-        return first, arrival
+    def bulk(self, now: int, bytes_: int) -> BulkTransfer:
+        """Book a bulk transfer issued at ``now``; its cycles may still move (module docstring)."""
+        self._in_order(now)
+        self.retire(now)
+        tr = BulkTransfer(issue=now, cycles=self.cycles(bytes_), bytes_=bytes_)
+        self.bytes_moved += bytes_
+        self.pending.append(tr)
+        self._plan(len(self.pending) - 1)
+        return tr
 
+    def retire(self, now: int) -> None:
+        """Forget bulk transfers and demand intervals that can change nothing any more."""
+        while self.pending and self.pending[0].finish <= now:
+            done = self.pending.pop(0)
+            self.arrivals.append(done.arrival)
+            self.retired_finish = done.finish
+        horizon = self.pending[0].issue if self.pending else now  # where replanning begins
+        self.busy_head = bisect_right(self.busy_ends, horizon, self.busy_head)
+        if self.busy_head > 4096:  # drop the dead prefix now and then
+            del self.busy_starts[:self.busy_head], self.busy_ends[:self.busy_head]
+            self.busy_head = 0
 
-class Dma:
-    """``engines`` DMA engines in front of the DRAM (see module docstring)."""
+    def _engine_free(self, i: int) -> int:
+        """Cycle at which the engine for pending transfer ``i`` frees: the arrival of the
+        transfer ``engines`` before it."""
+        back = i - self.engines
+        if back >= 0:
+            return self.pending[back].arrival
+        older = list(self.arrivals)
+        return older[back] if -back <= len(older) else 0
 
-    def __init__(self, env: Environment, hw: Hardware, dram: Dram):
-        self.env = env
-        self.dram = dram
-        self.engines = [Calendar() for _ in range(hw.dma.engines)]
+    def _origin(self, i: int) -> int:
+        """First cycle pending transfer ``i`` may move: issued, its predecessor finished,
+        an engine free."""
+        prev = self.pending[i - 1].finish if i else self.retired_finish
+        return max(self.pending[i].issue, prev, self._engine_free(i))
 
-    @property
-    def free_at(self) -> list[int]:
-        return [e.free_at() for e in self.engines]
+    def _plan(self, i: int) -> None:
+        tr = self.pending[i]
+        tr.origin = self._origin(i)
+        tr.start, tr.finish = self._serve(tr.origin, tr.cycles)
+        tr.arrival = tr.finish + self.latency
 
-    def transfer(self, issue_cycle: int, bytes_: int) -> tuple[int, int]:
-        """Move ``bytes_`` from ``issue_cycle`` on; returns (start cycle, arrival cycle).
+    def _serve(self, t: int, cycles: int) -> tuple[int, int]:
+        """(first, last + 1) cycle of ``cycles`` bulk cycles from ``t`` on, around demand."""
+        start = None
+        starts, ends = self.busy_starts, self.busy_ends
+        for k in range(bisect_right(ends, t, self.busy_head), len(ends)):
+            a, b = starts[k], ends[k]
+            if a >= t + cycles:
+                break
+            if a > t:
+                start = t if start is None else start
+                cycles -= a - t
+            t = max(t, b)
+        return (t if start is None else start), t + cycles
 
-        The transfer starts at the first cycle >= ``issue_cycle`` at which some
-        engine is free from the start until the data has arrived.
-        """
-        if bytes_ <= 0:
-            return issue_cycle, issue_cycle
-        t = issue_cycle
-        dram = self.dram
-        while True:
-            plan, _, done = dram.plan(t, bytes_)
-            for engine in self.engines:
-                ends = engine.ends
-                if not ends or ends[-1] <= t or engine.earliest(t, done - t) == t:
-                    engine.book(t, done)
-                    dram.commit(plan, bytes_)
-                    return t, done
-            t = min(engine.earliest(t, done - t) for engine in self.engines)
-
+    def _replan(self, a: int, b: int) -> None:
+        """Push pending bulk transfers past a new demand interval ``[a, b)``. Demand is
+        first come, first served, so no other demand interval lies after ``a``: a transfer
+        in service at ``a`` loses ``b - a`` cycles, one due to start in ``[a, b)`` starts
+        at ``b``, and one whose origin moves (its predecessor or engine now frees later,
+        at or after ``b``) runs from its new origin undisturbed."""
+        for i, tr in enumerate(self.pending):
+            origin = self._origin(i)
+            if origin != tr.origin:
+                tr.origin, tr.start, tr.finish = origin, origin, origin + tr.cycles
+            elif tr.finish <= a:
+                continue
+            elif tr.start >= a:
+                if tr.start < b:
+                    tr.start, tr.finish = b, b + tr.cycles
+            else:
+                tr.finish += b - a
+            tr.arrival = tr.finish + self.latency
 
 class WeightBuffer:
     """LRU residency of weight tiles with pinning; logs occupancy changes."""
 
-    def __init__(self, env: Environment, capacity_bytes: int, occupancy: list):
-        self.env = env
+    def __init__(self, capacity_bytes: int, occupancy: "Occupancy"):
         self.capacity = capacity_bytes
         self.resident: OrderedDict[Hashable, int] = OrderedDict()
         self.pins: dict[Hashable, int] = {}
         self.used = 0
-        self._occupancy = occupancy  # sink of (buffer, cycle, delta_bytes)
+        self._occupancy = occupancy
 
     def acquire(self, key: Hashable, bytes_: int, cycle: int) -> bool:
         """Pin tile ``key`` at ``cycle``; True when it was resident (a hit, nothing to fetch)."""
@@ -291,10 +194,29 @@ class WeightBuffer:
         self._make_room(bytes_, cycle)
         self.resident[key] = bytes_
         self.used += bytes_
-        self._occupancy.append(("weight", cycle, bytes_))
+        self._occupancy.change("weight", cycle, bytes_)
         assert self.used <= self.capacity, \
             f"weight buffer over capacity: {self.used} > {self.capacity} bytes at cycle {cycle}"
         return False
+
+    def may_stream(self, prefix: tuple, first: int, n: int, bytes_: int) -> bool:
+        """True when tiles ``first`` … ``first + n - 1`` of ``prefix`` would all miss and
+        acquiring them would cycle the whole buffer (``stream``'s precondition)."""
+        if n * bytes_ < self.capacity + bytes_:
+            return False
+        return not any(k[:-1] == prefix and k[-1] >= first for k in self.resident)
+
+    def stream(self, prefix: tuple, end: int, pinned: int, bytes_: int, cycle: int) -> None:
+        """The buffer after a run of misses of tiles ``prefix + (j,)`` up to ``end - 1``, each
+        released once computed except the last ``pinned``: by LRU, every older unpinned
+        tile has gone and the newest tiles that fit are resident."""
+        keep = min(end, self.capacity // bytes_)
+        others = [k for k in self.pins if k[:-1] != prefix]
+        assert not others, "a weight run streamed past another item's pinned tiles"
+        self.resident = OrderedDict((prefix + (j,), bytes_) for j in range(end - keep, end))
+        self.pins = {prefix + (j,): 1 for j in range(end - pinned, end)}
+        self._occupancy.change("weight", cycle, keep * bytes_ - self.used)
+        self.used = keep * bytes_
 
     def release(self, key: Hashable) -> None:
         left = self.pins[key] - 1
@@ -307,8 +229,6 @@ class WeightBuffer:
         if bytes_ > self.capacity:
             raise ValueError(f"weight tile of {bytes_} bytes exceeds the buffer ({self.capacity} bytes)")
         need = self.used + bytes_ - self.capacity
-        if need <= 0:
-            return
         resident, pins = self.resident, self.pins
         while need > 0:
             for old in resident:  # least recently used first; pinned tiles stay
@@ -319,5 +239,51 @@ class WeightBuffer:
                                      f"at cycle {cycle}")
             size = resident.pop(old)
             self.used -= size
-            self._occupancy.append(("weight", cycle, -size))
+            self._occupancy.change("weight", cycle, -size)
             need -= size
+
+
+class ParamCache:
+    """Resident vector-unit parameters: whole entries by key, LRU, within ``capacity_bytes``."""
+
+    def __init__(self, capacity_bytes: int, occupancy: "Occupancy"):
+        self.capacity = capacity_bytes
+        self.entries: OrderedDict[Hashable, int] = OrderedDict()
+        self.used = 0
+        self._occupancy = occupancy
+
+    def lookup(self, key: Hashable, bytes_: int, cycle: int) -> bool:
+        """True on a hit; on a miss the entry is made resident (evicting LRU ones)."""
+        if key in self.entries:
+            self.entries.move_to_end(key)
+            return True
+        freed = 0
+        while self.used + bytes_ > self.capacity:
+            size = self.entries.popitem(last=False)[1]
+            self.used -= size
+            freed += size
+        self.entries[key] = bytes_
+        self.used += bytes_
+        self._occupancy.change("weight", cycle, bytes_ - freed)
+        return False
+
+
+class Occupancy:
+    """Bytes held per buffer as change points: one (cycle, bytes) per cycle the total changed."""
+
+    def __init__(self):
+        self.held: dict[str, int] = {}
+        self.points: dict[str, list[list[int]]] = {}
+
+    def change(self, name: str, cycle: int, delta: int) -> None:
+        self.set(name, cycle, self.held.get(name, 0) + delta)
+
+    def set(self, name: str, cycle: int, held: int) -> None:
+        self.held[name] = held
+        pts = self.points.setdefault(name, [])
+        if pts and pts[-1][0] >= cycle:  # several changes within one cycle: the last one counts
+            pts[-1][1] = held
+            if len(pts) > 1 and pts[-2][1] == held:
+                pts.pop()
+        elif not pts or pts[-1][1] != held:
+            pts.append([cycle, held])

@@ -180,3 +180,13 @@ def _executions_per_step(plan: Plan) -> list[int]:
 def run_tokens(wl: Workload) -> int:
     """Tokens a whole run produces, all sequences: ``B · n`` (token 0 comes from prefill)."""
     return wl.generation.batch * wl.generation.new_tokens
+
+
+def decode_bound_by(plan: Plan, sim: Any) -> dict[str, float]:
+    """``speedsim.metrics.bound.bound_by`` over the decode window: TTFT to the last commit."""
+    from speedsim.metrics.bound import bound_by
+
+    end = sim.items["end_cycle"].to_numpy()
+    start = int(end[plan.prefill_last_item])
+    commits = commit_cycles(plan, sim.items)
+    return bound_by(sim.log, start, int(commits[-1]) if len(commits) else start)

@@ -37,6 +37,8 @@ ROWS: list[Row] = [
     ("  vector / static", lambda m: human_many([m["energy_j"][k] for k in ("vector", "static")], "J")),
     ("energy per token", lambda m: human(m["energy_per_token_j"], "J")),
     ("wasted energy", lambda m: human(m["energy_j"].get("wasted", 0.0), "J")),
+    ("bound: DRAM/array/vec/lat.", lambda m: " / ".join(
+        f"{m['bound_by'][k] * 100:.0f}" for k in ("dram", "array", "vector", "latency")) + " %"),
 ]
 
 SPEC_ROWS: list[Row] = [

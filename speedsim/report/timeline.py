@@ -17,17 +17,39 @@ import pandas as pd
 from speedsim.contracts.plan import Plan
 
 
-def chrome_trace(runs: Mapping[str, tuple[Plan, Any]], clock_hz: float) -> dict[str, Any]:
-    """``runs``: strategy -> (plan, SimResult). Returns the trace as a JSON-able dict."""
+SUMMARY_DECODE_TOKENS = 8  # decode commits whose unit intervals a summary timeline keeps
+
+
+def chrome_trace(runs: Mapping[str, tuple[Plan, Any]], clock_hz: float,
+                 detail: str = "full") -> dict[str, Any]:
+    """``runs``: strategy -> (plan, SimResult). Returns the trace as a JSON-able dict.
+
+    ``detail="summary"`` bounds the size for real models: the token tracks stay
+    whole, the unit tracks keep the intervals that start before the
+    ``SUMMARY_DECODE_TOKENS``-th decode commit (prefill and the first decode
+    steps, where every pattern of the run shows).
+    """
+    if detail not in ("full", "summary"):
+        raise ValueError(f"detail must be 'full' or 'summary', got {detail!r}")
     ns_per_cycle = 1e9 / clock_hz
     events: list[dict[str, Any]] = []
     for s_idx, (name, (plan, sim)) in enumerate(runs.items()):
         pid_units, pid_tokens = 2 * s_idx + 1, 2 * s_idx + 2
+        log = sim.log if detail == "full" else _first_steps(plan, sim)
         events += _process_names(pid_units, f"{name}: units", pid_tokens, f"{name}: tokens")
-        events += _unit_events(sim.log, pid_units, ns_per_cycle)
+        events += _unit_events(log, pid_units, ns_per_cycle)
         events += _token_events(plan, sim.items, pid_tokens, ns_per_cycle)
     return {"traceEvents": events, "displayTimeUnit": "ns",
-            "otherData": {"clock_hz": clock_hz, "time_unit": "us"}}
+            "otherData": {"clock_hz": clock_hz, "time_unit": "us", "detail": detail}}
+
+
+def _first_steps(plan: Plan, sim: Any) -> pd.DataFrame:
+    end = sim.items["end_cycle"].to_numpy()
+    commits = sorted(int(end[e.last_item]) for e in plan.execs
+                     if e.phase == "decode" and e.status == "committed")
+    if len(commits) <= SUMMARY_DECODE_TOKENS:
+        return sim.log
+    return sim.log[sim.log["start_cycle"] < commits[SUMMARY_DECODE_TOKENS - 1]]
 
 
 def _process_names(pid_u: int, name_u: str, pid_t: int, name_t: str) -> list[dict[str, Any]]:

@@ -3,99 +3,111 @@
 What is modelled
 ----------------
 Two compute units, the **array** (``hw.array.count`` ganged systolic arrays)
-and the **vector** unit, each a SimPy process that issues its items in list
-(topological) order, one tile at a time. Items on different units overlap.
-Behind them sit the DMA engines and the DRAM channels of ``speedsim.hw.units``.
+and the **vector** unit, are SimPy processes that run their items in list
+(topological) order, one tile (``speedsim.hw.cost.item_tiles``) at a time.
+Items on different units overlap. Behind them sits the DRAM of
+``speedsim.hw.units`` (demand and bulk priority classes, DMA engines), the
+weight buffer (LRU of weight tiles) and the parameter cache.
 
 For each item:
 
-1. it is *ready* when all its deps are done (``ready_cycle``);
-2. its tiles (``speedsim.hw.cost.item_tiles``) need their bytes on chip:
-   - **weights** (array items) come through the weight buffer. A weight loader
-     walks the array items' weight tiles in list order, ignoring data
-     dependencies (weights do not depend on data), as far ahead as the buffer's
-     slots allow: tile g is issued when tile g − slots finished computing
-     (slots = 2 with double buffering, else 1), so fetching tile i+1 overlaps
-     computing tile i, and the first tiles of the next item are prefetched
-     while the current one computes. A resident tile (LRU, keyed by
-     ``(weight_key, tile index)``) costs no DRAM traffic;
-   - **streamed bytes** (KV reads, spilled activations, vector-unit
-     parameters) depend on data: the first ones are issued when the item is
-     ready, later ones as earlier stream slots of the same unit free up;
-3. tile j computes once its bytes have arrived and the unit finished tile j−1;
-4. outputs: KV writes and spilled activations go to DRAM after the last tile;
-   the item is *done* when they have arrived (``end_cycle``). Activations that
-   fit stay in the activation buffer (see ``speedsim.hw.cost``).
+1. it is *ready* when all its deps are done; it *starts* when it is ready and
+   its unit is free, and the unit spends ``<unit>.op_overhead_ns`` issuing it;
+2. **weight tiles** (array items) are bulk transfers issued by the weight
+   loader in list order over all array items: tile g is issued when tile
+   g − slots finished computing (slots = 2 with double buffering, else 1);
+   with ``weight_prefetch: ahead`` that is all it waits for, so the next
+   item's first tiles load while the current one computes; with ``per_op``
+   it also waits for its item to start. A resident tile costs nothing;
+3. **stream tiles** (KV reads, spilled activations, parameters too big to stay
+   resident) are demand transfers through the unit's stream slots, issued in
+   the unit's tile order: tile g waits for tile g − slots of the same unit to
+   finish computing, and for its item: an item whose stream is KV reads only
+   is *prefetched* (``ahead``) once all its deps have started, since the
+   cache rows it reads exist by then (the current token's own row is the dep's
+   on-chip output); any other stream tile, and every stream tile under
+   ``per_op``, waits for the end of its item's issue overhead;
+4. **parameters** of vector items that fit the parameter cache are fetched on
+   a miss (a demand transfer at the end of the issue overhead), then resident;
+5. tile j computes once its bytes have arrived and tile j − 1 is done;
+6. outputs (KV writes, spilled activations) leave as one demand transfer when
+   the last tile ends; the item is *done* when they have arrived.
 
-Time is integer cycles. DRAM and DMA are FIFO servers whose queues are kept as
-"free at" cycles, so a transfer costs arithmetic, not events.
+Time is integer cycles. Transfers are booked with the DRAM at the cycle they
+are issued, from inside the SimPy processes, so requests reach the memory
+controller in time order; a unit waiting for a weight tile re-reads its
+arrival cycle on waking, because demand transfers booked meanwhile may have
+pushed it back. The DRAM is a priority server computed arithmetically at each
+request (``speedsim.hw.units.Dram``); only SimPy's public API is used.
 
-Tile vs chunked mode
---------------------
-Both modes compute the same per-tile recurrence with the same cost functions.
-``tile`` mode sleeps until the end of every tile before issuing the transfers
-that tile's end allows, so requests reach DRAM in time order across units;
-``chunked`` mode handles a whole item per wake-up (no per-tile events) and
-may queue an item's later transfers before another unit's earlier ones. With
-one unit touching DRAM at a time the two are identical to the cycle; with both
-units contending, requests may be granted in a different order
-(``tests/test_sim_engine.py`` bounds the difference).
+Why the cost scales with work items, not tiles
+----------------------------------------------
+Every tile is one SimPy step by definition of the model, and that is what
+``replay(..., closed_form_runs=False)`` plays: the oracle the tests compare
+against. The production path plays the same steps without SimPy events
+whenever the other unit cannot act before they end (it waits for an item that
+finishes later, so no transfer of its own can interleave):
 
-Runs of identical tiles
------------------------
-A 7B-shape decode moves millions of identical weight tiles (and long KV reads
-cut into equal tiles). In chunked mode, once such a run's timing is periodic
-(``_RunSkipper``: three equal relative snapshots, a period apart), the rest of
-the run is played arithmetically: the same calendar bookings, occupancy
-changes and log rows the tile loop would produce, with nothing approximated.
-``replay(..., skip_runs=False)`` plays every tile; the results are identical
-(``tests/test_sim_engine.py``).
+* a run of identical weight-only tiles on the array, with no demand transfer
+  pending, is the fixed max-plus recurrence of ``speedsim.hw.pipeline``:
+  stepped until its relative state repeats, then whole periods are added in
+  closed form — a 45 MB GEMM of 350 tiles costs a handful of steps;
+* tiles without weights (KV reads, vector ops) are played as plain
+  arithmetic on the same loaders and DRAM, booking the same transfers at the
+  same cycles, up to the other unit's horizon.
+
+Both are exact — the suite checks that the two paths give identical items,
+logs, cycles and occupancy peaks on hundreds of random DAGs with both units
+contending for the DRAM. So a run costs SimPy events per work item (deps,
+issue overhead, the boundaries of runs), not per tile; what remains per tile
+is arithmetic for KV-read tiles, whose number grows with context length.
 
 Invariants checked in every run: buffer occupancy never exceeds capacity
-(weight buffer at each allocation, all buffers over the whole occupancy
-trace), every item done after its deps.
+(weight buffer at each allocation and over its whole change-point trace),
+every item is done after its deps, DRAM requests arrive in time order.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Hashable, Literal, NamedTuple, Sequence
+from typing import Hashable, Sequence
 
 import numpy as np
 import pandas as pd
 import simpy
-from simpy.events import NORMAL
 
 from speedsim.config.hw import Hardware
 from speedsim.hw import cost
-from speedsim.hw.cost import Roofline, Tile
-from speedsim.hw.units import Dma, Dram, WeightBuffer
 from speedsim.contracts.workitem import WorkItem
-
-TileMode = Literal["chunked", "tile"]
+from speedsim.hw.cost import Roofline, Tile, Traffic
+from speedsim.hw.pipeline import RunState, weight_run
+from speedsim.hw.units import BulkTransfer, Dram, Occupancy, ParamCache, WeightBuffer
 
 LOG_COLUMNS = ("unit", "item", "op", "kind", "category", "start_cycle", "end_cycle", "bytes",
-               "macs", "vector_ops", "wasted_fraction", "step", "tile")
+               "macs", "vector_ops", "wasted_fraction", "step", "tile", "busy_cycles")
 ITEM_COLUMNS = ("item", "op", "unit", "phase", "label", "ready_cycle", "start_cycle",
                 "compute_end_cycle", "end_cycle", "tokens", "step", "wasted_fraction", "macs",
                 "vector_ops", "tiles", "weight_bytes_fetched", "kv_read_bytes", "kv_write_bytes",
                 "act_bytes", "weight_sram_bytes", "act_sram_bytes", "acc_sram_bytes",
                 "kv_sram_bytes")
 OCCUPANCY_COLUMNS = ("buffer", "cycle", "bytes")
+FAST_MIN_TILES = 8  # shorter weight runs are played tile by tile
 
 
 @dataclass(frozen=True)
 class SimResult:
     """Everything a replay produced, with the hardware that produced it.
 
-    ``log``: one row per unit interval (``LOG_COLUMNS``): compute intervals on
-    ``array``/``vector`` (kind ``compute``), transfers on ``dram`` (kind
-    ``load``/``store``, category ``weight``/``stream``/``output``). Tile mode
-    logs every tile; chunked mode one row per item and kind.
+    ``log``: one row per item and interval kind (``LOG_COLUMNS``): its compute
+    span on ``array``/``vector`` (kind ``compute``) and its transfers on
+    ``dram`` (kind ``load``/``store``, category ``weight``/``stream``/``param``/
+    ``output``), each from the first transfer's start to the last one's end.
     ``items``: one row per work item (``ITEM_COLUMNS``); DRAM bytes by
     category; SRAM bytes written into plus read out of each buffer.
-    ``occupancy``: bytes held per buffer after each change (``OCCUPANCY_COLUMNS``).
+    ``occupancy``: bytes held per buffer at each cycle the total changed
+    (``OCCUPANCY_COLUMNS``).
+    ``events``: SimPy events processed.
     """
 
     log: pd.DataFrame
@@ -105,17 +117,6 @@ class SimResult:
     events: int
     roofline: Roofline
     hw: Hardware
-    tile_mode: str
-
-
-class _Done(simpy.Event):
-    """An item's completion; fired directly at its (already known) done cycle."""
-
-    def fire_at(self, cycle: int) -> None:
-        delay = cycle - self.env.now
-        assert delay >= 0, f"done cycle {cycle} before now {self.env.now}"
-        self._ok, self._value = True, None  # what Event.succeed sets, scheduled with a delay
-        self.env.schedule(self, NORMAL, delay)
 
 
 def _tile_key(it: WorkItem, j: int) -> Hashable:
@@ -123,300 +124,447 @@ def _tile_key(it: WorkItem, j: int) -> Hashable:
     return (it.weight_key, j) if it.weight_key is not None else ("anonymous", it.id, j)
 
 
-class _WeightOrder:
-    """The array items' weight tiles in list order: (item, tile index, key, bytes)."""
-
-    def __init__(self, array_items: list[WorkItem], plans: dict[int, list[Tile]]):
-        self.items = [(it, plans[it.id]) for it in array_items]
-        self.i = self.j = 0  # next: tile j of self.items[i]
-
-    def next(self) -> tuple[WorkItem, int, Hashable, int] | None:
-        while self.i < len(self.items):
-            it, tiles = self.items[self.i]
-            while self.j < len(tiles):
-                j = self.j
-                self.j += 1
-                if tiles[j].weight_bytes:
-                    return it, j, _tile_key(it, j), tiles[j].weight_bytes
-            self.i, self.j = self.i + 1, 0
-        return None
-
-    def skip(self, n: int) -> None:
-        """Pass over the next ``n`` tiles of the current item (weight tiles, all of them)."""
-        self.j += n
-
-
-class _WeightLoader:
-    """Issues the array's weight tiles in list order, ``slots`` ahead of the compute."""
-
-    def __init__(self, hw: Hardware, order: _WeightOrder, buffer: WeightBuffer, dma: Dma,
-                 sink: "_Sink"):
-        self.order = order
-        self.buffer, self.dma, self.sink = buffer, dma, sink
-        self.issued: deque = deque()
-        self.last_issue = 0
-        for _ in range(cost.slots(hw)):
-            self._issue_next(0)
-
-    def _issue_next(self, cycle: int) -> None:
-        nxt = self.order.next()
-        if nxt is None:
-            return
-        item, j, key, bytes_ = nxt
-        issue = self.last_issue = max(cycle, self.last_issue)
-        if self.buffer.acquire(key, bytes_, issue):
-            ready = issue
-        else:
-            start, ready = self.dma.transfer(issue, bytes_)
-            sink = self.sink
-            sink.transfer(item, "load", "weight", start, ready, bytes_, j)
-            sink.fetched[item.id] = sink.fetched.get(item.id, 0) + bytes_
-        self.issued.append((item.id, j, key, ready))
-
-    def take(self, item_id: int, j: int) -> tuple[Hashable, int]:
-        got_id, got_j, key, ready = self.issued.popleft()
-        assert got_id == item_id and got_j == j, "weight loader out of step with the array"
-        return key, ready
-
-    def release(self, key: Hashable, cycle: int) -> None:
-        self.buffer.release(key)
-        self._issue_next(cycle)
-
-
-class _Sink:
-    """Collects log rows as tuples; chunked mode merges an item's rows per kind."""
+class _Log:
+    """Log rows merged per (item, unit, kind, category) — or one per tile with ``per_tile``
+    — and per-item fetched weight bytes."""
 
     def __init__(self, per_tile: bool):
-        self.per_tile = per_tile
-        self.rows: list[tuple] = []
-        self.merged: dict[tuple, list] = {}
+        self.rows: dict[tuple, list] = {}
         self.fetched: dict[int, int] = {}
-        self.occupancy: list[tuple[str, int, int]] = []  # (buffer, cycle, delta_bytes)
-        # the same in bulk: (buffer, cycle, period, times, delta) is delta at cycle + k * period
-        # for k = 1..times
-        self.occupancy_blocks: list[tuple[str, int, int, int, int]] = []
+        self.per_tile = per_tile
 
-    def _add(self, unit: str, item: WorkItem, kind: str, category: str, start: int, end: int,
-             bytes_: int, macs: int, vops: int, tile: int) -> None:
-        if self.per_tile:
-            self.rows.append((unit, item.id, item.op, kind, category, start, end, bytes_, macs,
-                              vops, item.wasted_fraction, item.step, tile))
-            return
-        key = (item.id, unit, kind, category)
-        row = self.merged.get(key)
+    def add(self, unit: str, it: WorkItem, kind: str, category: str, start: int, end: int,
+            bytes_: int = 0, macs: int = 0, vops: int = 0, tile: int = -1,
+            busy: int | None = None) -> None:
+        """``busy``: cycles the unit actually worked within ``[start, end)`` (default: all)."""
+        busy = end - start if busy is None else busy
+        key = (it.id, unit, kind, category, tile if self.per_tile else -1)
+        row = self.rows.get(key)
         if row is None:
-            self.merged[key] = [unit, item.id, item.op, kind, category, start, end, bytes_, macs,
-                                vops, item.wasted_fraction, item.step, -1]
-        else:
-            row[5] = min(row[5], start)
-            row[6] = max(row[6], end)
-            row[7] += bytes_
-            row[8] += macs
-            row[9] += vops
-
-    def compute(self, unit: str, item: WorkItem, start: int, end: int, t: Tile, j: int) -> None:
-        self._add(unit, item, "compute", "", start, end, 0, t.macs, t.vector_ops, j)
-
-    def compute_item(self, unit: str, item: WorkItem, start: int, end: int, macs: int,
-                     vops: int) -> None:
-        """A whole item's compute row at once (chunked mode): what merging its tiles gives."""
-        self._add(unit, item, "compute", "", start, end, 0, macs, vops, -1)
-
-    def transfer(self, item: WorkItem, kind: str, category: str, start: int, end: int,
-                 bytes_: int, j: int) -> None:
-        self._add("dram", item, kind, category, start, end, bytes_, 0, 0, j)
+            self.rows[key] = [unit, it.id, it.op, kind, category, start, end, bytes_, macs, vops,
+                              it.wasted_fraction, it.step, key[-1], busy]
+            return
+        row[5], row[6] = min(row[5], start), max(row[6], end)
+        row[7] += bytes_
+        row[8] += macs
+        row[9] += vops
+        row[13] += busy
 
     def frame(self) -> pd.DataFrame:
-        rows = self.rows if self.per_tile else [tuple(r) for r in self.merged.values()]
-        df = pd.DataFrame.from_records(rows, columns=LOG_COLUMNS)
+        df = pd.DataFrame.from_records([tuple(r) for r in self.rows.values()], columns=LOG_COLUMNS)
         return df.sort_values(["start_cycle", "unit", "item"], kind="stable", ignore_index=True)
 
 
-class _Snapshot(NamedTuple):
-    sig: tuple  # the state a tile step depends on, relative to (base cycle, tile index)
-    j: int
-    base: int  # the unit's free cycle after tile j
-    horizons: tuple  # per calendar: (index of its first interval still in play, its true start)
-    occupancy: int  # length of the occupancy log
-    row: tuple  # the item's merged weight- and stream-load log rows: (start, end, bytes) or None
-    fetched: int
-    dram_bytes: int
+def _next_tile(loader, field: str) -> tuple[WorkItem, int, int] | None:
+    """Move ``loader``'s cursor (``i``, ``j`` over ``loader.items``) to the next tile with
+    ``field`` bytes and return (item, tile index, bytes), or None past the end."""
+    while loader.i < len(loader.items):
+        it, tiles = loader.items[loader.i]
+        nxt = _next_index(loader.skips, tiles, field)
+        if loader.j < len(tiles):
+            loader.j = nxt[loader.j]
+            if loader.j < len(tiles):
+                return it, loader.j, getattr(tiles[loader.j], field)
+        loader.i, loader.j = loader.i + 1, 0
+    return None
 
 
-class _RunSkipper:
-    """Fast-forwards runs of identical weight tiles once their timing is periodic.
+def _next_index(cache: dict, tiles: list[Tile], field: str) -> list[int]:
+    """Per tile index j, the first index >= j whose tile has ``field`` bytes (cached by
+    tile list: items of one shape share theirs)."""
+    hit = cache.get(id(tiles))
+    if hit is None:
+        hit = [len(tiles)] * (len(tiles) + 1)
+        for j in range(len(tiles) - 1, -1, -1):
+            hit[j] = j if getattr(tiles[j], field) else hit[j + 1]
+        cache[id(tiles)] = hit
+    return hit
 
-    A run of identical array tiles that stream nothing is a fixed step applied
-    again and again to (unit free cycle, weight loader, weight buffer, DMA and
-    DRAM calendars): the step is the same map shifted in time and in tile index.
-    After each tile the skipper takes that state relative to (the unit's free
-    cycle, the tile index), keeping of each calendar only what a request issued
-    at or after the loader's last issue can still see. When three snapshots
-    ``p`` tiles apart are equal, each period of ``p`` tiles shifts everything by
-    the same ``P`` cycles, so the rest of the run is played arithmetically:
-    every calendar interval, occupancy change and logged byte the tile-by-tile
-    loop would produce, in bulk. Anything else (a stream byte, a foreign key in
-    the weight buffer, another unit's booking ahead) breaks the equality and the
-    run continues tile by tile; results are identical either way.
-    """
 
-    MIN_RUN = 16  # tiles; shorter runs are not worth the snapshots
-    MAX_PERIOD = 4  # tiles
-    WINDOW = 16  # tiles of a run watched for a period before giving up on it
+class _WeightLoader:
+    """Issues the array items' weight tiles in list order, ``slots`` ahead of the compute."""
 
-    def __init__(self, slots: int, loader: "_WeightLoader", dma: Dma, dram: Dram, sink: "_Sink"):
-        self.slots, self.loader, self.dram, self.sink = slots, loader, dram, sink
-        self.buffer = loader.buffer
-        self.calendars = list(dma.engines) + list(dram.calendars)
-        self.breaks: dict[tuple[int, int], list[int]] = {}
-        self.history: list[_Snapshot] = []
-        self.weighted = False
+    def __init__(self, array_items: list[WorkItem], tiles: dict[int, list[Tile]], slots: int,
+                 per_op: bool, parts: "_Parts"):
+        self.items = [(it, tiles[it.id]) for it in array_items]
+        self.i = self.j = 0  # the next tile to issue: tile j of items[i]
+        self.skips: dict[int, list[int]] = {}
+        self.slots, self.per_op, self.parts = slots, per_op, parts
+        self.in_flight = 0
+        self.issued: dict[tuple[int, int], tuple[Hashable, BulkTransfer | int]] = {}
+        self.started: set[int] = set()
 
-    def _breaks(self, tiles: list[Tile], p: int) -> list[int]:
-        """Per tile index k, the first k' >= k whose tile differs from the one ``p`` before."""
-        key = (id(tiles), p)
-        out = self.breaks.get(key)
-        if out is None:
-            n = len(tiles)
-            out = [n] * (n + 1)
-            for k in range(n - 1, -1, -1):
-                out[k] = k if k < p or tiles[k] != tiles[k - p] else out[k + 1]
-            self.breaks[key] = out
-        return out
+    def _next(self) -> tuple[WorkItem, int, int] | None:
+        """The next weight tile in list order, without taking it."""
+        return _next_tile(self, "weight_bytes")
 
-    def start(self, tiles: list[Tile]) -> bool:
-        """A new item: True when it has enough tiles to be worth watching."""
-        self.history = []
-        self.weighted = any(t.weight_bytes for t in tiles)
-        return len(tiles) >= self.MIN_RUN
+    def skip(self, it: WorkItem, n: int) -> None:
+        """Pass over ``n`` weight tiles of ``it``, issued by a closed-form run."""
+        assert self._next()[0] is it, "a weight run crossed an item boundary"
+        self.j += n
 
-    def _loader_view(self, it: WorkItem, j: int, base: int) -> tuple | None:
-        """Weight loader and buffer relative to (base, j); None if they hold another item's tiles."""
-        loader, buf = self.loader, self.buffer
-        prefix = _tile_key(it, 0)[:-1]
-        issued = []
-        for got_id, jj, key, ready in loader.issued:
-            if got_id != it.id:
-                return None
-            issued.append((jj - j, ready - base))
-        held = []
-        for table in (buf.resident, buf.pins):
-            for key, value in table.items():
-                if not isinstance(key, tuple) or key[:-1] != prefix:
-                    return None
-                held.append((key[-1] - j, value))
-            held.append(None)
-        return loader.last_issue - base, tuple(issued), tuple(held), buf.used
-
-    def _snapshot(self, it: WorkItem, j: int, base: int, arrive: list[int]) -> _Snapshot | None:
-        # Items without weight tiles leave the loader and buffer alone: they stay out of it.
-        # Requests still to come in the run: the loader's at or after its last issue, the
-        # stream loads at or after the end of the current tile.
-        h = base
-        loader = None
-        if self.weighted:
-            loader = self._loader_view(it, j, base)
-            if loader is None:
-                return None
-            h = min(base, self.loader.last_issue)
-        views = [c.view(h, base) for c in self.calendars]
-        sig = (loader, self.dram._next_channel, tuple(v[2] for v in views),
-               tuple(a - base for a in arrive[j + 1:j + 1 + self.slots]), len(self.sink.merged))
-        merged = self.sink.merged
-        rows = tuple((r[5], r[6], r[7]) if r is not None else None
-                     for r in (merged.get((it.id, "dram", "load", c)) for c in ("weight", "stream")))
-        return _Snapshot(sig, j, base, tuple(v[:2] for v in views), len(self.sink.occupancy),
-                         rows, self.sink.fetched.get(it.id, 0), self.dram.bytes_moved)
-
-    def step(self, it: WorkItem, tiles: list[Tile], j: int, free: int, ready: int,
-             arrive: list[int]) -> tuple[int, int]:
-        """After tile ``j``: (tiles skipped, cycles skipped), (0, 0) when nothing was."""
-        hist = self.history
-        if len(hist) >= self.WINDOW or j + self.slots + 1 >= len(tiles):
-            return 0, 0
-        snap = self._snapshot(it, j, free, arrive)
-        if snap is None:
-            hist.clear()
-            return 0, 0
-        hist.append(snap)
-        for p in range(1, self.MAX_PERIOD + 1):
-            if len(hist) <= 2 * p:
-                break
-            a, b = hist[-1 - 2 * p], hist[-1 - p]
-            if not (a.sig == b.sig == snap.sig and a.j + 2 * p == snap.j and a.base >= ready):
-                continue
-            brk = self._breaks(tiles, p)
-            if brk[b.j + 1] <= j + self.slots:  # the tiles of the two periods differ
-                continue
-            last = min(brk[b.j + 1], len(tiles)) - 1 - self.slots  # the last tile to skip
-            times = (last - j) // p
-            if times >= 1 and self._apply(it, a, b, snap, p, times):
-                hist.clear()
-                return times * p, times * (snap.base - b.base)
-        return 0, 0
-
-    def _apply(self, it: WorkItem, a: _Snapshot, b: _Snapshot, c: _Snapshot, p: int,
-               times: int) -> bool:
-        """Play ``times`` more periods after snapshot ``c`` if a→b→c is one period twice."""
-        P = c.base - b.base
-        if P <= 0 or b.base - a.base != P:
-            return False
-        # 1. what one period adds must be the same twice: retired calendar intervals,
-        #    occupancy changes, logged and moved bytes
-        keep_first = []
-        for cal, (ia, ta), (ib, tb), (ic, tc) in zip(self.calendars, a.horizons, b.horizons, c.horizons):
-            if ta == tb == tc:
-                keep_first.append(True)
-            elif ta is not None and tb == ta + P and tc == tb + P:
-                keep_first.append(False)
+    def pump(self, now: int) -> None:
+        """Issue every tile whose slot is free and whose item allows it."""
+        while self.in_flight < self.slots:
+            nxt = self._next()
+            if nxt is None:
+                return
+            it, j, bytes_ = nxt
+            if self.per_op and it.id not in self.started:
+                return
+            self.j += 1
+            self.in_flight += 1
+            key = _tile_key(it, j)
+            if self.parts.wbuf.acquire(key, bytes_, now):
+                self.issued[(it.id, j)] = (key, now)
             else:
-                return False
-            if ib - ia != ic - ib:
-                return False
-            for col in (cal.starts, cal.ends):
-                if any(col[ib + k] != col[ia + k] + P for k in range(ic - ib)):
-                    return False
-        occ = self.sink.occupancy
-        if b.occupancy - a.occupancy != c.occupancy - b.occupancy:
-            return False
-        period = occ[b.occupancy:c.occupancy]
-        for (n1, c1, d1), (n2, c2, d2) in zip(occ[a.occupancy:b.occupancy], period):
-            if n1 != n2 or d1 != d2 or c2 != c1 + P:
-                return False
-        for ra, rb, rc in zip(a.row, b.row, c.row):
-            if (ra is None) != (rc is None):
-                return False
-            if rc is not None and not (ra[0] == rb[0] == rc[0] and rc[1] - rb[1] == rb[1] - ra[1] == P
-                                       and rc[2] - rb[2] == rb[2] - ra[2]):
-                return False
-        if c.fetched - b.fetched != b.fetched - a.fetched or \
-                c.dram_bytes - b.dram_bytes != b.dram_bytes - a.dram_bytes:
-            return False
-        # 2. play them: everything moves on by `times` periods
-        tiles, shift = times * p, times * P
-        if self.weighted:
-            loader, buf = self.loader, self.buffer
-            loader.last_issue += shift
-            loader.issued = deque((got_id, jj + tiles, _tile_key(it, jj + tiles), ready + shift)
-                                  for got_id, jj, _, ready in loader.issued)
-            loader.order.skip(tiles)
-            buf.resident = type(buf.resident)((_tile_key(it, k[-1] + tiles), v)
-                                              for k, v in buf.resident.items())
-            buf.pins = {_tile_key(it, k[-1] + tiles): v for k, v in buf.pins.items()}
-        for cal, (ib, _), (ic, _), keep in zip(self.calendars, b.horizons, c.horizons, keep_first):
-            cal.repeat(ib, ic, P, times, keep)
-        for name, cycle, delta in period:
-            self.sink.occupancy_blocks.append((name, cycle, P, times, delta))
-        for category, rb, rc in zip(("weight", "stream"), b.row, c.row):
-            if rc is not None:
-                row = self.sink.merged[(it.id, "dram", "load", category)]
-                row[6] += shift
-                row[7] += times * (rc[2] - rb[2])
-        if c.fetched != b.fetched:
-            self.sink.fetched[it.id] += times * (c.fetched - b.fetched)
-        self.dram.bytes_moved += times * (c.dram_bytes - b.dram_bytes)
-        return True
+                self.issued[(it.id, j)] = (key, self.parts.dram.bulk(now, bytes_))
+                self.parts.log.fetched[it.id] = self.parts.log.fetched.get(it.id, 0) + bytes_
 
+    def take(self, it: WorkItem, j: int) -> tuple[Hashable, BulkTransfer | int]:
+        return self.issued.pop((it.id, j))
+
+    def release(self, key: Hashable, now: int) -> None:
+        self.parts.wbuf.release(key)
+        self.in_flight -= 1
+        self.pump(now)
+
+
+class _StreamLoader:
+    """Issues one unit's stream tiles in its tile order through ``slots`` stream slots."""
+
+    def __init__(self, unit_items: list[WorkItem], tiles: dict[int, list[Tile]], slots: int,
+                 gate, parts: "_Parts"):
+        self.items = [(it, tiles[it.id]) for it in unit_items]
+        self.i = self.j = 0  # the next tile to issue: tile j of items[i]
+        self.skips: dict[int, list[int]] = {}
+        self.slots, self.gate, self.parts = slots, gate, parts
+        self.in_flight = 0
+        self.arrival: dict[tuple[int, int], int] = {}
+
+    def _next(self) -> tuple[WorkItem, int, int] | None:
+        """The next stream tile in the unit's order, without taking it."""
+        return _next_tile(self, "stream_bytes")
+
+    def pump(self, now: int) -> None:
+        while self.in_flight < self.slots:
+            nxt = self._next()
+            if nxt is None or not self.gate(nxt[0]):
+                return
+            it, j, bytes_ = nxt
+            self.j += 1
+            self.in_flight += 1
+            start, end, arrival = self.parts.dram.demand(now, bytes_)
+            self.parts.log.add("dram", it, "load", "stream", start, end, bytes_, tile=j)
+            self.parts.occupancy.change("activation", now, bytes_)
+            self.arrival[(it.id, j)] = arrival
+
+    def release(self, bytes_: int, now: int) -> None:
+        self.parts.occupancy.change("activation", now, -bytes_)
+        self.in_flight -= 1
+        self.pump(now)
+
+
+@dataclass
+class _Parts:
+    """The shared hardware state of one replay."""
+
+    hw: Hardware
+    dram: Dram
+    wbuf: WeightBuffer
+    params: ParamCache
+    occupancy: Occupancy
+    log: _Log
+
+
+class _Replay:
+    """One replay: the unit processes and the state they share."""
+
+    def __init__(self, items: Sequence[WorkItem], hw: Hardware, fast: bool, per_tile: bool):
+        self.hw = hw
+        self.plan = cost.plan(items, hw)
+        self.env = simpy.Environment()
+        occupancy = Occupancy()
+        wbuf_bytes = cost.weight_buffer_bytes(hw)
+        self.parts = _Parts(hw, Dram(hw), WeightBuffer(wbuf_bytes - cost.param_capacity(hw), occupancy),
+                            ParamCache(cost.param_capacity(hw), occupancy), occupancy,
+                            _Log(per_tile))
+        self.by_unit = {u: [it for it in items if it.unit == u] for u in ("array", "vector")}
+        self.items = items
+        slots = cost.slots(hw)
+        per_op = hw.weight_prefetch == "per_op"
+        self.weights = _WeightLoader(self.by_unit["array"], self.plan.tiles, slots, per_op, self.parts)
+        self.started: set[int] = set()
+        self.issuing: set[int] = set()  # items whose issue overhead has ended
+        self.streams = {u: _StreamLoader(self.by_unit[u], self.plan.tiles, slots,
+                                         self._stream_gate(per_op), self.parts)
+                        for u in ("array", "vector")}
+        self.done_ev = {it.id: self.env.event() for it in items}
+        self.done_at: dict[int, int] = {}
+        self.records: list[tuple] = []
+        self.events = 0
+        self.fast = fast and not per_tile
+        self.blocked: dict[str, int | None] = {"array": None, "vector": None}
+        self.run_ends: dict[int, list[int]] = {}
+        self.tile_sums: dict[int, tuple[int, int, int]] = {}
+
+    def sleep(self, cycles: int):
+        """A SimPy timeout of ``cycles``, counted."""
+        self.events += 1
+        return self.env.timeout(cycles)
+
+    def _stream_gate(self, per_op: bool):
+        traffic = self.plan.traffic
+
+        def gate(it: WorkItem) -> bool:
+            if it.id in self.issuing:
+                return True
+            tr = traffic[it.id]
+            kv_only = tr.kv_read_bytes and not tr.act_read_bytes and \
+                (it.unit == "array" or cost.param_resident(it, self.hw) or not tr.weight_bytes)
+            return bool(not per_op and kv_only and it.deps and self.started.issuperset(it.deps))
+        return gate
+
+    def _pump_all(self) -> None:
+        now = self.env.now
+        self.weights.pump(now)
+        for s in self.streams.values():
+            s.pump(now)
+
+    def run(self) -> None:
+        self.weights.pump(0)
+        for u in ("array", "vector"):
+            self.env.process(self._unit(u))
+        self.env.run()
+        assert len(self.done_at) == len(self.items), "replay ended with items not done"
+
+    def _wait_deps(self, it: WorkItem):
+        ready = 0
+        for d in it.deps:
+            if d not in self.done_at or self.done_at[d] > self.env.now:
+                self.blocked[it.unit] = d
+                yield self.done_ev[d]
+                self.blocked[it.unit] = None
+            ready = max(ready, self.done_at[d])
+        return ready
+
+    def _unit(self, unit: str):
+        env, log = self.env, self.parts.log
+        overhead = self.hw.op_overhead_cycles(unit)
+        for it in self.by_unit[unit]:
+            # 1. ready, start, issue overhead
+            ready = yield from self._wait_deps(it)
+            start = env.now
+            self.started.add(it.id)
+            self.weights.started.add(it.id)
+            self._pump_all()
+            if overhead:
+                yield self.sleep(overhead)
+            self.issuing.add(it.id)
+            self._pump_all()
+            # 2. parameters, then the tiles
+            param_at = self._params(it)
+            tiles = self.plan.tiles[it.id]
+            first, j = None, 0
+            while j < len(tiles):
+                t = tiles[j]
+                if self.fast and (first is not None or param_at <= env.now):
+                    played = self._fast_forward(unit, it, tiles, j)
+                    if played:
+                        first = played[2] if first is None else first
+                        yield self.sleep(played[1] - env.now)
+                        j = played[0]
+                        continue
+                key, at = yield from self._tile_inputs(unit, it, j, t, param_at if j == 0 else 0)
+                first = env.now if first is None else first
+                if t.cycles:
+                    yield self.sleep(t.cycles)
+                if log.per_tile:
+                    log.add(unit, it, "compute", "", at, env.now, 0,
+                            t.macs, t.vector_ops, j)
+                if key is not None:
+                    self.weights.release(key, env.now)
+                if t.stream_bytes:
+                    self.streams[unit].release(t.stream_bytes, env.now)
+                j += 1
+            compute_end = env.now
+            if first is None:
+                first = compute_end
+            if not log.per_tile:
+                macs, vops, cycles = self._sums(tiles)
+                log.add(unit, it, "compute", "", first, compute_end, 0, macs, vops, busy=cycles)
+            # 3. outputs
+            done = self._store(it)
+            self._finish(it, done)
+            self.records.append((it, ready, first, compute_end, done, len(tiles)))
+        self.blocked[unit] = -1  # finished: waits for nothing, issues nothing
+
+    def _horizon(self, other: str = "vector") -> float:
+        """The first cycle unit ``other`` may act again (it is blocked on a dep), or -1 if
+        it may act at any time."""
+        d = self.blocked[other]
+        if d is None:
+            return -1
+        if d == -1 or d not in self.done_at:
+            return float("inf")
+        return self.done_at[d]
+
+    def _fast_forward(self, unit: str, it: WorkItem, tiles: list[Tile],
+                      j: int) -> tuple[int, int, int] | None:
+        """While the other unit can issue nothing, play tiles without SimPy events:
+        weight runs in closed form, tiles without weights one by one in arithmetic.
+        Returns (next tile, compute end of the last tile played, compute start of the
+        first) or None."""
+        t = tiles[j]
+        if t.weight_bytes:
+            if unit != "array" or j == 0 or t.stream_bytes or self._run_length(tiles, j) < 2 * FAST_MIN_TILES:
+                return None
+            played = self._weight_run(it, tiles, j)
+            return (j + played[0], played[1], -1) if played else None
+        return self._stream_tiles(unit, it, tiles, j)
+
+    def _stream_tiles(self, unit: str, it: WorkItem, tiles: list[Tile],
+                      j: int) -> tuple[int, int, int] | None:
+        """Tiles ``j``… without weights, played in arithmetic up to the other unit's horizon:
+        exactly what the SimPy steps would do, since nothing else acts meanwhile."""
+        horizon = self._horizon("vector" if unit == "array" else "array")
+        now = self.env.now
+        if horizon < now:
+            return None
+        stream, k, first = self.streams[unit], j, -1
+        while k < len(tiles) and not tiles[k].weight_bytes:
+            t = tiles[k]
+            at = stream.arrival[(it.id, k)] if t.stream_bytes else now
+            end = max(now, at) + t.cycles
+            if end > horizon:
+                break
+            first = max(now, at) if first < 0 else first
+            stream.arrival.pop((it.id, k), None)
+            now = end
+            if t.stream_bytes:
+                stream.release(t.stream_bytes, now)
+            k += 1
+        return (k, now, first) if k > j else None
+
+    def _weight_run(self, it: WorkItem, tiles: list[Tile], j: int) -> tuple[int, int] | None:
+        """Play tiles of a run of identical weight-only tiles in closed form
+        (``speedsim.hw.pipeline``) when nothing else can touch the DRAM meanwhile;
+        returns (tiles played, compute end of the last one) or None."""
+        slots, t = self.weights.slots, tiles[j]
+        n = self._run_length(tiles, j) - slots
+        horizon, dram, env = self._horizon("vector"), self.parts.dram, self.env
+        if n < FAST_MIN_TILES or t.stream_bytes or horizon < env.now or dram.demand_free > env.now:
+            return None
+        issued = [self.weights.issued.get((it.id, jj)) for jj in range(j, j + slots)]
+        if any(x is None or not isinstance(x[1], BulkTransfer) for x in issued):
+            return None
+        dram.retire(env.now)
+        unfinished = [tr for _, tr in issued if tr.finish > env.now]
+        if unfinished != dram.pending or \
+                not self.parts.wbuf.may_stream(_tile_key(it, 0)[:-1], j + slots, n, t.weight_bytes):
+            return None
+        retired = list(dram.arrivals)[:len(dram.arrivals) - (slots - len(unfinished))]
+        state = RunState(env.now, tuple((tr.start, tr.finish, tr.arrival) for _, tr in issued),
+                         tuple(retired), dram.retired_finish)
+        res = weight_run(state, n, t.cycles, dram.cycles(t.weight_bytes), dram.latency,
+                         dram.engines, horizon)
+        if res.tiles < FAST_MIN_TILES:
+            return None
+        self._apply_run(it, j, res, t.weight_bytes, issued[0][1].start)
+        return res.tiles, res.state.now
+
+    def _apply_run(self, it: WorkItem, j: int, res, bytes_: int, first_start: int) -> None:
+        """Move loader, buffer, DRAM and log on by the ``res.tiles`` tiles played."""
+        n, slots = res.tiles, self.weights.slots
+        loader, dram, log = self.weights, self.parts.dram, self.parts.log
+        for jj in range(j, j + slots):
+            del loader.issued[(it.id, jj)]
+        dram.pending = []
+        for jj, (start, finish, arrival) in zip(range(j + n, j + n + slots), res.state.pending):
+            tr = BulkTransfer(issue=start, cycles=finish - start, bytes_=bytes_, start=start,
+                              finish=finish, arrival=arrival, origin=start)
+            dram.pending.append(tr)
+            loader.issued[(it.id, jj)] = (_tile_key(it, jj), tr)
+        loader.skip(it, n)
+        dram.arrivals.clear()
+        dram.arrivals.extend(res.state.older_arrivals)
+        dram.retired_finish = res.state.consumed_finish
+        dram.bytes_moved += n * bytes_
+        dram.last_issue = max(dram.last_issue, res.state.pending[-1][0])
+        self.parts.wbuf.stream(_tile_key(it, 0)[:-1], j + slots + n, slots, bytes_, res.state.now)
+        log.add("dram", it, "load", "weight", first_start, res.last_finish, n * bytes_,
+                busy=n * dram.cycles(bytes_))
+        log.fetched[it.id] = log.fetched.get(it.id, 0) + n * bytes_
+
+    def _sums(self, tiles: list[Tile]) -> tuple[int, int, int]:
+        """(MACs, vector ops, cycles) of a tile list, shared by items of one shape."""
+        hit = self.tile_sums.get(id(tiles))
+        if hit is None:
+            hit = self.tile_sums[id(tiles)] = (sum(t.macs for t in tiles),
+                                               sum(t.vector_ops for t in tiles),
+                                               sum(t.cycles for t in tiles))
+        return hit
+
+    def _run_length(self, tiles: list[Tile], j: int) -> int:
+        """Tiles from ``j`` on equal to tile ``j``."""
+        ends = self.run_ends.get(id(tiles))
+        if ends is None:
+            ends = [len(tiles)] * len(tiles)
+            for k in range(len(tiles) - 2, -1, -1):
+                ends[k] = ends[k + 1] if tiles[k] == tiles[k + 1] else k + 1
+            self.run_ends[id(tiles)] = ends
+        return ends[j] - j
+
+    def _params(self, it: WorkItem) -> int:
+        """Fetch a vector item's parameters on a miss; the cycle they are on chip."""
+        now = self.env.now
+        if not cost.param_resident(it, self.hw):
+            return now
+        if self.parts.params.lookup(it.weight_key, it.weight_bytes, now):
+            return now
+        start, end, arrival = self.parts.dram.demand(now, it.weight_bytes)
+        self.parts.log.add("dram", it, "load", "param", start, end, it.weight_bytes)
+        self.parts.log.fetched[it.id] = it.weight_bytes
+        return arrival
+
+    def _tile_inputs(self, unit: str, it: WorkItem, j: int, t: Tile, param_at: int):
+        """Wait until tile ``j``'s weights, stream bytes and parameters are on chip."""
+        env = self.env
+        key = None
+        if param_at > env.now:
+            yield self.sleep(param_at - env.now)
+        if t.stream_bytes:
+            # issued by now: every earlier stream tile of this unit has released its slot
+            at = self.streams[unit].arrival.pop((it.id, j))
+            if at > env.now:
+                yield self.sleep(at - env.now)
+        if t.weight_bytes:
+            key, tr = self.weights.take(it, j)
+            if isinstance(tr, BulkTransfer):
+                while tr.arrival > env.now:  # demand booked meanwhile may push it back
+                    yield self.sleep(tr.arrival - env.now)
+                self.parts.log.add("dram", it, "load", "weight", tr.start, tr.finish, tr.bytes_,
+                                   tile=j, busy=tr.cycles)
+        return key, env.now
+
+    def _store(self, it: WorkItem) -> int:
+        tr = self.plan.traffic[it.id]
+        out = tr.kv_write_bytes + tr.act_write_bytes
+        now = self.env.now
+        if not out:
+            return now
+        start, end, arrival = self.parts.dram.demand(now, out)
+        self.parts.log.add("dram", it, "store", "output", start, end, out)
+        return arrival
+
+    def _finish(self, it: WorkItem, done: int) -> None:
+        self.done_at[it.id] = done
+        ev = self.done_ev[it.id]
+        delay = done - self.env.now
+        if delay:
+            self.sleep(delay).callbacks.append(lambda _: ev.succeed())
+        else:
+            ev.succeed()
 
 
 def _check_items(items: Sequence[WorkItem]) -> None:
@@ -430,162 +578,46 @@ def _check_items(items: Sequence[WorkItem]) -> None:
         seen.add(it.id)
 
 
-def replay(items: Sequence[WorkItem], hw: Hardware, *, tile_mode: TileMode = "chunked",
-           skip_runs: bool = True) -> SimResult:
+def replay(items: Sequence[WorkItem], hw: Hardware, *, closed_form_runs: bool = True,
+           log_tiles: bool = False) -> SimResult:
     """Run ``items`` (a DAG in topological order) on ``hw``; see the module docstring.
 
-    ``skip_runs``: in chunked mode, play periodic runs of identical weight tiles
-    arithmetically (``_RunSkipper``); the result is the same without, only slower.
+    ``closed_form_runs=False`` plays every tile of a weight run one by one instead of
+    ``speedsim.hw.pipeline.weight_run``'s closed form: the result is identical (the test
+    suite checks it), only slower. ``log_tiles``: one log row per tile (column ``tile``)
+    instead of one per item and kind; it plays every tile.
     """
-    if tile_mode not in ("chunked", "tile"):
-        raise ValueError(f"tile_mode must be 'chunked' or 'tile', got {tile_mode!r}")
     if not isinstance(hw, Hardware):
         raise TypeError(f"hw must be a Hardware config, got {type(hw).__name__}")
     _check_items(items)
-
-    # 1. Plan: tiles and traffic of every item, from the pure cost functions.
-    the_plan = cost.plan(items, hw)
-    plans, traffic = the_plan.tiles, the_plan.traffic
-    by_unit = {"array": [it for it in items if it.unit == "array"],
-               "vector": [it for it in items if it.unit == "vector"]}
-
-    # 2. Units.
-    env = simpy.Environment()
-    sink = _Sink(per_tile=(tile_mode == "tile"))
-    dram = Dram(env, hw)
-    dma = Dma(env, hw, dram)
-    wbuf = WeightBuffer(env, int(hw.buffers.weight.size_kib * 1024), sink.occupancy)
-    loader = _WeightLoader(hw, _WeightOrder(by_unit["array"], plans), wbuf, dma, sink)
-    skipper = (_RunSkipper(cost.slots(hw), loader, dma, dram, sink)
-               if skip_runs and tile_mode == "chunked" else None)
-    done_ev = {it.id: _Done(env) for it in items}
-    done_at: dict[int, int] = {}
-    records: list[tuple] = []
-    slots = cost.slots(hw)
-    per_tile = tile_mode == "tile"
-    sums: dict[int, tuple[int, int]] = {}  # id of a (shared) tile list -> (macs, vector ops)
-
-    def tile_sums(tiles: list[Tile]) -> tuple[int, int]:
-        hit = sums.get(id(tiles))
-        if hit is None:
-            hit = sums[id(tiles)] = (sum(t.macs for t in tiles), sum(t.vector_ops for t in tiles))
-        return hit
-
-    def stream_load(unit: str, it: WorkItem, j: int, issue: int, bytes_: int) -> int:
-        if not bytes_:
-            return issue
-        start, arrived = dma.transfer(issue, bytes_)
-        sink.transfer(it, "load", "stream", start, arrived, bytes_, j)
-        sink.occupancy.append(("activation", issue, bytes_))
-        return arrived
-
-    def store(it: WorkItem, cycle: int) -> int:
-        tr = traffic[it.id]
-        out_bytes = tr.kv_write_bytes + tr.act_write_bytes
-        if not out_bytes:
-            return cycle
-        start, arrived = dma.transfer(cycle, out_bytes)
-        sink.transfer(it, "store", "output", start, arrived, out_bytes, -1)
-        return arrived
-
-    def unit_process(unit: str):
-        free = 0
-        ring = deque([0] * slots)  # cycles at which this unit's stream slots free up
-        work_share = cost.act_work_capacity(hw)
-        take, release, occupancy = loader.take, loader.release, sink.occupancy
-        for it in by_unit[unit]:
-            # 1. ready: all deps done
-            ready = 0
-            for d in it.deps:
-                if d not in done_at or done_at[d] > env.now:
-                    yield done_ev[d]
-                if done_at[d] > ready:
-                    ready = done_at[d]
-            # 2. the first stream slots' loads, then tile by tile (module docstring)
-            tiles = plans[it.id]
-            n = len(tiles)
-            arrive = [0] * n
-            for j in range(min(slots, n)):
-                arrive[j] = stream_load(unit, it, j, max(ready, ring.popleft()), tiles[j].stream_bytes)
-            first_start = None
-            watch = skipper is not None and skipper.start(tiles)
-            j = 0
-            while j < n:
-                t = tiles[j]
-                at = arrive[j]
-                key = None
-                if t.weight_bytes:
-                    key, w_at = take(it.id, j)
-                    if w_at > at:
-                        at = w_at
-                start = free if free > at else at
-                end = free = start + t.cycles
-                if first_start is None:
-                    first_start = start
-                if per_tile:
-                    sink.compute(unit, it, start, end, t, j)
-                if t.stream_bytes:
-                    occupancy.append(("activation", end, -t.stream_bytes))
-                if per_tile and end > env.now:
-                    yield env.timeout(end - env.now)
-                if j == n - 1:  # outputs leave before the next prefetch claims the DMA
-                    done = store(it, end)
-                if key is not None:
-                    release(key, end)
-                if j + slots < n:
-                    nxt = tiles[j + slots].stream_bytes
-                    issue = ready if ready > end else end
-                    arrive[j + slots] = stream_load(unit, it, j + slots, issue, nxt) if nxt else issue
-                else:
-                    ring.append(end)
-                if watch:
-                    skipped, cycles = skipper.step(it, tiles, j, free, ready, arrive)
-                    if skipped:
-                        arrive[j + skipped + 1:j + skipped + 1 + slots] = \
-                            [x + cycles for x in arrive[j + 1:j + 1 + slots]]
-                        j += skipped
-                        free += cycles
-                j += 1
-            if not per_tile:  # one compute row per item: the merge of its tiles' rows
-                macs, vops = tile_sums(tiles)
-                sink.compute_item(unit, it, first_start, free, macs, vops)
-            if cost.acts_on_chip(it, hw) and it.act_in_bytes + it.act_out_bytes:
-                held = it.act_in_bytes + it.act_out_bytes
-                assert held <= work_share
-                occupancy.append(("activation", first_start, held))
-                occupancy.append(("activation", free, -held))
-            done_at[it.id] = done
-            done_ev[it.id].fire_at(done)
-            records.append((it, ready, first_start, free, done, n))
-
-    env.process(unit_process("array"))
-    env.process(unit_process("vector"))
-    env.run()
-    assert len(done_at) == len(items), "replay ended with items not done (a dependency cycle?)"
-    events = next(env._eid)  # SimPy numbers every scheduled event
-
-    occupancy = _occupancy_frame(sink.occupancy, sink.occupancy_blocks, hw)
-    total = max(done_at.values(), default=0)
-    return SimResult(log=sink.frame(), items=_items_frame(records, traffic, sink.fetched),
-                     occupancy=occupancy, total_cycles=int(total), events=events,
-                     roofline=cost.roofline(items, hw, the_plan), hw=hw, tile_mode=tile_mode)
+    r = _Replay(items, hw, closed_form_runs, log_tiles)
+    r.run()
+    total = max(r.done_at.values(), default=0)
+    return SimResult(log=r.parts.log.frame(),
+                     items=_items_frame(r.records, r.plan.traffic, r.parts.log.fetched, hw),
+                     occupancy=_occupancy_frame(r.parts.occupancy, hw), total_cycles=int(total),
+                     events=r.events, roofline=cost.roofline(items, hw, r.plan), hw=hw)
 
 
-def _items_frame(records, traffic, fetched) -> pd.DataFrame:
+def _items_frame(records, traffic: dict[int, Traffic], fetched: dict[int, int],
+                 hw: Hardware) -> pd.DataFrame:
     rows = []
     for it, ready, start, compute_end, done, n_tiles in records:
         tr = traffic[it.id]
         f = fetched.get(it.id, 0)
         spill = tr.act_read_bytes + tr.act_write_bytes
         on_array = it.unit == "array"
-        # Bytes passing through the activation buffer (KV from DRAM, vector-unit parameters,
-        # KV writes on their way out) are written once and read once.
-        passing = tr.kv_read_bytes + tr.kv_write_bytes + (0 if on_array else tr.weight_bytes)
+        resident_params = cost.param_resident(it, hw)
+        # Bytes passing through the activation buffer (KV from DRAM, streamed vector-unit
+        # parameters, KV writes on their way out) are written once and read once.
+        streamed_params = 0 if on_array or resident_params else tr.weight_bytes
+        passing = tr.kv_read_bytes + tr.kv_write_bytes + streamed_params
+        weight_sram = f + it.weight_bytes if on_array or resident_params else 0
         rows.append((
             it.id, it.op, it.unit, it.phase, it.label, ready, start, compute_end, done, it.tokens,
             it.step, it.wasted_fraction, it.macs, it.vector_ops, n_tiles,
-            f if on_array else tr.weight_bytes, tr.kv_read_bytes, tr.kv_write_bytes, spill,
-            f + it.weight_bytes if on_array else 0,
+            f if on_array or resident_params else tr.weight_bytes, tr.kv_read_bytes,
+            tr.kv_write_bytes, spill, weight_sram,
             it.act_in_bytes + it.act_out_bytes + spill + 2 * passing,
             2 * it.act_out_bytes if on_array else 0,
             tr.kv_sram_bytes,
@@ -594,49 +626,19 @@ def _items_frame(records, traffic, fetched) -> pd.DataFrame:
     return df.sort_values("item", ignore_index=True)
 
 
-def _occupancy_frame(deltas: list[tuple[str, int, int]],
-                     blocks: list[tuple[str, int, int, int, int]], hw: Hardware) -> pd.DataFrame:
-    """Cumulative bytes per buffer after each change; asserts capacity is never exceeded.
-
-    At equal cycles releases apply before allocations (a slot freed at cycle t
-    can be refilled at t), so within a cycle the running total first falls and
-    then rises: its peak is reached at the end of some cycle, and the order of
-    the changes inside a cycle matters to nothing reported. ``blocks`` hold
-    further changes in bulk (see ``_Sink``).
-    """
-    if not deltas and not blocks:
+def _occupancy_frame(occ: Occupancy, hw: Hardware) -> pd.DataFrame:
+    """Bytes held per buffer at each change point; asserts capacity is never exceeded."""
+    names, cycles, held = [], [], []
+    for name in sorted(occ.points):
+        pts = np.array(occ.points[name], dtype=np.int64).reshape(-1, 2)
+        cap = getattr(hw.buffers, name).size_kib * 1024
+        assert pts[:, 1].max(initial=0) <= cap, \
+            f"{name} buffer occupancy {pts[:, 1].max()} bytes exceeds its {cap:.0f} bytes"
+        names.append(np.full(len(pts), name, dtype=object))
+        cycles.append(pts[:, 0])
+        held.append(pts[:, 1])
+    if not names:
         return pd.DataFrame({"buffer": pd.Series(dtype=str), "cycle": pd.Series(dtype=np.int64),
                              "bytes": pd.Series(dtype=np.int64)})
-    cols: dict[str, tuple[list, list]] = {}
-    for name, cycle, delta in deltas:
-        c = cols.get(name)
-        if c is None:
-            c = cols[name] = ([], [])
-        c[0].append(cycle)
-        c[1].append(delta)
-    parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
-    for name, (cyc, dl) in cols.items():
-        parts.setdefault(name, []).append((np.array(cyc, dtype=np.int64), np.array(dl, dtype=np.int64)))
-    by_name: dict[str, list] = {}
-    for b in blocks:
-        by_name.setdefault(b[0], []).append(b[1:])
-    for name, rows in by_name.items():
-        c0, period, times, delta = (np.array(col, dtype=np.int64) for col in zip(*rows))
-        k = np.arange(int(times.sum()), dtype=np.int64) - np.repeat(np.cumsum(times) - times, times) + 1
-        parts.setdefault(name, []).append((np.repeat(c0, times) + k * np.repeat(period, times),
-                                           np.repeat(delta, times)))
-    names, cycles, held = [], [], []
-    for name in sorted(parts):
-        cyc = np.concatenate([c for c, _ in parts[name]])
-        dl = np.concatenate([d for _, d in parts[name]])
-        order = np.argsort(cyc, kind="stable")  # runs of sorted cycles: cheap for timsort
-        cyc, total = cyc[order], np.cumsum(dl[order])
-        last = np.append(cyc[1:] != cyc[:-1], True)  # the bytes held once a cycle's changes are in
-        cyc, total = cyc[last], total[last]
-        peak, cap = total.max(), getattr(hw.buffers, name).size_kib * 1024
-        assert peak <= cap, f"{name} buffer occupancy {peak} bytes exceeds its {cap:.0f} bytes"
-        names.append(np.full(len(cyc), name, dtype=object))
-        cycles.append(cyc)
-        held.append(total)
     return pd.DataFrame({"buffer": np.concatenate(names), "cycle": np.concatenate(cycles),
                          "bytes": np.concatenate(held)})
