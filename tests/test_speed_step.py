@@ -11,8 +11,10 @@ one cycle and the timeline is the compute recurrence:
   or rows) 2·24 − 1 = 47;
 * vector op: ⌈elements · cycles per element / 8 lanes⌉: norm 16·4/8 = 8, residual
   16·1/8 = 2, activation 32·2/8 = 8, softmax 5·4/8 → 3 and 4·4/8 = 2, embed 8·1/8 = 1;
-* a norm's parameters and an attention item's KV are streamed after the item is
-  ready (+1 cycle); qkv writes its K and V after computing (+1 cycle); weights
+* a norm's parameters stay resident (fetched once, in prefill) and an attention
+  item's KV is prefetched once its deps have started, so both start when ready;
+  the embedding gather streams its row after it is ready (+1 cycle); qkv writes
+  its K and V after computing (+1 cycle); weights
   were prefetched and stay resident (one weight set), so GEMMs start when ready —
   or when the array is free: attn_score and attn_value of the older execution
   queue behind the younger one's.
@@ -41,24 +43,24 @@ from test_metrics import hw
 STEP = 2
 #  item op           tokens  wasted ready start compute_end end
 EXPECTED = [
-    (60, "embed", (3,), 1.0, 1259, 1260, 1261, 1261),
-    (61, "norm", (3, 2), 0.5, 1261, 1262, 1270, 1270),
-    (62, "qkv", (3, 2), 0.5, 1270, 1270, 1341, 1342),
-    (63, "attn_score", (3,), 1.0, 1342, 1343, 1365, 1365),
-    (64, "attn_score", (2,), 0.0, 1342, 1365, 1387, 1387),
-    (65, "softmax", (3,), 1.0, 1365, 1365, 1368, 1368),
-    (66, "softmax", (2,), 0.0, 1387, 1387, 1389, 1389),
-    (67, "attn_value", (3,), 1.0, 1368, 1387, 1409, 1409),
-    (68, "attn_value", (2,), 0.0, 1389, 1409, 1431, 1431),
-    (69, "out_proj", (3, 2), 0.5, 1431, 1431, 1454, 1454),
-    (70, "residual", (3, 2), 0.5, 1454, 1454, 1456, 1456),
-    (71, "norm", (3, 2), 0.5, 1456, 1457, 1465, 1465),
-    (72, "mlp_up", (3, 2), 0.5, 1465, 1465, 1512, 1512),
-    (73, "act", (3, 2), 0.5, 1512, 1512, 1520, 1520),
-    (74, "mlp_down", (3, 2), 0.5, 1520, 1520, 1567, 1567),
-    (75, "residual", (3, 2), 0.5, 1567, 1567, 1569, 1569),
-    (76, "norm", (3, 2), 0.5, 1569, 1570, 1578, 1578),
-    (77, "lm_head", (3, 2), 0.5, 1578, 1578, 1625, 1625),
+    (60, "embed", (3,), 1.0, 1242, 1243, 1244, 1244),
+    (61, "norm", (3, 2), 0.5, 1244, 1244, 1252, 1252),
+    (62, "qkv", (3, 2), 0.5, 1252, 1252, 1323, 1324),
+    (63, "attn_score", (3,), 1.0, 1324, 1324, 1346, 1346),
+    (64, "attn_score", (2,), 0.0, 1324, 1346, 1368, 1368),
+    (65, "softmax", (3,), 1.0, 1346, 1346, 1349, 1349),
+    (66, "softmax", (2,), 0.0, 1368, 1368, 1370, 1370),
+    (67, "attn_value", (3,), 1.0, 1349, 1368, 1390, 1390),
+    (68, "attn_value", (2,), 0.0, 1370, 1390, 1412, 1412),
+    (69, "out_proj", (3, 2), 0.5, 1412, 1412, 1435, 1435),
+    (70, "residual", (3, 2), 0.5, 1435, 1435, 1437, 1437),
+    (71, "norm", (3, 2), 0.5, 1437, 1437, 1445, 1445),
+    (72, "mlp_up", (3, 2), 0.5, 1445, 1445, 1492, 1492),
+    (73, "act", (3, 2), 0.5, 1492, 1492, 1500, 1500),
+    (74, "mlp_down", (3, 2), 0.5, 1500, 1500, 1547, 1547),
+    (75, "residual", (3, 2), 0.5, 1547, 1547, 1549, 1549),
+    (76, "norm", (3, 2), 0.5, 1549, 1549, 1557, 1557),
+    (77, "lm_head", (3, 2), 0.5, 1557, 1557, 1604, 1604),
 ]
 
 

@@ -9,7 +9,8 @@ Per work item ``i``::
   same pure cost functions the replay engine waits on (``speedsim.hw.cost``);
 * ``compulsory_dram_bytes(i)``: the DRAM bytes the item cannot avoid — its
   weights the first time their residency key appears in the plan (prefill
-  included; keyless weights and vector-unit parameters every time), plus its
+  included; keyless weights every time, vector-unit parameters too unless they
+  stay resident, ``cost.param_resident``), plus its
   DRAM KV reads and writes and spilled activations (``cost.item_traffic``);
 * effective DRAM bytes per cycle = ``bandwidth_gb_s · 1e9 · efficiency / clock_hz``.
 
@@ -38,13 +39,14 @@ from speedsim.contracts.workitem import WorkItem
 from speedsim.hw import cost
 
 
-def compulsory_dram_bytes(items: Sequence[WorkItem], costed: cost.CostPlan) -> np.ndarray:
+def compulsory_dram_bytes(items: Sequence[WorkItem], costed: cost.CostPlan,
+                          hw: Hardware) -> np.ndarray:
     """Per item (in list order): the DRAM bytes it must move at least once."""
     seen: set = set()
     out = np.zeros(len(items), dtype=np.int64)
     for i, it in enumerate(items):
         tr = costed.traffic[it.id]
-        keyed = it.unit == "array" and it.weight_key is not None
+        keyed = it.weight_key is not None and (it.unit == "array" or cost.param_resident(it, hw))
         weights = 0 if keyed and it.weight_key in seen else tr.weight_bytes
         if keyed:
             seen.add(it.weight_key)
@@ -61,7 +63,7 @@ def item_bound_cycles(items: Sequence[WorkItem], hw: Hardware) -> np.ndarray:
     """Per item: max(compulsory DRAM bytes at the effective bandwidth, compute cycles)."""
     costed = cost.plan(items, hw)
     dram = np.array([cost.transfer_cycles(int(b), hw.dram_bytes_per_cycle)
-                     for b in compulsory_dram_bytes(items, costed)], dtype=np.int64)
+                     for b in compulsory_dram_bytes(items, costed, hw)], dtype=np.int64)
     return np.maximum(dram, compute_cycles(items, costed))
 
 
