@@ -43,8 +43,12 @@ def current_umask() -> int:
 def json_text(obj: Any, indent: int | None = 2) -> str:
     """Strict JSON of ``obj`` (numpy scalars and arrays included; non-finite floats null);
     ``indent`` None is compact (``json.dumps`` in one shot uses the C encoder)."""
-    return json.dumps(_finite(obj), indent=indent, separators=None if indent else (",", ":"),
-                      sort_keys=False, allow_nan=False, default=_jsonable)
+    kw = dict(indent=indent, separators=None if indent else (",", ":"), sort_keys=False,
+              allow_nan=False, default=_jsonable)
+    try:  # the common case, in C; walking a large timeline in Python first costs seconds
+        return json.dumps(obj, **kw)
+    except ValueError:  # a non-finite float somewhere: write those as null
+        return json.dumps(_finite(obj), **kw)
 
 
 def _finite(obj: Any) -> Any:
