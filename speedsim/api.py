@@ -3,7 +3,8 @@
 ``simulate`` follows the one-way flow of DESIGN §3 and returns data only:
 
 1. the reference decoder's greedy run (numeric weights) — committed tokens and
-   early / final predictions; none for shape-only models;
+   early / final predictions; none for shape-only models; taken from
+   ``reference_cache`` when one holds its inputs' key (``model.reference_cache``);
 2. the op trace at the hardware's element size;
 3. acceptance outcomes (model, bernoulli or file) for speculative strategies;
 4. per strategy: plan (work-item DAG) → replay on the SimPy accelerator →
@@ -31,9 +32,9 @@ from speedsim.config.workload import Workload
 from speedsim.contracts.plan import Plan
 from speedsim.metrics import core
 from speedsim.metrics.energy import energy as energy_breakdown
-from speedsim.model.decoder import GenerationRecord, generate
+from speedsim.model.decoder import GenerationRecord
+from speedsim.model.reference_cache import RecordCache, cached_generate
 from speedsim.model.sharing import shape_layer_sets
-from speedsim.model.weights import load_params
 from speedsim.report.summary import StrategyRun, build_summary, resolved_config, token_table
 from speedsim.sim.engine import SimResult, replay
 from speedsim.strategies.acceptance import acceptance_vector
@@ -77,10 +78,14 @@ def strategy_list(wl: Workload, names: Optional[Sequence[str]]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def simulate(hw: Hardware, wl: Workload, strategies: Optional[Sequence[str]] = None) -> RunResult:
+def simulate(hw: Hardware, wl: Workload, strategies: Optional[Sequence[str]] = None, *,
+             reference_cache: Optional[RecordCache] = None) -> RunResult:
+    """``reference_cache`` (``load``/``store`` by key, e.g. ``speedsim.cli.io.ReferenceCache``)
+    lets runs that share weights, prompts and generation settings skip the reference run."""
     names = strategy_list(wl, strategies)
     # 1. reference numerics (None for shape-only models)
-    record = generate(wl, params=load_params(wl)) if wl.model.weights.source != "shape_only" else None
+    record = (cached_generate(wl, reference_cache)
+              if wl.model.weights.source != "shape_only" else None)
     # 2. the op trace at the hardware's element size
     trace = build_trace(wl, bytes_per_element=hw.bytes_per_element)
     # 3. acceptance outcomes for speculative strategies

@@ -2,7 +2,10 @@
 
 - ``write_run``: the result directory of ``speedsim run --out`` (DESIGN §9);
 - ``write_csv``: one table (``speedsim trace --out``);
-- ``save_figure``: a figure as PNG or SVG (``speedsim plot``, ``plot pareto``).
+- ``save_figure``: a figure as PNG or SVG (``speedsim plot``, ``plot pareto``);
+- ``ReferenceCache`` (from ``speedsim.report.io``): the reference runs kept by
+  ``run --cache-dir`` (one ``<key>.npz`` per key of
+  ``speedsim.model.reference_cache.reference_key``).
 
 The atomic writers themselves are ``speedsim.report.io`` (the sweep's result
 store appends through them too).
@@ -15,7 +18,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from speedsim.report.io import write_atomic, write_csv_atomic, write_json_atomic, write_text_atomic
+from speedsim.report.io import (ReferenceCache, write_atomic, write_csv_atomic,  # noqa: F401
+                                write_json_atomic, write_text_atomic)
 from speedsim.report.timeline import chrome_trace
 
 
@@ -41,3 +45,4 @@ def save_figure(fig, out: Path, fmt: str, dpi: int) -> Path:
     """Write ``fig`` as ``fmt`` (png | svg) to ``out``."""
     write_atomic(out, lambda fh: fig.savefig(fh, format=fmt, dpi=dpi), binary=True)
     return out
+

@@ -30,6 +30,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="override a key: hw.<path>=value or workload.<path>=value (YAML-typed)")
     p.add_argument("--strategies", help="comma-separated subset, e.g. sequential,speed")
     p.add_argument("--json", action="store_true", help="print summary.json instead of the table")
+    p.add_argument("--cache-dir", metavar="DIR",
+                   help="keep the reference decoder's run here, keyed by a hash of weights, "
+                        "prompt and generation settings, and reuse it when they match")
     p.set_defaults(func=cmd_run)
 
 
@@ -50,7 +53,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     hw = load_hardware(args.hw, hw_over)
     wl = load_workload(args.workload, wl_over)
     names = [s.strip() for s in args.strategies.split(",")] if args.strategies else None
-    result = simulate(hw, wl, names)
+    cache = io.ReferenceCache(Path(args.cache_dir)) if args.cache_dir else None
+    result = simulate(hw, wl, names, reference_cache=cache)
     if args.out:
         io.write_run(result, Path(args.out))
     if args.json:
