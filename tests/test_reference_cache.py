@@ -3,6 +3,7 @@ gives the same results as a fresh run, and ``speedsim run --cache-dir`` skips th
 reference decoder when the key is already stored."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,3 +98,25 @@ def test_run_with_cache_dir_skips_the_reference_run(tmp_path, monkeypatch, capsy
     second = json.loads(capsys.readouterr().out)
     assert second["strategies"]["speed"]["speculation"] == first["strategies"]["speed"]["speculation"]
     assert second["strategies"]["speed"]["decode_time_s"] < first["strategies"]["speed"]["decode_time_s"]
+
+
+def test_hardware_only_sweep_points_share_one_reference_run(tmp_path):
+    import yaml
+    from conftest import TINY
+    from speedsim.sweep.runner import run_sweep
+    from speedsim.sweep.spec import load_sweep
+    from speedsim.sweep.store import load_results
+    (tmp_path / "wl.yaml").write_text(yaml.safe_dump(TINY))
+    spec = {"name": "bw", "hw": str(Path("hw_configs/edge.yaml").resolve()), "workload": "wl.yaml",
+            "mode": "grid", "strategies": ["sequential", "speed"],
+            "axes": {"hw.dram.bandwidth_gb_s": [12.8, 25.6, 51.2]},
+            "metrics": ["speed.decode_time_s", "speedup.speed"]}
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(spec))
+    sweep = load_sweep(tmp_path / "sweep.yaml")
+    run_sweep(sweep, tmp_path / "cached.csv", progress=False, cache_dir=tmp_path / "cache")
+    run_sweep(sweep, tmp_path / "plain.csv", progress=False)
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
+    cached, plain = (load_results(tmp_path / f"{n}.csv").sort_values("index") for n in ("cached", "plain"))
+    assert list(cached["status"]) == ["ok"] * 3
+    cols = ["speed.decode_time_s", "speedup.speed"]
+    assert cached[cols].to_numpy().tolist() == plain[cols].to_numpy().tolist()
