@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 HW       ?= hw_configs/edge.yaml
 WORKLOAD ?= workloads/gen.yaml
 
-.PHONY: run test bench clean
+.PHONY: run test bench clean docs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,3 +26,6 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+docs: $(STAMP)
+	$(PY) -m speedsim.config.reference > docs/config.md

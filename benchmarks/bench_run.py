@@ -1,4 +1,4 @@
-"""Wall time of whole runs: the default comparison and the 7B-shape workload.
+"""Wall time of whole runs: the default comparison, every strategy, and the 7B-shape workload.
 
 Reports, per run: wall seconds (whole ``simulate``, split into its stages),
 simulated tokens per wall second (decode executions of all strategies, batch
@@ -18,6 +18,7 @@ from speedsim.config import load_hardware, load_workload
 
 RUNS = {
     "gen": ("hw_configs/edge.yaml", "workloads/gen.yaml"),
+    "strategies": ("hw_configs/edge.yaml", "workloads/strategies.yaml"),
     "7b": ("hw_configs/edge.yaml", "workloads/llama7b_shape.yaml"),
 }
 

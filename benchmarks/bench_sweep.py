@@ -72,7 +72,7 @@ def _real_available() -> bool:
 def main() -> int:
     from speedsim.sweep.runner import run_sweep
     from speedsim.sweep.spec import load_sweep
-    from speedsim.sweep.store import load_results
+    from speedsim.report.store import load_results
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--points", type=int, default=64, help="at least this many points (default 64)")

@@ -9,8 +9,12 @@ config → contracts → model → trace → strategies → hw → sim → metri
 - ``contracts``: the data crossing layers (op row, work item, plan, schedule);
 - ``model``: the NumPy reference decoder (and SPEED run numerically);
 - ``trace``: the op table; ``strategies``: trace → work-item DAG;
-- ``hw``: pure cost functions and SimPy units; ``sim``: the replay engine;
-- ``metrics``: numbers from the event log; ``report``: summary, tables, plots;
+- ``hw``: pure cost functions and the unit models (DRAM channels, DMA engines,
+  weight buffer); ``sim``: the replay engine (SimPy processes for the array and
+  the vector unit);
+- ``metrics``: every number of the summary, from the plan, the event log and the
+  configs (formulas in docs/metrics.md); ``report``: summary, tables, plots,
+  timeline export and the files they go to;
 - ``api``: ``simulate``; ``sweep``: design-space sweeps; ``cli``: the commands.
 """
 

@@ -6,16 +6,18 @@
    early / final predictions; none for shape-only models; taken from
    ``reference_cache`` when one holds its inputs' key (``model.reference_cache``);
 2. the op trace at the hardware's element size;
-3. acceptance outcomes (model, bernoulli or file) for speculative strategies;
+3. each strategy configures itself from the run's context (``strategies.base``):
+   acceptance outcomes (model, bernoulli or file), a draft model's trace;
 4. per strategy: plan (work-item DAG) → replay on the SimPy accelerator →
    metrics and energy;
 5. the summary (DESIGN §9), the per-execution token table, and the resolved
    configuration that produced them (``speedsim.report.summary``).
 
-Committed tokens: every lossless strategy commits the greedy tokens, so they
-come from the reference run. That SPEED's NumPy pipeline really produces them
-(flushes and KV rollback included) and follows the replayed schedule is
-proved in the tests (``tests/test_model_speed.py``), not re-run here.
+Committed tokens come from each strategy's ``outcome``: every lossless one
+commits the greedy tokens of the reference run (that the NumPy SPEED, early-exit
+and draft-model runs really produce them, and follow the replayed schedules, is
+proved in ``tests/test_model_speed.py`` and ``tests/test_model_spec.py``, not
+re-run here); the shallow model commits its own.
 """
 
 from __future__ import annotations
@@ -24,20 +26,23 @@ from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
 import numpy as np
+
 import pandas as pd
 
+from speedsim.config.budget import Limits, check_budget
 from speedsim.config.errors import ConfigError
 from speedsim.config.hw import Hardware
 from speedsim.config.workload import Workload
 from speedsim.contracts.plan import Plan
-from speedsim.metrics import core
-from speedsim.metrics.energy import energy as energy_breakdown
+from speedsim.metrics.strategy import strategy_metrics
 from speedsim.model.decoder import GenerationRecord
 from speedsim.model.reference_cache import RecordCache, cached_generate
 from speedsim.model.sharing import shape_layer_sets
+from speedsim.hw.fit import check_tiles_fit
+from speedsim.model.weights import load_params
 from speedsim.report.summary import StrategyRun, build_summary, resolved_config, token_table
-from speedsim.sim.engine import SimResult, replay
-from speedsim.strategies.acceptance import acceptance_vector
+from speedsim.sim.engine import replay
+from speedsim.strategies.base import RunContext, Strategy
 from speedsim.strategies.inputs import StrategyInput
 from speedsim.strategies.registry import get_strategy
 from speedsim.trace import build_trace
@@ -78,80 +83,43 @@ def strategy_list(wl: Workload, names: Optional[Sequence[str]]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def simulate(hw: Hardware, wl: Workload, strategies: Optional[Sequence[str]] = None, *,
+def simulate(hw: Hardware, wl: Workload, strategies: Optional[Sequence[str]] = None,
+             limits: Limits = Limits(), *,
              reference_cache: Optional[RecordCache] = None) -> RunResult:
-    """``reference_cache`` (``load``/``store`` by key, e.g. ``speedsim.cli.io.ReferenceCache``)
+    """``reference_cache`` (``load``/``store`` by key, e.g. ``speedsim.report.io.ReferenceCache``)
     lets runs that share weights, prompts and generation settings skip the reference run."""
     names = strategy_list(wl, strategies)
+    check_budget(wl, len(names), limits)  # before anything is built
     # 1. reference numerics (None for shape-only models)
-    record = (cached_generate(wl, reference_cache)
-              if wl.model.weights.source != "shape_only" else None)
+    numeric = wl.model.weights.source != "shape_only"
+    params = load_params(wl) if numeric else None
+    record = cached_generate(wl, reference_cache, params) if numeric else None
     # 2. the op trace at the hardware's element size
     trace = build_trace(wl, bytes_per_element=hw.bytes_per_element)
-    # 3. acceptance outcomes for speculative strategies
-    speculative = wl.strategies.speed is not None
-    accepted = acceptance_vector(wl, record) if speculative else None
     base = StrategyInput(trace=trace, n_layers=wl.model.n_layers,
                          layer_sets=shape_layer_sets(wl.model),
                          prompt_tokens=wl.generation.prompt_tokens,
-                         new_tokens=wl.generation.new_tokens, attention_on=hw.attention_on,
-                         stages=wl.stages if speculative else 1, accepted=accepted)
+                         new_tokens=wl.generation.new_tokens, attention_on=hw.attention_on)
+    # 3. each strategy configures itself (acceptance outcomes, draft traces) from the context
+    ctx = RunContext(wl, base, hw.bytes_per_element, params, record)
     # 4. plan, replay, measure
-    runs = {name: _run_strategy(name, base, hw, wl, record) for name in names}
+    runs = {name: _run_strategy(get_strategy(name).configure(ctx), base, hw, wl)
+            for name in names}
     # 5. summary and token table
     summary = build_summary(hw, wl, runs)
     return RunResult(hw, wl, runs, summary, token_table(runs, wl.generation.batch), record)
 
 
-def _run_strategy(name: str, base: StrategyInput, hw: Hardware, wl: Workload,
-                  record: Optional[GenerationRecord]) -> StrategyRun:
-    strategy = get_strategy(name)()
+def _run_strategy(strategy: Strategy, base: StrategyInput, hw: Hardware,
+                  wl: Workload) -> StrategyRun:
     plan = strategy.plan(base)
+    check_tiles_fit(plan.items, hw)
     sim = replay(plan.items, hw)
-    accepted = base.accepted if strategy.speculative else None
-    metrics = strategy_metrics(plan, sim, hw, wl, accepted)
-    committed, carried = committed_tokens(wl, record, plan)
-    return StrategyRun(plan, sim, metrics, committed, carried)
+    outcome = strategy.outcome(plan)
+    metrics = strategy_metrics(plan, sim, hw, wl, outcome.accepted if strategy.speculative
+                               else None)
+    for key, extra in outcome.report.items():
+        metrics[key] = {**metrics.get(key, {}), **extra}
+    return StrategyRun(plan, sim, metrics, outcome.committed, outcome.carried,
+                       lossless=strategy.lossless, baseline=strategy.baseline)
 
-
-def committed_tokens(wl: Workload, record: Optional[GenerationRecord],
-                     plan: Plan) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
-    """(committed token ids [B, new_tokens], input token of each decode execution).
-
-    A committed execution carried the greedy token of its index. A flushed one
-    that was the first launched after a committed execution carried that
-    execution's early prediction — known only with ``acceptance: model`` (the
-    reference run's own predictions). What younger flushed executions carried
-    was predicted by flushed work, which is not modelled: -1.
-    """
-    if record is None:
-        return None, None
-    carried = np.full((plan.launched, record.committed.shape[0]), -1, dtype=np.int64)
-    model_acceptance = wl.strategies.speed is not None and \
-        wl.strategies.speed.acceptance.source == "model"
-    status = {e.exec_id: e.status for e in plan.execs}
-    for e in plan.execs:
-        if e.phase != "decode":
-            continue
-        if e.status == "committed":
-            carried[e.exec_id - 1] = record.committed[:, e.index]
-        elif model_acceptance and status.get(e.exec_id - 1) == "committed":
-            carried[e.exec_id - 1] = record.early[:, e.index]
-    return record.committed, carried
-
-
-def strategy_metrics(plan: Plan, sim: SimResult, hw: Hardware, wl: Workload,
-                     accepted: Optional[np.ndarray]) -> dict[str, Any]:
-    """Every per-strategy number of the summary; ``accepted`` None: not speculative."""
-    m: dict[str, Any] = {}
-    m.update(core.latency(plan, sim.items, hw, wl))
-    m["cycles"] = int(sim.total_cycles)
-    m.update(core.utilization(sim, hw))
-    m.update(core.work(sim))
-    m["energy_j"] = energy_breakdown(sim, hw)
-    m["energy_per_token_j"] = m["energy_j"]["total"] / (wl.generation.batch * wl.generation.new_tokens)
-    m["committed_tokens"] = wl.generation.new_tokens
-    m["roofline_decode_s"] = core.roofline_decode_s(plan, sim, hw)
-    if accepted is not None:
-        m["speculation"] = core.speculation(plan, accepted)
-    return m

@@ -44,5 +44,5 @@ def test_buffer_smaller_than_one_array_tile_is_a_config_error():
         "energy": {"mac_pj": 0.1, "vector_op_pj": 0.1},
     }
     # one 128x128 bf16 tile is 32 KiB
-    with pytest.raises(ConfigError, match=r"buffers\.weight\.size_kib.*smaller than one 128x128"):
+    with pytest.raises(ConfigError, match=r"buffers\.weight\.size_kib: 16 KiB cannot hold 2 128x128 bf16 array tiles of 32768 bytes"):
         hardware_from_dict(data, file="x.yaml")

@@ -104,7 +104,8 @@ def test_json_flag_prints_the_summary(capsys):
     (["--set", "hw.dram.bandwidth_gb_s=0"], "edge.yaml: dram.bandwidth_gb_s: Input should be greater than 0"),
     (["--set", "workload.model.n_heads=5"], "gen.yaml: model.n_heads:"),
     (["--set", "nothing=1"], "--set: override 'nothing=1' must start with hw. or workload."),
-    (["--strategies", "sped"], "unknown strategy 'sped'; valid: sequential, speed"),
+    (["--strategies", "sped"], "unknown strategy 'sped'; valid: draft_spec, early_exit_spec, "
+                               "sequential, shallow, speed"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
     out = tmp_path / "out"

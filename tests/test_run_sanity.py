@@ -102,13 +102,15 @@ def test_every_shipped_workload_commits_the_sequential_tokens(path):
     if wl.model.d_model > 1024:  # the 7B shape: fewer tokens and a prompt of 16
         wl = load_workload(path, [("generation.new_tokens", 3), ("generation.prompt_tokens", 16)])
     r = simulate(load_hardware("hw_configs/edge.yaml"), wl)
-    assert r.summary["tokens_match"] is True
+    numeric = wl.model.weights.source != "shape_only"
+    assert r.summary["tokens_match"] is (True if numeric else None)  # None: no real ids
+    assert r.summary["positions_match"] is True
     committed = r.tokens[r.tokens["status"] == "committed"]
     for name in r.runs:
         pos = sorted(committed[committed["strategy"] == name]["position"].unique())
         assert pos == list(range(wl.generation.prompt_tokens,
                                  wl.generation.prompt_tokens + wl.generation.new_tokens - 1))
-    assert np.isfinite(r.summary["speedup"]["speed"])
+    assert all(np.isfinite(v) for v in r.summary["speedup"].values())
 
 
 def test_resident_shared_weights_help_sequential_too():

@@ -28,8 +28,9 @@ def _input(wl, accepted=None, attention_on="array"):
 
 
 def test_registry_lists_valid_names_on_unknown():
-    assert strategy_names() == ["sequential", "speed"]
-    with pytest.raises(ConfigError, match="unknown strategy 'sped'; valid: sequential, speed"):
+    assert strategy_names() == ["draft_spec", "early_exit_spec", "sequential", "shallow", "speed"]
+    with pytest.raises(ConfigError, match="unknown strategy 'sped'; valid: draft_spec, "
+                                          "early_exit_spec, sequential, shallow, speed"):
         get_strategy("sped")
 
 

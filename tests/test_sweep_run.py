@@ -17,7 +17,7 @@ from speedsim.cli import main  # noqa: E402
 from speedsim.config.errors import ConfigError  # noqa: E402
 from speedsim.sweep.runner import run_sweep  # noqa: E402
 from speedsim.sweep.spec import load_sweep  # noqa: E402
-from speedsim.sweep.store import load_results  # noqa: E402
+from speedsim.report.store import load_results  # noqa: E402
 from tests.sweep_fakes import write_sweep  # noqa: E402
 
 FAKE = "tests.sweep_fakes:point"
@@ -187,7 +187,7 @@ def test_killed_sweep_resumes_with_every_point_exactly_once(tmp_path):
 
 
 def test_a_sweep_that_never_delivers_a_row_leaves_no_file(tmp_path):
-    from speedsim.sweep.store import ResultStore
+    from speedsim.report.store import ResultStore
 
     store = ResultStore(tmp_path / "r.csv", ["index", "config_hash", "status", "error"])
     assert store.open(resume=False, overwrite=False, expected={}) == set()
@@ -202,3 +202,13 @@ def test_point_function_may_be_passed_as_a_top_level_function(tmp_path, inline):
     pd.testing.assert_frame_equal(load_results(out), inline[1])
     with pytest.raises(ConfigError, match="not a top-level function"):
         run(tmp_path, name="other.csv", point_fn=lambda hw, wl, s: {})
+
+
+def test_progress_lines_off_a_terminal(tmp_path, capsys):
+    """stderr is not a terminal here: plain lines, the last one with the final counts."""
+    sweep = load_sweep(write_sweep(tmp_path, SPEC))
+    run_sweep(sweep, tmp_path / "p.csv", point_fn=FAKE, progress=None)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines and lines[-1].startswith("sweep: 12/12 points, 8 failed, ")
+    run_sweep(sweep, tmp_path / "q.csv", point_fn=FAKE, progress=False)
+    assert capsys.readouterr().err == ""

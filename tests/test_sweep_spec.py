@@ -47,7 +47,7 @@ def error_of(tmp_path, spec):
     ({"mode": "sobol", "axes": GOOD_AXES}, "mode", "grid"),
     ({"strategies": ["sequential", "medusa"], "axes": GOOD_AXES}, "strategies[1]", "unknown strategy"),
     ({"metrics": ["speed.decode_time_s", "speed.decode_time_s"], "axes": GOOD_AXES}, "metrics", "twice"),
-    ({"axis": GOOD_AXES}, "axes", "required key is missing"),
+    ({"axis": GOOD_AXES}, "axis", "unknown key 'axis' (did you mean 'axes'?)"),
     ({"axes": {}}, "axes", "at least 1"),
 ])
 def test_spec_errors_name_the_key_path(tmp_path, spec, key, words):

@@ -1,23 +1,37 @@
 """Command line: ``speedsim run | trace | sweep | plot``, one module per command.
 
-Exit status: 0 success, 2 bad input (one line naming the file and key path),
-1 a bug (the traceback is printed: it is ours to fix). Files are written only
-through ``speedsim.cli.io`` (result directories, figures) and
-``speedsim.report.io`` (the atomic writers it and the sweep store use).
+Exit status: 0 success, 2 bad input (one line naming the file or option and the
+key path; a command-line syntax error is two lines: the error and where to find
+help), 1 a bug (the traceback is printed: it is ours to fix). A reader that
+stops early (``speedsim sweep --dry-run … | head``) ends the command quietly. Files are written only
+through ``speedsim.cli.io`` (result directories, figures), the sweep result
+store ``speedsim.report.store`` and ``speedsim.report.io`` (the atomic writers
+both use).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Callable, Sequence
 
+from speedsim import __version__
 from speedsim.cli import plot, run, sweep, trace
 from speedsim.config.errors import ConfigError
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a syntax error in two lines (argparse prints the whole usage first,
+    which wraps to several lines for every subcommand)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n(see {self.prog} -h)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="speedsim", description=__doc__.splitlines()[0])
+    parser = Parser(prog="speedsim", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"speedsim {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     run.add_parser(sub)
     trace.add_parser(sub)
@@ -37,3 +51,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("speedsim: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return 0
+
+
+def _silence_stdout() -> None:
+    """The reader of our output went away: point stdout at /dev/null, so that the
+    interpreter's final flush does not raise again (Python's documented recipe)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (tests capture it)
+        pass

@@ -7,24 +7,72 @@
   ``run --cache-dir`` (one ``<key>.npz`` per key of
   ``speedsim.model.reference_cache.reference_key``).
 
+``check_out_dir`` and ``check_out_file`` let a command refuse an output path
+before it computes anything (a file where a directory is wanted, a parent that
+is a file, a folder without write permission); a write that fails anyway (disk
+full, permissions changed) is a ``ConfigError`` naming the path, like every
+other failure a user can cause.
+
 The atomic writers themselves are ``speedsim.report.io`` (the sweep's result
 store appends through them too).
 """
 
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 import yaml
 
+from speedsim.config.errors import ConfigError
 from speedsim.report.io import (ReferenceCache, write_atomic, write_csv_atomic,  # noqa: F401
                                 write_json_atomic, write_text_atomic)
 from speedsim.report.timeline import chrome_trace
 
 
+def check_out_dir(path: str | Path, option: str = "--out") -> Path:
+    """``path`` as a result directory: absent (then creatable) or a writable directory."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"{p} exists and is not a directory", key=option)
+    _check_creatable(p, option)
+    return p
+
+
+def check_out_file(path: str | Path, option: str = "--out") -> Path:
+    """``path`` as an output file: not a directory, in a creatable or writable folder."""
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{p} is a directory; name a file", key=option)
+    _check_creatable(p.parent, option)
+    return p
+
+
+def _check_creatable(p: Path, option: str) -> None:
+    """The nearest existing folder on ``p``'s path is a directory we may write in."""
+    existing = next(a for a in (p, *p.parents) if a.exists())  # "." or "/" at the latest
+    if not existing.is_dir():
+        raise ConfigError(f"{existing} is not a directory, so {p} cannot be created", key=option)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"no permission to write in {existing}", key=option)
+
+
+@contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Turn an operating-system failure while writing ``path`` into a ``ConfigError``."""
+    try:
+        yield
+    except OSError as exc:
+        raise ConfigError(f"cannot write ({exc.strerror or exc})", file=str(path)) from None
+
+
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
-    write_csv_atomic(frame, path)
+    check_out_file(path)
+    with writing(path):
+        write_csv_atomic(frame, path)
 
 
 def write_run(result, out: Path) -> None:
@@ -32,17 +80,21 @@ def write_run(result, out: Path) -> None:
     timeline = chrome_trace({n: (r.plan, r.sim) for n, r in result.runs.items()},
                             result.hw.clock_hz)
     config_text = yaml.safe_dump(result.resolved_config(), sort_keys=False)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(result.summary, out / "summary.json")
-    write_csv_atomic(result.tokens, out / "tokens.csv")
-    write_json_atomic(timeline, out / "timeline.json")
-    write_text_atomic(config_text, out / "resolved_config.yaml")
-    for name, frame in result.saved_tables().items():
-        write_csv_atomic(frame, out / name)
+    check_out_dir(out)
+    with writing(out):
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(result.summary, out / "summary.json")
+        write_csv_atomic(result.tokens, out / "tokens.csv")
+        write_json_atomic(timeline, out / "timeline.json", indent=None)  # large: compact
+        write_text_atomic(config_text, out / "resolved_config.yaml")
+        for name, frame in result.saved_tables().items():
+            write_csv_atomic(frame, out / name)
 
 
 def save_figure(fig, out: Path, fmt: str, dpi: int) -> Path:
     """Write ``fig`` as ``fmt`` (png | svg) to ``out``."""
-    write_atomic(out, lambda fh: fig.savefig(fh, format=fmt, dpi=dpi), binary=True)
+    check_out_file(out)
+    with writing(out):
+        write_atomic(out, lambda fh: fig.savefig(fh, format=fmt, dpi=dpi), binary=True)
     return out
 

@@ -65,10 +65,25 @@ def _run_kind(kinds, name: str, help_: str, func, *, strategies: bool = True) ->
     return k
 
 
+MIN_DPI, MAX_DPI = 10, 1200  # a figure of 6.4 x 4.4 in at 1200 dpi is 40 megapixels
+
+
+def dpi(text: str) -> int:
+    """``--dpi``: an integer in [MIN_DPI, MAX_DPI] (0 crashes matplotlib, 100000 exhausts memory)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not MIN_DPI <= value <= MAX_DPI:
+        raise argparse.ArgumentTypeError(f"must be {MIN_DPI} to {MAX_DPI}, got {value}")
+    return value
+
+
 def _output_args(k: argparse.ArgumentParser) -> None:
     k.add_argument("--out", help="image file, .png or .svg (default: DIR/<kind>.<format>)")
     k.add_argument("--format", choices=FORMATS, help="png or svg (default: from --out, else png)")
-    k.add_argument("--dpi", type=int, default=150, help="PNG resolution (default 150)")
+    k.add_argument("--dpi", type=dpi, default=150, help=f"PNG resolution, {MIN_DPI} to {MAX_DPI} "
+                                                         "(default 150)")
 
 
 # -- reading a run directory ---------------------------------------------------------------------

@@ -7,23 +7,30 @@ atomically, so an error never leaves a half-written result directory.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from speedsim.api import simulate
+from speedsim.config.budget import Limits
 from speedsim.cli import io
 from speedsim.config.errors import ConfigError
-from speedsim.config.hw import load_hardware
+from speedsim.config.hw import Hardware, load_hardware
 from speedsim.config.loader import parse_override
-from speedsim.config.workload import load_workload
+from speedsim.config.resolved import is_run_config, load_run_config
+from speedsim.config.workload import Workload, load_workload
+from speedsim.report.io import json_text
 from speedsim.report.table import print_summary
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="compare decoding strategies on one accelerator")
-    p.add_argument("hw", help="hardware YAML (e.g. hw_configs/edge.yaml)")
-    p.add_argument("workload", help="workload YAML (e.g. workloads/gen.yaml)")
+    p = sub.add_parser("run", help="compare decoding strategies on one accelerator",
+                       description="Simulate the workload's strategies on the hardware. Give "
+                                   "HW.yaml WORKLOAD.yaml, or one resolved_config.yaml (or the "
+                                   "--out directory holding it) to run a recorded run again.")
+    p.add_argument("hw", metavar="HW", help="hardware YAML (e.g. hw_configs/edge.yaml), or a "
+                                            "run's resolved_config.yaml or --out directory")
+    p.add_argument("workload", metavar="WORKLOAD", nargs="?",
+                   help="workload YAML (e.g. workloads/gen.yaml)")
     p.add_argument("--out", help="directory for summary.json, tokens.csv, timeline.json, "
                                  "resolved_config.yaml")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -33,6 +40,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache-dir", metavar="DIR",
                    help="keep the reference decoder's run here, keyed by a hash of weights, "
                         "prompt and generation settings, and reuse it when they match")
+    p.add_argument("--max-work-items", type=int, default=Limits.max_work_items, metavar="N",
+                   help=f"refuse runs estimated above N work items (default {Limits.max_work_items:,})")
+    p.add_argument("--max-memory-gib", type=float, default=Limits.max_memory_gib, metavar="GIB",
+                   help=f"refuse runs estimated above GIB of memory (default {Limits.max_memory_gib:g})")
     p.set_defaults(func=cmd_run)
 
 
@@ -49,19 +60,62 @@ def split_overrides(items: list[str]) -> tuple[list, list]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    hw_over, wl_over = split_overrides(args.set)
-    hw = load_hardware(args.hw, hw_over)
-    wl = load_workload(args.workload, wl_over)
-    names = [s.strip() for s in args.strategies.split(",")] if args.strategies else None
+    # 1. everything the user typed, checked before any simulation
+    if args.out:
+        io.check_out_dir(args.out)
+    hw, wl, files = load_configs(args.hw, args.workload, args.set)
+    names = strategy_names(args.strategies)
+    limits = Limits(max_work_items=args.max_work_items, max_memory_gib=args.max_memory_gib)
     cache = io.ReferenceCache(Path(args.cache_dir)) if args.cache_dir else None
-    result = simulate(hw, wl, names, reference_cache=cache)
+    # 2. simulate; errors found on the way name the file they belong to
+    try:
+        result = simulate(hw, wl, names, limits, reference_cache=cache)
+    except ConfigError as exc:
+        raise attributed(exc, files) from None
+    # 3. write, then show
     if args.out:
         io.write_run(result, Path(args.out))
     if args.json:
-        json.dump(result.summary, sys.stdout, indent=2, default=float)
-        print()
+        print(json_text(result.summary))
     else:
         print_summary(result.summary)
         if args.out:
             print(f"results in {args.out}/")
     return 0
+
+
+def load_configs(first: str, second: str | None, sets: list[str]):
+    """(hardware, workload, {section: file}) from ``HW WORKLOAD`` or one recorded run."""
+    hw_over, wl_over = split_overrides(sets)
+    if second is not None:
+        return (load_hardware(first, hw_over), load_workload(second, wl_over),
+                {"hw": first, "workload": second})
+    path = Path(first) / "resolved_config.yaml" if Path(first).is_dir() else Path(first)
+    if not is_run_config(path):
+        raise ConfigError("give HW.yaml WORKLOAD.yaml, or one resolved_config.yaml (or the "
+                          "--out directory holding it)", file=first)
+    hw, wl = load_run_config(path, hw_over, wl_over)
+    return hw, wl, {"hw": str(path), "workload": str(path)}
+
+
+def strategy_names(text: str | None) -> list[str] | None:
+    if not text:
+        return None
+    names = [s.strip() for s in text.split(",")]
+    if not all(names):
+        raise ConfigError(f"empty strategy name in {text!r} (write e.g. sequential,speed)",
+                          key="--strategies")
+    return names
+
+
+def attributed(exc: ConfigError, files: dict[str, str]) -> ConfigError:
+    """An error found after loading, named by its file: keyed ``hw.…`` / ``workload.…``,
+    or by a key only one of the two schemas has."""
+    if exc.file or not exc.key:
+        return exc
+    section, _, rest = exc.key.partition(".")
+    if section in files and rest:
+        return ConfigError(exc.message, file=files[section], key=rest)
+    owners = [name for name, root in (("hw", Hardware), ("workload", Workload))
+              if section in root.model_fields]
+    return ConfigError(exc.message, file=files[owners[0]], key=exc.key) if len(owners) == 1 else exc

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
 from speedsim.cli import io
 from speedsim.config.errors import ConfigError
+
+
+SCHEDULER = re.compile(r"^(local|[a-z][a-z0-9+]*://[^/\s]+:\d+)$")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -50,6 +54,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(f"{Path(args.spec).stem}.csv")
     if out.suffix not in (".csv", ".parquet"):
         raise ConfigError(f"--out must end with .csv or .parquet (got {out.name})", key="--out")
+    io.check_out_file(out)
+    if args.scheduler and not SCHEDULER.match(args.scheduler):
+        raise ConfigError(f"{args.scheduler!r} is neither 'local' nor an address like "
+                          "tcp://HOST:PORT", key="--scheduler")
     summary = run_sweep(sweep, out, workers=args.workers, scheduler=args.scheduler,
                         resume=args.resume, overwrite=args.overwrite, point_fn=args.point_fn,
                         progress=False if args.quiet else None, cache_dir=args.cache_dir)
@@ -92,10 +100,20 @@ def add_pareto_plot_parser(plot_subparsers: argparse._SubParsersAction) -> argpa
     return p
 
 
+def figure_format(out: Path) -> str:
+    """png or svg, from the file name."""
+    fmt = out.suffix.lower().lstrip(".")
+    if fmt not in ("png", "svg"):
+        raise ConfigError(f"must end with .png or .svg (got {out.name})", key="--out")
+    return fmt
+
+
 def cmd_plot_pareto(args: argparse.Namespace) -> int:
     from speedsim.report.pareto import default_goal, pareto_front, plot_pareto, with_derived
-    from speedsim.sweep.store import load_results
+    from speedsim.report.store import load_results
 
+    out = Path(args.out) if args.out else Path(args.results).with_suffix(".pareto.png")
+    fmt = figure_format(io.check_out_file(out))
     df = with_derived(load_results(args.results))
     ok = df[df["status"] == "ok"]
     if ok.empty:
@@ -104,8 +122,7 @@ def cmd_plot_pareto(args: argparse.Namespace) -> int:
     front = ok[pareto_front(ok, goals)]
     fig = plot_pareto(ok, args.x, args.y, x_goal=goals[args.x], y_goal=goals[args.y],
                       title=f"{Path(args.results).name}: Pareto front")
-    out = Path(args.out) if args.out else Path(args.results).with_suffix(".pareto.png")
-    io.save_figure(fig, out, "png", 150)
+    io.save_figure(fig, out, fmt, 150)
     axes = [c for c in ok.columns if c.startswith(("hw.", "workload."))]
     shown = list(dict.fromkeys(["index", *axes, args.x, args.y]))
     front.sort_values(args.x)[shown].to_string(sys.stdout, index=False)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from speedsim.cli import io
 from speedsim.config.base import BYTES_PER_ELEMENT
+from speedsim.config.errors import ConfigError
 from speedsim.config.loader import parse_override
 from speedsim.config.workload import load_workload
 from speedsim.trace import build_trace
@@ -20,12 +21,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", default="int8", choices=list(BYTES_PER_ELEMENT),
                    help="element size used for the byte columns (default int8)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a workload key path, e.g. generation.new_tokens=64")
+                   help="override a workload key, as run and sweep write it "
+                        "(workload.generation.new_tokens=64; the workload. prefix may be left out)")
     p.set_defaults(func=cmd_trace)
 
 
+def workload_override(text: str) -> tuple[str, object]:
+    """``workload.a.b=v`` or ``a.b=v`` -> ``('a.b', v)``; a ``hw.`` key has no place here."""
+    key, value = parse_override(text)
+    head, _, rest = key.partition(".")
+    if head == "hw":
+        raise ConfigError(f"override {text!r}: trace reads no hardware; --precision sets the "
+                          "element size", file="--set")
+    return (rest, value) if head == "workload" and rest else (key, value)
+
+
 def cmd_trace(args: argparse.Namespace) -> int:
-    overrides = [parse_override(s) for s in args.set]
+    if args.out:
+        io.check_out_file(args.out)
+    overrides = [workload_override(s) for s in args.set]
     workload = load_workload(args.workload, overrides)
     trace = build_trace(workload, bytes_per_element=BYTES_PER_ELEMENT[args.precision])
     if args.out:

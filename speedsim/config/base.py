@@ -25,4 +25,4 @@ assert tuple(BYTES_PER_ELEMENT) == get_args(Precision)
 
 
 class Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)

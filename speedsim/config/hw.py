@@ -16,17 +16,17 @@ from pydantic import Field, model_validator
 from speedsim.config.base import (BYTES_PER_ELEMENT, Frozen, NonNegFloat, PosFloat, PosInt,
                                   Precision)
 from speedsim.config.errors import KeyedValueError
-from speedsim.config.loader import apply_overrides, load_mapping, validate
+from speedsim.config.loader import apply_overrides, check_kind, load_mapping, validate
 
 
 
 class Array(Frozen):
     """``count`` R×C systolic arrays; cycles follow SCALE-Sim's closed forms."""
 
-    rows: PosInt
-    cols: PosInt
-    dataflow: Literal["ws", "os", "is"] = "ws"
-    count: PosInt = 1
+    rows: PosInt  # R, PEs per column (the reduction depth of a weight-stationary fold)
+    cols: PosInt  # C, PEs per row (output columns of one fold)
+    dataflow: Literal["ws", "os", "is"] = "ws"  # weight-, output- or input-stationary
+    count: PosInt = 1  # identical arrays; a GEMM's folds spread over them
 
     @property
     def pes(self) -> int:
@@ -44,46 +44,60 @@ class VectorCycles(Frozen):
 
 
 class Vector(Frozen):
-    lanes: PosInt
+    """SIMD vector unit: softmax, norms, activations, residual adds, the embedding gather."""
+
+    lanes: PosInt  # elements processed per cycle (attention on the vector unit: MACs per cycle)
     cycles_per_element: VectorCycles = VectorCycles()
 
 
 class Dram(Frozen):
+    """Off-chip memory shared by every transfer (weights, KV cache, spilled activations)."""
+
     bandwidth_gb_s: PosFloat  # peak, 1 GB = 1e9 bytes
-    latency_ns: NonNegFloat = 100.0
+    latency_ns: NonNegFloat = 100.0  # from request to first byte
     efficiency: Annotated[float, Field(gt=0, le=1)] = 1.0  # achievable fraction of peak
-    energy_pj_per_bit: NonNegFloat = 0.0
+    energy_pj_per_bit: NonNegFloat = 0.0  # per bit moved, read or write
     channels: PosInt = 1  # independent channels; bandwidth splits evenly across them
     interleave_bytes: PosInt = 256  # address-interleaving granule: consecutive granules go to consecutive channels
 
 
 class Dma(Frozen):
+    """DMA engines moving tiles between DRAM and the buffers."""
+
     engines: PosInt = 2  # concurrent DRAM<->buffer transfers in flight
 
 
 class Buffer(Frozen):
-    size_kib: PosFloat
-    energy_pj_per_byte: NonNegFloat = 0.0
+    """One on-chip SRAM buffer."""
+
+    size_kib: PosFloat  # capacity
+    energy_pj_per_byte: NonNegFloat = 0.0  # per byte read or written
 
 
 class Buffers(Frozen):
+    """On-chip SRAM: weight, activation and accumulator buffers, optionally a KV buffer."""
+
     weight: Buffer
     activation: Buffer
     accumulator: Buffer
     kv: Optional[Buffer] = None  # None: KV cache streams from DRAM through the activation buffer
-    double_buffering: bool = True
+    double_buffering: bool = True  # two tile slots per buffer: fetch the next tile during the current one
 
 
 class Energy(Frozen):
+    """Energy per operation and static power (DRAM and SRAM energy live with them)."""
+
     mac_pj: NonNegFloat  # one multiply-accumulate at the configured precision
-    vector_op_pj: NonNegFloat
-    static_power_w: NonNegFloat = 0.0
+    vector_op_pj: NonNegFloat  # one vector-unit operation on one element
+    static_power_w: NonNegFloat = 0.0  # leakage and clock, paid for the whole elapsed time
 
 
 class Hardware(Frozen):
-    name: str
-    clock_hz: PosFloat
-    precision: Precision = "int8"
+    """One accelerator: clock, precision, arrays, vector unit, DRAM, DMA, buffers, energy."""
+
+    name: str  # shown in reports
+    clock_hz: PosFloat  # one cycle of every unit
+    precision: Precision = "int8"  # bytes and energy per element
     array: Array
     vector: Vector
     dram: Dram
@@ -107,16 +121,22 @@ class Hardware(Frozen):
 
     @model_validator(mode="after")
     def _buffers_hold_a_tile(self) -> "Hardware":
-        eb = self.bytes_per_element
-        tile = self.array.rows * self.array.cols * eb
-        for name in ("weight", "activation", "accumulator"):
-            buf = getattr(self.buffers, name)
-            if buf.size_kib * 1024 < tile:
-                raise KeyedValueError(
-                    f"buffers.{name}.size_kib",
-                    f"{buf.size_kib} KiB is smaller than one {self.array.rows}x{self.array.cols} "
-                    f"{self.precision} array tile ({tile} bytes)")
+        """Each buffer holds one R×C array tile; the weight buffer one per in-flight slot
+        (two with double buffering: the tile in use and the one being fetched)."""
+        tile_bytes = self.array.rows * self.array.cols * self.bytes_per_element
+        slots = 2 if self.buffers.double_buffering else 1
+        for name, tiles in (("weight", slots), ("activation", 1), ("accumulator", 1)):
+            size_kib = getattr(self.buffers, name).size_kib
+            if size_kib * 1024 < tiles * tile_bytes:
+                raise KeyedValueError(f"buffers.{name}.size_kib", _too_small(
+                    size_kib, tiles, tile_bytes, self, name == "weight"))
         return self
+
+
+def _too_small(size_kib: float, tiles: int, tile_bytes: int, hw: Hardware, slotted: bool) -> str:
+    why = " (double buffering)" if slotted and tiles > 1 else ""
+    return (f"{size_kib:g} KiB cannot hold {tiles} {hw.array.rows}x{hw.array.cols} {hw.precision} "
+            f"array tile{'s' if tiles > 1 else ''} of {tile_bytes} bytes{why}")
 
 
 def hardware_from_dict(data: dict[str, Any], *, file: str = "<hw>") -> Hardware:
@@ -126,5 +146,7 @@ def hardware_from_dict(data: dict[str, Any], *, file: str = "<hw>") -> Hardware:
 def load_hardware(path: str | Path, overrides: list[tuple[str, Any]] = ()) -> Hardware:
     """Read, override and validate a hardware YAML file."""
     path = Path(path)
-    data = apply_overrides(load_mapping(path), overrides)
+    data = load_mapping(path)
+    check_kind(data, "hardware", file=str(path))
+    data = apply_overrides(data, overrides, root=Hardware)
     return hardware_from_dict(data, file=str(path))

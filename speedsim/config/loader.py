@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from speedsim.config.errors import ConfigError, KeyedValueError
+from speedsim.config.keys import field_names, models_at, tag_of, unknown_key_message
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -38,6 +39,22 @@ _Loader.add_implicit_resolver(
     list("-+0123456789."))
 
 
+def _mapping_without_duplicates(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    """A mapping, or an error at a key written twice (PyYAML keeps the last one silently,
+    so the first value a user edits would do nothing)."""
+    seen: set = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}",
+                                                    key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
 def yaml_load(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)
 
@@ -49,6 +66,8 @@ def load_mapping(path: str | Path) -> dict[str, Any]:
         text = path.read_text()
     except FileNotFoundError:
         raise ConfigError("file not found", file=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not a UTF-8 text file (byte {exc.start})", file=str(path)) from None
     except OSError as exc:
         raise ConfigError(f"cannot read file ({exc.strerror})", file=str(path)) from None
     try:
@@ -61,6 +80,29 @@ def load_mapping(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError("top level must be a mapping of keys to values", file=str(path))
     return data
+
+
+KIND_KEYS = {"hardware": {"clock_hz", "array", "dram", "buffers"},
+             "workload": {"model", "generation", "strategies"},
+             "sweep": {"axes", "mode"},
+             "resolved run config": {"hw", "workload"}}
+KIND_HINTS = {"hardware": "speedsim run HW.yaml WORKLOAD.yaml", "workload": "speedsim run HW.yaml WORKLOAD.yaml",
+              "sweep": "run it with speedsim sweep FILE",
+              "resolved run config": "run it alone: speedsim run FILE"}
+
+
+def check_kind(data: dict[str, Any], kind: str, *, file: str) -> None:
+    """``ConfigError`` when ``data`` is plainly another kind of config file (a workload given
+    where the hardware belongs, …): its top-level keys match another kind's better than
+    half and this kind's less than half."""
+    def score(k: str) -> float:
+        return len(KIND_KEYS[k] & set(data)) / len(KIND_KEYS[k])
+
+    others = [k for k in KIND_KEYS if k != kind and score(k) > 0.5]
+    if others and score(kind) < 0.5:
+        best = max(others, key=score)
+        raise ConfigError(f"this is a {best} file, not a {kind} file ({KIND_HINTS[best]})",
+                          file=file)
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -92,9 +134,27 @@ def set_path(data: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
     return out
 
 
-def apply_overrides(data: dict[str, Any], overrides: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+def apply_overrides(data: dict[str, Any], overrides: Iterable[tuple[str, Any]],
+                    root: type[BaseModel] | None = None) -> dict[str, Any]:
+    """``data`` with each dotted key set. With the schema ``root``, setting a tagged union's
+    ``source`` to another value also drops the keys the new source does not take (switching
+    ``weights.source`` from packaged to random leaves no stray ``name`` behind)."""
     for key, value in overrides:
         data = set_path(data, key, value)
+        if root is not None and key.split(".")[-1] == "source":
+            data = _prune_for_source(data, root, key.split(".")[:-1], value)
+    return data
+
+
+def _prune_for_source(data: dict[str, Any], root: type[BaseModel], parts: list[str],
+                      source: Any) -> dict[str, Any]:
+    chosen = [m for m in models_at(root, parts) if tag_of(m) == source]
+    node = data
+    for part in parts:
+        node = node[part]
+    if len(chosen) == 1:
+        for stray in [k for k in node if k not in chosen[0].model_fields]:
+            del node[stray]
     return data
 
 
@@ -133,22 +193,40 @@ def validate(model: type[M], data: dict[str, Any], *, file: str,
     try:
         return model.model_validate(data, context=context)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = _drop_tags(tuple(err["loc"]), set(unions))
-        cause = (err.get("ctx") or {}).get("error")
-        if isinstance(cause, KeyedValueError):
-            loc = loc + tuple(cause.key.split("."))
-        key = _key_path(loc)
-        msg = cause.message if isinstance(cause, KeyedValueError) else err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key (misspelt?)"
-        elif err["type"] == "missing":
-            msg = "required key is missing"
-        elif "input" in err and err["type"] not in ("value_error", "assertion_error") \
-                and not isinstance(err["input"], dict):
-            msg = f"{msg} (got {err['input']!r})"
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
-        raise ConfigError(msg, file=file, key=key or None) from None
+        err = _first_error(exc.errors())
+        raise ConfigError(_message(model, err), file=file,
+                          key=_error_key(err, set(unions)) or None) from None
     except ConfigError as exc:
         raise exc.with_file(file) from None
+
+
+def _first_error(errors: list[dict[str, Any]]) -> dict[str, Any]:
+    """An unknown key first: a misspelt required key also reports the right name as
+    missing, and the typo is what the user has to fix."""
+    extra = [e for e in errors if e["type"] == "extra_forbidden"]
+    return (extra or errors)[0]
+
+
+def _error_key(err: dict[str, Any], unions: set[str]) -> str:
+    loc = _drop_tags(tuple(err["loc"]), unions)
+    cause = (err.get("ctx") or {}).get("error")
+    if isinstance(cause, KeyedValueError):
+        loc = loc + tuple(cause.key.split("."))
+    return _key_path(loc)
+
+
+def _message(model: type[BaseModel], err: dict[str, Any]) -> str:
+    """pydantic's message in the user's terms: the typed key, the value, no prefixes."""
+    cause = (err.get("ctx") or {}).get("error")
+    if isinstance(cause, KeyedValueError):
+        return cause.message
+    if err["type"] == "extra_forbidden":
+        loc = tuple(err["loc"])
+        return unknown_key_message(str(loc[-1]), field_names(models_at(model, loc[:-1])))
+    if err["type"] == "missing":
+        return "required key is missing"
+    msg = err["msg"].removeprefix("Value error, ")
+    if "input" in err and err["type"] not in ("value_error", "assertion_error") \
+            and not isinstance(err["input"], dict):
+        msg = f"{msg} (got {err['input']!r})"
+    return msg

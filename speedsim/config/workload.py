@@ -15,14 +15,15 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from speedsim.config.base import Frozen, NonNegInt, PosInt, SharingScheme
 from speedsim.config.errors import KeyedValueError
-from speedsim.config.loader import apply_overrides, load_mapping, validate
+from speedsim.config.loader import apply_overrides, check_kind, load_mapping, validate
+from speedsim.config.weightsfile import weights_positions
 
 
 
 class Sharing(Frozen):
     """Which weight set each of the N layers uses (Takase & Kiyono's schemes plus ``none``)."""
 
-    scheme: SharingScheme = "none"
+    scheme: SharingScheme = "none"  # layer -> weight set map
     unique_layers: Optional[PosInt] = None  # U; None means U = N (required unless scheme is none)
 
 
@@ -33,16 +34,20 @@ def existing_file(path: str, info: ValidationInfo, what: str) -> str:
     p = Path(path) if base is None or Path(path).is_absolute() else Path(base) / path
     if not p.is_file():
         raise ValueError(f"{what} not found: {p}")
-    return str(p)
+    return str(p.resolve())  # absolute: a resolved config re-runs from any folder
 
 
 class RandomWeights(Frozen):
+    """Seeded random initialisation (untrained: early predictions rarely match)."""
+
     source: Literal["random"]
-    seed: NonNegInt = 0
-    init_std: Annotated[float, Field(gt=0)] = 0.02
+    seed: NonNegInt = 0  # seeds the initialisation
+    init_std: Annotated[float, Field(gt=0)] = 0.02  # standard deviation of the normal initialisation
 
 
 class NpzWeights(Frozen):
+    """Weights read from an ``.npz`` file (``speedsim.model.weights`` layout)."""
+
     source: Literal["npz"]
     path: str  # resolved against the workload file's folder; must exist
 
@@ -56,10 +61,12 @@ class PackagedWeights(Frozen):
     """Weights shipped inside the package (``speedsim/data/<name>.npz``)."""
 
     source: Literal["packaged"]
-    name: str
+    name: str  # speedsim/data/<name>.npz
 
 
 class ShapeOnlyWeights(Frozen):
+    """No numerics: the op trace is built from the shape alone (large models)."""
+
     source: Literal["shape_only"]
 
 
@@ -70,14 +77,14 @@ Weights = Annotated[Union[RandomWeights, NpzWeights, PackagedWeights, ShapeOnlyW
 class ModelShape(Frozen):
     """GPT-style pre-LN decoder (DESIGN §4)."""
 
-    d_model: PosInt
-    n_heads: PosInt
+    d_model: PosInt  # hidden size
+    n_heads: PosInt  # attention heads; must divide d_model
     n_kv_heads: Optional[PosInt] = None  # grouped-query attention; None means n_heads
-    d_ff: PosInt
+    d_ff: PosInt  # MLP hidden size
     n_layers: PosInt  # N
-    vocab_size: PosInt
+    vocab_size: PosInt  # LM head outputs (tied to the embedding)
     max_seq_len: Optional[PosInt] = None  # positional table size; None means prompt + new tokens
-    mlp: Literal["gelu", "gated_gelu"] = "gelu"
+    mlp: Literal["gelu", "gated_gelu"] = "gelu"  # gated: three MLP matrices instead of two
     sharing: Sharing = Sharing()
     weights: Weights = RandomWeights(source="random")
 
@@ -114,21 +121,14 @@ class ModelShape(Frozen):
 
 
 class Generation(Frozen):
+    """The prompt and how many tokens each of the ``batch`` sequences generates."""
+
     prompt_tokens: PosInt  # P
     new_tokens: Annotated[int, Field(ge=2)]  # tokens generated per sequence; the first comes
     #                                          from prefill, the rest from decode
     batch: PosInt = 1  # B
     seed: NonNegInt = 0  # seeds the random prompt when no prompt is given
     prompt: Optional[str] = None  # text, encoded byte-level (vocab must be >= 256)
-
-    @model_validator(mode="after")
-    def _prompt_fits(self) -> "Generation":
-        if self.prompt is not None:
-            n = len(self.prompt.encode("utf-8"))
-            if n != self.prompt_tokens:
-                raise _at("prompt", f"the text prompt is {n} UTF-8 bytes (= tokens); "
-                                    f"prompt_tokens is {self.prompt_tokens}: make them equal")
-        return self
 
 
 class ModelAcceptance(Frozen):
@@ -138,16 +138,18 @@ class ModelAcceptance(Frozen):
 
 
 class BernoulliAcceptance(Frozen):
+    """Each early prediction is accepted with probability ``rate``, independently."""
+
     source: Literal["bernoulli"]
-    rate: Annotated[float, Field(ge=0.0, le=1.0)]
-    seed: NonNegInt = 0
+    rate: Annotated[float, Field(ge=0.0, le=1.0)]  # probability that an early prediction is accepted
+    seed: NonNegInt = 0  # seeds the draws
 
 
 class FileAcceptance(Frozen):
     """A recorded per-position 0/1 sequence (one per line, or CSV column ``accepted``)."""
 
     source: Literal["file"]
-    path: str
+    path: str  # resolved against the workload file's folder; must exist
 
     @field_validator("path")
     @classmethod
@@ -160,24 +162,65 @@ Acceptance = Annotated[Union[ModelAcceptance, BernoulliAcceptance, FileAcceptanc
 
 
 class SequentialStrategy(Frozen):
-    pass
+    """Ordinary decoding: one token at a time through all N layers."""
 
 
 class SpeedStrategy(Frozen):
+    """Speculative pipelined decoding over G stages."""
+
     stages: Optional[PosInt] = None  # G; None means N / U
     acceptance: Acceptance = ModelAcceptance(source="model")
 
 
+class EarlyExitSpecStrategy(Frozen):
+    """Early-exit self-speculation: draft K tokens with the first E layers + the tied head,
+    verify them in one pass of all N layers (``speedsim.model.spec_exec``)."""
+
+    draft_tokens: PosInt = 4  # K
+    exit_layer: Optional[PosInt] = None  # E layers draft; None means SPEED's exit, N / G
+    acceptance: Acceptance = ModelAcceptance(source="model")
+
+
+class DraftSpecStrategy(Frozen):
+    """Draft-model speculative decoding: a separate small model drafts K tokens."""
+
+    draft_model: ModelShape  # its own shape and weights (packaged | random | npz | shape_only)
+    draft_tokens: PosInt = 4  # K
+    acceptance: Acceptance = ModelAcceptance(source="model")
+
+
+class ShallowStrategy(Frozen):
+    """The exit model alone: the first E layers + the tied head, decoded sequentially."""
+
+    exit_layer: Optional[PosInt] = None  # E; None means SPEED's exit, N / G
+
+
 class Strategies(Frozen):
+    """The decoding strategies to compare (null: not run)."""
+
     sequential: Optional[SequentialStrategy] = SequentialStrategy()
     speed: Optional[SpeedStrategy] = None
+    early_exit_spec: Optional[EarlyExitSpecStrategy] = None
+    draft_spec: Optional[DraftSpecStrategy] = None
+    shallow: Optional[ShallowStrategy] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_names(cls, data: Any) -> Any:
+        unknown = sorted(set(data) - set(cls.model_fields)) if isinstance(data, dict) else []
+        if unknown:
+            raise _at(unknown[0], f"unknown strategy {unknown[0]!r}; valid: "
+                                  f"{', '.join(cls.model_fields)}")
+        return data
 
     def names(self) -> list[str]:
         return [n for n in type(self).model_fields if getattr(self, n) is not None]
 
 
 class Workload(Frozen):
-    name: str
+    """One model, its generation and the strategies to compare on it."""
+
+    name: str  # shown in reports
     model: ModelShape
     generation: Generation
     strategies: Strategies = Strategies()
@@ -190,13 +233,15 @@ class Workload(Frozen):
             return sp.stages
         return self.model.n_layers // self.model.unique_layers
 
+    def exit_layers(self, strategy: str) -> int:
+        """E of ``early_exit_spec`` or ``shallow``: configured, or SPEED's exit N / G."""
+        configured = getattr(self.strategies, strategy).exit_layer
+        return configured if configured is not None else self.model.n_layers // self.stages
+
     @model_validator(mode="after")
     def _consistent(self) -> "Workload":
         m, g, sp = self.model, self.generation, self.strategies.speed
-        if m.max_seq_len is not None and m.max_seq_len < g.prompt_tokens + g.new_tokens:
-            raise _at("model.max_seq_len",
-                      f"max_seq_len={m.max_seq_len} < prompt_tokens + new_tokens = "
-                      f"{g.prompt_tokens + g.new_tokens}")
+        _check_lengths(self)
         if g.prompt is not None and m.vocab_size < 256:
             raise _at("generation.prompt", "a text prompt is byte-level and needs vocab_size >= 256")
         if sp is not None:
@@ -214,11 +259,83 @@ class Workload(Frozen):
                           f"stages={G} must divide n_layers={m.n_layers}")
             if sp.acceptance.source == "model" and m.weights.source == "shape_only":
                 raise _at("strategies.speed.acceptance.source",
-                          "source 'model' needs numeric weights; use bernoulli or file "
-                          "with weights.source shape_only")
-        if self.strategies.sequential is None and sp is None:
+                          "source 'model' needs numeric weights; with model.weights.source "
+                          "shape_only set strategies.speed.acceptance={source: bernoulli, "
+                          "rate: 0.9} (or {source: file, path: ...})")
+        if not self.strategies.names():
             raise _at("strategies", "at least one strategy is needed")
+        self._check_exits()
+        self._check_draft()
         return self
+
+    def _check_exits(self) -> None:
+        N = self.model.n_layers
+        for name in ("early_exit_spec", "shallow"):
+            if getattr(self.strategies, name) is None:
+                continue
+            E = self.exit_layers(name)
+            if E >= N:
+                raise _at(f"strategies.{name}.exit_layer",
+                          f"exit_layer={E} must be below n_layers={N} (the first E layers "
+                          "draft; with the default N / G, set it explicitly)")
+            self._check_model_acceptance(name)
+
+    def _check_draft(self) -> None:
+        ds, m = self.strategies.draft_spec, self.model
+        if ds is None:
+            return
+        if ds.draft_model.vocab_size != m.vocab_size:
+            raise _at("strategies.draft_spec.draft_model.vocab_size",
+                      f"the draft's vocab_size={ds.draft_model.vocab_size} must equal the "
+                      f"target's {m.vocab_size}")
+        if ds.acceptance.source == "model" and ds.draft_model.weights.source == "shape_only":
+            raise _at("strategies.draft_spec.acceptance.source",
+                      "source 'model' needs numeric draft weights; use bernoulli or file")
+        self._check_model_acceptance("draft_spec")
+
+    def _check_model_acceptance(self, name: str) -> None:
+        acc = getattr(self.strategies, name)
+        if getattr(acc, "acceptance", None) is None or acc.acceptance.source != "model":
+            return
+        if self.model.weights.source == "shape_only":
+            raise _at(f"strategies.{name}.acceptance.source",
+                      "source 'model' needs numeric weights; use bernoulli or file "
+                      "with weights.source shape_only")
+
+
+def length_problems(wl: Workload) -> list[tuple[str, str]]:
+    """(key, what to change) for each part of the workload that P + T tokens do not fit:
+    the text prompt, the positional table, the weights file's positions."""
+    m, g = wl.model, wl.generation
+    need = g.prompt_tokens + g.new_tokens
+    out = []
+    if g.prompt is not None and len(g.prompt.encode("utf-8")) != g.prompt_tokens:
+        out.append(("generation.prompt",
+                    f"the text prompt is {len(g.prompt.encode('utf-8'))} UTF-8 bytes (= tokens), "
+                    f"not prompt_tokens={g.prompt_tokens}: give a {g.prompt_tokens}-byte "
+                    "generation.prompt, or set generation.prompt=null for a seeded random one"))
+    if m.max_seq_len is not None and m.max_seq_len < need:
+        out.append(("model.max_seq_len", f"max_seq_len={m.max_seq_len} < prompt_tokens + new_tokens"
+                                         f" = {need}: set model.max_seq_len to {need} or more"))
+    held = weights_positions(m.weights)
+    if held is not None and held < need:
+        out.append(("model.weights", f"the {m.weights.source} weights hold {held} positions < "
+                                     f"{need}: use model.weights={{source: random}} (untrained), "
+                                     "or {source: shape_only} with strategies.speed.acceptance="
+                                     "{source: bernoulli, rate: 0.9}"))
+    return out
+
+
+def _check_lengths(wl: Workload) -> None:
+    """All length problems in one error, so that one round of changes fixes them."""
+    problems = length_problems(wl)
+    if len(problems) == 1:
+        raise _at(*problems[0])
+    if problems:
+        g = wl.generation
+        raise _at("generation", f"prompt_tokens={g.prompt_tokens} + new_tokens={g.new_tokens} "
+                                "do not fit this workload; change all of: "
+                                + "; ".join(f"({i}) {msg}" for i, (_, msg) in enumerate(problems, 1)))
 
 
 def _at(key: str, message: str) -> KeyedValueError:
@@ -237,5 +354,7 @@ def workload_from_dict(data: dict[str, Any], *, file: str = "<workload>",
 def load_workload(path: str | Path, overrides: list[tuple[str, Any]] = ()) -> Workload:
     """Read, override and validate a workload YAML file."""
     path = Path(path)
-    data = apply_overrides(load_mapping(path), overrides)
+    data = load_mapping(path)
+    check_kind(data, "workload", file=str(path))
+    data = apply_overrides(data, overrides, root=Workload)
     return workload_from_dict(data, file=str(path), base_dir=path.parent)

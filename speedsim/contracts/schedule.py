@@ -88,3 +88,54 @@ def steps_table(execs: Sequence[ScheduledExec], stages: int, n_steps: int):
         step = np.repeat([e.launch_step for e in execs], lens) + stage
         table[step, stage] = np.repeat([e.exec_id for e in execs], lens)
     return tuple(tuple((i, g) for g, i in enumerate(row) if i >= 0) for row in table.tolist())
+
+
+# ---------------------------------------------------------------- draft-and-verify schedules
+# (early-exit self-speculation and draft-model speculation, speedsim.model.spec_exec)
+
+@dataclass(frozen=True, slots=True)
+class VerifyStep:
+    """One draft-and-verify turn."""
+
+    start: int  # c: tokens 0..c were committed before it; input token c is at position P + c
+    drafted: int  # k guesses; the verify pass has k + 1 rows
+    accepted: int  # a <= k guesses accepted; the step commits a + 1 tokens
+    catch_up: bool = False  # draft model only: its first pass also runs the previous last guess
+
+    @property
+    def committed(self) -> int:
+        return self.accepted + 1
+
+    @property
+    def rejected(self) -> int:
+        """Guesses whose draft and verify work was wasted."""
+        return self.drafted - self.accepted
+
+
+@dataclass(frozen=True)
+class SpecSchedule:
+    draft_tokens: int  # K
+    steps: tuple[VerifyStep, ...]
+
+    @property
+    def drafted(self) -> int:
+        return sum(s.drafted for s in self.steps)
+
+    @property
+    def accepted(self) -> int:
+        return sum(s.accepted for s in self.steps)
+
+    @property
+    def mean_accepted_per_step(self) -> float:
+        return self.accepted / len(self.steps) if self.steps else 0.0
+
+
+def leading_true(values: Sequence[bool]) -> int:
+    """Length of the all-true prefix."""
+    bad = np.flatnonzero(~np.asarray(values, dtype=bool))
+    return int(bad[0]) if bad.size else len(values)
+
+
+def draft_count(draft_tokens: int, start: int, new_tokens: int) -> int:
+    """k = min(K, T - 2 - c): guesses beyond the last generated token are never made."""
+    return max(0, min(int(draft_tokens), new_tokens - 2 - start))

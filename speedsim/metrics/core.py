@@ -27,44 +27,70 @@ def commit_cycles(plan: Plan, items: pd.DataFrame) -> np.ndarray:
     return np.array([end[last] for _, last in committed], dtype=np.int64)
 
 
+def ttft_cycles(plan: Plan, items: pd.DataFrame) -> int:
+    """The cycle the last prefill item ended: token 0 exists."""
+    return int(items["end_cycle"].to_numpy()[plan.prefill_last_item])
+
+
 def latency(plan: Plan, items: pd.DataFrame, hw: Hardware, wl: Workload) -> dict[str, Any]:
+    """TTFT, decode time, per-token latency and its gap percentiles, tokens/s (docs/metrics.md)."""
     clock = hw.clock_hz
-    ttft_cycles = int(items["end_cycle"].to_numpy()[plan.prefill_last_item])
+    ttft = ttft_cycles(plan, items)
     commits = commit_cycles(plan, items)
     decode_tokens = len(commits)
-    last = int(commits[-1]) if decode_tokens else ttft_cycles
-    decode_cycles = last - ttft_cycles
-    gaps = np.diff(np.concatenate([[ttft_cycles], commits])) / clock
-    decode_s = decode_cycles / clock
-    B = wl.generation.batch
+    last = int(commits[-1]) if decode_tokens else ttft
+    gaps_s = np.diff(np.concatenate([[ttft], commits])) / clock
+    decode_s = (last - ttft) / clock
     return {
-        "ttft_s": ttft_cycles / clock,
+        "ttft_s": ttft / clock,
         "decode_time_s": decode_s,
         "decode_tokens": decode_tokens,
-        "time_per_token_s": decode_s / decode_tokens if decode_tokens else 0.0,
-        "inter_token_p50_s": float(np.percentile(gaps, 50)) if decode_tokens else 0.0,
-        "inter_token_p99_s": float(np.percentile(gaps, 99)) if decode_tokens else 0.0,
-        "tokens_per_s": B * decode_tokens / decode_s if decode_s > 0 else 0.0,
+        "time_per_token_s": _ratio(decode_s, decode_tokens),
+        "inter_token_p50_s": _percentile(gaps_s, 50),
+        "inter_token_p99_s": _percentile(gaps_s, 99),
+        "tokens_per_s": _ratio(wl.generation.batch * decode_tokens, decode_s),
         "end_to_end_s": last / clock,
     }
 
 
+def _ratio(numerator: float, denominator: float) -> float:
+    """``numerator / denominator``, 0 for an empty denominator (no decode)."""
+    return numerator / denominator if denominator > 0 else 0.0
+
+
+def _percentile(values: np.ndarray, q: float) -> float:
+    """The q-th percentile (NumPy's linear interpolation), 0 for no values."""
+    return float(np.percentile(values, q)) if len(values) else 0.0
+
+
 def utilization(sim: Any, hw: Hardware) -> dict[str, Any]:
+    """Array, vector and DRAM utilization and buffer occupancy over the whole run."""
     cycles = max(int(sim.total_cycles), 1)
-    items, log = sim.items, sim.log
-    useful = 1.0 - items["wasted_fraction"].to_numpy()
-    on_array = (items["unit"] == "array").to_numpy()
-    useful_macs = float((items["macs"].to_numpy() * useful)[on_array].sum())
-    vec = log[(log["unit"] == "vector") & (log["kind"] == "compute")]
-    vector_busy = float((vec["end_cycle"] - vec["start_cycle"]).sum())
-    dram = dram_bytes(items)
-    peak_bytes_per_cycle = hw.dram.bandwidth_gb_s * 1e9 / hw.clock_hz
     return {
-        "array_utilization": useful_macs / (hw.array.pes * cycles),
-        "vector_utilization": vector_busy / cycles,
-        "dram_bandwidth_utilization": dram / (peak_bytes_per_cycle * cycles),
+        "array_utilization": array_utilization(sim.items, hw, cycles),
+        "vector_utilization": vector_utilization(sim.log, cycles),
+        "dram_bandwidth_utilization": dram_bandwidth_utilization(sim.items, hw, cycles),
         "buffers": occupancy_stats(sim.occupancy, hw, cycles),
     }
+
+
+def array_utilization(items: pd.DataFrame, hw: Hardware, cycles: int) -> float:
+    """Useful (committed) MACs of array items / (PEs · cycles)."""
+    useful = 1.0 - items["wasted_fraction"].to_numpy()
+    on_array = (items["unit"] == "array").to_numpy()
+    return float((items["macs"].to_numpy() * useful)[on_array].sum()) / (hw.array.pes * cycles)
+
+
+def vector_utilization(log: pd.DataFrame, cycles: int) -> float:
+    """Vector-unit busy cycles (its compute intervals) / cycles."""
+    vec = log[(log["unit"] == "vector") & (log["kind"] == "compute")]
+    return float((vec["end_cycle"] - vec["start_cycle"]).sum()) / cycles
+
+
+def dram_bandwidth_utilization(items: pd.DataFrame, hw: Hardware, cycles: int) -> float:
+    """DRAM bytes moved / (peak bytes per cycle · cycles); efficiency is not applied."""
+    peak_bytes_per_cycle = hw.dram.bandwidth_gb_s * 1e9 / hw.clock_hz
+    return dram_bytes(items) / (peak_bytes_per_cycle * cycles)
 
 
 def item_dram_bytes(items: pd.DataFrame) -> np.ndarray:
@@ -83,14 +109,15 @@ def occupancy_stats(occ: pd.DataFrame, hw: Hardware, cycles: int) -> dict[str, A
         frame = frame.sort_values("cycle", kind="stable")
         t = frame["cycle"].to_numpy(dtype=np.int64)
         b = frame["bytes"].to_numpy(dtype=np.float64)
-        dt = np.diff(np.append(t, max(cycles, int(t[-1]))))
-        cap = _capacity_bytes(hw, str(name))
-        out[str(name)] = {
-            "peak_bytes": int(b.max()),
-            "mean_bytes": float((b * dt).sum() / max(cycles, 1)),
-            "capacity_bytes": cap,
-        }
+        out[str(name)] = {"peak_bytes": int(b.max()), "mean_bytes": time_weighted_mean(t, b, cycles),
+                          "capacity_bytes": _capacity_bytes(hw, str(name))}
     return out
+
+
+def time_weighted_mean(t: np.ndarray, b: np.ndarray, cycles: int) -> float:
+    """Mean over [0, cycles) of the step function that is b[i] from t[i] to t[i+1]."""
+    dt = np.diff(np.append(t, max(cycles, int(t[-1]))))
+    return float((b * dt).sum() / max(cycles, 1))
 
 
 def _capacity_bytes(hw: Hardware, name: str) -> int | None:
@@ -113,24 +140,32 @@ def work(sim: Any) -> dict[str, Any]:
     }
 
 
-def speculation(plan: Plan, accepted: np.ndarray | None) -> dict[str, Any]:
+def speculation(plan: Plan, accepted: np.ndarray) -> dict[str, Any]:
     """Launched / committed / flushed executions and the acceptance along the committed chain."""
     dec = [e for e in plan.execs if e.phase == "decode"]
-    committed = [e for e in dec if e.status == "committed"]
-    # execution k + 1 rides on the early prediction execution k made; the last one's
-    # prediction launches nothing and is not checked
-    checked = [e.index + 1 for e in committed if accepted is not None and e.index + 1 < len(committed)]
-    hits = int(sum(bool(accepted[i]) for i in checked)) if accepted is not None else 0
+    committed = sum(e.status == "committed" for e in dec)
     in_flight = _executions_per_step(plan)
     return {
         "launched": len(dec),
-        "committed": len(committed),
-        "flushed": len(dec) - len(committed),
+        "committed": committed,
+        "flushed": len(dec) - committed,
         "flushes": plan.flushes,
-        "acceptance_rate": hits / len(checked) if checked else 1.0,
+        "acceptance_rate": acceptance_rate(committed, accepted),
         "mean_tokens_in_flight": float(np.mean(in_flight)) if in_flight else 0.0,
         "stage_steps": len(in_flight),
     }
+
+
+def acceptance_rate(committed: int, accepted: np.ndarray) -> float:
+    """Early predictions that equalled the final one / predictions checked.
+
+    Execution k + 1 rides on the early prediction execution k made, so the
+    predictions checked are those for tokens 1 .. committed − 1; the last
+    execution's prediction launches nothing and is not checked.
+    """
+    checked = range(1, committed)
+    hits = int(sum(bool(accepted[i]) for i in checked))
+    return hits / len(checked) if len(checked) else 1.0
 
 
 def _executions_per_step(plan: Plan) -> list[int]:
@@ -142,21 +177,6 @@ def _executions_per_step(plan: Plan) -> list[int]:
     return [len(v) for v in per_step.values()]
 
 
-def roofline_decode_s(plan: Plan, sim: Any, hw: Hardware) -> float:
-    """Lower bound on the decode time: the busiest of array, vector and DRAM.
-
-    Array and vector cycles come from the same cost functions the simulator
-    uses (``speedsim.hw.cost.roofline``); the DRAM bound is the bytes this run
-    actually moved during decode at the effective bandwidth, so weight
-    residency and fusion are credited exactly as the simulation found them.
-    """
-    from speedsim.hw.cost import roofline, transfer_cycles
-
-    decode = [it for it in plan.items if it.phase == "decode"]
-    if not decode:
-        return 0.0
-    bound = roofline(decode, hw)
-    items = sim.items[sim.items["phase"] == "decode"]
-    moved = dram_bytes(items)
-    dram_cycles = transfer_cycles(moved, hw.dram_bytes_per_cycle)
-    return max(bound.array_cycles, bound.vector_cycles, dram_cycles) / hw.clock_hz
+def run_tokens(wl: Workload) -> int:
+    """Tokens a whole run produces, all sequences: ``B · n`` (token 0 comes from prefill)."""
+    return wl.generation.batch * wl.generation.new_tokens

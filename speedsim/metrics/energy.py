@@ -1,18 +1,21 @@
-"""Energy of a replay (DESIGN §6): a pure function of a ``SimResult`` and its ``Hardware``.
+"""Energy of a replay (DESIGN §6): a pure function of the work items, the replay's
+per-item table and the ``Hardware``. Every byte count comes from the item table's
+DRAM columns, the work items' own sizes and the pure placement rules of
+``speedsim.hw.cost`` (which KV stays on chip); the engine only reports what moved.
 
 All parts in joules:
 
 * ``compute`` = Σ MACs of array items × ``energy.mac_pj``
 * ``vector``  = Σ (vector_ops + MACs of vector-unit items) × ``energy.vector_op_pj``
 * ``sram``    = Σ over buffers of bytes written into plus bytes read out of the
-  buffer × its ``energy_pj_per_byte``. Per item (columns of ``SimResult.items``):
+  buffer × its ``energy_pj_per_byte`` (``sram_bytes``). Per item:
   weight buffer = bytes fetched into it + the item's weight bytes read out
-  (``weight_sram_bytes``); activation buffer = activations read and written
-  on chip, spilled activations once more (DMA side), bytes passing through it
-  to or from DRAM (KV, vector-unit parameters) written once and read once
-  (``act_sram_bytes``); accumulator = outputs written and read out once
-  (``acc_sram_bytes``); KV buffer = KV bytes read and written on chip
-  (``kv_sram_bytes``).
+  (array items); activation buffer = activations read and written on chip
+  (``act_in_bytes + act_out_bytes``), spilled activations once more (DMA side),
+  bytes passing through it to or from DRAM (KV, vector-unit parameters) written
+  once and read once; accumulator = outputs written and read out once (array
+  items); KV buffer = KV bytes read and written on chip (when it holds the run's
+  KV, ``cost.kv_on_chip``).
 * ``dram``    = bits moved (weights fetched, KV reads and writes, spilled
   activations) × ``dram.energy_pj_per_bit``
 * ``static``  = ``static_power_w`` × total cycles / ``clock_hz`` (idle cycles cost too)
@@ -23,40 +26,74 @@ All parts in joules:
 
 from __future__ import annotations
 
+from typing import Any, Sequence
+
 import numpy as np
+import pandas as pd
 
 from speedsim.config.hw import Hardware
+from speedsim.contracts.workitem import WorkItem
+from speedsim.hw import cost
+from speedsim.metrics.core import item_dram_bytes
 
 PJ = 1e-12
+PARTS = ("total", "dram", "sram", "compute", "vector", "static", "wasted")
 
 
-def _per_item_parts(items, hw: Hardware) -> dict[str, np.ndarray]:
-    on_array = (items["unit"] == "array").to_numpy()
-    macs = items["macs"].to_numpy(dtype=float)
-    vops = items["vector_ops"].to_numpy(dtype=float)
-    b = hw.buffers
-    sram = (items["weight_sram_bytes"].to_numpy(dtype=float) * b.weight.energy_pj_per_byte
-            + items["act_sram_bytes"].to_numpy(dtype=float) * b.activation.energy_pj_per_byte
-            + items["acc_sram_bytes"].to_numpy(dtype=float) * b.accumulator.energy_pj_per_byte)
-    if b.kv is not None:
-        sram = sram + items["kv_sram_bytes"].to_numpy(dtype=float) * b.kv.energy_pj_per_byte
-    dram_bytes = items[["weight_bytes_fetched", "kv_read_bytes", "kv_write_bytes",
-                        "act_bytes"]].to_numpy(dtype=float).sum(axis=1)
+def _column(items: Sequence[WorkItem], name: str) -> np.ndarray:
+    return np.array([getattr(it, name) for it in items], dtype=np.float64)
+
+
+def sram_bytes(items: Sequence[WorkItem], table: pd.DataFrame, hw: Hardware) -> dict[str, np.ndarray]:
+    """Per item (in id order) and buffer: bytes written into plus read out of it."""
+    items = sorted(items, key=lambda it: it.id)
+    on_array = np.array([it.unit == "array" for it in items])
+    act_out = _column(items, "act_out_bytes")
+    fetched = table["weight_bytes_fetched"].to_numpy(dtype=np.float64)
+    kv_dram = table["kv_read_bytes"].to_numpy(dtype=np.float64) + table["kv_write_bytes"].to_numpy(dtype=np.float64)
+    passing = kv_dram + np.where(on_array, 0.0, fetched)  # written once, read once
+    kv_chip = cost.kv_on_chip(items, hw)
     return {
-        "compute": np.where(on_array, macs, 0.0) * hw.energy.mac_pj * PJ,
-        "vector": (vops + np.where(on_array, 0.0, macs)) * hw.energy.vector_op_pj * PJ,
-        "sram": sram * PJ,
-        "dram": dram_bytes * 8 * hw.dram.energy_pj_per_bit * PJ,
+        "weight": np.where(on_array, fetched + _column(items, "weight_bytes"), 0.0),
+        "activation": _column(items, "act_in_bytes") + act_out
+        + table["act_bytes"].to_numpy(dtype=np.float64) + 2 * passing,
+        "accumulator": np.where(on_array, 2 * act_out, 0.0),
+        "kv": (_column(items, "kv_read_bytes") + _column(items, "kv_write_bytes")) * kv_chip,
     }
 
 
-def energy(result, hw: Hardware | None = None) -> dict[str, float]:
-    """Energy breakdown in joules: total, dram, sram, compute, vector, static, wasted."""
-    hw = hw or result.hw
-    parts = _per_item_parts(result.items, hw)
+def _sram_pj(items: Sequence[WorkItem], table: pd.DataFrame, hw: Hardware) -> np.ndarray:
+    total = np.zeros(len(table))
+    for name, bytes_ in sram_bytes(items, table, hw).items():
+        buf = getattr(hw.buffers, name)
+        if buf is not None:
+            total = total + bytes_ * buf.energy_pj_per_byte
+    return total
+
+
+def per_item_energy_j(items: Sequence[WorkItem], table: pd.DataFrame, hw: Hardware) -> dict[str, np.ndarray]:
+    """Dynamic energy of each item (in id order), by part."""
+    on_array = (table["unit"] == "array").to_numpy()
+    macs = table["macs"].to_numpy(dtype=float)
+    vops = table["vector_ops"].to_numpy(dtype=float)
+    return {
+        "compute": np.where(on_array, macs, 0.0) * hw.energy.mac_pj * PJ,
+        "vector": (vops + np.where(on_array, 0.0, macs)) * hw.energy.vector_op_pj * PJ,
+        "sram": _sram_pj(items, table, hw) * PJ,
+        "dram": item_dram_bytes(table) * 8 * hw.dram.energy_pj_per_bit * PJ,
+    }
+
+
+def energy(items: Sequence[WorkItem], sim: Any, hw: Hardware) -> dict[str, float]:
+    """Energy breakdown in joules (``PARTS``) of the replay ``sim`` of ``items`` on ``hw``."""
+    parts = per_item_energy_j(items, sim.items, hw)
     out = {name: float(v.sum()) for name, v in parts.items()}
-    out["static"] = hw.energy.static_power_w * result.total_cycles / hw.clock_hz
+    out["static"] = hw.energy.static_power_w * sim.total_cycles / hw.clock_hz
     out["total"] = out["dram"] + out["sram"] + out["compute"] + out["vector"] + out["static"]
-    dynamic = sum(parts.values())
-    out["wasted"] = float((dynamic * result.items["wasted_fraction"].to_numpy(dtype=float)).sum())
-    return {k: out[k] for k in ("total", "dram", "sram", "compute", "vector", "static", "wasted")}
+    out["wasted"] = wasted_j(parts, sim.items)
+    return {k: out[k] for k in PARTS}
+
+
+def wasted_j(parts: dict[str, np.ndarray], table: pd.DataFrame) -> float:
+    """Σ over items of the item's dynamic energy × its ``wasted_fraction``."""
+    return float((sum(parts.values()) * table["wasted_fraction"].to_numpy(dtype=float)).sum())

@@ -187,7 +187,18 @@ def run_layers(params: Params, shape, xs: Sequence[np.ndarray], layers: Sequence
     Returns the groups' new hidden states, in order.
     """
     dm = Dims.of(shape)
-    if not (len(xs) == len(layers) == len(starts)) or not xs:
+    u = _shared_set(dm, layers, len(xs), len(starts), cache)
+    rows = _Rows(xs, dm.d)
+    groups = list(zip(xs, layers, starts))
+    X = _attention_block(params.sets[u], dm, u, rows, groups, cache, rec)
+    X = _mlp_block(params.sets[u], dm, u, rows, groups, X, rec)
+    return [Xi.reshape(x.shape) for Xi, x in zip(rows.split(X), xs)]
+
+
+def _shared_set(dm: Dims, layers: Sequence[int], n_xs: int, n_starts: int,
+                cache: Optional[KVCache]) -> int:
+    """The one weight set of ``layers``; raises on mismatched or clashing groups."""
+    if not (n_xs == len(layers) == n_starts) or not n_xs:
         raise ValueError("xs, layers and starts must be non-empty and of equal length")
     u = dm.sets[layers[0]]
     if any(dm.sets[l] != u for l in layers):
@@ -195,53 +206,79 @@ def run_layers(params: Params, shape, xs: Sequence[np.ndarray], layers: Sequence
                          f"{[dm.sets[l] for l in layers]}")
     if len(set(layers)) != len(layers) and cache is not None:
         raise ValueError("two groups at one layer would write the same cache layer")
-    w = params.sets[u]
-    d, H, kvh, dh = dm.d, dm.heads, dm.kv_heads, dm.head_dim
-    rows = [x.reshape(-1, d) for x in xs]  # [B*t_i, d]
-    bounds = np.cumsum([0] + [r.shape[0] for r in rows])
-    X = np.concatenate(rows) if len(rows) > 1 else rows[0]  # [M, d]
-    def split(Y: np.ndarray) -> list[np.ndarray]:
-        return [Y] if len(rows) == 1 else [Y[bounds[i]:bounds[i + 1]] for i in range(len(rows))]
+    return u
 
-    groups = list(zip(xs, layers, starts))
 
-    # 1. attention block: x = x + attn(LN(x)) @ wo
+class _Rows:
+    """The groups' rows stacked into one matrix [M, d], and split back per group."""
+
+    def __init__(self, xs: Sequence[np.ndarray], d: int):
+        self.rows = [x.reshape(-1, d) for x in xs]  # [B*t_i, d]
+        self.bounds = np.cumsum([0] + [r.shape[0] for r in self.rows])
+        self.X = np.concatenate(self.rows) if len(self.rows) > 1 else self.rows[0]  # [M, d]
+
+    def split(self, Y: np.ndarray) -> list[np.ndarray]:
+        b = self.bounds
+        return [Y] if len(self.rows) == 1 else [Y[b[i]:b[i + 1]] for i in range(len(self.rows))]
+
+
+def _attention_block(w, dm: Dims, u: int, rows: _Rows, groups, cache: Optional[KVCache],
+                     rec: Optional[Recorder]) -> np.ndarray:
+    """x = x + attn(LN(x)) @ wo over the stacked rows; attention per group. Returns X [M, d]."""
+    d = dm.d
+    X = rows.X
     h = layer_norm(X, w.ln1_w, w.ln1_b)  # [M, d]
     qkv = h @ w.wqkv  # [M, d + 2*kvh*dh]
     outs = []
-    for (x, l, p), hi, qi in zip(groups, split(h), split(qkv)):
+    for (x, l, p), hi, qi in zip(groups, rows.split(h), rows.split(qkv)):
         B, t = x.shape[:2]
         _vector(rec, p, l, "norm", hi.size, hi.size, hi.size, u, 2 * d, "set")
-        _gemm(rec, p, l, "qkv", u, hi, w.wqkv, qi, kv_write=2 * B * t * kvh * dh)
-        q = qi[:, :d].reshape(B, t, H, dh).transpose(0, 2, 1, 3)  # [B, H, t, dh]
-        k = qi[:, d:d + kvh * dh].reshape(B, t, kvh, dh).transpose(0, 2, 1, 3)  # [B, kvh, t, dh]
-        v = qi[:, d + kvh * dh:].reshape(B, t, kvh, dh).transpose(0, 2, 1, 3)
-        if cache is None:
-            if p != 0:
-                raise ValueError("without a cache every group must start at position 0")
-            K, V = k, v
-        else:
-            cache.append(l, p, k, v)
-            K, V = cache.keys_values(l)  # [B, kvh, p+t, dh]
-        outs.append(attention(q, K, V, p).reshape(B * t, d))
-        if rec is not None:
-            L = K.shape[2]
-            kv = B * kvh * L * dh
-            rec(_row(p, l, "attn_score", "none", -1, m=t, k=dh, n=L, count=B * H, heads=H,
-                     kv_len=L, act_in_elems=q.size, act_out_elems=B * H * t * L,
-                     kv_read_elems=kv, macs=B * H * t * dh * L))
-            _vector(rec, p, l, "softmax", B * H * t * L, B * H * t * L, B * H * t * L)
-            rec(_row(p, l, "attn_value", "none", -1, m=t, k=L, n=dh, count=B * H, heads=H,
-                     kv_len=L, act_in_elems=B * H * t * L, act_out_elems=B * t * H * dh,
-                     kv_read_elems=kv, macs=B * H * t * L * dh))
+        _gemm(rec, p, l, "qkv", u, hi, w.wqkv, qi, kv_write=2 * B * t * dm.kv_heads * dm.head_dim)
+        outs.append(_group_attention(dm, qi, B, t, l, p, cache, rec))
     A = np.concatenate(outs) if len(outs) > 1 else outs[0]  # [M, d]
     O = A @ w.wo
-    X = X + O
-    for (x, l, p), ai, oi in zip(groups, split(A), split(O)):
+    for (x, l, p), ai, oi in zip(groups, rows.split(A), rows.split(O)):
         _gemm(rec, p, l, "out_proj", u, ai, w.wo, oi)
         _vector(rec, p, l, "residual", oi.size, 2 * oi.size, oi.size)
+    return X + O
 
-    # 2. MLP block: x = x + mlp(LN(x))
+
+def _group_attention(dm: Dims, qi: np.ndarray, B: int, t: int, l: int, p: int,
+                     cache: Optional[KVCache], rec: Optional[Recorder]) -> np.ndarray:
+    """One group's attention against its own layer's cache; returns [B*t, d]."""
+    d, H, kvh, dh = dm.d, dm.heads, dm.kv_heads, dm.head_dim
+    q = qi[:, :d].reshape(B, t, H, dh).transpose(0, 2, 1, 3)  # [B, H, t, dh]
+    k = qi[:, d:d + kvh * dh].reshape(B, t, kvh, dh).transpose(0, 2, 1, 3)  # [B, kvh, t, dh]
+    v = qi[:, d + kvh * dh:].reshape(B, t, kvh, dh).transpose(0, 2, 1, 3)
+    if cache is None:
+        if p != 0:
+            raise ValueError("without a cache every group must start at position 0")
+        K, V = k, v
+    else:
+        cache.append(l, p, k, v)
+        K, V = cache.keys_values(l)  # [B, kvh, p+t, dh]
+    if rec is not None:
+        _record_attention(rec, dm, q, K.shape[2], B, t, l, p)
+    return attention(q, K, V, p).reshape(B * t, d)
+
+
+def _record_attention(rec: Recorder, dm: Dims, q: np.ndarray, L: int, B: int, t: int, l: int,
+                      p: int) -> None:
+    """Trace rows of one group's attention: scores, softmax, weighted values."""
+    H, kvh, dh = dm.heads, dm.kv_heads, dm.head_dim
+    kv = B * kvh * L * dh
+    rec(_row(p, l, "attn_score", "none", -1, m=t, k=dh, n=L, count=B * H, heads=H,
+             kv_len=L, act_in_elems=q.size, act_out_elems=B * H * t * L,
+             kv_read_elems=kv, macs=B * H * t * dh * L))
+    _vector(rec, p, l, "softmax", B * H * t * L, B * H * t * L, B * H * t * L)
+    rec(_row(p, l, "attn_value", "none", -1, m=t, k=L, n=dh, count=B * H, heads=H,
+             kv_len=L, act_in_elems=B * H * t * L, act_out_elems=B * t * H * dh,
+             kv_read_elems=kv, macs=B * H * t * L * dh))
+
+
+def _mlp_block(w, dm: Dims, u: int, rows: _Rows, groups, X: np.ndarray,
+               rec: Optional[Recorder]) -> np.ndarray:
+    """x = x + mlp(LN(x)) over the stacked rows X [M, d]."""
     h = layer_norm(X, w.ln2_w, w.ln2_b)
     up = h @ w.w_up  # [M, d_ff] or [M, 2*d_ff]
     if dm.gated:
@@ -250,14 +287,14 @@ def run_layers(params: Params, shape, xs: Sequence[np.ndarray], layers: Sequence
     else:
         act = gelu(up)
     down = act @ w.w_down  # [M, d]
-    X = X + down
-    for (x, l, p), hi, ui, ai, di in zip(groups, split(h), split(up), split(act), split(down)):
-        _vector(rec, p, l, "norm", hi.size, hi.size, hi.size, u, 2 * d, "set")
+    sp = rows.split
+    for (x, l, p), hi, ui, ai, di in zip(groups, sp(h), sp(up), sp(act), sp(down)):
+        _vector(rec, p, l, "norm", hi.size, hi.size, hi.size, u, 2 * dm.d, "set")
         _gemm(rec, p, l, "mlp_up", u, hi, w.w_up, ui)
         _vector(rec, p, l, "act", ui.size, ui.size, ai.size)
         _gemm(rec, p, l, "mlp_down", u, ai, w.w_down, di)
         _vector(rec, p, l, "residual", di.size, 2 * di.size, di.size)
-    return [Xi.reshape(x.shape) for Xi, x in zip(split(X), xs)]
+    return X + down
 
 
 def run_layer(params: Params, shape, layer: int, x: np.ndarray, cache: Optional[KVCache],

@@ -84,15 +84,15 @@ def record_from_arrays(arrays: dict[str, np.ndarray]) -> GenerationRecord:
                             exit_layer=None if exit_layer < 0 else exit_layer)
 
 
-def cached_generate(workload, cache: Optional[RecordCache]) -> GenerationRecord:
+def cached_generate(workload, cache: Optional[RecordCache], params=None) -> GenerationRecord:
     """The workload's reference run: from ``cache`` when it holds the key, else computed
-    (weights loaded once) and stored there."""
+    (with ``params``, or the workload's weights loaded here) and stored there."""
     if cache is None:
-        return generate(workload, params=load_params(workload))
+        return generate(workload, params=params if params is not None else load_params(workload))
     key = reference_key(workload)
     hit = cache.load(key)
     if hit is not None:
         return record_from_arrays(hit)
-    record = generate(workload, params=load_params(workload))
+    record = generate(workload, params=params if params is not None else load_params(workload))
     cache.store(key, record_arrays(record))
     return record

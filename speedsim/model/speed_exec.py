@@ -67,95 +67,131 @@ def run_speed(params: Params, shape, prompts: np.ndarray, new_tokens: int,
     ``run_layers`` call: dense ops on stacked rows, attention per execution on
     its own layer's cache. Early and final heads of a step share one call.
     """
-    dm = Dims.of(shape)
-    G, N = int(stages), dm.n_layers
-    if G < 1 or N % G:
-        raise ValueError(f"stages={stages} must be >= 1 and divide n_layers={N}")
-    E = N // G
-    prompts = np.asarray(prompts, dtype=np.int64)
-    B, P = prompts.shape
-    T = int(new_tokens)
-    n = T - 1
-    cache = KVCache(N, B, dm.kv_heads, dm.head_dim, P + T)
+    pipe = _Pipeline(params, Dims.of(shape), np.asarray(prompts, dtype=np.int64),
+                     int(new_tokens), int(stages))
+    pipe.prefill()
+    while pipe.pending is not None or pipe.flight:
+        pipe.stage_step()
+    return pipe.result()
 
-    # 1. prefill
-    x = embed(params, prompts, 0)
-    for l in range(N):
-        x = run_layer(params, dm, l, x, cache, 0)
-    tokens = np.zeros((B, T), np.int64)
-    tokens[:, 0] = head(params, x[:, -1]).argmax(-1)
 
-    # 2. stage steps
-    done: list[ScheduledExec] = []
-    flushes: list[FlushEvent] = []
-    log: list[tuple[tuple[int, int], ...]] = []
-    flight: list[_Slot] = []  # oldest first
-    pending: Optional[tuple[int, np.ndarray, bool]] = (0, tokens[:, 0], False) if n else None
-    next_id, step = 0, 0
+class _Pipeline:
+    """The NumPy SPEED pipeline's state: in-flight executions (oldest first), the
+    execution waiting to enter stage 0, and what has been retired so far."""
 
-    carried: dict[int, np.ndarray] = {}
+    def __init__(self, params: Params, dm: Dims, prompts: np.ndarray, T: int, G: int):
+        N = dm.n_layers
+        if G < 1 or N % G:
+            raise ValueError(f"stages={G} must be >= 1 and divide n_layers={N}")
+        self.params, self.dm, self.prompts, self.G, self.E = params, dm, prompts, G, N // G
+        self.B, self.P = prompts.shape
+        self.n = T - 1  # decode executions to commit
+        self.cache = KVCache(N, self.B, dm.kv_heads, dm.head_dim, self.P + T)
+        self.tokens = np.zeros((self.B, T), np.int64)
+        self.done: list[ScheduledExec] = []
+        self.flushes: list[FlushEvent] = []
+        self.log: list[tuple[tuple[int, int], ...]] = []
+        self.flight: list[_Slot] = []
+        self.carried: dict[int, np.ndarray] = {}
+        self.pending: Optional[tuple[int, np.ndarray, bool]] = None  # (index, token, speculative)
+        self.next_id = self.step = 0
 
-    def retire(slot: _Slot, status: Status) -> None:
-        carried[slot.exec_id] = slot.token
-        done.append(ScheduledExec(slot.exec_id, slot.index, slot.steps[0], status,
-                              tuple(slot.steps), slot.speculative))
+    def prefill(self) -> None:
+        """1. the prompt through every layer; its last position's logits give token 0."""
+        x = embed(self.params, self.prompts, 0)
+        for layer in range(self.dm.n_layers):
+            x = run_layer(self.params, self.dm, layer, x, self.cache, 0)
+        self.tokens[:, 0] = head(self.params, x[:, -1]).argmax(-1)
+        self.pending = (0, self.tokens[:, 0], False) if self.n else None
 
-    while pending is not None or flight:
-        if pending is not None:  # 2a. launch into stage 0
-            k, tok, spec = pending
-            xe = embed(params, tok[:, None], P + k)
-            flight.append(_Slot(next_id, k, spec, tok.copy(), xe, 0, []))
-            next_id, pending = next_id + 1, None
-        log.append(tuple(sorted(((s.exec_id, s.stage) for s in flight), key=lambda r: r[1])))
-        for s in flight:
-            s.steps.append(step)
-        for j in range(E):  # 2b. layer steps, one fused call per weight set
-            by_set: dict[int, list[_Slot]] = {}
-            for s in flight:
-                by_set.setdefault(dm.sets[s.stage * E + j], []).append(s)
-            for members in by_set.values():
-                outs = run_layers(params, dm, [s.x for s in members],
-                                  [s.stage * E + j for s in members],
-                                  [P + s.index for s in members], cache)
-                for s, o in zip(members, outs):
-                    s.x = o
-        # 2c. heads: final for the one leaving the last stage, early for the one leaving stage 0
-        oldest = flight[0] if flight[0].stage == G - 1 else None
-        young = flight[-1] if flight[-1].stage == 0 and flight[-1].index + 1 < n else None
+    def stage_step(self) -> None:
+        """2. one stage step: launch, layer steps, heads, commit and check, advance."""
+        self._launch()
+        self.log.append(tuple(sorted(((s.exec_id, s.stage) for s in self.flight),
+                                     key=lambda r: r[1])))
+        for s in self.flight:
+            s.steps.append(self.step)
+        for j in range(self.E):
+            self._layer_step(j)
+        oldest, young, final, early = self._heads()
+        if oldest is not None and self._commit(oldest, final):
+            young = None  # flushed with the rest
+        if young is not None and self.pending is None:  # the successor of stage 0's leaver
+            self.pending = (young.index + 1, early, True)
+        for s in self.flight:
+            s.stage += 1
+        self.step += 1
+
+    def _launch(self) -> None:
+        """2a. the pending execution enters stage 0."""
+        if self.pending is None:
+            return
+        k, tok, spec = self.pending
+        xe = embed(self.params, tok[:, None], self.P + k)
+        self.flight.append(_Slot(self.next_id, k, spec, tok.copy(), xe, 0, []))
+        self.next_id, self.pending = self.next_id + 1, None
+
+    def _layer_step(self, j: int) -> None:
+        """2b. layer step j: one fused ``run_layers`` call per weight set in use."""
+        by_set: dict[int, list[_Slot]] = {}
+        for s in self.flight:
+            by_set.setdefault(self.dm.sets[s.stage * self.E + j], []).append(s)
+        for members in by_set.values():
+            outs = run_layers(self.params, self.dm, [s.x for s in members],
+                              [s.stage * self.E + j for s in members],
+                              [self.P + s.index for s in members], self.cache)
+            for s, o in zip(members, outs):
+                s.x = o
+
+    def _heads(self) -> tuple:
+        """2c. final head for the one leaving the last stage, early head for the one
+        leaving stage 0 (one call): (oldest, young, final tokens, early tokens)."""
+        flight = self.flight
+        oldest = flight[0] if flight[0].stage == self.G - 1 else None
+        young = flight[-1] if flight[-1].stage == 0 and flight[-1].index + 1 < self.n else None
         if young is oldest:
             young = None
         rows = [s.x[:, 0] for s in (oldest, young) if s is not None]
-        preds = head(params, np.concatenate(rows)).argmax(-1).reshape(len(rows), B) if rows else []
-        final = preds[0] if oldest is not None else None
-        early = preds[-1] if young is not None else None
-        # 2d. commit, and check the successor's token
-        if oldest is not None:
-            flight.pop(0)
-            retire(oldest, "committed")
-            k = oldest.index + 1
-            tokens[:, k] = final
-            if k < n:
-                succ = flight[0] if flight else None
-                if succ is None:  # G == 1: nothing was launched speculatively
-                    assert G == 1, "a successor must be in flight when G > 1"
-                    pending = (k, final, False)
-                elif not np.array_equal(succ.token, final):
-                    assert succ.index == k
-                    flushes.append(FlushEvent(step, k, tuple(s.exec_id for s in flight)))
-                    for s in flight:
-                        retire(s, "flushed")
-                    flight, young = [], None
-                    cache.rollback(P + k)
-                    pending = (k, final, False)
-        # 2e. launch the successor of the execution that left stage 0
-        if young is not None and pending is None:
-            pending = (young.index + 1, early, True)
-        for s in flight:
-            s.stage += 1
-        step += 1
-    execs = tuple(sorted(done, key=lambda e: e.exec_id))
-    carried_ids = np.array([carried[e.exec_id] for e in execs], np.int64).reshape(len(execs), B)
-    return SpeedRun(prompts, tokens, Schedule(G, execs, tuple(log), tuple(flushes)), carried_ids)
+        preds = head(self.params, np.concatenate(rows)).argmax(-1).reshape(len(rows), self.B) \
+            if rows else []
+        return (oldest, young, preds[0] if oldest is not None else None,
+                preds[-1] if young is not None else None)
+
+    def _commit(self, oldest: _Slot, final: np.ndarray) -> bool:
+        """2d. commit the oldest and check its successor's token; True if it flushed."""
+        self.flight.pop(0)
+        self._retire(oldest, "committed")
+        k = oldest.index + 1
+        self.tokens[:, k] = final
+        if k >= self.n:
+            return False
+        succ = self.flight[0] if self.flight else None
+        if succ is None:  # G == 1: nothing was launched speculatively
+            assert self.G == 1, "a successor must be in flight when G > 1"
+            self.pending = (k, final, False)
+            return False
+        if np.array_equal(succ.token, final):
+            return False
+        assert succ.index == k
+        self.flushes.append(FlushEvent(self.step, k, tuple(s.exec_id for s in self.flight)))
+        for s in self.flight:
+            self._retire(s, "flushed")
+        self.flight = []
+        self.cache.rollback(self.P + k)
+        self.pending = (k, final, False)
+        return True
+
+    def _retire(self, slot: _Slot, status: Status) -> None:
+        self.carried[slot.exec_id] = slot.token
+        self.done.append(ScheduledExec(slot.exec_id, slot.index, slot.steps[0], status,
+                                       tuple(slot.steps), slot.speculative))
+
+    def result(self) -> SpeedRun:
+        execs = tuple(sorted(self.done, key=lambda e: e.exec_id))
+        carried = np.array([self.carried[e.exec_id] for e in execs],
+                           np.int64).reshape(len(execs), self.B)
+        return SpeedRun(self.prompts, self.tokens,
+                        Schedule(self.G, execs, tuple(self.log), tuple(self.flushes)), carried)
 
 
 def run_speed_workload(workload, params: Optional[Params] = None) -> SpeedRun:

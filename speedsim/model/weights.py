@@ -191,19 +191,24 @@ def _check_config_json(raw, shape, bad) -> None:
 
 def load_params(workload) -> Params:
     """The numeric parameters a workload names (``model.weights.source``)."""
-    m, g = workload.model, workload.generation
+    g = workload.generation
+    return load_shape_params(workload.model, g.prompt_tokens + g.new_tokens)
+
+
+def load_shape_params(m, need: int, key: str = "model.weights") -> Params:
+    """The numeric parameters of a ``ModelShape`` (``key``: where its ``weights`` sit in the
+    config, for errors); ``need`` positions of the positional table (prompt + new tokens)."""
     w = m.weights
-    need = g.prompt_tokens + g.new_tokens
     if w.source == "random":
         return random_params(m, w.seed, w.init_std, m.max_seq_len or need)
     if w.source == "npz":
-        return load_npz(w.path, m, min_seq_len=need)
+        return load_npz(w.path, m, min_seq_len=need, key=f"{key}.path")
     if w.source == "packaged":
         ref = resources.files("speedsim") / "data" / f"{w.name}.npz"
         if not ref.is_file():
             raise ConfigError(f"no packaged weights named {w.name!r} (speedsim/data/{w.name}.npz)",
-                              key="model.weights.name")
+                              key=f"{key}.name")
         with resources.as_file(ref) as p:
-            return load_npz(p, m, min_seq_len=need, key="model.weights.name")
+            return load_npz(p, m, min_seq_len=need, key=f"{key}.name")
     raise ConfigError("weights.source shape_only has no numeric weights; this needs "
-                      "random, npz or packaged weights", key="model.weights.source")
+                      "random, npz or packaged weights", key=f"{key}.source")

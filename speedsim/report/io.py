@@ -1,11 +1,18 @@
 """Atomic file writing: a result file is either whole or absent, never half-written.
 
+Files get the mode a plain ``open()`` would give them (0666 less the umask,
+0644 usually), not ``mkstemp``'s private 0600: results are meant to be read by
+others. JSON is strict (RFC 8259): a non-finite float is written as ``null``,
+never as ``Infinity`` or ``NaN``, which other readers reject.
+
 ``ReferenceCache`` keeps reference decoder runs as ``<key>.npz`` files written
-the same way, so a reader never sees half a cache entry."""
+the same way, so a reader never sees half a cache entry.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -21,6 +28,7 @@ def write_atomic(path: Path, write: Callable[[IO], Any], *, binary: bool = False
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", newline="")) as fh:
             write(fh)
         os.replace(tmp, path)
@@ -29,12 +37,39 @@ def write_atomic(path: Path, write: Callable[[IO], Any], *, binary: bool = False
         raise
 
 
+def current_umask() -> int:
+    """The process umask (reading it means setting it: it is put straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def json_text(obj: Any, indent: int | None = 2) -> str:
+    """Strict JSON of ``obj`` (numpy scalars and arrays included; non-finite floats null);
+    ``indent`` None is compact (``json.dumps`` in one shot uses the C encoder)."""
+    return json.dumps(_finite(obj), indent=indent, separators=None if indent else (",", ":"),
+                      sort_keys=False, allow_nan=False, default=_jsonable)
+
+
+def _finite(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):  # numpy scalars and arrays
+        obj = obj.tolist()
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def write_text_atomic(text: str, path: Path) -> None:
     write_atomic(path, lambda fh: fh.write(text))
 
 
-def write_json_atomic(obj: Any, path: Path) -> None:
-    write_atomic(path, lambda fh: json.dump(obj, fh, indent=2, sort_keys=False, default=_jsonable))
+def write_json_atomic(obj: Any, path: Path, indent: int | None = 2) -> None:
+    """Strict JSON; ``indent`` None writes it compact (a large Chrome trace)."""
+    write_text_atomic(json_text(obj, indent) + "\n", path)
 
 
 def write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:

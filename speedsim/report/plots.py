@@ -19,7 +19,7 @@ comes from a sweep file or ``speedsim.sweep.grid.speedup_grid``.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -37,7 +37,9 @@ OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9",
              "bluish_green": "#009E73", "yellow": "#F0E442", "blue": "#0072B2",
              "vermillion": "#D55E00", "reddish_purple": "#CC79A7"}
 _CYCLE = ("blue", "vermillion", "bluish_green", "orange", "reddish_purple", "sky_blue", "black")
-STRATEGY_COLOURS = {"sequential": OKABE_ITO["blue"], "speed": OKABE_ITO["vermillion"]}
+STRATEGY_COLOURS = {"sequential": OKABE_ITO["blue"], "speed": OKABE_ITO["vermillion"],
+                    "early_exit_spec": OKABE_ITO["bluish_green"],
+                    "draft_spec": OKABE_ITO["reddish_purple"], "shallow": OKABE_ITO["orange"]}
 WASTED_HATCH = "///"
 
 ENERGY_PARTS = ("dram", "sram", "compute", "vector", "static")
@@ -272,9 +274,11 @@ def plot_roofline(tables: TableOrTables, hw, *, title: Optional[str] = None) -> 
     """Roofline of the array with the simulated ops on it, one panel per strategy.
 
     ``tables``: ``roofline_table`` output (strategy -> table, or one table).
-    ``hw``: the ``Hardware`` config. Ceilings: compute = PEs · ``clock_hz``
-    MAC/s; memory = intensity · DRAM bandwidth (peak solid, × efficiency
-    dashed). Ops are aggregated per (phase, op kind): colour = op kind,
+    ``hw``: the ``Hardware`` config. The line is the *attainable* throughput
+    of the roofline model, min(peak compute roof = PEs · ``clock_hz`` MAC/s,
+    intensity · DRAM bandwidth) (peak bandwidth solid, × efficiency dashed) —
+    a picture of the ops, not the summary's ``roofline`` decode bound
+    (``speedsim.metrics.roofline``). Ops are aggregated per (phase, op kind): colour = op kind,
     marker = phase; ops that moved no DRAM bytes sit on the right edge (▷).
     Weights prefetched while an earlier item computed are not in an item's
     array time, so a point may sit above the bandwidth roof: prefetch hid it.
@@ -294,7 +298,7 @@ def plot_roofline(tables: TableOrTables, hw, *, title: Optional[str] = None) -> 
     markers = {"decode": "o", "prefill": "s"}
     for ax, (name, pts) in zip(axes, points.items()):
         ax.plot(xs, np.minimum(peak_macs, xs * bw), color="black", lw=1.5,
-                label=f"roof: {peak_macs / 1e9:,.0f} GMAC/s, {bw / 1e9:g} GB/s")
+                label=f"attainable: peak compute {peak_macs / 1e9:,.0f} GMAC/s, {bw / 1e9:g} GB/s")
         ax.plot(xs, np.minimum(peak_macs, xs * bw * hw.dram.efficiency), color="black", lw=1,
                 ls="--", label=f"effective bandwidth (× {hw.dram.efficiency:g})")
         for _, p in pts.iterrows():
@@ -415,6 +419,7 @@ def timeline_frame(trace: Any) -> pd.DataFrame:
         args = ev.get("args", {})
         row = threads.get((ev["pid"], ev["tid"]), str(ev["tid"]))
         if track == "units":
+            row = args.get("unit", row)  # a unit's parallel tracks are one row
             op, _, kind = ev["name"].partition(" (")
             rows.append((strategy, "unit", row, op, kind.rstrip(")") or "compute", "",
                          -1, args["start_cycle"], args["end_cycle"],
@@ -425,7 +430,7 @@ def timeline_frame(trace: Any) -> pd.DataFrame:
                          int(args.get("position", -1)), args["start_cycle"], args["end_cycle"],
                          1.0 if status == "flushed" else 0.0))
         else:
-            cycle = int(round(ev["ts"] * _clock(trace) / 1e6))
+            cycle = int(args["cycle"]) if "cycle" in args else int(round(ev["ts"] * _clock(trace) / 1e6))
             rows.append((strategy, "token", row, "flush", "flush", "flushed",
                          int(args.get("position", -1)), cycle, cycle, 1.0))
     frame = pd.DataFrame.from_records(rows, columns=TIMELINE_COLUMNS)
@@ -465,15 +470,7 @@ def plot_timeline(frame: pd.DataFrame, strategy: str, start_cycle: Optional[int]
     clock_hz = clock_hz or frame.attrs.get("clock_hz")
     if not clock_hz:
         raise ValueError("plot_timeline needs clock_hz (or a frame from timeline_frame)")
-    known = list(dict.fromkeys(frame["strategy"]))
-    if strategy not in known:
-        raise ConfigError(f"timeline: no strategy {strategy!r} (strategies: {', '.join(known)})")
-    if start_cycle is None or end_cycle is None:
-        d_start, d_end = default_window(frame, strategy)
-        start_cycle = d_start if start_cycle is None else start_cycle
-        end_cycle = d_end if end_cycle is None else end_cycle
-    if end_cycle <= start_cycle:
-        raise ConfigError(f"timeline: empty window [{start_cycle}, {end_cycle}] cycles")
+    start_cycle, end_cycle = _timeline_window(frame, strategy, start_cycle, end_cycle)
     f = frame[(frame["strategy"] == strategy) & (frame["end_cycle"] >= start_cycle)
               & (frame["start_cycle"] <= end_cycle)]
     factor, unit = time_scale((end_cycle - start_cycle) / clock_hz)
@@ -481,44 +478,15 @@ def plot_timeline(frame: pd.DataFrame, strategy: str, start_cycle: Optional[int]
     def to_t(cycles):  # cycles -> time since the window start, in ``unit``
         return (np.asarray(cycles, dtype=float) - start_cycle) / clock_hz * factor
 
-    units = sorted(frame.loc[(frame["strategy"] == strategy) & (frame["track"] == "unit"), "row"].unique())
-    slots = sorted(frame.loc[(frame["strategy"] == strategy) & (frame["track"] == "token"), "row"].unique(),
-                   key=lambda s: int(s.split()[-1]) if s.split()[-1].isdigit() else 0)
+    units, slots = _timeline_rows(frame, strategy)
     rows = units + slots
     y_of = {r: len(rows) - 1 - i for i, r in enumerate(rows)}
     fig = _new_figure(10.0, 0.45 * len(rows) + 2.0)
     ax = fig.add_subplot()
     legend: dict[str, Any] = {}
-    u = f[f["track"] == "unit"].assign(group=lambda d: d["op"].map(OP_GROUPS).fillna("other"))
-    for (row, group, wasted), df in u.groupby(["row", "group", u["wasted_fraction"] > 0]):
-        colour = OKABE_ITO.get(_GROUP_COLOURS.get(group, "black"))
-        x0, x1 = to_t(df["start_cycle"]), to_t(df["end_cycle"])
-        ax.broken_barh(list(zip(x0, np.maximum(x1 - x0, 0))), (y_of[row] - 0.4, 0.8),
-                       facecolors=colour, edgecolor="black" if wasted else colour,
-                       linewidth=0.3, hatch=WASTED_HATCH if wasted else None)
-        legend.setdefault(group, Patch(facecolor=colour, label=group))
-    tok = f[(f["track"] == "token") & (f["kind"] == "exec")]
-    for status, df in tok.groupby("status"):
-        colour = OKABE_ITO[_TOKEN_COLOURS.get(status, "black")]
-        flushed = status == "flushed"
-        for row, dr in df.groupby("row"):
-            x0, x1 = to_t(dr["start_cycle"]), to_t(dr["end_cycle"])
-            ax.broken_barh(list(zip(x0, x1 - x0)), (y_of[row] - 0.35, 0.7), facecolors=colour,
-                           edgecolor="black", linewidth=0.5, hatch=WASTED_HATCH if flushed else None)
-            for a, b, p in zip(x0, x1, dr["position"]):
-                mid = (max(a, 0.0) + min(b, to_t(end_cycle))) / 2
-                ax.text(mid, y_of[row], f"{p}" if p >= 0 else "", ha="center", va="center", fontsize=6,
-                        clip_on=True)
-        legend.setdefault(f"token {status}", Patch(facecolor=colour, edgecolor="black",
-                                                   hatch=WASTED_HATCH if flushed else None,
-                                                   label=f"token {status}"))
-    fl = f[f["kind"] == "flush"]
-    if len(fl):
-        ax.scatter(to_t(fl["start_cycle"]), [y_of[r] for r in fl["row"]], marker="x", color="black",
-                   s=30, zorder=4, label="flush")
-        legend["flush"] = Line2D([], [], marker="x", ls="", color="black", label="flush")
-    legend["wasted"] = Patch(facecolor="white", edgecolor="black", hatch=WASTED_HATCH,
-                             label="served flushed work")
+    _draw_unit_bars(ax, f, y_of, to_t, legend)
+    _draw_token_bars(ax, f, y_of, to_t, to_t(end_cycle), legend)
+    _draw_flushes(ax, f, y_of, to_t, legend)
     ax.set_yticks([y_of[r] for r in rows], [f"unit: {r}" if r in units else f"token {r}" for r in rows])
     ax.set_xlim(0, to_t(end_cycle))
     ax.set_ylim(-0.6, len(rows) - 0.4)
@@ -530,6 +498,69 @@ def plot_timeline(frame: pd.DataFrame, strategy: str, start_cycle: Optional[int]
     ax.legend(handles=list(legend.values()), loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7)
     ax.set_title(title or f"{strategy}: timeline, cycles {start_cycle:,}–{end_cycle:,}")
     return fig
+
+
+def _timeline_window(frame: pd.DataFrame, strategy: str, start_cycle: Optional[int],
+                     end_cycle: Optional[int]) -> tuple[int, int]:
+    """The window to draw: the given bounds, ``default_window`` for missing ones."""
+    known = list(dict.fromkeys(frame["strategy"]))
+    if strategy not in known:
+        raise ConfigError(f"timeline: no strategy {strategy!r} (strategies: {', '.join(known)})")
+    if start_cycle is None or end_cycle is None:
+        d_start, d_end = default_window(frame, strategy)
+        start_cycle = d_start if start_cycle is None else start_cycle
+        end_cycle = d_end if end_cycle is None else end_cycle
+    if end_cycle <= start_cycle:
+        raise ConfigError(f"timeline: empty window [{start_cycle}, {end_cycle}] cycles")
+    return start_cycle, end_cycle
+
+
+def _timeline_rows(frame: pd.DataFrame, strategy: str) -> tuple[list[str], list[str]]:
+    """The strategy's unit rows (sorted) and token-slot rows (by slot number)."""
+    mine = frame[frame["strategy"] == strategy]
+    units = sorted(mine.loc[mine["track"] == "unit", "row"].unique())
+    slots = sorted(mine.loc[mine["track"] == "token", "row"].unique(),
+                   key=lambda s: int(s.split()[-1]) if s.split()[-1].isdigit() else 0)
+    return units, slots
+
+
+def _draw_unit_bars(ax, f: pd.DataFrame, y_of: dict, to_t: Callable, legend: dict) -> None:
+    u = f[f["track"] == "unit"].assign(group=lambda d: d["op"].map(OP_GROUPS).fillna("other"))
+    for (row, group, wasted), df in u.groupby(["row", "group", u["wasted_fraction"] > 0]):
+        colour = OKABE_ITO.get(_GROUP_COLOURS.get(group, "black"))
+        x0, x1 = to_t(df["start_cycle"]), to_t(df["end_cycle"])
+        ax.broken_barh(list(zip(x0, np.maximum(x1 - x0, 0))), (y_of[row] - 0.4, 0.8),
+                       facecolors=colour, edgecolor="black" if wasted else colour,
+                       linewidth=0.3, hatch=WASTED_HATCH if wasted else None)
+        legend.setdefault(group, Patch(facecolor=colour, label=group))
+
+
+def _draw_token_bars(ax, f: pd.DataFrame, y_of: dict, to_t: Callable, end_t: float,
+                     legend: dict) -> None:
+    tok = f[(f["track"] == "token") & (f["kind"] == "exec")]
+    for status, df in tok.groupby("status"):
+        colour = OKABE_ITO[_TOKEN_COLOURS.get(status, "black")]
+        hatch = WASTED_HATCH if status == "flushed" else None
+        for row, dr in df.groupby("row"):
+            x0, x1 = to_t(dr["start_cycle"]), to_t(dr["end_cycle"])
+            ax.broken_barh(list(zip(x0, x1 - x0)), (y_of[row] - 0.35, 0.7), facecolors=colour,
+                           edgecolor="black", linewidth=0.5, hatch=hatch)
+            for a, b, p in zip(x0, x1, dr["position"]):
+                mid = (max(a, 0.0) + min(b, end_t)) / 2
+                ax.text(mid, y_of[row], f"{p}" if p >= 0 else "", ha="center", va="center", fontsize=6,
+                        clip_on=True)
+        legend.setdefault(f"token {status}", Patch(facecolor=colour, edgecolor="black",
+                                                   hatch=hatch, label=f"token {status}"))
+
+
+def _draw_flushes(ax, f: pd.DataFrame, y_of: dict, to_t: Callable, legend: dict) -> None:
+    fl = f[f["kind"] == "flush"]
+    if len(fl):
+        ax.scatter(to_t(fl["start_cycle"]), [y_of[r] for r in fl["row"]], marker="x", color="black",
+                   s=30, zorder=4, label="flush")
+        legend["flush"] = Line2D([], [], marker="x", ls="", color="black", label="flush")
+    legend["wasted"] = Patch(facecolor="white", edgecolor="black", hatch=WASTED_HATCH,
+                             label="served flushed work")
 
 
 # -- 6. buffer occupancy -------------------------------------------------------------------------

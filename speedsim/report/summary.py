@@ -2,8 +2,10 @@
 
 Both are pure functions of the strategies' runs: plan, event log, metrics and
 committed tokens. ``tokens_match`` is the losslessness check every summary
-carries: all strategies committed the same token ids (numeric models) or the
-same positions, each once and in order (shape-only models).
+carries: all lossless strategies committed the same real token ids (null
+without numerics); ``positions_match``: every strategy committed the same
+positions, each once and in order. The baseline of ``speedup`` is the strategy
+that says it is one (sequential decoding), never a name.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from speedsim import __version__
 from speedsim.config.hw import Hardware
 from speedsim.config.workload import Workload
 from speedsim.contracts.plan import Plan
+from speedsim.metrics.compare import roofline_fractions, speedups
 from speedsim.sim.engine import SimResult
 
 TOKEN_COLUMNS = ["strategy", "exec", "sequence", "position", "token_id", "status",
@@ -32,6 +35,8 @@ class StrategyRun:
     committed: Optional[np.ndarray]  # token ids [B, new_tokens] (None for shape-only models)
     carried: Optional[np.ndarray] = None  # [decode executions, B]: input token of each, by
     #                                       exec_id - 1 (-1 where not modelled)
+    lossless: bool = True  # it commits the target's greedy tokens (``tokens_match`` checks it)
+    baseline: bool = False  # speedups are measured against it (sequential decoding)
 
 
 def resolved_config(hw: Hardware, wl: Workload) -> dict[str, Any]:
@@ -40,30 +45,33 @@ def resolved_config(hw: Hardware, wl: Workload) -> dict[str, Any]:
 
 def build_summary(hw: Hardware, wl: Workload, runs: dict[str, StrategyRun]) -> dict[str, Any]:
     strategies = {n: r.metrics for n, r in runs.items()}
-    seq = strategies.get("sequential")
-    speedup = {n: (seq["decode_time_s"] / m["decode_time_s"] if seq and m["decode_time_s"] > 0
-                   else None) for n, m in strategies.items()}
-    roofline = {n: m["roofline_decode_s"] for n, m in strategies.items()}
+    seq = next((strategies[n] for n, r in runs.items() if r.baseline), None)
     return {
         "speedsim_version": __version__,
         "hardware": hw.name,
         "workload": wl.name,
         "strategies": strategies,
-        "speedup": speedup,
-        "roofline": roofline,
-        "roofline_fraction": {n: (roofline[n] / m["decode_time_s"] if m["decode_time_s"] else 1.0)
-                              for n, m in strategies.items()},
+        "speedup": speedups(strategies, seq),
+        "roofline": {n: m["roofline_decode_s"] for n, m in strategies.items()},
+        "roofline_fraction": roofline_fractions(strategies),
         "tokens_match": tokens_match(runs),
+        "positions_match": positions_match(runs),
         "config": resolved_config(hw, wl),
     }
 
 
-def tokens_match(runs: dict[str, StrategyRun]) -> bool:
-    """Every strategy committed the same token ids (numeric models), or — for shape-only
-    models — the same positions, each exactly once and in order."""
-    committed = [r.committed for r in runs.values()]
-    if all(c is not None for c in committed):
-        return all(np.array_equal(committed[0], c) for c in committed[1:])
+def tokens_match(runs: dict[str, StrategyRun]) -> Optional[bool]:
+    """Every lossless strategy committed the same real token ids; None when a run has
+    none (shape-only models) — then ``positions_match`` is the check left. Lossy
+    strategies (the shallow model) report their own ``quality`` instead."""
+    committed = [r.committed for r in runs.values() if r.lossless]
+    if not committed or any(c is None for c in committed):
+        return None
+    return all(np.array_equal(committed[0], c) for c in committed[1:])
+
+
+def positions_match(runs: dict[str, StrategyRun]) -> bool:
+    """Every strategy committed every position exactly once and in order, the same ones."""
     positions = [_committed_positions(r.plan) for r in runs.values()]
     return all(p == list(range(len(positions[0]))) for p in positions) and \
         all(p == positions[0] for p in positions)

@@ -7,43 +7,67 @@ from typing import Any, Callable
 from rich.console import Console
 from rich.table import Table
 
-ROWS: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
-    ("TTFT", lambda m: m["ttft_s"] * 1e3, "{:.3f} ms"),
-    ("decode time", lambda m: m["decode_time_s"] * 1e3, "{:.3f} ms"),
-    ("time per token", lambda m: m["time_per_token_s"] * 1e6, "{:.1f} µs"),
-    ("inter-token p50 / p99", lambda m: (m["inter_token_p50_s"] * 1e6, m["inter_token_p99_s"] * 1e6),
-     "{:.1f} / {:.1f} µs"),
-    ("tokens/s (batch)", lambda m: m["tokens_per_s"], "{:,.1f}"),
-    ("cycles", lambda m: m["cycles"], "{:,}"),
-    ("array utilization", lambda m: m["array_utilization"] * 100, "{:.1f} %"),
-    ("vector utilization", lambda m: m["vector_utilization"] * 100, "{:.1f} %"),
-    ("DRAM bandwidth util.", lambda m: m["dram_bandwidth_utilization"] * 100, "{:.1f} %"),
-    ("DRAM traffic", lambda m: m["dram_bytes"] / 2**20, "{:,.2f} MiB"),
-    ("  weights", lambda m: m["dram_bytes_by_kind"]["weight_bytes"] / 2**20, "{:,.2f} MiB"),
-    ("  KV reads + writes", lambda m: (m["dram_bytes_by_kind"]["kv_read_bytes"]
-                                       + m["dram_bytes_by_kind"]["kv_write_bytes"]) / 2**20,
-     "{:,.2f} MiB"),
-    ("MACs", lambda m: m["macs"] / 1e9, "{:,.3f} G"),
-    ("energy", lambda m: m["energy_j"]["total"] * 1e3, "{:.3f} mJ"),
-    ("  DRAM / SRAM / compute", lambda m: tuple(m["energy_j"][k] * 1e3
-                                                for k in ("dram", "sram", "compute")),
-     "{:.3f} / {:.3f} / {:.3f} mJ"),
-    ("  vector / static", lambda m: tuple(m["energy_j"][k] * 1e3 for k in ("vector", "static")),
-     "{:.3f} / {:.3f} mJ"),
-    ("energy per token", lambda m: m["energy_per_token_j"] * 1e6, "{:.2f} µJ"),
-    ("wasted energy", lambda m: m["energy_j"].get("wasted", 0.0) * 1e3, "{:.3f} mJ"),
+from speedsim.report.units import human, human_many
+
+Row = tuple[str, Callable[[dict[str, Any]], str]]
+
+
+def _kind_bytes(m: dict[str, Any], *kinds: str) -> float:
+    return sum(m["dram_bytes_by_kind"][k] for k in kinds)
+
+
+ROWS: list[Row] = [
+    ("TTFT", lambda m: human(m["ttft_s"], "s")),
+    ("decode time", lambda m: human(m["decode_time_s"], "s")),
+    ("time per token", lambda m: human(m["time_per_token_s"], "s")),
+    ("inter-token p50 / p99", lambda m: human_many([m["inter_token_p50_s"],
+                                                    m["inter_token_p99_s"]], "s")),
+    ("tokens/s (batch)", lambda m: f"{m['tokens_per_s']:,.1f}"),
+    ("cycles", lambda m: f"{m['cycles']:,}"),
+    ("array utilization", lambda m: f"{m['array_utilization'] * 100:.1f} %"),
+    ("vector utilization", lambda m: f"{m['vector_utilization'] * 100:.1f} %"),
+    ("DRAM bandwidth util.", lambda m: f"{m['dram_bandwidth_utilization'] * 100:.1f} %"),
+    ("DRAM traffic", lambda m: human(m["dram_bytes"], "B")),
+    ("  weights", lambda m: human(_kind_bytes(m, "weight_bytes"), "B")),
+    ("  KV reads + writes", lambda m: human(_kind_bytes(m, "kv_read_bytes", "kv_write_bytes"), "B")),
+    ("MACs", lambda m: human(m["macs"], "")),
+    ("energy", lambda m: human(m["energy_j"]["total"], "J")),
+    ("  DRAM / SRAM / compute", lambda m: human_many([m["energy_j"][k]
+                                                      for k in ("dram", "sram", "compute")], "J")),
+    ("  vector / static", lambda m: human_many([m["energy_j"][k] for k in ("vector", "static")], "J")),
+    ("energy per token", lambda m: human(m["energy_per_token_j"], "J")),
+    ("wasted energy", lambda m: human(m["energy_j"].get("wasted", 0.0), "J")),
 ]
 
-SPEC_ROWS: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
-    ("launched / committed / flushed", lambda s: (s["launched"], s["committed"], s["flushed"]),
-     "{} / {} / {}"),
-    ("acceptance rate", lambda s: s["acceptance_rate"] * 100, "{:.1f} %"),
-    ("mean tokens in flight", lambda s: s["mean_tokens_in_flight"], "{:.2f}"),
+SPEC_ROWS: list[Row] = [
+    ("launched / committed / flushed", lambda s: f"{s['launched']} / {s['committed']} / {s['flushed']}"),
+    ("acceptance rate", lambda s: f"{s['acceptance_rate'] * 100:.1f} %"),
+    ("mean tokens in flight", lambda s: f"{s['mean_tokens_in_flight']:.2f}"),
+    ("accepted / verify step", lambda s: f"{s['mean_accepted_per_step']:.2f} "
+                                         f"(i.i.d. {s['expected_accepted_per_step']:.2f})"),
 ]
 
 
-def _fmt(fmt: str, value: Any) -> str:
-    return fmt.format(*value) if isinstance(value, tuple) else fmt.format(value)
+def _speedup(value: Any) -> str:
+    """``2.47×``; ``—`` where there is no sequential run to compare with."""
+    return "—" if value is None else f"{value:.2f}×"
+
+
+def _cell(get: Callable[[dict[str, Any]], str], section: dict[str, Any] | None) -> str:
+    """One strategy's cell; "—" where the strategy has no such figure."""
+    try:
+        return get(section) if section is not None else "—"
+    except (KeyError, TypeError):
+        return "—"
+
+
+def _match(summary: dict[str, Any], m: dict[str, Any]) -> str:
+    """Lossless strategies: the run's ``tokens_match``; lossy ones: how many tokens differ."""
+    q = m.get("quality")
+    if q is None:
+        return str(summary["tokens_match"])
+    n = q.get("differing_tokens")
+    return "lossy" if n is None else f"lossy: {n} differ"
 
 
 def summary_table(summary: dict[str, Any]) -> Table:
@@ -53,20 +77,18 @@ def summary_table(summary: dict[str, Any]) -> Table:
     table.add_column("metric")
     for n in names:
         table.add_column(n, justify="right")
-    for label, get, fmt in ROWS:
-        table.add_row(label, *(_fmt(fmt, get(summary["strategies"][n])) for n in names))
-    table.add_row("roofline decode bound",
-                  *(f"{summary['roofline'][n] * 1e3:.3f} ms" for n in names))
+    for label, get in ROWS:
+        table.add_row(label, *(get(summary["strategies"][n]) for n in names))
+    table.add_row("roofline decode bound", *(human(summary["roofline"][n], "s") for n in names))
     table.add_row("fraction of roofline",
                   *(f"{summary['roofline_fraction'][n] * 100:.1f} %" for n in names))
     if any("speculation" in summary["strategies"][n] for n in names):
-        for label, get, fmt in SPEC_ROWS:
-            table.add_row(label, *(_fmt(fmt, get(summary["strategies"][n]["speculation"]))
-                                   if "speculation" in summary["strategies"][n] else "—"
+        for label, get in SPEC_ROWS:
+            table.add_row(label, *(_cell(get, summary["strategies"][n].get("speculation"))
                                    for n in names))
     table.add_row("[bold]decode speedup vs sequential",
-                  *(f"[bold]{summary['speedup'][n]:.2f}×" for n in names))
-    table.add_row("tokens match", *(str(summary["tokens_match"]) for _ in names))
+                  *(f"[bold]{_speedup(summary['speedup'].get(n))}" for n in names))
+    table.add_row("tokens match", *(_match(summary, summary["strategies"][n]) for n in names))
     return table
 
 

@@ -19,13 +19,13 @@ from speedsim.contracts.plan import Plan
 
 def chrome_trace(runs: Mapping[str, tuple[Plan, Any]], clock_hz: float) -> dict[str, Any]:
     """``runs``: strategy -> (plan, SimResult). Returns the trace as a JSON-able dict."""
-    us_per_cycle = 1e6 / clock_hz
+    ns_per_cycle = 1e9 / clock_hz
     events: list[dict[str, Any]] = []
     for s_idx, (name, (plan, sim)) in enumerate(runs.items()):
         pid_units, pid_tokens = 2 * s_idx + 1, 2 * s_idx + 2
         events += _process_names(pid_units, f"{name}: units", pid_tokens, f"{name}: tokens")
-        events += _unit_events(sim.log, pid_units, us_per_cycle)
-        events += _token_events(plan, sim.items, pid_tokens, us_per_cycle)
+        events += _unit_events(sim.log, pid_units, ns_per_cycle)
+        events += _token_events(plan, sim.items, pid_tokens, ns_per_cycle)
     return {"traceEvents": events, "displayTimeUnit": "ns",
             "otherData": {"clock_hz": clock_hz, "time_unit": "us"}}
 
@@ -35,19 +35,50 @@ def _process_names(pid_u: int, name_u: str, pid_t: int, name_t: str) -> list[dic
             {"ph": "M", "name": "process_name", "pid": pid_t, "tid": 0, "args": {"name": name_t}}]
 
 
-def _unit_events(log: pd.DataFrame, pid: int, us: float) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    units = sorted(log["unit"].unique())
-    tid_of = {u: i + 1 for i, u in enumerate(units)}
-    for u, tid in tid_of.items():
-        events.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": tid, "args": {"name": u}})
+def span(start_cycle: int, end_cycle: int, ns_per_cycle: float) -> dict[str, float]:
+    """``ts`` and ``dur`` in µs, both whole nanoseconds: a viewer converts each to integer
+    ns, and touching slices stay touching (unquantized, ``ts + dur`` of one slice could
+    round 1 ns past the next slice's ``ts`` and cross it)."""
+    t0, t1 = round(start_cycle * ns_per_cycle), round(end_cycle * ns_per_cycle)
+    return {"ts": t0 / 1000, "dur": max(t1 - t0, 0) / 1000}
+
+
+def lanes(intervals: list[tuple[int, int]]) -> list[int]:
+    """A lane per interval (start, end) such that intervals of one lane never overlap:
+    each goes to the lowest lane free at its start (intervals taken by start)."""
+    lane_of = [0] * len(intervals)
+    free_at: list[int] = []  # end of the last interval of each lane
+    for i in sorted(range(len(intervals)), key=lambda j: intervals[j]):
+        start, end = intervals[i]
+        lane = next((k for k, t in enumerate(free_at) if t <= start), len(free_at))
+        if lane == len(free_at):
+            free_at.append(end)
+        free_at[lane] = end
+        lane_of[i] = lane
+    return lane_of
+
+
+def _unit_events(log: pd.DataFrame, pid: int, ns: float) -> list[dict[str, Any]]:
+    """One track per unit, and as many tracks of a unit as it has intervals at once (the
+    DRAM serves several transfers together): slices on one track never overlap, so
+    every viewer shows them all."""
     cols = ["unit", "item", "op", "kind", "start_cycle", "end_cycle", "bytes", "macs",
             "wasted_fraction"]
-    for unit, item, op, kind, start, end, nbytes, macs, wasted in log[cols].itertuples(
-            index=False, name=None):
+    rows = list(log[cols].itertuples(index=False, name=None))
+    lane = [0] * len(rows)
+    for unit in {r[0] for r in rows}:
+        mine = [i for i, r in enumerate(rows) if r[0] == unit]
+        for i, k in zip(mine, lanes([(int(rows[i][4]), int(rows[i][5])) for i in mine])):
+            lane[i] = k
+    tid_of = {key: i + 1 for i, key in enumerate(sorted({(r[0], k) for r, k in zip(rows, lane)}))}
+    events: list[dict[str, Any]] = [
+        {"ph": "M", "name": "thread_name", "pid": pid, "tid": tid,
+         "args": {"name": unit if k == 0 else f"{unit} #{k + 1}"}}
+        for (unit, k), tid in tid_of.items()]
+    for (unit, item, op, kind, start, end, nbytes, macs, wasted), k in zip(rows, lane):
         ev = {"ph": "X", "name": f"{op} ({kind})" if kind != "compute" else op, "cat": kind,
-              "pid": pid, "tid": tid_of[unit], "ts": start * us, "dur": max(end - start, 0) * us,
-              "args": {"item": int(item), "bytes": int(nbytes), "macs": int(macs),
+              "pid": pid, "tid": tid_of[(unit, k)], **span(start, end, ns),
+              "args": {"unit": unit, "item": int(item), "bytes": int(nbytes), "macs": int(macs),
                        "start_cycle": int(start), "end_cycle": int(end)}}
         if wasted > 0:
             ev["cname"] = "terrible"
@@ -56,7 +87,7 @@ def _unit_events(log: pd.DataFrame, pid: int, us: float) -> list[dict[str, Any]]
     return events
 
 
-def _token_events(plan: Plan, items: pd.DataFrame, pid: int, us: float) -> list[dict[str, Any]]:
+def _token_events(plan: Plan, items: pd.DataFrame, pid: int, ns: float) -> list[dict[str, Any]]:
     start = items["start_cycle"].to_numpy()
     end = items["end_cycle"].to_numpy()
     events: list[dict[str, Any]] = []
@@ -71,12 +102,13 @@ def _token_events(plan: Plan, items: pd.DataFrame, pid: int, us: float) -> list[
         slots[slot] = t1
         label = "prefill" if ex.phase == "prefill" else f"pos {ex.position}"
         ev = {"ph": "X", "name": label, "cat": ex.status, "pid": pid, "tid": slot + 1,
-              "ts": t0 * us, "dur": (t1 - t0) * us,
+              **span(t0, t1, ns),
               "args": {"exec": ex.exec_id, "position": ex.position, "status": ex.status,
                        "start_cycle": t0, "end_cycle": t1}}
         ev["cname"] = "terrible" if ex.status == "flushed" else "good"
         events.append(ev)
         if ex.status == "flushed":
             events.append({"ph": "i", "s": "t", "name": "flush", "pid": pid, "tid": slot + 1,
-                           "ts": t1 * us, "args": {"exec": ex.exec_id, "position": ex.position}})
+                           "ts": span(t1, t1, ns)["ts"],
+                           "args": {"exec": ex.exec_id, "position": ex.position, "cycle": t1}})
     return events

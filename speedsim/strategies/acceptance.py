@@ -21,42 +21,48 @@ _KEY = "strategies.speed.acceptance"
 
 
 def acceptance_vector(workload, record: Optional[GenerationRecord] = None) -> AcceptanceOutcomes:
-    """bool [new_tokens]: which early predictions SPEED's schedule treats as right.
-
-    - ``model``: the reference run's own (needs ``record``);
-    - ``bernoulli``: ``default_rng(seed).random(new_tokens) < rate``;
-    - ``file``: the file's first new_tokens values (see ``read_acceptance_file``).
-    """
+    """bool [new_tokens]: which early predictions SPEED's schedule treats as right."""
     sp = workload.strategies.speed
     if sp is None:
         raise ValueError("the workload has no speed strategy")
-    T = workload.generation.new_tokens
-    acc = sp.acceptance
+    model = None if record is None else record.accepted
+    return outcomes(sp.acceptance, workload.generation.new_tokens, model, _KEY)
+
+
+def outcomes(acc, new_tokens: int, model: Optional[np.ndarray],
+             key: str) -> AcceptanceOutcomes:
+    """bool [new_tokens] from one ``acceptance`` config (at key path ``key``):
+
+    - ``model``: ``model``, the model's own outcomes (None: no numeric run);
+    - ``bernoulli``: ``default_rng(seed).random(new_tokens) < rate``;
+    - ``file``: the file's first new_tokens values (see ``read_acceptance_file``).
+    """
+    T = int(new_tokens)
     if acc.source == "model":
-        if record is None or record.accepted is None:
+        if model is None:
             raise ConfigError("acceptance source 'model' needs a numeric reference run",
-                              key=f"{_KEY}.source")
-        return record.accepted.copy()
+                              key=f"{key}.source")
+        return np.asarray(model, dtype=bool).copy()
     if acc.source == "bernoulli":
         return np.random.default_rng(acc.seed).random(T) < acc.rate
-    values = read_acceptance_file(acc.path)
+    values = read_acceptance_file(acc.path, key)
     if values.size < T:
         raise ConfigError(f"{acc.path} holds {values.size} values; new_tokens={T} needs "
-                          f"at least {T} (one per generated token)", key=f"{_KEY}.path")
+                          f"at least {T} (one per generated token)", key=f"{key}.path")
     return values[:T]
 
 
-def read_acceptance_file(path: str | Path) -> np.ndarray:
+def read_acceptance_file(path: str | Path, key: str = _KEY) -> np.ndarray:
     """0/1 (or true/false) per generated token: one per line, or a CSV column ``accepted``."""
     path = Path(path)
     try:
         lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
     except OSError as exc:
-        raise ConfigError(f"cannot read {path} ({exc.strerror})", key=f"{_KEY}.path") from None
+        raise ConfigError(f"cannot read {path} ({exc.strerror})", key=f"{key}.path") from None
     if lines and ("," in lines[0] or lines[0].lower() == "accepted"):
         header = [h.strip() for h in lines[0].split(",")]
         if "accepted" not in header:
-            raise ConfigError(f"{path}: CSV needs a column 'accepted'", key=f"{_KEY}.path")
+            raise ConfigError(f"{path}: CSV needs a column 'accepted'", key=f"{key}.path")
         col = header.index("accepted")
         cells = [ln.split(",")[col].strip() if len(ln.split(",")) > col else "" for ln in lines[1:]]
     else:
@@ -66,6 +72,6 @@ def read_acceptance_file(path: str | Path) -> np.ndarray:
     for i, c in enumerate(cells):
         if c.lower() not in truth:
             raise ConfigError(f"{path}: value {c!r} (entry {i}) is not 0/1/true/false",
-                              key=f"{_KEY}.path")
+                              key=f"{key}.path")
         out.append(truth[c.lower()])
     return np.array(out, dtype=bool)

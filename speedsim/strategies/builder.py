@@ -46,9 +46,13 @@ class ItemBuilder:
         self.attention_on = attention_on
 
     def add(self, rows: Sequence[OpRow], *, deps: Iterable[int], tokens: Sequence[int],
-            wasted: Sequence[bool] | None = None, step: int = -1, slot: int = 0,
-            label: str = "") -> int:
-        """One item for ``rows`` (one row per execution served, same op and weights)."""
+            wasted: Sequence[float] | None = None, step: int = -1, slot: int = 0,
+            label: str = "", scope: str = "") -> int:
+        """One item for ``rows`` (one row per execution served, same op and weights).
+
+        ``wasted``: per row, the share of it that is wasted work (bool or fraction).
+        ``scope`` names a model other than the target (a draft model): its weights
+        get residency keys of their own."""
         first = rows[0]
         op = first.op
         total = first if len(rows) == 1 else _stacked(rows)
@@ -65,9 +69,10 @@ class ItemBuilder:
             k=first.k if on_array else 0,
             n=first.n if on_array else 0,
             count=(1 if op in GEMM_OPS else total.count) if on_array else 0,
-            elements=0 if on_array else (total.elements or total.macs),
-            vector_kind="" if on_array else VECTOR_KIND.get(op, "mac"),
-            weight_key=_weight_key(first, slot) if weights else None,
+            # attention on the vector unit costs its MACs (one per lane per cycle), no elements
+            elements=0 if on_array else total.elements,
+            vector_kind=VECTOR_KIND.get(op, "") if not on_array and total.elements else "",
+            weight_key=_weight_key(first, slot, scope) if weights else None,
             weight_bytes=first.weight_bytes if weights else 0,  # fetched once for all rows
             act_in_bytes=total.act_in_bytes,
             act_out_bytes=total.act_out_bytes,
@@ -88,17 +93,20 @@ _ADDITIVE = ("m", "count", "elements", "act_in_bytes", "act_out_bytes", "kv_read
              "kv_write_bytes", "macs", "vector_ops")
 
 
+_ADDITIVE_AT = tuple(OpRow._fields.index(f) for f in _ADDITIVE)
+
+
 def _stacked(rows: Sequence[OpRow]) -> OpRow:
     """Rows of several executions as one: additive fields summed, the rest from the first."""
     first = rows[0]
-    for r in rows[1:]:
-        assert (r.op, r.weight_set, r.k, r.n, r.weight_bytes) == \
-            (first.op, first.weight_set, first.k, first.n, first.weight_bytes), \
-            "only rows of one op on the same weights fuse"
-    return first._replace(**{f: sum(getattr(r, f) for r in rows) for f in _ADDITIVE})
+    same = (first.op, first.weight_set, first.k, first.n, first.weight_bytes)
+    assert all((r.op, r.weight_set, r.k, r.n, r.weight_bytes) == same for r in rows), \
+        "only rows of one op on the same weights fuse"
+    columns = list(zip(*rows))
+    return first._replace(**{f: sum(columns[i]) for f, i in zip(_ADDITIVE, _ADDITIVE_AT)})
 
 
-def _weight_key(row: OpRow, slot: int) -> Hashable:
+def _weight_key(row: OpRow, slot: int, scope: str = "") -> Hashable:
     """Residency key: the phase, the weight set, the op, and which of the op's uses
     in a layer (the two norms of a layer have different parameters). The embedding
     gathers different rows every time: nothing to keep resident.
@@ -106,5 +114,9 @@ def _weight_key(row: OpRow, slot: int) -> Hashable:
     The accelerator keys resident tiles by (this key, tile index). A prefill GEMM,
     with its large activations, is cut into other tiles than the same GEMM in
     decode; the phase keeps a decode tile from matching a prefill tile that holds
-    a different slice of the weights."""
-    return None if row.op == "embed" else (row.phase, row.weight_set, row.op, slot)
+    a different slice of the weights. A scope (``draft``) leads the key of another
+    model's weights, which never match the target's."""
+    if row.op == "embed":
+        return None
+    key = (row.phase, row.weight_set, row.op, slot)
+    return (scope, *key) if scope else key

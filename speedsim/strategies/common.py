@@ -25,7 +25,7 @@ def with_slots(rows: Sequence[OpRow]) -> list[tuple[OpRow, int]]:
 
 def chain(builder: ItemBuilder, rows: Sequence[OpRow], dep: int | None, *, tokens: Sequence[int],
           wasted: bool = False, step: int = -1, label: str = "",
-          kv_deps: dict[str, int] | None = None) -> tuple[int, int]:
+          kv_deps: dict[str, int] | None = None, scope: str = "") -> tuple[int, int]:
     """Ops of one execution, each waiting for the previous one; returns (first, last) ids.
 
     ``kv_deps`` adds, per op kind, an extra dependency (attention on the KV entries
@@ -38,7 +38,7 @@ def chain(builder: ItemBuilder, rows: Sequence[OpRow], dep: int | None, *, token
         if kv_deps and row.op in kv_deps:
             deps.append(kv_deps[row.op])
         prev = builder.add([row], deps=deps, tokens=tokens, wasted=[wasted], step=step,
-                           slot=slot, label=f"{label}{row.op}")
+                           slot=slot, label=f"{label}{row.op}", scope=scope)
         first = prev if first is None else first
         last = prev
     assert first is not None and last is not None, "an execution has at least one op"

@@ -1,12 +1,20 @@
-"""What every strategy receives: the trace, the shape facts it needs, acceptance."""
+"""What every strategy's ``plan`` receives: the target's trace and the shape facts.
+
+Per-strategy settings (G, K, E, acceptance outcomes, a draft model's trace) are
+the strategy object's own, set by its ``configure``. ``stages`` and
+``accepted`` here serve a SPEED planner built without one (tests, notebooks).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Optional
 
 import numpy as np
 import pandas as pd
+
+from speedsim.strategies.builder import TraceIndex
 
 
 @dataclass(frozen=True)
@@ -20,6 +28,11 @@ class StrategyInput:
     stages: int = 1  # G (speculative strategies)
     accepted: Optional[np.ndarray] = None  # bool[new_tokens]: accepted[i] — token i's early
     #                                          prediction was right (index 0 unused)
+
+    @cached_property
+    def index(self) -> TraceIndex:
+        """The trace grouped for lookup, built once for every strategy of a run."""
+        return TraceIndex(self.trace)
 
     @property
     def decode_executions(self) -> int:

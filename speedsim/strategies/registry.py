@@ -1,16 +1,19 @@
 """Strategies behind a registry: one name, one scheduler class.
 
-A strategy turns the op trace (and, for speculative strategies, the acceptance
-outcomes) into a ``Plan``: the work-item DAG the accelerator replays plus the
-token executions it contains. Registering a name twice is a bug and fails at
+A strategy (the protocol of ``speedsim.strategies.base``) turns the op trace
+(and, for speculative strategies, the acceptance outcomes) into a ``Plan``: the
+work-item DAG the accelerator replays plus the token executions it contains. Registering a name twice is a bug and fails at
 import; asking for an unknown name is bad input and lists the valid ones.
 """
 
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 from speedsim.config.errors import ConfigError
+
+if TYPE_CHECKING:
+    from speedsim.strategies.base import Strategy
 
 _STRATEGIES: dict[str, type] = {}
 
@@ -28,7 +31,7 @@ def register(name: str) -> Callable[[T], T]:
     return deco
 
 
-def get_strategy(name: str) -> type:
+def get_strategy(name: str) -> "type[Strategy]":
     _load_builtin()
     try:
         return _STRATEGIES[name]
@@ -43,4 +46,5 @@ def strategy_names() -> list[str]:
 
 
 def _load_builtin() -> None:
-    from speedsim.strategies import sequential, speed  # noqa: F401  (registration side effect)
+    from speedsim.strategies import (draft_spec, early_exit_spec, sequential,  # noqa: F401
+                                     shallow, speed)  # (registration side effect)

@@ -7,21 +7,37 @@ on chip (the accelerator decides that, not the strategy).
 
 from __future__ import annotations
 
+from typing import Optional
+
+from speedsim.strategies.base import Outcome, RunContext, greedy_carried
 from speedsim.strategies.common import chain, prefill
 from speedsim.contracts.plan import Plan, TokenExec
-from speedsim.strategies.builder import ItemBuilder, TraceIndex
+from speedsim.strategies.builder import ItemBuilder
 from speedsim.strategies.registry import register
 from speedsim.strategies.inputs import StrategyInput
 
 
 @register("sequential")
 class Sequential:
-    name = "sequential"
     speculative = False  # needs no acceptance outcomes
+    lossless = True
+    baseline = True  # speedups are measured against it
+
+    def __init__(self, ctx: Optional[RunContext] = None):
+        self.ctx = ctx
+
+    @classmethod
+    def configure(cls, ctx: RunContext) -> "Sequential":
+        return cls(ctx)
+
+    def outcome(self, plan: Plan) -> Outcome:
+        if self.ctx is None or self.ctx.record is None:
+            return Outcome(None, None)
+        return Outcome(self.ctx.record.committed, greedy_carried(self.ctx, plan))
 
     def plan(self, inp: StrategyInput) -> Plan:
         builder = ItemBuilder(inp.attention_on)
-        index = TraceIndex(inp.trace)
+        index = inp.index
         N, P = inp.n_layers, inp.prompt_tokens
         first, last = prefill(builder, index, N, exec_id=0)
         execs = [TokenExec(0, "prefill", 0, 0, "committed", first, last)]

@@ -22,12 +22,19 @@ against. This module only turns it into work items:
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Optional
 
+import numpy as np
+
+from speedsim.contracts.oprow import OpRow
+from speedsim.contracts.plan import Plan, TokenExec
+from speedsim.contracts.schedule import Schedule
+from speedsim.strategies.acceptance import acceptance_vector
+from speedsim.strategies.base import Outcome, RunContext, greedy_carried
+from speedsim.strategies.builder import ItemBuilder, TraceIndex
 from speedsim.strategies.common import prefill, with_slots
 from speedsim.strategies.inputs import StrategyInput
-from speedsim.contracts.plan import Plan, TokenExec
-from speedsim.contracts.oprow import OpRow
-from speedsim.strategies.builder import ItemBuilder, TraceIndex
 from speedsim.strategies.registry import register
 from speedsim.strategies.speed_schedule import derive_schedule
 from speedsim.trace.schema import ATTENTION_OPS
@@ -35,115 +42,170 @@ from speedsim.trace.schema import ATTENTION_OPS
 PER_EXECUTION_OPS = set(ATTENTION_OPS) | {"softmax"}
 
 
+@dataclass
+class _PlanState:
+    """The SPEED planner's bookkeeping while it walks the stage steps.
+
+    Decode executions are numbered after the prefill's (exec 0): schedule exec
+    id i is plan exec id i + 1.
+    """
+
+    inp: StrategyInput
+    sched: Schedule
+    accepted: np.ndarray
+    b: ItemBuilder
+    index: TraceIndex
+    prev: dict[int, int] = field(default_factory=dict)  # exec id -> last item of its chain
+    first_item: dict[int, int] = field(default_factory=dict)
+    pred_item: dict[int, int] = field(default_factory=dict)  # index k -> item making token k
+    kv_writer: dict[tuple[int, int], int] = field(default_factory=dict)  # (k, layer) -> qkv
+    wasted: dict[int, bool] = field(default_factory=dict)  # of the current step's executions
+    step: int = 0
+
+    @property
+    def G(self) -> int:
+        return self.sched.stages
+
+    @property
+    def L(self) -> int:
+        """Layers per stage."""
+        return self.inp.n_layers // self.G
+
+    @property
+    def P(self) -> int:
+        return self.inp.prompt_tokens
+
+    def k_of(self, e: int) -> int:
+        return self.sched.execs[e - 1].index
+
+    def status(self, e: int) -> str:
+        return self.sched.execs[e - 1].status
+
+
 @register("speed")
 class Speed:
-    name = "speed"
     speculative = True  # plans from acceptance outcomes
+    lossless = True
+    baseline = False
+
+    def __init__(self, stages: Optional[int] = None, accepted: Optional[np.ndarray] = None,
+                 guesses: Optional[np.ndarray] = None, ctx: Optional[RunContext] = None):
+        self.stages, self.accepted, self.guesses, self.ctx = stages, accepted, guesses, ctx
+
+    @classmethod
+    def configure(cls, ctx: RunContext) -> "Speed":
+        wl, rec = ctx.workload, ctx.record
+        model = wl.strategies.speed.acceptance.source == "model"
+        return cls(wl.stages, acceptance_vector(wl, rec),
+                   rec.early if model and rec is not None else None, ctx)
 
     def plan(self, inp: StrategyInput) -> Plan:
-        assert inp.accepted is not None, "SPEED needs acceptance outcomes"
-        G, N = inp.stages, inp.n_layers
-        L = N // G
-        sched = derive_schedule(inp.accepted, G)
-        index = TraceIndex(inp.trace)
-        b = ItemBuilder(inp.attention_on)
-        P = inp.prompt_tokens
-
+        accepted = self.accepted if self.accepted is not None else inp.accepted
+        assert accepted is not None, "SPEED needs acceptance outcomes"
+        st = _PlanState(inp, derive_schedule(accepted, self.stages or inp.stages), accepted,
+                        ItemBuilder(inp.attention_on), inp.index)
         # 1. prefill, as in sequential decoding
-        first, last = prefill(b, index, N, exec_id=0)
-        execs = {0: TokenExec(0, "prefill", 0, 0, "committed", first, last)}
-        prefill_last = last
-
-        prev: dict[int, int] = {}  # exec id -> last item of its chain
-        first_item: dict[int, int] = {}
-        pred_item: dict[int, int] = {0: prefill_last}  # decode index k -> item making its token
-        kv_writer: dict[tuple[int, int], int] = {}  # (k, layer) -> qkv item of the live exec
-        # decode executions are numbered after the prefill's (exec 0)
-        status = {e.exec_id + 1: e.status for e in sched.execs}
-        k_of = {e.exec_id + 1: e.index for e in sched.execs}
-
+        first, last = prefill(st.b, st.index, inp.n_layers, exec_id=0)
+        st.pred_item[0] = last
         # 2. stage steps
-        for s, step in enumerate(sched.steps):
-            in_flight = [(e + 1, g) for e, g in step]
-            tokens = tuple(e for e, _ in in_flight)
-            wasted = {e: status[e] == "flushed" for e, _ in in_flight}
-            for e, g in in_flight:
-                if g == 0:  # entering the pipeline: embed the carried token
-                    k = k_of[e]
-                    rows = index.ops("decode", P + k, -1)
-                    first_item[e] = prev[e] = b.add(rows, deps=[pred_item[k]], tokens=(e,),
-                                                    wasted=[wasted[e]], step=s,
-                                                    label=f"t{P + k} embed")
-            for j in range(L):
-                groups: dict[int, list[tuple[int, int]]] = defaultdict(list)
-                for e, g in in_flight:
-                    layer = g * L + j
-                    groups[inp.layer_sets[layer]].append((e, layer))
-                for members in groups.values():
-                    self._layer(b, index, members, P, k_of, prev, kv_writer, wasted, s)
-            self._heads(b, index, in_flight, G, L, N, P, k_of, prev, pred_item, wasted, s,
-                        inp)
+        for s, step in enumerate(st.sched.steps):
+            st.step = s
+            _stage_step(st, [(e + 1, g) for e, g in step])
+        execs = [TokenExec(0, "prefill", 0, 0, "committed", first, last)]
+        execs += [TokenExec(e.exec_id + 1, "decode", e.index, st.P + e.index, e.status,
+                            st.first_item[e.exec_id + 1], st.prev[e.exec_id + 1])
+                  for e in st.sched.execs]
+        return Plan(self.name, st.b.items, execs, last, launched=len(st.sched.execs),
+                    flushes=st.sched.flushes)
 
-        for e in sched.execs:
-            i = e.exec_id + 1
-            execs[i] = TokenExec(i, "decode", e.index, P + e.index, e.status, first_item[i], prev[i])
-        return Plan(self.name, b.items, [execs[i] for i in sorted(execs)], prefill_last,
-                    launched=len(sched.execs), flushes=sched.flushes)
+    def outcome(self, plan: Plan) -> Outcome:
+        ctx = self.ctx
+        committed = None if ctx is None or ctx.record is None else ctx.record.committed
+        carried = None if ctx is None else greedy_carried(ctx, plan, self.guesses)
+        return Outcome(committed, carried, self.accepted)
 
-    @staticmethod
-    def _layer(b: ItemBuilder, index: TraceIndex, members: list[tuple[int, int]], P: int,
-               k_of: dict[int, int], prev: dict[int, int],
-               kv_writer: dict[tuple[int, int], int], wasted: dict[int, bool], s: int) -> None:
-        """One layer for executions sharing its weight set: dense ops fused, attention not."""
-        rows_of = {e: with_slots(index.ops("decode", P + k_of[e], layer)) for e, layer in members}
-        n_ops = len(next(iter(rows_of.values())))
-        for o in range(n_ops):
-            row0, slot = rows_of[members[0][0]][o]
-            if row0.op in PER_EXECUTION_OPS:
-                for e, layer in members:
-                    row: OpRow = rows_of[e][o][0]
-                    deps = [prev[e]]
-                    if row.op == "attn_score" and (k_of[e] - 1, layer) in kv_writer:
-                        deps.append(kv_writer[(k_of[e] - 1, layer)])
-                    prev[e] = b.add([row], deps=deps, tokens=(e,), wasted=[wasted[e]], step=s,
-                                    slot=slot, label=f"t{row.position} L{layer} {row.op}")
-                continue
-            rows = [rows_of[e][o][0] for e, _ in members]
-            label = "+".join(f"t{r.position}" for r in rows) + f" L{members[0][1]} {row0.op}"
-            item = b.add(rows, deps=[prev[e] for e, _ in members], tokens=[e for e, _ in members],
-                         wasted=[wasted[e] for e, _ in members], step=s, slot=slot, label=label)
-            for e, layer in members:
-                prev[e] = item
-                if row0.op == "qkv":
-                    kv_writer[(k_of[e], layer)] = item
 
-    @staticmethod
-    def _heads(b: ItemBuilder, index: TraceIndex, in_flight: list[tuple[int, int]], G: int,
-               L: int, N: int, P: int, k_of: dict[int, int], prev: dict[int, int],
-               pred_item: dict[int, int], wasted: dict[int, bool], s: int,
-               inp: StrategyInput) -> None:
-        """Early head for the execution leaving stage 0, final head for the one leaving the
-        last stage; the tied weights make them one norm and one LM-head item."""
-        heads = []  # (exec, rows, kind)
+def _stage_step(st: _PlanState, in_flight: list[tuple[int, int]]) -> None:
+    """Embed the newcomer, run every in-flight execution's stage, then the heads."""
+    st.wasted = {e: st.status(e) == "flushed" for e, _ in in_flight}
+    for e, g in in_flight:
+        if g == 0:  # entering the pipeline: embed the carried token
+            k = st.k_of(e)
+            rows = st.index.ops("decode", st.P + k, -1)
+            st.first_item[e] = st.prev[e] = st.b.add(
+                rows, deps=[st.pred_item[k]], tokens=(e,), wasted=[st.wasted[e]],
+                step=st.step, label=f"t{st.P + k} embed")
+    for j in range(st.L):
+        groups: dict[int, list[tuple[int, int]]] = defaultdict(list)
         for e, g in in_flight:
-            if g == 0:
-                heads.append((e, index.ops("decode", P + k_of[e], L - 1, early_exit=True), "early"))
-            if g == G - 1:
-                heads.append((e, index.ops("decode", P + k_of[e], N), "final"))
-        if not heads:
-            return
-        n_ops = len(heads[0][1])
-        for o in range(n_ops):
-            rows = [h[1][o] for h in heads]
-            item = b.add(rows, deps=[prev[e] for e, _, _ in heads], tokens=[e for e, _, _ in heads],
-                         wasted=[wasted[e] for e, _, _ in heads], step=s,
-                         label="+".join(f"t{r.position}{'e' if kind == 'early' else 'f'}"
-                                        for r, (_, _, kind) in zip(rows, heads)) + f" {rows[0].op}")
-            for e, _, _ in heads:
-                prev[e] = item
-        for e, _, kind in heads:
-            k = k_of[e]
-            if kind == "early":
-                pred_item[k + 1] = prev[e]  # its successor launches on the early prediction
-            elif k + 1 < inp.new_tokens and not bool(inp.accepted[k + 1]):
-                pred_item[k + 1] = prev[e]  # mismatch: the successor restarts on the final one
+            layer = g * st.L + j
+            groups[st.inp.layer_sets[layer]].append((e, layer))
+        for members in groups.values():
+            _layer(st, members)
+    _heads(st, in_flight)
+
+
+def _layer(st: _PlanState, members: list[tuple[int, int]]) -> None:
+    """One layer for executions sharing its weight set: dense ops fused, attention not."""
+    rows_of = {e: with_slots(st.index.ops("decode", st.P + st.k_of(e), layer))
+               for e, layer in members}
+    for o, (row0, slot) in enumerate(rows_of[members[0][0]]):
+        if row0.op in PER_EXECUTION_OPS:
+            for e, _ in members:
+                _attention(st, e, rows_of[e][o])
+            continue
+        rows = [rows_of[e][o][0] for e, _ in members]
+        label = "+".join(f"t{r.position}" for r in rows) + f" L{members[0][1]} {row0.op}"
+        item = st.b.add(rows, deps=[st.prev[e] for e, _ in members],
+                        tokens=[e for e, _ in members], wasted=[st.wasted[e] for e, _ in members],
+                        step=st.step, slot=slot, label=label)
+        for e, layer in members:
+            st.prev[e] = item
+            if row0.op == "qkv":
+                st.kv_writer[(st.k_of(e), layer)] = item
+
+
+def _attention(st: _PlanState, e: int, slotted: tuple[OpRow, int]) -> None:
+    """One execution's attention op; the score waits for its predecessor's KV write."""
+    row, slot = slotted
+    deps = [st.prev[e]]
+    older = (st.k_of(e) - 1, row.layer)
+    if row.op == "attn_score" and older in st.kv_writer:
+        deps.append(st.kv_writer[older])
+    st.prev[e] = st.b.add([row], deps=deps, tokens=(e,), wasted=[st.wasted[e]], step=st.step,
+                          slot=slot, label=f"t{row.position} L{row.layer} {row.op}")
+
+
+def _heads(st: _PlanState, in_flight: list[tuple[int, int]]) -> None:
+    """Early head for the execution leaving stage 0, final head for the one leaving the
+    last stage; the tied weights make them one norm and one LM-head item."""
+    N, P = st.inp.n_layers, st.P
+    heads = []  # (exec, rows, kind)
+    for e, g in in_flight:
+        if g == 0:
+            heads.append((e, st.index.ops("decode", P + st.k_of(e), st.L - 1, early_exit=True),
+                          "early"))
+        if g == st.G - 1:
+            heads.append((e, st.index.ops("decode", P + st.k_of(e), N), "final"))
+    if not heads:
+        return
+    for o in range(len(heads[0][1])):
+        rows = [h[1][o] for h in heads]
+        label = "+".join(f"t{r.position}{'e' if kind == 'early' else 'f'}"
+                         for r, (_, _, kind) in zip(rows, heads)) + f" {rows[0].op}"
+        item = st.b.add(rows, deps=[st.prev[e] for e, _, _ in heads],
+                        tokens=[e for e, _, _ in heads],
+                        wasted=[st.wasted[e] for e, _, _ in heads], step=st.step, label=label)
+        for e, _, _ in heads:
+            st.prev[e] = item
+    _predictions(st, heads)
+
+
+def _predictions(st: _PlanState, heads: list) -> None:
+    """Which head item each successor's token comes from."""
+    for e, _, kind in heads:
+        k = st.k_of(e)
+        if kind == "early":
+            st.pred_item[k + 1] = st.prev[e]  # its successor launches on the early prediction
+        elif k + 1 < st.inp.new_tokens and not bool(st.accepted[k + 1]):
+            st.pred_item[k + 1] = st.prev[e]  # mismatch: the successor restarts on the final one

@@ -33,7 +33,10 @@ POINT_FN_ENV = "SPEEDSIM_SWEEP_POINT_FN"
 PointFn = Callable[[dict[str, Any], dict[str, Any], list[str]], dict[str, Any]]
 
 # Workload keys holding file paths; relative ones resolve against the workload's folder.
-_PATH_KEYS = (("model", "weights"), ("strategies", "speed", "acceptance"))
+_PATH_KEYS = (("model", "weights"), ("strategies", "speed", "acceptance"),
+              ("strategies", "early_exit_spec", "acceptance"),
+              ("strategies", "draft_spec", "acceptance"),
+              ("strategies", "draft_spec", "draft_model", "weights"))
 
 
 @dataclass(frozen=True)
@@ -174,7 +177,7 @@ def run_dask(tasks: list[Task], scheduler: str, workers: int) -> Iterator[dict[s
     else:
         try:
             client = Client(scheduler, timeout="10s")
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:
             raise ConfigError(f"cannot reach Dask scheduler {scheduler}: {exc}", key="--scheduler") from None
     try:
         futures = {client.submit(evaluate, t, key=f"speedsim-point-{t.index}-{t.config_hash[:12]}",
@@ -197,6 +200,6 @@ def run_tasks(tasks: list[Task], *, workers: int = 1,
         raise ConfigError(f"--workers must be at least 1 (got {workers})", key="--workers")
     if scheduler:
         return run_dask(tasks, scheduler, workers)
-    if workers == 1:
+    if workers == 1 or len(tasks) <= 1:
         return run_inline(tasks)
-    return run_pool(tasks, workers)
+    return run_pool(tasks, min(workers, len(tasks)))  # never more processes than points

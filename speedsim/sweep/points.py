@@ -21,7 +21,9 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from speedsim.config.hw import Hardware
 from speedsim.config.loader import apply_overrides
+from speedsim.config.workload import Workload
 from speedsim.sweep.spec import Sweep, SweepSpec, UniformAxis, axis_values
 
 
@@ -85,14 +87,14 @@ def expand(sweep: Sweep) -> list[Point]:
     """Every point of the sweep, in index order."""
     spec = sweep.spec
     fixed_hw, fixed_wl = _split(spec.fixed)
-    base_hw = apply_overrides(sweep.hw, fixed_hw)
-    base_wl = apply_overrides(sweep.workload, fixed_wl)
+    base_hw = apply_overrides(sweep.hw, fixed_hw, root=Hardware)
+    base_wl = apply_overrides(sweep.workload, fixed_wl, root=Workload)
     strategies = tuple(spec.strategies)
     points = []
     for index, values in enumerate(axis_combinations(spec)):
         ax_hw, ax_wl = _split(values)
-        hw = apply_overrides(base_hw, ax_hw)
-        wl = apply_overrides(base_wl, ax_wl)
+        hw = apply_overrides(base_hw, ax_hw, root=Hardware)
+        wl = apply_overrides(base_wl, ax_wl, root=Workload)
         points.append(Point(index=index, values=values, hw=hw, workload=wl, strategies=strategies,
                             config_hash=config_hash(hw, wl, strategies)))
     return points

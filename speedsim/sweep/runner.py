@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Iterator
 from speedsim.sweep.executor import PointFn, Task, point_fn_ref, resolve_paths, resolve_point_fn, run_tasks
 from speedsim.sweep.points import expand
 from speedsim.sweep.spec import Sweep
-from speedsim.sweep.store import ResultStore, row_columns
+from speedsim.report.store import ResultStore, row_columns
 
 
 @dataclass(frozen=True)
@@ -24,12 +25,15 @@ class SweepSummary:
 
 
 class _Progress:
-    """Points done / total, failures and ETA on stderr; silent when off."""
+    """Points done / total, failures and ETA on stderr: a live bar on a terminal, plain
+    lines elsewhere (a log, CI, a pipe: one line at most every ``every_s`` seconds and
+    one at the end), nothing when off."""
 
-    def __init__(self, total: int, done: int, enabled: bool):
-        self.failed = 0
-        self._bar = None
-        if not enabled:
+    def __init__(self, total: int, done: int, mode: str, every_s: float = 10.0):
+        self.failed, self.total, self.done, self.every_s = 0, total, done, every_s
+        self.mode, self._bar = mode, None
+        self._start = self._last = time.monotonic()
+        if mode != "bar":
             return
         from rich.console import Console
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
@@ -50,8 +54,26 @@ class _Progress:
 
     def advance(self, ok: bool) -> None:
         self.failed += not ok
+        self.done += 1
         if self._bar is not None:
             self._bar.update(self._task, advance=1, failed=self.failed)
+        elif self.mode == "lines":
+            self._line()
+
+    def _line(self) -> None:
+        now = time.monotonic()
+        if now - self._last < self.every_s and self.done < self.total:
+            return
+        self._last = now
+        print(f"sweep: {self.done}/{self.total} points, {self.failed} failed, "
+              f"{now - self._start:.0f} s elapsed", file=sys.stderr, flush=True)
+
+
+def progress_mode(progress: bool | None) -> str:
+    """``bar`` on a terminal, ``lines`` elsewhere, ``off`` when asked (``--quiet``)."""
+    if progress is False:
+        return "off"
+    return "bar" if sys.stderr.isatty() or progress is True else "lines"
 
 
 def run_sweep(sweep: Sweep, out: str | Path, *, workers: int = 1, scheduler: str | None = None,
@@ -63,7 +85,8 @@ def run_sweep(sweep: Sweep, out: str | Path, *, workers: int = 1, scheduler: str
     hardware-only axes) reuse one reference decoder run stored there.
     ``point_fn`` is a top-level function or its ``"module:attr"`` name; None means
     ``$SPEEDSIM_SWEEP_POINT_FN`` or ``speedsim.sweep.point:simulate_point``.
-    ``progress=None`` shows the bar when stderr is a terminal.
+    ``progress=None`` shows a bar when stderr is a terminal and progress lines otherwise;
+    ``True`` forces the bar, ``False`` silences both.
     """
     # 1. the points and the function that evaluates one (checked here, imported again by workers)
     point_fn = point_fn_ref(point_fn)
@@ -80,8 +103,7 @@ def run_sweep(sweep: Sweep, out: str | Path, *, workers: int = 1, scheduler: str
                   metrics=tuple(metrics), point_fn=point_fn,
                   cache_dir=str(cache_dir) if cache_dir else None)
              for p in points if p.index not in done]
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = _Progress(len(points), len(done), show)
+    bar = _Progress(len(points), len(done), progress_mode(progress))
     finished = False
     try:
         with bar.shown():

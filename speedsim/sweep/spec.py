@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import difflib
 import math
-import types
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
@@ -39,8 +37,10 @@ from pydantic import BaseModel, Discriminator, Field, Tag, model_validator
 from speedsim.config.base import Frozen, NonNegInt, PosInt
 from speedsim.config.errors import ConfigError, KeyedValueError
 from speedsim.config.hw import Hardware
+from speedsim.config.keys import models_in
 from speedsim.config.loader import load_mapping, validate
 from speedsim.config.workload import Strategies, Workload
+from speedsim.strategies.registry import get_strategy
 
 Number = Union[int, float]
 Scalar = Union[bool, int, float, str, None]
@@ -263,20 +263,8 @@ def default_metrics(strategies: list[str]) -> list[str]:
     for s in strategies:
         out += [f"{s}.decode_time_s", f"{s}.time_per_token_s", f"{s}.tokens_per_s",
                 f"{s}.energy_per_token_j"]
-    out += [f"speedup.{s}" for s in strategies if s != "sequential"]
+    out += [f"speedup.{s}" for s in strategies if not get_strategy(s).baseline]
     return out + ["tokens_match", "silicon.pes", "silicon.sram_kib", "silicon.cost_proxy"]
-
-
-def _models_in(annotation: Any) -> list[type[BaseModel]]:
-    """The config classes a field may hold (through Optional, Union and Annotated)."""
-    origin = typing.get_origin(annotation)
-    if origin is Annotated:
-        return _models_in(typing.get_args(annotation)[0])
-    if origin is Union or origin is types.UnionType:
-        return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [annotation]
-    return []
 
 
 def schema_key_problem(key: str) -> str | None:
@@ -294,7 +282,7 @@ def schema_key_problem(key: str) -> str | None:
             near = difflib.get_close_matches(part, list(fields), n=1)
             hint = f" (did you mean {near[0]!r}?)" if near else f" (keys of {walked}: {sorted(fields)})"
             return f"{part!r} is not a key of {walked}{hint}"
-        models = _models_in(fields[part].annotation)
+        models = models_in(fields[part].annotation)
         walked = f"{walked}.{part}"
     return None
 

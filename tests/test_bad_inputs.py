@@ -1,0 +1,399 @@
+"""Bad and extreme inputs a newcomer types: never a traceback.
+
+Every case runs the command line in-process (``speedsim.cli.main``) and asserts
+the contract of DESIGN §8/§9: exit status 0 or 2 (never 1, the status of a
+bug), at most three lines of error, the error names the file or option and the
+key path, and an error leaves no result file behind. Cases that simulate use a
+tiny workload (or the shipped one cut to a few tokens), so the whole suite
+runs in seconds.
+"""
+
+from __future__ import annotations
+
+import io
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import pytest
+
+from speedsim.cli import main
+
+EDGE, GEN = "hw_configs/edge.yaml", "workloads/gen.yaml"
+TINY = """\
+name: tiny
+model:
+  d_model: 32
+  n_heads: 2
+  d_ff: 64
+  n_layers: 4
+  vocab_size: 64
+  sharing: {scheme: cycle, unique_layers: 2}
+  weights: {source: random, seed: 0}
+generation: {prompt_tokens: 4, new_tokens: 4}
+strategies:
+  sequential: {}
+  speed: {stages: 2, acceptance: {source: bernoulli, rate: 0.5, seed: 1}}
+"""
+
+
+def cli(*argv: str) -> tuple[int, list[str], list[str]]:
+    """(exit status, stdout lines, stderr lines) of ``speedsim ARGV``; 1 for an exception."""
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            rc = main(list(argv))
+        except SystemExit as exc:  # argparse
+            rc = exc.code if isinstance(exc.code, int) else 1
+        except Exception as exc:  # a traceback: exactly what this suite forbids
+            rc, _ = 1, err.write(f"{type(exc).__name__}: {exc}\n")
+    return rc, out.getvalue().splitlines(), err.getvalue().splitlines()
+
+
+def assert_config_error(argv, *words: str, out: Path | None = None) -> str:
+    rc, _, err = cli(*argv)
+    assert rc == 2, err
+    assert 1 <= len(err) <= 3, err
+    text = "\n".join(err)
+    for w in words:
+        assert w in text, text
+    if out is not None:
+        assert not out.exists() or not any(out.iterdir()), "an error left result files"
+    return text
+
+
+@pytest.fixture
+def tiny(tmp_path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY)
+    return path
+
+
+def test_tiny_workload_runs(tiny, tmp_path):
+    rc, out, err = cli("run", EDGE, str(tiny), "--out", str(tmp_path / "o"))
+    assert (rc, err) == (0, [])
+    assert (tmp_path / "o" / "summary.json").is_file()
+
+
+# -- files -----------------------------------------------------------------------------------
+
+def test_missing_hw_file(tiny):
+    assert_config_error(["run", "nope.yaml", str(tiny)], "nope.yaml", "file not found")
+
+
+def test_missing_workload_file():
+    assert_config_error(["run", EDGE, "nope.yaml"], "nope.yaml", "file not found")
+
+
+def test_directory_as_config(tiny, tmp_path):
+    assert_config_error(["run", str(tmp_path), str(tiny)], str(tmp_path), "cannot read")
+
+
+@pytest.mark.parametrize("text, words", [
+    ("a: [1, 2\n", "malformed YAML at line"),
+    ("- 1\n- 2\n", "top level must be a mapping"),
+    ("", "top level must be a mapping"),
+    ("a: 1\na: 2\n", "duplicate key 'a'"),
+])
+def test_malformed_hw_yaml(tmp_path, tiny, text, words):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    assert_config_error(["run", str(bad), str(tiny)], "bad.yaml", words)
+
+
+def test_binary_file(tmp_path, tiny):
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(b"\xff\xfe\x00garbage\x80")
+    assert_config_error(["run", str(bad), str(tiny)], "bad.yaml", "UTF-8")
+
+
+# -- keys ------------------------------------------------------------------------------------
+
+def test_misspelt_required_key_in_yaml_names_what_was_typed(tmp_path, tiny):
+    hw = tmp_path / "hw.yaml"
+    hw.write_text(Path(EDGE).read_text().replace("bandwidth_gb_s", "bandwith_gb_s"))
+    text = assert_config_error(["run", str(hw), str(tiny)])
+    assert text == (f"speedsim: error: {hw}: dram.bandwith_gb_s: unknown key 'bandwith_gb_s' "
+                    "(did you mean 'bandwidth_gb_s'?)")
+
+
+@pytest.mark.parametrize("override, words", [
+    ("hw.dram.bandwith_gb_s=3", ["dram.bandwith_gb_s", "did you mean 'bandwidth_gb_s'"]),
+    ("hw.dramm.bandwidth_gb_s=3", ["dramm", "did you mean 'dram'"]),
+    ("workload.model.weights.sed=3", ["model.weights.sed", "did you mean 'seed'"]),
+    ("workload.strategies.speed.acceptance.rat=0.5", ["acceptance.rat", "did you mean 'rate'"]),
+    ("workload.generaton.new_tokens=8", ["generaton", "did you mean 'generation'"]),
+    ("dram.bandwidth_gb_s=3", ["--set", "must start with hw. or workload."]),
+    ("novalue", ["--set", "key.path=value"]),
+    ("hw.dram.bandwidth_gb_s.x=1", ["dram.bandwidth_gb_s is not a mapping"]),
+    ("hw.array.rows=abc", ["array.rows", "valid integer", "'abc'"]),
+    ("hw.array.rows=true", ["array.rows", "valid integer"]),
+    ("workload.model.n_layers=1e12", ["model.n_layers", "valid integer"]),
+    ("hw.precision=int9", ["precision", "'int8'"]),
+    ("hw.attention_on=gpu", ["attention_on", "'array' or 'vector'"]),
+    ("workload.model.weights.source=pakaged", ["model.weights", "pakaged"]),
+])
+def test_bad_override(tiny, override, words):
+    assert_config_error(["run", EDGE, str(tiny), "--set", override], *words)
+
+
+# -- impossible values -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("override, words", [
+    ("hw.dram.bandwidth_gb_s=.inf", ["dram.bandwidth_gb_s", "finite"]),
+    ("hw.dram.latency_ns=.nan", ["dram.latency_ns", "finite"]),
+    ("hw.dram.bandwidth_gb_s=0", ["dram.bandwidth_gb_s", "greater than 0"]),
+    ("hw.dram.efficiency=1.5", ["dram.efficiency", "less than or equal to 1"]),
+    ("hw.array.rows=-4", ["array.rows", "greater than 0"]),
+    ("hw.buffers.weight.size_kib=1", ["buffers.weight.size_kib", "cannot hold 2 32x32 int8"]),
+    ("hw.buffers.accumulator.size_kib=0.5", ["buffers.accumulator.size_kib", "cannot hold 1"]),
+    ("workload.generation.new_tokens=1", ["generation.new_tokens", "greater than or equal to 2"]),
+    ("workload.generation.batch=0", ["generation.batch"]),
+    ("workload.strategies.speed.stages=3", ["strategies.speed.stages", "must divide n_layers=4"]),
+    ("workload.model.n_heads=3", ["model.n_heads", "must divide d_model=32"]),
+    ("workload.strategies.speed.acceptance.rate=1.5", ["acceptance.rate"]),
+    ("workload.model.weights={source: npz, path: missing.npz}", ["model.weights.path", "not found"]),
+    ("workload.model.weights={source: packaged, name: nope}", ["model.weights.name", "nope"]),
+    ("workload.strategies.speed.acceptance={source: file, path: x.csv}", ["acceptance.path"]),
+    ("workload.strategies={sequential: null}", ["strategies", "at least one strategy"]),
+])
+def test_impossible_value(tiny, tmp_path, override, words):
+    out = tmp_path / "out"
+    assert_config_error(["run", EDGE, str(tiny), "--set", override, "--out", str(out)], *words, out=out)
+
+
+def test_activation_buffer_that_cannot_hold_one_fold(tmp_path):
+    out = tmp_path / "out"
+    assert_config_error(["run", EDGE, GEN, "--set", "hw.buffers.activation.size_kib=2",
+                         "--set", "workload.generation.new_tokens=4", "--out", str(out)],
+                        "buffers.activation.size_kib", "needs at least 4 KiB", out=out)
+
+
+@pytest.mark.parametrize("override", ["workload.model.n_layers=1000000000000",
+                                      "workload.generation.new_tokens=1000000000"])
+def test_absurd_sizes_are_refused_before_anything_is_built(tiny, override):
+    assert_config_error(["run", EDGE, str(tiny), "--set", override, "--set",
+                         "workload.model.weights={source: shape_only}"],
+                        "work items", "--max-work-items")
+
+
+def test_absurd_vocabulary_is_refused_for_memory(tiny):
+    assert_config_error(["run", EDGE, str(tiny), "--set", "workload.model.vocab_size=10000000000"],
+                        "GiB", "--max-memory-gib")
+
+
+# -- dead ends: one round of changes -----------------------------------------------------------
+
+def test_longer_prompt_on_the_default_workload_lists_every_change():
+    text = assert_config_error(["run", EDGE, GEN, "--set", "workload.generation.prompt_tokens=256"],
+                               "generation.prompt=null", "model.max_seq_len to 384",
+                               "model.weights={source: random}")
+    assert text.count("\n") == 0
+
+
+def test_the_listed_changes_make_it_run():
+    rc, _, err = cli("run", EDGE, GEN, "--set", "workload.generation.prompt_tokens=256",
+                     "--set", "workload.generation.new_tokens=4",
+                     "--set", "workload.generation.prompt=null",
+                     "--set", "workload.model.max_seq_len=384",
+                     "--set", "workload.model.weights.source=random")
+    assert (rc, err) == (0, [])
+
+
+def test_switching_weights_to_shape_only_says_what_else_to_change():
+    assert_config_error(["run", EDGE, GEN, "--set", "workload.model.weights.source=shape_only"],
+                        "strategies.speed.acceptance={source: bernoulli")
+
+
+# -- options ---------------------------------------------------------------------------------
+
+def test_attention_on_the_vector_unit_runs(tiny):
+    rc, out, err = cli("run", EDGE, str(tiny), "--set", "hw.attention_on=vector")
+    assert (rc, err) == (0, [])
+
+
+def test_speed_alone_has_no_speedup_but_a_table(tiny):
+    rc, out, err = cli("run", EDGE, str(tiny), "--strategies", "speed")
+    assert (rc, err) == (0, [])
+    assert any("speedup" in line and "—" in line for line in out)
+
+
+@pytest.mark.parametrize("names, words", [("medusa", "unknown strategy"),
+                                          ("sequential,", "--strategies")])
+def test_bad_strategy_list(tiny, names, words):
+    assert_config_error(["run", EDGE, str(tiny), "--strategies", names], words)
+
+
+def test_out_naming_an_existing_file_fails_before_simulating(tiny, tmp_path):
+    target = tmp_path / "taken"
+    target.write_text("mine")
+    assert_config_error(["run", EDGE, str(tiny), "--out", str(target)], "--out", "not a directory")
+    assert target.read_text() == "mine"
+
+
+def test_out_below_a_file(tiny, tmp_path):
+    (tmp_path / "f").write_text("")
+    assert_config_error(["run", EDGE, str(tiny), "--out", str(tmp_path / "f" / "o")], "--out")
+
+
+def test_trace_accepts_the_workload_prefix_like_run(tiny, tmp_path):
+    for key in ("workload.generation.new_tokens=3", "generation.new_tokens=3"):
+        rc, out, err = cli("trace", str(tiny), "--set", key, "--out", str(tmp_path / "t.csv"))
+        assert (rc, err) == (0, [])
+
+
+def test_trace_with_a_misspelt_key(tiny):
+    assert_config_error(["trace", str(tiny), "--set", "workload.generation.new_tokns=3"],
+                        "did you mean 'new_tokens'")
+
+
+def test_version(capsys):
+    from speedsim import __version__
+    rc, out, _ = cli("--version")
+    assert (rc, out) == (0, [f"speedsim {__version__}"])
+
+
+def test_sweep_with_a_missing_spec():
+    assert_config_error(["sweep", "nope.yaml"], "nope.yaml", "file not found")
+
+
+def test_plot_of_a_missing_run(tmp_path):
+    assert_config_error(["plot", "latency", str(tmp_path / "none"), "--out", str(tmp_path / "f.png")],
+                        "none")
+
+
+# -- outputs others can read -----------------------------------------------------------------
+
+@pytest.fixture
+def run_dir(tiny, tmp_path) -> Path:
+    out = tmp_path / "run"
+    assert cli("run", EDGE, str(tiny), "--out", str(out))[0] == 0
+    return out
+
+
+def test_result_files_are_world_readable_and_respect_the_umask(tiny, tmp_path, run_dir):
+    import os
+    assert {f.name: f.stat().st_mode & 0o777 for f in run_dir.iterdir()} == \
+        {f.name: 0o644 for f in run_dir.iterdir()}
+    old = os.umask(0o077)
+    try:
+        assert cli("trace", str(tiny), "--out", str(tmp_path / "t.csv"))[0] == 0
+    finally:
+        os.umask(old)
+    assert (tmp_path / "t.csv").stat().st_mode & 0o777 == 0o600
+
+
+def test_summary_is_strict_json(run_dir):
+    import json
+
+    def refuse(name):
+        raise AssertionError(f"non-standard JSON constant {name}")
+    json.loads((run_dir / "summary.json").read_text(), parse_constant=refuse)
+    json.loads((run_dir / "timeline.json").read_text(), parse_constant=refuse)
+
+
+def test_json_writer_turns_non_finite_numbers_into_null():
+    import numpy as np
+
+    from speedsim.report.io import json_text
+    assert json_text({"a": float("inf"), "b": [np.float64("nan"), 1.5], "c": np.int64(3)}) == \
+        '{\n  "a": null,\n  "b": [\n    null,\n    1.5\n  ],\n  "c": 3\n}'
+
+
+def test_a_recorded_run_runs_again_from_anywhere_with_the_same_results(run_dir, tmp_path,
+                                                                       monkeypatch):
+    import json
+    run_dir = run_dir.resolve()
+    monkeypatch.chdir(tmp_path)
+    again = tmp_path / "again"
+    rc, _, err = cli("run", str(run_dir / "resolved_config.yaml"), "--out", str(again))
+    assert (rc, err) == (0, [])
+    assert json.loads((again / "summary.json").read_text()) == \
+        json.loads((run_dir / "summary.json").read_text())
+    assert cli("run", str(run_dir), "--strategies", "speed")[0] == 0  # the directory works too
+
+
+def test_a_recorded_run_takes_overrides_with_full_key_paths(run_dir):
+    assert_config_error(["run", str(run_dir), "--set", "hw.dram.bandwith_gb_s=1"],
+                        "resolved_config.yaml: hw.dram.bandwith_gb_s: unknown key")
+
+
+def test_one_yaml_that_is_not_a_recorded_run(tiny):
+    assert_config_error(["run", str(tiny)], "give HW.yaml WORKLOAD.yaml")
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["run", GEN, EDGE], "this is a workload file, not a hardware file"),
+    (["run", EDGE, "sweeps/speed_space.yaml"], "this is a sweep file"),
+    (["trace", EDGE], "this is a hardware file"),
+])
+def test_files_in_the_wrong_place(argv, words):
+    assert_config_error(argv, words)
+
+
+def test_syntax_errors_are_two_lines():
+    assert_config_error(["trace", GEN, "--precision", "int4"], "invalid choice", "speedsim trace -h")
+    assert_config_error(["run"], "the following arguments are required")
+
+
+def test_plot_below_a_file_and_with_an_unknown_suffix(run_dir, tmp_path):
+    assert_config_error(["plot", "latency", str(run_dir), "--out",
+                         str(run_dir / "summary.json" / "x.png")], "--out", "not a directory")
+    assert_config_error(["plot", "latency", str(run_dir), "--out", str(tmp_path / "x.jpg")],
+                        "--out", ".png or .svg")
+
+
+def test_sweep_out_checked_before_the_sweep(tmp_path):
+    assert_config_error(["sweep", "sweeps/speed_space.yaml", "--out", str(tmp_path)], "--out",
+                        "must end with .csv")
+    (tmp_path / "d.csv").mkdir()
+    assert_config_error(["sweep", "sweeps/speed_space.yaml", "--out", str(tmp_path / "d.csv")],
+                        "is a directory")
+
+
+# -- the few cases that need a real process --------------------------------------------------
+
+def _speedsim(*argv: str, **kw):
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", "speedsim", *argv], capture_output=True,
+                          text=True, timeout=120, **kw)
+
+
+def test_python_dash_m_speedsim():
+    from speedsim import __version__
+    done = _speedsim("--version")
+    assert (done.returncode, done.stdout.strip()) == (0, f"speedsim {__version__}")
+
+
+def _big_sweep(tmp_path: Path) -> Path:
+    """A 2,000-point grid: its --dry-run listing (200 kB) is far more than a pipe buffers."""
+    root = Path(__file__).resolve().parents[1]
+    spec = tmp_path / "big.yaml"
+    spec.write_text(f"name: big\nhw: {root / EDGE}\nworkload: {root / GEN}\naxes:\n"
+                    f"  hw.array.rows: {list(range(8, 58))}\n"
+                    f"  hw.dram.bandwidth_gb_s: {[float(x) for x in range(1, 41)]}\n")
+    return spec
+
+
+@pytest.mark.parametrize("command", ["sweep", "trace"])
+def test_a_reader_that_stops_early_ends_the_command_quietly(command, tmp_path):
+    """``speedsim sweep --dry-run … | head -1`` and ``speedsim trace … | head -1``: no
+    BrokenPipeError traceback, status 0."""
+    import subprocess
+    import sys
+    argv = (["sweep", str(_big_sweep(tmp_path)), "--dry-run"] if command == "sweep"
+            else ["trace", "workloads/llama7b_shape.yaml"])
+    producer = subprocess.Popen([sys.executable, "-m", "speedsim", *argv],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    producer.stdout.readline()
+    producer.stdout.close()  # the reader goes away after one line
+    _, err = producer.communicate(timeout=120)
+    assert (producer.returncode, err.decode()) == (0, "")
+
+
+@pytest.mark.parametrize("address", ["bogus", "tcp://host", "tcp://:x"])
+def test_a_scheduler_address_that_cannot_be_one(tmp_path, address):
+    out = tmp_path / "r.csv"
+    assert_config_error(["sweep", "sweeps/speed_space.yaml", "--out", str(out), "--scheduler",
+                         address], "--scheduler", "tcp://HOST:PORT")
+    assert not out.exists()

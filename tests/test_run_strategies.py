@@ -1,0 +1,58 @@
+"""All five strategies through the public API on the trained model (workloads/strategies.yaml)."""
+
+import numpy as np
+import pytest
+
+from speedsim.api import simulate
+from speedsim.config import load_hardware, load_workload
+from speedsim.model.decoder import generate
+from speedsim.model.spec_exec import run_early_exit_spec, run_shallow
+from speedsim.model.weights import load_params
+from speedsim.strategies.spec_schedule import derive_spec_schedule
+
+T = 24
+
+
+@pytest.fixture(scope="module")
+def result():
+    wl = load_workload("workloads/strategies.yaml", [("generation.new_tokens", T)])
+    return simulate(load_hardware("hw_configs/edge.yaml"), wl)
+
+
+def test_every_strategy_runs_and_lossless_ones_commit_the_greedy_tokens(result):
+    s = result.summary
+    assert list(s["strategies"]) == ["sequential", "speed", "early_exit_spec", "draft_spec",
+                                     "shallow"]
+    assert s["tokens_match"] is True and s["positions_match"] is True
+    for name in ("speed", "early_exit_spec", "draft_spec"):
+        np.testing.assert_array_equal(result.runs[name].committed, result.record.committed)
+        assert "speculation" in s["strategies"][name]
+    assert "speculation" not in s["strategies"]["shallow"]
+
+
+def test_early_exit_follows_the_numeric_run(result):
+    wl = result.workload
+    params = load_params(wl)
+    spec = result.summary["strategies"]["early_exit_spec"]["speculation"]
+    run = run_early_exit_spec(params, wl.model, result.record.prompt, T, 4, 2)
+    np.testing.assert_array_equal(run.tokens, result.record.committed)
+    assert run.schedule == derive_spec_schedule(result.record.accepted, 4)
+    assert spec["verify_steps"] == len(run.schedule.steps)
+    assert spec["accepted_drafts"] == run.schedule.accepted
+    # the first rejected row of a step carried the exit head's (wrong) guess
+    tok = result.tokens[result.tokens["strategy"] == "early_exit_spec"]
+    for step, guesses in zip(run.schedule.steps, run.drafts):
+        if step.accepted < step.drafted:
+            rows = tok[tok["position"] == wl.generation.prompt_tokens + step.start + step.accepted + 1]
+            flushed = rows[rows["status"] == "flushed"]
+            assert guesses[0, step.accepted] in flushed["token_id"].tolist()
+
+
+def test_shallow_reports_its_own_tokens_and_how_many_differ(result):
+    wl = result.workload
+    ref = generate(wl, params=load_params(wl))
+    own = run_shallow(load_params(wl), wl.model, ref, 2)
+    q = result.summary["strategies"]["shallow"]["quality"]
+    assert q["differing_tokens"] == own.differing > 0
+    assert q["first_difference"] == own.first_difference
+    np.testing.assert_array_equal(result.runs["shallow"].committed, own.tokens)
