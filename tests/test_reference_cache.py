@@ -105,7 +105,7 @@ def test_hardware_only_sweep_points_share_one_reference_run(tmp_path):
     from conftest import TINY
     from speedsim.sweep.runner import run_sweep
     from speedsim.sweep.spec import load_sweep
-    from speedsim.sweep.store import load_results
+    from speedsim.report.store import load_results
     (tmp_path / "wl.yaml").write_text(yaml.safe_dump(TINY))
     spec = {"name": "bw", "hw": str(Path("hw_configs/edge.yaml").resolve()), "workload": "wl.yaml",
             "mode": "grid", "strategies": ["sequential", "speed"],
