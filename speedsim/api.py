@@ -34,6 +34,7 @@ from speedsim.config.errors import ConfigError
 from speedsim.config.hw import Hardware
 from speedsim.config.workload import Workload
 from speedsim.contracts.plan import Plan
+from speedsim.contracts.workitem import WorkItem
 from speedsim.metrics.strategy import strategy_metrics
 from speedsim.model.decoder import GenerationRecord
 from speedsim.model.reference_cache import RecordCache, cached_generate
@@ -47,7 +48,7 @@ from speedsim.strategies.inputs import StrategyInput
 from speedsim.strategies.registry import get_strategy
 from speedsim.trace import build_trace
 
-__all__ = ["RunResult", "StrategyRun", "simulate", "strategy_list"]
+__all__ = ["RunResult", "StrategyRun", "gemm_time_s", "simulate", "strategy_list"]
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,8 @@ def simulate(hw: Hardware, wl: Workload, strategies: Optional[Sequence[str]] = N
     base = StrategyInput(trace=trace, n_layers=wl.model.n_layers,
                          layer_sets=shape_layer_sets(wl.model),
                          prompt_tokens=wl.generation.prompt_tokens,
-                         new_tokens=wl.generation.new_tokens, attention_on=hw.attention_on)
+                         new_tokens=wl.generation.new_tokens, attention_on=hw.attention_on,
+                         attention_batched=hw.attention_issue == "batched")
     # 3. each strategy configures itself (acceptance outcomes, draft traces) from the context
     ctx = RunContext(wl, base, hw.bytes_per_element, params, record)
     # 4. plan, replay, measure
@@ -123,3 +125,12 @@ def _run_strategy(strategy: Strategy, base: StrategyInput, hw: Hardware,
     return StrategyRun(plan, sim, metrics, outcome.committed, outcome.carried,
                        lossless=strategy.lossless, baseline=strategy.baseline)
 
+
+def gemm_time_s(hw: Hardware, m: int, k: int, n: int) -> float:
+    """Simulated seconds of one ``Y[m,n] = X[m,k] W[k,n]`` alone on ``hw``, every operand
+    from DRAM: the simulator's answer to a matmul microbenchmark (validation only)."""
+    e = hw.bytes_per_element
+    item = WorkItem(id=0, unit="array", op="matmul", phase="prefill", m=m, k=k, n=n, count=1,
+                    weight_key=("matmul",), weight_bytes=k * n * e, act_in_bytes=m * k * e,
+                    act_out_bytes=m * n * e, macs=m * k * n)
+    return replay([item], hw).total_cycles / hw.clock_hz

@@ -46,3 +46,10 @@ def test_buffer_smaller_than_one_array_tile_is_a_config_error():
     # one 128x128 bf16 tile is 32 KiB
     with pytest.raises(ConfigError, match=r"buffers\.weight\.size_kib: 16 KiB cannot hold 2 128x128 bf16 array tiles of 32768 bytes"):
         hardware_from_dict(data, file="x.yaml")
+
+
+def test_block_split_on_a_weight_stationary_array_is_a_config_error():
+    data = load_hardware(HW_DIR / "edge.yaml").model_dump()
+    data["array"]["split"] = "blocks"
+    with pytest.raises(ConfigError, match=r"array\.split: blocks needs dataflow: os"):
+        hardware_from_dict(data, file="edge.yaml")

@@ -56,3 +56,29 @@ def test_ganged_arrays_split_columns_or_share_gemms():
     assert array_gemm_cycles(1, 64, 64, 1, 8, 8, "ws", arrays=4) == one
     # 8 GEMMs on 4 arrays: two rounds
     assert array_gemm_cycles(1, 64, 16, 8, 8, 8, "ws", arrays=4) == 2 * one
+
+
+def test_block_split_deals_folds_to_arrays_in_waves():
+    """os, 8x8 arrays, M=64, N=24 (K=100): 8 x 3 = 24 folds of 8 + 8 + 100 - 2 = 114 cycles.
+    10 arrays take them in ceil(24/10) = 3 waves; the column split gives each of the 10
+    arrays ceil(24/10) = 3 columns, so 8 row folds of 114 cycles each."""
+    assert array_gemm_cycles(64, 100, 24, 1, 8, 8, "os", arrays=10, split="blocks") == 3 * 114 - 1
+    assert array_gemm_cycles(64, 100, 24, 1, 8, 8, "os", arrays=10) == 8 * 114 - 1
+    # one array: the folds run back to back, exactly SCALE-Sim's count
+    assert array_gemm_cycles(64, 100, 24, 1, 8, 8, "os", arrays=1, split="blocks") == \
+        gemm_cycles(64, 100, 24, 8, 8, "os")
+    # 2 GEMMs x 24 folds on 48 arrays: one wave
+    assert array_gemm_cycles(64, 100, 24, 2, 8, 8, "os", arrays=48, split="blocks") == 114 - 1
+
+
+@pytest.mark.parametrize("m, n, arrays", [(1, 4096, 528), (16, 12288, 528), (4096, 820, 432),
+                                          (64, 24, 7), (8, 8, 3)])
+def test_block_split_is_never_slower_than_the_column_split(m, n, arrays):
+    cols = array_gemm_cycles(m, 512, n, 1, 16, 32, "os", arrays=arrays)
+    blocks = array_gemm_cycles(m, 512, n, 1, 16, 32, "os", arrays=arrays, split="blocks")
+    assert blocks <= cols
+
+
+def test_block_split_needs_output_stationary_arrays():
+    with pytest.raises(ValueError, match="split='blocks' needs the os dataflow"):
+        array_gemm_cycles(8, 8, 8, 1, 4, 4, "ws", arrays=2, split="blocks")

@@ -17,14 +17,15 @@ from speedsim.trace import build_trace
 from speedsim.trace.schema import GEMM_OPS
 
 
-def _input(wl, accepted=None, attention_on="array"):
+def _input(wl, accepted=None, attention_on="array", attention_batched=False):
     trace = build_trace(wl, bytes_per_element=1)
     T = wl.generation.new_tokens
     acc = np.ones(T, bool) if accepted is None else np.asarray(accepted, bool)
     return trace, StrategyInput(trace=trace, n_layers=wl.model.n_layers,
                                 layer_sets=shape_layer_sets(wl.model),
                                 prompt_tokens=wl.generation.prompt_tokens, new_tokens=T,
-                                attention_on=attention_on, stages=wl.stages, accepted=acc)
+                                attention_on=attention_on, stages=wl.stages, accepted=acc,
+                                attention_batched=attention_batched)
 
 
 def test_registry_lists_valid_names_on_unknown():
@@ -113,6 +114,33 @@ def test_speed_fuses_shared_weights_once_per_stage_step(tiny_workload):
                 and it.op in GEMM_OPS and it.op != "lm_head")
     T = wl.generation.new_tokens - 1
     assert w_speed / w_seq == pytest.approx((T + 1) / (2 * T))
+
+
+ATTENTION = ("attn_score", "softmax", "attn_value")
+
+
+def test_speed_batched_attention_is_one_item_per_layer_step_with_every_tokens_kv(tiny_workload):
+    """attention_issue: batched. The tokens in flight at one layer step share one item per
+    attention op (one kernel), which reads each token's own KV: the bytes, MACs and the
+    waits on earlier positions' KV writes are those of the per-token items together."""
+    wl = tiny_workload(model__n_layers=4, strategies__speed__stages=2)
+    plans = {b: get_strategy("speed")().plan(_input(wl, attention_batched=b)[1])
+             for b in (False, True)}
+    att = {b: [it for it in p.items if it.phase == "decode" and it.op in ATTENTION]
+           for b, p in plans.items()}
+    assert any(len(it.tokens) == 2 for it in att[True])
+    assert all(len(it.tokens) == 1 for it in att[False])
+    assert len(att[False]) - len(att[True]) == sum(len(it.tokens) - 1 for it in att[True])
+    for field in ("kv_read_bytes", "macs", "elements", "count"):
+        assert sum(getattr(it, field) for it in att[True]) == \
+            sum(getattr(it, field) for it in att[False])
+    for it in att[True]:
+        if it.op == "attn_score" and len(it.tokens) == 2:
+            assert it.n == max(i.n for i in att[False] if i.op == "attn_score"
+                               and i.step == it.step and i.tokens[0] in it.tokens)
+    dense = {b: [(it.op, it.m, it.tokens) for it in p.items if it.op not in ATTENTION]
+             for b, p in plans.items()}
+    assert dense[True] == dense[False]
 
 
 def test_speed_without_sharing_never_fuses(tiny_workload):

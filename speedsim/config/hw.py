@@ -29,6 +29,16 @@ class Array(Frozen):
     count: PosInt = 1  # identical arrays; a GEMM's folds spread over them
     weight_load: Literal["serial", "overlapped"] = "serial"  # serial: SCALE-Sim's folds; overlapped: next fold's operand loads while one streams
     op_overhead_ns: NonNegFloat = 0.0  # fixed cost of issuing one work item (dispatch, launch)
+    # how one GEMM spreads over the arrays: columns (N split evenly) or blocks (every fold
+    # dealt to the arrays in waves, as a GPU deals output tiles to its SMs; os only)
+    split: Literal["columns", "blocks"] = "columns"
+
+    @model_validator(mode="after")
+    def _blocks_need_os(self) -> "Array":
+        if self.split == "blocks" and self.dataflow != "os":
+            raise KeyedValueError("split", "blocks needs dataflow: os (each fold has "
+                                  f"its own outputs), got dataflow: {self.dataflow}")
+        return self
 
     @property
     def pes(self) -> int:
@@ -108,6 +118,10 @@ class Hardware(Frozen):
     buffers: Buffers
     energy: Energy
     attention_on: Literal["array", "vector"] = "array"  # where attn_score / attn_value run
+    # per_token: each token in flight's attention is its own item; batched: one item (one
+    # kernel, as GPUs run decode attention) for all tokens in flight at a layer step, each
+    # still reading its own KV (bytes add up, only the issue is shared)
+    attention_issue: Literal["per_token", "batched"] = "per_token"
     weight_prefetch: Literal["ahead", "per_op"] = "ahead"  # ahead: across items as slots allow; per_op: not before the item starts
 
     @property

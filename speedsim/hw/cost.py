@@ -138,7 +138,7 @@ def gemm_cycles(m: int, k: int, n: int, gemms: int, hw: Hardware) -> int:
     stationary to preload and is unchanged.
     """
     a = hw.array
-    serial = array_gemm_cycles(m, k, n, gemms, a.rows, a.cols, a.dataflow, a.count)
+    serial = array_gemm_cycles(m, k, n, gemms, a.rows, a.cols, a.dataflow, a.count, a.split)
     if a.weight_load == "serial" or a.dataflow == "os":
         return serial
     if gemms >= a.count:

@@ -18,6 +18,14 @@ The operands are folded into ``⌈Sr/R⌉·⌈Sc/C⌉`` folds that run back to b
 SCALE-Sim's "Total Cycles" (COMPUTE_REPORT.csv, no memory stalls) is the
 index of the last output-demand line, i.e. ``folds · fold_cycles − 1``.
 ``tests/test_hw_systolic.py`` checks this against SCALE-Sim runs exactly.
+
+Several arrays (``arrays`` > 1) share a GEMM in one of two ways (``split``):
+``columns`` splits each GEMM's output columns evenly over the arrays (no reduction
+across arrays); ``blocks`` treats every fold of every GEMM as a unit of work and
+deals the folds out to the arrays in waves, ``⌈gemms · folds / arrays⌉ · fold_cycles
+− 1``, as a GPU deals output tiles to its SMs (wave quantization). ``blocks`` needs an
+output-stationary array, where each fold produces its own outputs and no fold's
+partial sums have to meet another's.
 """
 
 from __future__ import annotations
@@ -44,6 +52,12 @@ def _all_positive_ints(*values) -> bool:
 
 def gemm_cycles(M: int, K: int, N: int, rows: int, cols: int, dataflow: Dataflow) -> int:
     """Cycles of ``Y[M,N] = X[M,K]·W[K,N]`` on one ``rows``×``cols`` array (SCALE-Sim 3.0.0)."""
+    folds, fold = fold_shape(M, K, N, rows, cols, dataflow)
+    return folds * fold - 1
+
+
+def fold_shape(M: int, K: int, N: int, rows: int, cols: int, dataflow: Dataflow) -> tuple[int, int]:
+    """(folds, cycles of one fold) of the GEMM on one array."""
     if not _all_positive_ints(M, K, N, rows, cols):  # fast path first; the slow one names the culprit
         _check_positive(M=M, K=K, N=N, rows=rows, cols=cols)
     if dataflow == "ws":
@@ -54,21 +68,28 @@ def gemm_cycles(M: int, K: int, N: int, rows: int, cols: int, dataflow: Dataflow
         sr, sc, t, fold = K, M, N, 2 * rows + cols + N - 2
     else:
         raise ValueError(f"dataflow must be 'ws', 'os' or 'is', got {dataflow!r}")
-    folds = ceil_div(sr, rows) * ceil_div(sc, cols)
-    return folds * fold - 1
+    return ceil_div(sr, rows) * ceil_div(sc, cols), fold
 
 
 def array_gemm_cycles(M: int, K: int, N: int, gemms: int, rows: int, cols: int,
-                      dataflow: Dataflow, arrays: int = 1) -> int:
+                      dataflow: Dataflow, arrays: int = 1, split: str = "columns") -> int:
     """Cycles of ``gemms`` independent M×K×N GEMMs on ``arrays`` ganged arrays.
 
-    The arrays work as one unit. With at least as many GEMMs as arrays, GEMMs
-    go to arrays in rounds of ``arrays``. With fewer, each GEMM's output
-    columns ``N`` are split evenly over ``arrays // gemms`` arrays (a column
-    split needs no reduction across arrays).
+    The arrays work as one unit. ``split="columns"``: with at least as many GEMMs
+    as arrays, GEMMs go to arrays in rounds of ``arrays``; with fewer, each GEMM's
+    output columns ``N`` are split evenly over ``arrays // gemms`` arrays (a column
+    split needs no reduction across arrays). ``split="blocks"`` (output-stationary
+    only): all folds of all GEMMs are dealt to the arrays in waves.
     """
     if not _all_positive_ints(gemms, arrays):
         _check_positive(gemms=gemms, arrays=arrays)
+    if split == "blocks":
+        if dataflow != "os":
+            raise ValueError(f"split='blocks' needs the os dataflow, got {dataflow!r}")
+        folds, fold = fold_shape(M, K, N, rows, cols, dataflow)
+        return ceil_div(gemms * folds, arrays) * fold - 1
+    if split != "columns":
+        raise ValueError(f"split must be 'columns' or 'blocks', got {split!r}")
     if gemms >= arrays:
         return ceil_div(gemms, arrays) * gemm_cycles(M, K, N, rows, cols, dataflow)
     per_gemm = arrays // gemms

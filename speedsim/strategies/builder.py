@@ -96,14 +96,25 @@ _ADDITIVE = ("m", "count", "elements", "act_in_bytes", "act_out_bytes", "kv_read
 _ADDITIVE_AT = tuple(OpRow._fields.index(f) for f in _ADDITIVE)
 
 
+# the attention GEMM dimension that is a token's KV length: batched attention (one item
+# for several tokens, each reading its own KV) stacks rows that differ in it
+_KV_DIM = {"attn_score": "n", "attn_value": "k"}
+
+
 def _stacked(rows: Sequence[OpRow]) -> OpRow:
-    """Rows of several executions as one: additive fields summed, the rest from the first."""
+    """Rows of several executions as one: additive fields summed, the rest from the first
+    (an attention row's KV length: the longest, so no token's keys are cut off)."""
     first = rows[0]
-    same = (first.op, first.weight_set, first.k, first.n, first.weight_bytes)
-    assert all((r.op, r.weight_set, r.k, r.n, r.weight_bytes) == same for r in rows), \
-        "only rows of one op on the same weights fuse"
+    kv_dim = _KV_DIM.get(first.op)
+    key = lambda r: (r.op, r.weight_set, r.weight_bytes, r.k if kv_dim != "k" else 0,
+                     r.n if kv_dim != "n" else 0)
+    assert all(key(r) == key(first) for r in rows), "only rows of one op on the same weights fuse"
     columns = list(zip(*rows))
-    return first._replace(**{f: sum(columns[i]) for f, i in zip(_ADDITIVE, _ADDITIVE_AT)})
+    total = first._replace(**{f: sum(columns[i]) for f, i in zip(_ADDITIVE, _ADDITIVE_AT)})
+    if kv_dim is None:
+        return total
+    return total._replace(**{kv_dim: max(getattr(r, kv_dim) for r in rows),
+                             "kv_len": max(r.kv_len for r in rows)})
 
 
 def _weight_key(row: OpRow, slot: int, scope: str = "") -> Hashable:

@@ -25,6 +25,7 @@ class StrategyInput:
     prompt_tokens: int  # P
     new_tokens: int  # generated tokens per sequence; token 0 comes from prefill
     attention_on: str  # "array" | "vector" (hardware choice)
+    attention_batched: bool = False  # one attention item for all tokens in flight (hw choice)
     stages: int = 1  # G (speculative strategies)
     accepted: Optional[np.ndarray] = None  # bool[new_tokens]: accepted[i] — token i's early
     #                                          prediction was right (index 0 unused)

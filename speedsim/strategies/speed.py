@@ -146,10 +146,15 @@ def _stage_step(st: _PlanState, in_flight: list[tuple[int, int]]) -> None:
 
 
 def _layer(st: _PlanState, members: list[tuple[int, int]]) -> None:
-    """One layer for executions sharing its weight set: dense ops fused, attention not."""
+    """One layer for executions sharing its weight set: dense ops fused; attention per
+    execution (each reads its own KV), as one batched item for all of them when the
+    hardware issues attention batched (``attention_issue: batched``)."""
     rows_of = {e: with_slots(st.index.ops("decode", st.P + st.k_of(e), layer))
                for e, layer in members}
     for o, (row0, slot) in enumerate(rows_of[members[0][0]]):
+        if row0.op in PER_EXECUTION_OPS and st.inp.attention_batched:
+            _batched_attention(st, members, [rows_of[e][o] for e, _ in members])
+            continue
         if row0.op in PER_EXECUTION_OPS:
             for e, _ in members:
                 _attention(st, e, rows_of[e][o])
@@ -165,15 +170,36 @@ def _layer(st: _PlanState, members: list[tuple[int, int]]) -> None:
                 st.kv_writer[(st.k_of(e), layer)] = item
 
 
-def _attention(st: _PlanState, e: int, slotted: tuple[OpRow, int]) -> None:
-    """One execution's attention op; the score waits for its predecessor's KV write."""
-    row, slot = slotted
+def _attention_deps(st: _PlanState, e: int, row: OpRow) -> list[int]:
+    """An execution's attention op waits for its last item; its score also for the KV
+    entry its predecessor wrote at this layer, when that one is still in flight."""
     deps = [st.prev[e]]
     older = (st.k_of(e) - 1, row.layer)
     if row.op == "attn_score" and older in st.kv_writer:
         deps.append(st.kv_writer[older])
-    st.prev[e] = st.b.add([row], deps=deps, tokens=(e,), wasted=[st.wasted[e]], step=st.step,
-                          slot=slot, label=f"t{row.position} L{row.layer} {row.op}")
+    return deps
+
+
+def _attention(st: _PlanState, e: int, slotted: tuple[OpRow, int]) -> None:
+    """One execution's attention op as its own item."""
+    row, slot = slotted
+    st.prev[e] = st.b.add([row], deps=_attention_deps(st, e, row), tokens=(e,),
+                          wasted=[st.wasted[e]], step=st.step, slot=slot,
+                          label=f"t{row.position} L{row.layer} {row.op}")
+
+
+def _batched_attention(st: _PlanState, members: list[tuple[int, int]],
+                       slotted: list[tuple[OpRow, int]]) -> None:
+    """The members' attention op as one item (one kernel): each still reads its own KV
+    (bytes and MACs add up) and keeps its own waits."""
+    rows = [row for row, _ in slotted]
+    deps = [d for (e, _), row in zip(members, rows) for d in _attention_deps(st, e, row)]
+    label = "+".join(f"t{r.position}" for r in rows) + f" L{rows[0].layer} {rows[0].op}"
+    item = st.b.add(rows, deps=deps, tokens=[e for e, _ in members],
+                    wasted=[st.wasted[e] for e, _ in members], step=st.step,
+                    slot=slotted[0][1], label=label)
+    for e, _ in members:
+        st.prev[e] = item
 
 
 def _heads(st: _PlanState, in_flight: list[tuple[int, int]]) -> None:
