@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/speedsim run $(HW) $(WORKLOAD)
+	$(VENV)/bin/speedsim run $(HW) $(WORKLOAD) --cache-dir .speedsim-cache
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -3,7 +3,8 @@
 ``simulate`` follows the one-way flow of DESIGN §3 and returns data only:
 
 1. the reference decoder's greedy run (numeric weights) — committed tokens and
-   early / final predictions; none for shape-only models;
+   early / final predictions; none for shape-only models; taken from
+   ``reference_cache`` when one holds its inputs' key (``model.reference_cache``);
 2. the op trace at the hardware's element size;
 3. each strategy configures itself from the run's context (``strategies.base``):
    acceptance outcomes (model, bernoulli or file), a draft model's trace;
@@ -35,7 +36,8 @@ from speedsim.config.workload import Workload
 from speedsim.contracts.plan import Plan
 from speedsim.contracts.workitem import WorkItem
 from speedsim.metrics.strategy import strategy_metrics
-from speedsim.model.decoder import GenerationRecord, generate
+from speedsim.model.decoder import GenerationRecord
+from speedsim.model.reference_cache import RecordCache, cached_generate
 from speedsim.model.sharing import shape_layer_sets
 from speedsim.hw.fit import check_tiles_fit
 from speedsim.model.weights import load_params
@@ -83,13 +85,16 @@ def strategy_list(wl: Workload, names: Optional[Sequence[str]]) -> list[str]:
 
 
 def simulate(hw: Hardware, wl: Workload, strategies: Optional[Sequence[str]] = None,
-             limits: Limits = Limits()) -> RunResult:
+             limits: Limits = Limits(), *,
+             reference_cache: Optional[RecordCache] = None) -> RunResult:
+    """``reference_cache`` (``load``/``store`` by key, e.g. ``speedsim.report.io.ReferenceCache``)
+    lets runs that share weights, prompts and generation settings skip the reference run."""
     names = strategy_list(wl, strategies)
     check_budget(wl, len(names), limits)  # before anything is built
     # 1. reference numerics (None for shape-only models)
     numeric = wl.model.weights.source != "shape_only"
     params = load_params(wl) if numeric else None
-    record = generate(wl, params=params) if numeric else None
+    record = cached_generate(wl, reference_cache, params) if numeric else None
     # 2. the op trace at the hardware's element size
     trace = build_trace(wl, bytes_per_element=hw.bytes_per_element)
     base = StrategyInput(trace=trace, n_layers=wl.model.n_layers,

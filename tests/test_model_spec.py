@@ -225,3 +225,21 @@ def test_all_accepted_and_none_accepted(T, K):
 def test_bad_draft_tokens():
     with pytest.raises(ValueError):
         derive_spec_schedule([True, True], 0)
+
+
+def test_the_shipped_draft_model_on_the_shipped_target():
+    """speedsim/data/draft_n2_d256.npz drafting for speed_cycle_n12u3 (workloads/strategies.yaml)."""
+    from speedsim.config.workload import load_workload
+    from speedsim.model.weights import load_shape_params
+
+    w = load_workload("workloads/strategies.yaml", [("generation.new_tokens", 40)])
+    params = load_params(w)
+    dshape = w.strategies.draft_spec.draft_model
+    dparams = load_shape_params(dshape, 104, "strategies.draft_spec.draft_model.weights")
+    seq = generate(w, exit_layer=None, params=params)
+    run = run_draft_spec(params, w.model, dparams, dshape, _prompts(w), 40, 4)
+    np.testing.assert_array_equal(run.tokens, seq.tokens)
+    accepted = draft_acceptance(dparams, dshape, seq)
+    assert run.schedule == derive_spec_schedule(accepted, 4, catch_up=True)
+    assert 0.5 < accepted[1:-1].mean() < 1.0  # a trained draft of another, smaller model
+    assert any(s.catch_up for s in run.schedule.steps)

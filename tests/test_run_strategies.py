@@ -34,9 +34,11 @@ def test_early_exit_follows_the_numeric_run(result):
     wl = result.workload
     params = load_params(wl)
     spec = result.summary["strategies"]["early_exit_spec"]["speculation"]
-    run = run_early_exit_spec(params, wl.model, result.record.prompt, T, 4, 2)
+    K, E = wl.strategies.early_exit_spec.draft_tokens, wl.exit_layers("early_exit_spec")
+    assert E == wl.model.n_layers // wl.stages  # SPEED's exit: the record's early predictions
+    run = run_early_exit_spec(params, wl.model, result.record.prompt, T, K, E)
     np.testing.assert_array_equal(run.tokens, result.record.committed)
-    assert run.schedule == derive_spec_schedule(result.record.accepted, 4)
+    assert run.schedule == derive_spec_schedule(result.record.accepted, K)
     assert spec["verify_steps"] == len(run.schedule.steps)
     assert spec["accepted_drafts"] == run.schedule.accepted
     # the first rejected row of a step carried the exit head's (wrong) guess
@@ -51,7 +53,7 @@ def test_early_exit_follows_the_numeric_run(result):
 def test_shallow_reports_its_own_tokens_and_how_many_differ(result):
     wl = result.workload
     ref = generate(wl, params=load_params(wl))
-    own = run_shallow(load_params(wl), wl.model, ref, 2)
+    own = run_shallow(load_params(wl), wl.model, ref, wl.exit_layers("shallow"))
     q = result.summary["strategies"]["shallow"]["quality"]
     assert q["differing_tokens"] == own.differing > 0
     assert q["first_difference"] == own.first_difference

@@ -209,7 +209,7 @@ def render(m: dict, npz_name: str, compare: dict | None = None) -> str:
     kind = ("decoder without weight sharing (draft model)" if m["shape"]["scheme"] == "none"
             else "decoder with cycle sharing, trained for SPEED")
     sample = m["sample"].replace("```", "'''")
-    target = (f" Reproduce: `python training/evaluate_npz.py speedsim/data/{npz_name}"
+    target = (f"Reproduce: `python training/evaluate_npz.py speedsim/data/{npz_name}"
               + (f" --target speedsim/data/{m['draft']['target']}`" if m.get("draft") else "`"))
     return f"""# {npz_name}: byte-level {kind}
 
@@ -242,13 +242,16 @@ def main() -> None:
                     help="also measure batch greedy acceptance of this .npz with speedsim's decoder")
     ap.add_argument("--compare", type=Path, default=None,
                     help="evaluate_npz.py --json output of another model, quoted for comparison")
+    ap.add_argument("--notes", type=Path, default=None,
+                    help="markdown appended to the card (training/cards/<name>.md: measured elsewhere)")
     args = ap.parse_args()
     m = json.loads(args.report.read_text())
     m["config"]["exits"] = {int(k): v for k, v in m["config"]["exits"].items()}
     if args.npz is not None and m["config"]["exits"]:
         m["batch_greedy"] = batch_greedy_acceptance(args.npz, tuple(exit_layers(m))[:2])
     compare = json.loads(args.compare.read_text()) if args.compare else None
-    args.out.write_text(render(m, args.out.with_suffix(".npz").name, compare))
+    notes = "\n" + args.notes.read_text() if args.notes else ""
+    args.out.write_text(render(m, args.out.with_suffix(".npz").name, compare) + notes)
 
 
 if __name__ == "__main__":

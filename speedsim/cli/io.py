@@ -2,7 +2,10 @@
 
 - ``write_run``: the result directory of ``speedsim run --out`` (DESIGN §9);
 - ``write_csv``: one table (``speedsim trace --out``);
-- ``save_figure``: a figure as PNG or SVG (``speedsim plot``, ``plot pareto``).
+- ``save_figure``: a figure as PNG or SVG (``speedsim plot``, ``plot pareto``);
+- ``ReferenceCache`` (from ``speedsim.report.io``): the reference runs kept by
+  ``run --cache-dir`` (one ``<key>.npz`` per key of
+  ``speedsim.model.reference_cache.reference_key``).
 
 ``check_out_dir`` and ``check_out_file`` let a command refuse an output path
 before it computes anything (a file where a directory is wanted, a parent that
@@ -25,7 +28,8 @@ import pandas as pd
 import yaml
 
 from speedsim.config.errors import ConfigError
-from speedsim.report.io import write_atomic, write_csv_atomic, write_json_atomic, write_text_atomic
+from speedsim.report.io import (ReferenceCache, write_atomic, write_csv_atomic,  # noqa: F401
+                                write_json_atomic, write_text_atomic)
 from speedsim.report.timeline import chrome_trace
 
 
@@ -96,3 +100,4 @@ def save_figure(fig, out: Path, fmt: str, dpi: int) -> Path:
     with writing(out):
         write_atomic(out, lambda fh: fig.savefig(fh, format=fmt, dpi=dpi), binary=True)
     return out
+

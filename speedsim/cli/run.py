@@ -40,6 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeline", choices=("full", "summary", "none"), default="summary",
                    help="timeline.json: every unit interval (full), those of the prefill and "
                         "the first 8 decode tokens (summary, the default), or none")
+    p.add_argument("--cache-dir", metavar="DIR",
+                   help="keep the reference decoder's run here, keyed by a hash of weights, "
+                        "prompt and generation settings, and reuse it when they match")
     p.add_argument("--max-work-items", type=int, default=Limits.max_work_items, metavar="N",
                    help=f"refuse runs estimated above N work items (default {Limits.max_work_items:,})")
     p.add_argument("--max-memory-gib", type=float, default=Limits.max_memory_gib, metavar="GIB",
@@ -66,9 +69,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     hw, wl, files = load_configs(args.hw, args.workload, args.set)
     names = strategy_names(args.strategies)
     limits = Limits(max_work_items=args.max_work_items, max_memory_gib=args.max_memory_gib)
+    cache = io.ReferenceCache(Path(args.cache_dir)) if args.cache_dir else None
     # 2. simulate; errors found on the way name the file they belong to
     try:
-        result = simulate(hw, wl, names, limits)
+        result = simulate(hw, wl, names, limits, reference_cache=cache)
     except ConfigError as exc:
         raise attributed(exc, files) from None
     # 3. write, then show

@@ -31,6 +31,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--overwrite", action="store_true", help="replace an existing result file")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="add a fixed override for every point, e.g. workload.generation.new_tokens=32")
+    p.add_argument("--cache-dir", metavar="DIR",
+                   help="reference decoder runs shared by points with the same weights, prompt "
+                        "and generation settings (see speedsim run --cache-dir)")
     p.add_argument("--dry-run", action="store_true", help="list the points and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary line")
     p.add_argument("--point-fn", help=argparse.SUPPRESS)  # "module:function", for tests and benchmarks
@@ -57,7 +60,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                           "tcp://HOST:PORT", key="--scheduler")
     summary = run_sweep(sweep, out, workers=args.workers, scheduler=args.scheduler,
                         resume=args.resume, overwrite=args.overwrite, point_fn=args.point_fn,
-                        progress=False if args.quiet else None)
+                        progress=False if args.quiet else None, cache_dir=args.cache_dir)
     if not args.quiet:
         skipped = f", {summary.skipped} already stored" if summary.skipped else ""
         print(f"{sweep.name}: {summary.ok} ok, {summary.failed} failed{skipped} "

@@ -4,6 +4,9 @@ Files get the mode a plain ``open()`` would give them (0666 less the umask,
 0644 usually), not ``mkstemp``'s private 0600: results are meant to be read by
 others. JSON is strict (RFC 8259): a non-finite float is written as ``null``,
 never as ``Infinity`` or ``NaN``, which other readers reject.
+
+``ReferenceCache`` keeps reference decoder runs as ``<key>.npz`` files written
+the same way, so a reader never sees half a cache entry.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any, Callable, Optional
 
+import numpy as np
 import pandas as pd
 
 
@@ -43,8 +47,12 @@ def current_umask() -> int:
 def json_text(obj: Any, indent: int | None = 2) -> str:
     """Strict JSON of ``obj`` (numpy scalars and arrays included; non-finite floats null);
     ``indent`` None is compact (``json.dumps`` in one shot uses the C encoder)."""
-    return json.dumps(_finite(obj), indent=indent, separators=None if indent else (",", ":"),
-                      sort_keys=False, allow_nan=False, default=_jsonable)
+    kw = dict(indent=indent, separators=None if indent else (",", ":"), sort_keys=False,
+              allow_nan=False, default=_jsonable)
+    try:  # the common case, in C; walking a large timeline in Python first costs seconds
+        return json.dumps(obj, **kw)
+    except ValueError:  # a non-finite float somewhere: write those as null
+        return json.dumps(_finite(obj), **kw)
 
 
 def _finite(obj: Any) -> Any:
@@ -78,3 +86,23 @@ def _jsonable(obj: Any) -> Any:
     if hasattr(obj, "tolist"):
         return obj.tolist()
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+class ReferenceCache:
+    """Reference runs stored as ``DIR/<key>.npz``; a file that cannot be read is a miss."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+
+    def path(self, key: str) -> Path:
+        return self.directory / f"{key}.npz"
+
+    def load(self, key: str) -> Optional[dict[str, np.ndarray]]:
+        try:
+            with np.load(self.path(key)) as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def store(self, key: str, arrays: dict[str, np.ndarray]) -> None:
+        write_atomic(self.path(key), lambda fh: np.savez(fh, **arrays), binary=True)

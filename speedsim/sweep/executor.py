@@ -49,6 +49,7 @@ class Task:
     strategies: tuple[str, ...]
     metrics: tuple[str, ...]
     point_fn: str  # "module:attr"
+    cache_dir: str | None = None  # reference-run cache, passed to the point function when set
 
 
 def point_fn_ref(fn: PointFn | str | None) -> str:
@@ -117,7 +118,8 @@ def evaluate(task: Task) -> dict[str, Any]:
     """Run one point; always returns a row (never raises for a bad point)."""
     try:
         fn = resolve_point_fn(task.point_fn)
-        result = fn(task.hw, task.workload, list(task.strategies))
+        extra = {"reference_cache_dir": task.cache_dir} if task.cache_dir else {}
+        result = fn(task.hw, task.workload, list(task.strategies), **extra)
         missing = [m for m in task.metrics if m not in result]
         if missing:
             return error_row(task, f"point function returned no metric {', '.join(missing)} "

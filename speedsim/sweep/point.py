@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from speedsim.api import simulate
 from speedsim.config.hw import hardware_from_dict
 from speedsim.config.workload import workload_from_dict
+from speedsim.report.io import ReferenceCache
 from speedsim.sweep.flatten import flatten_summary
 
 
 def simulate_point(hw: dict[str, Any], workload: dict[str, Any],
                    strategies: Optional[Sequence[str]] = None, *, hw_file: str = "<hw>",
-                   workload_file: str = "<workload>", base_dir: Optional[str] = None) -> dict[str, Any]:
-    """One sweep point: validate both configs, simulate, flatten the summary."""
+                   workload_file: str = "<workload>", base_dir: Optional[str] = None,
+                   reference_cache_dir: Optional[str] = None) -> dict[str, Any]:
+    """One sweep point: validate both configs, simulate, flatten the summary.
+    ``reference_cache_dir``: reuse / keep the reference decoder run there."""
     hwc = hardware_from_dict(hw, file=hw_file)
     wlc = workload_from_dict(workload, file=workload_file, base_dir=base_dir)
-    return flatten_summary(simulate(hwc, wlc, strategies).summary, hwc)
+    cache = ReferenceCache(Path(reference_cache_dir)) if reference_cache_dir else None
+    return flatten_summary(simulate(hwc, wlc, strategies, reference_cache=cache).summary, hwc)

@@ -78,9 +78,11 @@ def progress_mode(progress: bool | None) -> str:
 
 def run_sweep(sweep: Sweep, out: str | Path, *, workers: int = 1, scheduler: str | None = None,
               resume: bool = False, overwrite: bool = False, point_fn: PointFn | str | None = None,
-              progress: bool | None = None) -> SweepSummary:
+              progress: bool | None = None, cache_dir: str | Path | None = None) -> SweepSummary:
     """Run every point of ``sweep`` not yet stored in ``out``; returns the counts.
 
+    ``cache_dir``: points that share weights, prompts and generation settings (e.g.
+    hardware-only axes) reuse one reference decoder run stored there.
     ``point_fn`` is a top-level function or its ``"module:attr"`` name; None means
     ``$SPEEDSIM_SWEEP_POINT_FN`` or ``speedsim.sweep.point:simulate_point``.
     ``progress=None`` shows a bar when stderr is a terminal and progress lines otherwise;
@@ -98,7 +100,8 @@ def run_sweep(sweep: Sweep, out: str | Path, *, workers: int = 1, scheduler: str
     # 3. run the rest, appending rows in completion order
     tasks = [Task(index=p.index, config_hash=p.config_hash, values=p.values, hw=p.hw,
                   workload=resolve_paths(p.workload, sweep.workload_dir), strategies=p.strategies,
-                  metrics=tuple(metrics), point_fn=point_fn)
+                  metrics=tuple(metrics), point_fn=point_fn,
+                  cache_dir=str(cache_dir) if cache_dir else None)
              for p in points if p.index not in done]
     bar = _Progress(len(points), len(done), progress_mode(progress))
     finished = False
