@@ -122,6 +122,16 @@ def _layers(params: Params, dm: Dims, x: np.ndarray, layers: range, cache: KVCac
     return x
 
 
+def _target_start(params: Params, dm: Dims, prompts: np.ndarray,
+                  new_tokens: int) -> tuple[KVCache, np.ndarray]:
+    """The target's KV cache after the prompt and the token ids [B, T] with token 0 set."""
+    B, P = prompts.shape
+    cache = KVCache.for_shape(dm, B, P + new_tokens)
+    tokens = np.zeros((B, new_tokens), np.int64)
+    tokens[:, 0] = head(params, _prefill(params, dm, prompts, cache)).argmax(-1)
+    return cache, tokens
+
+
 def _check(draft_tokens: int, prompts: np.ndarray, new_tokens: int, params: Params) -> None:
     if int(draft_tokens) < 1:
         raise ValueError(f"draft_tokens must be >= 1, got {draft_tokens}")
@@ -170,9 +180,7 @@ def run_early_exit_spec(params: Params, shape, prompts: np.ndarray, new_tokens: 
     prompts = np.asarray(prompts, dtype=np.int64)
     _check(draft_tokens, prompts, T, params)
     B, P = prompts.shape
-    cache = KVCache.for_shape(dm, B, P + T)
-    tokens = np.zeros((B, T), np.int64)
-    tokens[:, 0] = head(params, _prefill(params, dm, prompts, cache)).argmax(-1)
+    cache, tokens = _target_start(params, dm, prompts, T)
     steps, drafts, c = [], [], 0
     while c < T - 1:
         p, k = P + c, draft_count(draft_tokens, c, T)
@@ -235,9 +243,7 @@ def run_draft_spec(params: Params, shape, draft_params: Params, draft_shape,
     B, P = prompts.shape
     dr = _Draft(draft_params, Dims.of(draft_shape), KVCache.for_shape(draft_shape, B, P + T))
     _prefill(dr.params, dr.dm, prompts, dr.cache)  # its prediction of token 0 is unused
-    cache = KVCache.for_shape(dm, B, P + T)
-    tokens = np.zeros((B, T), np.int64)
-    tokens[:, 0] = head(params, _prefill(params, dm, prompts, cache)).argmax(-1)
+    cache, tokens = _target_start(params, dm, prompts, T)
     steps, drafts, c = [], [], 0
     while c < T - 1:
         p, k = P + c, draft_count(draft_tokens, c, T)
