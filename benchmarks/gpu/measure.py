@@ -351,6 +351,16 @@ def layers(out: Path, quick: bool) -> None:
                 layer_case(sink, d, h, f, t, 1024, resident=True)
 
 
+def stack_runner(stack: list, x, sdpa: bool):
+    """A function that runs ``x`` through every layer of ``stack`` in turn (graph-capturable)."""
+    def run():
+        y = x
+        for lay in stack:
+            y = lay(y, sdpa)
+        return y
+    return run
+
+
 def layer_case(sink: Sink, d: int, h: int, f: int, t: int, ctx: int, resident: bool) -> None:
     """resident: the graph repeats one layer (its weights stay in the L2 when they fit)."""
     probe = Layer(d, h, f, t, ctx)
@@ -358,11 +368,7 @@ def layer_case(sink: Sink, d: int, h: int, f: int, t: int, ctx: int, resident: b
     stack = [probe] * r if resident else [probe] + [Layer(d, h, f, t, ctx) for _ in range(r - 1)]
     x = rnd(t, d)
     for sdpa in (False, True):
-        def run(stack=stack, sdpa=sdpa):
-            y = x
-            for lay in stack:
-                y = lay(y, sdpa)
-            return y
+        run = stack_runner(stack, x, sdpa)
         kern = count_kernels(lambda: probe(x, sdpa))
         ms, mn = time_graph(run)
         sink.add(d_model=d, heads=h, d_ff=f, ctx=ctx, tokens=t, attn="sdpa" if sdpa else "math",
@@ -396,11 +402,7 @@ def layer_kernel_case(sink: Sink, d: int, h: int, f: int, t: int) -> None:
     stack = [Layer(d, h, f, t, 1024) for _ in range(4)]
     x = rnd(t, d)
     for sdpa in (False, True):
-        def run(stack=stack, sdpa=sdpa):
-            y = x
-            for lay in stack:
-                y = lay(y, sdpa)
-            return y
+        run = stack_runner(stack, x, sdpa)
         run()
         graph = torch.cuda.CUDAGraph()
         run()
