@@ -35,6 +35,7 @@ from speedsim.config.hw import Hardware
 from speedsim.config.workload import Workload
 from speedsim.contracts.plan import Plan
 from speedsim.contracts.workitem import WorkItem
+from speedsim.hw import cost
 from speedsim.metrics.strategy import strategy_metrics
 from speedsim.model.decoder import GenerationRecord
 from speedsim.model.reference_cache import RecordCache, cached_generate
@@ -115,8 +116,9 @@ def simulate(hw: Hardware, wl: Workload, strategies: Optional[Sequence[str]] = N
 def _run_strategy(strategy: Strategy, base: StrategyInput, hw: Hardware,
                   wl: Workload) -> StrategyRun:
     plan = strategy.plan(base)
-    check_tiles_fit(plan.items, hw)
-    sim = replay(plan.items, hw)
+    costed = cost.plan(plan.items, hw)
+    check_tiles_fit(plan.items, hw, costed)
+    sim = replay(plan.items, hw, costed=costed)
     outcome = strategy.outcome(plan)
     metrics = strategy_metrics(plan, sim, hw, wl, outcome.accepted if strategy.speculative
                                else None)

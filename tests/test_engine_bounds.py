@@ -62,7 +62,7 @@ def test_shipped_hardware_closed_form_equals_tile_by_tile(hw_file, monkeypatch):
     from speedsim.sim.engine import replay
 
     _, fast = _run(hw_file=hw_file, new_tokens=6)
-    monkeypatch.setattr(api, "replay", lambda items, hw: replay(items, hw, closed_form_runs=False))
+    monkeypatch.setattr(api, "replay", lambda items, hw, **kw: replay(items, hw, closed_form_runs=False, **kw))
     _, slow = _run(hw_file=hw_file, new_tokens=6)
     for name in fast.runs:
         assert fast.runs[name].sim.items.equals(slow.runs[name].sim.items), name

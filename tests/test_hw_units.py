@@ -61,7 +61,7 @@ def test_weight_buffer_lru_keeps_pinned_tiles_and_counts_hits():
     buf.release("c")
     assert buf.acquire("d", 100, 4) is False  # evicts "b", the least recently used
     assert list(buf.resident) == ["a", "c", "d"]
-    assert occ.points["weight"] == [[0, 100], [1, 200], [3, 300]]  # change points only
+    assert list(occ.points["weight"]) == [0, 100, 1, 200, 3, 300]  # change points only
 
 
 def test_weight_buffer_never_evicts_a_pinned_tile():
@@ -88,3 +88,25 @@ def test_weight_run_closed_form_equals_stepping():
     closed = weight_run(state, 50, 4, 10, 3, 1)
     assert closed.tiles == 50 and closed.state == stepped
     assert closed.state.now == 13 * 50 + 4  # a tile every 13 cycles (data + latency)
+
+
+def test_occupancy_repeat_appends_shifted_periods():
+    occ = Occupancy()
+    occ.change("activation", 10, 5)
+    since = occ.marks()
+    occ.change("activation", 12, 3)
+    occ.change("activation", 15, -8)
+    occ.repeat(since, 10, 2)
+    assert list(occ.points["activation"]) == [10, 5, 12, 8, 15, 0, 22, 8, 25, 0, 32, 8, 35, 0]
+
+
+def test_dram_shift_future_moves_only_what_is_still_ahead():
+    d = Dram(hw(efficiency=1.0))
+    d.demand(0, 160)            # [0, 10) at 16 B/cycle
+    d.demand(20, 160)           # [20, 30), still moving at 25
+    before = d.relative(25)
+    d.shift_future(25, 40, 200)
+    assert d.relative(65) == before
+    assert (d.demand_free, d.busy_starts[-1], d.busy_ends[-1]) == (70, 65, 70)
+    assert d.busy_ends[-2] == 25  # the part up to 25 stays where it was
+    assert d.demand(70, 16) == (70, 71, 81)

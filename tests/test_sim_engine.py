@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from speedsim.config.hw import hardware_from_dict
+from speedsim.hw import cost
 from speedsim.hw.systolic import gemm_cycles
 from speedsim.sim.engine import ITEM_COLUMNS, LOG_COLUMNS, replay
 from speedsim.contracts.workitem import WorkItem
@@ -236,6 +237,11 @@ def test_an_over_full_buffer_trips_the_engine_assertion(monkeypatch):
         replay(weight_stream(1, k=64, n=512), small_hw())
 
 
+def test_a_weight_key_names_one_size():
+    with pytest.raises(ValueError, match="weight key 'w' has 64 bytes here and 32 before"):
+        replay([gemm(0, 1, 4, 8, key="w"), gemm(1, 1, 8, 8, key="w")], small_hw())
+
+
 def test_deps_must_come_first():
     with pytest.raises(ValueError, match="depends on 5"):
         replay([gemm(0, 1, 8, 8, deps=[5])], small_hw())
@@ -313,13 +319,17 @@ def test_closed_form_runs_play_long_weight_runs_in_few_events():
 @st.composite
 def random_dags(draw):
     n = draw(st.integers(1, 10))
+    # a weight key names one tensor: one GEMM shape per key, one parameter size per key
+    shapes = {key: (draw(st.integers(1, 96)), draw(st.integers(1, 2000))) for key in "abc"}
+    params = {key: draw(st.sampled_from([0, 16, 128])) for key in "pq"}
     items = []
     for i in range(n):
         deps = tuple(sorted(draw(st.sets(st.integers(0, i - 1), max_size=3)))) if i else ()
         kind = draw(st.sampled_from(["gemm", "gemm", "attn", "vector"]))
         if kind == "gemm":
-            m, k, nn = draw(st.integers(1, 9)), draw(st.integers(1, 96)), draw(st.integers(1, 2000))
-            items.append(gemm(i, m, k, nn, key=draw(st.sampled_from([None, "a", "b", "c"])),
+            key = draw(st.sampled_from([None, "a", "b", "c"]))
+            k, nn = shapes[key] if key else (draw(st.integers(1, 96)), draw(st.integers(1, 2000)))
+            items.append(gemm(i, draw(st.integers(1, 9)), k, nn, key=key,
                               deps=deps, kv_write_bytes=draw(st.sampled_from([0, 64, 300]))))
         elif kind == "attn":
             L = draw(st.integers(1, 300))
@@ -329,9 +339,9 @@ def random_dags(draw):
                                   vector_kind="softmax", kv_read_bytes=8 * L, macs=8 * L))
         else:
             e = draw(st.integers(1, 500))
-            items.append(vec(i, e, deps=deps, kind="norm",
-                             weight_key=draw(st.sampled_from([None, "p", "q"])),
-                             weight_bytes=draw(st.sampled_from([0, 16, 128])),
+            key = draw(st.sampled_from([None, "p", "q"]))
+            items.append(vec(i, e, deps=deps, kind="norm", weight_key=key,
+                             weight_bytes=params[key] if key else draw(st.sampled_from([0, 16, 128])),
                              act_in_bytes=e, act_out_bytes=e))
     hw = small_hw(bandwidth_gb_s=draw(st.sampled_from([0.5, 2.0, 16.0])),
                   weight_kib=draw(st.sampled_from([0.3125, 1.0, 8.0])),
@@ -355,3 +365,43 @@ def test_closed_form_runs_equal_tile_by_tile_and_never_beat_the_roofline(case):
     ready = a.items.set_index("item").ready_cycle
     for it in items:
         assert all(ready[it.id] >= done[d] for d in it.deps)
+
+
+def kv_runs(n_items=3):
+    """Attention items of long periodic KV-read tile patterns (period 1, 2 and 3 tiles),
+    between GEMMs whose weight tiles are prefetched during them and vector ops."""
+    items = []
+    for i, (n, heads) in enumerate([(700, 8), (700, 3), (333, 5)][:n_items]):
+        deps = [len(items) - 1] if items else []
+        items.append(gemm(len(items), 1, 64, 300, key=("w", i), deps=deps, kv_write_bytes=64))
+        items.append(WorkItem(id=len(items), unit="array", op="attn_score", phase="decode",
+                              deps=(len(items) - 1,), m=1, k=16, n=n, count=heads,
+                              kv_read_bytes=heads * 16 * n, macs=heads * 16 * n))
+        items.append(WorkItem(id=len(items), unit="vector", op="softmax", phase="decode",
+                              deps=(len(items) - 1,), elements=heads * n, vector_kind="softmax",
+                              vector_ops=heads * n, kv_read_bytes=heads * 16 * n))
+    return items
+
+
+@pytest.mark.parametrize("hw", [small_hw(bandwidth_gb_s=2.0, weight_kib=1),  # compute-bound KV
+                                small_hw(bandwidth_gb_s=0.5, weight_kib=1),  # DRAM-bound KV
+                                small_hw(bandwidth_gb_s=4.0, weight_kib=2, engines=1, latency_ns=300),
+                                small_hw(bandwidth_gb_s=1.0, weight_kib=1, weight_prefetch="per_op",
+                                         array={"op_overhead_ns": 30.0})])
+def test_periodic_kv_reads_are_skipped_exactly(hw, monkeypatch):
+    from speedsim.sim import engine
+
+    skipped = []
+    move = engine._StreamPeriods._move_loader
+    monkeypatch.setattr(engine._StreamPeriods, "_move_loader",
+                        lambda self, k, now, tiles, by: (skipped.append(tiles),
+                                                         move(self, k, now, tiles, by)))
+    items = kv_runs()
+    fast = replay(items, hw)
+    slow = replay(items, hw, closed_form_runs=False)
+    assert_same(fast, slow)
+    act = lambda r: r.occupancy[r.occupancy.buffer == "activation"].reset_index(drop=True)
+    assert act(fast).equals(act(slow))  # the whole trace, not only its peak
+    plan = cost.plan(items, hw)
+    stream_tiles = sum(1 for it in items for t in plan.tiles[it.id] if t.stream_bytes)
+    assert sum(skipped) > 0.8 * stream_tiles  # most tiles are skipped in whole periods

@@ -278,13 +278,28 @@ def item_tiles(item: WorkItem, hw: Hardware, kv_on_chip_: bool) -> list[Tile]:
                 split_even(item.macs, n_tiles), split_even(item.vector_ops, n_tiles))]
 
 
+class TileSums(NamedTuple):
+    """Totals over one item's tiles (shared by items of equal shape)."""
+
+    cycles: int
+    macs: int
+    vector_ops: int
+    largest_stream: int  # bytes of its largest stream tile
+
+
+def tile_sums(tiles: Sequence[Tile]) -> TileSums:
+    return TileSums(sum(t.cycles for t in tiles), sum(t.macs for t in tiles),
+                    sum(t.vector_ops for t in tiles), max((t.stream_bytes for t in tiles), default=0))
+
+
 class CostPlan(NamedTuple):
-    """Tiles and DRAM traffic of every item of a run, by item id (not a strategy's
-    ``speedsim.contracts.plan.Plan``: this is how the hardware costs one)."""
+    """Tiles, their totals and DRAM traffic of every item of a run, by item id (not a
+    strategy's ``speedsim.contracts.plan.Plan``: this is how the hardware costs one)."""
 
     kv_on_chip: bool
     tiles: dict[int, list[Tile]]
     traffic: dict[int, Traffic]
+    sums: dict[int, TileSums]
 
 
 def _shape(item: WorkItem) -> tuple:
@@ -295,17 +310,19 @@ def _shape(item: WorkItem) -> tuple:
 
 
 def plan(items: Sequence[WorkItem], hw: Hardware) -> CostPlan:
-    """``item_tiles`` and ``item_traffic`` of every item; items of equal shape are costed once."""
+    """``item_tiles``, ``tile_sums`` and ``item_traffic`` of every item; items of equal
+    shape are costed once (and share one tile list)."""
     kv_chip = kv_on_chip(items, hw)
-    cache: dict[tuple, tuple[list[Tile], Traffic]] = {}
-    tiles, traffic = {}, {}
+    cache: dict[tuple, tuple[list[Tile], Traffic, TileSums]] = {}
+    tiles, traffic, sums = {}, {}, {}
     for it in items:
         key = _shape(it)
         hit = cache.get(key)
         if hit is None:
-            hit = cache[key] = (item_tiles(it, hw, kv_chip), item_traffic(it, hw, kv_chip))
-        tiles[it.id], traffic[it.id] = hit
-    return CostPlan(kv_chip, tiles, traffic)
+            t = item_tiles(it, hw, kv_chip)
+            hit = cache[key] = (t, item_traffic(it, hw, kv_chip), tile_sums(t))
+        tiles[it.id], traffic[it.id], sums[it.id] = hit
+    return CostPlan(kv_chip, tiles, traffic, sums)
 
 
 def roofline(items: Sequence[WorkItem], hw: Hardware, plan_: CostPlan | None = None) -> Roofline:
@@ -320,12 +337,8 @@ def roofline(items: Sequence[WorkItem], hw: Hardware, plan_: CostPlan | None = N
     p = plan_ if plan_ is not None else plan(items, hw)
     array = vector = dram_bytes = 0
     seen: set = set()
-    busy_of: dict[int, int] = {}  # id of a tile list (shared by items of equal shape) -> cycles
     for it in items:
-        tiles = p.tiles[it.id]
-        busy = busy_of.get(id(tiles))
-        if busy is None:
-            busy = busy_of[id(tiles)] = sum(t.cycles for t in tiles)
+        busy = p.sums[it.id].cycles
         if it.unit == "array":
             array += busy
         else:

@@ -20,21 +20,23 @@ from speedsim.hw import cost
 from speedsim.contracts.workitem import WorkItem
 
 
-def largest_stream_tile(items: Sequence[WorkItem], hw: Hardware) -> tuple[int, WorkItem | None]:
-    """(bytes, item) of the largest stream tile of any item."""
-    tiles = cost.plan(items, hw).tiles
+def largest_stream_tile(items: Sequence[WorkItem], hw: Hardware,
+                        costed: cost.CostPlan | None = None) -> tuple[int, WorkItem | None]:
+    """(bytes, item) of the largest stream tile of any item (``costed``: their ``cost.plan``)."""
+    sums = (costed if costed is not None else cost.plan(items, hw)).sums
     best, where = 0, None
     for it in items:
-        size = max((t.stream_bytes for t in tiles[it.id]), default=0)
+        size = sums[it.id].largest_stream
         if size > best:
             best, where = size, it
     return best, where
 
 
-def check_tiles_fit(items: Sequence[WorkItem], hw: Hardware) -> None:
+def check_tiles_fit(items: Sequence[WorkItem], hw: Hardware,
+                    costed: cost.CostPlan | None = None) -> None:
     """``ConfigError`` naming ``hw.buffers.activation.size_kib`` when its slots cannot hold
     the largest stream tile."""
-    tile_bytes, item = largest_stream_tile(items, hw)
+    tile_bytes, item = largest_stream_tile(items, hw, costed)
     slots = cost.slots(hw)
     capacity = hw.buffers.activation.size_kib * 1024
     if item is None or slots * tile_bytes <= capacity:

@@ -38,10 +38,13 @@ LRU by key, whole entries only.
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_right
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Hashable
+
+import numpy as np
 
 from speedsim.config.hw import Hardware
 from speedsim.hw.cost import transfer_cycles
@@ -127,8 +130,7 @@ class Dram:
         back = i - self.engines
         if back >= 0:
             return self.pending[back].arrival
-        older = list(self.arrivals)
-        return older[back] if -back <= len(older) else 0
+        return self.arrivals[back] if -back <= len(self.arrivals) else 0
 
     def _origin(self, i: int) -> int:
         """First cycle pending transfer ``i`` may move: issued, its predecessor finished,
@@ -174,6 +176,49 @@ class Dram:
             else:
                 tr.finish += b - a
             tr.arrival = tr.finish + self.latency
+
+    # --- periodic stretches: the state relative to now, and a shift of the future -------
+
+    def _tail(self, now: int) -> range:
+        """Indices of the demand intervals still running after ``now``."""
+        k = len(self.busy_ends)
+        while k > self.busy_head and self.busy_ends[k - 1] > now:
+            k -= 1
+        return range(k, len(self.busy_ends))
+
+    def relative(self, now: int) -> tuple:
+        """Everything that decides what the DRAM does after ``now``, relative to ``now`` and
+        clipped at zero (a cycle already past constrains nothing). Every rule above is a max
+        of sums of cycles, so two moments with equal ``relative`` states behave the same,
+        shifted by the cycles between them."""
+        rel = lambda t: t - now if t > now else 0
+        return (rel(self.demand_free), rel(self.retired_finish),
+                tuple(rel(a) for a in self.arrivals),
+                tuple((rel(tr.start), rel(tr.finish), rel(tr.arrival), rel(tr.origin))
+                      for tr in self.pending),
+                tuple((rel(self.busy_starts[k]), rel(self.busy_ends[k])) for k in self._tail(now)))
+
+    def shift_future(self, now: int, by: int, bytes_: int) -> None:
+        """Move every cycle after ``now`` on by ``by`` (the DRAM as it is ``by`` cycles later
+        in a periodic stretch that moved ``bytes_`` meanwhile); cycles up to ``now`` stay."""
+        mv = lambda t: t + by if t > now else t
+        self.demand_free, self.retired_finish = mv(self.demand_free), mv(self.retired_finish)
+        self.arrivals = deque((mv(a) for a in self.arrivals), maxlen=self.engines)
+        for tr in self.pending:
+            tr.start, tr.finish, tr.arrival, tr.origin = map(mv, (tr.start, tr.finish, tr.arrival, tr.origin))
+        tail = self._tail(now)
+        moved = [(max(self.busy_starts[k], now) + by, self.busy_ends[k] + by) for k in tail]
+        if tail:
+            del self.busy_starts[tail.start + 1:], self.busy_ends[tail.start + 1:]
+            if self.busy_starts[-1] < now:  # the part up to now stays where it was
+                self.busy_ends[-1] = now
+            else:
+                self.busy_starts.pop(), self.busy_ends.pop()
+        for a, b in moved:
+            self.busy_starts.append(a)
+            self.busy_ends.append(b)
+        self.bytes_moved += bytes_
+
 
 class WeightBuffer:
     """LRU residency of weight tiles with pinning; logs occupancy changes."""
@@ -269,21 +314,42 @@ class ParamCache:
 
 
 class Occupancy:
-    """Bytes held per buffer as change points: one (cycle, bytes) per cycle the total changed."""
+    """Bytes held per buffer as change points: one (cycle, bytes) per cycle the total changed.
+
+    ``points[name]`` is a flat ``array('q')`` of cycle, bytes, cycle, bytes, …
+    """
 
     def __init__(self):
         self.held: dict[str, int] = {}
-        self.points: dict[str, list[list[int]]] = {}
+        self.points: dict[str, array] = {}
 
     def change(self, name: str, cycle: int, delta: int) -> None:
         self.set(name, cycle, self.held.get(name, 0) + delta)
 
     def set(self, name: str, cycle: int, held: int) -> None:
         self.held[name] = held
-        pts = self.points.setdefault(name, [])
-        if pts and pts[-1][0] >= cycle:  # several changes within one cycle: the last one counts
-            pts[-1][1] = held
-            if len(pts) > 1 and pts[-2][1] == held:
-                pts.pop()
-        elif not pts or pts[-1][1] != held:
-            pts.append([cycle, held])
+        pts = self.points.get(name)
+        if pts is None:
+            pts = self.points[name] = array("q")
+        if pts and pts[-2] >= cycle:  # several changes within one cycle: the last one counts
+            pts[-1] = held
+            if len(pts) > 2 and pts[-3] == held:
+                del pts[-2:]
+        elif not pts or pts[-1] != held:
+            pts.extend((cycle, held))
+
+    def marks(self) -> dict[str, int]:
+        """Where each trace ends now (for ``repeat``)."""
+        return {name: len(pts) for name, pts in self.points.items()}
+
+    def repeat(self, since: dict[str, int], period: int, times: int) -> None:
+        """Append ``times`` copies of the points recorded since ``since`` (a ``marks``), each
+        ``period`` cycles after the last: the trace of a periodic stretch, without replaying it."""
+        for name, pts in self.points.items():
+            chunk = np.array(pts[since.get(name, 0):], dtype=np.int64).reshape(-1, 2)
+            if not len(chunk):
+                continue
+            shifts = period * np.arange(1, times + 1, dtype=np.int64)
+            copies = np.repeat(chunk[None], times, axis=0)
+            copies[:, :, 0] += shifts[:, None]
+            pts.frombytes(copies.tobytes())

@@ -56,12 +56,14 @@ def compulsory_dram_bytes(items: Sequence[WorkItem], costed: cost.CostPlan,
 
 def compute_cycles(items: Sequence[WorkItem], costed: cost.CostPlan) -> np.ndarray:
     """Per item (in list order): the cycles of its tiles on its unit."""
-    return np.array([sum(t.cycles for t in costed.tiles[it.id]) for it in items], dtype=np.int64)
+    return np.array([costed.sums[it.id].cycles for it in items], dtype=np.int64)
 
 
-def item_bound_cycles(items: Sequence[WorkItem], hw: Hardware) -> np.ndarray:
-    """Per item: max(compulsory DRAM bytes at the effective bandwidth, compute cycles)."""
-    costed = cost.plan(items, hw)
+def item_bound_cycles(items: Sequence[WorkItem], hw: Hardware,
+                      costed: cost.CostPlan | None = None) -> np.ndarray:
+    """Per item: max(compulsory DRAM bytes at the effective bandwidth, compute cycles);
+    ``costed``: the items' ``cost.plan``, when it is at hand."""
+    costed = costed if costed is not None else cost.plan(items, hw)
     dram = np.array([cost.transfer_cycles(int(b), hw.dram_bytes_per_cycle)
                      for b in compulsory_dram_bytes(items, costed, hw)], dtype=np.int64)
     return np.maximum(dram, compute_cycles(items, costed))
@@ -83,15 +85,15 @@ def last_commit_item(plan: Plan) -> int | None:
     return max(committed)[1] if committed else None
 
 
-def roofline_decode_cycles(plan: Plan, hw: Hardware) -> int:
+def roofline_decode_cycles(plan: Plan, hw: Hardware, costed: cost.CostPlan | None = None) -> int:
     """The decode roofline bound in cycles (module docstring)."""
     last = last_commit_item(plan)
     if last is None:
         return 0
-    finish = longest_path_cycles(plan.items, item_bound_cycles(plan.items, hw))
+    finish = longest_path_cycles(plan.items, item_bound_cycles(plan.items, hw, costed))
     return finish[last]
 
 
-def roofline_decode_s(plan: Plan, hw: Hardware) -> float:
+def roofline_decode_s(plan: Plan, hw: Hardware, costed: cost.CostPlan | None = None) -> float:
     """The decode roofline bound in seconds."""
-    return roofline_decode_cycles(plan, hw) / hw.clock_hz
+    return roofline_decode_cycles(plan, hw, costed) / hw.clock_hz

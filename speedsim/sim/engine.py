@@ -43,8 +43,8 @@ request (``speedsim.hw.units.Dram``); only SimPy's public API is used.
 Why the cost scales with work items, not tiles
 ----------------------------------------------
 Every tile is one SimPy step by definition of the model, and that is what
-``replay(..., closed_form_runs=False)`` plays: the oracle the tests compare
-against. The production path plays the same steps without SimPy events
+``replay(..., closed_form_runs=False)`` plays (a check the tests compare
+against, besides the separate reference engine). The production path plays the same steps without SimPy events
 whenever the other unit cannot act before they end (it waits for an item that
 finishes later, so no transfer of its own can interleave):
 
@@ -54,13 +54,17 @@ finishes later, so no transfer of its own can interleave):
   closed form — a 45 MB GEMM of 350 tiles costs a handful of steps;
 * tiles without weights (KV reads, vector ops) are played as plain
   arithmetic on the same loaders and DRAM, booking the same transfers at the
-  same cycles, up to the other unit's horizon.
+  same cycles, up to the other unit's horizon; inside a long periodic stretch of
+  them (a KV read of a long context is tens of identical or alternating tiles)
+  the relative state of the stream slots and the DRAM repeats within a few
+  tiles, and whole periods are then added at once (``_StreamPeriods``).
 
 Both are exact — the suite checks that the two paths give identical items,
-logs, cycles and occupancy peaks on hundreds of random DAGs with both units
-contending for the DRAM. So a run costs SimPy events per work item (deps,
-issue overhead, the boundaries of runs), not per tile; what remains per tile
-is arithmetic for KV-read tiles, whose number grows with context length.
+logs, cycles, occupancy peaks (and the whole activation-buffer trace) on
+hundreds of random DAGs with both units contending for the DRAM, and
+``speedsim.sim.reference`` replays every tile in a separate, plainer engine. So a
+run costs SimPy events per work item (deps, issue overhead, the boundaries of
+runs), not per tile: what remains per tile is the transient at each end of a run.
 
 Invariants checked in every run: buffer occupancy never exceeds capacity
 (weight buffer at each allocation and over its whole change-point trace),
@@ -80,7 +84,7 @@ import simpy
 from speedsim.config.hw import Hardware
 from speedsim.hw import cost
 from speedsim.contracts.workitem import WorkItem
-from speedsim.hw.cost import Roofline, Tile, Traffic
+from speedsim.hw.cost import CostPlan, Roofline, Tile, Traffic
 from speedsim.hw.pipeline import RunState, weight_run
 from speedsim.hw.units import BulkTransfer, Dram, Occupancy, ParamCache, WeightBuffer
 
@@ -117,6 +121,7 @@ class SimResult:
     events: int
     roofline: Roofline
     hw: Hardware
+    costed: CostPlan | None = None  # the items' ``cost.plan``
 
 
 def _tile_key(it: WorkItem, j: int) -> Hashable:
@@ -156,11 +161,10 @@ class _Log:
 
 
 def _next_tile(loader, field: str) -> tuple[WorkItem, int, int] | None:
-    """Move ``loader``'s cursor (``i``, ``j`` over ``loader.items``) to the next tile with
-    ``field`` bytes and return (item, tile index, bytes), or None past the end."""
+    """Move ``loader``'s cursor (``i``, ``j`` over ``loader.items``: item, tiles and their
+    ``_next_index``) to the next tile with ``field`` bytes and return (item, tile index, bytes), or None past the end."""
     while loader.i < len(loader.items):
-        it, tiles = loader.items[loader.i]
-        nxt = _next_index(loader.skips, tiles, field)
+        it, tiles, nxt = loader.items[loader.i]
         if loader.j < len(tiles):
             loader.j = nxt[loader.j]
             if loader.j < len(tiles):
@@ -186,9 +190,10 @@ class _WeightLoader:
 
     def __init__(self, array_items: list[WorkItem], tiles: dict[int, list[Tile]], slots: int,
                  per_op: bool, parts: "_Parts"):
-        self.items = [(it, tiles[it.id]) for it in array_items]
+        skips: dict[int, list[int]] = {}
+        self.items = [(it, tiles[it.id], _next_index(skips, tiles[it.id], "weight_bytes"))
+                      for it in array_items]
         self.i = self.j = 0  # the next tile to issue: tile j of items[i]
-        self.skips: dict[int, list[int]] = {}
         self.slots, self.per_op, self.parts = slots, per_op, parts
         self.in_flight = 0
         self.issued: dict[tuple[int, int], tuple[Hashable, BulkTransfer | int]] = {}
@@ -235,9 +240,10 @@ class _StreamLoader:
 
     def __init__(self, unit_items: list[WorkItem], tiles: dict[int, list[Tile]], slots: int,
                  gate, parts: "_Parts"):
-        self.items = [(it, tiles[it.id]) for it in unit_items]
+        skips: dict[int, list[int]] = {}
+        self.items = [(it, tiles[it.id], _next_index(skips, tiles[it.id], "stream_bytes"))
+                      for it in unit_items]
         self.i = self.j = 0  # the next tile to issue: tile j of items[i]
-        self.skips: dict[int, list[int]] = {}
         self.slots, self.gate, self.parts = slots, gate, parts
         self.in_flight = 0
         self.arrival: dict[tuple[int, int], int] = {}
@@ -265,6 +271,94 @@ class _StreamLoader:
         self.pump(now)
 
 
+class _StreamPeriods:
+    """Skips whole periods of a run of identical stream tiles played in arithmetic.
+
+    Between two tiles of such a run, what happens next is decided by a handful of
+    cycles: the arrivals of the unit's in-flight stream tiles and the DRAM's
+    ``Dram.relative`` state, taken relative to now. Every rule of the model is a max
+    of sums of cycles, so when that relative state repeats (p tiles and P cycles
+    later) the run is periodic: the next p tiles repeat the last p, P cycles later,
+    for as long as the tiles stay identical and the other unit cannot act. Whole
+    periods are then added at once: the DRAM's future shifted (``Dram.shift_future``),
+    the occupancy trace repeated (``Occupancy.repeat``), the item's DRAM log row
+    extended, the loader moved on. Exact by construction; the suite checks it
+    against tile-by-tile replay.
+    """
+
+    MIN_RUN = 6  # shorter remaining runs are just played
+    MAX_PERIOD = 4  # earlier moments of one state kept, i.e. periods tried, in tiles
+
+    def __init__(self, replay: "_Replay", unit: str, it: WorkItem, tiles: list[Tile],
+                 horizon: float):
+        self.r, self.it, self.tiles, self.horizon = replay, it, tiles, horizon
+        self.stream = replay.streams[unit]
+        self.seen: dict[tuple, tuple] = {}
+
+    def visit(self, k: int, now: int) -> tuple[int, int]:
+        """Called before tile ``k`` is played at ``now``; returns where play goes on."""
+        if len(self.tiles) - k < self.MIN_RUN or not self._aligned(k):
+            return k, now
+        key = self._key(k, now)
+        earlier = self.seen.setdefault(key, [])
+        for snap in reversed(earlier):  # the shortest period first
+            if self._periods(snap[0], k) >= 1:
+                return self._jump(k, now, *snap)
+        earlier.append((k, now, *self._marks()))
+        del earlier[:-self.MAX_PERIOD]
+        return k, now
+
+    def _periods(self, k0: int, k: int) -> int:
+        """Whole periods of ``k - k0`` tiles that may be skipped at ``k``: the tiles from ``k0``
+        on repeat with that period, all stream tiles with compute cycles, up to the in-flight
+        ones after the last period skipped."""
+        p = k - k0
+        end = min(self.r.extent(self.tiles, k0, 0), self.r.extent(self.tiles, k, p))
+        return (end - self.stream.in_flight - k) // p
+
+    def _aligned(self, k: int) -> bool:
+        """The loader's next tile is this item's, just past the in-flight ones."""
+        s = self.stream
+        return s.i < len(s.items) and s.items[s.i][0] is self.it and s.j == k + s.in_flight
+
+    def _key(self, k: int, now: int) -> tuple:
+        arrival = self.stream.arrival
+        return (tuple(max(0, arrival[(self.it.id, jj)] - now) for jj in range(k, self.stream.j)),
+                self.r.parts.dram.relative(now))
+
+    def _row(self) -> list | None:
+        return self.r.parts.log.rows.get((self.it.id, "dram", "load", "stream", -1))
+
+    def _marks(self) -> tuple:
+        row, parts = self._row(), self.r.parts
+        return (parts.occupancy.marks(), parts.dram.bytes_moved,
+                (row[7], row[13]) if row else None)
+
+    def _jump(self, k, now, k0, t0, marks, moved0, row0) -> tuple[int, int]:
+        p, P, row = k - k0, now - t0, self._row()
+        m = self._periods(k0, k)
+        if self.horizon != float("inf"):
+            m = min(m, int((self.horizon - now) // P))
+        if m < 1 or row is None or row0 is None:
+            return k, now
+        self.seen.clear()
+        by, parts = m * P, self.r.parts
+        parts.occupancy.repeat(marks, P, m)
+        parts.dram.shift_future(now, by, m * (parts.dram.bytes_moved - moved0))
+        row[6] += by
+        row[7] += m * (row[7] - row0[0])
+        row[13] += m * (row[13] - row0[1])
+        self._move_loader(k, now, m * p, by)
+        return k + m * p, now + by
+
+    def _move_loader(self, k: int, now: int, tiles: int, by: int) -> None:
+        s, iid = self.stream, self.it.id
+        for jj in range(s.j - 1, k - 1, -1):
+            at = s.arrival.pop((iid, jj))
+            s.arrival[(iid, jj + tiles)] = at + by if at > now else at
+        s.j += tiles
+
+
 @dataclass
 class _Parts:
     """The shared hardware state of one replay."""
@@ -280,9 +374,10 @@ class _Parts:
 class _Replay:
     """One replay: the unit processes and the state they share."""
 
-    def __init__(self, items: Sequence[WorkItem], hw: Hardware, fast: bool, per_tile: bool):
+    def __init__(self, items: Sequence[WorkItem], hw: Hardware, fast: bool, per_tile: bool,
+                 costed: CostPlan | None):
         self.hw = hw
-        self.plan = cost.plan(items, hw)
+        self.plan = costed if costed is not None else cost.plan(items, hw)
         self.env = simpy.Environment()
         occupancy = Occupancy()
         wbuf_bytes = cost.weight_buffer_bytes(hw)
@@ -306,7 +401,7 @@ class _Replay:
         self.fast = fast and not per_tile
         self.blocked: dict[str, int | None] = {"array": None, "vector": None}
         self.run_ends: dict[int, list[int]] = {}
-        self.tile_sums: dict[int, tuple[int, int, int]] = {}
+        self.extents: dict[tuple[int, int], list[int]] = {}
 
     def sleep(self, cycles: int):
         """A SimPy timeout of ``cycles``, counted."""
@@ -357,8 +452,8 @@ class _Replay:
             start = env.now
             self.started.add(it.id)
             self.weights.started.add(it.id)
-            self._pump_all()
-            if overhead:
+            if overhead:  # (without one, the pumps below see everything at once)
+                self._pump_all()
                 yield self.sleep(overhead)
             self.issuing.add(it.id)
             self._pump_all()
@@ -391,7 +486,7 @@ class _Replay:
             if first is None:
                 first = compute_end
             if not log.per_tile:
-                macs, vops, cycles = self._sums(tiles)
+                cycles, macs, vops = self.plan.sums[it.id][:3]
                 log.add(unit, it, "compute", "", first, compute_end, 0, macs, vops, busy=cycles)
             # 3. outputs
             done = self._store(it)
@@ -426,13 +521,17 @@ class _Replay:
     def _stream_tiles(self, unit: str, it: WorkItem, tiles: list[Tile],
                       j: int) -> tuple[int, int, int] | None:
         """Tiles ``j``… without weights, played in arithmetic up to the other unit's horizon:
-        exactly what the SimPy steps would do, since nothing else acts meanwhile."""
+        exactly what the SimPy steps would do, since nothing else acts meanwhile. Inside a
+        long run of identical stream tiles, whole periods are skipped (``_StreamPeriods``)."""
         horizon = self._horizon("vector" if unit == "array" else "array")
         now = self.env.now
         if horizon < now:
             return None
         stream, k, first = self.streams[unit], j, -1
+        periods = _StreamPeriods(self, unit, it, tiles, horizon)
         while k < len(tiles) and not tiles[k].weight_bytes:
+            if first >= 0:
+                k, now = periods.visit(k, now)
             t = tiles[k]
             at = stream.arrival[(it.id, k)] if t.stream_bytes else now
             end = max(now, at) + t.cycles
@@ -496,14 +595,19 @@ class _Replay:
                 busy=n * dram.cycles(bytes_))
         log.fetched[it.id] = log.fetched.get(it.id, 0) + n * bytes_
 
-    def _sums(self, tiles: list[Tile]) -> tuple[int, int, int]:
-        """(MACs, vector ops, cycles) of a tile list, shared by items of one shape."""
-        hit = self.tile_sums.get(id(tiles))
-        if hit is None:
-            hit = self.tile_sums[id(tiles)] = (sum(t.macs for t in tiles),
-                                               sum(t.vector_ops for t in tiles),
-                                               sum(t.cycles for t in tiles))
-        return hit
+    def extent(self, tiles: list[Tile], j: int, p: int) -> int:
+        """p = 0: the first index >= j of a tile that is not a stream tile with compute
+        cycles; p > 0: the first index >= j whose tile differs from the one p before it
+        (cached per tile list and p)."""
+        ends = self.extents.get((id(tiles), p))
+        if ends is None:
+            n = len(tiles)
+            ends = self.extents[(id(tiles), p)] = [n] * (n + 1)
+            for i in range(n - 1, -1, -1):
+                t = tiles[i]
+                stop = not (t.stream_bytes and t.cycles) if p == 0 else (i < p or t != tiles[i - p])
+                ends[i] = i if stop else ends[i + 1]
+        return ends[min(j, len(tiles))]
 
     def _run_length(self, tiles: list[Tile], j: int) -> int:
         """Tiles from ``j`` on equal to tile ``j``."""
@@ -568,7 +672,10 @@ class _Replay:
 
 
 def _check_items(items: Sequence[WorkItem]) -> None:
+    """Ids unique, deps before their items, and one size per weight key (a key names one
+    tensor: its tiles are what residency looks up)."""
     seen: set[int] = set()
+    sizes: dict[Hashable, int] = {}
     for it in items:
         if it.id in seen:
             raise ValueError(f"work item id {it.id} appears twice")
@@ -576,27 +683,32 @@ def _check_items(items: Sequence[WorkItem]) -> None:
             if d not in seen:
                 raise ValueError(f"work item {it.id} depends on {d}, which does not come before it")
         seen.add(it.id)
+        if it.weight_key is not None and sizes.setdefault(it.weight_key, it.weight_bytes) != it.weight_bytes:
+            raise ValueError(f"work item {it.id}: weight key {it.weight_key!r} has "
+                             f"{it.weight_bytes} bytes here and {sizes[it.weight_key]} before")
 
 
 def replay(items: Sequence[WorkItem], hw: Hardware, *, closed_form_runs: bool = True,
-           log_tiles: bool = False) -> SimResult:
+           log_tiles: bool = False, costed: CostPlan | None = None) -> SimResult:
     """Run ``items`` (a DAG in topological order) on ``hw``; see the module docstring.
 
     ``closed_form_runs=False`` plays every tile of a weight run one by one instead of
     ``speedsim.hw.pipeline.weight_run``'s closed form: the result is identical (the test
     suite checks it), only slower. ``log_tiles``: one log row per tile (column ``tile``)
-    instead of one per item and kind; it plays every tile.
+    instead of one per item and kind; it plays every tile. ``costed``: ``cost.plan(items, hw)``
+    when the caller has it already.
     """
     if not isinstance(hw, Hardware):
         raise TypeError(f"hw must be a Hardware config, got {type(hw).__name__}")
     _check_items(items)
-    r = _Replay(items, hw, closed_form_runs, log_tiles)
+    r = _Replay(items, hw, closed_form_runs, log_tiles, costed)
     r.run()
     total = max(r.done_at.values(), default=0)
     return SimResult(log=r.parts.log.frame(),
                      items=_items_frame(r.records, r.plan.traffic, r.parts.log.fetched, hw),
                      occupancy=_occupancy_frame(r.parts.occupancy, hw), total_cycles=int(total),
-                     events=r.events, roofline=cost.roofline(items, hw, r.plan), hw=hw)
+                     events=r.events, roofline=cost.roofline(items, hw, r.plan), hw=hw,
+                     costed=r.plan)
 
 
 def _items_frame(records, traffic: dict[int, Traffic], fetched: dict[int, int],
@@ -630,7 +742,7 @@ def _occupancy_frame(occ: Occupancy, hw: Hardware) -> pd.DataFrame:
     """Bytes held per buffer at each change point; asserts capacity is never exceeded."""
     names, cycles, held = [], [], []
     for name in sorted(occ.points):
-        pts = np.array(occ.points[name], dtype=np.int64).reshape(-1, 2)
+        pts = np.frombuffer(occ.points[name], dtype=np.int64).reshape(-1, 2)
         cap = getattr(hw.buffers, name).size_kib * 1024
         assert pts[:, 1].max(initial=0) <= cap, \
             f"{name} buffer occupancy {pts[:, 1].max()} bytes exceeds its {cap:.0f} bytes"
