@@ -30,12 +30,17 @@ disagreement points at a bug in one of the two:
   ``simpy.Resource``) from its issue until its data has arrived. Data arrives
   ``latency`` cycles after its last byte moved; the latency holds nothing.
 
-Tie-break within one cycle: loaders are pumped whenever a slot frees or an item
-starts or ends its overhead (weights, then array stream, then vector stream),
-then the item's parameter fetch; demand transfers issued in one cycle are
-served in that order. Invariants (asserted): the weight buffer never holds more
-than its capacity, pinned tiles are never evicted, every item is done after its
-deps, at most one transfer holds the DRAM port at any cycle.
+Ties within one cycle (the model leaves them open; these match the engine's):
+loaders are pumped whenever a slot frees or an item starts or ends its
+overhead (weights, then array stream, then vector stream), then the item's
+parameter fetch; a unit whose next item's deps are already done goes on in the
+same step, ahead of units woken by the same completion; demand transfers issued
+in one cycle are served in that order.
+
+Invariants: the weight buffer never holds more than its capacity and never
+evicts a pinned tile (asserted); every item is ready after its deps are done and
+done after it starts (asserted); the DRAM port has capacity one, so at most one
+transfer moves data at any cycle.
 """
 
 from __future__ import annotations
@@ -139,6 +144,7 @@ class RefWeightBuffer:
             self._evict_one()
         self.tiles[key] = bytes_
         self.used += bytes_
+        assert self.used <= self.capacity, f"weight buffer over capacity: {self.used} bytes"
         return False
 
     def _evict_one(self) -> None:
