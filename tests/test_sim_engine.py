@@ -248,6 +248,7 @@ def test_deps_must_come_first():
 
 
 # --- closed-form weight runs vs tile by tile, roofline, on random DAGs ---------------------
+# (a second check beside the independent oracle, speedsim.sim.reference: tests/test_reference_engine.py)
 
 def decode_like(n_tokens=3, layers=2, d=64, kv0=16):
     items, i = [], 0
