@@ -32,9 +32,9 @@ def compare_runs(hw_file: Path, wl_file: Path, new_tokens: int) -> list[dict]:
     wl = load_workload(wl_file, [("generation.new_tokens", new_tokens)])
     pairs = []
 
-    def both(items, hw_):
+    def both(items, hw_, **kw):
         t0 = time.perf_counter()
-        prod = replay(items, hw_)
+        prod = replay(items, hw_, **kw)
         t1 = time.perf_counter()
         ref = reference_replay(items, hw_)
         pairs.append((prod, ref, t1 - t0, time.perf_counter() - t1))

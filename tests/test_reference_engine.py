@@ -185,8 +185,8 @@ def both_engines(hw_file: str, wl_file: str, monkeypatch) -> list[tuple[str, obj
 
     pairs = []
 
-    def replay_both(items, hw):
-        pairs.append((replay(items, hw), reference_replay(items, hw)))
+    def replay_both(items, hw, **kw):
+        pairs.append((replay(items, hw, **kw), reference_replay(items, hw)))
         return pairs[-1][0]
 
     monkeypatch.setattr(api, "replay", replay_both)
