@@ -3,8 +3,9 @@
 Reports, per run: wall seconds of ``simulate``, peak resident memory of the
 process so far, simulated tokens per wall second (decode executions of all
 strategies, batch included), work items and SimPy events per wall second.
-``--scaling`` fits the exponent of wall time in new tokens (32 → 128) and in
-layers (8 → 32) on the 7B shape. Not a test: numbers depend on the machine;
+``--scaling`` fits, on the 7B shape, the exponent of CPU time in new tokens
+(32 → 512) and in layers (8 → 32), and the line ``a + b·x`` (fixed cost: prefill,
+set-up; marginal cost per token or layer). Not a test: numbers depend on the machine;
 closing notes quote them.
 
     .venv/bin/python benchmarks/bench_run.py [--repeat 3] [--only gen|7b|7b_h100|7b_dc]
@@ -36,35 +37,44 @@ def peak_rss_mib() -> float:
 
 def bench(hw_path: str, wl_path: str, overrides=()) -> dict:
     hw, wl = load_hardware(hw_path), load_workload(wl_path, list(overrides))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = simulate(hw, wl)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     launched = sum(len([e for e in r.plan.execs if e.phase == "decode"]) for r in result.runs.values())
     events = sum(r.sim.events for r in result.runs.values())
     items = sum(len(r.plan.items) for r in result.runs.values())
-    return {"wall_s": wall, "items": items, "events": events,
+    return {"wall_s": wall, "cpu_s": cpu, "items": items, "events": events,
             "sim_tokens_per_s": launched * wl.generation.batch / wall,
             "items_per_s": items / wall, "events_per_s": events / wall, "rss_mib": peak_rss_mib(),
             "speedup": result.summary["speedup"].get("speed")}
 
 
-def exponent(xs: list[int], walls: list[float]) -> float:
-    """Least-squares slope of log(wall) over log(x)."""
-    lx, ly = [math.log(x) for x in xs], [math.log(w) for w in walls]
-    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
-    return sum((a - mx) * (b - my) for a, b in zip(lx, ly)) / sum((a - mx) ** 2 for a in lx)
+def exponent(xs: list[int], ts: list[float]) -> float:
+    """Least-squares slope of log(t) over log(x)."""
+    return line([math.log(x) for x in xs], [math.log(t) for t in ts])[1]
+
+
+def line(xs: list[float], ts: list[float]) -> tuple[float, float]:
+    """Least-squares (intercept, slope) of t over x."""
+    mx, mt = sum(xs) / len(xs), sum(ts) / len(ts)
+    slope = sum((a - mx) * (b - mt) for a, b in zip(xs, ts)) / sum((a - mx) ** 2 for a in xs)
+    return mt - slope * mx, slope
 
 
 def scaling() -> None:
     hw, wl = RUNS["7b"]
     layers = lambda v: [("model.n_layers", v), ("model.sharing.unique_layers", v // 4),
                         ("generation.new_tokens", 32)]  # G = N / U = 4 stages throughout
-    for key, values, over in (("new_tokens", [32, 64, 128],
+    for key, values, over in (("new_tokens", [32, 64, 128, 256, 512],
                                lambda v: [("generation.new_tokens", v)]),
                               ("n_layers", [8, 16, 32], layers)):
-        walls = [bench(hw, wl, over(v))["wall_s"] for v in values]
-        print(f"{key}: {dict(zip(values, [round(w, 2) for w in walls]))} s, "
-              f"exponent {exponent(values, walls):.2f}")
+        runs = [bench(hw, wl, over(v)) for v in values]
+        cpu = [r["cpu_s"] for r in runs]
+        a, b = line(values, cpu)
+        print(f"{key}: CPU {dict(zip(values, [round(t, 2) for t in cpu]))} s, wall "
+              f"{dict(zip(values, [round(r['wall_s'], 2) for r in runs]))} s; exponent "
+              f"{exponent(values, cpu):.2f}; fit {a:.2f} s + {b * 1e3:.1f} ms per {key[:-1]}; "
+              f"peak RSS {runs[-1]['rss_mib']:,.0f} MiB", flush=True)
 
 
 def main() -> None:
@@ -80,7 +90,8 @@ def main() -> None:
         if (args.only and name != args.only) or (not args.only and name.startswith("7b_")):
             continue
         best = min((bench(hw, wl) for _ in range(args.repeat)), key=lambda r: r["wall_s"])
-        print(f"{name:4s} {hw} {wl}: wall {best['wall_s']:.2f} s, {best['items']:,} items "
+        print(f"{name:4s} {hw} {wl}: wall {best['wall_s']:.2f} s (CPU {best['cpu_s']:.2f} s), "
+              f"{best['items']:,} items "
               f"({best['items_per_s']:,.0f}/s), {best['events']:,} SimPy events "
               f"({best['events_per_s']:,.0f}/s), {best['sim_tokens_per_s']:,.1f} simulated "
               f"tokens/s, SPEED speedup {best['speedup']:.2f}x, peak RSS {best['rss_mib']:,.0f} MiB")

@@ -370,7 +370,8 @@ def test_closed_form_runs_equal_tile_by_tile_and_never_beat_the_roofline(case):
 
 def kv_runs(n_items=3):
     """Attention items of long periodic KV-read tile patterns (period 1, 2 and 3 tiles),
-    between GEMMs whose weight tiles are prefetched during them and vector ops."""
+    between GEMMs whose weight tiles are prefetched during them and vector ops, then a
+    GEMM with spilled inputs."""
     items = []
     for i, (n, heads) in enumerate([(700, 8), (700, 3), (333, 5)][:n_items]):
         deps = [len(items) - 1] if items else []
@@ -381,6 +382,8 @@ def kv_runs(n_items=3):
         items.append(WorkItem(id=len(items), unit="vector", op="softmax", phase="decode",
                               deps=(len(items) - 1,), elements=heads * n, vector_kind="softmax",
                               vector_ops=heads * n, kv_read_bytes=heads * 16 * n))
+    # a GEMM whose spilled inputs stream in with its weight tiles: not a stream-only run
+    items.append(gemm(len(items), 64, 64, 600, key="spill", deps=[len(items) - 1]))
     return items
 
 

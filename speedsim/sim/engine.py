@@ -507,43 +507,66 @@ class _Replay:
     def _fast_forward(self, unit: str, it: WorkItem, tiles: list[Tile],
                       j: int) -> tuple[int, int, int] | None:
         """While the other unit can issue nothing, play tiles without SimPy events:
-        weight runs in closed form, tiles without weights one by one in arithmetic.
+        long weight runs in closed form, other tiles one by one in arithmetic.
         Returns (next tile, compute end of the last tile played, compute start of the
         first) or None."""
-        t = tiles[j]
-        if t.weight_bytes:
-            if unit != "array" or j == 0 or t.stream_bytes or self._run_length(tiles, j) < 2 * FAST_MIN_TILES:
-                return None
+        if self._weight_run_starts(unit, tiles, j):
             played = self._weight_run(it, tiles, j)
-            return (j + played[0], played[1], -1) if played else None
-        return self._stream_tiles(unit, it, tiles, j)
+            if played:
+                return j + played[0], played[1], -1
+        return self._play_tiles(unit, it, tiles, j)
 
-    def _stream_tiles(self, unit: str, it: WorkItem, tiles: list[Tile],
-                      j: int) -> tuple[int, int, int] | None:
-        """Tiles ``j``… without weights, played in arithmetic up to the other unit's horizon:
-        exactly what the SimPy steps would do, since nothing else acts meanwhile. Inside a
-        long run of identical stream tiles, whole periods are skipped (``_StreamPeriods``)."""
+    def _weight_run_starts(self, unit: str, tiles: list[Tile], j: int) -> bool:
+        """Tile ``j`` begins a weight run long enough for ``_weight_run``."""
+        t = tiles[j]
+        return bool(unit == "array" and j and t.weight_bytes and not t.stream_bytes
+                    and self._run_length(tiles, j) >= 2 * FAST_MIN_TILES)
+
+    def _play_tiles(self, unit: str, it: WorkItem, tiles: list[Tile],
+                    j: int) -> tuple[int, int, int] | None:
+        """Tiles ``j``… played in arithmetic up to the other unit's horizon: exactly what
+        the SimPy steps would do, since nothing else acts meanwhile (a transfer's arrival,
+        read when its tile is next, is final). Inside a long periodic stretch of stream
+        tiles, whole periods are skipped (``_StreamPeriods``); a long weight run is left
+        to ``_weight_run``."""
         horizon = self._horizon("vector" if unit == "array" else "array")
         now = self.env.now
         if horizon < now:
             return None
         stream, k, first = self.streams[unit], j, -1
         periods = _StreamPeriods(self, unit, it, tiles, horizon)
-        while k < len(tiles) and not tiles[k].weight_bytes:
+        while k < len(tiles):
             if first >= 0:
                 k, now = periods.visit(k, now)
             t = tiles[k]
+            if t.weight_bytes and (k > j and self._weight_run_starts(unit, tiles, k)
+                                   or (it.id, k) not in self.weights.issued):
+                break
             at = stream.arrival[(it.id, k)] if t.stream_bytes else now
+            key, tr = self.weights.issued[(it.id, k)] if t.weight_bytes else (None, None)
+            if isinstance(tr, BulkTransfer):
+                at = max(at, tr.arrival)
             end = max(now, at) + t.cycles
             if end > horizon:
                 break
             first = max(now, at) if first < 0 else first
-            stream.arrival.pop((it.id, k), None)
             now = end
-            if t.stream_bytes:
-                stream.release(t.stream_bytes, now)
+            self._tile_done(unit, it, k, t, key, tr, now)
             k += 1
         return (k, now, first) if k > j else None
+
+    def _tile_done(self, unit: str, it: WorkItem, k: int, t: Tile, key, tr, now: int) -> None:
+        """Book what the end of tile ``k`` of a ``_play_tiles`` run does: its weight load's
+        log row, its slots freed."""
+        self.streams[unit].arrival.pop((it.id, k), None)
+        if t.weight_bytes:
+            del self.weights.issued[(it.id, k)]
+            if isinstance(tr, BulkTransfer):
+                self.parts.log.add("dram", it, "load", "weight", tr.start, tr.finish, tr.bytes_,
+                                   busy=tr.cycles)
+            self.weights.release(key, now)
+        if t.stream_bytes:
+            self.streams[unit].release(t.stream_bytes, now)
 
     def _weight_run(self, it: WorkItem, tiles: list[Tile], j: int) -> tuple[int, int] | None:
         """Play tiles of a run of identical weight-only tiles in closed form
@@ -596,7 +619,7 @@ class _Replay:
         log.fetched[it.id] = log.fetched.get(it.id, 0) + n * bytes_
 
     def extent(self, tiles: list[Tile], j: int, p: int) -> int:
-        """p = 0: the first index >= j of a tile that is not a stream tile with compute
+        """p = 0: the first index >= j of a tile that is not a stream-only tile with compute
         cycles; p > 0: the first index >= j whose tile differs from the one p before it
         (cached per tile list and p)."""
         ends = self.extents.get((id(tiles), p))
@@ -605,7 +628,8 @@ class _Replay:
             ends = self.extents[(id(tiles), p)] = [n] * (n + 1)
             for i in range(n - 1, -1, -1):
                 t = tiles[i]
-                stop = not (t.stream_bytes and t.cycles) if p == 0 else (i < p or t != tiles[i - p])
+                stop = (t.weight_bytes or not (t.stream_bytes and t.cycles)) if p == 0 \
+                    else (i < p or t != tiles[i - p])
                 ends[i] = i if stop else ends[i + 1]
         return ends[min(j, len(tiles))]
 
