@@ -18,14 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_run import RUNS  # the same runs as bench_run.py, typed at the command line
+
 ROOT = Path(__file__).resolve().parent.parent
-RUNS = {
-    "gen": ("hw_configs/edge.yaml", "workloads/gen.yaml"),
-    "strategies": ("hw_configs/edge.yaml", "workloads/strategies.yaml"),
-    "7b": ("hw_configs/edge.yaml", "workloads/llama7b_shape.yaml"),
-    "7b_h100": ("hw_configs/h100.yaml", "workloads/llama7b_shape.yaml"),
-    "7b_dc": ("hw_configs/datacenter.yaml", "workloads/llama7b_shape.yaml"),
-}
 
 
 def written_bytes(out: Path) -> int:
