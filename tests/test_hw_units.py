@@ -110,3 +110,16 @@ def test_dram_shift_future_moves_only_what_is_still_ahead():
     assert (d.demand_free, d.busy_starts[-1], d.busy_ends[-1]) == (70, 65, 70)
     assert d.busy_ends[-2] == 25  # the part up to 25 stays where it was
     assert d.demand(70, 16) == (70, 71, 81)
+
+
+def test_weight_runs_from_equal_relative_states_are_shifts_of_each_other():
+    # the same pipeline 1000 cycles later, with a long-past arrival among the older ones
+    a = RunState(100, ((90, 110, 113), (113, 123, 126)), (20,), 95)
+    b = RunState(1100, ((1090, 1110, 1113), (1113, 1123, 1126)), (7,), 1095)
+    ra, rb = weight_run(a, 40, 4, 10, 3, 1), weight_run(b, 40, 4, 10, 3, 1)
+    stepped = a
+    for _ in range(40):
+        stepped = weight_run(stepped, 1, 4, 10, 3, 1).state
+    assert ra.state == stepped
+    assert rb.state.now == ra.state.now + 1000 and rb.tiles == ra.tiles == 40
+    assert (rb.first_start, rb.last_finish) == (ra.first_start + 1000, ra.last_finish + 1000)

@@ -25,6 +25,7 @@ the one tile-by-tile stepping gives (``tests/test_sim_engine.py`` checks it).
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import NamedTuple
 
 
@@ -73,9 +74,32 @@ def weight_run(state: RunState, tiles: int, c: int, f: int, latency: int, engine
 
     Each tile computed issues one new tile (its slot's next), so ``pending``
     keeps its length. Returns the state after the last tile played.
+
+    Without a horizon, a run of at least ``len(pending) + engines`` tiles depends only on the
+    relative state (every cycle it computes is a max with one at or after ``now``),
+    so runs from equal relative states are computed once and shifted.
     """
     if not state.pending or min(c, f) < 0 or engines < 1:
         raise ValueError("weight_run needs pending tiles, c, f >= 0 and engines >= 1")
+    if horizon != float("inf") or tiles < len(state.pending) + engines:
+        return _play(state, tiles, c, f, latency, engines, horizon)
+    pending, older = _relative(state)
+    at_zero = RunState(0, tuple(zip(pending[0::3], pending[1::3], pending[2::3])), older, 0)
+    res = _play_from_zero(at_zero, tiles, c, f, latency, engines)
+    now = state.now
+    return RunResult(_shift(res.state, now), res.tiles, res.first_start + now if res.tiles else -1,
+                     res.last_finish + now if res.tiles else -1)
+
+
+@lru_cache(maxsize=1024)
+def _play_from_zero(state: RunState, tiles: int, c: int, f: int, latency: int,
+                    engines: int) -> RunResult:
+    return _play(state, tiles, c, f, latency, engines, float("inf"))
+
+
+def _play(state: RunState, tiles: int, c: int, f: int, latency: int, engines: int,
+          horizon: float) -> RunResult:
+    """``weight_run``, stepped (and whole periods added) from ``state``."""
     seen: dict[tuple, tuple[int, int]] = {}
     done, first, last = 0, -1, -1
     while done < tiles:
