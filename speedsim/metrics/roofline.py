@@ -56,7 +56,15 @@ def compulsory_dram_bytes(items: Sequence[WorkItem], costed: cost.CostPlan,
 
 def compute_cycles(items: Sequence[WorkItem], costed: cost.CostPlan) -> np.ndarray:
     """Per item (in list order): the cycles of its tiles on its unit."""
-    return np.array([sum(t.cycles for t in costed.tiles[it.id]) for it in items], dtype=np.int64)
+    of_list: dict[int, int] = {}  # id of a tile list (shared by items of equal shape) -> cycles
+    out = np.zeros(len(items), dtype=np.int64)
+    for i, it in enumerate(items):
+        tiles = costed.tiles[it.id]
+        busy = of_list.get(id(tiles))
+        if busy is None:
+            busy = of_list[id(tiles)] = sum(t.cycles for t in tiles)
+        out[i] = busy
+    return out
 
 
 def item_bound_cycles(items: Sequence[WorkItem], hw: Hardware) -> np.ndarray:
