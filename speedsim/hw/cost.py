@@ -33,9 +33,10 @@ On-chip placement (what needs DRAM and what does not) is also decided here:
     item whose KV cannot be prefetched (its deps have not started) waits for
     its whole first tile, so its tile is kept short. The engine plays stream
     tiles one by one, which is why it is not shorter still;
-  - a weight tile is at least one array fold, and each is at most its slot
-    (half its share of the buffer: the old rule, which still decides for
-    small buffers).
+  - each is at least one array fold (``R · C`` elements: a DRAM without
+    latency needs no pipeline, and finer tiles would only cost engine work),
+    and at most its slot (half its share of the buffer: the old rule, which
+    still decides for small buffers).
 
   So a bigger buffer first cuts larger tiles, up to the pipeline's size, then
   keeps more weight tiles resident; it never cuts coarser ones. A
@@ -221,10 +222,12 @@ def stream_slot_bytes(hw: Hardware, unit: str) -> int:
 
 def stream_tile_budget(hw: Hardware, unit: str) -> int:
     """Stream tile of ``unit`` in bytes: one stream slot, with double buffering at most
-    ``STREAM_TILE_LATENCIES`` of data (module docstring, *Tile sizes*)."""
+    ``STREAM_TILE_LATENCIES`` of data or one array fold, whichever is more (module
+    docstring, *Tile sizes*)."""
     if slots(hw) == 1:
         return stream_slot_bytes(hw, unit)
-    return max(1, min(stream_slot_bytes(hw, unit), pipeline_tile_bytes(hw, STREAM_TILE_LATENCIES)))
+    return min(stream_slot_bytes(hw, unit),
+               max(pipeline_tile_bytes(hw, STREAM_TILE_LATENCIES), fold_bytes(hw)))
 
 
 def act_work_capacity(hw: Hardware) -> int:
