@@ -44,8 +44,36 @@ def test_tiles_never_cost_more_than_the_unsplit_gemm(dataflow, m, k, n, count, w
         # the free dimension is cut first, so the overhead stays a small fraction
         assert split <= 1.25 * whole, (split, whole)
     assert sum(t.macs for t in tiles) == item.macs
-    budget = cost.weight_tile_budget(hw) if weight else cost.stream_tile_budget(hw, "array")
-    assert max(t.weight_bytes + t.stream_bytes for t in tiles) <= budget
+    slot = cost.weight_slot_bytes(hw) if weight else cost.stream_slot_bytes(hw, "array")
+    assert max(t.weight_bytes + t.stream_bytes for t in tiles) <= slot
+
+
+@pytest.mark.parametrize("hw_file", ["hw_configs/edge.yaml", "hw_configs/datacenter.yaml"])
+@pytest.mark.parametrize("m, k, n", [(1, 4096, 12288), (1, 11008, 4096), (4, 1024, 4096)])
+def test_a_big_gemm_is_cut_into_pipeline_tiles_that_cost_nothing(hw_file, m, k, n):
+    """With a buffer far larger than the pipeline tile, a weight stream is cut into tiles
+    of about ``weight_tile_budget`` (never larger, at most twice as many), on cuts free
+    on the ganged arrays (datacenter: 4 MXUs), so the tiles add up to the unsplit GEMM."""
+    hw = load_hardware(hw_file, [("buffers.weight.size_kib", 1 << 20)])
+    item = _item(m, k, n, eb=hw.bytes_per_element)
+    tiles = cost.item_tiles(item, hw, kv_on_chip_=False)
+    target = cost.weight_tile_budget(hw)
+    assert target == cost.pipeline_tile_bytes(hw, cost.WEIGHT_TILE_LATENCIES) < cost.weight_slot_bytes(hw)
+    assert item.weight_bytes / target <= len(tiles) <= 2 * item.weight_bytes / target + 1
+    assert max(t.weight_bytes for t in tiles) <= target
+    assert sum(t.cycles for t in tiles) == cost.gemm_cycles(m, k, n, 1, hw)
+
+
+def test_tile_budgets_grow_with_the_buffer_only_up_to_the_pipeline_tile():
+    def budgets(kib, double=True):
+        hw = load_hardware("hw_configs/edge.yaml", [("buffers.weight.size_kib", kib),
+                                                    ("buffers.activation.size_kib", kib),
+                                                    ("buffers.double_buffering", double)])
+        return cost.weight_tile_budget(hw), cost.stream_tile_budget(hw, "array")
+    # edge: 21.76 B/cycle, 120 cycles of latency: 24 and 8 latencies of data
+    assert budgets(32) == (28 * 1024 // 2, 32 * 1024 * 3 // 16)  # the slots decide
+    assert budgets(1024) == budgets(65536) == (62668, 20889)  # the pipeline decides
+    assert budgets(1024, double=False) == (896 * 1024, 384 * 1024)  # one slot: all of it
 
 
 def test_split_aligned_cuts_on_multiples():

@@ -1,5 +1,6 @@
 """Checks made before the replay: run-size estimates, tiles that fit, attention on the vector unit."""
 
+import dataclasses
 import math
 
 import pytest
@@ -51,12 +52,42 @@ def test_a_double_buffered_weight_buffer_holds_two_array_tiles(size_kib, ok):
 
 
 def test_the_activation_buffer_boundary_is_where_the_replay_starts_to_fit():
-    """4 KiB holds gen's two largest stream tiles (2048 bytes each) and runs; 3.9 KiB is refused."""
+    """4 KiB holds gen's two largest stream tiles (2048 bytes each) and runs; 3.9 KiB is refused.
+    No vector item streams beside them: the dependencies keep them apart."""
     wl = load_workload(GEN, SHORT)
     simulate(load_hardware(EDGE, [("buffers.activation.size_kib", 4.0)]), wl)
     with pytest.raises(ConfigError, match="needs at least 4 KiB") as err:
         simulate(load_hardware(EDGE, [("buffers.activation.size_kib", 3.9)]), wl)
     assert err.value.key == "hw.buffers.activation.size_kib"
+
+
+@pytest.mark.parametrize("attn_deps", [(), (0,)])
+def test_an_array_tile_over_its_slot_leaves_room_for_the_vector_units_stream(attn_deps):
+    """Regression: a 64-byte activation buffer (4×8 is arrays) passed the preflight with
+    two 30-byte KV tiles of an attention item (a fold minimum, over the array's 12-byte
+    slot), then overflowed when the vector unit streamed its parameters beside them
+    (here to 68 bytes) — also when the norm is the attention's dep, since KV is
+    prefetched once the deps have started. Both units' slots are now counted."""
+    from test_sim_engine import small_hw, vec
+    from speedsim.contracts.workitem import WorkItem
+    from speedsim.hw.fit import check_tiles_fit
+    from speedsim.sim.engine import replay
+
+    hw = small_hw(act_kib=0.0625, array={"rows": 4, "cols": 8, "count": 4, "dataflow": "is"})
+    norm = vec(0, 1, kind="norm", weight_bytes=128, act_in_bytes=1, act_out_bytes=1)
+    attn = WorkItem(id=1, unit="array", op="attn_score", phase="decode", deps=attn_deps,
+                    m=1, k=8, n=15, count=1, kv_read_bytes=120, macs=120)
+    tiles = cost.plan([norm, attn], hw).tiles
+    assert max(t.stream_bytes for t in tiles[1]) == 30 > cost.stream_slot_bytes(hw, "array")
+    with pytest.raises(ConfigError, match="beside 2 of the vector unit's 4 bytes"):
+        check_tiles_fit([norm, attn], hw)
+    with pytest.raises(AssertionError, match="occupancy 68 bytes exceeds its 64"):
+        replay([norm, attn], hw)  # what the preflight now refuses
+    # a norm after the attention never streams beside it: accepted, and it runs
+    after = [dataclasses.replace(attn, id=0, deps=()), vec(1, 1, deps=(0,), kind="norm", weight_bytes=128,
+                                                          act_in_bytes=1, act_out_bytes=1)]
+    check_tiles_fit(after, hw)
+    replay(after, hw)
 
 
 def test_attention_on_the_vector_unit_costs_one_mac_per_lane_per_cycle():

@@ -109,9 +109,11 @@ def test_demand_load_preempts_a_weight_stream():
     # An 11-tile weight stream (128 B tiles at 1 B/cycle) keeps the DRAM busy. A vector
     # item whose 512 B of parameters do not fit the 40 B parameter share streams them as a
     # demand transfer when it starts at cycle 100 (after a 100-cycle residual); it takes the
-    # DRAM at once: 512 cycles of its own bytes + 10 latency, not a wait behind the 128 B
+    # DRAM at once: 512 cycles of its own bytes + 64 latency, not a wait behind the 128 B
     # weight tile in flight (which resumes at 612 with its 28 bytes left) or the next one.
-    hw = small_hw(act_kib=8)  # vector stream slots of 512 B
+    # vector stream slots of 512 B; a 64-cycle latency makes 8 latencies of data (512 B) no
+    # shorter, so the parameters move as one tile
+    hw = small_hw(act_kib=8, latency_ns=64.0)
     items = [gemm(0, 1, 8, 11 * 16, key="w"),
              vec(1, 800),  # 800 elements / 8 lanes = 100 cycles
              vec(2, 8, deps=[1], kind="norm", weight_key="p", weight_bytes=512)]
@@ -119,7 +121,7 @@ def test_demand_load_preempts_a_weight_stream():
     assert spans(r, "dram", "load", "stream") == [(100, 612)]
     assert spans(r, "dram", "load", "weight")[:2] == [(0, 640), (640, 768)]
     norm = r.items.set_index("item").loc[2]
-    assert (norm.start_cycle, norm.compute_end_cycle) == (622, 622 + 4)  # 8 x 4 / 8 lanes
+    assert (norm.start_cycle, norm.compute_end_cycle) == (676, 676 + 4)  # 8 x 4 / 8 lanes
 
 
 def test_kv_reads_are_prefetched_once_their_deps_have_started():
@@ -233,6 +235,7 @@ def test_occupancy_never_exceeds_capacity():
 def test_an_over_full_buffer_trips_the_engine_assertion(monkeypatch):
     from speedsim.hw import cost
     monkeypatch.setattr(cost, "weight_tile_budget", lambda hw: 10**9)  # tiles ignore the buffer
+    monkeypatch.setattr(cost, "weight_slot_bytes", lambda hw: 10**9)
     with pytest.raises((AssertionError, ValueError), match="weight"):
         replay(weight_stream(1, k=64, n=512), small_hw())
 

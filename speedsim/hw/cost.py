@@ -7,9 +7,48 @@ the two cannot drift apart.
 On-chip placement (what needs DRAM and what does not) is also decided here:
 
 * **Weights** stream from DRAM into the weight buffer in tiles of at most
-  ``weight_tile_budget`` bytes (the buffer less its parameter share, divided
-  among the in-flight slots: two with double buffering, one without); a tile
-  still resident is not fetched again.
+  ``weight_tile_budget`` bytes, ``slots`` of them in flight; a tile
+  still resident is not fetched again. The tile is sized from the DRAM
+  pipeline, not from the buffer (see *Tile sizes* below).
+* **Tile sizes.** A tile's compute cannot start before its last byte has
+  arrived, so a tile is exposed latency at every item boundary the prefetch
+  cannot cover (an item waiting for its deps, a dependency chain through the
+  vector unit), and an item cut into a few big tiles overlaps its own
+  transfer and compute less than one cut into many: a tile should be as
+  small as still keeps the DRAM pipeline full, a small multiple of the
+  bandwidth-delay product ``bytes_per_cycle · L`` (``L`` the DRAM latency),
+  and a bigger buffer should not cut coarser tiles. With double buffering:
+
+  - a **weight tile** is ``WEIGHT_TILE_LATENCIES`` (24) latencies of data. A
+    weight tile is a bulk transfer holding a DMA engine from issue to arrival
+    and issued when the tile two before it has computed, so every tile
+    exposes about ``L / 2`` when transfer and compute take equally long (and
+    one ``L`` with a single engine): 24 latencies keep that within 2 % (4 %).
+    Runs of identical weight tiles cost the engine nothing per tile (closed
+    form), so the count of tiles is free;
+  - a **stream tile** (KV reads, spilled inputs, streamed parameters) is
+    ``STREAM_TILE_LATENCIES`` (8) latencies of data: a demand transfer holds
+    no engine (its latency is pipelined), so it only has to outlast one
+    latency plus its compute to keep two slots streaming, and an attention
+    item whose KV cannot be prefetched (its deps have not started) waits for
+    its whole first tile, so its tile is kept short. The engine plays stream
+    tiles one by one, which is why it is not shorter still;
+  - each is at least one array fold (``R · C`` elements: a DRAM without
+    latency needs no pipeline, and finer tiles would only cost engine work),
+    and at most its slot (half its share of the buffer: the old rule, which
+    still decides for small buffers).
+
+  So a bigger buffer first cuts larger tiles, up to the pipeline's size, then
+  keeps more weight tiles resident; it never cuts coarser ones. A
+  pipeline-sized cut is taken only where it costs the array nothing: on
+  fold boundaries of the *ganged* arrays (``hw.array.count`` arrays split a
+  GEMM's columns, so an n-cut is free only in multiples of ``C`` times the
+  arrays sharing the GEMM; whole GEMMs go in rounds of ``count``) and evenly
+  (one run of identical tiles, which the engine plays in closed form). Where
+  no such cut fits the slots or it would cost more array cycles than the
+  fewest-piece cut that fits, the latter is kept (``item_tiles``). Without
+  double buffering nothing overlaps (one slot: transfer, then compute), so
+  the largest tile is best and the tile is the whole slot, as before.
 * **Vector-unit parameters** (norm scales and shifts: items on the vector unit
   with a ``weight_key``) live in the weight buffer's parameter share (1/8 of
   it, LRU by key) when they fit there (``param_resident``): fetched once, then
@@ -27,7 +66,8 @@ On-chip placement (what needs DRAM and what does not) is also decided here:
 * The activation buffer is partitioned: array stream area 3/8, vector stream
   area 1/8, array working area 1/4, vector working area 1/4. Streamed bytes
   (KV reads, spilled inputs, vector-unit parameters) move through the stream
-  area in slots (two with double buffering, one without).
+  area in slots (two with double buffering, one without), in tiles of at
+  most ``stream_tile_budget`` bytes (*Tile sizes*).
 """
 
 from __future__ import annotations
@@ -42,6 +82,8 @@ from speedsim.contracts.workitem import WorkItem
 ACT_STREAM_SHARE = {"array": 3 / 8, "vector": 1 / 8}
 ACT_WORK_SHARE = 1 / 4
 PARAM_SHARE = 1 / 8  # of the weight buffer, for vector-unit parameters
+WEIGHT_TILE_LATENCIES = 24  # a weight tile moves for this many DRAM latencies (module docstring)
+STREAM_TILE_LATENCIES = 8  # and a stream tile for this many
 
 
 class Tile(NamedTuple):
@@ -116,10 +158,33 @@ def param_capacity(hw: Hardware) -> int:
     return int(weight_buffer_bytes(hw) * PARAM_SHARE)
 
 
+def pipeline_tile_bytes(hw: Hardware, latencies: int) -> int:
+    """Bytes that move in ``latencies`` DRAM latencies: that many bandwidth-delay
+    products (module docstring, *Tile sizes*)."""
+    return int(latencies * hw.dram_bytes_per_cycle * hw.dram_latency_cycles)
+
+
+def fold_bytes(hw: Hardware) -> int:
+    """Bytes of one array fold of the stationary operand: the finest cut of a GEMM."""
+    return hw.array.rows * hw.array.cols * hw.bytes_per_element
+
+
+def _weight_budget(hw: Hardware) -> int:
+    """Bytes of the weight buffer for weight tiles (in flight or resident)."""
+    return weight_buffer_bytes(hw) - param_capacity(hw)
+
+
+def weight_slot_bytes(hw: Hardware) -> int:
+    """Bytes of one of ``slots`` equal weight slots: the most a weight tile may hold."""
+    return _weight_budget(hw) // slots(hw)
+
+
 def weight_tile_budget(hw: Hardware) -> int:
-    """Largest weight tile in bytes: the buffer less its parameter share, divided among
-    its in-flight slots."""
-    return (weight_buffer_bytes(hw) - param_capacity(hw)) // slots(hw)
+    """Weight tile in bytes: the pipeline tile (at least one fold), capped at one of
+    ``slots`` weight slots; without double buffering the whole slot."""
+    if slots(hw) == 1:
+        return weight_slot_bytes(hw)
+    return min(weight_slot_bytes(hw), max(pipeline_tile_bytes(hw, WEIGHT_TILE_LATENCIES), fold_bytes(hw)))
 
 
 def param_resident(item: WorkItem, hw: Hardware) -> bool:
@@ -150,8 +215,19 @@ def gemm_cycles(m: int, k: int, n: int, gemms: int, hw: Hardware) -> int:
     return serial - rounds * (folds - 1) * a.rows
 
 
-def stream_tile_budget(hw: Hardware, unit: str) -> int:
+def stream_slot_bytes(hw: Hardware, unit: str) -> int:
+    """Bytes of one of ``unit``'s stream slots: its stream area divided among ``slots``."""
     return max(1, int(hw.buffers.activation.size_kib * 1024 * ACT_STREAM_SHARE[unit]) // slots(hw))
+
+
+def stream_tile_budget(hw: Hardware, unit: str) -> int:
+    """Stream tile of ``unit`` in bytes: one stream slot, with double buffering at most
+    ``STREAM_TILE_LATENCIES`` of data or one array fold, whichever is more (module
+    docstring, *Tile sizes*)."""
+    if slots(hw) == 1:
+        return stream_slot_bytes(hw, unit)
+    return min(stream_slot_bytes(hw, unit),
+               max(pipeline_tile_bytes(hw, STREAM_TILE_LATENCIES), fold_bytes(hw)))
 
 
 def act_work_capacity(hw: Hardware) -> int:
@@ -200,17 +276,40 @@ def fill_first(total: int, capacities: Sequence[int]) -> list[int]:
     return out
 
 
-def split_aligned(total: int, parts: int, align: int) -> list[int]:
+def split_aligned(total: int, parts: int, align: int, uniform: bool = False) -> list[int]:
     """``total`` split into at most ``parts`` pieces that are whole multiples of ``align``
     (except the last), as even as that allows. Fewer pieces when ``total`` has fewer
-    than ``parts`` blocks of ``align``."""
+    than ``parts`` blocks of ``align``. ``uniform``: the fewest pieces from ``parts`` to
+    twice that which give every piece the same number of blocks (one run of identical
+    tiles), if there are such."""
     blocks = ceil_div(total, align)
-    sizes = [b * align for b in split_even(blocks, min(parts, blocks))]
+    parts = min(parts, blocks)
+    if uniform:  # unless that means more than twice the pieces
+        parts = next((p for p in range(parts, min(2 * parts, blocks) + 1) if blocks % p == 0), parts)
+    sizes = [b * align for b in split_even(blocks, parts)]
     sizes[-1] -= sum(sizes) - total
     return sizes
 
 
-def _gemm_tiles(item: WorkItem, hw: Hardware, n_tiles: int) -> list[tuple[int, int]]:
+def _ganged(item: WorkItem, hw: Hardware) -> tuple[int, int]:
+    """(GEMMs per group, columns per n-cut) that keep a cut free on ``hw.array.count``
+    ganged arrays (``speedsim.hw.systolic.array_gemm_cycles``): whole rounds of GEMMs
+    over the arrays, and n-cuts that give every array of a column split (or every
+    array of a block split) whole folds."""
+    a = hw.array
+    gemms = max(item.count, 1)
+    if a.count == 1:
+        return 1, a.cols
+    if a.split == "blocks":  # os: ceil(folds / arrays) waves of one fold
+        m_folds = ceil_div(item.m, a.rows)
+        folds = m_folds * ceil_div(item.n, a.cols)
+        return a.count // math.gcd(a.count, folds), a.cols * (a.count // math.gcd(a.count, m_folds))
+    spread = a.count // gemms if gemms < a.count else 1
+    return a.count, a.cols * (spread if a.dataflow != "is" else 1)
+
+
+def _gemm_tiles(item: WorkItem, hw: Hardware, n_tiles: int,
+                ganged: bool = False) -> list[tuple[int, int]]:
     """(cycles, macs) of the item's GEMMs split into about ``n_tiles`` pieces.
 
     Whole GEMMs are grouped first. When there are fewer GEMMs than tiles, each
@@ -219,23 +318,29 @@ def _gemm_tiles(item: WorkItem, hw: Hardware, n_tiles: int) -> list[tuple[int, i
     a sum over folds, so such cuts cost at most the unsplit GEMM, whereas a cut
     inside a fold would pay a whole fold for a sliver. The dimension cut first is
     the one whose cuts are free for the dataflow (ws: both; os: n; is: k); the
-    other follows only if more pieces are needed.
+    other follows only if more pieces are needed. ``ganged``: groups and n-cuts also
+    respect the ganged arrays (``_ganged``), so that the cuts are free there too
+    (fewer pieces than ``n_tiles`` may result), and the cuts are uniform (more
+    pieces may result), so that a big GEMM is one long run of identical tiles for
+    the engine's closed form.
     """
     a = hw.array
     m, k, n, gemms = item.m, item.k, item.n, max(item.count, 1)
     cyc = lambda mm, kk, nn, g: gemm_cycles(mm, kk, nn, g, hw)
+    group, n_align = _ganged(item, hw) if ganged else (1, a.cols)
     if n_tiles <= gemms:
-        return [(cyc(m, k, n, g), g * m * k * n) for g in split_even(gemms, n_tiles)]
+        return [(cyc(m, k, n, g), g * m * k * n) for g in split_aligned(gemms, n_tiles, group)]
     per_gemm = ceil_div(n_tiles, gemms)
     if a.dataflow == "is":
-        ks = split_aligned(k, per_gemm, a.rows)
-        ns = split_aligned(n, ceil_div(per_gemm, len(ks)), a.cols)
+        ks = split_aligned(k, per_gemm, a.rows, ganged)
+        ns = split_aligned(n, ceil_div(per_gemm, len(ks)), n_align, ganged)
     else:
-        ns = split_aligned(n, per_gemm, a.cols)
-        ks = split_aligned(k, ceil_div(per_gemm, len(ns)), a.rows)
+        ns = split_aligned(n, per_gemm, n_align, ganged)
+        ks = split_aligned(k, ceil_div(per_gemm, len(ns)), a.rows, ganged)
     # SCALE-Sim counts a GEMM's cycles up to its last output line, one less than its folds
     # take; that one cycle belongs to the GEMM, not to each piece of it
-    pieces = [(cyc(m, kk, nn, 1) + 1, m * kk * nn) for kk in ks for nn in ns]
+    piece_cycles = {(kk, nn): cyc(m, kk, nn, 1) + 1 for kk in set(ks) for nn in set(ns)}
+    pieces = [(piece_cycles[kk, nn], m * kk * nn) for kk in ks for nn in ns]
     pieces[-1] = (pieces[-1][0] - 1, pieces[-1][1])
     return pieces * gemms
 
@@ -248,12 +353,21 @@ def item_tiles(item: WorkItem, hw: Hardware, kv_on_chip_: bool) -> list[Tile]:
             raise ValueError(f"work item {item.id} ({item.op}) on the array needs m, k, n >= 1")
         w_total = tr.weight_bytes
         s_total = tr.kv_read_bytes + tr.act_read_bytes
-        n_tiles = max(1, ceil_div(w_total, weight_tile_budget(hw)),
-                      ceil_div(s_total, stream_tile_budget(hw, "array")))
-        pieces = _gemm_tiles(item, hw, n_tiles)
+        # what the slots require (cut on array folds, as few pieces as fit) ...
+        n_fit = max(1, ceil_div(w_total, weight_slot_bytes(hw)),
+                    ceil_div(s_total, stream_slot_bytes(hw, "array")))
+        pieces, budget = _gemm_tiles(item, hw, n_fit), stream_slot_bytes(hw, "array")
+        # ... or, finer, the pipeline tiles, cut where the ganged arrays lose nothing,
+        # when such cuts still fit the slots and cost no more
+        n_pipe = max(n_fit, ceil_div(w_total, weight_tile_budget(hw)),
+                     ceil_div(s_total, stream_tile_budget(hw, "array")))
+        if n_pipe > n_fit:
+            free = _gemm_tiles(item, hw, n_pipe, ganged=True)
+            if len(free) >= min(n_fit, len(pieces)) and \
+                    sum(c for c, _ in free) <= sum(c for c, _ in pieces):
+                pieces, budget = free, stream_tile_budget(hw, "array")
         count = len(pieces)
         kv = split_even(tr.kv_read_bytes, count)
-        budget = stream_tile_budget(hw, "array")
         room = [max(0, budget - x) for x in kv]
         acts = (fill_first(tr.act_read_bytes, room) if sum(room) >= tr.act_read_bytes
                 else split_even(tr.act_read_bytes, count))  # fewer pieces than slots need

@@ -2,11 +2,17 @@
 
 ``cost.item_tiles`` cuts an item into tiles no larger than its buffer slot
 where it can, but never below one array fold: a GEMM piece streams at least
-its rows of one R-deep (or C-wide) fold. Each unit keeps up to ``cost.slots``
-stream tiles in flight in the activation buffer, so a buffer smaller than
-``slots`` times the largest indivisible tile cannot run the workload. That is
-a property of the configuration, not a bug of the replay: it is reported as a
-``ConfigError`` naming the buffer and the size it needs.
+its rows of one R-deep (or C-wide) fold. Each unit (array and vector) keeps up
+to ``cost.slots`` stream tiles in flight in the one activation buffer, and the
+two units stream at the same time, so an array tile over its slot (a fold
+minimum) eats into the vector unit's share: the buffer must hold ``slots`` of
+such a tile *plus* ``slots`` of the largest stream tile of any vector item
+that may stream meanwhile. That is every vector item except the array item's
+ancestors and descendants, which the dependencies keep apart — but not its
+direct deps or direct dependants whose stream is KV reads only: the engine
+prefetches those once their deps have *started*. A buffer that cannot hold
+that is a property of the configuration, not a bug of the replay: it is
+reported as a ``ConfigError`` naming the buffer and the size it needs.
 """
 
 from __future__ import annotations
@@ -20,29 +26,71 @@ from speedsim.hw import cost
 from speedsim.contracts.workitem import WorkItem
 
 
-def largest_stream_tile(items: Sequence[WorkItem], hw: Hardware,
-                        costed: cost.CostPlan | None = None) -> tuple[int, WorkItem | None]:
-    """(bytes, item) of the largest stream tile of any item (``costed``: their ``cost.plan``)."""
-    sums = (costed if costed is not None else cost.plan(items, hw)).sums
-    best, where = 0, None
+def _closure(start: int, edges: dict[int, Sequence[int]]) -> set[int]:
+    seen, todo = set(), list(edges.get(start, ()))
+    while todo:
+        i = todo.pop()
+        if i not in seen:
+            seen.add(i)
+            todo.extend(edges.get(i, ()))
+    return seen
+
+
+def _kv_only(it: WorkItem, traffic: dict, hw: Hardware) -> bool:
+    """The engine may prefetch this item's stream once its deps have started."""
+    tr = traffic[it.id]
+    return bool(tr.kv_read_bytes and not tr.act_read_bytes and it.deps and
+                (it.unit == "array" or cost.param_resident(it, hw) or not tr.weight_bytes))
+
+
+def _concurrent_vector_tile(x: WorkItem, items: Sequence[WorkItem], largest: dict[int, int],
+                            traffic: dict, hw: Hardware) -> int:
+    """Largest stream tile of a vector item that may stream while ``x`` streams."""
+    by_id = {it.id: it for it in items}
+    children: dict[int, list[int]] = {}
     for it in items:
-        size = sums[it.id].largest_stream
-        if size > best:
-            best, where = size, it
-    return best, where
+        for d in it.deps:
+            children.setdefault(d, []).append(it.id)
+    apart = _closure(x.id, {it.id: it.deps for it in items}) | _closure(x.id, children)
+    if _kv_only(x, traffic, hw):
+        apart -= set(x.deps)
+    apart -= {c for c in children.get(x.id, ()) if _kv_only(by_id[c], traffic, hw)}
+    return max((largest[it.id] for it in items if it.unit == "vector" and it.id not in apart),
+               default=0)
 
 
 def check_tiles_fit(items: Sequence[WorkItem], hw: Hardware,
                     costed: cost.CostPlan | None = None) -> None:
-    """``ConfigError`` naming ``hw.buffers.activation.size_kib`` when its slots cannot hold
-    the largest stream tile."""
-    tile_bytes, item = largest_stream_tile(items, hw, costed)
+    """``ConfigError`` naming ``hw.buffers.activation.size_kib`` when it cannot hold the
+    stream slots of both units full of the largest tiles that may be in flight together
+    (``costed``: the items' ``cost.plan``, when it is at hand)."""
+    costed = costed if costed is not None else cost.plan(items, hw)
+    largest = {it.id: costed.sums[it.id].largest_stream for it in items}
     slots = cost.slots(hw)
     capacity = hw.buffers.activation.size_kib * 1024
-    if item is None or slots * tile_bytes <= capacity:
+    vector_max = max((largest[it.id] for it in items if it.unit == "vector"), default=0)
+    worst = None  # (bytes needed, item, its tile, the vector tile beside it)
+    checked: set[tuple] = set()
+    for it in items:
+        size = largest[it.id]
+        if it.unit == "vector" or slots * (size + vector_max) <= capacity:
+            continue
+        key = (size, it.deps, it.id) if it.deps else (size,)
+        if key in checked:
+            continue
+        checked.add(key)
+        beside = _concurrent_vector_tile(it, items, largest, costed.traffic, hw)
+        need = slots * (size + beside)
+        if need > capacity and (worst is None or need > worst[0]):
+            worst = (need, it, size, beside)
+    if worst is None:
         return
-    need_kib = math.ceil(slots * tile_bytes / 1024)
+    need, item, tile_bytes, beside = worst
+    also = f", beside {slots} of the vector unit's {beside} bytes" if beside else ""
+    if beside and beside >= cost.stream_slot_bytes(hw, "vector"):  # it grows with the buffer
+        need = slots * tile_bytes / (1 - slots * cost.ACT_STREAM_SHARE["vector"] / slots)
     raise ConfigError(
         f"{hw.buffers.activation.size_kib:g} KiB cannot hold {slots} stream tile(s) of "
-        f"{tile_bytes} bytes ({item.op} in {item.phase}: one array fold of its operands); "
-        f"this workload needs at least {need_kib} KiB", key="hw.buffers.activation.size_kib")
+        f"{tile_bytes} bytes ({item.op} in {item.phase}: one array fold of its operands){also}; "
+        f"this workload needs at least {math.ceil(need / 1024 * 100) / 100:g} KiB",
+        key="hw.buffers.activation.size_kib")

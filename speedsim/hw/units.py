@@ -258,10 +258,30 @@ class WeightBuffer:
         keep = min(end, self.capacity // bytes_)
         others = [k for k in self.pins if k[:-1] != prefix]
         assert not others, "a weight run streamed past another item's pinned tiles"
+        peak = self._stream_peak(bytes_)
+        others_held = self._occupancy.held.get("weight", 0) - self.used  # the parameter cache
+        if peak > max(self.used, keep * bytes_) and cycle > 0:  # held on the way: record it
+            self._occupancy.set("weight", cycle - 1, others_held + peak)
         self.resident = OrderedDict((prefix + (j,), bytes_) for j in range(end - keep, end))
         self.pins = {prefix + (j,): 1 for j in range(end - pinned, end)}
-        self._occupancy.change("weight", cycle, keep * bytes_ - self.used)
+        self._occupancy.set("weight", cycle, others_held + keep * bytes_)
         self.used = keep * bytes_
+
+    def _stream_peak(self, bytes_: int) -> int:
+        """Most bytes held while a run of ``bytes_`` misses evicts, LRU first, the tiles
+        resident before it (which may differ in size): replayed until only tiles of the
+        run's size remain, after which every miss leaves the total as it found it."""
+        sizes, used, peak = deque(self.resident.values()), self.used, self.used
+        odd = sum(1 for b in sizes if b != bytes_)
+        while odd:
+            while used + bytes_ > self.capacity and sizes:
+                gone = sizes.popleft()
+                used -= gone
+                odd -= gone != bytes_
+            sizes.append(bytes_)
+            used += bytes_
+            peak = max(peak, used)
+        return peak
 
     def release(self, key: Hashable) -> None:
         left = self.pins[key] - 1
