@@ -85,17 +85,18 @@ def test_one_dma_engine_pays_the_latency_on_every_tile():
 
 def test_small_demand_load_during_a_weight_stream_costs_its_bytes_plus_latency():
     # 11 weight tiles of 128 B keep the DRAM busy; at 100 (after a 100-cycle residual) a
-    # norm streams 512 B of parameters (too big for the 40 B share): 100..612, on chip at
-    # 622, norm 8 x 4 / 8 lanes = 4 cycles. Weight tile 0 moved 0..100, resumes 612..640
-    # (28 B left), arrives 650; tile 1 follows 640..768, arrives 778.
-    hw = small_hw(act_kib=8)
+    # norm streams 512 B of parameters (too big for the 40 B share) as one tile (8 latencies
+    # of 64 cycles are no shorter): 100..612, on chip at 676, norm 8 x 4 / 8 lanes = 4
+    # cycles. Weight tile 0 moved 0..100, resumes 612..640 (28 B left), arrives 704; tile 1
+    # follows 640..768, arrives 832.
+    hw = small_hw(act_kib=8, latency_ns=64.0)
     items = [gemm(0, 1, 8, 11 * 16, key="w"), vec(1, 800),
              vec(2, 8, deps=[1], kind="norm", weight_key="p", weight_bytes=512)]
     r = reference_replay(items, hw)
     assert spans(r, "dram", "load", "stream") == [(100, 612)]
     assert spans(r, "dram", "load", "weight")[:3] == [(0, 640), (640, 768), (768, 896)]
-    assert spans(r, "vector", "compute") == [(0, 100), (622, 626)]
-    assert spans(r, "array", "compute")[:2] == [(650, 696), (778, 824)]
+    assert spans(r, "vector", "compute") == [(0, 100), (676, 680)]
+    assert spans(r, "array", "compute")[:2] == [(704, 750), (832, 878)]
 
 
 def test_kv_reads_are_prefetched_once_their_deps_have_started():
