@@ -185,14 +185,19 @@ def _next_index(cache: dict, tiles: list[Tile], field: str) -> list[int]:
     return hit
 
 
+def _cursor_items(items: list[WorkItem], tiles: dict[int, list[Tile]],
+                  field: str) -> list[tuple[WorkItem, list[Tile], list[int]]]:
+    """A loader's items with their tiles and those tiles' ``_next_index`` for ``field``."""
+    skips: dict[int, list[int]] = {}
+    return [(it, tiles[it.id], _next_index(skips, tiles[it.id], field)) for it in items]
+
+
 class _WeightLoader:
     """Issues the array items' weight tiles in list order, ``slots`` ahead of the compute."""
 
     def __init__(self, array_items: list[WorkItem], tiles: dict[int, list[Tile]], slots: int,
                  per_op: bool, parts: "_Parts"):
-        skips: dict[int, list[int]] = {}
-        self.items = [(it, tiles[it.id], _next_index(skips, tiles[it.id], "weight_bytes"))
-                      for it in array_items]
+        self.items = _cursor_items(array_items, tiles, "weight_bytes")
         self.i = self.j = 0  # the next tile to issue: tile j of items[i]
         self.slots, self.per_op, self.parts = slots, per_op, parts
         self.in_flight = 0
@@ -240,9 +245,7 @@ class _StreamLoader:
 
     def __init__(self, unit_items: list[WorkItem], tiles: dict[int, list[Tile]], slots: int,
                  gate, parts: "_Parts"):
-        skips: dict[int, list[int]] = {}
-        self.items = [(it, tiles[it.id], _next_index(skips, tiles[it.id], "stream_bytes"))
-                      for it in unit_items]
+        self.items = _cursor_items(unit_items, tiles, "stream_bytes")
         self.i = self.j = 0  # the next tile to issue: tile j of items[i]
         self.slots, self.gate, self.parts = slots, gate, parts
         self.in_flight = 0
