@@ -455,8 +455,8 @@ class _Replay:
             start = env.now
             self.started.add(it.id)
             self.weights.started.add(it.id)
-            if overhead:  # (without one, the pumps below see everything at once)
-                self._pump_all()
+            self._pump_all()  # prefetches gated on this start go first, its own streams after
+            if overhead:
                 yield self.sleep(overhead)
             self.issuing.add(it.id)
             self._pump_all()
