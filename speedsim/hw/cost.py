@@ -193,6 +193,14 @@ def param_resident(item: WorkItem, hw: Hardware) -> bool:
             and 0 < item.weight_bytes <= param_capacity(hw))
 
 
+def kv_prefetchable(item: WorkItem, tr: "Traffic", hw: Hardware) -> bool:
+    """The item streams KV reads only (no spilled inputs, no streamed parameters) and has
+    deps: with ``weight_prefetch: ahead`` its stream may start once they have all started,
+    since the cache rows it reads exist by then."""
+    return bool(tr.kv_read_bytes and not tr.act_read_bytes and item.deps and
+                (item.unit == "array" or param_resident(item, hw) or not tr.weight_bytes))
+
+
 def gemm_cycles(m: int, k: int, n: int, gemms: int, hw: Hardware) -> int:
     """Array cycles of ``gemms`` m×k×n GEMMs under ``hw.array`` (``weight_load`` included).
 

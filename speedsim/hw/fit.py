@@ -37,10 +37,7 @@ def _closure(start: int, edges: dict[int, Sequence[int]]) -> set[int]:
 
 
 def _kv_only(it: WorkItem, traffic: dict, hw: Hardware) -> bool:
-    """The engine may prefetch this item's stream once its deps have started."""
-    tr = traffic[it.id]
-    return bool(tr.kv_read_bytes and not tr.act_read_bytes and it.deps and
-                (it.unit == "array" or cost.param_resident(it, hw) or not tr.weight_bytes))
+    return cost.kv_prefetchable(it, traffic[it.id], hw)
 
 
 def _concurrent_vector_tile(x: WorkItem, items: Sequence[WorkItem], largest: dict[int, int],

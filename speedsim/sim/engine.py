@@ -162,7 +162,8 @@ class _Log:
 
 def _next_tile(loader, field: str) -> tuple[WorkItem, int, int] | None:
     """Move ``loader``'s cursor (``i``, ``j`` over ``loader.items``: item, tiles and their
-    ``_next_index``) to the next tile with ``field`` bytes and return (item, tile index, bytes), or None past the end."""
+    ``_next_index``) to the next tile with ``field`` bytes and return (item, tile index,
+    bytes), or None past the end."""
     while loader.i < len(loader.items):
         it, tiles, nxt = loader.items[loader.i]
         if loader.j < len(tiles):
@@ -275,14 +276,15 @@ class _StreamLoader:
 
 
 class _StreamPeriods:
-    """Skips whole periods of a run of identical stream tiles played in arithmetic.
+    """Skips whole periods of a periodic stretch of stream tiles played in arithmetic
+    (identical tiles, or a pattern of a few that repeats).
 
-    Between two tiles of such a run, what happens next is decided by a handful of
+    Between two tiles of such a stretch, what happens next is decided by a handful of
     cycles: the arrivals of the unit's in-flight stream tiles and the DRAM's
     ``Dram.relative`` state, taken relative to now. Every rule of the model is a max
     of sums of cycles, so when that relative state repeats (p tiles and P cycles
     later) the run is periodic: the next p tiles repeat the last p, P cycles later,
-    for as long as the tiles stay identical and the other unit cannot act. Whole
+    for as long as the tiles repeat with that period and the other unit cannot act. Whole
     periods are then added at once: the DRAM's future shifted (``Dram.shift_future``),
     the occupancy trace repeated (``Occupancy.repeat``), the item's DRAM log row
     extended, the loader moved on. Exact by construction; the suite checks it
@@ -417,10 +419,8 @@ class _Replay:
         def gate(it: WorkItem) -> bool:
             if it.id in self.issuing:
                 return True
-            tr = traffic[it.id]
-            kv_only = tr.kv_read_bytes and not tr.act_read_bytes and \
-                (it.unit == "array" or cost.param_resident(it, self.hw) or not tr.weight_bytes)
-            return bool(not per_op and kv_only and it.deps and self.started.issuperset(it.deps))
+            return (not per_op and cost.kv_prefetchable(it, traffic[it.id], self.hw)
+                    and self.started.issuperset(it.deps))
         return gate
 
     def _pump_all(self) -> None:
