@@ -75,6 +75,8 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from itertools import chain
+from operator import attrgetter
 from typing import Hashable, Sequence
 
 import numpy as np
@@ -90,6 +92,7 @@ from speedsim.hw.units import BulkTransfer, Dram, Occupancy, ParamCache, WeightB
 
 LOG_COLUMNS = ("unit", "item", "op", "kind", "category", "start_cycle", "end_cycle", "bytes",
                "macs", "vector_ops", "wasted_fraction", "step", "tile", "busy_cycles")
+LOG_TEXT_COLUMNS = ("unit", "op", "kind", "category")
 ITEM_COLUMNS = ("item", "op", "unit", "phase", "label", "ready_cycle", "start_cycle",
                 "compute_end_cycle", "end_cycle", "tokens", "step", "wasted_fraction", "macs",
                 "vector_ops", "tiles", "weight_bytes_fetched", "kv_read_bytes", "kv_write_bytes",
@@ -156,8 +159,21 @@ class _Log:
         row[13] += busy
 
     def frame(self) -> pd.DataFrame:
-        df = pd.DataFrame.from_records([tuple(r) for r in self.rows.values()], columns=LOG_COLUMNS)
-        return df.sort_values(["start_cycle", "unit", "item"], kind="stable", ignore_index=True)
+        """The rows (``LOG_COLUMNS``) by start cycle, unit and item, ties in logging order;
+        built column by column from one object matrix (a 7B run logs ~200k rows)."""
+        if not self.rows:
+            return pd.DataFrame.from_records([], columns=LOG_COLUMNS)
+        table = np.array(list(self.rows.values()), dtype=object)  # rows × LOG_COLUMNS
+        cols = {c: table[:, i] if c in LOG_TEXT_COLUMNS else table[:, i].astype(_log_dtype(c))
+                for i, c in enumerate(LOG_COLUMNS)}
+        rank = {u: r for r, u in enumerate(sorted(set(cols["unit"])))}
+        unit_rank = np.fromiter(map(rank.__getitem__, cols["unit"]), np.int64, len(table))
+        order = np.lexsort((cols["item"], unit_rank, cols["start_cycle"]))  # stable
+        return pd.DataFrame({c: v[order] for c, v in cols.items()})
+
+
+def _log_dtype(column: str) -> type:
+    return np.float64 if column == "wasted_fraction" else np.int64
 
 
 def _next_tile(loader, field: str) -> tuple[WorkItem, int, int] | None:
@@ -364,6 +380,19 @@ class _StreamPeriods:
         s.j += tiles
 
 
+class _Events(dict):
+    """Item id -> its done event, created on first use (most items are never waited for:
+    a 7B run has ~100k items, and creating their events cost a third of the set-up)."""
+
+    def __init__(self, env: simpy.Environment):
+        super().__init__()
+        self.env = env
+
+    def __missing__(self, item_id: int) -> simpy.Event:
+        ev = self[item_id] = self.env.event()
+        return ev
+
+
 @dataclass
 class _Parts:
     """The shared hardware state of one replay."""
@@ -399,7 +428,7 @@ class _Replay:
         self.streams = {u: _StreamLoader(self.by_unit[u], self.plan.tiles, slots,
                                          self._stream_gate(per_op), self.parts)
                         for u in ("array", "vector")}
-        self.done_ev = {it.id: self.env.event() for it in items}
+        self.done_ev = _Events(self.env)  # created when first waited for (``_finish``)
         self.done_at: dict[int, int] = {}
         self.records: list[tuple] = []
         self.events = 0
@@ -689,13 +718,15 @@ class _Replay:
         return arrival
 
     def _finish(self, it: WorkItem, done: int) -> None:
+        """Mark ``it`` done at cycle ``done``; its event fires then. Done now and not
+        waited for yet, it needs no event: a later waiter sees ``done_at`` has passed."""
         self.done_at[it.id] = done
-        ev = self.done_ev[it.id]
         delay = done - self.env.now
         if delay:
+            ev = self.done_ev[it.id]
             self.sleep(delay).callbacks.append(lambda _: ev.succeed())
-        else:
-            ev.succeed()
+        elif it.id in self.done_ev:
+            self.done_ev[it.id].succeed()
 
 
 def _check_items(items: Sequence[WorkItem]) -> None:
@@ -740,29 +771,57 @@ def replay(items: Sequence[WorkItem], hw: Hardware, *, closed_form_runs: bool = 
 
 def _items_frame(records, traffic: dict[int, Traffic], fetched: dict[int, int],
                  hw: Hardware) -> pd.DataFrame:
-    rows = []
-    for it, ready, start, compute_end, done, n_tiles in records:
-        tr = traffic[it.id]
-        f = fetched.get(it.id, 0)
-        spill = tr.act_read_bytes + tr.act_write_bytes
-        on_array = it.unit == "array"
-        resident_params = cost.param_resident(it, hw)
-        # Bytes passing through the activation buffer (KV from DRAM, streamed vector-unit
-        # parameters, KV writes on their way out) are written once and read once.
-        streamed_params = 0 if on_array or resident_params else tr.weight_bytes
-        passing = tr.kv_read_bytes + tr.kv_write_bytes + streamed_params
-        weight_sram = f + it.weight_bytes if on_array or resident_params else 0
-        rows.append((
-            it.id, it.op, it.unit, it.phase, it.label, ready, start, compute_end, done, it.tokens,
-            it.step, it.wasted_fraction, it.macs, it.vector_ops, n_tiles,
-            f if on_array or resident_params else tr.weight_bytes, tr.kv_read_bytes,
-            tr.kv_write_bytes, spill, weight_sram,
-            it.act_in_bytes + it.act_out_bytes + spill + 2 * passing,
-            2 * it.act_out_bytes if on_array else 0,
-            tr.kv_sram_bytes,
-        ))
-    df = pd.DataFrame.from_records(rows, columns=ITEM_COLUMNS)
-    return df.sort_values("item", ignore_index=True)
+    """One row per work item (``ITEM_COLUMNS``), in id order; ``records``: (item, ready,
+    start, compute end, done, tiles) per item, in any order. Built column by column."""
+    if not records:
+        return pd.DataFrame.from_records([], columns=ITEM_COLUMNS)
+    records = sorted(records, key=lambda r: r[0].id)
+    items = [r[0] for r in records]
+    ready, start, compute_end, done, n_tiles = _int_matrix([r[1:] for r in records], 5).T
+    sizes = dict(zip(_ITEM_INTS, _int_matrix(list(map(attrgetter(*_ITEM_INTS), items)),
+                                            len(_ITEM_INTS)).T))
+    cols = {"item": sizes["id"]}
+    cols.update({c: [getattr(it, c) for it in items] for c in ("op", "unit", "phase", "label")})
+    cols.update(ready_cycle=ready, start_cycle=start, compute_end_cycle=compute_end,
+                end_cycle=done, tokens=[it.tokens for it in items], step=sizes["step"],
+                wasted_fraction=np.array([it.wasted_fraction for it in items], dtype=np.float64),
+                macs=sizes["macs"], vector_ops=sizes["vector_ops"], tiles=n_tiles)
+    cols.update(_item_bytes(items, sizes, traffic, fetched, hw))
+    return pd.DataFrame(cols, columns=ITEM_COLUMNS)
+
+
+_ITEM_INTS = ("id", "step", "macs", "vector_ops", "weight_bytes", "act_in_bytes", "act_out_bytes")
+
+
+def _int_matrix(rows: list[tuple], width: int) -> np.ndarray:
+    """Equal-length rows of integers as an int64 matrix (``np.array`` of tuples is slow)."""
+    return np.fromiter(chain.from_iterable(rows), np.int64, len(rows) * width).reshape(-1, width)
+
+
+def _item_bytes(items: list[WorkItem], sizes: dict[str, np.ndarray], traffic: dict[int, Traffic],
+                fetched: dict[int, int], hw: Hardware) -> dict[str, np.ndarray]:
+    """The items' DRAM bytes by category and SRAM bytes per buffer (``SimResult``).
+
+    Array items and vector items with resident parameters take their weights through
+    the weight buffer (fetched bytes written, the item's weight bytes read); other vector
+    items stream their parameters. Bytes passing through the activation buffer (KV from
+    DRAM, streamed parameters, KV writes on their way out) are written once and read once.
+    ``sizes``: the items' ``_ITEM_INTS`` fields by name.
+    """
+    tr = dict(zip(Traffic._fields, _int_matrix([traffic[it.id] for it in items], len(Traffic._fields)).T))
+    on_array = np.array([it.unit == "array" for it in items])
+    via_buffer = on_array | np.array([cost.param_resident(it, hw) for it in items], dtype=bool)
+    got = np.array([fetched.get(it.id, 0) for it in items], dtype=np.int64)
+    act_out = sizes["act_out_bytes"]
+    spill = tr["act_read_bytes"] + tr["act_write_bytes"]
+    passing = tr["kv_read_bytes"] + tr["kv_write_bytes"] + np.where(via_buffer, 0, tr["weight_bytes"])
+    return {"weight_bytes_fetched": np.where(via_buffer, got, tr["weight_bytes"]),
+            "kv_read_bytes": tr["kv_read_bytes"], "kv_write_bytes": tr["kv_write_bytes"],
+            "act_bytes": spill,
+            "weight_sram_bytes": np.where(via_buffer, got + sizes["weight_bytes"], 0),
+            "act_sram_bytes": sizes["act_in_bytes"] + act_out + spill + 2 * passing,
+            "acc_sram_bytes": np.where(on_array, 2 * act_out, 0),
+            "kv_sram_bytes": tr["kv_sram_bytes"]}
 
 
 def _occupancy_frame(occ: Occupancy, hw: Hardware) -> pd.DataFrame:
