@@ -447,6 +447,24 @@ def plan(items: Sequence[WorkItem], hw: Hardware) -> CostPlan:
     return CostPlan(kv_chip, tiles, traffic, sums)
 
 
+def compulsory_weights(items: Sequence[WorkItem], hw: Hardware) -> list[bool]:
+    """Per item (in list order): its weight bytes are compulsory DRAM traffic. Array weights
+    and resident vector-unit parameters (``param_resident``) are fetched once per residency
+    key at least, so only the first item of a key counts; keyless weights and streamed
+    parameters count every time."""
+    seen: set = set()
+    out = [True] * len(items)
+    for i, it in enumerate(items):
+        key = it.weight_key
+        if key is None or (it.unit != "array" and not param_resident(it, hw)):
+            continue
+        if key in seen:
+            out[i] = False
+        else:
+            seen.add(key)
+    return out
+
+
 def roofline(items: Sequence[WorkItem], hw: Hardware, plan_: CostPlan | None = None) -> Roofline:
     """Lower bound on the cycles of ``items``: max(array-, vector-, DRAM-bound time).
 
@@ -454,23 +472,17 @@ def roofline(items: Sequence[WorkItem], hw: Hardware, plan_: CostPlan | None = N
     runs one tile at a time). DRAM bytes are the compulsory ones: each weight
     key fetched once (keyless weights every time), all DRAM KV and spilled
     activation traffic; their time is bytes at the effective bandwidth plus one
-    latency. Resident vector-unit parameters count once per key, like weights.
+    latency. Resident vector-unit parameters count once per key, like weights
+    (``compulsory_weights``).
     """
     p = plan_ if plan_ is not None else plan(items, hw)
-    array = vector = dram_bytes = 0
-    seen: set = set()
-    for it in items:
-        busy = p.sums[it.id].cycles
-        if it.unit == "array":
-            array += busy
-        else:
-            vector += busy
+    busy = {"array": 0, "vector": 0}
+    dram_bytes = 0
+    for it, weights in zip(items, compulsory_weights(items, hw)):
+        busy[it.unit] += p.sums[it.id].cycles
         tr = p.traffic[it.id]
-        keyed = it.weight_key is not None and (it.unit == "array" or param_resident(it, hw))
-        if not keyed or it.weight_key not in seen:
-            dram_bytes += tr.weight_bytes
-        if keyed:
-            seen.add(it.weight_key)
-        dram_bytes += tr.kv_read_bytes + tr.kv_write_bytes + tr.act_read_bytes + tr.act_write_bytes
+        dram_bytes += (tr.weight_bytes if weights else 0) + tr.kv_read_bytes + tr.kv_write_bytes \
+            + tr.act_read_bytes + tr.act_write_bytes
     dram = transfer_cycles(dram_bytes, hw.dram_bytes_per_cycle) + (hw.dram_latency_cycles if dram_bytes else 0)
-    return Roofline(max(array, vector, dram), array, vector, dram, dram_bytes)
+    return Roofline(max(busy["array"], busy["vector"], dram), busy["array"], busy["vector"], dram,
+                    dram_bytes)

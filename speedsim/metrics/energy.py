@@ -26,6 +26,8 @@ All parts in joules:
 
 from __future__ import annotations
 
+from itertools import chain
+from operator import attrgetter
 from typing import Any, Sequence
 
 import numpy as np
@@ -40,26 +42,32 @@ PJ = 1e-12
 PARTS = ("total", "dram", "sram", "compute", "vector", "static", "wasted")
 
 
-def _column(items: Sequence[WorkItem], name: str) -> np.ndarray:
-    return np.array([getattr(it, name) for it in items], dtype=np.float64)
+def _columns(items: Sequence[WorkItem], names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The items' integer fields ``names`` as float64 columns, read in one pass."""
+    flat = np.fromiter(chain.from_iterable(map(attrgetter(*names), items)), np.float64,
+                       len(items) * len(names))
+    return dict(zip(names, flat.reshape(len(items), len(names)).T))
 
 
 def sram_bytes(items: Sequence[WorkItem], table: pd.DataFrame, hw: Hardware) -> dict[str, np.ndarray]:
     """Per item (in id order) and buffer: bytes written into plus read out of it."""
     items = sorted(items, key=lambda it: it.id)
     on_array = np.array([it.unit == "array" for it in items])
-    act_out = _column(items, "act_out_bytes")
+    size = _columns(items, _SIZES)
     fetched = table["weight_bytes_fetched"].to_numpy(dtype=np.float64)
     kv_dram = table["kv_read_bytes"].to_numpy(dtype=np.float64) + table["kv_write_bytes"].to_numpy(dtype=np.float64)
     passing = kv_dram + np.where(on_array, 0.0, fetched)  # written once, read once
     kv_chip = cost.kv_on_chip(items, hw)
     return {
-        "weight": np.where(on_array, fetched + _column(items, "weight_bytes"), 0.0),
-        "activation": _column(items, "act_in_bytes") + act_out
+        "weight": np.where(on_array, fetched + size["weight_bytes"], 0.0),
+        "activation": size["act_in_bytes"] + size["act_out_bytes"]
         + table["act_bytes"].to_numpy(dtype=np.float64) + 2 * passing,
-        "accumulator": np.where(on_array, 2 * act_out, 0.0),
-        "kv": (_column(items, "kv_read_bytes") + _column(items, "kv_write_bytes")) * kv_chip,
+        "accumulator": np.where(on_array, 2 * size["act_out_bytes"], 0.0),
+        "kv": (size["kv_read_bytes"] + size["kv_write_bytes"]) * kv_chip,
     }
+
+
+_SIZES = ("weight_bytes", "act_in_bytes", "act_out_bytes", "kv_read_bytes", "kv_write_bytes")
 
 
 def _sram_pj(items: Sequence[WorkItem], table: pd.DataFrame, hw: Hardware) -> np.ndarray:

@@ -29,9 +29,11 @@ workload is tested to stay above it (``tests/test_roofline.py``).
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 
 from speedsim.config.hw import Hardware
 from speedsim.contracts.plan import Plan
@@ -42,21 +44,18 @@ from speedsim.hw import cost
 def compulsory_dram_bytes(items: Sequence[WorkItem], costed: cost.CostPlan,
                           hw: Hardware) -> np.ndarray:
     """Per item (in list order): the DRAM bytes it must move at least once."""
-    seen: set = set()
-    out = np.zeros(len(items), dtype=np.int64)
-    for i, it in enumerate(items):
-        tr = costed.traffic[it.id]
-        keyed = it.weight_key is not None and (it.unit == "array" or cost.param_resident(it, hw))
-        weights = 0 if keyed and it.weight_key in seen else tr.weight_bytes
-        if keyed:
-            seen.add(it.weight_key)
-        out[i] = weights + tr.kv_read_bytes + tr.kv_write_bytes + tr.act_read_bytes + tr.act_write_bytes
-    return out
+    n = len(items)
+    traffic = np.fromiter(chain.from_iterable(costed.traffic[it.id] for it in items), np.int64,
+                          n * len(cost.Traffic._fields)).reshape(n, -1)
+    tr = dict(zip(cost.Traffic._fields, traffic.T))
+    weights = np.where(cost.compulsory_weights(items, hw), tr["weight_bytes"], 0)
+    return weights + tr["kv_read_bytes"] + tr["kv_write_bytes"] + tr["act_read_bytes"] \
+        + tr["act_write_bytes"]
 
 
 def compute_cycles(items: Sequence[WorkItem], costed: cost.CostPlan) -> np.ndarray:
     """Per item (in list order): the cycles of its tiles on its unit."""
-    return np.array([costed.sums[it.id].cycles for it in items], dtype=np.int64)
+    return np.fromiter((costed.sums[it.id].cycles for it in items), np.int64, len(items))
 
 
 def item_bound_cycles(items: Sequence[WorkItem], hw: Hardware,
@@ -64,17 +63,19 @@ def item_bound_cycles(items: Sequence[WorkItem], hw: Hardware,
     """Per item: max(compulsory DRAM bytes at the effective bandwidth, compute cycles);
     ``costed``: the items' ``cost.plan``, when it is at hand."""
     costed = costed if costed is not None else cost.plan(items, hw)
-    dram = np.array([cost.transfer_cycles(int(b), hw.dram_bytes_per_cycle)
-                     for b in compulsory_dram_bytes(items, costed, hw)], dtype=np.int64)
+    codes, sizes = pd.factorize(compulsory_dram_bytes(items, costed, hw))  # a few sizes recur
+    size_cycles = [cost.transfer_cycles(int(b), hw.dram_bytes_per_cycle) for b in sizes]
+    dram = np.array(size_cycles, dtype=np.int64)[codes]
     return np.maximum(dram, compute_cycles(items, costed))
 
 
 def longest_path_cycles(items: Sequence[WorkItem], weights: np.ndarray) -> dict[int, int]:
     """``finish(i) = weights[i] + max(finish(deps))`` by item id; prefill items finish at 0."""
     finish: dict[int, int] = {}
-    for it, w in zip(items, weights):
-        before = max((finish[d] for d in it.deps), default=0)
-        finish[it.id] = 0 if it.phase == "prefill" else before + int(w)
+    for it, w in zip(items, weights.tolist()):
+        deps = it.deps
+        finish[it.id] = 0 if it.phase == "prefill" else \
+            w + (max(map(finish.__getitem__, deps)) if deps else 0)
     return finish
 
 
