@@ -21,6 +21,8 @@ from typing import IO, Any, Callable, Optional
 import numpy as np
 import pandas as pd
 
+from speedsim.report.csvtext import csv_text
+
 
 def write_atomic(path: Path, write: Callable[[IO], Any], *, binary: bool = False) -> None:
     """Call ``write(fh)`` on a temporary file beside ``path``, then rename it into place."""
@@ -77,7 +79,9 @@ def write_json_atomic(obj: Any, path: Path, indent: int | None = 2) -> None:
 
 
 def write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
-    write_atomic(path, lambda fh: frame.to_csv(fh, index=False))
+    """``frame.to_csv(path, index=False)``, the same bytes (``speedsim.report.csvtext``)."""
+    text = csv_text(frame)
+    write_atomic(path, lambda fh: fh.write(text))
 
 
 def _jsonable(obj: Any) -> Any:
