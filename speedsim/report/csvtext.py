@@ -85,11 +85,12 @@ def _int_texts(values: np.ndarray) -> np.ndarray:
     magnitude = np.abs(values)
     negative = values < 0
     width = len(str(int(magnitude.max(initial=0)))) + bool(negative.any())
-    text = np.zeros((len(values), width), dtype=np.uint8)
-    rest = magnitude.copy()
+    digits = np.empty((width, len(values)), dtype=np.uint8)  # one row per digit place
+    rest = magnitude
     for j in range(width - 1, -1, -1):  # the last digit first
-        text[:, j] = rest % 10 + ord("0")
-        rest //= 10
+        rest, digit = np.divmod(rest, 10)
+        digits[j] = digit
+    text = digits.T + np.uint8(ord("0"))
     n_digits = np.maximum(np.searchsorted(_POW10, magnitude, side="right"), 1)  # 0 is "0"
     text[np.arange(width)[None, :] < (width - n_digits)[:, None]] = PAD
     text[np.flatnonzero(negative), width - 1 - n_digits[negative]] = ord("-")

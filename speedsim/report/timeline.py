@@ -86,11 +86,11 @@ def _unit_events(log: pd.DataFrame, pid: int, ns: float) -> list[dict[str, Any]]
     every viewer shows them all."""
     cols = ["unit", "item", "op", "kind", "start_cycle", "end_cycle", "bytes", "macs",
             "wasted_fraction"]
-    rows = list(log[cols].itertuples(index=False, name=None))
+    rows = list(zip(*(log[c].to_numpy().tolist() for c in cols)))  # Python scalars
     lane = [0] * len(rows)
     for unit in {r[0] for r in rows}:
         mine = [i for i, r in enumerate(rows) if r[0] == unit]
-        for i, k in zip(mine, lanes([(int(rows[i][4]), int(rows[i][5])) for i in mine])):
+        for i, k in zip(mine, lanes([(rows[i][4], rows[i][5]) for i in mine])):
             lane[i] = k
     tid_of = {key: i + 1 for i, key in enumerate(sorted({(r[0], k) for r, k in zip(rows, lane)}))}
     events: list[dict[str, Any]] = [
