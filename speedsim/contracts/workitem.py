@@ -7,7 +7,8 @@ shapes, bytes, dependencies and which weight tiles may already be resident.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from typing import Hashable, Literal, Optional
 
 Unit = Literal["array", "vector"]
@@ -41,3 +42,12 @@ class WorkItem:
     wasted_fraction: float = 0.0  # share of the work belonging to flushed token executions
     step: int = -1  # scheduler step (decode step or SPEED stage step), for reports
     label: str = field(default="", compare=False)  # human-readable, for timelines
+
+    def __reduce__(self):
+        """Pickled as its field values and rebuilt by the constructor: twice as fast as the
+        slots dataclass' own state protocol, for the ~100k items of a 7B plan that a
+        worker process sends back."""
+        return WorkItem, _field_values(self)
+
+
+_field_values = attrgetter(*(f.name for f in fields(WorkItem)))
