@@ -7,12 +7,13 @@ the weights are counted once, activations and KV bytes add up.
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Hashable, Iterable, Sequence
 
 import pandas as pd
 
 from speedsim.contracts.oprow import OpRow
-from speedsim.contracts.workitem import WorkItem
+from speedsim.contracts.workitem import WorkItem, items_from_columns
 from speedsim.trace.schema import ATTENTION_OPS, GEMM_OPS, NO_WEIGHTS
 
 VECTOR_KIND = {"embed": "embed", "norm": "norm", "softmax": "softmax", "act": "activation",
@@ -25,10 +26,13 @@ class TraceIndex:
     def __init__(self, trace: pd.DataFrame):
         self._groups: dict[tuple, list[OpRow]] = {}
         columns = [trace[c].tolist() for c in OpRow._fields]  # plain Python values, fast to zip
-        for r in zip(*columns):
-            row = OpRow._make(r)
-            key = (row.phase, row.position, row.layer, row.early_exit)
-            self._groups.setdefault(key, []).append(row)
+        rows = list(map(OpRow._make, zip(*columns)))
+        for key, row in zip(map(_GROUP_KEY, rows), rows):
+            group = self._groups.get(key)
+            if group is None:
+                self._groups[key] = [row]
+            else:
+                group.append(row)
 
     def ops(self, phase: str, position: int, layer: int, early_exit: bool = False) -> list[OpRow]:
         try:
@@ -38,12 +42,31 @@ class TraceIndex:
                            f"{' (early exit)' if early_exit else ''}") from None
 
 
+_GROUP_KEY = itemgetter(*(OpRow._fields.index(f) for f in ("phase", "position", "layer",
+                                                             "early_exit")))
+
+
 class ItemBuilder:
-    """Appends work items with increasing ids; fuses rows that share weights."""
+    """Appends work items with increasing ids; fuses rows that share weights.
+
+    ``add`` records an item's field values; ``items`` turns the values recorded
+    since its last call into ``WorkItem``s in bulk (``items_from_columns``).
+    Equal residency keys are kept as one object, so a plan holds each key once.
+    """
 
     def __init__(self, attention_on: str):
-        self.items: list[WorkItem] = []
+        self._items: list[WorkItem] = []
+        self._pending: list[tuple] = []  # one tuple of field values (``FIELDS`` order) per item
+        self._keys: dict[Hashable, Hashable] = {}
         self.attention_on = attention_on
+
+    @property
+    def items(self) -> list[WorkItem]:
+        """The items added so far, in id order."""
+        if self._pending:
+            self._items += items_from_columns(list(zip(*self._pending)))
+            self._pending = []
+        return self._items
 
     def add(self, rows: Sequence[OpRow], *, deps: Iterable[int], tokens: Sequence[int],
             wasted: Sequence[float] | None = None, step: int = -1, slot: int = 0,
@@ -54,39 +77,38 @@ class ItemBuilder:
         ``scope`` names a model other than the target (a draft model): its weights
         get residency keys of their own."""
         first = rows[0]
-        op = first.op
         total = first if len(rows) == 1 else _stacked(rows)
+        # the summed fields (OpRow order); k, n and the weights are the first row's
+        (phase, _, _, weight_set, op, _, m, _, _, count, _, _, elements, _,
+         act_in_bytes, act_out_bytes, kv_read_bytes, kv_write_bytes, macs, vector_ops) = total
         on_array = op in GEMM_OPS or (op in ATTENTION_OPS and self.attention_on == "array")
-        weights = first.weight_set != NO_WEIGHTS and first.weight_bytes > 0
-        item = WorkItem(
-            id=len(self.items),
-            unit="array" if on_array else "vector",
-            op=op,
-            phase=first.phase,
-            deps=tuple(sorted(set(deps))),
+        weights = weight_set != NO_WEIGHTS and first.weight_bytes > 0
+        key = _weight_key(first, slot, scope) if weights else None
+        item_id = len(self._items) + len(self._pending)
+        self._pending.append((
+            item_id,
+            "array" if on_array else "vector",
+            op,
+            phase,
+            tuple(sorted(set(deps))),
             # stacked GEMM rows share the weights; attention stays one GEMM per (sequence, head)
-            m=(total.m if op in GEMM_OPS else first.m) if on_array else 0,
-            k=first.k if on_array else 0,
-            n=first.n if on_array else 0,
-            count=(1 if op in GEMM_OPS else total.count) if on_array else 0,
+            (m if op in GEMM_OPS else first.m) if on_array else 0,  # m
+            first.k if on_array else 0,  # k
+            first.n if on_array else 0,  # n
+            (1 if op in GEMM_OPS else count) if on_array else 0,  # count
             # attention on the vector unit costs its MACs (one per lane per cycle), no elements
-            elements=0 if on_array else total.elements,
-            vector_kind=VECTOR_KIND.get(op, "") if not on_array and total.elements else "",
-            weight_key=_weight_key(first, slot, scope) if weights else None,
-            weight_bytes=first.weight_bytes if weights else 0,  # fetched once for all rows
-            act_in_bytes=total.act_in_bytes,
-            act_out_bytes=total.act_out_bytes,
-            kv_read_bytes=total.kv_read_bytes,
-            kv_write_bytes=total.kv_write_bytes,
-            macs=total.macs,
-            vector_ops=0 if on_array else total.vector_ops,
-            tokens=tuple(tokens),
-            wasted_fraction=sum(wasted) / len(rows) if wasted else 0.0,
-            step=step,
-            label=label or op,
-        )
-        self.items.append(item)
-        return item.id
+            0 if on_array else elements,  # elements
+            VECTOR_KIND.get(op, "") if not on_array and elements else "",  # vector_kind
+            self._keys.setdefault(key, key),  # weight_key
+            first.weight_bytes if weights else 0,  # weight_bytes: fetched once for all rows
+            act_in_bytes, act_out_bytes, kv_read_bytes, kv_write_bytes, macs,
+            0 if on_array else vector_ops,  # vector_ops
+            tuple(tokens),
+            sum(wasted) / len(rows) if wasted else 0.0,  # wasted_fraction
+            step,
+            label or op,
+        ))
+        return item_id
 
 
 _ADDITIVE = ("m", "count", "elements", "act_in_bytes", "act_out_bytes", "kv_read_bytes",
