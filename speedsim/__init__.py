@@ -3,7 +3,7 @@
 The data flows one way (see DESIGN §3). Layer order — a module may import
 only its own package and earlier ones (``tests/test_layering.py`` checks it):
 
-config → contracts → model → trace → strategies → hw → sim → metrics → report → api → sweep → cli
+config → contracts → model → trace → strategies → hw → sim → metrics → report → forking → api → sweep → cli
 
 - ``config``: validated, frozen hardware and workload objects;
 - ``contracts``: the data crossing layers (op row, work item, plan, schedule);
@@ -15,6 +15,7 @@ config → contracts → model → trace → strategies → hw → sim → metri
 - ``metrics``: every number of the summary, from the plan, the event log and the
   configs (formulas in docs/metrics.md); ``report``: summary, tables, plots,
   timeline export and the files they go to;
+- ``forking``: independent jobs (one per strategy) on forked processes;
 - ``api``: ``simulate``; ``sweep``: design-space sweeps; ``cli``: the commands.
 """
 

@@ -23,6 +23,7 @@ re-run here); the shallow model commits its own.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -35,6 +36,7 @@ from speedsim.config.hw import Hardware
 from speedsim.config.workload import Workload
 from speedsim.contracts.plan import Plan
 from speedsim.contracts.workitem import WorkItem
+from speedsim.forking import run_forked
 from speedsim.hw import cost
 from speedsim.metrics.strategy import strategy_metrics
 from speedsim.model.decoder import GenerationRecord
@@ -87,9 +89,11 @@ def strategy_list(wl: Workload, names: Optional[Sequence[str]]) -> list[str]:
 
 def simulate(hw: Hardware, wl: Workload, strategies: Optional[Sequence[str]] = None,
              limits: Limits = Limits(), *,
-             reference_cache: Optional[RecordCache] = None) -> RunResult:
+             reference_cache: Optional[RecordCache] = None, workers: int = 1) -> RunResult:
     """``reference_cache`` (``load``/``store`` by key, e.g. ``speedsim.report.io.ReferenceCache``)
-    lets runs that share weights, prompts and generation settings skip the reference run."""
+    lets runs that share weights, prompts and generation settings skip the reference run.
+    ``workers``: processes that run the strategies at once (``speedsim.forking``); the result
+    is the same for any number."""
     names = strategy_list(wl, strategies)
     check_budget(wl, len(names), limits)  # before anything is built
     # 1. reference numerics (None for shape-only models)
@@ -105,9 +109,10 @@ def simulate(hw: Hardware, wl: Workload, strategies: Optional[Sequence[str]] = N
                          attention_batched=hw.attention_issue == "batched")
     # 3. each strategy configures itself (acceptance outcomes, draft traces) from the context
     ctx = RunContext(wl, base, hw.bytes_per_element, params, record)
-    # 4. plan, replay, measure
-    runs = {name: _run_strategy(get_strategy(name).configure(ctx), base, hw, wl)
-            for name in names}
+    # 4. plan, replay, measure: one job per strategy
+    strategies = [get_strategy(name).configure(ctx) for name in names]
+    jobs = [partial(_run_strategy, s, base, hw, wl) for s in strategies]
+    runs = dict(zip(names, run_forked(jobs, workers)))
     # 5. summary and token table
     summary = build_summary(hw, wl, runs)
     return RunResult(hw, wl, runs, summary, token_table(runs, wl.generation.batch), record)

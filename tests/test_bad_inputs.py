@@ -223,6 +223,11 @@ def test_bad_strategy_list(tiny, names, words):
     assert_config_error(["run", EDGE, str(tiny), "--strategies", names], words)
 
 
+@pytest.mark.parametrize("workers", ["0", "-2", "two"])
+def test_bad_worker_count(tiny, workers):
+    assert_config_error(["run", EDGE, str(tiny), "--workers", workers], "--workers")
+
+
 def test_out_naming_an_existing_file_fails_before_simulating(tiny, tmp_path):
     target = tmp_path / "taken"
     target.write_text("mine")

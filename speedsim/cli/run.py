@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from speedsim.api import simulate
+from speedsim.api import simulate, strategy_list
 from speedsim.config.budget import Limits
 from speedsim.cli import io
 from speedsim.config.errors import ConfigError
@@ -18,6 +18,7 @@ from speedsim.config.hw import Hardware, load_hardware
 from speedsim.config.loader import parse_override
 from speedsim.config.resolved import is_run_config, load_run_config
 from speedsim.config.workload import Workload, load_workload
+from speedsim.forking import default_workers
 from speedsim.report.io import json_text
 from speedsim.report.table import print_summary
 
@@ -40,6 +41,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeline", choices=("full", "summary", "none"), default="summary",
                    help="timeline.json: every unit interval (full), those of the prefill and "
                         "the first 8 decode tokens (summary, the default), or none")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="processes that simulate the strategies at once (default: one per "
+                        "strategy, at most one per CPU core); results do not depend on it")
     p.add_argument("--cache-dir", metavar="DIR",
                    help="keep the reference decoder's run here, keyed by a hash of weights, "
                         "prompt and generation settings, and reuse it when they match")
@@ -72,7 +76,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     cache = io.ReferenceCache(Path(args.cache_dir)) if args.cache_dir else None
     # 2. simulate; errors found on the way name the file they belong to
     try:
-        result = simulate(hw, wl, names, limits, reference_cache=cache)
+        workers = worker_count(args.workers, len(strategy_list(wl, names)))
+        result = simulate(hw, wl, names, limits, reference_cache=cache, workers=workers)
     except ConfigError as exc:
         raise attributed(exc, files) from None
     # 3. write, then show
@@ -99,6 +104,13 @@ def load_configs(first: str, second: str | None, sets: list[str]):
                           "--out directory holding it)", file=first)
     hw, wl = load_run_config(path, hw_over, wl_over)
     return hw, wl, {"hw": str(path), "workload": str(path)}
+
+
+def worker_count(given: int | None, strategies: int) -> int:
+    """``--workers``, or one per strategy to run, at most one per core."""
+    if given is not None and given < 1:
+        raise ConfigError(f"must be at least 1 (got {given})", key="--workers")
+    return given if given is not None else default_workers(strategies)
 
 
 def strategy_names(text: str | None) -> list[str] | None:

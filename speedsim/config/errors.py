@@ -20,9 +20,17 @@ class ConfigError(ValueError):
         where = ": ".join(part for part in (self.file, self.key) if part)
         return f"{where}: {self.message}" if where else self.message
 
+    def __reduce__(self):
+        """Pickled whole (a worker process hands it to the parent), file and key included."""
+        return _config_error, (self.message, self.file, self.key)
+
     def with_file(self, file: str) -> "ConfigError":
         """The same error, attributed to ``file`` when it names none yet."""
         return ConfigError(self.message, file=self.file or file, key=self.key)
+
+
+def _config_error(message: str, file: str | None, key: str | None) -> ConfigError:
+    return ConfigError(message, file=file, key=key)
 
 
 class KeyedValueError(ValueError):

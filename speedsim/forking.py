@@ -1,0 +1,86 @@
+"""Independent jobs on forked worker processes, results in job order.
+
+``speedsim run`` compares strategies whose simulations share nothing but their
+inputs: each is a pure function of (hardware, workload, strategy), so they can
+run at once on the cores of the machine. ``run_forked`` deals the jobs to
+``workers`` shares, runs the first share in the calling process and each other
+one in a child forked from it: a child
+inherits the inputs (trace, configured strategies) instead of having them
+pickled to it, and sends back only its result. Results are those of running the
+jobs one after another — the same objects in the same order, whatever the number
+of workers — because no job reads anything another one writes.
+
+Forking needs the ``fork`` start method (Linux, macOS); elsewhere, and for one
+worker, the jobs run one after another in the calling process. A child's
+exception is re-raised in the caller.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from typing import Any, Callable, Sequence
+
+Job = Callable[[], Any]
+
+
+def default_workers(jobs: int) -> int:
+    """As many workers as jobs, at most one per CPU core this process may use."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(jobs, cores or 1))
+
+
+def run_forked(jobs: Sequence[Job], workers: int) -> list[Any]:
+    """``[job() for job in jobs]``, run on up to ``workers`` processes at once: job i goes to
+    worker i mod workers; worker 0 is this process."""
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1 (got {workers})")
+    workers = min(workers, len(jobs))
+    if workers <= 1 or "fork" not in mp.get_all_start_methods():
+        return [job() for job in jobs]
+    shares = [list(jobs[w::workers]) for w in range(workers)]
+    children = [_start(share) for share in shares[1:]]  # 1. fork the others
+    mine = _run_all(shares[0])  # 2. this process runs its share meanwhile
+    theirs = [_collect(*child) for child in children]  # 3. then gathers theirs
+    results: list[Any] = [None] * len(jobs)
+    for w, share_results in enumerate([mine, *theirs]):
+        results[w::workers] = share_results
+    return results
+
+
+def _run_all(share: Sequence[Job]) -> list[Any]:
+    return [job() for job in share]
+
+
+def _start(share: Sequence[Job]) -> tuple[mp.process.BaseProcess, Any]:
+    """Fork a child that runs ``share`` and sends back ``("ok", results)`` or ``("error", exc)``."""
+    ctx = mp.get_context("fork")
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_child, args=(share, send), daemon=True)
+    child.start()
+    send.close()
+    return child, receive
+
+
+def _child(share: Sequence[Job], send) -> None:
+    try:
+        outcome = ("ok", _run_all(share))
+    except BaseException as exc:  # noqa: BLE001 - handed to the parent, which re-raises it
+        outcome = ("error", exc)
+    send.send(outcome)
+    send.close()
+
+
+def _collect(child: mp.process.BaseProcess, receive) -> Any:
+    """The child's result (read before joining, so a large one cannot block its pipe)."""
+    try:
+        status, value = receive.recv()
+    except EOFError:
+        child.join()
+        raise RuntimeError(f"a worker process died (exit code {child.exitcode})") from None
+    finally:
+        receive.close()
+    child.join()
+    if status == "error":
+        raise value
+    return value

@@ -1,0 +1,54 @@
+"""Strategies on worker processes: the same result as one after another, errors intact."""
+
+import os
+
+import pandas as pd
+import pytest
+
+from speedsim.api import simulate
+from speedsim.config import load_hardware, load_workload
+from speedsim.config.errors import ConfigError
+from speedsim.forking import default_workers, run_forked
+
+
+def test_jobs_come_back_in_order_from_every_worker():
+    jobs = [lambda i=i: (i, os.getpid()) for i in range(5)]
+    results = run_forked(jobs, 2)
+    assert [i for i, _ in results] == list(range(5))
+    pids = {pid for _, pid in results}
+    assert len(pids) == 2 and os.getpid() in pids  # worker 0 is this process
+    assert [pid for _, pid in results[0::2]] == [os.getpid()] * 3
+
+
+def test_one_worker_runs_everything_here():
+    assert {pid for pid in run_forked([os.getpid] * 3, 1)} == {os.getpid()}
+
+
+def test_a_workers_config_error_keeps_its_file_and_key():
+    def bad():
+        raise ConfigError("too big", file="hw.yaml", key="buffers.weight.size_kib")
+    with pytest.raises(ConfigError) as exc:
+        run_forked([lambda: 1, bad], 2)
+    assert (exc.value.file, exc.value.key, str(exc.value)) == \
+        ("hw.yaml", "buffers.weight.size_kib", "hw.yaml: buffers.weight.size_kib: too big")
+
+
+def test_a_worker_that_dies_is_an_error_not_a_missing_result():
+    with pytest.raises(RuntimeError, match="exit code 3"):
+        run_forked([lambda: 1, lambda: os._exit(3)], 2)
+
+
+def test_default_workers_never_exceeds_the_jobs_or_the_cores():
+    assert default_workers(1) == 1
+    assert 1 <= default_workers(64) <= (os.cpu_count() or 1)
+
+
+def test_simulate_gives_the_same_result_on_two_workers():
+    hw = load_hardware("hw_configs/edge.yaml")
+    wl = load_workload("workloads/gen.yaml", [("generation.new_tokens", 6)])
+    one, two = simulate(hw, wl, workers=1), simulate(hw, wl, workers=2)
+    assert one.summary == two.summary
+    for name in one.runs:
+        pd.testing.assert_frame_equal(one.runs[name].sim.items, two.runs[name].sim.items)
+        pd.testing.assert_frame_equal(one.runs[name].sim.log, two.runs[name].sim.log)
+        assert one.runs[name].plan == two.runs[name].plan
