@@ -13,7 +13,7 @@ from typing import Hashable, Iterable, Sequence
 import pandas as pd
 
 from speedsim.contracts.oprow import OpRow
-from speedsim.contracts.workitem import WorkItem, items_from_columns
+from speedsim.contracts.workitem import FIELDS, WorkItem, items_from_columns
 from speedsim.trace.schema import ATTENTION_OPS, GEMM_OPS, NO_WEIGHTS
 
 VECTOR_KIND = {"embed": "embed", "norm": "norm", "softmax": "softmax", "act": "activation",
@@ -49,14 +49,19 @@ _GROUP_KEY = itemgetter(*(OpRow._fields.index(f) for f in ("phase", "position", 
 class ItemBuilder:
     """Appends work items with increasing ids; fuses rows that share weights.
 
-    ``add`` records an item's field values; ``items`` turns the values recorded
-    since its last call into ``WorkItem``s in bulk (``items_from_columns``).
-    Equal residency keys are kept as one object, so a plan holds each key once.
+    An item is its *shape* (what it computes and moves: every field but the
+    per-item ones, ``_PER_ITEM``) plus its place in the DAG. ``add`` records
+    both; ``items`` turns what was recorded since its last call into
+    ``WorkItem``s in bulk (``items_from_columns``). A single row's shape does
+    not depend on its position or layer, so rows that differ only there (the
+    same op of every token) share one shape, worked out once; equal residency
+    keys are kept as one object.
     """
 
     def __init__(self, attention_on: str):
         self._items: list[WorkItem] = []
-        self._pending: list[tuple] = []  # one tuple of field values (``FIELDS`` order) per item
+        self._pending: list[tuple] = []  # per item: (shape, *_PER_ITEM values)
+        self._shapes: dict[tuple, tuple] = {}  # (single row sans position and layer, slot, scope)
         self._keys: dict[Hashable, Hashable] = {}
         self.attention_on = attention_on
 
@@ -64,7 +69,9 @@ class ItemBuilder:
     def items(self) -> list[WorkItem]:
         """The items added so far, in id order."""
         if self._pending:
-            self._items += items_from_columns(list(zip(*self._pending)))
+            shapes, *per_item = zip(*self._pending)
+            columns = dict(zip(_SHAPE_FIELDS, zip(*shapes))) | dict(zip(_PER_ITEM, per_item))
+            self._items += items_from_columns([columns[f] for f in FIELDS])
             self._pending = []
         return self._items
 
@@ -77,20 +84,32 @@ class ItemBuilder:
         ``scope`` names a model other than the target (a draft model): its weights
         get residency keys of their own."""
         first = rows[0]
-        total = first if len(rows) == 1 else _stacked(rows)
+        if len(rows) == 1:
+            key = (_ROW_SHAPE(first), slot, scope)
+            shape = self._shapes.get(key)
+            if shape is None:
+                shape = self._shapes[key] = self._shape(first, first, slot, scope)
+        else:
+            shape = self._shape(first, _stacked(rows), slot, scope)
+        item_id = len(self._items) + len(self._pending)
+        self._pending.append((shape, item_id, tuple(sorted(set(deps))), tuple(tokens),
+                              sum(wasted) / len(rows) if wasted else 0.0, step,
+                              label or first.op))
+        return item_id
+
+    def _shape(self, first: OpRow, total: OpRow, slot: int, scope: str) -> tuple:
+        """The ``_SHAPE_FIELDS`` of an item for rows whose first is ``first`` and whose sum
+        is ``total`` (``_stacked``)."""
         # the summed fields (OpRow order); k, n and the weights are the first row's
         (phase, _, _, weight_set, op, _, m, _, _, count, _, _, elements, _,
          act_in_bytes, act_out_bytes, kv_read_bytes, kv_write_bytes, macs, vector_ops) = total
         on_array = op in GEMM_OPS or (op in ATTENTION_OPS and self.attention_on == "array")
         weights = weight_set != NO_WEIGHTS and first.weight_bytes > 0
         key = _weight_key(first, slot, scope) if weights else None
-        item_id = len(self._items) + len(self._pending)
-        self._pending.append((
-            item_id,
-            "array" if on_array else "vector",
+        return (
+            "array" if on_array else "vector",  # unit
             op,
             phase,
-            tuple(sorted(set(deps))),
             # stacked GEMM rows share the weights; attention stays one GEMM per (sequence, head)
             (m if op in GEMM_OPS else first.m) if on_array else 0,  # m
             first.k if on_array else 0,  # k
@@ -103,12 +122,14 @@ class ItemBuilder:
             first.weight_bytes if weights else 0,  # weight_bytes: fetched once for all rows
             act_in_bytes, act_out_bytes, kv_read_bytes, kv_write_bytes, macs,
             0 if on_array else vector_ops,  # vector_ops
-            tuple(tokens),
-            sum(wasted) / len(rows) if wasted else 0.0,  # wasted_fraction
-            step,
-            label or op,
-        ))
-        return item_id
+        )
+
+
+# a work item's own fields, in the order ``add`` records them after its shape
+_PER_ITEM = ("id", "deps", "tokens", "wasted_fraction", "step", "label")
+_SHAPE_FIELDS = tuple(f for f in FIELDS if f not in _PER_ITEM)  # ``ItemBuilder._shape`` order
+# an op row's fields but its position and layer: all that one row's item shape depends on
+_ROW_SHAPE = itemgetter(*(i for i, f in enumerate(OpRow._fields) if f not in ("position", "layer")))
 
 
 _ADDITIVE = ("m", "count", "elements", "act_in_bytes", "act_out_bytes", "kv_read_bytes",
