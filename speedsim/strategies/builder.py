@@ -52,16 +52,16 @@ class ItemBuilder:
     An item is its *shape* (what it computes and moves: every field but the
     per-item ones, ``_PER_ITEM``) plus its place in the DAG. ``add`` records
     both; ``items`` turns what was recorded since its last call into
-    ``WorkItem``s in bulk (``items_from_columns``). A single row's shape does
-    not depend on its position or layer, so rows that differ only there (the
-    same op of every token) share one shape, worked out once; equal residency
-    keys are kept as one object.
+    ``WorkItem``s in bulk (``items_from_columns``). An item's shape does not
+    depend on its rows' positions or layers, so items whose rows differ only
+    there (the same op of every token, fused or not) share one shape, worked
+    out once; equal residency keys are kept as one object.
     """
 
     def __init__(self, attention_on: str):
         self._items: list[WorkItem] = []
         self._pending: list[tuple] = []  # per item: (shape, *_PER_ITEM values)
-        self._shapes: dict[tuple, tuple] = {}  # (single row sans position and layer, slot, scope)
+        self._shapes: dict[tuple, tuple] = {}  # (rows sans position and layer, slot, scope)
         self._keys: dict[Hashable, Hashable] = {}
         self.attention_on = attention_on
 
@@ -84,13 +84,11 @@ class ItemBuilder:
         ``scope`` names a model other than the target (a draft model): its weights
         get residency keys of their own."""
         first = rows[0]
-        if len(rows) == 1:
-            key = (_ROW_SHAPE(first), slot, scope)
-            shape = self._shapes.get(key)
-            if shape is None:
-                shape = self._shapes[key] = self._shape(first, first, slot, scope)
-        else:
-            shape = self._shape(first, _stacked(rows), slot, scope)
+        key = (tuple(map(_ROW_SHAPE, rows)), slot, scope)
+        shape = self._shapes.get(key)
+        if shape is None:
+            total = first if len(rows) == 1 else _stacked(rows)
+            shape = self._shapes[key] = self._shape(first, total, slot, scope)
         item_id = len(self._items) + len(self._pending)
         self._pending.append((shape, item_id, tuple(sorted(set(deps))), tuple(tokens),
                               sum(wasted) / len(rows) if wasted else 0.0, step,
@@ -128,7 +126,7 @@ class ItemBuilder:
 # a work item's own fields, in the order ``add`` records them after its shape
 _PER_ITEM = ("id", "deps", "tokens", "wasted_fraction", "step", "label")
 _SHAPE_FIELDS = tuple(f for f in FIELDS if f not in _PER_ITEM)  # ``ItemBuilder._shape`` order
-# an op row's fields but its position and layer: all that one row's item shape depends on
+# an op row's fields but its position and layer: all that an item's shape reads of it
 _ROW_SHAPE = itemgetter(*(i for i, f in enumerate(OpRow._fields) if f not in ("position", "layer")))
 
 
