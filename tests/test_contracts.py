@@ -63,3 +63,36 @@ def test_pickled_plan_round_trips_every_field(tiny_workload, name):
     assert type(loaded.items) is list and all(type(it) is WorkItem for it in loaded.items)
     if name == "speed":
         assert loaded.flushes > 0 and any(0 < it.wasted_fraction < 1 for it in loaded.items)
+
+
+def test_builder_items_equal_one_by_one_construction_whatever_shares_a_shape():
+    """Rows that differ only in position or layer share an item shape; slot, scope and
+    any other field still tell items apart."""
+    from speedsim.contracts.oprow import OpRow
+    from speedsim.strategies.builder import ItemBuilder
+
+    qkv = OpRow("decode", 5, 0, 1, "qkv", m=1, k=32, n=96, count=1, weight_bytes=3072,
+                act_in_bytes=32, act_out_bytes=96, kv_write_bytes=64, macs=3072)
+    later = qkv._replace(position=6, layer=2)
+    longer = later._replace(kv_write_bytes=128)
+    b = ItemBuilder("array")
+    b.add([qkv], deps=[], tokens=(1,), label="a")
+    b.add([later], deps=[0], tokens=(2,), step=1, slot=1)
+    b.add([later, qkv], deps=[1, 0, 1], tokens=(2, 1), wasted=[True, False], scope="draft")
+    b.add([longer], deps=[2], tokens=(2,))
+    common = dict(unit="array", op="qkv", phase="decode", m=1, k=32, n=96, count=1,
+                  weight_bytes=3072, act_in_bytes=32, act_out_bytes=96, kv_write_bytes=64,
+                  macs=3072)
+    expected = [
+        WorkItem(0, deps=(), weight_key=("decode", 1, "qkv", 0), tokens=(1,), label="a", **common),
+        WorkItem(1, deps=(0,), weight_key=("decode", 1, "qkv", 1), tokens=(2,), step=1,
+                 label="qkv", **common),
+        WorkItem(2, deps=(0, 1), weight_key=("draft", "decode", 1, "qkv", 0), tokens=(2, 1),
+                 wasted_fraction=0.5, label="qkv",
+                 **{**common, "m": 2, "act_in_bytes": 64, "act_out_bytes": 192,
+                    "kv_write_bytes": 128, "macs": 6144}),
+        WorkItem(3, deps=(2,), weight_key=("decode", 1, "qkv", 0), tokens=(2,), label="qkv",
+                 **{**common, "kv_write_bytes": 128}),
+    ]
+    assert _values(b.items) == _values(expected)
+    assert b.items[3].weight_key is b.items[0].weight_key  # one residency key object
