@@ -1,8 +1,10 @@
 """The runs as a user types them: ``speedsim run HW WL --out DIR``, each in a fresh process.
 
-Reports per run: wall seconds, CPU seconds and peak resident memory of the
-process (``os.wait4``), and the bytes it wrote (everything under DIR), with the
-default timeline and with ``--timeline none``. Not a test: numbers depend on the
+Reports per run: wall seconds, CPU seconds (the process and its workers,
+``os.wait4``), peak resident memory of the process tree (the process and its
+worker processes, summed, sampled every 10 ms from ``/proc``; and the largest
+single process), and the bytes it wrote (everything under DIR), with the
+default timeline and with ``--timeline none``. ``--workers N`` is passed on. Not a test: numbers depend on the
 machine; closing notes quote them.
 
     .venv/bin/python benchmarks/bench_cli.py [--only gen|strategies|7b|7b_h100|7b_dc]
@@ -27,6 +29,29 @@ def written_bytes(out: Path) -> int:
     return sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
 
 
+def tree_rss_kib(pid: int) -> int:
+    """Resident KiB of ``pid`` and its descendants now (0 for a process already gone)."""
+    try:
+        rss = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").open()
+                   if line.startswith("VmRSS:"))
+        children = [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+                    for c in (task / "children").read_text().split()]
+    except (OSError, StopIteration):
+        return 0
+    return rss + sum(tree_rss_kib(c) for c in children)
+
+
+def wait_sampling(proc: subprocess.Popen) -> tuple[int, object, int]:
+    """``os.wait4`` on ``proc``, sampling its tree's memory meanwhile: (status, rusage, peak KiB)."""
+    peak = 0
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            return status, usage, peak
+        peak = max(peak, tree_rss_kib(proc.pid))
+        time.sleep(0.01)
+
+
 def run(hw: str, wl: str, extra: list[str], cache: Path) -> dict:
     """One ``speedsim run`` in a child process: wall, CPU, peak RSS, bytes written."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -35,26 +60,30 @@ def run(hw: str, wl: str, extra: list[str], cache: Path) -> dict:
                "--cache-dir", str(cache), *extra]
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
-        _, status, usage = os.wait4(proc.pid, 0)
+        status, usage, tree_kib = wait_sampling(proc)
         wall = time.perf_counter() - t0
         if os.waitstatus_to_exitcode(status):
             raise SystemExit(f"{' '.join(cmd)} failed")
         return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
-                "rss_mib": usage.ru_maxrss / 1024, "written_mib": written_bytes(out) / 2**20}
+                "tree_rss_mib": tree_kib / 1024, "rss_mib": usage.ru_maxrss / 1024,
+                "written_mib": written_bytes(out) / 2**20}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", choices=sorted(RUNS))
+    ap.add_argument("--workers", type=int)
     args = ap.parse_args()
+    workers = ["--workers", str(args.workers)] if args.workers else []
     with tempfile.TemporaryDirectory() as cache:
         for name, (hw, wl) in RUNS.items():
             if args.only and name != args.only:
                 continue
             for extra in ([], ["--timeline", "none"]):
-                r = run(hw, wl, extra, Path(cache))
+                r = run(hw, wl, [*extra, *workers], Path(cache))
                 print(f"{name:10s} {' '.join(extra) or '(default)':16s} wall {r['wall_s']:6.2f} s, "
-                      f"CPU {r['cpu_s']:6.2f} s, peak RSS {r['rss_mib']:6.0f} MiB, "
+                      f"CPU {r['cpu_s']:6.2f} s, peak RSS {r['tree_rss_mib']:6.0f} MiB (all processes; "
+                      f"largest {r['rss_mib']:.0f}), "
                       f"written {r['written_mib']:6.1f} MiB", flush=True)
 
 

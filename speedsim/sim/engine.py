@@ -414,18 +414,33 @@ class _Replay:
         return self.env.timeout(cycles)
 
     def _stream_gate(self, per_op: bool):
-        traffic = self.plan.traffic
+        """May ``it``'s stream tiles be issued now? Once yes, always (its deps stay started,
+        its issue overhead stays ended)."""
+        traffic, prefetchable, open_ = self.plan.traffic, {}, set()
 
         def gate(it: WorkItem) -> bool:
-            if it.id in self.issuing:
+            if it.id in open_:
                 return True
-            return (not per_op and cost.kv_prefetchable(it, traffic[it.id], self.hw)
-                    and self.started.issuperset(it.deps))
+            if it.id in self.issuing or not per_op and self._prefetchable(it, prefetchable) \
+                    and self.started.issuperset(it.deps):
+                open_.add(it.id)
+                return True
+            return False
         return gate
 
-    def _pump_all(self) -> None:
+    def _prefetchable(self, it: WorkItem, known: dict[int, bool]) -> bool:
+        hit = known.get(it.id)
+        if hit is None:
+            hit = known[it.id] = cost.kv_prefetchable(it, self.plan.traffic[it.id], self.hw)
+        return hit
+
+    def _pump_started(self) -> None:
+        """An item has started: prefetches gated on starts may go (weight tiles too under
+        ``per_op``). Every other change of a loader's gates or slots (a release, an issue
+        overhead ending) pumps that loader where it happens."""
         now = self.env.now
-        self.weights.pump(now)
+        if self.weights.per_op:
+            self.weights.pump(now)
         for s in self.streams.values():
             s.pump(now)
 
@@ -455,11 +470,11 @@ class _Replay:
             start = env.now
             self.started.add(it.id)
             self.weights.started.add(it.id)
-            self._pump_all()  # prefetches gated on this start go first, its own streams after
+            self._pump_started()  # prefetches gated on this start go first, its own streams after
             if overhead:
                 yield self.sleep(overhead)
             self.issuing.add(it.id)
-            self._pump_all()
+            self.streams[unit].pump(env.now)
             # 2. parameters, then the tiles
             param_at = self._params(it)
             tiles = self.plan.tiles[it.id]
@@ -537,9 +552,10 @@ class _Replay:
         if horizon < now:
             return None
         stream, k, first = self.streams[unit], j, -1
-        periods = _StreamPeriods(self, unit, it, tiles, horizon)
+        periods = _StreamPeriods(self, unit, it, tiles, horizon) \
+            if self.plan.sums[it.id].largest_stream else None
         while k < len(tiles):
-            if first >= 0:
+            if first >= 0 and periods:
                 k, now = periods.visit(k, now)
             t = tiles[k]
             if t.weight_bytes and (k > j and self._weight_run_starts(unit, tiles, k)
@@ -561,7 +577,6 @@ class _Replay:
     def _tile_done(self, unit: str, it: WorkItem, k: int, t: Tile, key, tr, now: int) -> None:
         """Book what the end of tile ``k`` of a ``_play_tiles`` run does: its weight load's
         log row, its slots freed."""
-        self.streams[unit].arrival.pop((it.id, k), None)
         if t.weight_bytes:
             del self.weights.issued[(it.id, k)]
             if isinstance(tr, BulkTransfer):
@@ -569,6 +584,7 @@ class _Replay:
                                    busy=tr.cycles)
             self.weights.release(key, now)
         if t.stream_bytes:
+            del self.streams[unit].arrival[(it.id, k)]
             self.streams[unit].release(t.stream_bytes, now)
 
     def _weight_run(self, it: WorkItem, tiles: list[Tile], j: int) -> tuple[int, int] | None:
