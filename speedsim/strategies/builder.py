@@ -60,7 +60,9 @@ class ItemBuilder:
 
     def __init__(self, attention_on: str):
         self._items: list[WorkItem] = []
-        self._pending: list[tuple] = []  # per item: (shape, *_PER_ITEM values)
+        # per item added since ``items`` was last read, one list per value: no object per
+        # item beyond its own values (the garbage collector would scan each one again)
+        self._pending: dict[str, list] = {f: [] for f in _PENDING}
         self._shapes: dict[tuple, tuple] = {}  # (rows sans position and layer, slot, scope)
         self._keys: dict[Hashable, Hashable] = {}
         self.attention_on = attention_on
@@ -68,11 +70,13 @@ class ItemBuilder:
     @property
     def items(self) -> list[WorkItem]:
         """The items added so far, in id order."""
-        if self._pending:
-            shapes, *per_item = zip(*self._pending)
-            columns = dict(zip(_SHAPE_FIELDS, zip(*shapes))) | dict(zip(_PER_ITEM, per_item))
+        pending = self._pending
+        if pending["shape"]:
+            start, shapes = len(self._items), pending.pop("shape")
+            columns = {**dict(zip(_SHAPE_FIELDS, zip(*shapes))), **pending,
+                       "id": range(start, start + len(shapes))}
             self._items += items_from_columns([columns[f] for f in FIELDS])
-            self._pending = []
+            self._pending = {f: [] for f in _PENDING}
         return self._items
 
     def add(self, rows: Sequence[OpRow], *, deps: Iterable[int], tokens: Sequence[int],
@@ -89,10 +93,14 @@ class ItemBuilder:
         if shape is None:
             total = first if len(rows) == 1 else _stacked(rows)
             shape = self._shapes[key] = self._shape(first, total, slot, scope)
-        item_id = len(self._items) + len(self._pending)
-        self._pending.append((shape, item_id, tuple(sorted(set(deps))), tuple(tokens),
-                              sum(wasted) / len(rows) if wasted else 0.0, step,
-                              label or first.op))
+        pending = self._pending
+        item_id = len(self._items) + len(pending["step"])
+        pending["shape"].append(shape)
+        pending["deps"].append(tuple(sorted(set(deps))))
+        pending["tokens"].append(tuple(tokens))
+        pending["wasted_fraction"].append(sum(wasted) / len(rows) if wasted else 0.0)
+        pending["step"].append(step)
+        pending["label"].append(label or first.op)
         return item_id
 
     def _shape(self, first: OpRow, total: OpRow, slot: int, scope: str) -> tuple:
@@ -123,9 +131,10 @@ class ItemBuilder:
         )
 
 
-# a work item's own fields, in the order ``add`` records them after its shape
+# a work item's own fields; its shape is all the others (``ItemBuilder._shape`` order)
 _PER_ITEM = ("id", "deps", "tokens", "wasted_fraction", "step", "label")
-_SHAPE_FIELDS = tuple(f for f in FIELDS if f not in _PER_ITEM)  # ``ItemBuilder._shape`` order
+_SHAPE_FIELDS = tuple(f for f in FIELDS if f not in _PER_ITEM)
+_PENDING = ("shape",) + _PER_ITEM[1:]  # what ``add`` records (ids follow from the count)
 # an op row's fields but its position and layer: all that an item's shape reads of it
 _ROW_SHAPE = itemgetter(*(i for i, f in enumerate(OpRow._fields) if f not in ("position", "layer")))
 
