@@ -22,6 +22,8 @@ re-run here); the shallow model commits its own.
 
 from __future__ import annotations
 
+import gc
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Optional, Sequence
@@ -118,7 +120,28 @@ def simulate(hw: Hardware, wl: Workload, strategies: Optional[Sequence[str]] = N
     return RunResult(hw, wl, runs, summary, token_table(runs, wl.generation.batch), record)
 
 
+@contextmanager
+def _collector_paused():
+    """Python's cyclic garbage collector off meanwhile, as it was afterwards. A strategy run
+    allocates a few million long-lived objects (work items, tiles, log rows) and few
+    reference cycles, and every full collection walks all of them again: a quarter of
+    a 7B run's time, for no memory freed. Objects without cycles are freed as usual."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def _run_strategy(strategy: Strategy, base: StrategyInput, hw: Hardware,
+                  wl: Workload) -> StrategyRun:
+    with _collector_paused():
+        return _measured_run(strategy, base, hw, wl)
+
+
+def _measured_run(strategy: Strategy, base: StrategyInput, hw: Hardware,
                   wl: Workload) -> StrategyRun:
     plan = strategy.plan(base)
     costed = cost.plan(plan.items, hw)
