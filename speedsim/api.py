@@ -111,7 +111,9 @@ def simulate(hw: Hardware, wl: Workload, strategies: Optional[Sequence[str]] = N
                          attention_batched=hw.attention_issue == "batched")
     # 3. each strategy configures itself (acceptance outcomes, draft traces) from the context
     ctx = RunContext(wl, base, hw.bytes_per_element, params, record)
-    # 4. plan, replay, measure: one job per strategy
+    # 4. plan, replay, measure: one job per strategy (the trace index, built once here,
+    # is inherited by every worker)
+    base.index
     strategies = [get_strategy(name).configure(ctx) for name in names]
     jobs = [partial(_run_strategy, s, base, hw, wl) for s in strategies]
     runs = dict(zip(names, run_forked(jobs, workers)))

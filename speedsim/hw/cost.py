@@ -353,6 +353,18 @@ def _gemm_tiles(item: WorkItem, hw: Hardware, n_tiles: int,
     return pieces * gemms
 
 
+def _spilled_inputs(act_read_bytes: int, kv: list[int], budget: int) -> list[int]:
+    """Per tile of an array item, the spilled input bytes it brings: in full stream slots
+    from the first tile (the room its KV share leaves in each), or evenly where there
+    are fewer pieces than the slots would need."""
+    if not act_read_bytes:
+        return [0] * len(kv)
+    room = [max(0, budget - x) for x in kv]
+    if sum(room) >= act_read_bytes:
+        return fill_first(act_read_bytes, room)
+    return split_even(act_read_bytes, len(kv))
+
+
 def item_tiles(item: WorkItem, hw: Hardware, kv_on_chip_: bool) -> list[Tile]:
     """The item as a sequence of tiles whose on-chip bytes fit their buffer slot."""
     tr = item_traffic(item, hw, kv_on_chip_)
@@ -376,9 +388,7 @@ def item_tiles(item: WorkItem, hw: Hardware, kv_on_chip_: bool) -> list[Tile]:
                 pieces, budget = free, stream_tile_budget(hw, "array")
         count = len(pieces)
         kv = split_even(tr.kv_read_bytes, count)
-        room = [max(0, budget - x) for x in kv]
-        acts = (fill_first(tr.act_read_bytes, room) if sum(room) >= tr.act_read_bytes
-                else split_even(tr.act_read_bytes, count))  # fewer pieces than slots need
+        acts = _spilled_inputs(tr.act_read_bytes, kv, budget)
         return [Tile(w, k + a, c, mac, 0) for w, k, a, (c, mac) in
                 zip(split_even(w_total, count), kv, acts, pieces)]
     if item.unit != "vector":

@@ -558,15 +558,17 @@ class _Replay:
         Returns (next tile, compute end of the last tile played, compute start of the
         first) or None."""
         if self._weight_run_starts(unit, tiles, j):
+            issued = self.weights.issued.get((it.id, j))
+            arrival = issued[1].arrival if issued and isinstance(issued[1], BulkTransfer) else 0
             played = self._weight_run(it, tiles, j)
             if played:
-                return j + played[0], played[1], -1
+                return j + played[0], played[1], max(self.env.now, arrival)
         return self._play_tiles(unit, it, tiles, j)
 
     def _weight_run_starts(self, unit: str, tiles: list[Tile], j: int) -> bool:
         """Tile ``j`` begins a weight run long enough for ``_weight_run``."""
         t = tiles[j]
-        return bool(unit == "array" and j and t.weight_bytes and not t.stream_bytes
+        return bool(unit == "array" and t.weight_bytes and not t.stream_bytes
                     and self._run_length(tiles, j) >= 2 * FAST_MIN_TILES)
 
     def _play_tiles(self, unit: str, it: WorkItem, tiles: list[Tile],

@@ -7,12 +7,13 @@ the weights are counted once, activations and KV bytes add up.
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Hashable, Iterable, Sequence
 
 import pandas as pd
 
 from speedsim.contracts.oprow import OpRow
-from speedsim.contracts.workitem import WorkItem
+from speedsim.contracts.workitem import FIELDS, WorkItem, items_from_columns
 from speedsim.trace.schema import ATTENTION_OPS, GEMM_OPS, NO_WEIGHTS
 
 VECTOR_KIND = {"embed": "embed", "norm": "norm", "softmax": "softmax", "act": "activation",
@@ -25,10 +26,13 @@ class TraceIndex:
     def __init__(self, trace: pd.DataFrame):
         self._groups: dict[tuple, list[OpRow]] = {}
         columns = [trace[c].tolist() for c in OpRow._fields]  # plain Python values, fast to zip
-        for r in zip(*columns):
-            row = OpRow._make(r)
-            key = (row.phase, row.position, row.layer, row.early_exit)
-            self._groups.setdefault(key, []).append(row)
+        rows = list(map(OpRow._make, zip(*columns)))
+        for key, row in zip(map(_GROUP_KEY, rows), rows):
+            group = self._groups.get(key)
+            if group is None:
+                self._groups[key] = [row]
+            else:
+                group.append(row)
 
     def ops(self, phase: str, position: int, layer: int, early_exit: bool = False) -> list[OpRow]:
         try:
@@ -38,12 +42,42 @@ class TraceIndex:
                            f"{' (early exit)' if early_exit else ''}") from None
 
 
+_GROUP_KEY = itemgetter(*(OpRow._fields.index(f) for f in ("phase", "position", "layer",
+                                                             "early_exit")))
+
+
 class ItemBuilder:
-    """Appends work items with increasing ids; fuses rows that share weights."""
+    """Appends work items with increasing ids; fuses rows that share weights.
+
+    An item is its *shape* (what it computes and moves: every field but the
+    per-item ones, ``_PER_ITEM``) plus its place in the DAG. ``add`` records
+    both; ``items`` turns what was recorded since its last call into
+    ``WorkItem``s in bulk (``items_from_columns``). An item's shape does not
+    depend on its rows' positions or layers, so items whose rows differ only
+    there (the same op of every token, fused or not) share one shape, worked
+    out once; equal residency keys are kept as one object.
+    """
 
     def __init__(self, attention_on: str):
-        self.items: list[WorkItem] = []
+        self._items: list[WorkItem] = []
+        # per item added since ``items`` was last read, one list per value: no object per
+        # item beyond its own values (the garbage collector would scan each one again)
+        self._pending: dict[str, list] = {f: [] for f in _PENDING}
+        self._shapes: dict[tuple, tuple] = {}  # (rows sans position and layer, slot, scope)
+        self._keys: dict[Hashable, Hashable] = {}
         self.attention_on = attention_on
+
+    @property
+    def items(self) -> list[WorkItem]:
+        """The items added so far, in id order."""
+        pending = self._pending
+        if pending["shape"]:
+            start, shapes = len(self._items), pending.pop("shape")
+            columns = {**dict(zip(_SHAPE_FIELDS, zip(*shapes))), **pending,
+                       "id": range(start, start + len(shapes))}
+            self._items += items_from_columns([columns[f] for f in FIELDS])
+            self._pending = {f: [] for f in _PENDING}
+        return self._items
 
     def add(self, rows: Sequence[OpRow], *, deps: Iterable[int], tokens: Sequence[int],
             wasted: Sequence[float] | None = None, step: int = -1, slot: int = 0,
@@ -54,39 +88,55 @@ class ItemBuilder:
         ``scope`` names a model other than the target (a draft model): its weights
         get residency keys of their own."""
         first = rows[0]
-        op = first.op
-        total = first if len(rows) == 1 else _stacked(rows)
+        key = (tuple(map(_ROW_SHAPE, rows)), slot, scope)
+        shape = self._shapes.get(key)
+        if shape is None:
+            total = first if len(rows) == 1 else _stacked(rows)
+            shape = self._shapes[key] = self._shape(first, total, slot, scope)
+        pending = self._pending
+        item_id = len(self._items) + len(pending["step"])
+        pending["shape"].append(shape)
+        pending["deps"].append(tuple(sorted(set(deps))))
+        pending["tokens"].append(tuple(tokens))
+        pending["wasted_fraction"].append(sum(wasted) / len(rows) if wasted else 0.0)
+        pending["step"].append(step)
+        pending["label"].append(label or first.op)
+        return item_id
+
+    def _shape(self, first: OpRow, total: OpRow, slot: int, scope: str) -> tuple:
+        """The ``_SHAPE_FIELDS`` of an item for rows whose first is ``first`` and whose sum
+        is ``total`` (``_stacked``)."""
+        # the summed fields (OpRow order); k, n and the weights are the first row's
+        (phase, _, _, weight_set, op, _, m, _, _, count, _, _, elements, _,
+         act_in_bytes, act_out_bytes, kv_read_bytes, kv_write_bytes, macs, vector_ops) = total
         on_array = op in GEMM_OPS or (op in ATTENTION_OPS and self.attention_on == "array")
-        weights = first.weight_set != NO_WEIGHTS and first.weight_bytes > 0
-        item = WorkItem(
-            id=len(self.items),
-            unit="array" if on_array else "vector",
-            op=op,
-            phase=first.phase,
-            deps=tuple(sorted(set(deps))),
+        weights = weight_set != NO_WEIGHTS and first.weight_bytes > 0
+        key = _weight_key(first, slot, scope) if weights else None
+        return (
+            "array" if on_array else "vector",  # unit
+            op,
+            phase,
             # stacked GEMM rows share the weights; attention stays one GEMM per (sequence, head)
-            m=(total.m if op in GEMM_OPS else first.m) if on_array else 0,
-            k=first.k if on_array else 0,
-            n=first.n if on_array else 0,
-            count=(1 if op in GEMM_OPS else total.count) if on_array else 0,
+            (m if op in GEMM_OPS else first.m) if on_array else 0,  # m
+            first.k if on_array else 0,  # k
+            first.n if on_array else 0,  # n
+            (1 if op in GEMM_OPS else count) if on_array else 0,  # count
             # attention on the vector unit costs its MACs (one per lane per cycle), no elements
-            elements=0 if on_array else total.elements,
-            vector_kind=VECTOR_KIND.get(op, "") if not on_array and total.elements else "",
-            weight_key=_weight_key(first, slot, scope) if weights else None,
-            weight_bytes=first.weight_bytes if weights else 0,  # fetched once for all rows
-            act_in_bytes=total.act_in_bytes,
-            act_out_bytes=total.act_out_bytes,
-            kv_read_bytes=total.kv_read_bytes,
-            kv_write_bytes=total.kv_write_bytes,
-            macs=total.macs,
-            vector_ops=0 if on_array else total.vector_ops,
-            tokens=tuple(tokens),
-            wasted_fraction=sum(wasted) / len(rows) if wasted else 0.0,
-            step=step,
-            label=label or op,
+            0 if on_array else elements,  # elements
+            VECTOR_KIND.get(op, "") if not on_array and elements else "",  # vector_kind
+            self._keys.setdefault(key, key),  # weight_key
+            first.weight_bytes if weights else 0,  # weight_bytes: fetched once for all rows
+            act_in_bytes, act_out_bytes, kv_read_bytes, kv_write_bytes, macs,
+            0 if on_array else vector_ops,  # vector_ops
         )
-        self.items.append(item)
-        return item.id
+
+
+# a work item's own fields; its shape is all the others (``ItemBuilder._shape`` order)
+_PER_ITEM = ("id", "deps", "tokens", "wasted_fraction", "step", "label")
+_SHAPE_FIELDS = tuple(f for f in FIELDS if f not in _PER_ITEM)
+_PENDING = ("shape",) + _PER_ITEM[1:]  # what ``add`` records (ids follow from the count)
+# an op row's fields but its position and layer: all that an item's shape reads of it
+_ROW_SHAPE = itemgetter(*(i for i, f in enumerate(OpRow._fields) if f not in ("position", "layer")))
 
 
 _ADDITIVE = ("m", "count", "elements", "act_in_bytes", "act_out_bytes", "kv_read_bytes",

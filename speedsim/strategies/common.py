@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Sequence
 
 from speedsim.contracts.oprow import OpRow
 from speedsim.strategies.builder import ItemBuilder, TraceIndex
+
+_SLOT_KEY = itemgetter(*(OpRow._fields.index(f) for f in ("op", "layer", "early_exit")))
 
 
 def with_slots(rows: Sequence[OpRow]) -> list[tuple[OpRow, int]]:
@@ -16,10 +19,10 @@ def with_slots(rows: Sequence[OpRow]) -> list[tuple[OpRow, int]]:
     """
     seen: dict[tuple[str, int, bool], int] = {}
     out = []
-    for r in rows:
-        key = (r.op, r.layer, r.early_exit)
-        out.append((r, seen.get(key, 0)))
-        seen[key] = seen.get(key, 0) + 1
+    for r, key in zip(rows, map(_SLOT_KEY, rows)):
+        slot = seen.get(key, 0)
+        seen[key] = slot + 1
+        out.append((r, slot))
     return out
 
 
