@@ -191,12 +191,14 @@ class Dram:
         clipped at zero (a cycle already past constrains nothing). Every rule above is a max
         of sums of cycles, so two moments with equal ``relative`` states behave the same,
         shifted by the cycles between them."""
-        rel = lambda t: t - now if t > now else 0
+        def rel(t: int) -> int:
+            return t - now if t > now else 0
+        starts, ends = self.busy_starts, self.busy_ends
         return (rel(self.demand_free), rel(self.retired_finish),
-                tuple(rel(a) for a in self.arrivals),
-                tuple((rel(tr.start), rel(tr.finish), rel(tr.arrival), rel(tr.origin))
-                      for tr in self.pending),
-                tuple((rel(self.busy_starts[k]), rel(self.busy_ends[k])) for k in self._tail(now)))
+                tuple([rel(a) for a in self.arrivals]),
+                tuple([(rel(tr.start), rel(tr.finish), rel(tr.arrival), rel(tr.origin))
+                       for tr in self.pending]),
+                tuple([(rel(starts[k]), ends[k] - now) for k in self._tail(now)]))
 
     def shift_future(self, now: int, by: int, bytes_: int) -> None:
         """Move every cycle after ``now`` on by ``by`` (the DRAM as it is ``by`` cycles later
@@ -366,9 +368,12 @@ class Occupancy:
         """Append ``times`` copies of the points recorded since ``since`` (a ``marks``), each
         ``period`` cycles after the last: the trace of a periodic stretch, without replaying it."""
         for name, pts in self.points.items():
-            chunk = np.array(pts[since.get(name, 0):], dtype=np.int64).reshape(-1, 2)
-            if not len(chunk):
+            flat = pts[since.get(name, 0):]
+            if len(flat) * times <= 256:  # a few points: plain Python is faster
+                for m in range(1, times + 1):
+                    pts.extend(v + period * m if i % 2 == 0 else v for i, v in enumerate(flat))
                 continue
+            chunk = np.array(flat, dtype=np.int64).reshape(-1, 2)
             shifts = period * np.arange(1, times + 1, dtype=np.int64)
             copies = np.repeat(chunk[None], times, axis=0)
             copies[:, :, 0] += shifts[:, None]
