@@ -43,6 +43,7 @@ class RunResult(NamedTuple):
     tiles: int  # tiles computed
     first_start: int  # bulk start of the first tile issued in the run (-1: none issued)
     last_finish: int
+    issues: tuple[int, ...] = ()  # issue cycles of the first ``first_issues`` tiles issued
 
 
 def _step(state: RunState, c: int, f: int, latency: int, engines: int) -> RunState:
@@ -69,7 +70,7 @@ def _shift(state: RunState, by: int) -> RunState:
 
 
 def weight_run(state: RunState, tiles: int, c: int, f: int, latency: int, engines: int,
-               horizon: float = float("inf")) -> RunResult:
+               horizon: float = float("inf"), first_issues: int = 0) -> RunResult:
     """Play up to ``tiles`` tiles of a run from ``state``, none ending after ``horizon``.
 
     Each tile computed issues one new tile (its slot's next), so ``pending``
@@ -82,26 +83,28 @@ def weight_run(state: RunState, tiles: int, c: int, f: int, latency: int, engine
     if not state.pending or min(c, f) < 0 or engines < 1:
         raise ValueError("weight_run needs pending tiles, c, f >= 0 and engines >= 1")
     if horizon != float("inf") or tiles < len(state.pending) + engines:
-        return _play(state, tiles, c, f, latency, engines, horizon)
+        return _play(state, tiles, c, f, latency, engines, horizon, first_issues)
     pending, older = _relative(state)
     at_zero = RunState(0, tuple(zip(pending[0::3], pending[1::3], pending[2::3])), older, 0)
-    res = _play_from_zero(at_zero, tiles, c, f, latency, engines)
+    res = _play_from_zero(at_zero, tiles, c, f, latency, engines, first_issues)
     now = state.now
     return RunResult(_shift(res.state, now), res.tiles, res.first_start + now if res.tiles else -1,
-                     res.last_finish + now if res.tiles else -1)
+                     res.last_finish + now if res.tiles else -1,
+                     tuple(t + now for t in res.issues))
 
 
 @lru_cache(maxsize=1024)
 def _play_from_zero(state: RunState, tiles: int, c: int, f: int, latency: int,
-                    engines: int) -> RunResult:
-    return _play(state, tiles, c, f, latency, engines, float("inf"))
+                    engines: int, first_issues: int) -> RunResult:
+    return _play(state, tiles, c, f, latency, engines, float("inf"), first_issues)
 
 
 def _play(state: RunState, tiles: int, c: int, f: int, latency: int, engines: int,
-          horizon: float) -> RunResult:
+          horizon: float, first_issues: int = 0) -> RunResult:
     """``weight_run``, stepped (and whole periods added) from ``state``."""
     seen: dict[tuple, tuple[int, int]] = {}
     done, first, last = 0, -1, -1
+    issues: list[int] = []  # tile done+1 of the run is issued at compute end of tile done
     while done < tiles:
         key = _relative(state)
         if key in seen:  # periodic: p tiles shift every cycle by P
@@ -111,6 +114,8 @@ def _play(state: RunState, tiles: int, c: int, f: int, latency: int, engines: in
             if P > 0 and horizon != float("inf"):
                 periods = min(periods, int((horizon - state.now) // P))
             if periods > 0:
+                while len(issues) < min(done + periods * p, first_issues):
+                    issues.append(issues[len(issues) - p] + P)
                 state = _shift(state, periods * P)
                 done += periods * p
                 last = state.pending[-1][1]
@@ -121,6 +126,8 @@ def _play(state: RunState, tiles: int, c: int, f: int, latency: int, engines: in
             break
         state = nxt
         done += 1
+        if len(issues) < first_issues:
+            issues.append(state.now)
         first = state.pending[-1][0] if first < 0 else first
         last = state.pending[-1][1]
-    return RunResult(state, done, first, last)
+    return RunResult(state, done, first, last, tuple(issues))

@@ -42,7 +42,7 @@ from array import array
 from bisect import bisect_right
 from collections import OrderedDict, deque
 from dataclasses import dataclass
-from typing import Hashable
+from typing import Hashable, Sequence
 
 import numpy as np
 
@@ -253,37 +253,47 @@ class WeightBuffer:
             return False
         return not any(k[:-1] == prefix and k[-1] >= first for k in self.resident)
 
-    def stream(self, prefix: tuple, end: int, pinned: int, bytes_: int, cycle: int) -> None:
+    def stream(self, prefix: tuple, end: int, pinned: int, bytes_: int, cycle: int,
+               issues: Sequence[int]) -> None:
         """The buffer after a run of misses of tiles ``prefix + (j,)`` up to ``end - 1``, each
         released once computed except the last ``pinned``: by LRU, every older unpinned
-        tile has gone and the newest tiles that fit are resident."""
+        tile has gone and the newest tiles that fit are resident. ``issues``: the cycles the
+        run's first tiles were acquired at (``speedsim.hw.pipeline.RunResult.issues``), where
+        the bytes held change until only tiles of the run's size remain (``_fill``); after
+        that every miss leaves the total as it found it."""
         keep = min(end, self.capacity // bytes_)
         others = [k for k in self.pins if k[:-1] != prefix]
         assert not others, "a weight run streamed past another item's pinned tiles"
-        peak = self._stream_peak(bytes_)
         others_held = self._occupancy.held.get("weight", 0) - self.used  # the parameter cache
-        if peak > max(self.used, keep * bytes_) and cycle > 0:  # held on the way: record it
-            self._occupancy.set("weight", cycle - 1, others_held + peak)
+        levels = self._fill(bytes_)
+        assert len(levels) <= len(issues), "a weight run's fill outlasts the issues reported"
+        for at, level in zip(issues, levels):
+            self._occupancy.set("weight", at, others_held + level)
         self.resident = OrderedDict((prefix + (j,), bytes_) for j in range(end - keep, end))
         self.pins = {prefix + (j,): 1 for j in range(end - pinned, end)}
         self._occupancy.set("weight", cycle, others_held + keep * bytes_)
         self.used = keep * bytes_
 
-    def _stream_peak(self, bytes_: int) -> int:
-        """Most bytes held while a run of ``bytes_`` misses evicts, LRU first, the tiles
-        resident before it (which may differ in size): replayed until only tiles of the
-        run's size remain, after which every miss leaves the total as it found it."""
-        sizes, used, peak = deque(self.resident.values()), self.used, self.used
+    def fill_misses(self, bytes_: int) -> int:
+        """An upper bound on ``len(self._fill(bytes_))``: every resident tile evicted, then the
+        buffer filled with run tiles."""
+        return len(self.resident) + self.capacity // bytes_ + 1
+
+    def _fill(self, bytes_: int) -> list[int]:
+        """Bytes held after each of the first misses of a run of ``bytes_`` tiles, which evict,
+        LRU first, the tiles resident before it (which may differ in size), up to the first
+        miss after which only tiles of the run's size remain and the buffer is full."""
+        sizes, used, levels = deque(self.resident.values()), self.used, []
         odd = sum(1 for b in sizes if b != bytes_)
-        while odd:
+        while odd or used + bytes_ <= self.capacity:
             while used + bytes_ > self.capacity and sizes:
                 gone = sizes.popleft()
                 used -= gone
                 odd -= gone != bytes_
             sizes.append(bytes_)
             used += bytes_
-            peak = max(peak, used)
-        return peak
+            levels.append(used)
+        return levels
 
     def release(self, key: Hashable) -> None:
         left = self.pins[key] - 1

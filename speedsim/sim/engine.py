@@ -639,7 +639,7 @@ class _Replay:
         state = RunState(env.now, tuple((tr.start, tr.finish, tr.arrival) for _, tr in issued),
                          tuple(retired), dram.retired_finish)
         res = weight_run(state, n, t.cycles, dram.cycles(t.weight_bytes), dram.latency,
-                         dram.engines, horizon)
+                         dram.engines, horizon, self.parts.wbuf.fill_misses(t.weight_bytes))
         if res.tiles < FAST_MIN_TILES:
             return None
         self._apply_run(it, j, res, t.weight_bytes, issued[0][1].start)
@@ -663,7 +663,8 @@ class _Replay:
         dram.retired_finish = res.state.consumed_finish
         dram.bytes_moved += n * bytes_
         dram.last_issue = max(dram.last_issue, res.state.pending[-1][0])
-        self.parts.wbuf.stream(_tile_key(it, 0)[:-1], j + slots + n, slots, bytes_, res.state.now)
+        self.parts.wbuf.stream(_tile_key(it, 0)[:-1], j + slots + n, slots, bytes_, res.state.now,
+                               res.issues)
         log.add("dram", it, "load", "weight", first_start, res.last_finish, n * bytes_,
                 busy=n * dram.cycles(bytes_))
         log.fetched[it.id] = log.fetched.get(it.id, 0) + n * bytes_
