@@ -60,7 +60,7 @@ finishes later, so no transfer of its own can interleave):
   tiles, and whole periods are then added at once (``_StreamPeriods``).
 
 Both are exact — the suite checks that the two paths give identical items,
-logs, cycles, occupancy peaks (and the whole activation-buffer trace) on
+logs, cycles, and the whole occupancy trace of every buffer on
 hundreds of random DAGs with both units contending for the DRAM, and
 ``speedsim.sim.reference`` replays every tile in a separate, plainer engine. So a
 run costs SimPy events per work item (deps, issue overhead, the boundaries of
