@@ -18,15 +18,13 @@ import sys
 import time
 from typing import Callable
 
+from speedsim.api import strategy_input
 from speedsim.config import load_hardware, load_workload
 from speedsim.hw import cost
 from speedsim.hw.fit import check_tiles_fit
-from speedsim.model.sharing import shape_layer_sets
 from speedsim.strategies.base import RunContext
 from speedsim.strategies.builder import TraceIndex
-from speedsim.strategies.inputs import StrategyInput
 from speedsim.strategies.registry import get_strategy
-from speedsim.trace import build_trace
 
 
 def best_s(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
@@ -47,12 +45,8 @@ def best_s(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
 def main(hw_path: str = "hw_configs/edge.yaml", wl_path: str = "workloads/llama7b_shape.yaml",
          repeats: int = 3) -> None:
     hw, wl = load_hardware(hw_path), load_workload(wl_path)
-    trace = build_trace(wl, bytes_per_element=hw.bytes_per_element)
-    inp = StrategyInput(trace=trace, n_layers=wl.model.n_layers,
-                        layer_sets=shape_layer_sets(wl.model),
-                        prompt_tokens=wl.generation.prompt_tokens,
-                        new_tokens=wl.generation.new_tokens, attention_on=hw.attention_on,
-                        attention_batched=hw.attention_issue == "batched")
+    inp = strategy_input(hw, wl)
+    trace = inp.trace
     ctx = RunContext(wl, inp, hw.bytes_per_element)
     print(f"{'TraceIndex':28s} {len(trace):7d} rows   " + _fmt(best_s(lambda: TraceIndex(trace), repeats)))
     for name in wl.strategies.names():

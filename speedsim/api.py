@@ -103,12 +103,7 @@ def simulate(hw: Hardware, wl: Workload, strategies: Optional[Sequence[str]] = N
     params = load_params(wl) if numeric else None
     record = cached_generate(wl, reference_cache, params) if numeric else None
     # 2. the op trace at the hardware's element size
-    trace = build_trace(wl, bytes_per_element=hw.bytes_per_element)
-    base = StrategyInput(trace=trace, n_layers=wl.model.n_layers,
-                         layer_sets=shape_layer_sets(wl.model),
-                         prompt_tokens=wl.generation.prompt_tokens,
-                         new_tokens=wl.generation.new_tokens, attention_on=hw.attention_on,
-                         attention_batched=hw.attention_issue == "batched")
+    base = strategy_input(hw, wl)
     # 3. each strategy configures itself (acceptance outcomes, draft traces) from the context
     ctx = RunContext(wl, base, hw.bytes_per_element, params, record)
     # 4. plan, replay, measure: one job per strategy (the trace index, built once here,
@@ -120,6 +115,16 @@ def simulate(hw: Hardware, wl: Workload, strategies: Optional[Sequence[str]] = N
     # 5. summary and token table
     summary = build_summary(hw, wl, runs)
     return RunResult(hw, wl, runs, summary, token_table(runs, wl.generation.batch), record)
+
+
+def strategy_input(hw: Hardware, wl: Workload) -> StrategyInput:
+    """What every strategy plans from: the op trace at ``hw``'s element size, the layers'
+    weight sets, the generation lengths and the hardware's attention choices."""
+    return StrategyInput(trace=build_trace(wl, bytes_per_element=hw.bytes_per_element),
+                         n_layers=wl.model.n_layers, layer_sets=shape_layer_sets(wl.model),
+                         prompt_tokens=wl.generation.prompt_tokens,
+                         new_tokens=wl.generation.new_tokens, attention_on=hw.attention_on,
+                         attention_batched=hw.attention_issue == "batched")
 
 
 @contextmanager
