@@ -40,8 +40,14 @@ def run_forked(jobs: Sequence[Job], workers: int) -> list[Any]:
         return [job() for job in jobs]
     shares = [list(jobs[w::workers]) for w in range(workers)]
     children = [_start(share) for share in shares[1:]]  # 1. fork the others
-    mine = _run_all(shares[0])  # 2. this process runs its share meanwhile
-    theirs = [_collect(*child) for child in children]  # 3. then gathers theirs
+    try:
+        mine = _run_all(shares[0])  # 2. this process runs its share meanwhile
+        theirs = [_collect(*child) for child in children]  # 3. then gathers theirs
+    finally:
+        for child, _ in children:  # a failure anywhere stops the workers still running
+            if child.is_alive():
+                child.terminate()
+                child.join()
     results: list[Any] = [None] * len(jobs)
     for w, share_results in enumerate([mine, *theirs]):
         results[w::workers] = share_results

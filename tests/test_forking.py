@@ -1,6 +1,7 @@
 """Strategies on worker processes: the same result as one after another, errors intact."""
 
 import os
+import time
 
 import pandas as pd
 import pytest
@@ -36,6 +37,21 @@ def test_a_workers_config_error_keeps_its_file_and_key():
 def test_a_worker_that_dies_is_an_error_not_a_missing_result():
     with pytest.raises(RuntimeError, match="exit code 3"):
         run_forked([lambda: 1, lambda: os._exit(3)], 2)
+
+
+def test_an_error_here_stops_the_workers(tmp_path):
+    flag = tmp_path / "worker finished"
+
+    def bad():
+        raise ValueError("bad here")
+
+    def slow():
+        time.sleep(1.0)
+        flag.write_text("done")
+    with pytest.raises(ValueError, match="bad here"):
+        run_forked([bad, slow], 2)
+    time.sleep(1.5)
+    assert not flag.exists()  # terminated, not left to run on
 
 
 def test_default_workers_never_exceeds_the_jobs_or_the_cores():
