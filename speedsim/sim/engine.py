@@ -445,7 +445,8 @@ class _Replay:
     def _stream_gate(self, per_op: bool):
         """May ``it``'s stream tiles be issued now? Once yes, always (its deps stay started,
         its issue overhead stays ended)."""
-        traffic, prefetchable, open_ = self.plan.traffic, {}, set()
+        prefetchable: dict[int, bool] = {}
+        open_: set[int] = set()
 
         def gate(it: WorkItem) -> bool:
             if it.id in open_:
