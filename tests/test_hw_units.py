@@ -100,6 +100,30 @@ def test_occupancy_repeat_appends_shifted_periods():
     assert list(occ.points["activation"]) == [10, 5, 12, 8, 15, 0, 22, 8, 25, 0, 32, 8, 35, 0]
 
 
+def test_occupancy_repeat_is_the_same_for_few_and_many_copies_and_nothing_for_no_points():
+    def repeated(times: int) -> tuple[list[int], list[int]]:
+        occ = Occupancy()
+        occ.change("activation", 10, 5)
+        since = occ.marks()
+        occ.change("activation", 12, 3)
+        occ.change("weight", 12, 4)  # a buffer first used inside the period
+        occ.change("activation", 15, -8)
+        occ.change("weight", 15, -4)
+        occ.repeat(since, 10, times)
+        return list(occ.points["activation"]), list(occ.points["weight"])
+    few, many = repeated(3), repeated(200)  # plain Python below 256 points, numpy above
+    assert few == ([10, 5, 12, 8, 15, 0, 22, 8, 25, 0, 32, 8, 35, 0, 42, 8, 45, 0],
+                   [12, 4, 15, 0, 22, 4, 25, 0, 32, 4, 35, 0, 42, 4, 45, 0])
+    assert many[0][:len(few[0])] == few[0] and many[1][:len(few[1])] == few[1]
+    assert len(many[0]) == 2 + 201 * 4 and many[0][-4:] == [2012, 8, 2015, 0]
+    assert len(many[1]) == 201 * 4 and many[1][-4:] == [2012, 4, 2015, 0]
+    occ = Occupancy()
+    occ.change("weight", 3, 7)
+    since = occ.marks()
+    occ.repeat(since, 5, 1000)  # nothing changed in the period: nothing to repeat
+    assert list(occ.points["weight"]) == [3, 7]
+
+
 def test_dram_shift_future_moves_only_what_is_still_ahead():
     d = Dram(hw(efficiency=1.0))
     d.demand(0, 160)            # [0, 10) at 16 B/cycle

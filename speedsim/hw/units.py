@@ -230,7 +230,7 @@ class WeightBuffer:
         self.resident: OrderedDict[Hashable, int] = OrderedDict()
         self.pins: dict[Hashable, int] = {}
         self.used = 0
-        self._occupancy = occupancy
+        self._trace = occupancy.trace("weight")
 
     def acquire(self, key: Hashable, bytes_: int, cycle: int) -> bool:
         """Pin tile ``key`` at ``cycle``; True when it was resident (a hit, nothing to fetch)."""
@@ -241,7 +241,7 @@ class WeightBuffer:
         self._make_room(bytes_, cycle)
         self.resident[key] = bytes_
         self.used += bytes_
-        self._occupancy.change("weight", cycle, bytes_)
+        self._trace.change(cycle, bytes_)
         assert self.used <= self.capacity, \
             f"weight buffer over capacity: {self.used} > {self.capacity} bytes at cycle {cycle}"
         return False
@@ -264,14 +264,14 @@ class WeightBuffer:
         keep = min(end, self.capacity // bytes_)
         others = [k for k in self.pins if k[:-1] != prefix]
         assert not others, "a weight run streamed past another item's pinned tiles"
-        others_held = self._occupancy.held.get("weight", 0) - self.used  # the parameter cache
+        others_held = self._trace.held - self.used  # the parameter cache
         levels = self._fill(bytes_)
         assert len(levels) <= len(issues), "a weight run's fill outlasts the issues reported"
         for at, level in zip(issues, levels):
-            self._occupancy.set("weight", at, others_held + level)
+            self._trace.set(at, others_held + level)
         self.resident = OrderedDict((prefix + (j,), bytes_) for j in range(end - keep, end))
         self.pins = {prefix + (j,): 1 for j in range(end - pinned, end)}
-        self._occupancy.set("weight", cycle, others_held + keep * bytes_)
+        self._trace.set(cycle, others_held + keep * bytes_)
         self.used = keep * bytes_
 
     def fill_misses(self, bytes_: int) -> int:
@@ -316,7 +316,7 @@ class WeightBuffer:
                                      f"at cycle {cycle}")
             size = resident.pop(old)
             self.used -= size
-            self._occupancy.change("weight", cycle, -size)
+            self._trace.change(cycle, -size)
             need -= size
 
 
@@ -327,7 +327,7 @@ class ParamCache:
         self.capacity = capacity_bytes
         self.entries: OrderedDict[Hashable, int] = OrderedDict()
         self.used = 0
-        self._occupancy = occupancy
+        self._trace = occupancy.trace("weight")
 
     def lookup(self, key: Hashable, bytes_: int, cycle: int) -> bool:
         """True on a hit; on a miss the entry is made resident (evicting LRU ones)."""
@@ -341,28 +341,23 @@ class ParamCache:
             freed += size
         self.entries[key] = bytes_
         self.used += bytes_
-        self._occupancy.change("weight", cycle, bytes_ - freed)
+        self._trace.change(cycle, bytes_ - freed)
         return False
 
 
-class Occupancy:
-    """Bytes held per buffer as change points: one (cycle, bytes) per cycle the total changed.
+class Trace:
+    """Bytes held by one buffer as change points: ``pts`` is a flat ``array('q')`` of
+    cycle, bytes, cycle, bytes, …, one pair per cycle the total changed."""
 
-    ``points[name]`` is a flat ``array('q')`` of cycle, bytes, cycle, bytes, …
-    """
+    __slots__ = ("held", "pts")
 
     def __init__(self):
-        self.held: dict[str, int] = {}
-        self.points: dict[str, array] = {}
+        self.held = 0
+        self.pts = array("q")
 
-    def change(self, name: str, cycle: int, delta: int) -> None:
-        self.set(name, cycle, self.held.get(name, 0) + delta)
-
-    def set(self, name: str, cycle: int, held: int) -> None:
-        self.held[name] = held
-        pts = self.points.get(name)
-        if pts is None:
-            pts = self.points[name] = array("q")
+    def change(self, cycle: int, delta: int) -> None:
+        held = self.held = self.held + delta
+        pts = self.pts
         if pts and pts[-2] >= cycle:  # several changes within one cycle: the last one counts
             pts[-1] = held
             if len(pts) > 2 and pts[-3] == held:
@@ -370,21 +365,59 @@ class Occupancy:
         elif not pts or pts[-1] != held:
             pts.extend((cycle, held))
 
+    def set(self, cycle: int, held: int) -> None:
+        self.change(cycle, held - self.held)
+
+    def repeat(self, since: int, period: int, times: int) -> None:
+        """Append ``times`` copies of the points from index ``since`` on, each ``period``
+        cycles after the last."""
+        pts = self.pts
+        flat = pts[since:]
+        if not flat:
+            return
+        if len(flat) * times <= 256:  # a few points: plain Python is faster
+            cycles, held = flat[0::2].tolist(), flat[1::2].tolist()
+            for m in range(1, times + 1):
+                copy = array("q", flat)
+                copy[0::2] = array("q", [c + period * m for c in cycles])
+                pts.extend(copy)
+            return
+        chunk = np.array(flat, dtype=np.int64).reshape(-1, 2)
+        shifts = period * np.arange(1, times + 1, dtype=np.int64)
+        copies = np.repeat(chunk[None], times, axis=0)
+        copies[:, :, 0] += shifts[:, None]
+        pts.frombytes(copies.tobytes())
+
+
+class Occupancy:
+    """The ``Trace`` of each buffer, by name, created on first use."""
+
+    def __init__(self):
+        self.traces: dict[str, Trace] = {}
+
+    def trace(self, name: str) -> Trace:
+        t = self.traces.get(name)
+        if t is None:
+            t = self.traces[name] = Trace()
+        return t
+
+    @property
+    def points(self) -> dict[str, array]:
+        """The change points of every buffer that has any."""
+        return {name: t.pts for name, t in self.traces.items() if t.pts}
+
+    def change(self, name: str, cycle: int, delta: int) -> None:
+        self.trace(name).change(cycle, delta)
+
+    def set(self, name: str, cycle: int, held: int) -> None:
+        self.trace(name).set(cycle, held)
+
     def marks(self) -> dict[str, int]:
         """Where each trace ends now (for ``repeat``)."""
-        return {name: len(pts) for name, pts in self.points.items()}
+        return {name: len(t.pts) for name, t in self.traces.items()}
 
     def repeat(self, since: dict[str, int], period: int, times: int) -> None:
         """Append ``times`` copies of the points recorded since ``since`` (a ``marks``), each
         ``period`` cycles after the last: the trace of a periodic stretch, without replaying it."""
-        for name, pts in self.points.items():
-            flat = pts[since.get(name, 0):]
-            if len(flat) * times <= 256:  # a few points: plain Python is faster
-                for m in range(1, times + 1):
-                    pts.extend(v + period * m if i % 2 == 0 else v for i, v in enumerate(flat))
-                continue
-            chunk = np.array(flat, dtype=np.int64).reshape(-1, 2)
-            shifts = period * np.arange(1, times + 1, dtype=np.int64)
-            copies = np.repeat(chunk[None], times, axis=0)
-            copies[:, :, 0] += shifts[:, None]
-            pts.frombytes(copies.tobytes())
+        for name, t in self.traces.items():
+            t.repeat(since.get(name, 0), period, times)

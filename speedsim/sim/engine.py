@@ -267,6 +267,7 @@ class _StreamLoader:
         self.slots, self.gate, self.parts = slots, gate, parts
         self.in_flight = 0
         self.arrival: dict[tuple[int, int], int] = {}
+        self.held = parts.occupancy.trace("activation")
 
     def _next(self) -> tuple[WorkItem, int, int] | None:
         """The next stream tile in the unit's order, without taking it."""
@@ -282,11 +283,11 @@ class _StreamLoader:
             self.in_flight += 1
             start, end, arrival = self.parts.dram.demand(now, bytes_)
             self.parts.log.add("dram", it, "load", "stream", start, end, bytes_, tile=j)
-            self.parts.occupancy.change("activation", now, bytes_)
+            self.held.change(now, bytes_)
             self.arrival[(it.id, j)] = arrival
 
     def release(self, bytes_: int, now: int) -> None:
-        self.parts.occupancy.change("activation", now, -bytes_)
+        self.held.change(now, -bytes_)
         self.in_flight -= 1
         self.pump(now)
 
