@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from speedsim.api import simulate
+from speedsim.cli.io import write_run
 from speedsim.config import load_hardware, load_workload
 from speedsim.config.errors import ConfigError
 from speedsim.forking import default_workers, run_forked
@@ -68,3 +69,25 @@ def test_simulate_gives_the_same_result_on_two_workers():
         pd.testing.assert_frame_equal(one.runs[name].sim.items, two.runs[name].sim.items)
         pd.testing.assert_frame_equal(one.runs[name].sim.log, two.runs[name].sim.log)
         assert one.runs[name].plan == two.runs[name].plan
+
+
+def test_a_run_directory_is_the_same_written_by_one_or_two_workers(tmp_path):
+    hw = load_hardware("hw_configs/edge.yaml")
+    wl = load_workload("workloads/gen.yaml", [("generation.new_tokens", 6)])
+    result = simulate(hw, wl)
+    write_run(result, tmp_path / "one", workers=1)
+    write_run(result, tmp_path / "two", workers=2)
+    one = {p.name: p.read_bytes() for p in (tmp_path / "one").iterdir()}
+    two = {p.name: p.read_bytes() for p in (tmp_path / "two").iterdir()}
+    assert one == two and {"summary.json", "tokens.csv", "timeline.json", "resolved_config.yaml",
+                           "items_speed.csv", "occupancy_sequential.csv"} <= set(one)
+
+
+def test_a_write_that_fails_on_a_worker_names_its_file(tmp_path):
+    hw = load_hardware("hw_configs/edge.yaml")
+    wl = load_workload("workloads/gen.yaml", [("generation.new_tokens", 4)])
+    result = simulate(hw, wl)
+    out = tmp_path / "out"
+    (out / "tokens.csv").mkdir(parents=True)  # tokens.csv is dealt to the second worker
+    with pytest.raises(ConfigError, match="tokens.csv: cannot write"):
+        write_run(result, out, workers=2)

@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pandas as pd
 import yaml
 
 from speedsim.config.errors import ConfigError
+from speedsim.forking import run_forked
 from speedsim.report.io import (ReferenceCache, write_atomic, write_csv_atomic,  # noqa: F401
                                 write_json_atomic, write_text_atomic)
 from speedsim.report.timeline import chrome_trace
@@ -75,23 +77,36 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
         write_csv_atomic(frame, path)
 
 
-def write_run(result, out: Path, timeline_detail: str = "summary") -> None:
+def write_run(result, out: Path, timeline_detail: str = "summary", workers: int = 1) -> None:
     """The four result files of DESIGN §9 (plus the plans' per-item tables for plots).
     ``timeline_detail``: ``full``, ``summary`` (bounded, see ``chrome_trace``) or ``none``
-    (no ``timeline.json``)."""
-    timeline = None if timeline_detail == "none" else chrome_trace(
-        {n: (r.plan, r.sim) for n, r in result.runs.items()}, result.hw.clock_hz, timeline_detail)
-    config_text = yaml.safe_dump(result.resolved_config(), sort_keys=False)
+    (no ``timeline.json``). ``workers``: processes writing files at once
+    (``speedsim.forking``); the files are the same for any number."""
     check_out_dir(out)
     with writing(out):
         out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(result.summary, out / "summary.json")
-        write_csv_atomic(result.tokens, out / "tokens.csv")
-        if timeline is not None:
-            write_json_atomic(timeline, out / "timeline.json", indent=None)  # large: compact
-        write_text_atomic(config_text, out / "resolved_config.yaml")
-        for name, frame in result.saved_tables().items():
-            write_csv_atomic(frame, out / name)
+    jobs = [partial(_write_file, out / name, write) for name, write in _run_files(result, timeline_detail)]
+    run_forked(jobs, workers)
+
+
+def _run_files(result, timeline_detail: str) -> list[tuple[str, Callable[[Path], None]]]:
+    """(file name, writer) of every file of ``write_run``, the largest first (so that
+    workers, dealt files in turn, get similar shares)."""
+    tables = sorted(result.saved_tables().items(), key=lambda kv: not kv[0].startswith("items_"))
+    files = [(name, partial(write_csv_atomic, frame)) for name, frame in tables]
+    if timeline_detail != "none":
+        runs = {n: (r.plan, r.sim) for n, r in result.runs.items()}
+        files.insert(min(2, len(files)), ("timeline.json", lambda path: write_json_atomic(
+            chrome_trace(runs, result.hw.clock_hz, timeline_detail), path, indent=None)))  # compact
+    config_text = yaml.safe_dump(result.resolved_config(), sort_keys=False)
+    return files + [("tokens.csv", partial(write_csv_atomic, result.tokens)),
+                    ("summary.json", partial(write_json_atomic, result.summary)),
+                    ("resolved_config.yaml", partial(write_text_atomic, config_text))]
+
+
+def _write_file(path: Path, write: Callable[[Path], None]) -> None:
+    with writing(path):
+        write(path)
 
 
 def save_figure(fig, out: Path, fmt: str, dpi: int) -> Path:

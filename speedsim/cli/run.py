@@ -82,7 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise attributed(exc, files) from None
     # 3. write, then show
     if args.out:
-        io.write_run(result, Path(args.out), args.timeline)
+        io.write_run(result, Path(args.out), args.timeline, workers)
     if args.json:
         print(json_text(result.summary))
     else:
