@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import gc
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Optional, Sequence
 
@@ -159,6 +159,9 @@ def _measured_run(strategy: Strategy, base: StrategyInput, hw: Hardware,
                                else None)
     for key, extra in outcome.report.items():
         metrics[key] = {**metrics.get(key, {}), **extra}
+    # the costing is a pure function of the items and the hardware, kept no longer than the
+    # run needs it: recomputing it (``cost.plan``) is cheaper than a worker sending it back
+    sim = replace(sim, costed=None)
     return StrategyRun(plan, sim, metrics, outcome.committed, outcome.carried,
                        lossless=strategy.lossless, baseline=strategy.baseline)
 

@@ -124,7 +124,7 @@ class SimResult:
     events: int
     roofline: Roofline
     hw: Hardware
-    costed: CostPlan | None = None  # the items' ``cost.plan``
+    costed: CostPlan | None = None  # the items' ``cost.plan`` (``speedsim.api`` drops it: see there)
 
 
 def _tile_key(it: WorkItem, j: int) -> Hashable:
@@ -274,23 +274,28 @@ class _StreamLoader:
         """The next stream tile in the unit's order, without taking it."""
         return _next_tile(self, "stream_bytes")
 
-    def pump(self, now: int) -> None:
+    def pump(self, now: int, freed: int = 0) -> None:
+        """Issue every stream tile whose slot is free and whose item's gate is open.
+        ``freed``: the bytes of a tile that released its slot just now (what is held
+        changes once for both)."""
+        delta = -freed
         while self.in_flight < self.slots:
             nxt = self._next()
             if nxt is None or not self.gate(nxt[0]):
-                return
+                break
             it, j, bytes_ = nxt
             self.j += 1
             self.in_flight += 1
             start, end, arrival = self.parts.dram.demand(now, bytes_)
             self.parts.log.add("dram", it, "load", "stream", start, end, bytes_, tile=j)
-            self.held.change(now, bytes_)
+            delta += bytes_
             self.arrival[(it.id, j)] = arrival
+        if delta:
+            self.held.change(now, delta)
 
     def release(self, bytes_: int, now: int) -> None:
-        self.held.change(now, -bytes_)
         self.in_flight -= 1
-        self.pump(now)
+        self.pump(now, bytes_)
 
 
 class _StreamPeriods:
