@@ -50,7 +50,7 @@ from speedsim.config.hw import Hardware
 from speedsim.hw.cost import transfer_cycles
 
 
-@dataclass
+@dataclass(slots=True)
 class BulkTransfer:
     """One bulk transfer; ``start``/``finish``/``arrival`` move later while demand pre-empts it."""
 
@@ -79,9 +79,14 @@ class Dram:
         self.bytes_moved = 0
         self.last_issue = 0
         self.retired_finish = 0  # finish of the last bulk transfer retired
+        self._cycles: dict[int, int] = {}
 
     def cycles(self, bytes_: int) -> int:
-        return transfer_cycles(bytes_, self.bytes_per_cycle)
+        """``transfer_cycles`` of ``bytes_`` (memoized: a run moves a few sizes, many times)."""
+        hit = self._cycles.get(bytes_)
+        if hit is None:
+            hit = self._cycles[bytes_] = transfer_cycles(bytes_, self.bytes_per_cycle)
+        return hit
 
     def _in_order(self, now: int) -> None:
         assert now >= self.last_issue, f"DRAM request at {now} after one at {self.last_issue}"

@@ -152,7 +152,10 @@ class _Log:
             self.rows[key] = [unit, it.id, it.op, kind, category, start, end, bytes_, macs, vops,
                               it.wasted_fraction, it.step, key[-1], busy]
             return
-        row[5], row[6] = min(row[5], start), max(row[6], end)
+        if start < row[5]:
+            row[5] = start
+        if end > row[6]:
+            row[6] = end
         row[7] += bytes_
         row[8] += macs
         row[9] += vops
@@ -177,18 +180,24 @@ def _log_dtype(column: str) -> type:
     return np.float64 if column == "wasted_fraction" else np.int64
 
 
-def _next_tile(loader, field: str) -> tuple[WorkItem, int, int] | None:
+def _next_tile(loader, field: int) -> tuple[WorkItem, int, int] | None:
     """Move ``loader``'s cursor (``i``, ``j`` over ``loader.items``: item, tiles and their
-    ``_next_index``) to the next tile with ``field`` bytes and return (item, tile index,
-    bytes), or None past the end."""
-    while loader.i < len(loader.items):
-        it, tiles, nxt = loader.items[loader.i]
-        if loader.j < len(tiles):
-            loader.j = nxt[loader.j]
-            if loader.j < len(tiles):
-                return it, loader.j, getattr(tiles[loader.j], field)
-        loader.i, loader.j = loader.i + 1, 0
+    ``_next_index``) to the next tile with bytes in ``Tile`` field number ``field`` and
+    return (item, tile index, bytes), or None past the end."""
+    items, i, j = loader.items, loader.i, loader.j
+    while i < len(items):
+        it, tiles, nxt = items[i]
+        if j < len(tiles):
+            j = nxt[j]
+            if j < len(tiles):
+                loader.i, loader.j = i, j
+                return it, j, tiles[j][field]
+        i, j = i + 1, 0
+    loader.i, loader.j = i, j
     return None
+
+
+_WEIGHT_BYTES, _STREAM_BYTES = Tile._fields.index("weight_bytes"), Tile._fields.index("stream_bytes")
 
 
 def _next_index(cache: dict, tiles: list[Tile], field: str) -> list[int]:
@@ -224,7 +233,7 @@ class _WeightLoader:
 
     def _next(self) -> tuple[WorkItem, int, int] | None:
         """The next weight tile in list order, without taking it."""
-        return _next_tile(self, "weight_bytes")
+        return _next_tile(self, _WEIGHT_BYTES)
 
     def skip(self, it: WorkItem, n: int) -> None:
         """Pass over ``n`` weight tiles of ``it``, issued by a closed-form run."""
@@ -272,7 +281,7 @@ class _StreamLoader:
 
     def _next(self) -> tuple[WorkItem, int, int] | None:
         """The next stream tile in the unit's order, without taking it."""
-        return _next_tile(self, "stream_bytes")
+        return _next_tile(self, _STREAM_BYTES)
 
     def pump(self, now: int, freed: int = 0) -> None:
         """Issue every stream tile whose slot is free and whose item's gate is open.
@@ -593,21 +602,26 @@ class _Replay:
         stream, k, first = self.streams[unit], j, -1
         periods = _StreamPeriods(self, unit, it, tiles, horizon) \
             if self.plan.sums[it.id].largest_stream else None
+        issued, arrival, iid = self.weights.issued, stream.arrival, it.id
         while k < len(tiles):
             if first >= 0 and periods:
                 k, now = periods.visit(k, now)
             t = tiles[k]
-            if t.weight_bytes and (k > j and self._weight_run_starts(unit, tiles, k)
-                                   or (it.id, k) not in self.weights.issued):
-                break
-            at = stream.arrival[(it.id, k)] if t.stream_bytes else now
-            key, tr = self.weights.issued[(it.id, k)] if t.weight_bytes else (None, None)
-            if isinstance(tr, BulkTransfer):
-                at = max(at, tr.arrival)
-            end = max(now, at) + t.cycles
+            key = tr = None
+            if t.weight_bytes:
+                got = issued.get((iid, k))
+                if got is None or k > j and self._weight_run_starts(unit, tiles, k):
+                    break
+                key, tr = got
+            at = arrival[(iid, k)] if t.stream_bytes else now
+            if isinstance(tr, BulkTransfer) and tr.arrival > at:
+                at = tr.arrival
+            start = now if now > at else at
+            end = start + t.cycles
             if end > horizon:
                 break
-            first = max(now, at) if first < 0 else first
+            if first < 0:
+                first = start
             now = end
             self._tile_done(unit, it, k, t, key, tr, now)
             k += 1
