@@ -60,13 +60,13 @@ def _step(state: RunState, c: int, f: int, latency: int, engines: int) -> RunSta
 
 def _relative(state: RunState) -> tuple:
     t = state.now
-    return (tuple(max(0, x - t) for p in state.pending for x in p),
-            tuple(max(0, a - t) for a in state.older_arrivals))
+    return (tuple([x - t if x > t else 0 for p in state.pending for x in p]),
+            tuple([a - t if a > t else 0 for a in state.older_arrivals]))
 
 
 def _shift(state: RunState, by: int) -> RunState:
-    return RunState(state.now + by, tuple((s + by, e + by, a + by) for s, e, a in state.pending),
-                    tuple(a + by for a in state.older_arrivals), state.consumed_finish + by)
+    return RunState(state.now + by, tuple([(s + by, e + by, a + by) for s, e, a in state.pending]),
+                    tuple([a + by for a in state.older_arrivals]), state.consumed_finish + by)
 
 
 def weight_run(state: RunState, tiles: int, c: int, f: int, latency: int, engines: int,
@@ -90,7 +90,7 @@ def weight_run(state: RunState, tiles: int, c: int, f: int, latency: int, engine
     now = state.now
     return RunResult(_shift(res.state, now), res.tiles, res.first_start + now if res.tiles else -1,
                      res.last_finish + now if res.tiles else -1,
-                     tuple(t + now for t in res.issues))
+                     tuple([t + now for t in res.issues]))
 
 
 @lru_cache(maxsize=1024)

@@ -88,14 +88,11 @@ class Dram:
             hit = self._cycles[bytes_] = transfer_cycles(bytes_, self.bytes_per_cycle)
         return hit
 
-    def _in_order(self, now: int) -> None:
-        assert now >= self.last_issue, f"DRAM request at {now} after one at {self.last_issue}"
-        self.last_issue = now
-
     def demand(self, now: int, bytes_: int) -> tuple[int, int, int]:
         """Book a demand transfer issued at ``now``: (start, end, arrival) cycles."""
-        self._in_order(now)
-        start = max(now, self.demand_free)
+        assert now >= self.last_issue, f"DRAM request at {now} after one at {self.last_issue}"
+        self.last_issue = now
+        start = now if now > self.demand_free else self.demand_free
         end = self.demand_free = start + self.cycles(bytes_)
         self.bytes_moved += bytes_
         if end > start:
@@ -109,7 +106,8 @@ class Dram:
 
     def bulk(self, now: int, bytes_: int) -> BulkTransfer:
         """Book a bulk transfer issued at ``now``; its cycles may still move (module docstring)."""
-        self._in_order(now)
+        assert now >= self.last_issue, f"DRAM request at {now} after one at {self.last_issue}"
+        self.last_issue = now
         self.retire(now)
         tr = BulkTransfer(issue=now, cycles=self.cycles(bytes_), bytes_=bytes_)
         self.bytes_moved += bytes_
@@ -200,7 +198,7 @@ class Dram:
             return t - now if t > now else 0
         starts, ends = self.busy_starts, self.busy_ends
         return (rel(self.demand_free), rel(self.retired_finish),
-                tuple([rel(a) for a in self.arrivals]),
+                tuple([a - now if a > now else 0 for a in self.arrivals]),
                 tuple([(rel(tr.start), rel(tr.finish), rel(tr.arrival), rel(tr.origin))
                        for tr in self.pending]),
                 tuple([(rel(starts[k]), ends[k] - now) for k in self._tail(now)]))

@@ -227,6 +227,7 @@ class _WeightLoader:
         self.items = _cursor_items(array_items, tiles, "weight_bytes")
         self.i = self.j = 0  # the next tile to issue: tile j of items[i]
         self.slots, self.per_op, self.parts = slots, per_op, parts
+        self.wbuf, self.dram, self.fetched = parts.wbuf, parts.dram, parts.log.fetched
         self.in_flight = 0
         self.issued: dict[tuple[int, int], tuple[Hashable, BulkTransfer | int]] = {}
         self.started: set[int] = set()
@@ -252,17 +253,17 @@ class _WeightLoader:
             self.j += 1
             self.in_flight += 1
             key = _tile_key(it, j)
-            if self.parts.wbuf.acquire(key, bytes_, now):
+            if self.wbuf.acquire(key, bytes_, now):
                 self.issued[(it.id, j)] = (key, now)
             else:
-                self.issued[(it.id, j)] = (key, self.parts.dram.bulk(now, bytes_))
-                self.parts.log.fetched[it.id] = self.parts.log.fetched.get(it.id, 0) + bytes_
+                self.issued[(it.id, j)] = (key, self.dram.bulk(now, bytes_))
+                self.fetched[it.id] = self.fetched.get(it.id, 0) + bytes_
 
     def take(self, it: WorkItem, j: int) -> tuple[Hashable, BulkTransfer | int]:
         return self.issued.pop((it.id, j))
 
     def release(self, key: Hashable, now: int) -> None:
-        self.parts.wbuf.release(key)
+        self.wbuf.release(key)
         self.in_flight -= 1
         self.pump(now)
 
@@ -278,6 +279,7 @@ class _StreamLoader:
         self.in_flight = 0
         self.arrival: dict[tuple[int, int], int] = {}
         self.held = parts.occupancy.trace("activation")
+        self.dram, self.log = parts.dram, parts.log
 
     def _next(self) -> tuple[WorkItem, int, int] | None:
         """The next stream tile in the unit's order, without taking it."""
@@ -295,8 +297,8 @@ class _StreamLoader:
             it, j, bytes_ = nxt
             self.j += 1
             self.in_flight += 1
-            start, end, arrival = self.parts.dram.demand(now, bytes_)
-            self.parts.log.add("dram", it, "load", "stream", start, end, bytes_, tile=j)
+            start, end, arrival = self.dram.demand(now, bytes_)
+            self.log.add("dram", it, "load", "stream", start, end, bytes_, 0, 0, j)
             delta += bytes_
             self.arrival[(it.id, j)] = arrival
         if delta:
@@ -359,9 +361,9 @@ class _StreamPeriods:
         return s.i < len(s.items) and s.items[s.i][0] is self.it and s.j == k + s.in_flight
 
     def _key(self, k: int, now: int) -> tuple:
-        arrival = self.stream.arrival
-        return (tuple(max(0, arrival[(self.it.id, jj)] - now) for jj in range(k, self.stream.j)),
-                self.r.parts.dram.relative(now))
+        arrival, iid = self.stream.arrival, self.it.id
+        ahead = [arrival[(iid, jj)] - now for jj in range(k, self.stream.j)]
+        return tuple([a if a > 0 else 0 for a in ahead]), self.r.parts.dram.relative(now)
 
     def _row(self) -> list | None:
         return self.r.parts.log.rows.get((self.it.id, "dram", "load", "stream", -1))
