@@ -53,7 +53,7 @@ from speedsim.strategies.inputs import StrategyInput
 from speedsim.strategies.registry import get_strategy
 from speedsim.trace import build_trace
 
-__all__ = ["RunResult", "StrategyRun", "gemm_time_s", "simulate", "strategy_list"]
+__all__ = ["RunResult", "StrategyRun", "collector_paused", "gemm_time_s", "simulate", "strategy_list"]
 
 
 @dataclass(frozen=True)
@@ -128,11 +128,12 @@ def strategy_input(hw: Hardware, wl: Workload) -> StrategyInput:
 
 
 @contextmanager
-def _collector_paused():
+def collector_paused():
     """Python's cyclic garbage collector off meanwhile, as it was afterwards. A strategy run
-    allocates a few million long-lived objects (work items, tiles, log rows) and few
-    reference cycles, and every full collection walks all of them again: a quarter of
-    a 7B run's time, for no memory freed. Objects without cycles are freed as usual."""
+    allocates a few million long-lived objects (work items, tiles, log rows) and leaves
+    no reference cycles but SimPy's environment (a few objects; the replay breaks its own,
+    ``speedsim.sim.engine``), and every full collection walks all of them again: a quarter
+    of a 7B run's time, for no memory freed. Objects without cycles are freed as usual."""
     was = gc.isenabled()
     gc.disable()
     try:
@@ -144,7 +145,7 @@ def _collector_paused():
 
 def _run_strategy(strategy: Strategy, base: StrategyInput, hw: Hardware,
                   wl: Workload) -> StrategyRun:
-    with _collector_paused():
+    with collector_paused():
         return _measured_run(strategy, base, hw, wl)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -230,6 +232,24 @@ def test_occupancy_never_exceeds_capacity():
     peak = r.occupancy.groupby("buffer").bytes.max()
     share = 4 * 1024 * 7 // 8  # the tile share of the buffer; tiles of at most half of it
     assert share - share // 2 < peak["weight"] <= share  # the LRU fills it before evicting
+
+
+def test_a_finished_replay_is_freed_without_the_cyclic_collector():
+    # the CLI runs with the collector paused (speedsim.api.collector_paused): a replay must
+    # leave nothing for it but SimPy's own Environment cycle (the environment, its bound
+    # event constructors, its empty queue and event counter)
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        replay(decode_like(), small_hw(bandwidth_gb_s=0.5))
+        gc.collect()
+        kinds = {type(o).__name__ for o in gc.garbage}
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert kinds <= {"Environment", "method", "list", "count"}
 
 
 def test_an_over_full_buffer_trips_the_engine_assertion(monkeypatch):

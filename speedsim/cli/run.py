@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from speedsim.api import simulate, strategy_list
+from speedsim.api import collector_paused, simulate, strategy_list
 from speedsim.config.budget import Limits
 from speedsim.cli import io
 from speedsim.config.errors import ConfigError
@@ -75,14 +75,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     limits = Limits(max_work_items=args.max_work_items, max_memory_gib=args.max_memory_gib)
     cache = io.ReferenceCache(Path(args.cache_dir)) if args.cache_dir else None
     # 2. simulate; errors found on the way name the file they belong to
-    try:
-        workers = worker_count(args.workers, len(strategy_list(wl, names)))
-        result = simulate(hw, wl, names, limits, reference_cache=cache, workers=workers)
-    except ConfigError as exc:
-        raise attributed(exc, files) from None
-    # 3. write, then show
-    if args.out:
-        io.write_run(result, Path(args.out), args.timeline, workers)
+    with collector_paused():  # the results' millions of objects, never re-walked (api)
+        try:
+            workers = worker_count(args.workers, len(strategy_list(wl, names)))
+            result = simulate(hw, wl, names, limits, reference_cache=cache, workers=workers)
+        except ConfigError as exc:
+            raise attributed(exc, files) from None
+        # 3. write, then show
+        if args.out:
+            io.write_run(result, Path(args.out), args.timeline, workers)
     if args.json:
         print(json_text(result.summary))
     else:

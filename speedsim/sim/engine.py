@@ -499,6 +499,15 @@ class _Replay:
         self.env.run()
         assert len(self.done_at) == len(self.items), "replay ended with items not done"
 
+    def close(self) -> None:
+        """Break the references back to this replay (the stream gates' closures) and to the
+        SimPy environment (itself a reference cycle), so that a finished replay is freed by
+        reference counting, without waiting for the cyclic garbage collector (which
+        ``speedsim.api`` pauses while strategies run)."""
+        for s in self.streams.values():
+            s.gate = None
+        self.done_ev = self.env = None
+
     def _wait_deps(self, it: WorkItem):
         ready = 0
         for d in it.deps:
@@ -804,6 +813,7 @@ def replay(items: Sequence[WorkItem], hw: Hardware, *, closed_form_runs: bool = 
     _check_items(items)
     r = _Replay(items, hw, closed_form_runs, log_tiles, costed)
     r.run()
+    r.close()
     total = max(r.done_at.values(), default=0)
     return SimResult(log=r.parts.log.frame(),
                      items=_items_frame(r.records, r.plan.traffic, r.parts.log.fetched, hw),
