@@ -85,23 +85,29 @@ def write_run(result, out: Path, timeline_detail: str = "summary", workers: int 
     check_out_dir(out)
     with writing(out):
         out.mkdir(parents=True, exist_ok=True)
-    jobs = [partial(_write_file, out / name, write) for name, write in _run_files(result, timeline_detail)]
+    files = _run_files(result, timeline_detail)
+    jobs = [partial(_write_file, out / name, write) for name, write in files]
     run_forked(jobs, workers)
 
 
 def _run_files(result, timeline_detail: str) -> list[tuple[str, Callable[[Path], None]]]:
-    """(file name, writer) of every file of ``write_run``, the largest first (so that
-    workers, dealt files in turn, get similar shares)."""
+    """(file name, writer) of every file of ``write_run``, the largest first, so that
+    workers dealt files in turn get similar shares: the items tables, then the timeline
+    (about as costly as one of them) after the first occupancy table."""
     tables = sorted(result.saved_tables().items(), key=lambda kv: not kv[0].startswith("items_"))
     files = [(name, partial(write_csv_atomic, frame)) for name, frame in tables]
     if timeline_detail != "none":
         runs = {n: (r.plan, r.sim) for n, r in result.runs.items()}
-        files.insert(min(2, len(files)), ("timeline.json", lambda path: write_json_atomic(
-            chrome_trace(runs, result.hw.clock_hz, timeline_detail), path, indent=None)))  # compact
+        timeline = partial(_write_timeline, runs, result.hw.clock_hz, timeline_detail)
+        files.insert(min(len(result.runs) + 1, len(files)), ("timeline.json", timeline))
     config_text = yaml.safe_dump(result.resolved_config(), sort_keys=False)
     return files + [("tokens.csv", partial(write_csv_atomic, result.tokens)),
                     ("summary.json", partial(write_json_atomic, result.summary)),
                     ("resolved_config.yaml", partial(write_text_atomic, config_text))]
+
+
+def _write_timeline(runs: dict, clock_hz: float, detail: str, path: Path) -> None:
+    write_json_atomic(chrome_trace(runs, clock_hz, detail), path, indent=None)  # large: compact
 
 
 def _write_file(path: Path, write: Callable[[Path], None]) -> None:
