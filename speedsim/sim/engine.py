@@ -834,13 +834,20 @@ def _items_frame(records, traffic: dict[int, Traffic], fetched: dict[int, int],
     sizes = dict(zip(_ITEM_INTS, _int_matrix(list(map(attrgetter(*_ITEM_INTS), items)),
                                             len(_ITEM_INTS)).T))
     cols = {"item": sizes["id"]}
-    cols.update({c: [getattr(it, c) for it in items] for c in ("op", "unit", "phase", "label")})
+    cols.update({c: _objects(map(attrgetter(c), items), len(items))
+                 for c in ("op", "unit", "phase", "label")})
     cols.update(ready_cycle=ready, start_cycle=start, compute_end_cycle=compute_end,
-                end_cycle=done, tokens=[it.tokens for it in items], step=sizes["step"],
+                end_cycle=done, tokens=_objects(map(attrgetter("tokens"), items), len(items)),
+                step=sizes["step"],
                 wasted_fraction=np.array([it.wasted_fraction for it in items], dtype=np.float64),
                 macs=sizes["macs"], vector_ops=sizes["vector_ops"], tiles=n_tiles)
     cols.update(_item_bytes(items, sizes, traffic, fetched, hw))
     return pd.DataFrame(cols, columns=ITEM_COLUMNS)
+
+
+def _objects(values, n: int) -> np.ndarray:
+    """An object column of ``n`` values (tuples stay elements, not rows)."""
+    return np.fromiter(values, dtype=object, count=n)
 
 
 _ITEM_INTS = ("id", "step", "macs", "vector_ops", "weight_bytes", "act_in_bytes", "act_out_bytes")
