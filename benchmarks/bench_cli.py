@@ -2,10 +2,12 @@
 
 Reports per run: wall seconds, CPU seconds (the process and its workers,
 ``os.wait4``), peak resident memory of the process tree (the process and its
-worker processes, summed, sampled every 10 ms from ``/proc``; and the largest
+worker processes, summed, sampled every 25 ms from ``/proc``; and the largest
 single process), and the bytes it wrote (everything under DIR), with the
-default timeline and with ``--timeline none``. ``--workers N`` is passed on. Not a test: numbers depend on the
-machine; closing notes quote them.
+default timeline and with ``--timeline none``. ``--workers N`` is passed on. Not a test:
+numbers depend on the machine, and on a shared one vary from run to run: each is run ``--repeat`` times
+(after one untimed run that fills the reference cache) and the minimum and median
+wall times are reported. Closing notes quote them.
 
     .venv/bin/python benchmarks/bench_cli.py [--only gen|strategies|7b|7b_h100|7b_dc]
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,7 +52,7 @@ def wait_sampling(proc: subprocess.Popen) -> tuple[int, object, int]:
         if pid:
             return status, usage, peak
         peak = max(peak, tree_rss_kib(proc.pid))
-        time.sleep(0.01)
+        time.sleep(0.025)
 
 
 def run(hw: str, wl: str, extra: list[str], cache: Path) -> dict:
@@ -73,18 +76,24 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", choices=sorted(RUNS))
     ap.add_argument("--workers", type=int)
+    ap.add_argument("--repeat", type=int, default=3, help="timed runs of each (default 3)")
     args = ap.parse_args()
     workers = ["--workers", str(args.workers)] if args.workers else []
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "speedsim"], cwd=ROOT, check=True)
     with tempfile.TemporaryDirectory() as cache:
         for name, (hw, wl) in RUNS.items():
             if args.only and name != args.only:
                 continue
+            run(hw, wl, ["--timeline", "none"], Path(cache))  # untimed: fills the reference cache
             for extra in ([], ["--timeline", "none"]):
-                r = run(hw, wl, [*extra, *workers], Path(cache))
-                print(f"{name:10s} {' '.join(extra) or '(default)':16s} wall {r['wall_s']:6.2f} s, "
-                      f"CPU {r['cpu_s']:6.2f} s, peak RSS {r['tree_rss_mib']:6.0f} MiB (all processes; "
-                      f"largest {r['rss_mib']:.0f}), "
-                      f"written {r['written_mib']:6.1f} MiB", flush=True)
+                rs = [run(hw, wl, [*extra, *workers], Path(cache)) for _ in range(args.repeat)]
+                walls = sorted(r["wall_s"] for r in rs)
+                cpu = statistics.median(r["cpu_s"] for r in rs)
+                print(f"{name:10s} {' '.join(extra) or '(default)':16s} wall min {walls[0]:6.2f} s, "
+                      f"median {statistics.median(walls):6.2f} s, CPU {cpu:6.2f} s, "
+                      f"peak RSS {max(r['tree_rss_mib'] for r in rs):6.0f} MiB (all processes; "
+                      f"largest {max(r['rss_mib'] for r in rs):.0f}), "
+                      f"written {rs[0]['written_mib']:6.1f} MiB", flush=True)
 
 
 if __name__ == "__main__":
