@@ -189,3 +189,20 @@ def test_any_schedule_plans_every_position_once_in_order(acc, K, E, draft):
     assert plan.launched - len(committed) == flushed
     assert all(0.0 <= it.wasted_fraction <= 1.0 for it in plan.items)
     assert (sum(it.wasted_fraction > 0 for it in plan.items) > 0) == (flushed > 0)
+
+
+def test_batched_attention_is_as_long_as_its_longest_row_in_any_order(wl):
+    # one item for the attention of several tokens in flight (hw attention_issue: batched):
+    # each GEMM spans the longest KV length, whichever row comes first
+    index = TraceIndex(_input(wl).trace)
+    for op_at, kv_dim in ((2, "n"), (4, "k")):  # attn_score (Q K^T), attn_value (P V)
+        rows = [index.ops("decode", p, 0)[op_at] for p in (4, 5, 6)]
+        assert rows[0].op == {"n": "attn_score", "k": "attn_value"}[kv_dim]
+        longest = max(getattr(r, kv_dim) for r in rows)
+        assert getattr(rows[0], kv_dim) < longest
+        oldest_first, newest_first = ItemBuilder("array"), ItemBuilder("array")
+        oldest_first.add(rows, deps=[], tokens=[4, 5, 6])
+        newest_first.add(rows[::-1], deps=[], tokens=[6, 5, 4])
+        a, b = oldest_first.items[0], newest_first.items[0]
+        assert getattr(a, kv_dim) == getattr(b, kv_dim) == longest
+        assert (a.m, a.k, a.n, a.count, a.macs) == (b.m, b.k, b.n, b.count, b.macs)

@@ -106,8 +106,9 @@ class ItemBuilder:
     def _shape(self, first: OpRow, total: OpRow, slot: int, scope: str) -> tuple:
         """The ``_SHAPE_FIELDS`` of an item for rows whose first is ``first`` and whose sum
         is ``total`` (``_stacked``)."""
-        # the summed fields (OpRow order); k, n and the weights are the first row's
-        (phase, _, _, weight_set, op, _, m, _, _, count, _, _, elements, _,
+        # the summed fields (OpRow order), and k, n: every row's (GEMMs) or the longest KV
+        # length (attention); the weights are the first row's
+        (phase, _, _, weight_set, op, _, m, k, n, count, _, _, elements, _,
          act_in_bytes, act_out_bytes, kv_read_bytes, kv_write_bytes, macs, vector_ops) = total
         on_array = op in GEMM_OPS or (op in ATTENTION_OPS and self.attention_on == "array")
         weights = weight_set != NO_WEIGHTS and first.weight_bytes > 0
@@ -118,8 +119,8 @@ class ItemBuilder:
             phase,
             # stacked GEMM rows share the weights; attention stays one GEMM per (sequence, head)
             (m if op in GEMM_OPS else first.m) if on_array else 0,  # m
-            first.k if on_array else 0,  # k
-            first.n if on_array else 0,  # n
+            k if on_array else 0,  # k
+            n if on_array else 0,  # n
             (1 if op in GEMM_OPS else count) if on_array else 0,  # count
             # attention on the vector unit costs its MACs (one per lane per cycle), no elements
             0 if on_array else elements,  # elements
