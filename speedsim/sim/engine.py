@@ -214,9 +214,11 @@ def _next_index(cache: dict, tiles: list[Tile], field: str) -> list[int]:
 
 def _cursor_items(items: list[WorkItem], tiles: dict[int, list[Tile]],
                   field: str) -> list[tuple[WorkItem, list[Tile], list[int]]]:
-    """A loader's items with their tiles and those tiles' ``_next_index`` for ``field``."""
+    """A loader's items with their tiles and those tiles' ``_next_index`` for ``field``:
+    only items with a tile that has ``field`` bytes (the others give it nothing to issue)."""
     skips: dict[int, list[int]] = {}
-    return [(it, tiles[it.id], _next_index(skips, tiles[it.id], field)) for it in items]
+    cursor = [(it, tiles[it.id], _next_index(skips, tiles[it.id], field)) for it in items]
+    return [c for c in cursor if c[2][0] < len(c[1])]
 
 
 class _WeightLoader:
