@@ -257,18 +257,18 @@ class WeightBuffer:
         return not any(k[:-1] == prefix and k[-1] >= first for k in self.resident)
 
     def stream(self, prefix: tuple, end: int, pinned: int, bytes_: int, cycle: int,
-               issues: Sequence[int]) -> None:
+               issues: Sequence[int], levels: Sequence[int]) -> None:
         """The buffer after a run of misses of tiles ``prefix + (j,)`` up to ``end - 1``, each
         released once computed except the last ``pinned``: by LRU, every older unpinned
-        tile has gone and the newest tiles that fit are resident. ``issues``: the cycles the
-        run's first tiles were acquired at (``speedsim.hw.pipeline.RunResult.issues``), where
-        the bytes held change until only tiles of the run's size remain (``_fill``); after
-        that every miss leaves the total as it found it."""
+        tile has gone and the newest tiles that fit are resident. ``levels``: ``fill`` of
+        the buffer before the run, the bytes held after each of its first misses, until
+        only tiles of the run's size remain; ``issues``: the cycles those tiles were
+        acquired at (``speedsim.hw.pipeline.RunResult.issues``). After that every miss
+        leaves the total as it found it."""
         keep = min(end, self.capacity // bytes_)
         others = [k for k in self.pins if k[:-1] != prefix]
         assert not others, "a weight run streamed past another item's pinned tiles"
         others_held = self._trace.held - self.used  # the parameter cache
-        levels = self._fill(bytes_)
         assert len(levels) <= len(issues), "a weight run's fill outlasts the issues reported"
         for at, level in zip(issues, levels):
             self._trace.set(at, others_held + level)
@@ -277,15 +277,11 @@ class WeightBuffer:
         self._trace.set(cycle, others_held + keep * bytes_)
         self.used = keep * bytes_
 
-    def fill_misses(self, bytes_: int) -> int:
-        """An upper bound on ``len(self._fill(bytes_))``: every resident tile evicted, then the
-        buffer filled with run tiles."""
-        return len(self.resident) + self.capacity // bytes_ + 1
-
-    def _fill(self, bytes_: int) -> list[int]:
+    def fill(self, bytes_: int) -> list[int]:
         """Bytes held after each of the first misses of a run of ``bytes_`` tiles, which evict,
         LRU first, the tiles resident before it (which may differ in size), up to the first
-        miss after which only tiles of the run's size remain and the buffer is full."""
+        miss after which only tiles of the run's size remain and the buffer is full (none
+        when it is so already)."""
         sizes, used, levels = deque(self.resident.values()), self.used, []
         odd = sum(1 for b in sizes if b != bytes_)
         while odd or used + bytes_ <= self.capacity:

@@ -673,14 +673,16 @@ class _Replay:
         retired = list(dram.arrivals)[:len(dram.arrivals) - (slots - len(unfinished))]
         state = RunState(env.now, tuple((tr.start, tr.finish, tr.arrival) for _, tr in issued),
                          tuple(retired), dram.retired_finish)
+        levels = self.parts.wbuf.fill(t.weight_bytes)  # the buffer's first misses
         res = weight_run(state, n, t.cycles, dram.cycles(t.weight_bytes), dram.latency,
-                         dram.engines, horizon, self.parts.wbuf.fill_misses(t.weight_bytes))
+                         dram.engines, horizon, len(levels))
         if res.tiles < FAST_MIN_TILES:
             return None
-        self._apply_run(it, j, res, t.weight_bytes, issued[0][1].start)
+        self._apply_run(it, j, res, t.weight_bytes, issued[0][1].start, levels)
         return res.tiles, res.state.now
 
-    def _apply_run(self, it: WorkItem, j: int, res, bytes_: int, first_start: int) -> None:
+    def _apply_run(self, it: WorkItem, j: int, res, bytes_: int, first_start: int,
+                   levels: list[int]) -> None:
         """Move loader, buffer, DRAM and log on by the ``res.tiles`` tiles played."""
         n, slots = res.tiles, self.weights.slots
         loader, dram, log = self.weights, self.parts.dram, self.parts.log
@@ -699,7 +701,7 @@ class _Replay:
         dram.bytes_moved += n * bytes_
         dram.last_issue = max(dram.last_issue, res.state.pending[-1][0])
         self.parts.wbuf.stream(_tile_key(it, 0)[:-1], j + slots + n, slots, bytes_, res.state.now,
-                               res.issues)
+                               res.issues, levels)
         log.add("dram", it, "load", "weight", first_start, res.last_finish, n * bytes_,
                 busy=n * dram.cycles(bytes_))
         log.fetched[it.id] = log.fetched.get(it.id, 0) + n * bytes_
