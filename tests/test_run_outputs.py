@@ -1,6 +1,7 @@
 """``speedsim run``: the output contract of DESIGN §9 and the error contract of §8."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -146,3 +147,18 @@ def test_python_m_entry_points_reach_every_command(module):
     proc = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "{run,trace,sweep,plot}" in proc.stdout
+
+
+@pytest.mark.parametrize("module", ["speedsim", "speedsim.cli"])
+def test_the_executable_leaves_fast_with_all_its_output_and_files(module, tmp_path):
+    # ``speedsim.cli.console`` ends with os._exit: stdout (buffered, into a pipe) is flushed
+    # first, files are closed
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    proc = subprocess.run([sys.executable, "-m", module, "run", "hw_configs/edge.yaml",
+                           "workloads/gen.yaml", "--set", "workload.generation.new_tokens=4",
+                           "--json", "--out", str(out)], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary == json.loads((out / "summary.json").read_text())
+    assert (out / "items_speed.csv").read_text().endswith("\n")

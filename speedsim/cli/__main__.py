@@ -1,7 +1,5 @@
 """``python -m speedsim.cli``."""
 
-import sys
+from speedsim.cli import console
 
-from speedsim.cli import main
-
-sys.exit(main())
+console()
