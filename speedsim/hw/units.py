@@ -241,10 +241,10 @@ class WeightBuffer:
         if key in self.resident:
             self.resident.move_to_end(key)
             return True
-        self._make_room(bytes_, cycle)
+        freed = self._make_room(bytes_, cycle)
         self.resident[key] = bytes_
         self.used += bytes_
-        self._trace.change(cycle, bytes_)
+        self._trace.change(cycle, bytes_ - freed)  # the evictions and the fill, at one cycle
         assert self.used <= self.capacity, \
             f"weight buffer over capacity: {self.used} > {self.capacity} bytes at cycle {cycle}"
         return False
@@ -301,11 +301,12 @@ class WeightBuffer:
         else:
             del self.pins[key]
 
-    def _make_room(self, bytes_: int, cycle: int) -> None:
+    def _make_room(self, bytes_: int, cycle: int) -> int:
+        """Evict unpinned tiles, least recently used first, until ``bytes_`` fit; the bytes freed."""
         if bytes_ > self.capacity:
             raise ValueError(f"weight tile of {bytes_} bytes exceeds the buffer ({self.capacity} bytes)")
         need = self.used + bytes_ - self.capacity
-        resident, pins = self.resident, self.pins
+        resident, pins, freed = self.resident, self.pins, 0
         while need > 0:
             for old in resident:  # least recently used first; pinned tiles stay
                 if old not in pins:
@@ -315,8 +316,9 @@ class WeightBuffer:
                                      f"at cycle {cycle}")
             size = resident.pop(old)
             self.used -= size
-            self._trace.change(cycle, -size)
+            freed += size
             need -= size
+        return freed
 
 
 class ParamCache:

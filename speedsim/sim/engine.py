@@ -455,6 +455,7 @@ class _Replay:
         self.fast = fast and not per_tile
         self.blocked: dict[str, int | None] = {"array": None, "vector": None}
         self.run_ends: dict[int, list[int]] = {}
+        self.run_starts: dict[int, list[bool]] = {}
         self.extents: dict[tuple[int, int], list[int]] = {}
 
     def sleep(self, cycles: int):
@@ -597,9 +598,17 @@ class _Replay:
 
     def _weight_run_starts(self, unit: str, tiles: list[Tile], j: int) -> bool:
         """Tile ``j`` begins a weight run long enough for ``_weight_run``."""
-        t = tiles[j]
-        return bool(unit == "array" and t.weight_bytes and not t.stream_bytes
-                    and self._run_length(tiles, j) >= 2 * FAST_MIN_TILES)
+        return unit == "array" and self._run_starts(tiles)[j]
+
+    def _run_starts(self, tiles: list[Tile]) -> list[bool]:
+        """Per tile, ``_weight_run_starts`` (cached by tile list)."""
+        starts = self.run_starts.get(id(tiles))
+        if starts is None:
+            starts = self.run_starts[id(tiles)] = [
+                bool(t.weight_bytes and not t.stream_bytes
+                     and self._run_length(tiles, j) >= 2 * FAST_MIN_TILES)
+                for j, t in enumerate(tiles)]
+        return starts
 
     def _play_tiles(self, unit: str, it: WorkItem, tiles: list[Tile],
                     j: int) -> tuple[int, int, int] | None:
