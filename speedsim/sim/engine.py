@@ -234,19 +234,15 @@ class _WeightLoader:
         self.issued: dict[tuple[int, int], tuple[Hashable, BulkTransfer | int]] = {}
         self.started: set[int] = set()
 
-    def _next(self) -> tuple[WorkItem, int, int] | None:
-        """The next weight tile in list order, without taking it."""
-        return _next_tile(self, _WEIGHT_BYTES)
-
     def skip(self, it: WorkItem, n: int) -> None:
         """Pass over ``n`` weight tiles of ``it``, issued by a closed-form run."""
-        assert self._next()[0] is it, "a weight run crossed an item boundary"
+        assert _next_tile(self, _WEIGHT_BYTES)[0] is it, "a weight run crossed an item boundary"
         self.j += n
 
     def pump(self, now: int) -> None:
         """Issue every tile whose slot is free and whose item allows it."""
         while self.in_flight < self.slots:
-            nxt = self._next()
+            nxt = _next_tile(self, _WEIGHT_BYTES)
             if nxt is None:
                 return
             it, j, bytes_ = nxt
@@ -283,17 +279,13 @@ class _StreamLoader:
         self.held = parts.occupancy.trace("activation")
         self.dram, self.log = parts.dram, parts.log
 
-    def _next(self) -> tuple[WorkItem, int, int] | None:
-        """The next stream tile in the unit's order, without taking it."""
-        return _next_tile(self, _STREAM_BYTES)
-
     def pump(self, now: int, freed: int = 0) -> None:
         """Issue every stream tile whose slot is free and whose item's gate is open.
         ``freed``: the bytes of a tile that released its slot just now (what is held
         changes once for both)."""
         delta = -freed
         while self.in_flight < self.slots:
-            nxt = self._next()
+            nxt = _next_tile(self, _STREAM_BYTES)
             if nxt is None or not self.gate(nxt[0]):
                 break
             it, j, bytes_ = nxt
