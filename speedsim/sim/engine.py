@@ -615,7 +615,8 @@ class _Replay:
             return None
         stream, k, first = self.streams[unit], j, -1
         periods = _StreamPeriods(self, unit, it, tiles, horizon) \
-            if self.plan.sums[it.id].largest_stream else None
+            if self.plan.sums[it.id].largest_stream and len(tiles) - j >= _StreamPeriods.MIN_RUN \
+            else None  # (a shorter stretch has no periods to skip)
         issued, arrival, iid = self.weights.issued, stream.arrival, it.id
         while k < len(tiles):
             if first >= 0 and periods:
