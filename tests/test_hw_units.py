@@ -92,10 +92,10 @@ def test_weight_run_closed_form_equals_stepping():
 
 def test_occupancy_repeat_appends_shifted_periods():
     occ = Occupancy()
-    occ.change("activation", 10, 5)
+    occ.trace("activation").change(10, 5)
     since = occ.marks()
-    occ.change("activation", 12, 3)
-    occ.change("activation", 15, -8)
+    occ.trace("activation").change(12, 3)
+    occ.trace("activation").change(15, -8)
     occ.repeat(since, 10, 2)
     assert list(occ.points["activation"]) == [10, 5, 12, 8, 15, 0, 22, 8, 25, 0, 32, 8, 35, 0]
 
@@ -103,12 +103,12 @@ def test_occupancy_repeat_appends_shifted_periods():
 def test_occupancy_repeat_is_the_same_for_few_and_many_copies_and_nothing_for_no_points():
     def repeated(times: int) -> tuple[list[int], list[int]]:
         occ = Occupancy()
-        occ.change("activation", 10, 5)
+        occ.trace("activation").change(10, 5)
         since = occ.marks()
-        occ.change("activation", 12, 3)
-        occ.change("weight", 12, 4)  # a buffer first used inside the period
-        occ.change("activation", 15, -8)
-        occ.change("weight", 15, -4)
+        occ.trace("activation").change(12, 3)
+        occ.trace("weight").change(12, 4)  # a buffer first used inside the period
+        occ.trace("activation").change(15, -8)
+        occ.trace("weight").change(15, -4)
         occ.repeat(since, 10, times)
         return list(occ.points["activation"]), list(occ.points["weight"])
     few, many = repeated(3), repeated(200)  # plain Python below 256 points, numpy above
@@ -118,7 +118,7 @@ def test_occupancy_repeat_is_the_same_for_few_and_many_copies_and_nothing_for_no
     assert len(many[0]) == 2 + 201 * 4 and many[0][-4:] == [2012, 8, 2015, 0]
     assert len(many[1]) == 201 * 4 and many[1][-4:] == [2012, 4, 2015, 0]
     occ = Occupancy()
-    occ.change("weight", 3, 7)
+    occ.trace("weight").change(3, 7)
     since = occ.marks()
     occ.repeat(since, 5, 1000)  # nothing changed in the period: nothing to repeat
     assert list(occ.points["weight"]) == [3, 7]

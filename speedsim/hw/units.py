@@ -88,10 +88,13 @@ class Dram:
             hit = self._cycles[bytes_] = transfer_cycles(bytes_, self.bytes_per_cycle)
         return hit
 
-    def demand(self, now: int, bytes_: int) -> tuple[int, int, int]:
-        """Book a demand transfer issued at ``now``: (start, end, arrival) cycles."""
+    def _in_order(self, now: int) -> None:
         assert now >= self.last_issue, f"DRAM request at {now} after one at {self.last_issue}"
         self.last_issue = now
+
+    def demand(self, now: int, bytes_: int) -> tuple[int, int, int]:
+        """Book a demand transfer issued at ``now``: (start, end, arrival) cycles."""
+        self._in_order(now)
         start = now if now > self.demand_free else self.demand_free
         end = self.demand_free = start + self.cycles(bytes_)
         self.bytes_moved += bytes_
@@ -106,8 +109,7 @@ class Dram:
 
     def bulk(self, now: int, bytes_: int) -> BulkTransfer:
         """Book a bulk transfer issued at ``now``; its cycles may still move (module docstring)."""
-        assert now >= self.last_issue, f"DRAM request at {now} after one at {self.last_issue}"
-        self.last_issue = now
+        self._in_order(now)
         self.retire(now)
         tr = BulkTransfer(issue=now, cycles=self.cycles(bytes_), bytes_=bytes_)
         self.bytes_moved += bytes_
@@ -406,12 +408,6 @@ class Occupancy:
     def points(self) -> dict[str, array]:
         """The change points of every buffer that has any."""
         return {name: t.pts for name, t in self.traces.items() if t.pts}
-
-    def change(self, name: str, cycle: int, delta: int) -> None:
-        self.trace(name).change(cycle, delta)
-
-    def set(self, name: str, cycle: int, held: int) -> None:
-        self.trace(name).set(cycle, held)
 
     def marks(self) -> dict[str, int]:
         """Where each trace ends now (for ``repeat``)."""
