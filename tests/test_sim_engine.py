@@ -340,6 +340,28 @@ def test_closed_form_runs_play_long_weight_runs_in_few_events():
     assert fast.events < slow.events / 2
 
 
+def test_a_weight_run_starts_in_closed_form_while_a_kv_prefetch_moves(monkeypatch):
+    """The attention after a GEMM prefetches its KV read once the GEMM starts, so the read
+    moves during the GEMM's first weight-only tile: the closed form starts there anyway (the
+    tiles it issues start after the read ends) and equals tile-by-tile replay."""
+    from speedsim.sim import engine
+
+    hw = small_hw(bandwidth_gb_s=2.0, weight_kib=1)
+    items = [gemm(0, 1, 64, 300, key="a", kv_write_bytes=64),
+             gemm(1, 1, 64, 2000, key="b", deps=(0,)),
+             WorkItem(id=2, unit="array", op="attn_score", phase="decode", deps=(1,), m=1, k=16,
+                      n=700, count=8, kv_read_bytes=8 * 16 * 700, macs=8 * 16 * 700)]
+    runs = []
+    run = engine._Replay._weight_run
+    monkeypatch.setattr(engine._Replay, "_weight_run", lambda self, it, tiles, j: (
+        runs.append((it.id, self.parts.dram.demand_free > self.env.now)) or run(self, it, tiles, j)))
+    fast = replay(items, hw)
+    monkeypatch.undo()
+    assert (1, True) in runs and runs.count((1, True)) == len([r for r in runs if r[0] == 1])
+    assert fast.events < 40  # GEMM 1's 500 tiles: one closed-form run
+    assert_same(fast, replay(items, hw, closed_form_runs=False))
+
+
 @st.composite
 def random_dags(draw):
     n = draw(st.integers(1, 10))

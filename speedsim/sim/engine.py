@@ -49,7 +49,8 @@ whenever the other unit cannot act before they end (it waits for an item that
 finishes later, so no transfer of its own can interleave):
 
 * a run of identical weight-only tiles on the array, with no demand transfer
-  pending, is the fixed max-plus recurrence of ``speedsim.hw.pipeline``:
+  moving past the run's first issue, is the fixed max-plus recurrence of
+  ``speedsim.hw.pipeline``:
   stepped until its relative state repeats, then whole periods are added in
   closed form — a 45 MB GEMM of 350 tiles costs a handful of steps;
 * tiles without weights (KV reads, vector ops) are played as plain
@@ -99,7 +100,7 @@ ITEM_COLUMNS = ("item", "op", "unit", "phase", "label", "ready_cycle", "start_cy
                 "act_bytes", "weight_sram_bytes", "act_sram_bytes", "acc_sram_bytes",
                 "kv_sram_bytes")
 OCCUPANCY_COLUMNS = ("buffer", "cycle", "bytes")
-FAST_MIN_TILES = 8  # shorter weight runs are played tile by tile
+FAST_MIN_TILES = 4  # shorter weight runs are played tile by tile
 
 
 @dataclass(frozen=True)
@@ -662,7 +663,11 @@ class _Replay:
         slots, t = self.weights.slots, tiles[j]
         n = self._run_length(tiles, j) - slots
         horizon, dram, env = self._horizon("vector"), self.parts.dram, self.env
-        if n < FAST_MIN_TILES or t.stream_bytes or horizon < env.now or dram.demand_free > env.now:
+        # a demand transfer still moving is harmless once it ends before the run's first issue
+        # (at the end of its first compute, ``t.cycles`` from now at the earliest): the tiles
+        # already issued have been pushed back past it, the ones to come start after it
+        if n < FAST_MIN_TILES or t.stream_bytes or horizon < env.now or \
+                dram.demand_free > env.now + t.cycles:
             return None
         issued = [self.weights.issued.get((it.id, jj)) for jj in range(j, j + slots)]
         if any(x is None or not isinstance(x[1], BulkTransfer) for x in issued):
