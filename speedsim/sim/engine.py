@@ -478,15 +478,20 @@ class _Replay:
             hit = known[it.id] = cost.kv_prefetchable(it, self.plan.traffic[it.id], self.hw)
         return hit
 
-    def _pump_started(self) -> None:
-        """An item has started: prefetches gated on starts may go (weight tiles too under
+    def _pump_started(self, it: WorkItem) -> None:
+        """``it`` has started: prefetches gated on starts may go (weight tiles too under
         ``per_op``). Every other change of a loader's gates or slots (a release, an issue
-        overhead ending) pumps that loader where it happens."""
+        overhead ending) pumps that loader where it happens, so a stream loader with a free
+        slot is waiting for its next item's gate, which a start opens only if it is one of
+        that item's deps (``_stream_gate``)."""
         now = self.env.now
         if self.weights.per_op:
             self.weights.pump(now)
         for s in self.streams.values():
-            s.pump(now)
+            if s.in_flight < s.slots:
+                nxt = _next_tile(s, _STREAM_BYTES)
+                if nxt is not None and it.id in nxt[0].deps:
+                    s.pump(now)
 
     def run(self) -> None:
         self.weights.pump(0)
@@ -515,15 +520,20 @@ class _Replay:
         return ready
 
     def _unit(self, unit: str):
-        env, log = self.env, self.parts.log
+        env, log, done_at = self.env, self.parts.log, self.done_at
         overhead = self.hw.op_overhead_cycles(unit)
         for it in self.by_unit[unit]:
-            # 1. ready, start, issue overhead
-            ready = yield from self._wait_deps(it)
-            start = env.now
+            # 1. ready (waiting only for deps not done yet), start, issue overhead
+            ready = 0
+            for d in it.deps:
+                at = done_at.get(d)
+                if at is None or at > env.now:
+                    ready = yield from self._wait_deps(it)
+                    break
+                ready = at if at > ready else ready
             self.started.add(it.id)
             self.weights.started.add(it.id)
-            self._pump_started()  # prefetches gated on this start go first, its own streams after
+            self._pump_started(it)  # prefetches gated on this start go first, its own streams after
             if overhead:
                 yield self.sleep(overhead)
             self.issuing.add(it.id)
