@@ -81,3 +81,18 @@ def test_split_aligned_cuts_on_multiples():
     sizes = cost.split_aligned(4096, 44, 32)
     assert sum(sizes) == 4096 and all(s % 32 == 0 for s in sizes) and len(sizes) == 44
     assert cost.split_aligned(10, 5, 32) == [10]
+
+
+def test_decode_attention_is_one_run_of_whole_heads():
+    """7B decode attention on edge: 32 heads of 128 × 129 KV bytes need 26 stream tiles; the
+    pipeline tiles group the heads uniformly, one head each, rather than 6 tiles of two
+    heads and 20 of one: one run of identical tiles (which the engine skips in whole
+    periods), each reading exactly its head's KV, at no more cycles than the uneven cut."""
+    hw = load_hardware("hw_configs/edge.yaml")
+    item = _item(1, 128, 129, count=32, weight=False)
+    tiles = cost.item_tiles(item, hw, kv_on_chip_=False)
+    assert len(tiles) == 32 and len(set(tiles)) == 1
+    assert tiles[0].stream_bytes == 128 * 129 and tiles[0].macs == 128 * 129
+    uneven = cost._gemm_tiles(item, hw, 26)  # the slots' cut: whole heads, as few as fit
+    assert [g for g, _ in uneven].count(2 * tiles[0].cycles) == 6
+    assert sum(t.cycles for t in tiles) <= sum(c for c, _ in uneven)

@@ -328,7 +328,7 @@ def _gemm_tiles(item: WorkItem, hw: Hardware, n_tiles: int,
     the one whose cuts are free for the dataflow (ws: both; os: n; is: k); the
     other follows only if more pieces are needed. ``ganged``: groups and n-cuts also
     respect the ganged arrays (``_ganged``), so that the cuts are free there too
-    (fewer pieces than ``n_tiles`` may result), and the cuts are uniform (more
+    (fewer pieces than ``n_tiles`` may result), and the groups and cuts are uniform (more
     pieces may result), so that a big GEMM is one long run of identical tiles for
     the engine's closed form.
     """
@@ -337,7 +337,7 @@ def _gemm_tiles(item: WorkItem, hw: Hardware, n_tiles: int,
     cyc = lambda mm, kk, nn, g: gemm_cycles(mm, kk, nn, g, hw)
     group, n_align = _ganged(item, hw) if ganged else (1, a.cols)
     if n_tiles <= gemms:
-        return [(cyc(m, k, n, g), g * m * k * n) for g in split_aligned(gemms, n_tiles, group)]
+        return [(cyc(m, k, n, g), g * m * k * n) for g in split_aligned(gemms, n_tiles, group, ganged)]
     per_gemm = ceil_div(n_tiles, gemms)
     if a.dataflow == "is":
         ks = split_aligned(k, per_gemm, a.rows, ganged)
