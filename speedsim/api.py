@@ -140,7 +140,16 @@ def collector_paused():
         yield
     finally:
         if was:
-            gc.enable()
+            _resume_collector()
+
+
+def _resume_collector() -> None:
+    """Turn the collector back on with what the pause made counted as old objects: moved
+    into the oldest generation (``gc.freeze``, then ``gc.unfreeze``) instead of all being
+    young, which the first collection after the pause would walk (~0.1 s after a 7B run)."""
+    gc.freeze()
+    gc.enable()
+    gc.unfreeze()
 
 
 def _run_strategy(strategy: Strategy, base: StrategyInput, hw: Hardware,

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-from typing import Any, Callable, Sequence
+import pickle
+from typing import Any, BinaryIO, Callable, Sequence
 
 Job = Callable[[], Any]
 
@@ -44,7 +45,8 @@ def run_forked(jobs: Sequence[Job], workers: int) -> list[Any]:
         mine = _run_all(shares[0])  # 2. this process runs its share meanwhile
         theirs = [_collect(*child) for child in children]  # 3. then gathers theirs
     finally:
-        for child, _ in children:  # a failure anywhere stops the workers still running
+        for child, receive in children:  # a failure anywhere stops the workers still running
+            receive.close()
             if child.is_alive():
                 child.terminate()
                 child.join()
@@ -58,34 +60,39 @@ def _run_all(share: Sequence[Job]) -> list[Any]:
     return [job() for job in share]
 
 
-def _start(share: Sequence[Job]) -> tuple[mp.process.BaseProcess, Any]:
-    """Fork a child that runs ``share`` and sends back ``("ok", results)`` or ``("error", exc)``."""
+def _start(share: Sequence[Job]) -> tuple[mp.process.BaseProcess, BinaryIO]:
+    """Fork a child that runs ``share`` and sends back ``("ok", results)`` or ``("error", exc)``
+    through a pipe of its own."""
     ctx = mp.get_context("fork")
-    receive, send = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_child, args=(share, send), daemon=True)
+    read_fd, write_fd = os.pipe()
+    child = ctx.Process(target=_child, args=(share, write_fd), daemon=True)
     child.start()
-    send.close()
-    return child, receive
+    os.close(write_fd)
+    return child, os.fdopen(read_fd, "rb", buffering=_PIPE_BUFFER)
 
 
-def _child(share: Sequence[Job], send) -> None:
+def _child(share: Sequence[Job], write_fd: int) -> None:
     try:
         outcome = ("ok", _run_all(share))
     except BaseException as exc:  # noqa: BLE001 - handed to the parent, which re-raises it
         outcome = ("error", exc)
-    send.send(outcome)
-    send.close()
+    # pickled straight into the pipe, frame by frame, so the parent unpickles while this
+    # pickles (a 7B strategy's result is ~40 MB: one after the other took ~0.8 s)
+    with os.fdopen(write_fd, "wb", buffering=_PIPE_BUFFER) as out:
+        pickle.dump(outcome, out, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _collect(child: mp.process.BaseProcess, receive) -> Any:
+_PIPE_BUFFER = 1 << 20
+
+
+def _collect(child: mp.process.BaseProcess, receive: BinaryIO) -> Any:
     """The child's result (read before joining, so a large one cannot block its pipe)."""
     try:
-        status, value = receive.recv()
-    except EOFError:
+        with receive:
+            status, value = pickle.load(receive)
+    except (EOFError, pickle.UnpicklingError):
         child.join()
         raise RuntimeError(f"a worker process died (exit code {child.exitcode})") from None
-    finally:
-        receive.close()
     child.join()
     if status == "error":
         raise value

@@ -41,7 +41,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    return _command(argv)[0]
+
+
+def _command(argv: Sequence[str] | None) -> tuple[int, argparse.Namespace | None]:
+    """(exit status, the parsed arguments): a command may leave what it built on them
+    (``cmd_run``: ``args.result``) for ``console`` to keep until the process exits."""
     args = build_parser().parse_args(argv)
+    return _dispatch(args), args
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
@@ -62,7 +72,7 @@ def console() -> None:
     millions of objects take ~0.2 s to free, for nothing): the output flushed, then
     ``os._exit``. Everything a command writes is closed before ``main`` returns; an
     exception (a bug: exit status 1, with its traceback) leaves the usual way."""
-    code = main()
+    code, _kept = _command(None)  # ``_kept``: alive until ``os._exit``, never freed
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
