@@ -335,8 +335,10 @@ class _StreamPeriods:
             return k, now
         key = self._key(k, now)
         earlier = self.seen.setdefault(key, [])
-        for snap in reversed(earlier):  # the shortest period first
-            if self._periods(snap[0], k) >= 1:
+        # the shortest period that skips a whole stretch: a jump of a few tiles inside a run
+        # of identical ones would forget the moments that reveal the longer period
+        for snap in reversed(earlier):
+            if self._periods(snap[0], k) * (k - snap[0]) >= self.MIN_RUN:
                 return self._jump(k, now, *snap)
         earlier.append((k, now, *self._marks()))
         del earlier[:-self.MAX_PERIOD]
