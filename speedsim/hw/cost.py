@@ -43,8 +43,9 @@ On-chip placement (what needs DRAM and what does not) is also decided here:
   pipeline-sized cut is taken only where it costs the array nothing: on
   fold boundaries of the *ganged* arrays (``hw.array.count`` arrays split a
   GEMM's columns, so an n-cut is free only in multiples of ``C`` times the
-  arrays sharing the GEMM; whole GEMMs go in rounds of ``count``) and evenly
-  (one run of identical tiles, which the engine plays in closed form). Where
+  arrays sharing the GEMM; whole GEMMs go in rounds of ``count``) and evenly,
+  in equal groups of GEMMs (attention heads) and equal cuts (one run of
+  identical tiles, which the engine plays in closed form). Where
   no such cut fits the slots or it would cost more array cycles than the
   fewest-piece cut that fits, the latter is kept (``item_tiles``). Without
   double buffering nothing overlaps (one slot: transfer, then compute), so
@@ -59,8 +60,10 @@ On-chip placement (what needs DRAM and what does not) is also decided here:
   buffer, per unit); otherwise the inputs are read from and the outputs
   written to DRAM ("spilled"). A decode token's activations are tiny and stay.
   Spilled inputs of an array item come in with its first tiles, in full
-  stream slots (the array takes its input rows once, at the start); KV reads
-  spread evenly over the tiles that consume them.
+  stream slots (the array takes its input rows once, at the start); each tile
+  reads the KV it multiplies (in proportion to its MACs: a head's shorter last
+  cut reads fewer positions), evenly only where such a share would overflow
+  its slot.
 * **KV cache** reads and writes go to DRAM, unless ``hw.buffers.kv`` exists
   and holds the whole KV footprint of the run (``kv_on_chip``).
 * The activation buffer is partitioned: array stream area 3/8, vector stream
