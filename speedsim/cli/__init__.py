@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _command(argv)[0]
 
 
-def _command(argv: Sequence[str] | None) -> tuple[int, argparse.Namespace | None]:
+def _command(argv: Sequence[str] | None) -> tuple[int, argparse.Namespace]:
     """(exit status, the parsed arguments): a command may leave what it built on them
     (``cmd_run``: ``args.result``) for ``console`` to keep until the process exits."""
     args = build_parser().parse_args(argv)

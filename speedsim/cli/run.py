@@ -82,7 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         except ConfigError as exc:
             raise attributed(exc, files) from None
         # 3. write, then show (still without the collector: its first pass after the pause
-        # would walk every object the run made, ~0.3 s for a 7B run, to free nothing)
+        # would walk every object the run made, ~0.1 s after a 7B run, to free nothing)
         if args.out:
             io.write_run(result, Path(args.out), args.timeline, workers)
         if args.json:
