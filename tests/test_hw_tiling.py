@@ -97,17 +97,3 @@ def test_decode_attention_is_one_run_of_whole_heads():
     assert [g for g, _ in uneven].count(2 * tiles[0].cycles) == 6
     assert sum(t.cycles for t in tiles) <= sum(c for c, _ in uneven)
 
-
-def test_each_attention_cut_reads_the_kv_it_multiplies():
-    """7B decode attention at 251 cached positions on edge: each head's scores are cut
-    into 128 and 123 positions; each piece reads its own positions' keys (128 bytes
-    each), not an even share of the item's bytes, so the tiles repeat head after head."""
-    hw = load_hardware("hw_configs/edge.yaml")
-    item = _item(1, 128, 251, count=32, weight=False)
-    tiles = cost.item_tiles(item, hw, kv_on_chip_=False)
-    assert len(tiles) == 64
-    assert [t.stream_bytes for t in tiles[:4]] == [128 * 128, 128 * 123] * 2
-    assert tiles == tiles[:2] * 32
-    assert sum(t.stream_bytes for t in tiles) == item.kv_read_bytes
-    assert cost.split_by(10, [1, 1, 1]) == cost.split_even(10, 3) == [4, 3, 3]
-    assert cost.split_by(7, [2, 1, 0]) == [5, 2, 0]

@@ -60,10 +60,10 @@ On-chip placement (what needs DRAM and what does not) is also decided here:
   buffer, per unit); otherwise the inputs are read from and the outputs
   written to DRAM ("spilled"). A decode token's activations are tiny and stay.
   Spilled inputs of an array item come in with its first tiles, in full
-  stream slots (the array takes its input rows once, at the start); each tile
-  reads the KV it multiplies (in proportion to its MACs: a head's shorter last
-  cut reads fewer positions), evenly only where such a share would overflow
-  its slot.
+  stream slots (the array takes its input rows once, at the start); KV reads
+  spread evenly over the tiles that consume them (equal heads or cuts read
+  equal bytes; a head's shorter last cut reads the same share as the others,
+  a simplification that keeps the buffer's trace one point per item, not per tile).
 * **KV cache** reads and writes go to DRAM, unless ``hw.buffers.kv`` exists
   and holds the whole KV footprint of the run (``kv_on_chip``).
 * The activation buffer is partitioned: array stream area 3/8, vector stream
@@ -122,18 +122,6 @@ def split_even(total: int, parts: int) -> list[int]:
     """``total`` split into ``parts`` integers that differ by at most one (larger first)."""
     base, extra = divmod(total, parts)
     return [base + 1] * extra + [base] * (parts - extra)
-
-
-def split_by(total: int, weights: Sequence[int]) -> list[int]:
-    """``total`` split in proportion to ``weights``: floors, then the remainder one each
-    to the first parts (``split_even`` for equal weights)."""
-    whole = sum(weights)
-    if whole <= 0:
-        return split_even(total, len(weights))
-    parts = [total * w // whole for w in weights]
-    for i in range(total - sum(parts)):
-        parts[i] += 1
-    return parts
 
 
 def vector_cycles(elements: int, lanes: int, cycles_per_element: float) -> int:
@@ -368,15 +356,6 @@ def _gemm_tiles(item: WorkItem, hw: Hardware, n_tiles: int,
     return pieces * gemms
 
 
-def _kv_shares(kv_read_bytes: int, pieces: list[tuple[int, int]], budget: int) -> list[int]:
-    """Per tile of an array item, the KV bytes it reads: in proportion to its MACs, which
-    for attention (one query row against the cached keys or values) count exactly the
-    cache elements the piece multiplies, so a head's last, shorter cut reads less; evenly
-    where a share would not fit the stream slot (``budget``)."""
-    shares = split_by(kv_read_bytes, [macs for _, macs in pieces])
-    return shares if max(shares, default=0) <= budget else split_even(kv_read_bytes, len(pieces))
-
-
 def _spilled_inputs(act_read_bytes: int, kv: list[int], budget: int) -> list[int]:
     """Per tile of an array item, the spilled input bytes it brings: in full stream slots
     from the first tile (the room its KV share leaves in each), or evenly where there
@@ -411,7 +390,7 @@ def item_tiles(item: WorkItem, hw: Hardware, kv_on_chip_: bool) -> list[Tile]:
                     sum(c for c, _ in free) <= sum(c for c, _ in pieces):
                 pieces, budget = free, stream_tile_budget(hw, "array")
         count = len(pieces)
-        kv = _kv_shares(tr.kv_read_bytes, pieces, budget)
+        kv = split_even(tr.kv_read_bytes, count)
         acts = _spilled_inputs(tr.act_read_bytes, kv, budget)
         return [Tile(w, k + a, c, mac, 0) for w, k, a, (c, mac) in
                 zip(split_even(w_total, count), kv, acts, pieces)]

@@ -321,7 +321,7 @@ class _StreamPeriods:
     """
 
     MIN_RUN = 6  # shorter remaining runs are just played
-    MAX_PERIOD = 4  # earlier moments of one state kept, i.e. periods tried, in tiles
+    MAX_PERIOD = 8  # earlier moments of one state kept, i.e. periods tried, in tiles
 
     def __init__(self, replay: "_Replay", unit: str, it: WorkItem, tiles: list[Tile],
                  horizon: float):
