@@ -456,32 +456,6 @@ def test_periodic_kv_reads_are_skipped_exactly(hw, monkeypatch):
     assert sum(skipped) > 0.8 * stream_tiles  # most tiles are skipped in whole periods
 
 
-def test_a_kv_read_cut_into_long_periods_is_skipped_in_whole_heads(monkeypatch):
-    """Decode attention over 651 positions on edge: each of 32 heads is cut into six pieces
-    of 96 positions and one of 75, a period of 7 tiles. The short runs of identical pieces
-    inside a head skip too little to be worth a jump, and the moment a head earlier is still
-    remembered (``MAX_PERIOD``) though the state recurred at every tile since: whole heads
-    are skipped instead."""
-    from speedsim.config import load_hardware
-    from speedsim.sim import engine
-
-    hw = load_hardware("hw_configs/edge.yaml")
-    items = [gemm(0, 1, 4096, 4096, key="q"),
-             WorkItem(id=1, unit="array", op="attn_score", phase="decode", deps=(0,), m=1,
-                      k=128, n=651, count=32, kv_read_bytes=32 * 128 * 651,
-                      macs=32 * 128 * 651)]
-    tiles = cost.plan(items, hw).tiles[1]
-    assert len(tiles) == 224 and tiles == tiles[:7] * 32 and len(set(tiles[:7])) == 2
-    skipped = []
-    move = engine._StreamPeriods._move_loader
-    monkeypatch.setattr(engine._StreamPeriods, "_move_loader",
-                        lambda self, k, now, n, by: (skipped.append(n), move(self, k, now, n, by)))
-    fast = replay(items, hw)
-    monkeypatch.undo()
-    assert sum(skipped) > 0.9 * len(tiles)
-    assert_same(fast, replay(items, hw, closed_form_runs=False))
-
-
 def test_closed_form_runs_record_the_weight_trace_as_tile_by_tile_replay_does():
     """7B layer shapes on edge: GEMMs of 32 KiB and 43 KiB weight tiles alternate, so every
     streamed run begins by evicting the other size; the bytes held change at its first

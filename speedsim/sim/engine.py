@@ -321,7 +321,7 @@ class _StreamPeriods:
     """
 
     MIN_RUN = 6  # shorter remaining runs are just played
-    MAX_PERIOD = 8  # earlier moments of one state kept, i.e. periods tried, in tiles
+    MAX_PERIOD = 4  # earlier moments of one state kept, i.e. periods tried, in tiles
 
     def __init__(self, replay: "_Replay", unit: str, it: WorkItem, tiles: list[Tile],
                  horizon: float):
@@ -335,10 +335,8 @@ class _StreamPeriods:
             return k, now
         key = self._key(k, now)
         earlier = self.seen.setdefault(key, [])
-        # the shortest period that skips a whole stretch: a jump of a few tiles inside a run
-        # of identical ones would forget the moments that reveal the longer period
-        for snap in reversed(earlier):
-            if self._periods(snap[0], k) * (k - snap[0]) >= self.MIN_RUN:
+        for snap in reversed(earlier):  # the shortest period first
+            if self._periods(snap[0], k) >= 1:
                 return self._jump(k, now, *snap)
         earlier.append((k, now, *self._marks()))
         del earlier[:-self.MAX_PERIOD]
