@@ -23,6 +23,7 @@ import pickle
 from typing import Any, BinaryIO, Callable, Sequence
 
 Job = Callable[[], Any]
+_PIPE_BUFFER = 1 << 20  # bytes buffered on each end of a worker's result pipe
 
 
 def default_workers(jobs: int) -> int:
@@ -81,8 +82,6 @@ def _child(share: Sequence[Job], write_fd: int) -> None:
     with os.fdopen(write_fd, "wb", buffering=_PIPE_BUFFER) as out:
         pickle.dump(outcome, out, protocol=pickle.HIGHEST_PROTOCOL)
 
-
-_PIPE_BUFFER = 1 << 20
 
 
 def _collect(child: mp.process.BaseProcess, receive: BinaryIO) -> Any:

@@ -48,22 +48,18 @@ def _command(argv: Sequence[str] | None) -> tuple[int, argparse.Namespace]:
     """(exit status, the parsed arguments): a command may leave what it built on them
     (``cmd_run``: ``args.result``) for ``console`` to keep until the process exits."""
     args = build_parser().parse_args(argv)
-    return _dispatch(args), args
-
-
-def _dispatch(args: argparse.Namespace) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        return func(args)
+        return func(args), args
     except ConfigError as exc:
         print(f"speedsim: error: {exc}", file=sys.stderr)
-        return 2
+        return 2, args
     except KeyboardInterrupt:
         print("speedsim: interrupted", file=sys.stderr)
-        return 130
+        return 130, args
     except BrokenPipeError:
         _silence_stdout()
-        return 0
+        return 0, args
 
 
 def console() -> None:

@@ -81,16 +81,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             result = simulate(hw, wl, names, limits, reference_cache=cache, workers=workers)
         except ConfigError as exc:
             raise attributed(exc, files) from None
-        # 3. write, then show (still without the collector: its first pass after the pause
-        # would walk every object the run made, ~0.1 s after a 7B run, to free nothing)
+        # 3. write, then show
         if args.out:
             io.write_run(result, Path(args.out), args.timeline, workers)
-        if args.json:
-            print(json_text(result.summary))
-        else:
-            print_summary(result.summary)
-            if args.out:
-                print(f"results in {args.out}/")
+    if args.json:
+        print(json_text(result.summary))
+    else:
+        print_summary(result.summary)
+        if args.out:
+            print(f"results in {args.out}/")
     args.result = result  # the executable exits without freeing it (``speedsim.cli.console``)
     return 0
 

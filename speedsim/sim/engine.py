@@ -509,6 +509,16 @@ class _Replay:
             s.gate = None
         self.done_ev = self.env = None
 
+    def _deps_done(self, it: WorkItem) -> int | None:
+        """The cycle ``it`` became ready if all its deps are done by now, else None."""
+        ready, now, done_at = 0, self.env.now, self.done_at
+        for d in it.deps:
+            at = done_at.get(d)
+            if at is None or at > now:
+                return None
+            ready = at if at > ready else ready
+        return ready
+
     def _wait_deps(self, it: WorkItem):
         ready = 0
         for d in it.deps:
@@ -520,17 +530,13 @@ class _Replay:
         return ready
 
     def _unit(self, unit: str):
-        env, log, done_at = self.env, self.parts.log, self.done_at
+        env, log = self.env, self.parts.log
         overhead = self.hw.op_overhead_cycles(unit)
         for it in self.by_unit[unit]:
-            # 1. ready (waiting only for deps not done yet), start, issue overhead
-            ready = 0
-            for d in it.deps:
-                at = done_at.get(d)
-                if at is None or at > env.now:
-                    ready = yield from self._wait_deps(it)
-                    break
-                ready = at if at > ready else ready
+            # 1. ready (a generator only to wait for deps not done yet), start, issue overhead
+            ready = self._deps_done(it)
+            if ready is None:
+                ready = yield from self._wait_deps(it)
             self.started.add(it.id)
             self.weights.started.add(it.id)
             self._pump_started(it)  # prefetches gated on this start go first, its own streams after
