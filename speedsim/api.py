@@ -26,7 +26,7 @@ import gc
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -52,6 +52,8 @@ from speedsim.strategies.base import RunContext, Strategy
 from speedsim.strategies.inputs import StrategyInput
 from speedsim.strategies.registry import get_strategy
 from speedsim.trace import build_trace
+
+Finish = Callable[[str, int, StrategyRun], StrategyRun]  # (strategy name, position, run) -> kept
 
 __all__ = ["RunResult", "StrategyRun", "collector_paused", "gemm_time_s", "simulate", "strategy_list"]
 
@@ -91,11 +93,15 @@ def strategy_list(wl: Workload, names: Optional[Sequence[str]]) -> list[str]:
 
 def simulate(hw: Hardware, wl: Workload, strategies: Optional[Sequence[str]] = None,
              limits: Limits = Limits(), *,
-             reference_cache: Optional[RecordCache] = None, workers: int = 1) -> RunResult:
+             reference_cache: Optional[RecordCache] = None, workers: int = 1,
+             finish: Optional[Finish] = None) -> RunResult:
     """``reference_cache`` (``load``/``store`` by key, e.g. ``speedsim.report.io.ReferenceCache``)
     lets runs that share weights, prompts and generation settings skip the reference run.
     ``workers``: processes that run the strategies at once (``speedsim.forking``); the result
-    is the same for any number."""
+    is the same for any number. ``finish(name, position, run)``, when given, is called on
+    each strategy's run in the process that ran it, as soon as it is done, and the result
+    holds what it returns: ``speedsim run`` writes the strategy's own files there, while
+    the others still run, and keeps ``StrategyRun.summary_only``."""
     names = strategy_list(wl, strategies)
     check_budget(wl, len(names), limits)  # before anything is built
     # 1. reference numerics (None for shape-only models)
@@ -110,7 +116,8 @@ def simulate(hw: Hardware, wl: Workload, strategies: Optional[Sequence[str]] = N
     # is inherited by every worker)
     base.index
     strategies = [get_strategy(name).configure(ctx) for name in names]
-    jobs = [partial(_run_strategy, s, base, hw, wl) for s in strategies]
+    jobs = [partial(_run_strategy, s, base, hw, wl, partial(finish, name, i) if finish else None)
+            for i, (name, s) in enumerate(zip(names, strategies))]
     runs = dict(zip(names, run_forked(jobs, workers)))
     # 5. summary and token table
     summary = build_summary(hw, wl, runs)
@@ -152,10 +159,11 @@ def _resume_collector() -> None:
     gc.unfreeze()
 
 
-def _run_strategy(strategy: Strategy, base: StrategyInput, hw: Hardware,
-                  wl: Workload) -> StrategyRun:
+def _run_strategy(strategy: Strategy, base: StrategyInput, hw: Hardware, wl: Workload,
+                  finish: Optional[Callable[[StrategyRun], StrategyRun]] = None) -> StrategyRun:
     with collector_paused():
-        return _measured_run(strategy, base, hw, wl)
+        run = _measured_run(strategy, base, hw, wl)
+        return finish(run) if finish is not None else run
 
 
 def _measured_run(strategy: Strategy, base: StrategyInput, hw: Hardware,

@@ -66,7 +66,9 @@ def _start(share: Sequence[Job]) -> tuple[mp.process.BaseProcess, BinaryIO]:
     through a pipe of its own."""
     ctx = mp.get_context("fork")
     read_fd, write_fd = os.pipe()
-    child = ctx.Process(target=_child, args=(share, write_fd), daemon=True)
+    # not a daemon: a worker may fork workers of its own (``speedsim.cli.io.RunFiles``
+    # writes a strategy's files on two); ``run_forked`` stops its children itself
+    child = ctx.Process(target=_child, args=(share, write_fd), daemon=False)
     child.start()
     os.close(write_fd)
     return child, os.fdopen(read_fd, "rb", buffering=_PIPE_BUFFER)

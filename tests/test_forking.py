@@ -83,11 +83,60 @@ def test_a_run_directory_is_the_same_written_by_one_or_two_workers(tmp_path):
                            "items_speed.csv", "occupancy_sequential.csv"} <= set(one)
 
 
-def test_a_write_that_fails_on_a_worker_names_its_file(tmp_path):
+def test_a_write_that_fails_on_a_worker_names_its_file_and_leaves_no_directory(
+        tmp_path, monkeypatch):
+    """The items table is written by a worker of its own; its failure reaches the caller
+    with the file's name, and the staged files and the folders made for them are gone."""
+    import speedsim.cli.io as io
     hw = load_hardware("hw_configs/edge.yaml")
     wl = load_workload("workloads/gen.yaml", [("generation.new_tokens", 4)])
     result = simulate(hw, wl)
-    out = tmp_path / "out"
-    (out / "tokens.csv").mkdir(parents=True)  # tokens.csv is dealt to the second worker
-    with pytest.raises(ConfigError, match="tokens.csv: cannot write"):
+    write_csv = io.write_csv_atomic
+
+    def full_disk(frame, path):
+        if path.name.startswith("items_"):
+            raise OSError(28, "No space left on device")
+        write_csv(frame, path)
+    monkeypatch.setattr(io, "write_csv_atomic", full_disk)
+    out = tmp_path / "new" / "out"
+    with pytest.raises(ConfigError, match="items_sequential.csv: cannot write .No space left"):
         write_run(result, out, workers=2)
+    assert not (tmp_path / "new").exists()
+
+
+def test_run_directory_from_the_command_is_the_one_of_the_whole_result(tmp_path):
+    """``speedsim run --out`` writes each strategy's files in the worker that ran it and
+    keeps only ``summary_only`` runs: byte for byte the files ``write_run`` makes from the
+    whole result, on one worker or two."""
+    from speedsim.cli import main
+    args = ["run", "hw_configs/edge.yaml", "workloads/gen.yaml", "--set",
+            "workload.generation.new_tokens=6"]
+    for w in (1, 2):
+        assert main([*args, "--workers", str(w), "--out", str(tmp_path / f"cli{w}")]) == 0
+    hw = load_hardware("hw_configs/edge.yaml")
+    wl = load_workload("workloads/gen.yaml", [("generation.new_tokens", 6)])
+    write_run(simulate(hw, wl), tmp_path / "api")
+    files = {d: {p.name: p.read_bytes() for p in (tmp_path / d).iterdir()}
+             for d in ("cli1", "cli2", "api")}
+    assert files["cli1"] == files["cli2"] == files["api"]
+    assert len(files["api"]) == 8  # four contract files, items and occupancy of both strategies
+
+
+def test_a_run_that_fails_leaves_no_directory(tmp_path, capsys):
+    from speedsim.cli import main
+    out = tmp_path / "new" / "out"
+    assert main(["run", "hw_configs/edge.yaml", "workloads/gen.yaml", "--out", str(out),
+                 "--max-work-items", "10"]) == 2  # refused inside the simulation
+    assert "work items" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_summary_only_run_gives_the_same_summary_and_token_table():
+    from speedsim.report.summary import build_summary, token_table
+    hw = load_hardware("hw_configs/edge.yaml")
+    wl = load_workload("workloads/gen.yaml", [("generation.new_tokens", 6)])
+    runs = simulate(hw, wl).runs
+    light = {n: r.summary_only() for n, r in runs.items()}
+    assert build_summary(hw, wl, light) == build_summary(hw, wl, runs)
+    pd.testing.assert_frame_equal(token_table(light, 1), token_table(runs, 1))
+    assert all(not r.plan.items and r.sim.log.empty for r in light.values())

@@ -86,3 +86,13 @@ def test_parallel_dram_transfers_get_their_own_tracks_and_none_is_lost(gen_trace
     assert len(dram) == int((log["unit"] == "dram").sum())
     tracks = {names[(e["pid"], e["tid"])] for e in dram}
     assert "dram" in tracks and "dram #2" in tracks  # DMA engines overlap transfers
+
+
+def test_the_timeline_joined_from_strategy_parts_is_the_whole_trace(gen_trace, tmp_path):
+    """``speedsim run`` writes each strategy's events apart (``RunFiles``) and joins the
+    texts: the file is the whole trace's compact JSON."""
+    from speedsim.cli.io import write_run
+    from speedsim.report.io import json_text
+    result, whole = gen_trace
+    write_run(result, tmp_path, "full")
+    assert (tmp_path / "timeline.json").read_text() == json_text(whole, None) + "\n"

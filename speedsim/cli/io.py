@@ -1,6 +1,7 @@
 """Every file the commands write goes through here (atomically: whole or absent).
 
-- ``write_run``: the result directory of ``speedsim run --out`` (DESIGN §9);
+- ``RunFiles`` / ``write_run``: the result directory of ``speedsim run --out`` (DESIGN §9),
+  each strategy's own files written by the worker that ran it;
 - ``write_csv``: one table (``speedsim trace --out``);
 - ``save_figure``: a figure as PNG or SVG (``speedsim plot``, ``plot pareto``);
 - ``ReferenceCache`` (from ``speedsim.report.io``): the reference runs kept by
@@ -20,6 +21,8 @@ store appends through them too).
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -30,9 +33,9 @@ import yaml
 
 from speedsim.config.errors import ConfigError
 from speedsim.forking import run_forked
-from speedsim.report.io import (ReferenceCache, write_atomic, write_csv_atomic,  # noqa: F401
-                                write_json_atomic, write_text_atomic)
-from speedsim.report.timeline import chrome_trace
+from speedsim.report.io import (ReferenceCache, json_text, write_atomic,  # noqa: F401
+                                write_csv_atomic, write_json_atomic, write_text_atomic)
+from speedsim.report.timeline import strategy_events, trace_document
 
 
 def check_out_dir(path: str | Path, option: str = "--out") -> Path:
@@ -78,36 +81,110 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
 
 
 def write_run(result, out: Path, timeline_detail: str = "summary", workers: int = 1) -> None:
-    """The four result files of DESIGN §9 (plus the plans' per-item tables for plots).
+    """The result files of DESIGN §9 (plus the plans' per-item tables for plots) of a whole
+    ``RunResult``: what ``speedsim run --out`` writes as its strategies finish (``RunFiles``).
     ``timeline_detail``: ``full``, ``summary`` (bounded, see ``chrome_trace``) or ``none``
-    (no ``timeline.json``). ``workers``: processes writing files at once
+    (no ``timeline.json``). ``workers``: processes writing a strategy's files at once
     (``speedsim.forking``); the files are the same for any number."""
-    check_out_dir(out)
-    with writing(out):
-        out.mkdir(parents=True, exist_ok=True)
-    files = _run_files(result, timeline_detail)
-    jobs = [partial(_write_file, out / name, write) for name, write in files]
-    run_forked(jobs, workers)
+    with run_files(out, timeline_detail, workers) as files:
+        for i, (name, run) in enumerate(result.runs.items()):
+            files.strategy(name, i, run)
+        files.finish(result)
 
 
-def _run_files(result, timeline_detail: str) -> list[tuple[str, Callable[[Path], None]]]:
-    """(file name, writer) of every file of ``write_run``, the largest first, so that
-    workers dealt files in turn get similar shares: the items tables, then the timeline
-    (about as costly as one of them) after the first occupancy table."""
-    tables = sorted(result.saved_tables().items(), key=lambda kv: not kv[0].startswith("items_"))
-    files = [(name, partial(write_csv_atomic, frame)) for name, frame in tables]
-    if timeline_detail != "none":
-        runs = {n: (r.plan, r.sim) for n, r in result.runs.items()}
-        timeline = partial(_write_timeline, runs, result.hw.clock_hz, timeline_detail)
-        files.insert(min(len(result.runs) + 1, len(files)), ("timeline.json", timeline))
-    config_text = yaml.safe_dump(result.resolved_config(), sort_keys=False)
-    return files + [("tokens.csv", partial(write_csv_atomic, result.tokens)),
-                    ("summary.json", partial(write_json_atomic, result.summary)),
-                    ("resolved_config.yaml", partial(write_text_atomic, config_text))]
+@contextmanager
+def run_files(out: Path, timeline_detail: str, workers: int = 1) -> Iterator["RunFiles"]:
+    """A ``RunFiles`` for ``out``, abandoned if anything fails meanwhile."""
+    files = RunFiles(out, timeline_detail, workers)
+    try:
+        yield files
+    except BaseException:
+        files.abandon()
+        raise
 
 
-def _write_timeline(runs: dict, clock_hz: float, detail: str, path: Path) -> None:
-    write_json_atomic(chrome_trace(runs, clock_hz, detail), path, indent=None)  # large: compact
+class RunFiles:
+    """The result directory ``out`` of one run, written in two parts. ``strategy`` writes
+    one strategy's own files (its items and occupancy tables, its share of the timeline):
+    ``speedsim run`` calls it in the worker that ran the strategy, as soon as it is done
+    (``speedsim.api.simulate``'s ``finish``), while the others still run. ``finish``
+    writes the rest from the whole result. Until then every file waits in a staging folder
+    inside ``out``; ``finish`` renames each into place, ``abandon`` removes them all: an
+    error on the way leaves ``out`` as it was."""
+
+    def __init__(self, out: Path, timeline_detail: str, workers: int = 1):
+        self.out, self.detail, self.workers = check_out_dir(out), timeline_detail, workers
+        self.made = [a for a in (self.out, *self.out.parents) if not a.exists()]  # ours to remove
+        with writing(self.out):
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.staging = Path(tempfile.mkdtemp(prefix=".speedsim-run-", dir=self.out))
+
+    def strategy(self, name: str, position: int, run):
+        """Write ``run``'s own files, its items table on a worker of its own when ``workers``
+        allows (the largest file: about as costly as the others together); returns what
+        the caller still needs of the run (``StrategyRun.summary_only``)."""
+        items = partial(_write_file, self.staging / f"items_{name}.csv", partial(
+            write_csv_atomic, run.sim.items.drop(columns=["tokens"], errors="ignore")))
+        run_forked([partial(self._strategy_rest, name, position, run), items], self.workers)
+        return run.summary_only()
+
+    def _strategy_rest(self, name: str, position: int, run) -> None:
+        _write_file(self.staging / f"occupancy_{name}.csv",
+                    partial(write_csv_atomic, run.sim.occupancy))
+        if self.detail != "none":
+            events = strategy_events(position, name, run.plan, run.sim, run.sim.hw.clock_hz,
+                                     self.detail)
+            _write_file(self._part(position), partial(write_text_atomic, json_text(events, None)))
+
+    def finish(self, result) -> None:
+        """Write the files of the whole run, then move every file into ``out``."""
+        if self.detail != "none":
+            parts = [self._part(i) for i in range(len(result.runs))]
+            document = trace_document([], result.hw.clock_hz, self.detail)
+            _write_file(self.staging / "timeline.json", partial(write_text_atomic, joined_events(
+                json_text(document, None), [p.read_text() for p in parts]) + "\n"))
+            for p in parts:
+                p.unlink()
+        config_text = yaml.safe_dump(result.resolved_config(), sort_keys=False)
+        for name, write in (("tokens.csv", partial(write_csv_atomic, result.tokens)),
+                            ("summary.json", partial(write_json_atomic, result.summary)),
+                            ("resolved_config.yaml", partial(write_text_atomic, config_text))):
+            _write_file(self.staging / name, write)
+        self._publish()
+
+    def abandon(self) -> None:
+        """Remove the staged files, and the folders made for them if nothing else came in."""
+        shutil.rmtree(self.staging, ignore_errors=True)
+        for folder in self.made:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (or gone): leave it
+                return
+
+    def _part(self, position: int) -> Path:
+        return self.staging / f"timeline.{position}.part"
+
+    def _publish(self) -> None:
+        """Each staged file renamed into ``out`` (none if one cannot be), the staging gone."""
+        staged = sorted(self.staging.iterdir())
+        for p in staged:
+            if (self.out / p.name).is_dir():
+                raise ConfigError("is a directory, so the result cannot be written there",
+                                  file=str(self.out / p.name))
+        for p in staged:
+            with writing(self.out / p.name):
+                os.replace(p, self.out / p.name)
+        self.staging.rmdir()
+
+
+def joined_events(document: str, parts: list[str]) -> str:
+    """``document`` (a trace's compact JSON text with no events) with the events of
+    ``parts`` (each the compact JSON text of one strategy's event list): the same text as
+    the whole trace's compact JSON."""
+    head = '{"traceEvents":[]'
+    assert document.startswith(head), document[:40]
+    events = ",".join(p[1:-1] for p in parts if p != "[]")
+    return '{"traceEvents":[' + events + "]" + document[len(head):]
 
 
 def _write_file(path: Path, write: Callable[[Path], None]) -> None:

@@ -1,14 +1,18 @@
 """``speedsim run``: simulate the strategies, print the table, write the result files.
 
-Everything is computed before anything is written, and each file is written
-atomically, so an error never leaves a half-written result directory.
+Each strategy's own files are written by the worker that ran it as soon as it is
+done, the rest once all are; all wait in a staging folder until the last is
+written (``speedsim.cli.io.RunFiles``), so an error never leaves a half-written
+result directory.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from speedsim.api import collector_paused, simulate, strategy_list
 from speedsim.config.budget import Limits
@@ -74,16 +78,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     names = strategy_names(args.strategies)
     limits = Limits(max_work_items=args.max_work_items, max_memory_gib=args.max_memory_gib)
     cache = io.ReferenceCache(Path(args.cache_dir)) if args.cache_dir else None
-    # 2. simulate; errors found on the way name the file they belong to
-    with collector_paused():  # the results' millions of objects, never re-walked (api)
+    workers = worker_count(args.workers, len(strategy_list(wl, names)))
+    # 2. simulate, each strategy's own files written by its worker; errors found on the way
+    # name the file they belong to
+    with collector_paused(), out_files(args.out, args.timeline, workers) as out:  # (api: the collector)
         try:
-            workers = worker_count(args.workers, len(strategy_list(wl, names)))
-            result = simulate(hw, wl, names, limits, reference_cache=cache, workers=workers)
+            result = simulate(hw, wl, names, limits, reference_cache=cache, workers=workers,
+                              finish=out.strategy if out else _summary_only)
         except ConfigError as exc:
             raise attributed(exc, files) from None
-        # 3. write, then show
-        if args.out:
-            io.write_run(result, Path(args.out), args.timeline, workers)
+        # 3. the rest of the files, then show
+        if out:
+            out.finish(result)
     if args.json:
         print(json_text(result.summary))
     else:
@@ -92,6 +98,20 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"results in {args.out}/")
     args.result = result  # the executable exits without freeing it (``speedsim.cli.console``)
     return 0
+
+
+@contextmanager
+def out_files(out: str | None, timeline: str, workers: int) -> Iterator[io.RunFiles | None]:
+    if out is None:
+        yield None
+        return
+    with io.run_files(Path(out), timeline, workers) as files:
+        yield files
+
+
+def _summary_only(name: str, position: int, run):
+    """Without ``--out`` nothing needs more of a run than its summary."""
+    return run.summary_only()
 
 
 def load_configs(first: str, second: str | None, sets: list[str]):

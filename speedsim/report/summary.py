@@ -10,7 +10,7 @@ that says it is one (sequential decoding), never a name.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Optional
 
 import numpy as np
@@ -37,6 +37,17 @@ class StrategyRun:
     #                                       exec_id - 1 (-1 where not modelled)
     lossless: bool = True  # it commits the target's greedy tokens (``tokens_match`` checks it)
     baseline: bool = False  # speedups are measured against it (sequential decoding)
+
+    def summary_only(self) -> "StrategyRun":
+        """This run less what only its own files need: the plan's items and the replay's
+        log, occupancy and item columns other than the cycles the token table reads.
+        ``build_summary`` and ``token_table`` give the same from it; a worker that has
+        written the files sends back this (``speedsim run``: a 7B run's whole result took
+        the parent ~0.8 s to unpickle)."""
+        sim = self.sim
+        return replace(self, plan=replace(self.plan, items=[]),
+                       sim=replace(sim, log=sim.log.iloc[:0], occupancy=sim.occupancy.iloc[:0],
+                                   items=sim.items[["start_cycle", "end_cycle"]]))
 
 
 def resolved_config(hw: Hardware, wl: Workload) -> dict[str, Any]:

@@ -29,18 +29,34 @@ def chrome_trace(runs: Mapping[str, tuple[Plan, Any]], clock_hz: float,
     ``SUMMARY_DECODE_TOKENS``-th decode commit (prefill and the first decode
     steps, where every pattern of the run shows).
     """
-    if detail not in ("full", "summary"):
-        raise ValueError(f"detail must be 'full' or 'summary', got {detail!r}")
-    ns_per_cycle = 1e9 / clock_hz
-    events: list[dict[str, Any]] = []
-    for s_idx, (name, (plan, sim)) in enumerate(runs.items()):
-        pid_units, pid_tokens = 2 * s_idx + 1, 2 * s_idx + 2
-        log = sim.log if detail == "full" else _first_steps(plan, sim)
-        events += _process_names(pid_units, f"{name}: units", pid_tokens, f"{name}: tokens")
-        events += _unit_events(log, pid_units, ns_per_cycle)
-        events += _token_events(plan, sim.items, pid_tokens, ns_per_cycle)
+    events = [ev for s_idx, (name, (plan, sim)) in enumerate(runs.items())
+              for ev in strategy_events(s_idx, name, plan, sim, clock_hz, detail)]
+    return trace_document(events, clock_hz, detail)
+
+
+def trace_document(events: list[dict[str, Any]], clock_hz: float, detail: str) -> dict[str, Any]:
+    """The trace around its events (``chrome_trace``)."""
+    _check_detail(detail)
     return {"traceEvents": events, "displayTimeUnit": "ns",
             "otherData": {"clock_hz": clock_hz, "time_unit": "us", "detail": detail}}
+
+
+def strategy_events(s_idx: int, name: str, plan: Plan, sim: Any, clock_hz: float,
+                    detail: str) -> list[dict[str, Any]]:
+    """The events of the strategy at position ``s_idx`` of ``chrome_trace``'s runs: its two
+    processes are numbered by that position, so each strategy's events can be made apart."""
+    _check_detail(detail)
+    ns_per_cycle = 1e9 / clock_hz
+    pid_units, pid_tokens = 2 * s_idx + 1, 2 * s_idx + 2
+    log = sim.log if detail == "full" else _first_steps(plan, sim)
+    return [*_process_names(pid_units, f"{name}: units", pid_tokens, f"{name}: tokens"),
+            *_unit_events(log, pid_units, ns_per_cycle),
+            *_token_events(plan, sim.items, pid_tokens, ns_per_cycle)]
+
+
+def _check_detail(detail: str) -> None:
+    if detail not in ("full", "summary"):
+        raise ValueError(f"detail must be 'full' or 'summary', got {detail!r}")
 
 
 def _first_steps(plan: Plan, sim: Any) -> pd.DataFrame:
