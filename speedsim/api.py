@@ -25,7 +25,7 @@ from __future__ import annotations
 import gc
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from functools import partial
+from functools import cache, partial
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
@@ -106,12 +106,12 @@ def simulate(hw: Hardware, wl: Workload, strategies: Optional[Sequence[str]] = N
     check_budget(wl, len(names), limits)  # before anything is built
     # 1. reference numerics (None for shape-only models)
     numeric = wl.model.weights.source != "shape_only"
-    params = load_params(wl) if numeric else None
-    record = cached_generate(wl, reference_cache, params) if numeric else None
+    weights = cache(partial(load_params, wl)) if numeric else None  # loaded once, if at all
+    record = cached_generate(wl, reference_cache, weights) if numeric else None
     # 2. the op trace at the hardware's element size
     base = strategy_input(hw, wl)
     # 3. each strategy configures itself (acceptance outcomes, draft traces) from the context
-    ctx = RunContext(wl, base, hw.bytes_per_element, params, record)
+    ctx = RunContext(wl, base, hw.bytes_per_element, weights, record)
     # 4. plan, replay, measure: one job per strategy (the trace index, built once here,
     # is inherited by every worker)
     base.index

@@ -93,6 +93,7 @@ def test_run_with_cache_dir_skips_the_reference_run(tmp_path, monkeypatch, capsy
     def fail(*a, **k):
         raise AssertionError("the reference run should come from the cache")
     monkeypatch.setattr(reference_cache, "generate", fail)
+    monkeypatch.setattr("speedsim.api.load_params", fail)  # nor the weights (~45 ms a run)
     assert main(args[:-2] + ["--cache-dir", str(tmp_path / "cache"), "--set",
                              "hw.dram.bandwidth_gb_s=51.2"]) == 0
     second = json.loads(capsys.readouterr().out)

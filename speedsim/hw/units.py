@@ -111,7 +111,7 @@ class Dram:
         """Book a bulk transfer issued at ``now``; its cycles may still move (module docstring)."""
         self._in_order(now)
         self.retire(now)
-        tr = BulkTransfer(issue=now, cycles=self.cycles(bytes_), bytes_=bytes_)
+        tr = BulkTransfer(now, self.cycles(bytes_), bytes_)  # issue, cycles, bytes
         self.bytes_moved += bytes_
         self.pending.append(tr)
         self._plan(len(self.pending) - 1)

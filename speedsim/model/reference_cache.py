@@ -24,13 +24,13 @@ import hashlib
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Optional, Protocol
+from typing import Callable, Optional, Protocol
 
 import numpy as np
 
 from speedsim.model.decoder import GenerationRecord, generate, prompt_ids
 from speedsim.model.dims import exit_layer_of
-from speedsim.model.weights import load_params, shape_json
+from speedsim.model.weights import Params, load_params, shape_json
 
 KEY_VERSION = 1
 
@@ -84,15 +84,15 @@ def record_from_arrays(arrays: dict[str, np.ndarray]) -> GenerationRecord:
                             exit_layer=None if exit_layer < 0 else exit_layer)
 
 
-def cached_generate(workload, cache: Optional[RecordCache], params=None) -> GenerationRecord:
+def cached_generate(workload, cache: Optional[RecordCache],
+                    weights: Optional[Callable[[], Params]] = None) -> GenerationRecord:
     """The workload's reference run: from ``cache`` when it holds the key, else computed
-    (with ``params``, or the workload's weights loaded here) and stored there."""
-    if cache is None:
-        return generate(workload, params=params if params is not None else load_params(workload))
-    key = reference_key(workload)
-    hit = cache.load(key)
-    if hit is not None:
-        return record_from_arrays(hit)
-    record = generate(workload, params=params if params is not None else load_params(workload))
-    cache.store(key, record_arrays(record))
+    (with the params ``weights()`` gives, by default the workload's) and stored there."""
+    if cache is not None:
+        hit = cache.load(key := reference_key(workload))
+        if hit is not None:
+            return record_from_arrays(hit)
+    record = generate(workload, params=weights() if weights is not None else load_params(workload))
+    if cache is not None:
+        cache.store(key, record_arrays(record))
     return record

@@ -276,6 +276,8 @@ class _StreamLoader:
         self.i = self.j = 0  # the next tile to issue: tile j of items[i]
         self.slots, self.gate, self.parts = slots, gate, parts
         self.in_flight = 0
+        # the item whose closed gate stopped the last pump (before the first: the first item)
+        self.gated: WorkItem | None = self.items[0][0] if self.items else None
         self.arrival: dict[tuple[int, int], int] = {}
         self.held = parts.occupancy.trace("activation")
         self.dram, self.log = parts.dram, parts.log
@@ -285,9 +287,13 @@ class _StreamLoader:
         ``freed``: the bytes of a tile that released its slot just now (what is held
         changes once for both)."""
         delta = -freed
+        self.gated = None
         while self.in_flight < self.slots:
             nxt = _next_tile(self, _STREAM_BYTES)
-            if nxt is None or not self.gate(nxt[0]):
+            if nxt is None:
+                break
+            if not self.gate(nxt[0]):
+                self.gated = nxt[0]
                 break
             it, j, bytes_ = nxt
             self.j += 1
@@ -483,15 +489,12 @@ class _Replay:
         ``per_op``). Every other change of a loader's gates or slots (a release, an issue
         overhead ending) pumps that loader where it happens, so a stream loader with a free
         slot is waiting for its next item's gate, which a start opens only if it is one of
-        that item's deps (``_stream_gate``)."""
-        now = self.env.now
+        that item's deps (``_stream_gate``): the item the loader's last pump stopped at."""
         if self.weights.per_op:
-            self.weights.pump(now)
+            self.weights.pump(self.env.now)
         for s in self.streams.values():
-            if s.in_flight < s.slots:
-                nxt = _next_tile(s, _STREAM_BYTES)
-                if nxt is not None and it.id in nxt[0].deps:
-                    s.pump(now)
+            if s.gated is not None and it.id in s.gated.deps:
+                s.pump(self.env.now)
 
     def run(self) -> None:
         self.weights.pump(0)
@@ -635,6 +638,7 @@ class _Replay:
             if self.plan.sums[it.id].largest_stream and len(tiles) - j >= _StreamPeriods.MIN_RUN \
             else None  # (a shorter stretch has no periods to skip)
         issued, arrival, iid = self.weights.issued, stream.arrival, it.id
+        runs = self._run_starts(tiles) if unit == "array" else None  # (``_weight_run_starts``)
         while k < len(tiles):
             if first >= 0 and periods:
                 k, now = periods.visit(k, now)
@@ -642,7 +646,7 @@ class _Replay:
             key = tr = None
             if t.weight_bytes:
                 got = issued.get((iid, k))
-                if got is None or k > j and self._weight_run_starts(unit, tiles, k):
+                if got is None or k > j and runs and runs[k]:
                     break
                 key, tr = got
             at = arrival[(iid, k)] if t.stream_bytes else now

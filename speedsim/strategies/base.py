@@ -20,7 +20,8 @@ Nothing outside a strategy's own module looks at its name.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Optional, Protocol
+from functools import cached_property
+from typing import Any, Callable, ClassVar, Optional, Protocol
 
 import numpy as np
 
@@ -38,8 +39,14 @@ class RunContext:
     workload: Workload
     base: StrategyInput  # the target's trace and shape facts
     bytes_per_element: int  # the hardware precision (a draft model's trace needs it)
-    params: Optional[Params] = None  # None for shape-only models
+    # the target's weights, loaded when a strategy first asks for ``params`` (a reference
+    # run taken from the cache needs none, and most strategies neither); None: shape-only
+    weights: Optional[Callable[[], Params]] = None
     record: Optional[GenerationRecord] = None  # the target's greedy run (SPEED's exit)
+
+    @cached_property
+    def params(self) -> Optional[Params]:
+        return self.weights() if self.weights is not None else None
 
     @property
     def numeric(self) -> bool:
