@@ -66,9 +66,7 @@ def _start(share: Sequence[Job]) -> tuple[mp.process.BaseProcess, BinaryIO]:
     through a pipe of its own."""
     ctx = mp.get_context("fork")
     read_fd, write_fd = os.pipe()
-    # not a daemon: a worker may fork workers of its own (``speedsim.cli.io.RunFiles``
-    # writes a strategy's files on two); ``run_forked`` stops its children itself
-    child = ctx.Process(target=_child, args=(share, write_fd), daemon=False)
+    child = ctx.Process(target=_child, args=(share, write_fd), daemon=True)
     child.start()
     os.close(write_fd)
     return child, os.fdopen(read_fd, "rb", buffering=_PIPE_BUFFER)

@@ -71,22 +71,11 @@ def test_simulate_gives_the_same_result_on_two_workers():
         assert one.runs[name].plan == two.runs[name].plan
 
 
-def test_a_run_directory_is_the_same_written_by_one_or_two_workers(tmp_path):
-    hw = load_hardware("hw_configs/edge.yaml")
-    wl = load_workload("workloads/gen.yaml", [("generation.new_tokens", 6)])
-    result = simulate(hw, wl)
-    write_run(result, tmp_path / "one", workers=1)
-    write_run(result, tmp_path / "two", workers=2)
-    one = {p.name: p.read_bytes() for p in (tmp_path / "one").iterdir()}
-    two = {p.name: p.read_bytes() for p in (tmp_path / "two").iterdir()}
-    assert one == two and {"summary.json", "tokens.csv", "timeline.json", "resolved_config.yaml",
-                           "items_speed.csv", "occupancy_sequential.csv"} <= set(one)
-
-
 def test_a_write_that_fails_on_a_worker_names_its_file_and_leaves_no_directory(
         tmp_path, monkeypatch):
-    """The items table is written by a worker of its own; its failure reaches the caller
-    with the file's name, and the staged files and the folders made for them are gone."""
+    """A strategy's items table is written by the worker that ran it (``speedsim run``):
+    its failure there reaches the caller with the file's name, and the staged files and
+    the folders made for them are gone."""
     import speedsim.cli.io as io
     hw = load_hardware("hw_configs/edge.yaml")
     wl = load_workload("workloads/gen.yaml", [("generation.new_tokens", 4)])
@@ -99,8 +88,11 @@ def test_a_write_that_fails_on_a_worker_names_its_file_and_leaves_no_directory(
         write_csv(frame, path)
     monkeypatch.setattr(io, "write_csv_atomic", full_disk)
     out = tmp_path / "new" / "out"
-    with pytest.raises(ConfigError, match="items_sequential.csv: cannot write .No space left"):
-        write_run(result, out, workers=2)
+    with io.run_files(out, "summary") as files:
+        with pytest.raises(ConfigError, match="items_speed.csv: cannot write .No space left"):
+            run_forked([lambda: None, lambda: files.strategy("speed", 1, result.runs["speed"])], 2)
+        assert list(files.staging.iterdir()) == []
+        files.abandon()
     assert not (tmp_path / "new").exists()
 
 

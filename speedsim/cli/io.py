@@ -32,7 +32,6 @@ import pandas as pd
 import yaml
 
 from speedsim.config.errors import ConfigError
-from speedsim.forking import run_forked
 from speedsim.report.io import (ReferenceCache, json_text, write_atomic,  # noqa: F401
                                 write_csv_atomic, write_json_atomic, write_text_atomic)
 from speedsim.report.timeline import strategy_events, trace_document
@@ -80,22 +79,21 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
         write_csv_atomic(frame, path)
 
 
-def write_run(result, out: Path, timeline_detail: str = "summary", workers: int = 1) -> None:
+def write_run(result, out: Path, timeline_detail: str = "summary") -> None:
     """The result files of DESIGN §9 (plus the plans' per-item tables for plots) of a whole
     ``RunResult``: what ``speedsim run --out`` writes as its strategies finish (``RunFiles``).
     ``timeline_detail``: ``full``, ``summary`` (bounded, see ``chrome_trace``) or ``none``
-    (no ``timeline.json``). ``workers``: processes writing a strategy's files at once
-    (``speedsim.forking``); the files are the same for any number."""
-    with run_files(out, timeline_detail, workers) as files:
+    (no ``timeline.json``)."""
+    with run_files(out, timeline_detail) as files:
         for i, (name, run) in enumerate(result.runs.items()):
             files.strategy(name, i, run)
         files.finish(result)
 
 
 @contextmanager
-def run_files(out: Path, timeline_detail: str, workers: int = 1) -> Iterator["RunFiles"]:
+def run_files(out: Path, timeline_detail: str) -> Iterator["RunFiles"]:
     """A ``RunFiles`` for ``out``, abandoned if anything fails meanwhile."""
-    files = RunFiles(out, timeline_detail, workers)
+    files = RunFiles(out, timeline_detail)
     try:
         yield files
     except BaseException:
@@ -112,29 +110,25 @@ class RunFiles:
     inside ``out``; ``finish`` renames each into place, ``abandon`` removes them all: an
     error on the way leaves ``out`` as it was."""
 
-    def __init__(self, out: Path, timeline_detail: str, workers: int = 1):
-        self.out, self.detail, self.workers = check_out_dir(out), timeline_detail, workers
+    def __init__(self, out: Path, timeline_detail: str):
+        self.out, self.detail = check_out_dir(out), timeline_detail
         self.made = [a for a in (self.out, *self.out.parents) if not a.exists()]  # ours to remove
         with writing(self.out):
             self.out.mkdir(parents=True, exist_ok=True)
             self.staging = Path(tempfile.mkdtemp(prefix=".speedsim-run-", dir=self.out))
 
     def strategy(self, name: str, position: int, run):
-        """Write ``run``'s own files, its items table on a worker of its own when ``workers``
-        allows (the largest file: about as costly as the others together); returns what
-        the caller still needs of the run (``StrategyRun.summary_only``)."""
-        items = partial(_write_file, self.staging / f"items_{name}.csv", partial(
+        """Write ``run``'s own files; returns what the caller still needs of the run
+        (``StrategyRun.summary_only``)."""
+        _write_file(self.staging / f"items_{name}.csv", partial(
             write_csv_atomic, run.sim.items.drop(columns=["tokens"], errors="ignore")))
-        run_forked([partial(self._strategy_rest, name, position, run), items], self.workers)
-        return run.summary_only()
-
-    def _strategy_rest(self, name: str, position: int, run) -> None:
         _write_file(self.staging / f"occupancy_{name}.csv",
                     partial(write_csv_atomic, run.sim.occupancy))
         if self.detail != "none":
             events = strategy_events(position, name, run.plan, run.sim, run.sim.hw.clock_hz,
                                      self.detail)
             _write_file(self._part(position), partial(write_text_atomic, json_text(events, None)))
+        return run.summary_only()
 
     def finish(self, result) -> None:
         """Write the files of the whole run, then move every file into ``out``."""

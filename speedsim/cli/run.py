@@ -81,7 +81,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     workers = worker_count(args.workers, len(strategy_list(wl, names)))
     # 2. simulate, each strategy's own files written by its worker; errors found on the way
     # name the file they belong to
-    with collector_paused(), out_files(args.out, args.timeline, workers) as out:  # (api: the collector)
+    with collector_paused(), out_files(args.out, args.timeline) as out:  # (api: the collector)
         try:
             result = simulate(hw, wl, names, limits, reference_cache=cache, workers=workers,
                               finish=out.strategy if out else _summary_only)
@@ -101,11 +101,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 @contextmanager
-def out_files(out: str | None, timeline: str, workers: int) -> Iterator[io.RunFiles | None]:
+def out_files(out: str | None, timeline: str) -> Iterator[io.RunFiles | None]:
     if out is None:
         yield None
         return
-    with io.run_files(Path(out), timeline, workers) as files:
+    with io.run_files(Path(out), timeline) as files:
         yield files
 
 
