@@ -61,14 +61,14 @@ def _cells(frame: pd.DataFrame) -> list[np.ndarray] | None:
 
 
 def _column_cells(column: pd.Series) -> np.ndarray | None:
-    """Each distinct value formatted once, the cells taking their value's text (a missing
-    value: none)."""
-    codes, uniques = _factorize(column)
+    """An integer column's cells cut into digits as they are (cycle columns hold ~one
+    distinct value per row); any other's distinct values formatted once, the cells
+    taking their value's text (a missing value: none)."""
     if _is_int64(column):
-        table = _int_texts(np.asarray(uniques))
-    else:
-        texts = _value_texts(column.dtype, uniques)
-        table = None if texts is None else _text_table(texts)
+        return _int_texts(column.to_numpy())
+    codes, uniques = _factorize(column)
+    texts = _value_texts(column.dtype, uniques)
+    table = None if texts is None else _text_table(texts)
     if table is None:
         return None
     return np.vstack([table, np.full((1, table.shape[1]), PAD, np.uint8)])[codes]
@@ -148,4 +148,5 @@ def _join(cells: list[np.ndarray], n_rows: int) -> bytes:
     sep, end = np.full((n_rows, 1), ord(","), np.uint8), np.full((n_rows, 1), ord("\n"), np.uint8)
     parts = [p for c in cells for p in (c, sep)]
     parts[-1] = end
-    return np.hstack(parts).tobytes().replace(bytes([PAD]), b"")
+    text = np.hstack(parts)
+    return text[text != PAD].tobytes()
