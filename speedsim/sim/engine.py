@@ -442,7 +442,7 @@ class _Replay:
         slots = cost.slots(hw)
         per_op = hw.weight_prefetch == "per_op"
         self.weights = _WeightLoader(self.by_unit["array"], self.plan.tiles, slots, per_op, self.parts)
-        self.started: set[int] = set()
+        self.started = self.weights.started  # items started (the loader's gate under per_op)
         self.issuing: set[int] = set()  # items whose issue overhead has ended
         self.streams = {u: _StreamLoader(self.by_unit[u], self.plan.tiles, slots,
                                          self._stream_gate(per_op), self.parts)
@@ -541,7 +541,6 @@ class _Replay:
             if ready is None:
                 ready = yield from self._wait_deps(it)
             self.started.add(it.id)
-            self.weights.started.add(it.id)
             self._pump_started(it)  # prefetches gated on this start go first, its own streams after
             if overhead:
                 yield self.sleep(overhead)
