@@ -72,11 +72,14 @@ class RunResult:
 
     def saved_tables(self) -> dict[str, pd.DataFrame]:
         """Extra tables written beside the contract files, so plots need no rerun."""
-        tables = {}
-        for name, run in self.runs.items():
-            tables[f"items_{name}.csv"] = run.sim.items.drop(columns=["tokens"], errors="ignore")
-            tables[f"occupancy_{name}.csv"] = run.sim.occupancy
-        return tables
+        return {file: table for name, run in self.runs.items()
+                for file, table in strategy_tables(name, run).items()}
+
+
+def strategy_tables(name: str, run: StrategyRun) -> dict[str, pd.DataFrame]:
+    """One strategy's ``RunResult.saved_tables``, by file name."""
+    return {f"items_{name}.csv": run.sim.items.drop(columns=["tokens"], errors="ignore"),
+            f"occupancy_{name}.csv": run.sim.occupancy}
 
 
 def strategy_list(wl: Workload, names: Optional[Sequence[str]]) -> list[str]:

@@ -31,6 +31,7 @@ from typing import Callable, Iterator
 import pandas as pd
 import yaml
 
+from speedsim.api import strategy_tables
 from speedsim.config.errors import ConfigError
 from speedsim.report.io import (ReferenceCache, json_text, write_atomic,  # noqa: F401
                                 write_csv_atomic, write_json_atomic, write_text_atomic)
@@ -120,10 +121,8 @@ class RunFiles:
     def strategy(self, name: str, position: int, run):
         """Write ``run``'s own files; returns what the caller still needs of the run
         (``StrategyRun.summary_only``)."""
-        _write_file(self.staging / f"items_{name}.csv", partial(
-            write_csv_atomic, run.sim.items.drop(columns=["tokens"], errors="ignore")))
-        _write_file(self.staging / f"occupancy_{name}.csv",
-                    partial(write_csv_atomic, run.sim.occupancy))
+        for file, table in strategy_tables(name, run).items():
+            _write_file(self.staging / file, partial(write_csv_atomic, table))
         if self.detail != "none":
             events = strategy_events(position, name, run.plan, run.sim, run.sim.hw.clock_hz,
                                      self.detail)
