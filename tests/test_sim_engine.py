@@ -456,6 +456,30 @@ def test_periodic_kv_reads_are_skipped_exactly(hw, monkeypatch):
     assert sum(skipped) > 0.8 * stream_tiles  # most tiles are skipped in whole periods
 
 
+def test_heads_of_five_equal_pieces_and_a_shorter_one_are_skipped_whole(monkeypatch):
+    """7B decode attention at 559 positions on edge: each head's KV is cut into 6 tiles, 5
+    of 1140 cycles and one of 1139, and the pipeline is relaxed (the same state before
+    every tile). The shortest repeating state is one tile back, which skips only within
+    a run of 5; the tiles' own period (6) skips whole heads. Exact, as tile by tile."""
+    from speedsim.config import load_hardware
+    from speedsim.sim import engine
+
+    hw = load_hardware("hw_configs/edge.yaml")
+    attn = WorkItem(id=1, unit="array", op="attn_score", phase="decode", deps=(0,), m=1, k=128,
+                    n=559, count=32, kv_read_bytes=2289664, macs=2289664, act_in_bytes=4096,
+                    act_out_bytes=17888)
+    items = [vec(0, 4096, kind="residual"), attn, vec(2, 17888, deps=(1,), kind="softmax")]
+    tiles = cost.plan(items, hw).tiles[1]
+    assert len(tiles) == 192 and [t.cycles for t in tiles[:6]] == [1140] * 5 + [1139]
+    visits = []
+    visit = engine._StreamPeriods.visit
+    monkeypatch.setattr(engine._StreamPeriods, "visit",
+                        lambda self, k, now: (visits.append(k), visit(self, k, now))[1])
+    fast = replay(items, hw)
+    assert len(visits) < 30  # 131 with the shortest period only
+    assert_same(fast, replay(items, hw, closed_form_runs=False))
+
+
 def test_closed_form_runs_record_the_weight_trace_as_tile_by_tile_replay_does():
     """7B layer shapes on edge: GEMMs of 32 KiB and 43 KiB weight tiles alternate, so every
     streamed run begins by evicting the other size; the bytes held change at its first

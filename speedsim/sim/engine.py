@@ -323,30 +323,52 @@ class _StreamPeriods:
     periods are then added at once: the DRAM's future shifted (``Dram.shift_future``),
     the occupancy trace repeated (``Occupancy.repeat``), the item's DRAM log row
     extended, the loader moved on. Exact by construction; the suite checks it
-    against tile-by-tile replay.
+    against tile-by-tile replay. Which earlier moment to repeat from: the tiles' own
+    period first (``_Replay.pattern``), then the latest moments of the same state.
     """
 
     MIN_RUN = 6  # shorter remaining runs are just played
     MAX_PERIOD = 4  # earlier moments of one state kept, i.e. periods tried, in tiles
+    MAX_PATTERN = 16  # the longest period of the tiles themselves looked for (``pattern``)
 
     def __init__(self, replay: "_Replay", unit: str, it: WorkItem, tiles: list[Tile],
                  horizon: float):
         self.r, self.it, self.tiles, self.horizon = replay, it, tiles, horizon
         self.stream = replay.streams[unit]
         self.seen: dict[tuple, tuple] = {}
+        self.pattern, run = replay.pattern(tiles, self.MAX_PATTERN)
+        # tiles a jump by another period must skip: with a long pattern of short runs of
+        # equal tiles, a jump within a run skips little and clears the moments the
+        # pattern's period is found from
+        self._least_skip = self.MIN_RUN if self.pattern > self.MAX_PERIOD and run < self.MIN_RUN \
+            else 1
 
     def visit(self, k: int, now: int) -> tuple[int, int]:
-        """Called before tile ``k`` is played at ``now``; returns where play goes on."""
+        """Called before tile ``k`` is played at ``now``; returns where play goes on. The
+        moment the tiles' own period ``pattern`` before is tried first: where the state
+        repeats at every tile (a relaxed pipeline) but the tiles repeat only every few
+        (a head cut into 5 equal pieces and a shorter one), the shortest period would only
+        skip within each run of equal tiles (and clear the moments kept, ``_jump``)."""
         if len(self.tiles) - k < self.MIN_RUN or not self._aligned(k):
             return k, now
         key = self._key(k, now)
         earlier = self.seen.setdefault(key, [])
-        for snap in reversed(earlier):  # the shortest period first
-            if self._periods(snap[0], k) >= 1:
+        for snap in self._candidates(earlier, k):
+            p = k - snap[0]
+            if self._periods(snap[0], k) * p >= (1 if p == self.pattern else self._least_skip):
                 return self._jump(k, now, *snap)
         earlier.append((k, now, *self._marks()))
-        del earlier[:-self.MAX_PERIOD]
+        del earlier[:-max(self.MAX_PERIOD, self.pattern)]
         return k, now
+
+    def _candidates(self, earlier: list[tuple], k: int) -> list[tuple]:
+        """The earlier moments of this state to try: ``pattern`` tiles back, then the
+        ``MAX_PERIOD`` latest, the shortest period first."""
+        recent = earlier[:-self.MAX_PERIOD - 1:-1]
+        if self.pattern <= self.MAX_PERIOD:
+            return recent
+        back = [snap for snap in earlier if snap[0] == k - self.pattern]
+        return back + recent
 
     def _periods(self, k0: int, k: int) -> int:
         """Whole periods of ``k - k0`` tiles that may be skipped at ``k``: the tiles from ``k0``
@@ -746,6 +768,22 @@ class _Replay:
                     else (i < p or t != tiles[i - p])
                 ends[i] = i if stop else ends[i + 1]
         return ends[min(j, len(tiles))]
+
+    def pattern(self, tiles: list[Tile], longest: int) -> tuple[int, int]:
+        """(p, r): the period p <= ``longest`` of ``tiles``' first stretch, where the first
+        tile comes back after a different one, if the first p tiles repeat there, else 1;
+        r, the run of tiles equal to the first (cached per tile list). A head cut into 5
+        equal pieces and a shorter one: (6, 5)."""
+        key = (id(tiles), "pattern")
+        hit = self.extents.get(key)
+        if hit is None:
+            n, first = len(tiles), tiles[0]
+            run = next((j for j in range(1, min(n, longest)) if tiles[j] != first), None)
+            back = None if run is None else next(
+                (j for j in range(run + 1, min(n, longest + 1)) if tiles[j] == first), None)
+            hit = (back if back and tiles[back:2 * back] == tiles[:back] else 1, run or n)
+            self.extents[key] = hit
+        return hit
 
     def _run_length(self, tiles: list[Tile], j: int) -> int:
         """Tiles from ``j`` on equal to tile ``j``."""
