@@ -478,6 +478,7 @@ class _Replay:
         self.run_ends: dict[int, list[int]] = {}
         self.run_starts: dict[int, list[bool]] = {}
         self.extents: dict[tuple[int, int], list[int]] = {}
+        self.patterns: dict[int, tuple[int, int]] = {}
 
     def sleep(self, cycles: int):
         """A SimPy timeout of ``cycles``, counted."""
@@ -774,15 +775,14 @@ class _Replay:
         tile comes back after a different one, if the first p tiles repeat there, else 1;
         r, the run of tiles equal to the first (cached per tile list). A head cut into 5
         equal pieces and a shorter one: (6, 5)."""
-        key = (id(tiles), "pattern")
-        hit = self.extents.get(key)
+        hit = self.patterns.get(id(tiles))
         if hit is None:
             n, first = len(tiles), tiles[0]
             run = next((j for j in range(1, min(n, longest)) if tiles[j] != first), None)
             back = None if run is None else next(
                 (j for j in range(run + 1, min(n, longest + 1)) if tiles[j] == first), None)
             hit = (back if back and tiles[back:2 * back] == tiles[:back] else 1, run or n)
-            self.extents[key] = hit
+            self.patterns[id(tiles)] = hit
         return hit
 
     def _run_length(self, tiles: list[Tile], j: int) -> int:
