@@ -340,6 +340,26 @@ def test_closed_form_runs_play_long_weight_runs_in_few_events():
     assert fast.events < slow.events / 2
 
 
+def test_a_weight_run_issues_its_shorter_last_tile_in_closed_form(monkeypatch):
+    """A GEMM's tiles load equal bytes, and all but its last compute for TILE + 1 cycles (the
+    last keeps SCALE-Sim's "- 1"). The closed form issues that last tile too: besides the
+    two slots filled before the GEMM starts, one transfer is booked one by one (the first
+    tile's, played before the run), not two. Exact, as tile by tile."""
+    from speedsim.hw import units
+
+    hw = small_hw(bandwidth_gb_s=1.0, weight_kib=1, act_kib=64)
+    items = [gemm(0, 1, 64, 256, key="a")]
+    tiles = cost.plan(items, hw).tiles[0]
+    assert len(tiles) == 128 and tiles[-1] == tiles[0]._replace(cycles=TILE)
+    booked = []
+    bulk = units.Dram.bulk
+    monkeypatch.setattr(units.Dram, "bulk", lambda self, now, b: (booked.append(now), bulk(self, now, b))[1])
+    fast = replay(items, hw)
+    assert len(booked) == 3
+    monkeypatch.undo()
+    assert_same(fast, replay(items, hw, closed_form_runs=False))
+
+
 def test_a_weight_run_starts_in_closed_form_while_a_kv_prefetch_moves(monkeypatch):
     """The attention after a GEMM prefetches its KV read once the GEMM starts, so the read
     moves during the GEMM's first weight-only tile: the closed form starts there anyway (the

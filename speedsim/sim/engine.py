@@ -48,7 +48,8 @@ against, besides the separate reference engine). The production path plays the s
 whenever the other unit cannot act before they end (it waits for an item that
 finishes later, so no transfer of its own can interleave):
 
-* a run of identical weight-only tiles on the array, with no demand transfer
+* a run of identical weight-only tiles on the array (its last tile may compute
+  for other cycles: it is only issued within the run), with no demand transfer
   moving past the run's first issue, is the fixed max-plus recurrence of
   ``speedsim.hw.pipeline``:
   stepped until its relative state repeats, then whole periods are added in
@@ -640,7 +641,7 @@ class _Replay:
         if starts is None:
             starts = self.run_starts[id(tiles)] = [
                 bool(t.weight_bytes and not t.stream_bytes
-                     and self._run_length(tiles, j) >= 2 * FAST_MIN_TILES)
+                     and self._run_length(tiles, j)[1] >= 2 * FAST_MIN_TILES)
                 for j, t in enumerate(tiles)]
         return starts
 
@@ -703,7 +704,10 @@ class _Replay:
         (``speedsim.hw.pipeline``) when nothing else can touch the DRAM meanwhile;
         returns (tiles played, compute end of the last one) or None."""
         slots, t = self.weights.slots, tiles[j]
-        n = self._run_length(tiles, j) - slots
+        equal, loaded = self._run_length(tiles, j)
+        # tiles computed here, each issuing the tile ``slots`` after it: all of them equal,
+        # the ones issued loading equal bytes (the last may compute for other cycles)
+        n = min(equal, loaded - slots)
         horizon, dram, env = self._horizon("vector"), self.parts.dram, self.env
         # a demand transfer still moving is harmless once it ends before the run's first issue
         # (at the end of its first compute, ``t.cycles`` from now at the earliest): the tiles
@@ -785,15 +789,22 @@ class _Replay:
             self.patterns[id(tiles)] = hit
         return hit
 
-    def _run_length(self, tiles: list[Tile], j: int) -> int:
-        """Tiles from ``j`` on equal to tile ``j``."""
+    def _run_length(self, tiles: list[Tile], j: int) -> tuple[int, int]:
+        """(equal, loaded): the tiles from ``j`` on equal to tile ``j``, and those that load
+        the same bytes as it: the equal ones and, where the run ends in a tile that differs
+        only in its cycles (the remainder of a split, one cycle shorter), that one too.
+        Cached per tile list."""
         ends = self.run_ends.get(id(tiles))
         if ends is None:
-            ends = [len(tiles)] * len(tiles)
-            for k in range(len(tiles) - 2, -1, -1):
-                ends[k] = ends[k + 1] if tiles[k] == tiles[k + 1] else k + 1
+            n = len(tiles)
+            ends = [(n, n)] * n
+            for k in range(n - 2, -1, -1):
+                t, nxt = tiles[k], tiles[k + 1]
+                ends[k] = ends[k + 1] if t == nxt else \
+                    (k + 1, k + 2 if nxt._replace(cycles=t.cycles) == t else k + 1)
             self.run_ends[id(tiles)] = ends
-        return ends[j] - j
+        equal, loaded = ends[j]
+        return equal - j, loaded - j
 
     def _params(self, it: WorkItem) -> int:
         """Fetch a vector item's parameters on a miss; the cycle they are on chip."""
