@@ -93,6 +93,8 @@ def test_directory_as_config(tiny, tmp_path):
     ("- 1\n- 2\n", "top level must be a mapping"),
     ("", "top level must be a mapping"),
     ("a: 1\na: 2\n", "duplicate key 'a'"),
+    ("? [1]\n: 2\n", "malformed YAML at line 1, column 3: a list as a key"),  # was a traceback
+    ("array:\n\trows: 8\n", "found character '\\t' that cannot start any token"),
 ])
 def test_malformed_hw_yaml(tmp_path, tiny, text, words):
     bad = tmp_path / "bad.yaml"
