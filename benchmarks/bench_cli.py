@@ -2,7 +2,8 @@
 
 Reports per run: wall seconds, CPU seconds (the process and its workers,
 ``os.wait4``), peak resident memory of the process tree (the process and its
-worker processes, summed, sampled every 25 ms from ``/proc``; and the largest
+worker processes, summed, sampled every 25 ms from ``/proc`` by a thread while the
+wait for the exit blocks; and the largest
 single process), and the bytes it wrote (everything under DIR), with the
 default timeline and with ``--timeline none``. ``--workers N`` is passed on. Not a test:
 numbers depend on the machine, and on a shared one vary from run to run: each is run ``--repeat`` times
@@ -20,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -44,15 +46,23 @@ def tree_rss_kib(pid: int) -> int:
     return rss + sum(tree_rss_kib(c) for c in children)
 
 
-def wait_sampling(proc: subprocess.Popen) -> tuple[int, object, int]:
-    """``os.wait4`` on ``proc``, sampling its tree's memory meanwhile: (status, rusage, peak KiB)."""
-    peak = 0
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            return status, usage, peak
-        peak = max(peak, tree_rss_kib(proc.pid))
-        time.sleep(0.025)
+def wait_sampling(proc: subprocess.Popen) -> tuple[int, object, int, float]:
+    """``os.wait4`` on ``proc``, its tree's memory sampled meanwhile by a thread: (status,
+    rusage, peak KiB, the ``perf_counter`` at its exit). The wait blocks, so the exit is
+    seen at once, not at the next 25 ms sample."""
+    peak, done = [0], threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.025):
+            peak[0] = max(peak[0], tree_rss_kib(proc.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    ended = time.perf_counter()
+    done.set()
+    sampler.join()
+    return status, usage, peak[0], ended
 
 
 def run(hw: str, wl: str, extra: list[str], cache: Path) -> dict:
@@ -63,8 +73,8 @@ def run(hw: str, wl: str, extra: list[str], cache: Path) -> dict:
                "--cache-dir", str(cache), *extra]
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
-        status, usage, tree_kib = wait_sampling(proc)
-        wall = time.perf_counter() - t0
+        status, usage, tree_kib, ended = wait_sampling(proc)
+        wall = ended - t0
         if os.waitstatus_to_exitcode(status):
             raise SystemExit(f"{' '.join(cmd)} failed")
         return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,

@@ -557,8 +557,8 @@ class _Replay:
         return ready
 
     def _unit(self, unit: str):
-        env, log = self.env, self.parts.log
-        overhead = self.hw.op_overhead_cycles(unit)
+        env, log, stream, all_tiles = self.env, self.parts.log, self.streams[unit], self.plan.tiles
+        overhead, fast = self.hw.op_overhead_cycles(unit), self.fast
         for it in self.by_unit[unit]:
             # 1. ready (a generator only to wait for deps not done yet), start, issue overhead
             ready = self._deps_done(it)
@@ -569,14 +569,14 @@ class _Replay:
             if overhead:
                 yield self.sleep(overhead)
             self.issuing.add(it.id)
-            self.streams[unit].pump(env.now)
+            stream.pump(env.now)
             # 2. parameters, then the tiles
             param_at = self._params(it)
-            tiles = self.plan.tiles[it.id]
+            tiles = all_tiles[it.id]
             first, j = None, 0
             while j < len(tiles):
                 t = tiles[j]
-                if self.fast and (first is not None or param_at <= env.now):
+                if fast and (first is not None or param_at <= env.now):
                     played = self._fast_forward(unit, it, tiles, j)
                     if played:
                         first = played[2] if first is None else first
@@ -593,7 +593,7 @@ class _Replay:
                 if key is not None:
                     self.weights.release(key, env.now)
                 if t.stream_bytes:
-                    self.streams[unit].release(t.stream_bytes, env.now)
+                    stream.release(t.stream_bytes, env.now)
                 j += 1
             compute_end = env.now
             if first is None:
