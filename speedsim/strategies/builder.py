@@ -88,7 +88,7 @@ class ItemBuilder:
         ``scope`` names a model other than the target (a draft model): its weights
         get residency keys of their own."""
         first = rows[0]
-        key = (tuple(map(_ROW_SHAPE, rows)), slot, scope)
+        key = ((_ROW_SHAPE(first),) if len(rows) == 1 else tuple(map(_ROW_SHAPE, rows)), slot, scope)
         shape = self._shapes.get(key)
         if shape is None:
             total = first if len(rows) == 1 else _stacked(rows)
@@ -96,7 +96,8 @@ class ItemBuilder:
         pending = self._pending
         item_id = len(self._items) + len(pending["step"])
         pending["shape"].append(shape)
-        pending["deps"].append(tuple(sorted(set(deps))))
+        deps = tuple(deps)
+        pending["deps"].append(deps if len(deps) < 2 else tuple(sorted(set(deps))))
         pending["tokens"].append(tuple(tokens))
         pending["wasted_fraction"].append(sum(wasted) / len(rows) if wasted else 0.0)
         pending["step"].append(step)
