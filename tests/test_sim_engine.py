@@ -360,6 +360,28 @@ def test_a_weight_run_issues_its_shorter_last_tile_in_closed_form(monkeypatch):
     assert_same(fast, replay(items, hw, closed_form_runs=False))
 
 
+def test_a_weight_run_issues_the_next_gemms_first_tile(monkeypatch):
+    """Three GEMMs of equal tiles in a chain. The last equal tile of each run, computed
+    in closed form, frees the slot the loader fills with the next GEMM's first tile
+    (``ahead``): the run issues that one too, so only the first GEMM's first tile and the
+    slots filled before it are booked one by one (5; 7 when runs stop at their item). The
+    log rows, fetched bytes and buffer trace equal tile-by-tile replay's."""
+    from speedsim.hw import units
+
+    hw = small_hw(bandwidth_gb_s=1.0, weight_kib=1, act_kib=64)
+    items = [gemm(0, 1, 64, 256, key="a"), gemm(1, 1, 64, 256, key="b", deps=(0,)),
+             gemm(2, 1, 64, 256, key="c", deps=(1,))]
+    booked = []
+    bulk = units.Dram.bulk
+    monkeypatch.setattr(units.Dram, "bulk", lambda self, now, b: (booked.append(now), bulk(self, now, b))[1])
+    fast = replay(items, hw)
+    assert len(booked) == 2 + 1 + 2
+    monkeypatch.undo()
+    slow = replay(items, hw, closed_form_runs=False)
+    assert_same(fast, slow)
+    assert fast.items.weight_bytes_fetched.tolist() == [256 * 64] * 3
+
+
 def test_a_weight_run_starts_in_closed_form_while_a_kv_prefetch_moves(monkeypatch):
     """The attention after a GEMM prefetches its KV read once the GEMM starts, so the read
     moves during the GEMM's first weight-only tile: the closed form starts there anyway (the

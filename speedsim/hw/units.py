@@ -259,14 +259,15 @@ class WeightBuffer:
         return not any(k[:-1] == prefix and k[-1] >= first for k in self.resident)
 
     def stream(self, prefix: tuple, end: int, pinned: int, bytes_: int, cycle: int,
-               issues: Sequence[int], levels: Sequence[int]) -> None:
+               issues: Sequence[int], levels: Sequence[int], then: Hashable = None) -> None:
         """The buffer after a run of misses of tiles ``prefix + (j,)`` up to ``end - 1``, each
         released once computed except the last ``pinned``: by LRU, every older unpinned
         tile has gone and the newest tiles that fit are resident. ``levels``: ``fill`` of
         the buffer before the run, the bytes held after each of its first misses, until
         only tiles of the run's size remain; ``issues``: the cycles those tiles were
         acquired at (``speedsim.hw.pipeline.RunResult.issues``). After that every miss
-        leaves the total as it found it."""
+        leaves the total as it found it. ``then``: the key of another item's tile of the same
+        size, acquired last, in place of tile ``end - 1``."""
         keep = min(end, self.capacity // bytes_)
         others = [k for k in self.pins if k[:-1] != prefix]
         assert not others, "a weight run streamed past another item's pinned tiles"
@@ -274,8 +275,11 @@ class WeightBuffer:
         assert len(levels) <= len(issues), "a weight run's fill outlasts the issues reported"
         for at, level in zip(issues, levels):
             self._trace.set(at, others_held + level)
-        self.resident = OrderedDict((prefix + (j,), bytes_) for j in range(end - keep, end))
-        self.pins = {prefix + (j,): 1 for j in range(end - pinned, end)}
+        last = [prefix + (j,) for j in range(end - keep, end - (then is not None))]
+        if then is not None:
+            last.append(then)
+        self.resident = OrderedDict((key, bytes_) for key in last)
+        self.pins = dict.fromkeys(last[-pinned:], 1)
         self._trace.set(cycle, others_held + keep * bytes_)
         self.used = keep * bytes_
 

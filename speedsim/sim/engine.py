@@ -49,7 +49,8 @@ whenever the other unit cannot act before they end (it waits for an item that
 finishes later, so no transfer of its own can interleave):
 
 * a run of identical weight-only tiles on the array (its last tile may compute
-  for other cycles: it is only issued within the run), with no demand transfer
+  for other cycles: it is only issued within the run, as may be the next weight
+  item's first tile when it loads the same bytes), with no demand transfer
   moving past the run's first issue, is the fixed max-plus recurrence of
   ``speedsim.hw.pipeline``:
   stepped until its relative state repeats, then whole periods are added in
@@ -236,10 +237,24 @@ class _WeightLoader:
         self.issued: dict[tuple[int, int], tuple[Hashable, BulkTransfer | int]] = {}
         self.started: set[int] = set()
 
-    def skip(self, it: WorkItem, n: int) -> None:
-        """Pass over ``n`` weight tiles of ``it``, issued by a closed-form run."""
+    def skip(self, it: WorkItem, n: int, across: int = 0) -> None:
+        """Pass over ``n`` weight tiles of ``it``, issued by a closed-form run, then over
+        ``across`` (0 or 1) of the next item's (``following``)."""
         assert _next_tile(self, _WEIGHT_BYTES)[0] is it, "a weight run crossed an item boundary"
         self.j += n
+        if across:
+            _next_tile(self, _WEIGHT_BYTES)
+            self.j += 1
+
+    def following(self, it: WorkItem, n: int) -> tuple[WorkItem, int, int] | None:
+        """The tile issued after the next ``n`` of ``it``'s: (item, tile index, bytes), or
+        None past the end. The cursor stays where it is."""
+        i, j = self.i, self.j
+        assert _next_tile(self, _WEIGHT_BYTES)[0] is it, "a weight run crossed an item boundary"
+        self.j += n
+        nxt = _next_tile(self, _WEIGHT_BYTES)
+        self.i, self.j = i, j
+        return nxt
 
     def pump(self, now: int) -> None:
         """Issue every tile whose slot is free and whose item allows it."""
@@ -708,6 +723,8 @@ class _Replay:
         # tiles computed here, each issuing the tile ``slots`` after it: all of them equal,
         # the ones issued loading equal bytes (the last may compute for other cycles)
         n = min(equal, loaded - slots)
+        nxt = self._run_continues(it, tiles, j, n, loaded, equal)
+        n += nxt is not None
         horizon, dram, env = self._horizon("vector"), self.parts.dram, self.env
         # a demand transfer still moving is harmless once it ends before the run's first issue
         # (at the end of its first compute, ``t.cycles`` from now at the earliest): the tiles
@@ -731,13 +748,30 @@ class _Replay:
                          dram.engines, horizon, len(levels))
         if res.tiles < FAST_MIN_TILES:
             return None
-        self._apply_run(it, j, res, t.weight_bytes, issued[0][1].start, levels)
+        across = nxt if nxt is not None and j + res.tiles + slots > len(tiles) else None
+        self._apply_run(it, j, res, t.weight_bytes, issued[0][1].start, levels, across)
         return res.tiles, res.state.now
 
+    def _run_continues(self, it: WorkItem, tiles: list[Tile], j: int, n: int, loaded: int,
+                       equal: int) -> tuple[WorkItem, int, int] | None:
+        """The next weight item's first tile when the run may issue it: the run's tiles load
+        up to the item's end and one more equal tile (the one before a shorter remainder)
+        would issue it, it loads the same bytes, misses the buffer, and ``ahead`` lets it go
+        before its item starts. Tile by tile, the loader issues it when that tile's slot
+        frees, as the recurrence issues a tile of the run."""
+        if j + loaded < len(tiles) or equal <= n or self.weights.per_op:
+            return None
+        nxt = self.weights.following(it, n)
+        if nxt is None or nxt[2] != tiles[j].weight_bytes or \
+                _tile_key(nxt[0], nxt[1]) in self.parts.wbuf.resident:
+            return None
+        return nxt
+
     def _apply_run(self, it: WorkItem, j: int, res, bytes_: int, first_start: int,
-                   levels: list[int]) -> None:
-        """Move loader, buffer, DRAM and log on by the ``res.tiles`` tiles played."""
-        n, slots = res.tiles, self.weights.slots
+                   levels: list[int], across: tuple[WorkItem, int, int] | None) -> None:
+        """Move loader, buffer, DRAM and log on by the ``res.tiles`` tiles played; ``across``:
+        the next item's first tile, when the run issued it last (``_run_continues``)."""
+        n, slots, end = res.tiles, self.weights.slots, len(self.plan.tiles[it.id])
         loader, dram, log = self.weights, self.parts.dram, self.parts.log
         for jj in range(j, j + slots):
             del loader.issued[(it.id, jj)]
@@ -746,18 +780,23 @@ class _Replay:
             tr = BulkTransfer(issue=start, cycles=finish - start, bytes_=bytes_, start=start,
                               finish=finish, arrival=arrival, origin=start)
             dram.pending.append(tr)
-            loader.issued[(it.id, jj)] = (_tile_key(it, jj), tr)
-        loader.skip(it, n)
+            owner, index = (it, jj) if jj < end else across[:2]
+            loader.issued[(owner.id, index)] = (_tile_key(owner, index), tr)
+        a = across is not None
+        loader.skip(it, n - a, a)
         dram.arrivals.clear()
         dram.arrivals.extend(res.state.older_arrivals)
         dram.retired_finish = res.state.consumed_finish
         dram.bytes_moved += n * bytes_
         dram.last_issue = max(dram.last_issue, res.state.pending[-1][0])
         self.parts.wbuf.stream(_tile_key(it, 0)[:-1], j + slots + n, slots, bytes_, res.state.now,
-                               res.issues, levels)
-        log.add("dram", it, "load", "weight", first_start, res.last_finish, n * bytes_,
-                busy=n * dram.cycles(bytes_))
-        log.fetched[it.id] = log.fetched.get(it.id, 0) + n * bytes_
+                               res.issues, levels, _tile_key(*across[:2]) if a else None)
+        # the item's own transfers end with its last one issued (the next item's logs itself)
+        log.add("dram", it, "load", "weight", first_start, res.state.pending[-1 - a][1],
+                n * bytes_, busy=n * dram.cycles(bytes_))
+        log.fetched[it.id] = log.fetched.get(it.id, 0) + (n - a) * bytes_
+        if a:
+            log.fetched[across[0].id] = log.fetched.get(across[0].id, 0) + bytes_
 
     def extent(self, tiles: list[Tile], j: int, p: int) -> int:
         """p = 0: the first index >= j of a tile that is not a stream-only tile with compute
