@@ -248,11 +248,12 @@ class _WeightLoader:
 
     def following(self, it: WorkItem, n: int) -> tuple[WorkItem, int, int] | None:
         """The tile issued after the next ``n`` of ``it``'s: (item, tile index, bytes), or
-        None past the end. The cursor stays where it is."""
+        None past the end or when the next tile is not ``it``'s. The cursor stays put."""
         i, j = self.i, self.j
-        assert _next_tile(self, _WEIGHT_BYTES)[0] is it, "a weight run crossed an item boundary"
-        self.j += n
-        nxt = _next_tile(self, _WEIGHT_BYTES)
+        here, nxt = _next_tile(self, _WEIGHT_BYTES), None
+        if here is not None and here[0] is it:
+            self.j += n
+            nxt = _next_tile(self, _WEIGHT_BYTES)
         self.i, self.j = i, j
         return nxt
 
@@ -762,7 +763,7 @@ class _Replay:
         if j + loaded < len(tiles) or equal <= n or self.weights.per_op:
             return None
         nxt = self.weights.following(it, n)
-        if nxt is None or nxt[2] != tiles[j].weight_bytes or \
+        if nxt is None or nxt[0] is it or nxt[2] != tiles[j].weight_bytes or \
                 _tile_key(nxt[0], nxt[1]) in self.parts.wbuf.resident:
             return None
         return nxt
