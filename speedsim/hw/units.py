@@ -259,7 +259,7 @@ class WeightBuffer:
         return not any(k[:-1] == prefix and k[-1] >= first for k in self.resident)
 
     def stream(self, prefix: tuple, end: int, pinned: int, bytes_: int, cycle: int,
-               issues: Sequence[int], levels: Sequence[int], then: Hashable = None) -> None:
+               issues: Sequence[int], levels: Sequence[int], then: Hashable | None = None) -> None:
         """The buffer after a run of misses of tiles ``prefix + (j,)`` up to ``end - 1``, each
         released once computed except the last ``pinned``: by LRU, every older unpinned
         tile has gone and the newest tiles that fit are resident. ``levels``: ``fill`` of
