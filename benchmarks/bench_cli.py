@@ -8,7 +8,10 @@ single process), and the bytes it wrote (everything under DIR), with the
 default timeline and with ``--timeline none``. ``--workers N`` is passed on. Not a test:
 numbers depend on the machine, and on a shared one vary from run to run: each is run ``--repeat`` times
 (after one untimed run that fills the reference cache) and the minimum and median
-wall times are reported. Closing notes quote them.
+wall times are reported. Closing notes quote them. Each batch is bracketed by the
+seconds of a fixed pure-Python loop (``host_loop_s``), so that numbers from a busy
+host can be told from a slower build: on the 2-core development machine, quiet, it
+takes about 0.25 s.
 
     .venv/bin/python benchmarks/bench_cli.py [--only gen|strategies|7b|7b_h100|7b_dc]
 """
@@ -28,6 +31,16 @@ from pathlib import Path
 from bench_run import RUNS  # the same runs as bench_run.py, typed at the command line
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def host_loop_s() -> float:
+    """Seconds of a fixed CPU-bound loop (ten million additions) in this interpreter: the
+    host's speed at the moment, for reading the wall times beside it."""
+    t0 = time.perf_counter()
+    total = 0
+    for i in range(10_000_000):
+        total += i
+    return time.perf_counter() - t0
 
 
 def written_bytes(out: Path) -> int:
@@ -96,14 +109,17 @@ def main() -> None:
                 continue
             run(hw, wl, ["--timeline", "none"], Path(cache))  # untimed: fills the reference cache
             for extra in ([], ["--timeline", "none"]):
+                before = host_loop_s()
                 rs = [run(hw, wl, [*extra, *workers], Path(cache)) for _ in range(args.repeat)]
+                after = host_loop_s()
                 walls = sorted(r["wall_s"] for r in rs)
                 cpu = statistics.median(r["cpu_s"] for r in rs)
                 print(f"{name:10s} {' '.join(extra) or '(default)':16s} wall min {walls[0]:6.2f} s, "
                       f"median {statistics.median(walls):6.2f} s, CPU {cpu:6.2f} s, "
                       f"peak RSS {max(r['tree_rss_mib'] for r in rs):6.0f} MiB (all processes; "
                       f"largest {max(r['rss_mib'] for r in rs):.0f}), "
-                      f"written {rs[0]['written_mib']:6.1f} MiB", flush=True)
+                      f"written {rs[0]['written_mib']:6.1f} MiB; host loop {before:.2f} → "
+                      f"{after:.2f} s", flush=True)
 
 
 if __name__ == "__main__":
