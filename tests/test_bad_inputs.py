@@ -404,3 +404,84 @@ def test_a_scheduler_address_that_cannot_be_one(tmp_path, address):
     assert_config_error(["sweep", "sweeps/speed_space.yaml", "--out", str(out), "--scheduler",
                          address], "--scheduler", "tcp://HOST:PORT")
     assert not out.exists()
+
+
+# -- what a newcomer tripped on (issue 31): each once a traceback ------------------------------
+
+def test_pareto_of_a_run_directory_names_it(run_dir):
+    assert_config_error(["plot", "pareto", str(run_dir), "--x", "speed.decode_time_s",
+                         "--y", "speed.energy_per_token_j"], str(run_dir), "is a directory",
+                        "sweep result file")
+
+
+@pytest.mark.parametrize("where, words", [
+    ("file", ["--cache-dir", "exists and is not a directory"]),
+    ("/proc/nope/cache", ["--cache-dir", "cannot create /proc/nope/cache"]),
+])
+def test_a_cache_dir_that_cannot_be_one_is_refused_before_simulating(tiny, tmp_path, monkeypatch,
+                                                                     where, words):
+    import speedsim.cli.run
+
+    def no_simulation(*a, **k):
+        raise AssertionError("simulated before checking --cache-dir")
+    monkeypatch.setattr(speedsim.cli.run, "simulate", no_simulation)
+    (tmp_path / "file").write_text("x")
+    path = str(tmp_path / "file") if where == "file" else where
+    assert_config_error(["run", EDGE, str(tiny), "--cache-dir", path, "--out", str(tmp_path / "o")],
+                        *words, out=tmp_path / "o")
+
+
+def test_a_sweep_with_a_cache_dir_that_cannot_be_one_runs_no_point(tmp_path):
+    (tmp_path / "file").write_text("x")
+    assert_config_error(["sweep", "sweeps/speed_space.yaml", "--out", str(tmp_path / "r.csv"),
+                         "--cache-dir", str(tmp_path / "file")], "--cache-dir")
+    assert not (tmp_path / "r.csv").exists()
+
+
+@pytest.fixture
+def text_axis_results(tmp_path) -> Path:
+    """A sweep result table with a numeric and a text-valued axis."""
+    path = tmp_path / "s.csv"
+    path.write_text("index,config_hash,status,error,hw.dram.bandwidth_gb_s,hw.array.weight_load,"
+                    "speedup.speed,speed.decode_time_s\n"
+                    "0,a,ok,,10,serial,1.5,2e-3\n1,b,ok,,10,overlapped,1.25,1e-3\n"
+                    "2,c,ok,,20,serial,1.75,2.5e-3\n3,d,ok,,20,overlapped,0.5,1.5e-3\n")
+    return path
+
+
+@pytest.mark.parametrize("x, y", [("hw.dram.bandwidth_gb_s", "hw.array.weight_load"),
+                                  ("hw.array.weight_load", "hw.dram.bandwidth_gb_s")])
+def test_speedup_map_with_a_text_axis_on_either_side(text_axis_results, tmp_path, x, y):
+    from matplotlib.figure import Figure
+
+    out = tmp_path / "m.png"
+    rc, lines, err = cli("plot", "speedup-map", str(text_axis_results), "--x", x, "--y", y,
+                         "--out", str(out))
+    assert (rc, err, lines) == (0, [], [f"wrote {out}"])
+    import pandas as pd
+
+    from speedsim.report.plots import plot_speedup_map
+    fig = plot_speedup_map(pd.read_csv(text_axis_results), x=x, y=y)
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    text_ticks = ax.get_yticklabels() if y == "hw.array.weight_load" else ax.get_xticklabels()
+    assert [t.get_text() for t in text_ticks] == ["overlapped", "serial"]
+    assert sorted(t.get_text() for t in ax.texts) == ["0.50×", "1.25×", "1.50×", "1.75×"]
+
+
+def test_speedup_map_of_another_metric_says_so(text_axis_results):
+    import pandas as pd
+
+    from speedsim.report.plots import plot_speedup_map
+    fig = plot_speedup_map(pd.read_csv(text_axis_results), x="hw.dram.bandwidth_gb_s",
+                           y="hw.array.weight_load", value="speed.decode_time_s")
+    ax, cbar = fig.axes
+    assert ax.get_title() == "speed.decode_time_s" and cbar.get_ylabel() == "speed.decode_time_s"
+    assert sorted(t.get_text() for t in ax.texts) == ["0.001", "0.0015", "0.002", "0.0025"]
+    assert ax.get_images()[0].cmap.name == "viridis"  # not a diverging map centred on 1
+
+
+def test_speedup_map_with_one_column_on_both_axes(text_axis_results):
+    assert_config_error(["plot", "speedup-map", str(text_axis_results), "--x",
+                         "hw.dram.bandwidth_gb_s", "--y", "hw.dram.bandwidth_gb_s"],
+                        "--y", "same column")

@@ -100,10 +100,48 @@ def test_resume_refuses_results_of_another_sweep(tmp_path):
 
 
 def test_a_metric_the_point_function_lacks_is_an_error_row(tmp_path):
-    _, out = run(tmp_path, spec={"axes": {"hw.array.rows": [16]}, "metrics": ["speed.decode_tme_s"]})
+    # a real metric name (checked when the spec loads) that the fake does not compute
+    _, out = run(tmp_path, spec={"axes": {"hw.array.rows": [16]}, "metrics": ["speed.macs"]})
     (row,) = load_results(out).to_dict("records")
     assert row["status"] == "error"
-    assert row["error"].startswith("point function returned no metric speed.decode_tme_s")
+    assert row["error"].startswith("point function returned no metric speed.macs")
+
+
+@pytest.mark.parametrize("metric, words", [
+    ("speed.decode_tme_s", "did you mean speed.decode_time_s"),
+    ("draft_spec.decode_time_s", "not one of this sweep's strategies"),
+    ("speedup.shallow", "speedup.<strategy> needs one of"),
+])
+def test_a_misspelt_metric_is_bad_input_before_the_first_point(tmp_path, metric, words):
+    spec = write_sweep(tmp_path, {"axes": {"hw.array.rows": [16]}, "metrics": [metric]})
+    with pytest.raises(ConfigError, match="metrics\\[0\\]") as exc:
+        load_sweep(spec)
+    assert words in str(exc.value)
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "r.csv"), "--quiet"]) == 2
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_a_strategy_the_workload_does_not_configure_is_bad_input(tmp_path):
+    spec = write_sweep(tmp_path, {"strategies": ["sequential", "draft_spec"],
+                                  "axes": {"hw.array.rows": [16]}})
+    with pytest.raises(ConfigError, match=r"strategies\[1\]: strategy 'draft_spec' is not "
+                                          "configured in the workload wl.yaml"):
+        load_sweep(spec)
+    configured = write_sweep(tmp_path, {"strategies": ["sequential", "shallow"],
+                                        "fixed": {"workload.strategies.shallow": {}},
+                                        "axes": {"hw.array.rows": [16]}}, name="ok.yaml")
+    assert load_sweep(configured).spec.strategies == ["sequential", "shallow"]
+
+
+def test_a_sweep_with_failed_points_exits_3_and_says_how_many(tmp_path, capsys):
+    spec = write_sweep(tmp_path, {"axes": {"hw.array.rows": [7, 16]}})  # rows 7: the fake crashes
+    out = tmp_path / "r.csv"
+    argv = ["sweep", str(spec), "--out", str(out), "--point-fn", FAKE, "--quiet"]
+    assert main(argv) == 3
+    assert "1 of 2 points failed" in capsys.readouterr().err
+    ok = write_sweep(tmp_path, {"axes": {"hw.array.rows": [8, 16]}}, name="ok.yaml")
+    assert main(["sweep", str(ok), "--out", str(tmp_path / "ok.csv"), "--point-fn", FAKE,
+                 "--quiet"]) == 0
 
 
 def test_unloadable_point_function_is_bad_input(tmp_path):
@@ -174,7 +212,8 @@ def test_killed_sweep_resumes_with_every_point_exactly_once(tmp_path):
     landed = _data_rows(out)
     assert 4 <= landed < 20, "the sweep should be killed midway"
     done = subprocess.run(cmd + ["--resume"], env=env, cwd=tmp_path, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 3, done.stderr  # finished, with failed points
+    assert "points failed" in done.stderr
     df = load_results(out)
     assert sorted(df["index"]) == list(range(20))
     assert df["config_hash"].is_unique

@@ -94,3 +94,24 @@ def test_default_metrics_follow_the_strategies(tmp_path):
         "sequential.decode_time_s", "sequential.time_per_token_s", "sequential.tokens_per_s",
         "sequential.energy_per_token_j", "tokens_match", "silicon.pes", "silicon.sram_kib",
         "silicon.cost_proxy"]
+
+
+def test_the_metric_catalogue_is_exactly_what_a_real_row_of_every_strategy_has():
+    """``metric_problem`` accepts every column a real point of all five strategies (and a
+    KV buffer) returns, and the per-strategy catalogue holds nothing such a row lacks but
+    the buffers that hardware has not."""
+    import yaml
+
+    from speedsim.sweep.flatten import STRATEGY_METRICS, metric_problem
+    from speedsim.sweep.point import simulate_point
+
+    hw = yaml.safe_load(Path("hw_configs/edge.yaml").read_text())
+    wl = yaml.safe_load(Path("workloads/strategies.yaml").read_text())
+    wl["generation"]["new_tokens"] = 3
+    strategies = list(wl["strategies"])
+    row = simulate_point(hw, wl, base_dir="workloads")
+    assert [c for c in row if metric_problem(c, strategies)] == []
+    produced = {c.partition(".")[2] for c in row if c.partition(".")[0] in strategies}
+    unused_buffers = {m for m in STRATEGY_METRICS - produced if m.startswith("buffers.")}
+    assert STRATEGY_METRICS - produced == unused_buffers
+    assert {m.split(".")[1] for m in unused_buffers} == {"accumulator", "kv"}

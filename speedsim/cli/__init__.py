@@ -2,7 +2,8 @@
 
 Exit status: 0 success, 2 bad input (one line naming the file or option and the
 key path; a command-line syntax error is two lines: the error and where to find
-help), 1 a bug (the traceback is printed: it is ours to fix). A reader that
+help), 3 a sweep that finished with failed points (each an error row that says
+why), 1 a bug (the traceback is printed: it is ours to fix). A reader that
 stops early (``speedsim sweep --dry-run … | head``) ends the command quietly. Files are written only
 through ``speedsim.cli.io`` (result directories, figures), the sweep result
 store ``speedsim.report.store`` and ``speedsim.report.io`` (the atomic writers

@@ -47,6 +47,19 @@ def check_out_dir(path: str | Path, option: str = "--out") -> Path:
     return p
 
 
+def reference_cache(path: str | Path, option: str = "--cache-dir") -> ReferenceCache:
+    """The reference cache in directory ``path``, made now if absent: a path that cannot be
+    one (a file, below a file, unwritable) is refused before anything runs."""
+    p = check_out_dir(path, option)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create {p} ({exc.strerror or exc})", key=option) from None
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise ConfigError(f"no permission to write in {p}", key=option)
+    return ReferenceCache(p)
+
+
 def check_out_file(path: str | Path, option: str = "--out") -> Path:
     """``path`` as an output file: not a directory, in a creatable or writable folder."""
     p = Path(path)

@@ -262,9 +262,9 @@ def cmd_speedup_map(args: argparse.Namespace) -> int:
 
     path = Path(args.results)
     df = _filtered(_read_results(path), args.where)
+    value = args.value or plots.SPEEDUP_KEY
     fig = plots.plot_speedup_map(df, x=args.x or plots.RATE_KEY, y=args.y or plots.STAGES_KEY,
-                                 value=args.value or plots.SPEEDUP_KEY,
-                                 title=f"{path.name}: SPEED decode speedup over sequential")
+                                 value=value, title=f"{path.name}: {plots.map_title(value)}")
     save_figure(fig, args, path.with_name(f"{path.stem}.speedup"))
     return 0
 
@@ -285,6 +285,9 @@ def _where(summary: dict[str, Any]) -> str:
 def _read_results(path: Path):
     import pandas as pd
 
+    if path.is_dir():
+        raise ConfigError("is a directory; give a sweep result file (.csv or .parquet)",
+                          file=str(path))
     if not path.is_file():
         raise ConfigError("results file not found", file=str(path))
     try:

@@ -77,7 +77,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     hw, wl, files = load_configs(args.hw, args.workload, args.set)
     names = strategy_names(args.strategies)
     limits = Limits(max_work_items=args.max_work_items, max_memory_gib=args.max_memory_gib)
-    cache = io.ReferenceCache(Path(args.cache_dir)) if args.cache_dir else None
+    cache = io.reference_cache(args.cache_dir) if args.cache_dir else None
     workers = worker_count(args.workers, len(strategy_list(wl, names)))
     # 2. simulate, each strategy's own files written by its worker; errors found on the way
     # name the file they belong to

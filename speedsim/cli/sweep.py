@@ -11,6 +11,8 @@ from speedsim.cli import io
 from speedsim.config.errors import ConfigError
 
 
+FAILED_POINTS = 3  # exit status of a sweep that finished with failed points
+
 SCHEDULER = re.compile(r"^(local|[a-z][a-z0-9+]*://[^/\s]+:\d+)$")
 
 
@@ -55,6 +57,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if out.suffix not in (".csv", ".parquet"):
         raise ConfigError(f"--out must end with .csv or .parquet (got {out.name})", key="--out")
     io.check_out_file(out)
+    if args.cache_dir:
+        io.reference_cache(args.cache_dir)
     if args.scheduler and not SCHEDULER.match(args.scheduler):
         raise ConfigError(f"{args.scheduler!r} is neither 'local' nor an address like "
                           "tcp://HOST:PORT", key="--scheduler")
@@ -65,6 +69,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         skipped = f", {summary.skipped} already stored" if summary.skipped else ""
         print(f"{sweep.name}: {summary.ok} ok, {summary.failed} failed{skipped} "
               f"of {summary.total} points -> {summary.out}")
+    if summary.failed:
+        print(f"speedsim: {summary.failed} of {summary.total} points failed (their rows have "
+              f"status error and say why in the error column of {summary.out}; rerun them "
+              "with --resume)", file=sys.stderr)
+        return FAILED_POINTS
     return 0
 
 

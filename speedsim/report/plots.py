@@ -180,6 +180,9 @@ def speedup_pivot(df: pd.DataFrame, *, x: str = RATE_KEY, y: str = STAGES_KEY,
                   value: str = SPEEDUP_KEY) -> pd.DataFrame:
     """``value`` as a (y rows × x columns) table; several rows for one cell are an error."""
     _require(df, (x, y, value), "speedup map")
+    if x == y:
+        raise ConfigError(f"--x and --y name the same column ({x}); a map needs two axes",
+                          key="--y")
     if "status" in df.columns:
         df = df[df["status"] == "ok"]
     dup = df.duplicated([x, y], keep=False)
@@ -195,34 +198,69 @@ def plot_speedup_map(df: pd.DataFrame, *, x: str = RATE_KEY, y: str = STAGES_KEY
                      value: str = SPEEDUP_KEY, title: Optional[str] = None) -> Figure:
     """Heatmap of ``value`` (default: SPEED's decode speedup) over stages × acceptance rate.
 
-    A diverging map centred on 1×: SPEED wins where it is red, loses where it
-    is blue. Each cell is annotated with its value.
+    A speedup (``speedup.*``) is drawn on a diverging map centred on 1×: the
+    strategy wins where it is red, loses where it is blue. Any other metric is
+    drawn on a sequential map, its cells in its own numbers. Each cell is
+    annotated with its value; either axis may be text-valued (e.g.
+    ``hw.array.weight_load``).
     """
     grid = speedup_pivot(df, x=x, y=y, value=value)
     z = grid.to_numpy(dtype=float)
     fig = _new_figure(6.4, 4.4)
     ax = fig.add_subplot()
-    finite = z[np.isfinite(z)]
-    lo = min(float(finite.min()), 0.95) if finite.size else 0.5
-    hi = max(float(finite.max()), 1.05) if finite.size else 1.5
-    norm = TwoSlopeNorm(vcenter=1.0, vmin=lo, vmax=hi)
-    im = ax.imshow(z, cmap="RdBu_r", norm=norm, origin="lower", aspect="auto")
-    ax.set_xticks(range(z.shape[1]), [f"{v:g}" for v in grid.columns])
-    ax.set_yticks(range(z.shape[0]), [f"{v:g}" for v in grid.index])
+    is_speedup = value.startswith("speedup.")
+    norm, cmap = _map_norm(z, is_speedup)
+    im = ax.imshow(z, cmap=cmap, norm=norm, origin="lower", aspect="auto")
+    ax.set_xticks(range(z.shape[1]), [_tick(v) for v in grid.columns])
+    ax.set_yticks(range(z.shape[0]), [_tick(v) for v in grid.index])
     for (r, c), v in np.ndenumerate(z):
         if np.isfinite(v):
-            dark = abs(norm(v) - 0.5) > 0.35
-            ax.text(c, r, f"{v:.2f}×", ha="center", va="center", fontsize=8,
-                    color="white" if dark else "black")
+            dark = abs(norm(v) - 0.5) > 0.35 if is_speedup else norm(v) < 0.5  # viridis: dark low
+            ax.text(c, r, f"{v:.2f}×" if is_speedup else f"{v:.3g}", ha="center", va="center",
+                    fontsize=8, color="white" if dark else "black")
     is_default = (x, y) == (RATE_KEY, STAGES_KEY)
     ax.set_xlabel("acceptance rate [fraction of early predictions accepted]" if is_default else x)
     ax.set_ylabel("pipeline stages G [stages]" if is_default else y)
     cbar = fig.colorbar(im, ax=ax)
-    ticks = np.unique(np.round(np.concatenate([np.linspace(lo, 1.0, 3), np.linspace(1.0, hi, 4)]), 2))
-    cbar.set_ticks(ticks[(ticks >= lo) & (ticks <= hi)])
-    cbar.set_label("decode speedup over sequential [×]" if value == SPEEDUP_KEY else value)
-    ax.set_title(title or "SPEED decode speedup over sequential")
+    if is_speedup:
+        lo, hi = norm.vmin, norm.vmax
+        ticks = np.unique(np.round(np.concatenate([np.linspace(lo, 1.0, 3),
+                                                   np.linspace(1.0, hi, 4)]), 2))
+        cbar.set_ticks(ticks[(ticks >= lo) & (ticks <= hi)])
+    cbar.set_label(_value_label(value))
+    ax.set_title(title or map_title(value))
     return fig
+
+
+def _map_norm(z: np.ndarray, is_speedup: bool):
+    """(norm, colour map): diverging around 1× for a speedup, sequential otherwise."""
+    from matplotlib.colors import Normalize
+
+    finite = z[np.isfinite(z)]
+    if not is_speedup:
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        return Normalize(vmin=lo, vmax=hi if hi > lo else lo + 1.0), "viridis"
+    lo = min(float(finite.min()), 0.95) if finite.size else 0.5
+    hi = max(float(finite.max()), 1.05) if finite.size else 1.5
+    return TwoSlopeNorm(vcenter=1.0, vmin=lo, vmax=hi), "RdBu_r"
+
+
+def _value_label(value: str) -> str:
+    if value == SPEEDUP_KEY:
+        return "SPEED decode speedup over sequential [×]"
+    if value.startswith("speedup."):
+        return f"{value.partition('.')[2]} decode speedup over sequential [×]"
+    return value
+
+
+def map_title(value: str) -> str:
+    """The speedup map's title for a cell metric: its label less the unit."""
+    return _value_label(value).split(" [")[0]
+
+
+def _tick(v: Any) -> str:
+    """An axis value as a tick label: numbers compactly, anything else as text."""
+    return f"{v:g}" if isinstance(v, (int, float, np.number)) and not isinstance(v, bool) else str(v)
 
 
 # -- 3. roofline ---------------------------------------------------------------------------------

@@ -163,6 +163,9 @@ def load_results(path: str | Path) -> pd.DataFrame:
         path = journal_path(path)
     if not path.exists():
         raise ConfigError("results file not found", file=str(path))
+    if path.is_dir():
+        raise ConfigError("is a directory; give a sweep result file (.csv or .parquet, "
+                          "written by speedsim sweep)", file=str(path))
     if path.suffix == ".parquet":
         frame = pd.read_parquet(path)
     else:

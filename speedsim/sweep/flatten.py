@@ -2,11 +2,18 @@
 
 ``silicon.cost_proxy`` = PEs + on-chip SRAM in KiB: a crude area stand-in for
 Pareto fronts (one PE ~ one KiB of SRAM), not a cost model.
+
+``metric_problem`` checks a metric name against the columns a row can have
+(``<strategy>.<STRATEGY_METRICS entry>``, ``speedup.<strategy>``,
+``roofline.<strategy>``, ``tokens_match``, ``silicon.*``) before any point runs;
+``tests/test_sweep_spec.py`` pins the catalogue against a real row of every
+strategy.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import difflib
+from typing import Any, Optional, Sequence
 
 from speedsim.config.hw import Hardware
 
@@ -37,3 +44,42 @@ def silicon(hw: Hardware) -> dict[str, Any]:
                    if x is not None)
     return {"silicon.pes": pes, "silicon.sram_kib": sram_kib,
             "silicon.cost_proxy": pes + sram_kib}
+
+
+_BUFFER_STATS = ("peak_bytes", "mean_bytes", "capacity_bytes")
+STRATEGY_METRICS: frozenset[str] = frozenset([
+    "ttft_s", "decode_time_s", "decode_tokens", "time_per_token_s", "inter_token_p50_s",
+    "inter_token_p99_s", "tokens_per_s", "end_to_end_s", "cycles", "array_utilization",
+    "vector_utilization", "dram_bandwidth_utilization", "macs", "vector_ops", "dram_bytes",
+    *(f"dram_bytes_by_kind.{k}_bytes" for k in ("weight", "kv_read", "kv_write", "act")),
+    "wasted_macs", "wasted_dram_bytes",
+    *(f"energy_j.{k}" for k in ("total", "dram", "sram", "compute", "vector", "static", "wasted")),
+    "energy_per_token_j", "committed_tokens", "roofline_decode_s",
+    *(f"bound_by.{k}" for k in ("dram", "array", "vector", "latency")),
+    *(f"buffers.{b}.{s}" for b in ("weight", "activation", "accumulator", "kv") for s in _BUFFER_STATS),
+    *(f"speculation.{k}" for k in (
+        "launched", "committed", "flushed", "flushes", "acceptance_rate", "mean_tokens_in_flight",
+        "stage_steps", "draft_tokens", "verify_steps", "drafted", "accepted_drafts",
+        "mean_accepted_per_step", "expected_accepted_per_step", "tokens_per_step")),
+    *(f"quality.{k}" for k in ("exit_layers", "lossless", "differing_tokens",
+                               "differing_fraction", "first_difference")),
+])
+SILICON = ("silicon.pes", "silicon.sram_kib", "silicon.cost_proxy")
+
+
+def metric_problem(metric: str, strategies: Sequence[str]) -> Optional[str]:
+    """Why a sweep of ``strategies`` cannot have the column ``metric``, or None."""
+    head, _, rest = metric.partition(".")
+    if metric == "tokens_match" or metric in SILICON:
+        return None
+    if head in ("speedup", "roofline"):
+        return None if rest in strategies else \
+            f"{head}.<strategy> needs one of this sweep's strategies {list(strategies)}"
+    if head not in strategies:
+        return (f"{head!r} is not one of this sweep's strategies {list(strategies)} "
+                "(nor speedup, roofline, silicon or tokens_match)")
+    if rest not in STRATEGY_METRICS:
+        near = difflib.get_close_matches(rest, sorted(STRATEGY_METRICS), n=1)
+        hint = f" (did you mean {head}.{near[0]}?)" if near else " (see speedsim list metrics)"
+        return f"{rest!r} is not a metric of a strategy{hint}"
+    return None

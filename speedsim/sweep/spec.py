@@ -41,6 +41,7 @@ from speedsim.config.keys import models_in
 from speedsim.config.loader import load_mapping, validate
 from speedsim.config.workload import Strategies, Workload
 from speedsim.strategies.registry import get_strategy
+from speedsim.sweep.flatten import metric_problem
 
 Number = Union[int, float]
 Scalar = Union[bool, int, float, str, None]
@@ -212,9 +213,18 @@ class SweepSpec(Frozen):
                 raise KeyedValueError(f"fixed.{key}", "is also an axis")
         self._check_mode()
         self._check_strategies()
-        if self.metrics is not None and len(set(self.metrics)) != len(self.metrics):
-            raise KeyedValueError("metrics", "lists a metric twice")
+        self._check_metrics()
         return self
+
+    def _check_metrics(self) -> None:
+        if self.metrics is None:
+            return
+        if len(set(self.metrics)) != len(self.metrics):
+            raise KeyedValueError("metrics", "lists a metric twice")
+        for i, metric in enumerate(self.metrics):
+            problem = metric_problem(metric, self.strategies)
+            if problem:
+                raise KeyedValueError(f"metrics[{i}]", f"{metric}: {problem}")
 
     def _check_mode(self) -> None:
         sampled = self.mode in ("random", "lhs")
@@ -325,8 +335,37 @@ def load_sweep(path: str | Path, extra_fixed: list[tuple[str, Any]] = ()) -> Swe
     for key, base in (("hw", hw_path), ("workload", wl_path)):
         if not base.is_file():
             raise ConfigError(f"base config not found: {base}", file=str(path), key=key)
-    return Sweep(spec=spec, file=str(path), hw=load_mapping(hw_path), workload=load_mapping(wl_path),
-                 workload_dir=str(wl_path.parent))
+    sweep = Sweep(spec=spec, file=str(path), hw=load_mapping(hw_path),
+                  workload=load_mapping(wl_path), workload_dir=str(wl_path.parent))
+    _check_strategies_configured(sweep)
+    return sweep
+
+
+def _check_strategies_configured(sweep: Sweep) -> None:
+    """Every strategy the sweep runs is configured by its workload, or by a fixed key or an
+    axis below ``workload.strategies.<name>``: else every point would fail."""
+    configured = _configured_strategies(sweep)
+    for i, name in enumerate(sweep.spec.strategies):
+        if name not in configured:
+            raise ConfigError(f"strategy {name!r} is not configured in the workload "
+                              f"{sweep.spec.workload} (configured: {', '.join(sorted(configured))})",
+                              file=sweep.file, key=f"strategies[{i}]")
+
+
+def _configured_strategies(sweep: Sweep) -> set[str]:
+    """The strategies of the base workload (``sequential`` unless set to null), as the
+    sweep's fixed keys and axes change them."""
+    raw = sweep.workload.get("strategies")
+    raw = raw if isinstance(raw, dict) else {}
+    configured = {name for name, v in raw.items() if v is not None}
+    if "sequential" not in raw:
+        configured.add("sequential")  # the schema's default
+    for key in (*sweep.spec.fixed, *sweep.spec.axes):
+        parts = key.split(".")
+        if parts[:2] == ["workload", "strategies"] and len(parts) > 2:
+            fixed_null = len(parts) == 3 and key in sweep.spec.fixed and sweep.spec.fixed[key] is None
+            (configured.discard if fixed_null else configured.add)(parts[2])
+    return configured
 
 
 __all__ = ["Sweep", "SweepSpec", "UniformAxis", "axis_values", "default_metrics", "load_sweep",
