@@ -321,7 +321,7 @@ def test_a_recorded_run_runs_again_from_anywhere_with_the_same_results(run_dir, 
 
 def test_a_recorded_run_takes_overrides_with_full_key_paths(run_dir):
     assert_config_error(["run", str(run_dir), "--set", "hw.dram.bandwith_gb_s=1"],
-                        "resolved_config.yaml: hw.dram.bandwith_gb_s: unknown key")
+                        "--set: hw.dram.bandwith_gb_s: unknown key")  # the option, not the file
 
 
 def test_one_yaml_that_is_not_a_recorded_run(tiny):
@@ -485,3 +485,71 @@ def test_speedup_map_with_one_column_on_both_axes(text_axis_results):
     assert_config_error(["plot", "speedup-map", str(text_axis_results), "--x",
                          "hw.dram.bandwidth_gb_s", "--y", "hw.dram.bandwidth_gb_s"],
                         "--y", "same column")
+
+
+@pytest.mark.parametrize("override, where", [
+    ("hw.array.rows=-4", "--set: hw.array.rows: Input should be greater than 0"),
+    ("hw.array.rowz=4", "--set: hw.array.rowz: unknown key 'rowz'"),
+    ("workload.generation.new_tokens=abc", "--set: workload.generation.new_tokens: Input should"),
+    ("workload.strategies.speed.acceptance={source: bernoulli, rate: 2}",
+     "--set: workload.strategies.speed.acceptance.rate"),
+])
+def test_an_override_error_names_the_set_option_not_the_file(tiny, override, where):
+    text = assert_config_error(["run", EDGE, str(tiny), "--set", override], where)
+    assert EDGE not in text and str(tiny) not in text
+
+
+def test_a_file_error_beside_an_override_still_names_the_file(tiny, tmp_path):
+    hw = tmp_path / "hw.yaml"
+    hw.write_text(Path(EDGE).read_text().replace("rows: ", "rows: -", 1))
+    text = assert_config_error(["run", str(hw), str(tiny), "--set", "hw.array.cols=8"],
+                               f"{hw}: array.rows")
+    assert "--set" not in text
+
+
+def test_an_override_of_a_recorded_run_names_the_set_option(run_dir):
+    assert_config_error(["run", str(run_dir), "--set", "hw.array.rows=0"],
+                        "--set: hw.array.rows: Input should be greater than 0")
+
+
+@pytest.mark.parametrize("option, value", [("--max-memory-gib", "-1"), ("--max-memory-gib", "0"),
+                                           ("--max-memory-gib", "nan"), ("--max-work-items", "0")])
+def test_a_limit_that_refuses_everything_is_bad_input(tiny, option, value):
+    assert_config_error(["run", EDGE, str(tiny), option, value], option)
+
+
+def test_yaml_merge_keys_are_yaml(tiny, tmp_path):
+    wl = tmp_path / "merged.yaml"
+    wl.write_text(TINY.replace("generation: {prompt_tokens: 4, new_tokens: 4}",
+                               "generation:\n  <<: {prompt_tokens: 4, new_tokens: 8}\n  new_tokens: 4"))
+    rc, out, err = cli("run", EDGE, str(wl), "--json")
+    assert (rc, err) == (0, [])
+    import json
+    assert json.loads("\n".join(out))["config"]["workload"]["generation"]["new_tokens"] == 4
+    wl.write_text(TINY.replace("new_tokens: 4}", "new_tokens: 4, new_tokens: 5}"))
+    assert_config_error(["run", EDGE, str(wl)], "duplicate key 'new_tokens'")
+
+
+def test_nothing_checked_is_no_acceptance_rate(tiny):
+    import json
+    rc, out, err = cli("run", EDGE, str(tiny), "--json", "--set", "workload.generation.new_tokens=2")
+    assert (rc, err) == (0, [])
+    assert json.loads("\n".join(out))["strategies"]["speed"]["speculation"]["acceptance_rate"] is None
+    rc, out, err = cli("run", EDGE, str(tiny), "--json", "--set", "workload.generation.new_tokens=3")
+    assert json.loads("\n".join(out))["strategies"]["speed"]["speculation"]["acceptance_rate"] in (0, 1)
+
+
+def test_out_into_an_earlier_run_leaves_none_of_its_files(tiny, tmp_path):
+    out = tmp_path / "o"
+    wl = tmp_path / "three.yaml"
+    wl.write_text(TINY.replace("  speed:", "  shallow: {exit_layer: 2}\n  speed:"))
+    assert cli("run", EDGE, str(wl), "--out", str(out))[0] == 0
+    assert (out / "items_shallow.csv").is_file()
+    (out / "notes.txt").write_text("mine")
+    rc, _, err = cli("run", EDGE, str(tiny), "--out", str(out), "--timeline", "none")
+    assert rc == 0
+    assert err == [f"speedsim: {out} held an earlier run; removed its timeline.json, "
+                   "items_shallow.csv, occupancy_shallow.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "items_sequential.csv", "items_speed.csv", "notes.txt", "occupancy_sequential.csv",
+        "occupancy_speed.csv", "resolved_config.yaml", "summary.json", "tokens.csv"]

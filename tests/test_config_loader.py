@@ -47,5 +47,5 @@ def test_set_path_copies_and_creates_mappings():
 def test_override_of_hw_reaches_validation(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_hardware("hw_configs/edge.yaml", [("array.dataflow", "xs")])
-    assert str(err.value).startswith("hw_configs/edge.yaml: array.dataflow: Input should be")
+    assert str(err.value).startswith("--set: hw.array.dataflow: Input should be")
     assert apply_overrides({"x": 1}, [("y", 2)]) == {"x": 1, "y": 2}

@@ -78,6 +78,11 @@ def _check_creatable(p: Path, option: str) -> None:
         raise ConfigError(f"no permission to write in {existing}", key=option)
 
 
+# What ``speedsim run --out`` writes (README "Outputs"; tests/test_readme.py checks the list).
+RESULT_FILES = ("summary.json", "tokens.csv", "timeline.json", "resolved_config.yaml",
+                "items_*.csv", "occupancy_*.csv")
+
+
 @contextmanager
 def writing(path: Path) -> Iterator[None]:
     """Turn an operating-system failure while writing ``path`` into a ``ConfigError``."""
@@ -142,8 +147,10 @@ class RunFiles:
             _write_file(self._part(position), partial(write_text_atomic, json_text(events, None)))
         return run.summary_only()
 
-    def finish(self, result) -> None:
-        """Write the files of the whole run, then move every file into ``out``."""
+    def finish(self, result) -> list[str]:
+        """Write the files of the whole run, then move every file into ``out``; returns the
+        names of an earlier run's result files this run does not write, removed from ``out``
+        (its ``items_<s>.csv`` of a strategy not run now would otherwise pass for this run's)."""
         if self.detail != "none":
             parts = [self._part(i) for i in range(len(result.runs))]
             document = trace_document([], result.hw.clock_hz, self.detail)
@@ -156,7 +163,7 @@ class RunFiles:
                             ("summary.json", partial(write_json_atomic, result.summary)),
                             ("resolved_config.yaml", partial(write_text_atomic, config_text))):
             _write_file(self.staging / name, write)
-        self._publish()
+        return self._publish()
 
     def abandon(self) -> None:
         """Remove the staged files, and the folders made for them if nothing else came in."""
@@ -170,9 +177,12 @@ class RunFiles:
     def _part(self, position: int) -> Path:
         return self.staging / f"timeline.{position}.part"
 
-    def _publish(self) -> None:
-        """Each staged file renamed into ``out`` (none if one cannot be), the staging gone."""
+    def _publish(self) -> list[str]:
+        """Each staged file renamed into ``out`` (none if one cannot be), the staging gone,
+        the result files of an earlier run that are not this run's removed (their names)."""
         staged = sorted(self.staging.iterdir())
+        stale = [p for pattern in RESULT_FILES for p in sorted(self.out.glob(pattern))
+                 if p.is_file() and not (self.staging / p.name).exists()]
         for p in staged:
             if (self.out / p.name).is_dir():
                 raise ConfigError("is a directory, so the result cannot be written there",
@@ -181,6 +191,10 @@ class RunFiles:
             with writing(self.out / p.name):
                 os.replace(p, self.out / p.name)
         self.staging.rmdir()
+        for p in stale:
+            with writing(p):
+                p.unlink()
+        return [p.name for p in stale]
 
 
 def joined_events(document: str, parts: list[str]) -> str:

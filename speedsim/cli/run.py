@@ -76,7 +76,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         io.check_out_dir(args.out)
     hw, wl, files = load_configs(args.hw, args.workload, args.set)
     names = strategy_names(args.strategies)
-    limits = Limits(max_work_items=args.max_work_items, max_memory_gib=args.max_memory_gib)
+    limits = run_limits(args.max_work_items, args.max_memory_gib)
     cache = io.reference_cache(args.cache_dir) if args.cache_dir else None
     workers = worker_count(args.workers, len(strategy_list(wl, names)))
     # 2. simulate, each strategy's own files written by its worker; errors found on the way
@@ -88,14 +88,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         except ConfigError as exc:
             raise attributed(exc, files) from None
         # 3. the rest of the files, then show
-        if out:
-            out.finish(result)
+        replaced = out.finish(result) if out else []
     if args.json:
         print(json_text(result.summary))
     else:
         print_summary(result.summary)
         if args.out:
             print(f"results in {args.out}/")
+    if replaced:
+        print(f"speedsim: {args.out} held an earlier run; removed its {', '.join(replaced)}",
+              file=sys.stderr)
     args.result = result  # the executable exits without freeing it (``speedsim.cli.console``)
     return 0
 
@@ -126,6 +128,16 @@ def load_configs(first: str, second: str | None, sets: list[str]):
                           "--out directory holding it)", file=first)
     hw, wl = load_run_config(path, hw_over, wl_over)
     return hw, wl, {"hw": str(path), "workload": str(path)}
+
+
+def run_limits(max_work_items: int, max_memory_gib: float) -> Limits:
+    """``--max-work-items`` and ``--max-memory-gib``: positive (a limit of 0 or below refuses
+    every run, with a message that would blame the workload)."""
+    if max_work_items < 1:
+        raise ConfigError(f"must be at least 1 (got {max_work_items})", key="--max-work-items")
+    if not max_memory_gib > 0:  # also NaN
+        raise ConfigError(f"must be > 0 GiB (got {max_memory_gib:g})", key="--max-memory-gib")
+    return Limits(max_work_items=max_work_items, max_memory_gib=max_memory_gib)
 
 
 def worker_count(given: int | None, strategies: int) -> int:

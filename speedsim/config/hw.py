@@ -16,7 +16,8 @@ from pydantic import Field, model_validator
 from speedsim.config.base import (BYTES_PER_ELEMENT, Frozen, NonNegFloat, PosFloat, PosInt,
                                   Precision)
 from speedsim.config.errors import KeyedValueError
-from speedsim.config.loader import apply_overrides, check_kind, load_mapping, validate
+from speedsim.config.loader import (apply_overrides, blaming_overrides, check_kind, load_mapping,
+                                    validate)
 
 
 
@@ -172,4 +173,4 @@ def load_hardware(path: str | Path, overrides: list[tuple[str, Any]] = ()) -> Ha
     data = load_mapping(path)
     check_kind(data, "hardware", file=str(path))
     data = apply_overrides(data, overrides, root=Hardware)
-    return hardware_from_dict(data, file=str(path))
+    return blaming_overrides(lambda: hardware_from_dict(data, file=str(path)), overrides, "hw")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import Any, Iterable, TypeVar
+from typing import Any, Callable, Iterable, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -45,9 +45,12 @@ _FLOAT = (
 
 def _mapping_without_duplicates(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
     """A mapping, or an error at a key written twice (PyYAML keeps the last one silently,
-    so the first value a user edits would do nothing)."""
+    so the first value a user edits would do nothing). YAML merge keys (``<<: *base``) are
+    merged first, as PyYAML does; a key written beside them overrides the merged one."""
     seen: set = set()
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
         key = loader.construct_object(key_node, deep=True)
         try:
             again = key in seen
@@ -58,6 +61,7 @@ def _mapping_without_duplicates(loader: _Loader, node: yaml.MappingNode, deep: b
             raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}",
                                                     key_node.start_mark)
         seen.add(key)
+    loader.flatten_mapping(node)
     return loader.construct_mapping(node, deep=deep)
 
 
@@ -161,6 +165,21 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[tuple[str, Any]],
         if root is not None and key.split(".")[-1] == "source":
             data = _prune_for_source(data, root, key.split(".")[:-1], value)
     return data
+
+
+def blaming_overrides(build: Callable[[], M], overrides: Iterable[tuple[str, Any]],
+                      section: str) -> M:
+    """``build()``, its ``ConfigError`` at a key an override set (or below it) blamed on
+    ``--set section.key`` rather than on the file that never held the value (``section``
+    empty: the keys already carry it)."""
+    try:
+        return build()
+    except ConfigError as exc:
+        key = exc.key or ""
+        if any(key == k or key.startswith((f"{k}.", f"{k}[")) for k, _ in overrides):
+            raise ConfigError(exc.message, file="--set",
+                              key=f"{section}.{key}" if section else key) from None
+        raise
 
 
 def _prune_for_source(data: dict[str, Any], root: type[BaseModel], parts: list[str],

@@ -13,7 +13,7 @@ from typing import Any
 
 from speedsim.config.errors import ConfigError
 from speedsim.config.hw import Hardware, hardware_from_dict
-from speedsim.config.loader import apply_overrides, load_mapping
+from speedsim.config.loader import apply_overrides, blaming_overrides, load_mapping
 from speedsim.config.workload import Workload, workload_from_dict
 
 SECTIONS = ("hw", "workload")
@@ -39,9 +39,12 @@ def load_run_config(path: str | Path, hw_overrides: list[tuple[str, Any]] = (),
             raise ConfigError("required mapping is missing", file=str(path), key=key)
     hw_data = apply_overrides(data["hw"], hw_overrides, root=Hardware)
     wl_data = apply_overrides(data["workload"], wl_overrides, root=Workload)
-    return (_prefixed("hw", lambda: hardware_from_dict(hw_data, file=str(path))),
-            _prefixed("workload", lambda: workload_from_dict(wl_data, file=str(path),
-                                                             base_dir=path.parent)))
+    hw = blaming_overrides(lambda: _prefixed("hw", lambda: hardware_from_dict(
+        hw_data, file=str(path))), [(f"hw.{k}", v) for k, v in hw_overrides], "")
+    wl = blaming_overrides(lambda: _prefixed("workload", lambda: workload_from_dict(
+        wl_data, file=str(path), base_dir=path.parent)),
+        [(f"workload.{k}", v) for k, v in wl_overrides], "")
+    return hw, wl
 
 
 def _prefixed(section: str, build):

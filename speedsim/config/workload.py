@@ -15,7 +15,8 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from speedsim.config.base import Frozen, NonNegInt, PosInt, SharingScheme
 from speedsim.config.errors import KeyedValueError
-from speedsim.config.loader import apply_overrides, check_kind, load_mapping, validate
+from speedsim.config.loader import (apply_overrides, blaming_overrides, check_kind, load_mapping,
+                                    validate)
 from speedsim.config.weightsfile import weights_positions
 
 
@@ -357,4 +358,5 @@ def load_workload(path: str | Path, overrides: list[tuple[str, Any]] = ()) -> Wo
     data = load_mapping(path)
     check_kind(data, "workload", file=str(path))
     data = apply_overrides(data, overrides, root=Workload)
-    return workload_from_dict(data, file=str(path), base_dir=path.parent)
+    return blaming_overrides(lambda: workload_from_dict(data, file=str(path), base_dir=path.parent),
+                             overrides, "workload")

@@ -7,7 +7,7 @@ the per-item table (``items``) and the buffer occupancy samples.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
@@ -156,16 +156,18 @@ def speculation(plan: Plan, accepted: np.ndarray) -> dict[str, Any]:
     }
 
 
-def acceptance_rate(committed: int, accepted: np.ndarray) -> float:
-    """Early predictions that equalled the final one / predictions checked.
+def acceptance_rate(committed: int, accepted: np.ndarray) -> Optional[float]:
+    """Early predictions that equalled the final one / predictions checked; None (null in
+    ``summary.json``, "—" in the table) when none was checked.
 
     Execution k + 1 rides on the early prediction execution k made, so the
     predictions checked are those for tokens 1 .. committed − 1; the last
     execution's prediction launches nothing and is not checked.
     """
     checked = range(1, committed)
-    hits = int(sum(bool(accepted[i]) for i in checked))
-    return hits / len(checked) if len(checked) else 1.0
+    if not len(checked):
+        return None
+    return int(sum(bool(accepted[i]) for i in checked)) / len(checked)
 
 
 def _executions_per_step(plan: Plan) -> list[int]:

@@ -72,7 +72,7 @@ def spec_outcome(ctx: Optional[RunContext], plan: Plan, schedule: SpecSchedule,
     """A lossless draft-and-verify run: the greedy tokens, and its verify-step figures."""
     committed = None if ctx is None or ctx.record is None else ctx.record.committed
     carried = None if ctx is None else greedy_carried(ctx, plan, guesses)
-    rate = float(np.mean(accepted[1:-1])) if accepted.size > 2 else 1.0
+    rate = float(np.mean(accepted[1:-1])) if accepted.size > 2 else None  # none checked
     return Outcome(committed, carried, accepted, {"speculation": spec_report(schedule, rate)})
 
 

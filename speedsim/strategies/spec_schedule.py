@@ -10,7 +10,7 @@ step's first pass also runs that guess.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -40,16 +40,18 @@ def expected_accepted(rate: float, draft_tokens: int) -> float:
     return float(sum(rate ** j for j in range(1, int(draft_tokens) + 1)))
 
 
-def spec_report(sched: SpecSchedule, per_token_rate: float) -> dict:
+def spec_report(sched: SpecSchedule, per_token_rate: Optional[float]) -> dict:
     """The verify-step figures a summary reports beside the generic speculation counts.
 
     ``mean_accepted_per_step``: measured ā (guesses accepted per verify step);
     ``expected_accepted_per_step``: E[a] for i.i.d. acceptance at ``per_token_rate``
-    (the end-of-generation clamp of k ignored); ``tokens_per_step`` = ā + 1.
+    (the end-of-generation clamp of k ignored; None when no guess was checked);
+    ``tokens_per_step`` = ā + 1.
     """
     n = max(len(sched.steps), 1)
     return {"draft_tokens": sched.draft_tokens, "verify_steps": len(sched.steps),
             "drafted": sched.drafted, "accepted_drafts": sched.accepted,
             "mean_accepted_per_step": sched.accepted / n,
-            "expected_accepted_per_step": expected_accepted(per_token_rate, sched.draft_tokens),
+            "expected_accepted_per_step": None if per_token_rate is None
+            else expected_accepted(per_token_rate, sched.draft_tokens),
             "tokens_per_step": sched.accepted / n + 1.0}
