@@ -8,7 +8,7 @@ whose end cycle differs, and the wall seconds of each engine; then the worst
 case. DESIGN §5 asks for agreement within 1% everywhere and to the cycle when
 one unit is the only DRAM client.
 
-    .venv/bin/python benchmarks/bench_oracle.py [--workloads gen,llama7b_shape,strategies]
+    .venv/bin/python benchmarks/bench_oracle.py [--workloads gen,llama7b_cycle_u8,strategies]
                                                 [--hw edge,tiny] [--new-tokens 8]
 """
 
@@ -59,7 +59,7 @@ def _row(hw: str, wl: str, strategy: str, prod, ref, prod_s: float, ref_s: float
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workloads", default="gen,llama7b_shape,strategies")
+    ap.add_argument("--workloads", default="gen,llama7b_cycle_u8,strategies")
     ap.add_argument("--hw", default=",".join(sorted(p.stem for p in (ROOT / "hw_configs").glob("*.yaml"))))
     ap.add_argument("--new-tokens", type=int, default=8)
     args = ap.parse_args()

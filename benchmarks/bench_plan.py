@@ -1,6 +1,6 @@
 """Benchmark: what a strategy costs before its replay, on the 7B edge run.
 
-Per configured strategy of ``workloads/llama7b_shape.yaml`` on ``hw_configs/edge.yaml``
+Per configured strategy of ``workloads/llama7b_cycle_u8.yaml`` on ``hw_configs/edge.yaml``
 (~10^5 work items each): grouping the trace (``TraceIndex``, shared), building
 the plan, costing it (``cost.plan``), the buffer check (``check_tiles_fit``),
 and pickling the plan both ways (how worker processes send it). Best of a few
@@ -42,7 +42,7 @@ def best_s(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
     return times[True], times[False]
 
 
-def main(hw_path: str = "hw_configs/edge.yaml", wl_path: str = "workloads/llama7b_shape.yaml",
+def main(hw_path: str = "hw_configs/edge.yaml", wl_path: str = "workloads/llama7b_cycle_u8.yaml",
          repeats: int = 3) -> None:
     hw, wl = load_hardware(hw_path), load_workload(wl_path)
     inp = strategy_input(hw, wl)

@@ -89,7 +89,7 @@ def _accepted(run):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hw", default="hw_configs/edge.yaml")
-    ap.add_argument("--workload", default="workloads/llama7b_shape.yaml")
+    ap.add_argument("--workload", default="workloads/llama7b_cycle_u8.yaml")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     hw, wl = load_hardware(args.hw), load_workload(args.workload)

@@ -25,9 +25,9 @@ from speedsim.config import load_hardware, load_workload
 RUNS = {
     "gen": ("hw_configs/edge.yaml", "workloads/gen.yaml"),
     "strategies": ("hw_configs/edge.yaml", "workloads/strategies.yaml"),
-    "7b": ("hw_configs/edge.yaml", "workloads/llama7b_shape.yaml"),
-    "7b_h100": ("hw_configs/h100.yaml", "workloads/llama7b_shape.yaml"),
-    "7b_dc": ("hw_configs/datacenter.yaml", "workloads/llama7b_shape.yaml"),
+    "7b": ("hw_configs/edge.yaml", "workloads/llama7b_cycle_u8.yaml"),
+    "7b_h100": ("hw_configs/h100.yaml", "workloads/llama7b_cycle_u8.yaml"),
+    "7b_dc": ("hw_configs/datacenter.yaml", "workloads/llama7b_cycle_u8.yaml"),
 }
 
 

@@ -389,7 +389,7 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(command, tmp_path):
     import subprocess
     import sys
     argv = (["sweep", str(_big_sweep(tmp_path)), "--dry-run"] if command == "sweep"
-            else ["trace", "workloads/llama7b_shape.yaml"])
+            else ["trace", "workloads/llama7b_cycle_u8.yaml"])
     producer = subprocess.Popen([sys.executable, "-m", "speedsim", *argv],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     producer.stdout.readline()

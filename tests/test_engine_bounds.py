@@ -71,7 +71,7 @@ def test_a_bigger_weight_buffer_never_slows_edge_decode():
 
 
 def test_a_bigger_weight_buffer_never_slows_datacenter_7b_decode():
-    wl = load_workload("workloads/llama7b_shape.yaml", [("generation.new_tokens", 8)])
+    wl = load_workload("workloads/llama7b_cycle_u8.yaml", [("generation.new_tokens", 8)])
     times = [_decode_s(simulate(load_hardware("hw_configs/datacenter.yaml",
                                               [("buffers.weight.size_kib", kib)]), wl))
              for kib in (2048, 8192, 32768, 131072)]

@@ -150,7 +150,7 @@ def test_a100_llmcompass_matmul_within_15_percent():
 # -- SPEED on a GPU config --------------------------------------------------------
 
 def _llama7b_on_h200(attention_issue: str, new_tokens: int = 24):
-    wl = yaml.safe_load((ROOT / "workloads" / "llama7b_shape.yaml").read_text())
+    wl = yaml.safe_load((ROOT / "workloads" / "llama7b_cycle_u8.yaml").read_text())
     wl["generation"]["new_tokens"] = new_tokens
     data = yaml.safe_load((HW / "h200.yaml").read_text())
     data["attention_issue"] = attention_issue

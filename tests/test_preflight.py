@@ -27,7 +27,7 @@ def test_numeric_bytes_count_weights_and_kv_cache_in_float32():
     per_set = 384 * 3 * 384 + 384 * 384 + 2 * 384 * 1536
     kv = 12 * 2 * 256 * 384
     assert numeric_bytes(wl) == 4 * (3 * per_set + (256 + 256) * 384 + kv)
-    shape_only = load_workload("workloads/llama7b_shape.yaml")
+    shape_only = load_workload("workloads/llama7b_cycle_u8.yaml")
     assert numeric_bytes(shape_only) == 0
 
 

@@ -196,10 +196,10 @@ def both_engines(hw_file: str, wl_file: str, monkeypatch) -> list[tuple[str, obj
     return [(name, *pair) for name, pair in zip(result.runs, pairs)]
 
 
-# edge × llama7b_shape (about a minute on the reference) is in benchmarks/bench_oracle.py
+# edge × llama7b_cycle_u8 (about a minute on the reference) is in benchmarks/bench_oracle.py
 SHIPPED = [(f"hw_configs/{hw}.yaml", "workloads/gen.yaml")
            for hw in ("a100", "datacenter", "edge", "h100", "h200", "tiny")] + \
-          [(f"hw_configs/{hw}.yaml", "workloads/llama7b_shape.yaml") for hw in ("h100", "h200")] + \
+          [(f"hw_configs/{hw}.yaml", "workloads/llama7b_cycle_u8.yaml") for hw in ("h100", "h200")] + \
           [("hw_configs/edge.yaml", "workloads/strategies.yaml")]
 
 

@@ -531,7 +531,7 @@ def test_closed_form_runs_record_the_weight_trace_as_tile_by_tile_replay_does():
     from speedsim.config import load_hardware, load_workload
 
     hw = load_hardware("hw_configs/edge.yaml")
-    wl = load_workload("workloads/llama7b_shape.yaml", [
+    wl = load_workload("workloads/llama7b_cycle_u8.yaml", [
         ("model.n_layers", 8), ("generation.prompt_tokens", 4), ("generation.new_tokens", 2)])
     captured = []
     plan_items = lambda items, hw, **kw: (captured.append(items), replay(items, hw, **kw))[1]

@@ -5,7 +5,7 @@ A run's cost grows with its work items: one per op of one token at one layer
 workloads have 12.2–12.6 trace rows per layer and decoded position), for each
 strategy. Memory grows with the
 items (plan, event log, tables: ``BYTES_PER_ITEM``, measured at about 4 KiB on
-``llama7b_shape``, 650 MiB for 168 k items) plus the reference decoder's float32
+``llama7b_cycle_u8``, 650 MiB for 168 k items) plus the reference decoder's float32
 weights and KV cache when the weights are numeric. A configuration whose
 estimate exceeds ``Limits`` is refused with both numbers and the ways out,
 instead of being accepted and killed for memory minutes later.
