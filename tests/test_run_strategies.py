@@ -1,5 +1,6 @@
 """All five strategies through the public API on the trained model (workloads/strategies.yaml)."""
 
+import io
 import numpy as np
 import pytest
 
@@ -58,3 +59,21 @@ def test_shallow_reports_its_own_tokens_and_how_many_differ(result):
     assert q["differing_tokens"] == own.differing > 0
     assert q["first_difference"] == own.first_difference
     np.testing.assert_array_equal(result.runs["shallow"].committed, own.tokens)
+
+
+def test_the_table_of_five_strategies_fits_80_columns_and_says_what_the_bound_means(result):
+    from rich.console import Console
+
+    from speedsim.report.table import print_summary
+    console = Console(width=80, record=True, file=io.StringIO())
+    print_summary(result.summary, console)
+    lines = console.export_text().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    text = "\n".join(lines)
+    assert "…" not in text  # nothing cut
+    header = " ".join(lines[2:4])
+    for name in result.summary["strategies"]:
+        assert all(word in header for word in name.split("_")), name
+    assert "achieved" in text and "= bound / decode time" in " ".join(text.split())
+    fraction = result.summary["roofline_fraction"]["speed"]
+    assert next(line for line in lines if "achieved" in line).split()[3] == f"{fraction * 100:.1f}"
