@@ -9,6 +9,7 @@ from a ``speedsim run --out`` directory of the same run.
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import xml.etree.ElementTree as ET
@@ -387,3 +388,48 @@ def test_plot_command_bad_input_is_one_line_and_exit_2(argv, out_dir, tmp_path, 
     assert main([a.format(**subst) for a in argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("speedsim: error:") and err.count("\n") == 1
+
+
+# -- plot sweep: one metric over one swept axis -------------------------------------------------
+
+SWEEP_CSV = ("index,config_hash,status,error,hw.dram.bandwidth_gb_s,hw.array.weight_load,"
+             "sequential.decode_time_s,speed.decode_time_s,speedup.speed\n"
+             "0,a,ok,,20,serial,4,2,2.0\n1,b,ok,,10,serial,8,3,2.6666\n"
+             "2,c,ok,,10,overlapped,7,3.5,2.0\n3,d,ok,,20,overlapped,3,1.5,2.0\n"
+             "4,e,error,boom,40,serial,,,\n")
+
+
+def test_sweep_lines_per_strategy_and_other_axis():
+    df = pd.read_csv(io.StringIO(SWEEP_CSV))
+    lines = plots.sweep_lines(df, "hw.dram.bandwidth_gb_s", "decode_time_s")
+    assert list(lines) == [f"{s}.decode_time_s, weight_load={w}" for s in ("sequential", "speed")
+                           for w in ("overlapped", "serial")]
+    serial = lines["speed.decode_time_s, weight_load=serial"]
+    assert serial["x"].tolist() == [10, 20] and serial["value"].tolist() == [3, 2]  # sorted by x
+    one = plots.sweep_lines(df[df["hw.array.weight_load"] == "serial"], "hw.dram.bandwidth_gb_s",
+                            "speedup.speed")
+    assert list(one) == ["speedup.speed"] and one["speedup.speed"]["value"].tolist() == [2.6666, 2.0]
+
+
+def test_sweep_figure_draws_every_line_with_units(tmp_path):
+    df = pd.read_csv(io.StringIO(SWEEP_CSV))
+    fig = plots.plot_sweep(df, "hw.array.weight_load", "decode_time_s")
+    ax = fig.axes[0]
+    assert len(ax.get_lines()) == 4
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["overlapped", "serial"]
+    assert ax.get_ylabel() == "decode_time_s [s]"
+    assert {line.get_linestyle() for line in ax.get_lines()} == {"-", "--"}
+
+
+def test_plot_sweep_command(tmp_path, capsys):
+    results = tmp_path / "s.csv"
+    results.write_text(SWEEP_CSV)
+    assert main(["plot", "sweep", str(results), "--x", "hw.dram.bandwidth_gb_s", "--y",
+                 "decode_time_s", "--where", "hw.array.weight_load=serial"]) == 0
+    _valid_png(tmp_path / "s.decode_time_s.png")
+    for argv, words in ((["--y", "decode_tme_s"], "--y: no column 'decode_tme_s'"),
+                        (["--y", "hw.dram.bandwidth_gb_s"], "--y: --x and --y name the same"),):
+        capsys.readouterr()
+        assert main(["plot", "sweep", str(results), "--x", "hw.dram.bandwidth_gb_s", *argv]) == 2
+        err = capsys.readouterr().err
+        assert words in err and err.count("\n") == 1, err

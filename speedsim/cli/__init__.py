@@ -1,4 +1,4 @@
-"""Command line: ``speedsim run | trace | sweep | plot``, one module per command.
+"""Command line: ``speedsim run | trace | sweep | plot | list``, one module per command.
 
 Exit status: 0 success, 2 bad input (one line naming the file or option and the
 key path; a command-line syntax error is two lines: the error and where to find
@@ -18,7 +18,7 @@ import sys
 from typing import Callable, Sequence
 
 from speedsim import __version__
-from speedsim.cli import plot, run, sweep, trace
+from speedsim.cli import catalogue, plot, run, sweep, trace
 from speedsim.config.errors import ConfigError
 
 
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_parser(sub)
     sweep.add_parser(sub)
     plot.add_parser(sub)
+    catalogue.add_parser(sub)
     return parser
 
 

@@ -52,6 +52,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _output_args(k)
     k.set_defaults(func=cmd_speedup_map)
 
+    k = kinds.add_parser("sweep", help="one metric against one swept axis, a line per strategy, "
+                                       "from a sweep result file")
+    k.add_argument("results", help="sweep result file (.csv or .parquet)")
+    k.add_argument("--x", required=True, help="swept column across, e.g. hw.dram.bandwidth_gb_s")
+    k.add_argument("--y", required=True, help="a metric of every strategy (decode_time_s) or "
+                                              "one column (speed.decode_time_s, speedup.speed)")
+    k.add_argument("--where", action="append", default=[], metavar="COLUMN=VALUE",
+                   help="keep rows where COLUMN equals VALUE (repeatable): fix the other axes")
+    _output_args(k)
+    k.set_defaults(func=cmd_sweep_plot)
+
     sweep.add_pareto_plot_parser(kinds)
 
 
@@ -266,6 +277,16 @@ def cmd_speedup_map(args: argparse.Namespace) -> int:
     fig = plots.plot_speedup_map(df, x=args.x or plots.RATE_KEY, y=args.y or plots.STAGES_KEY,
                                  value=value, title=f"{path.name}: {plots.map_title(value)}")
     save_figure(fig, args, path.with_name(f"{path.stem}.speedup"))
+    return 0
+
+
+def cmd_sweep_plot(args: argparse.Namespace) -> int:
+    from speedsim.report import plots
+
+    path = Path(args.results)
+    df = _filtered(_read_results(path), args.where)
+    fig = plots.plot_sweep(df, args.x, args.y, title=f"{path.name}: {args.y} over {args.x}")
+    save_figure(fig, args, path.with_name(f"{path.stem}.{args.y}"))
     return 0
 
 

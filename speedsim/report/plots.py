@@ -30,7 +30,7 @@ from matplotlib.patches import Patch
 
 from speedsim.config.errors import ConfigError
 from speedsim.metrics.core import DRAM_BYTE_COLUMNS, item_dram_bytes
-from speedsim.report.pareto import plot_pareto  # noqa: F401  (the Pareto figure lives there)
+from speedsim.report.pareto import axis_label, plot_pareto  # noqa: F401  (the Pareto figure lives there)
 
 # Okabe & Ito (2008), "Color Universal Design".
 OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9",
@@ -261,6 +261,78 @@ def map_title(value: str) -> str:
 def _tick(v: Any) -> str:
     """An axis value as a tick label: numbers compactly, anything else as text."""
     return f"{v:g}" if isinstance(v, (int, float, np.number)) and not isinstance(v, bool) else str(v)
+
+
+# -- 2b. one metric over one swept axis, per strategy -------------------------------------------
+
+MAX_SWEEP_LINES = 10
+_LINESTYLES = ("-", "--", ":", "-.")  # one per combination of the other varying axes
+
+
+def sweep_lines(df: pd.DataFrame, x: str, metric: str) -> dict[str, pd.DataFrame]:
+    """The lines of ``plot_sweep``: label -> rows (``x`` and ``value`` columns, sorted by x).
+
+    ``metric`` is a column (``speed.decode_time_s``: one line) or a per-strategy metric
+    (``decode_time_s``: one line per strategy with a ``<strategy>.decode_time_s`` column).
+    Other ``hw.``/``workload.`` columns that vary split each line by their values."""
+    _require(df, (x,), "sweep plot")
+    if "status" in df.columns:
+        df = df[df["status"] == "ok"]
+    columns = [metric] if metric in df.columns else \
+        [c for c in df.columns if c.split(".", 1)[-1] == metric and "." in c
+         and not c.startswith(("hw.", "workload.", "speedup.", "roofline.", "silicon."))]
+    if not columns:
+        raise ConfigError(f"no column {metric!r} and no <strategy>.{metric} columns "
+                          "(speedsim list metrics names them)", key="--y")
+    if x in columns:
+        raise ConfigError(f"--x and --y name the same column ({x})", key="--y")
+    others = [c for c in df.columns if c.startswith(("hw.", "workload.")) and c != x
+              and df[c].nunique(dropna=False) > 1]
+    lines: dict[str, pd.DataFrame] = {}
+    for column in columns:
+        groups = df.groupby(others, dropna=False, sort=True) if others else [((), df)]
+        for values, rows in groups:
+            values = values if isinstance(values, tuple) else (values,)
+            label = ", ".join([column] + [f"{o.split('.')[-1]}={v}" for o, v in zip(others, values)])
+            lines[label] = _line_rows(rows, x, column)
+    if len(lines) > MAX_SWEEP_LINES:
+        raise ConfigError(f"{len(lines)} lines: {', '.join(others)} also vary; fix them with "
+                          "--where COLUMN=VALUE", key="--x")
+    return lines
+
+
+def _line_rows(rows: pd.DataFrame, x: str, column: str) -> pd.DataFrame:
+    line = pd.DataFrame({"x": rows[x].to_numpy(), "value": pd.to_numeric(rows[column], errors="coerce")})
+    if line["x"].duplicated().any():
+        raise ConfigError(f"several rows share one {x} value for {column}; filter with --where",
+                          key="--x")
+    return line.sort_values("x", kind="stable")
+
+
+def plot_sweep(df: pd.DataFrame, x: str, metric: str, *, title: Optional[str] = None) -> Figure:
+    """``metric`` against the swept column ``x``: one line per strategy (and per value of any
+    other varying axis). A text-valued ``x`` is drawn as categories in their sorted order."""
+    lines = sweep_lines(df, x, metric)
+    fig = _new_figure(7.0, 4.4)
+    ax = fig.add_subplot()
+    numeric = all(pd.api.types.is_numeric_dtype(line["x"]) for line in lines.values())
+    categories = sorted({str(v) for line in lines.values() for v in line["x"]})
+    groups = list(dict.fromkeys(label.partition(", ")[2] for label in lines))  # other axes
+    columns = list(dict.fromkeys(label.partition(", ")[0] for label in lines))
+    for label, line in lines.items():
+        column, _, group = label.partition(", ")
+        xs = line["x"] if numeric else [categories.index(str(v)) for v in line["x"]]
+        ax.plot(xs, line["value"], marker="o", markersize=4, label=label,
+                linestyle=_LINESTYLES[groups.index(group) % len(_LINESTYLES)],
+                color=strategy_colour(column.split(".", 1)[0], columns.index(column)))
+    if not numeric:
+        ax.set_xticks(range(len(categories)), categories)
+    ax.set_xlabel(axis_label(x))
+    ax.set_ylabel(axis_label(metric if metric in df.columns else f"s.{metric}").removeprefix("s."))
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    ax.set_title(title or f"{metric} over {x}")
+    return fig
 
 
 # -- 3. roofline ---------------------------------------------------------------------------------
