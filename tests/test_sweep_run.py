@@ -168,12 +168,12 @@ def test_cli_bad_spec_exits_2_and_dry_run_lists_points(tmp_path, capsys):
     good = write_sweep(tmp_path, SPEC)
     assert main(["sweep", str(good), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[-1] == "12 points"
+    assert out.splitlines()[-1] == "12 points; roughly 14 s with 1 worker"  # 12 · 9408 items
     assert "hw.array.rows=7 hw.dram.bandwidth_gb_s=12.8 workload.generation.prompt_tokens=13" in out
     too_few = write_sweep(tmp_path, {"axes": {"workload.model.n_layers": [12, 10]}}, name="few.yaml")
     assert main(["sweep", str(too_few), "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[-1] == "2 points, 1 invalid"
+    assert lines[-1] == "2 points, 1 invalid; roughly 1 s with 1 worker"
     assert lines[1].endswith("workload.model.n_layers=10  INVALID workload: strategies.speed.stages: "
                              "n_layers=10 is not a multiple of unique_layers=4; set stages explicitly")
 
@@ -251,3 +251,36 @@ def test_progress_lines_off_a_terminal(tmp_path, capsys):
     assert lines and lines[-1].startswith("sweep: 12/12 points, 8 failed, ")
     run_sweep(sweep, tmp_path / "q.csv", point_fn=FAKE, progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_the_estimate_before_a_sweep_is_its_work_items_at_the_nominal_rate(tmp_path):
+    from speedsim.sweep.runner import ITEMS_PER_S, estimate_s
+    from tests.sweep_fakes import BASE_WORKLOAD
+
+    m, g = BASE_WORKLOAD["model"], BASE_WORKLOAD["generation"]
+    items = (12 * m["n_layers"] + 3) * g["new_tokens"] * 2  # budget.work_items, 2 strategies
+    bad = {**BASE_WORKLOAD, "generation": {**g, "new_tokens": 0}}  # invalid: an error row, free
+    assert estimate_s([BASE_WORKLOAD] * 3 + [bad], 2, 1, str(tmp_path)) == 3 * items / ITEMS_PER_S
+    assert estimate_s([BASE_WORKLOAD] * 3, 2, 2, str(tmp_path)) == 3 * items / ITEMS_PER_S / 2
+    assert estimate_s([BASE_WORKLOAD], 2, 8, str(tmp_path)) == items / ITEMS_PER_S  # one point
+
+
+def test_progress_lines_carry_an_eta_from_the_points_run_so_far(monkeypatch, capsys):
+    from speedsim.sweep import runner
+
+    clock = iter([100.0, 110.0, 120.0, 150.0])  # start, then after each point
+    monkeypatch.setattr(runner.time, "monotonic", lambda: next(clock))
+    bar = runner._Progress(total=5, done=2, mode="lines", every_s=0)  # 2 stored (--resume)
+    bar.advance(True)
+    bar.advance(False)
+    bar.advance(True)
+    assert capsys.readouterr().err.splitlines() == [
+        "sweep: 3/5 points, 0 failed, 10 s elapsed, ETA 20 s",  # 10 s a point, 2 left
+        "sweep: 4/5 points, 1 failed, 20 s elapsed, ETA 10 s",
+        "sweep: 5/5 points, 1 failed, 50 s elapsed"]
+
+
+def test_durations_read_in_the_unit_that_fits():
+    from speedsim.sweep.runner import duration
+    assert [duration(s) for s in (42, 89.6, 90, 5399, 5400, 9000)] == \
+        ["42 s", "90 s", "1.5 min", "90.0 min", "1.5 h", "2.5 h"]

@@ -51,7 +51,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     sweep = load_sweep(args.spec, [parse_override(s) for s in args.set])
     if args.dry_run:
-        _print_points(expand(sweep), sweep.workload_dir)
+        _print_points(expand(sweep), sweep.workload_dir, args.workers)
         return 0
     out = Path(args.out) if args.out else Path(f"{Path(args.spec).stem}.csv")
     if out.suffix not in (".csv", ".parquet"):
@@ -77,9 +77,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_points(points, workload_dir: str) -> None:
-    """One line per point; points the config schema rejects say why (they would be error rows)."""
+def _print_points(points, workload_dir: str, workers: int) -> None:
+    """One line per point; points the config schema rejects say why (they would be error
+    rows); then the count and a rough time estimate."""
     from speedsim.config import hardware_from_dict, workload_from_dict
+    from speedsim.sweep.runner import duration, estimate_s
 
     invalid = 0
     for p in points:
@@ -92,7 +94,10 @@ def _print_points(points, workload_dir: str) -> None:
             invalid += 1
             note = f"  INVALID {exc}"
         print(f"{p.index:5d} {p.config_hash[:12]} {values}{note}")
-    print(f"{len(points)} points" + (f", {invalid} invalid" if invalid else ""))
+    guess = estimate_s([p.workload for p in points], len(points[0].strategies) if points else 0,
+                       workers, workload_dir)
+    print(f"{len(points)} points" + (f", {invalid} invalid" if invalid else "") +
+          f"; roughly {duration(guess)} with {workers} worker{'s' if workers != 1 else ''}")
 
 
 def add_pareto_plot_parser(plot_subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
