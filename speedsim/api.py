@@ -125,7 +125,8 @@ def simulate(hw: Hardware, wl: Workload, strategies: Optional[Sequence[str]] = N
         runs = dict(zip(names, run_forked(jobs, workers)))
         # 5. summary and token table
         summary = build_summary(hw, wl, runs)
-        return RunResult(hw, wl, runs, summary, token_table(runs, wl.generation.batch), record)
+        tokens = token_table(runs, wl.generation.batch, wl.generation.prompt_tokens)
+        return RunResult(hw, wl, runs, summary, tokens, record)
 
 
 def strategy_input(hw: Hardware, wl: Workload) -> StrategyInput:

@@ -77,6 +77,13 @@ def test_tokens_csv_has_one_row_per_execution(out_dir):
         assert (rows["end_cycle"] > rows["start_cycle"]).all()
     spec = s["strategies"]["speed"]["speculation"]
     assert (t[t["strategy"] == "speed"]["status"] == "flushed").sum() == spec["flushed"]
+    # each committed row's next token is the next committed row's input; the last one's is
+    # the last generated token, which no row takes in
+    for name in ("sequential", "speed"):
+        done = t[(t["strategy"] == name) & (t["status"] == "committed")].sort_values("position")
+        assert done["next_token_id"].tolist()[:-1] == done["token_id"].tolist()[1:]
+        assert done["next_token_id"].iloc[-1] >= 0
+    assert (t.loc[t["status"] == "flushed", "next_token_id"] == -1).all()
     # sequential and SPEED commit the same token ids at the same positions
     seq = t[(t["strategy"] == "sequential")].sort_values("position")["token_id"].tolist()
     spd = t[(t["strategy"] == "speed") & (t["status"] == "committed")].sort_values("position")
@@ -146,7 +153,7 @@ def test_malformed_yaml_file_exit_2(tmp_path):
 def test_python_m_entry_points_reach_every_command(module):
     proc = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert "{run,trace,sweep,plot}" in proc.stdout
+    assert "{run,trace,sweep,plot,list}" in proc.stdout
 
 
 @pytest.mark.parametrize("module", ["speedsim", "speedsim.cli"])

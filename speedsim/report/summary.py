@@ -24,7 +24,7 @@ from speedsim.metrics.compare import roofline_fractions, speedups
 from speedsim.sim.engine import SimResult
 
 TOKEN_COLUMNS = ["strategy", "exec", "sequence", "position", "token_id", "status",
-                 "start_cycle", "end_cycle"]
+                 "start_cycle", "end_cycle", "next_token_id"]
 
 
 @dataclass(frozen=True)
@@ -92,13 +92,17 @@ def _committed_positions(plan: Plan) -> list[int]:
     return sorted(e.index for e in plan.execs if e.phase == "decode" and e.status == "committed")
 
 
-def token_table(runs: dict[str, StrategyRun], batch: int) -> pd.DataFrame:
-    """One row per decode token execution and sequence (DESIGN §9 ``tokens.csv``)."""
-    rows = [row for name, run in runs.items() for row in _token_rows(name, run, batch)]
+def token_table(runs: dict[str, StrategyRun], batch: int, prompt_tokens: int) -> pd.DataFrame:
+    """One row per decode token execution and sequence (DESIGN §9 ``tokens.csv``):
+    ``token_id`` is the token the execution takes in at ``position`` (-1 without numerics),
+    ``next_token_id`` the token it commits, for the next position (-1 where flushed or
+    without numerics): the last committed row's is the last generated token."""
+    rows = [row for name, run in runs.items()
+            for row in _token_rows(name, run, batch, prompt_tokens)]
     return pd.DataFrame(rows, columns=TOKEN_COLUMNS)
 
 
-def _token_rows(name: str, run: StrategyRun, batch: int) -> list[dict[str, Any]]:
+def _token_rows(name: str, run: StrategyRun, batch: int, prompt_tokens: int) -> list[dict[str, Any]]:
     start = run.sim.items["start_cycle"].to_numpy()
     end = run.sim.items["end_cycle"].to_numpy()
     rows = []
@@ -110,5 +114,14 @@ def _token_rows(name: str, run: StrategyRun, batch: int) -> list[dict[str, Any]]
             rows.append({"strategy": name, "exec": e.exec_id, "sequence": b,
                          "position": e.position, "token_id": token, "status": e.status,
                          "start_cycle": int(start[e.first_item]),
-                         "end_cycle": int(end[e.last_item])})
+                         "end_cycle": int(end[e.last_item]),
+                         "next_token_id": _next_token(run, e, b, prompt_tokens)})
     return rows
+
+
+def _next_token(run: StrategyRun, e, sequence: int, prompt_tokens: int) -> int:
+    """The token a committed execution at ``e.position`` produced: generated token
+    ``position - P + 1`` (the prefill produced token 0)."""
+    if run.committed is None or e.status != "committed":
+        return -1
+    return int(run.committed[sequence, e.position - prompt_tokens + 1])
