@@ -54,3 +54,20 @@ def test_tagged_unions_list_each_source_with_its_keys():
         assert f"| `model.weights` with `source: {source}` |" in text
     assert text.index("`source: bernoulli`") < text.index("`strategies.speed.acceptance.rate`") \
         < text.index("`source: file`")
+
+
+def test_a_comment_above_a_field_is_that_fields_meaning():
+    """Issue 31: two rows carried their neighbour's meaning (a comment block written above a
+    field was read as the continuation of the field before it)."""
+    assert _row("array.op_overhead_ns")[4] == "fixed cost of issuing one work item (dispatch, launch)"
+    assert _row("array.split")[4].startswith("how one GEMM spreads over the arrays")
+    assert _row("attention_on")[4] == "where attn_score / attn_value run"
+    assert _row("attention_issue")[4].startswith("per_token: each token in flight's attention")
+
+
+def test_every_plain_key_says_what_it_means():
+    """Only a tagged union's row (its sources are listed below it) may leave the meaning empty."""
+    rows = [[c.strip() for c in x.strip("|").split(" | ")] for x in markdown().splitlines()
+            if x.startswith("| `") and "` with `source:" not in x]
+    assert len(rows) > 80
+    assert [r[0] for r in rows if not r[4] and r[1] != "mapping, by `source`"] == []

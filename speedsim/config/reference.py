@@ -44,24 +44,30 @@ impossible values are errors naming the file and the key path.
 
 def _comments(model: type[BaseModel]) -> dict[str, str]:
     """The ``# comment`` written after each field of ``model``'s class body, with the
-    comment-only lines that continue it."""
+    comment-only lines that continue it; a field with no comment of its own takes the
+    comment-only lines written just above it."""
     try:
         lines = inspect.getsource(model).splitlines()
     except (OSError, TypeError):
         return {}
     notes: dict[str, str] = {}
-    last = None
+    last, pending = None, []
     for line in lines:
         field = re.match(r"^    (\w+): [^#]*(?:#\s*(.*))?$", line)
         more = re.match(r"^\s+#\s*(.*)$", line)
-        if field:
-            last = field.group(1) if field.group(2) else None
-            if last:
-                notes[last] = field.group(2).strip()
-        elif more and last:
-            notes[last] += " " + more.group(1).strip()
-        else:
-            last = None
+        if more:
+            pending.append(more.group(1).strip())
+            continue
+        if field and pending and not field.group(2):
+            notes[field.group(1)] = " ".join(pending)  # the comment above it
+        elif pending and last:
+            notes[last] += " " + " ".join(pending)  # it continued the field before
+        pending = []
+        last = field.group(1) if field and field.group(2) else None
+        if last:
+            notes[last] = field.group(2).strip()
+    if pending and last:
+        notes[last] += " " + " ".join(pending)
     return notes
 
 
