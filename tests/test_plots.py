@@ -433,3 +433,23 @@ def test_plot_sweep_command(tmp_path, capsys):
         assert main(["plot", "sweep", str(results), "--x", "hw.dram.bandwidth_gb_s", *argv]) == 2
         err = capsys.readouterr().err
         assert words in err and err.count("\n") == 1, err
+
+
+def test_a_summary_timeline_says_where_its_unit_record_ends(result):
+    from speedsim.report.timeline import SUMMARY_DECODE_TOKENS, chrome_trace
+
+    runs = {n: (r.plan, r.sim) for n, r in result.runs.items()}
+    summary = plots.timeline_frame(chrome_trace(runs, result.hw.clock_hz, "summary"))
+    full = plots.timeline_frame(chrome_trace(runs, result.hw.clock_hz, "full"))
+    last = plots.unit_record_end(summary, "speed")
+    commits = result.tokens[(result.tokens["strategy"] == "speed")
+                            & (result.tokens["status"] == "committed")].sort_values("position")
+    assert commits["end_cycle"].iloc[SUMMARY_DECODE_TOKENS - 1] <= last < commits["end_cycle"].max()
+    assert plots.unit_record_end(full, "speed") is None
+    end = int(commits["end_cycle"].max())
+    note = [t.get_text() for t in plots.plot_timeline(summary, "speed", last - 1000, end).axes[0].texts
+            if "not recorded" in t.get_text()]
+    assert note and f"after cycle {last:,}" in note[0] and "--timeline full" in note[0]
+    for frame, window in ((full, (last - 1000, end)), (summary, (last - 2000, last))):
+        texts = [t.get_text() for t in plots.plot_timeline(frame, "speed", *window).axes[0].texts]
+        assert not any("not recorded" in t for t in texts)

@@ -30,6 +30,7 @@ from matplotlib.patches import Patch
 
 from speedsim.config.errors import ConfigError
 from speedsim.metrics.core import DRAM_BYTE_COLUMNS, item_dram_bytes
+from speedsim.report.timeline import SUMMARY_DECODE_TOKENS
 from speedsim.report.pareto import axis_label, plot_pareto  # noqa: F401  (the Pareto figure lives there)
 
 # Okabe & Ito (2008), "Color Universal Design".
@@ -545,6 +546,7 @@ def timeline_frame(trace: Any) -> pd.DataFrame:
                          int(args.get("position", -1)), cycle, cycle, 1.0))
     frame = pd.DataFrame.from_records(rows, columns=TIMELINE_COLUMNS)
     frame.attrs["clock_hz"] = _clock(trace)
+    frame.attrs["detail"] = (trace.get("otherData") or {}).get("detail", "full")
     return frame
 
 
@@ -597,6 +599,7 @@ def plot_timeline(frame: pd.DataFrame, strategy: str, start_cycle: Optional[int]
     _draw_unit_bars(ax, f, y_of, to_t, legend)
     _draw_token_bars(ax, f, y_of, to_t, to_t(end_cycle), legend)
     _draw_flushes(ax, f, y_of, to_t, legend)
+    _draw_unrecorded(ax, frame, strategy, to_t, end_cycle, len(units))
     ax.set_yticks([y_of[r] for r in rows], [f"unit: {r}" if r in units else f"token {r}" for r in rows])
     ax.set_xlim(0, to_t(end_cycle))
     ax.set_ylim(-0.6, len(rows) - 0.4)
@@ -608,6 +611,32 @@ def plot_timeline(frame: pd.DataFrame, strategy: str, start_cycle: Optional[int]
     ax.legend(handles=list(legend.values()), loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7)
     ax.set_title(title or f"{strategy}: timeline, cycles {start_cycle:,}–{end_cycle:,}")
     return fig
+
+
+def unit_record_end(frame: pd.DataFrame, strategy: str) -> Optional[int]:
+    """The cycle after which a summary timeline holds no unit intervals of ``strategy``
+    (``--timeline summary``: the prefill and the first decode tokens only); None when the
+    trace is full."""
+    if frame.attrs.get("detail") != "summary":
+        return None
+    units = frame[(frame["strategy"] == strategy) & (frame["track"] == "unit")]
+    return int(units["end_cycle"].max()) if len(units) else 0
+
+
+def _draw_unrecorded(ax, frame: pd.DataFrame, strategy: str, to_t: Callable, end_cycle: int,
+                     n_units: int) -> None:
+    """Grey out the unit rows past the summary trace's last unit interval, and say why: the
+    hardware was not idle there, its activity was not recorded."""
+    last = unit_record_end(frame, strategy)
+    if last is None or last >= end_cycle or not n_units:
+        return
+    x0 = max(float(to_t(last)), 0.0)
+    top = len(_timeline_rows(frame, strategy)[1]) - 0.5  # unit rows sit above the token slots
+    ax.fill_betweenx([top, top + n_units], x0, float(to_t(end_cycle)), color="0.88", zorder=0)
+    ax.text((x0 + float(to_t(end_cycle))) / 2, top + n_units / 2,
+            f"unit activity not recorded after cycle {last:,}\n(--timeline summary keeps the "
+            f"prefill and {SUMMARY_DECODE_TOKENS} decode tokens;\nrun with --timeline full)",
+            ha="center", va="center", fontsize=7, color="0.25")
 
 
 def _timeline_window(frame: pd.DataFrame, strategy: str, start_cycle: Optional[int],
