@@ -77,11 +77,13 @@ def workdir(tmp_path_factory):
 def test_fast_commands_run_in_order(workdir, monkeypatch):
     monkeypatch.chdir(workdir)
     for argv in COMMANDS:
-        if argv[0] in SLOW or argv[1] in ("pareto", "speedup-map"):
+        if argv[0] in SLOW or argv[1:2] in (["pareto"], ["speedup-map"], ["sweep"]):
             continue
         rc, err = speedsim(argv)
         assert (rc, err) == (0, ""), argv
-    assert (workdir / "out/gen/summary.json").is_file() and (workdir / "latency.png").is_file()
+    assert (workdir / "out/gen/summary.json").is_file() and (workdir / "out/latency.png").is_file()
+    # nothing is left beside the configs but out/ (ignored by git)
+    assert sorted(p.name for p in workdir.iterdir()) == ["hw_configs", "out", "sweeps", "workloads"]
 
 
 @pytest.mark.parametrize("argv", [c for c in COMMANDS if c[0] in SLOW], ids=" ".join)
@@ -96,11 +98,46 @@ def test_the_plots_work_on_the_readme_sweeps_results(workdir, monkeypatch):
     """The speed_space sweep at 4 new tokens (54 points, seconds) writes the file the
     README's speedup-map and pareto commands read."""
     monkeypatch.chdir(workdir)
-    plots = {c[1]: c for c in COMMANDS if c[0] == "plot" and c[1] in ("speedup-map", "pareto")}
+    plots = {c[1]: c for c in COMMANDS if c[0] == "plot" and c[1] in ("speedup-map", "pareto",
+                                                                        "sweep")}
     source = [c for c in COMMANDS if c[0] == "sweep" and plots["speedup-map"][2] in c]
     assert len(source) == 1, "the speedup-map example must read a README sweep's --out"
     fast = without_option(source[0], "--workers")
     assert speedsim(fast + ["--set", "workload.generation.new_tokens=4", "--quiet"]) == (0, "")
     assert speedsim(plots["speedup-map"]) == (0, "")
+    assert plots["sweep"][2] == plots["speedup-map"][2]
+    assert speedsim(plots["sweep"]) == (0, "")
     pareto = [w if w != plots["pareto"][2] else plots["speedup-map"][2] for w in plots["pareto"]]
-    assert speedsim(pareto + ["--out", "pareto.png"])[0] == 0
+    assert speedsim(pareto + ["--out", "out/pareto.png"])[0] == 0
+
+
+def _paragraph(start: str) -> str:
+    """The README paragraph that begins with ``start``."""
+    i = README.index(start)
+    return README[i:README.index("\n\n", i)]
+
+
+def test_the_run_out_file_list_is_what_run_out_writes(tmp_path):
+    """Every file the README says ``run --out`` writes, and no other, in order of mention."""
+    from speedsim.cli.io import RESULT_FILES
+
+    text = _paragraph("`run --out DIR` writes")
+    named = [f for f in re.findall(r"`([\w<>]+\.(?:json|csv|yaml))`", text)]
+    assert named == [f.replace("*", "<strategy>") for f in RESULT_FILES]
+    out = tmp_path / "o"
+    assert speedsim(["run", str(ROOT / "hw_configs/edge.yaml"), str(ROOT / "workloads/gen.yaml"),
+                     "--set", "workload.generation.new_tokens=3", "--out", str(out)]) == (0, "")
+    written = sorted(p.name for p in out.iterdir())
+    assert written == sorted(f.replace("<strategy>", s) if "<strategy>" in f else f
+                             for f in named for s in (["sequential", "speed"] if "<" in f else [""]))
+    columns = re.findall(r"`(\w+)`", text[text.index("`tokens.csv`"):text.index("`timeline.json`")])
+    import pandas as pd
+    assert [c for c in columns if c not in ("committed", "flushed")] == \
+        list(pd.read_csv(out / "tokens.csv").columns)
+
+
+def test_the_catalogue_names_every_shipped_hardware_and_workload():
+    for folder in ("hw_configs", "workloads"):
+        (row,) = [line for line in README.splitlines() if line.startswith(f"| `{folder}/` |")]
+        named = set(re.findall(r"`(\w+)`", row))
+        assert named == {p.stem for p in (ROOT / folder).glob("*.yaml")}, folder
