@@ -37,7 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("workload", metavar="WORKLOAD", nargs="?",
                    help="workload YAML (e.g. workloads/gen.yaml)")
     p.add_argument("--out", help="directory for summary.json, tokens.csv, timeline.json, "
-                                 "resolved_config.yaml")
+                                 "resolved_config.yaml, items_<strategy>.csv and "
+                                 "occupancy_<strategy>.csv (an earlier run's files there are "
+                                 "replaced)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key: hw.<path>=value or workload.<path>=value (YAML-typed)")
     p.add_argument("--strategies", help="comma-separated subset, e.g. sequential,speed")
