@@ -453,3 +453,38 @@ def test_a_summary_timeline_says_where_its_unit_record_ends(result):
     for frame, window in ((full, (last - 1000, end)), (summary, (last - 2000, last))):
         texts = [t.get_text() for t in plots.plot_timeline(frame, "speed", *window).axes[0].texts]
         assert not any("not recorded" in t for t in texts)
+
+
+def test_latency_legend_reads_in_human_units():
+    tokens = pd.DataFrame({"strategy": ["sequential"] * 4, "exec": [1, 2, 3, 4], "sequence": 0,
+                           "position": [4, 5, 6, 7], "token_id": -1, "status": "committed",
+                           "start_cycle": [0, 2070e3, 4140e3, 6210e3],
+                           "end_cycle": [2070e3, 4140e3, 6210e3, 8280e3]})
+    fig = plots.plot_token_latency(tokens, 1e9)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["sequential (mean 2.07 ms)"]
+
+
+def test_roofline_of_five_strategies_is_a_grid_not_a_strip(result):
+    table = plots.roofline_table(next(iter(result.runs.values())).sim.items)
+    names = ["sequential", "speed", "early_exit_spec", "draft_spec", "shallow"]
+    fig = plots.plot_roofline({n: table for n in names}, result.hw)
+    assert [ax.get_title() for ax in fig.axes] == names
+    width, height = fig.get_size_inches()
+    assert width <= 16 and height < width  # 3 panels a row, 2 rows (was 26.5 in wide)
+    rows = sorted({round(ax.get_position().y0, 3) for ax in fig.axes})
+    assert len(rows) == 2
+
+
+def test_pareto_labels_do_not_print_over_each_other():
+    from speedsim.report.pareto import LABEL_GAP, spaced
+
+    x = np.linspace(1.0, 2.0, 40)
+    df = pd.DataFrame({"index": range(40), "status": "ok", "a": x, "b": 1.0 / x})  # all on the front
+    fig = plots.plot_pareto(df, "a", "b")
+    labelled = [t.get_text() for t in fig.axes[0].texts]
+    assert 5 <= len(labelled) < 40 and labelled[0] == "0"
+    kept = spaced(df, "a", "b", df)
+    u, v = df.loc[kept, "a"] / 1.0, df.loc[kept, "b"] / 0.5  # the axes' spans: 1 and 0.5
+    gaps = np.maximum(np.abs(np.diff(u)), np.abs(np.diff(v)))
+    assert (gaps >= LABEL_GAP - 1e-12).all()

@@ -99,6 +99,23 @@ def pareto_front(df: pd.DataFrame, objectives: Mapping[str, Goal]) -> np.ndarray
     return mask
 
 
+LABEL_GAP = 0.05  # labelled front points are this far apart (fraction of each axis' span)
+
+
+def spaced(on: pd.DataFrame, x: str, y: str, ref: pd.DataFrame) -> list:
+    """Index labels of the rows of ``on`` (in order) to annotate: each at least ``LABEL_GAP``
+    of the axes' spans (those of ``ref``, the whole scatter) from every one before it, so
+    that labels do not print over each other on a dense front."""
+    span = [(float(ref[c].max()) - float(ref[c].min())) or 1.0 for c in (x, y)]
+    kept, placed = [], []
+    for idx, px, py in zip(on.index, on[x].astype(float), on[y].astype(float)):
+        u, v = px / span[0], py / span[1]
+        if all(abs(u - a) >= LABEL_GAP or abs(v - b) >= LABEL_GAP for a, b in placed):
+            kept.append(idx)
+            placed.append((u, v))
+    return kept
+
+
 def plot_pareto(df: pd.DataFrame, x: str, y: str, *, x_goal: Goal | None = None,
                 y_goal: Goal | None = None, title: str | None = None,
                 label_column: str | None = "index") -> Figure:
@@ -116,7 +133,7 @@ def plot_pareto(df: pd.DataFrame, x: str, y: str, *, x_goal: Goal | None = None,
     on = df[front].sort_values([x, y])
     ax.plot(on[x], on[y], "-o", color="C3", markersize=6, label=f"Pareto front ({len(on)})")
     if label_column and label_column in on.columns:
-        for _, row in on.iterrows():
+        for _, row in on.loc[spaced(on, x, y, df)].iterrows():
             ax.annotate(str(row[label_column]), (row[x], row[y]), textcoords="offset points",
                         xytext=(4, 4), fontsize=7)
     ax.set_xlabel(f"{axis_label(x)} ({goals[x]})")

@@ -31,6 +31,7 @@ from matplotlib.patches import Patch
 from speedsim.config.errors import ConfigError
 from speedsim.metrics.core import DRAM_BYTE_COLUMNS, item_dram_bytes
 from speedsim.report.timeline import SUMMARY_DECODE_TOKENS
+from speedsim.report.units import human
 from speedsim.report.pareto import axis_label, plot_pareto  # noqa: F401  (the Pareto figure lives there)
 
 # Okabe & Ito (2008), "Color Universal Design".
@@ -157,7 +158,7 @@ def plot_token_latency(tokens: pd.DataFrame, clock_hz: float, *, sequence: int =
         y = df["gap_s"].to_numpy() * factor
         mean = y.mean()
         ax_t.plot(df["token"], y, "-", lw=1.0, marker=".", ms=3, color=colour,
-                  label=f"{name} (mean {mean:.3g} {unit})")
+                  label=f"{name} (mean {human(mean / factor, 's')})")
         ys = np.sort(y)
         ax_c.step(ys, np.arange(1, len(ys) + 1) / len(ys), where="post", color=colour, label=name)
     ax_t.set_xlabel("generated token index [tokens]")
@@ -381,6 +382,9 @@ def roofline_points(table: pd.DataFrame, clock_hz: float) -> pd.DataFrame:
     return agg
 
 
+ROOFLINE_COLUMNS = 3  # panels per row of the roofline figure
+
+
 def plot_roofline(tables: TableOrTables, hw, *, title: Optional[str] = None) -> Figure:
     """Roofline of the array with the simulated ops on it, one panel per strategy.
 
@@ -403,8 +407,13 @@ def plot_roofline(tables: TableOrTables, hw, *, title: Optional[str] = None) -> 
     finite = finite[np.isfinite(finite) & (finite > 0)]
     x_lo = min(finite.min() if finite.size else ridge, ridge) / 4
     x_hi = max(finite.max() if finite.size else ridge, ridge) * 8
-    fig = _new_figure(5.0 * len(points) + 1.5, 4.4)
-    axes = np.atleast_1d(fig.subplots(1, len(points), sharey=True, squeeze=False)[0])
+    ncols = min(len(points), ROOFLINE_COLUMNS)  # five strategies: a 3 × 2 grid, not one strip
+    nrows = -(-len(points) // ncols)
+    fig = _new_figure(4.6 * ncols + 1.8, 3.8 * nrows + 0.6)
+    grid = fig.subplots(nrows, ncols, sharey=True, squeeze=False)
+    for spare in grid.flat[len(points):]:
+        spare.remove()
+    axes = grid.flat[:len(points)]
     xs = np.geomspace(x_lo, x_hi, 200)
     markers = {"decode": "o", "prefill": "s"}
     for ax, (name, pts) in zip(axes, points.items()):
@@ -425,7 +434,8 @@ def plot_roofline(tables: TableOrTables, hw, *, title: Optional[str] = None) -> 
         ax.set_xlabel("operational intensity [MAC / DRAM byte]")
         ax.set_title(name)
         ax.grid(True, which="both", alpha=0.25)
-    axes[0].set_ylabel("achieved throughput [MAC/s]")
+    for row in grid:
+        row[0].set_ylabel("achieved throughput [MAC/s]")
     all_ops = list(dict.fromkeys(op for p in points.values() for op in p["op"]))
     handles = [Patch(color=OKABE_ITO[_OP_COLOURS.get(op, "yellow")], label=op) for op in all_ops]
     handles += [Line2D([], [], marker=m, ls="", color="grey", label=ph) for ph, m in markers.items()]
