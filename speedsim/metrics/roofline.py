@@ -125,9 +125,9 @@ def resource_bound_cycles(items: Sequence[WorkItem], last: int, hw: Hardware,
         return 0
     tr = _traffic(cone, costed)
     array = np.array([it.unit == "array" and it.weight_key is not None for it in cone])
-    kept = array | np.array([cost.param_resident(it, hw) for it in cone])  # may stay on chip
-    other = compulsory_dram_bytes(cone, costed, hw) - np.where(
-        kept & np.array(cost.compulsory_weights(cone, hw)), tr["weight_bytes"], 0)
+    kept = array | np.array([it.unit == "vector" and cost.param_resident(it, hw) for it in cone])
+    other = tr["kv_read_bytes"] + tr["kv_write_bytes"] + tr["act_read_bytes"] \
+        + tr["act_write_bytes"] + np.where(kept, 0, tr["weight_bytes"])  # kept: may stay on chip
     weights = unavoidable_weight_bytes([it.weight_key for it, a in zip(cone, array) if a],
                                        tr["weight_bytes"][array].tolist(),
                                        int(hw.buffers.weight.size_kib * 1024))
