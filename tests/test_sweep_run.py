@@ -131,6 +131,15 @@ def test_a_strategy_the_workload_does_not_configure_is_bad_input(tmp_path):
                                         "fixed": {"workload.strategies.shallow": {}},
                                         "axes": {"hw.array.rows": [16]}}, name="ok.yaml")
     assert load_sweep(configured).spec.strategies == ["sequential", "shallow"]
+    replaced = write_sweep(tmp_path, {"strategies": ["sequential", "speed"],
+                                      "fixed": {"workload.strategies": {"sequential": {}}},
+                                      "axes": {"hw.array.rows": [16]}}, name="replaced.yaml")
+    with pytest.raises(ConfigError, match=r"strategies\[1\]: strategy 'speed' is not configured"):
+        load_sweep(replaced)
+    dropped = write_sweep(tmp_path, {"fixed": {"workload.strategies.speed": None},
+                                     "axes": {"hw.array.rows": [16]}}, name="dropped.yaml")
+    with pytest.raises(ConfigError, match=r"strategies\[1\]: strategy 'speed'"):
+        load_sweep(dropped)
 
 
 def test_a_sweep_with_failed_points_exits_3_and_says_how_many(tmp_path, capsys):

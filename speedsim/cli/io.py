@@ -78,7 +78,8 @@ def _check_creatable(p: Path, option: str) -> None:
         raise ConfigError(f"no permission to write in {existing}", key=option)
 
 
-# What ``speedsim run --out`` writes (README "Outputs"; tests/test_readme.py checks the list).
+# What ``speedsim run --out`` writes (the README's `run --out DIR` paragraph lists them;
+# tests/test_readme.py checks that list against this one and against a run).
 RESULT_FILES = ("summary.json", "tokens.csv", "timeline.json", "resolved_config.yaml",
                 "items_*.csv", "occupancy_*.csv")
 

@@ -355,16 +355,19 @@ def _check_strategies_configured(sweep: Sweep) -> None:
 def _configured_strategies(sweep: Sweep) -> set[str]:
     """The strategies of the base workload (``sequential`` unless set to null), as the
     sweep's fixed keys and axes change them."""
-    raw = sweep.workload.get("strategies")
+    raw = sweep.spec.fixed.get("workload.strategies", sweep.workload.get("strategies"))
     raw = raw if isinstance(raw, dict) else {}
     configured = {name for name, v in raw.items() if v is not None}
     if "sequential" not in raw:
         configured.add("sequential")  # the schema's default
     for key in (*sweep.spec.fixed, *sweep.spec.axes):
         parts = key.split(".")
-        if parts[:2] == ["workload", "strategies"] and len(parts) > 2:
-            fixed_null = len(parts) == 3 and key in sweep.spec.fixed and sweep.spec.fixed[key] is None
-            (configured.discard if fixed_null else configured.add)(parts[2])
+        if parts[:2] != ["workload", "strategies"] or len(parts) < 3:
+            continue
+        if len(parts) == 3 and key in sweep.spec.fixed and sweep.spec.fixed[key] is None:
+            configured.discard(parts[2])  # fixed to null: not run
+        else:
+            configured.add(parts[2])
     return configured
 
 
