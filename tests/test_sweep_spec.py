@@ -85,7 +85,7 @@ def test_set_adds_fixed_overrides_and_is_checked(tmp_path):
         "workload.generation.new_tokens": 8}
     with pytest.raises(ConfigError) as info:
         load_sweep(path, [("hw.clock", 1)])
-    assert info.value.key == "fixed.hw.clock"
+    assert (info.value.file, info.value.key) == ("--set", "hw.clock")  # the option, not the file
 
 
 def test_default_metrics_follow_the_strategies(tmp_path):
@@ -115,3 +115,11 @@ def test_the_metric_catalogue_is_exactly_what_a_real_row_of_every_strategy_has()
     unused_buffers = {m for m in STRATEGY_METRICS - produced if m.startswith("buffers.")}
     assert STRATEGY_METRICS - produced == unused_buffers
     assert {m.split(".")[1] for m in unused_buffers} == {"accumulator", "kv"}
+
+
+def test_a_set_error_names_the_option_not_the_sweep_file(tmp_path):
+    path = write_sweep(tmp_path, {"axes": GOOD_AXES})
+    with pytest.raises(ConfigError) as info:
+        load_sweep(path, [("workload.generation.new_tokns", 3)])
+    assert str(info.value) == ("--set: workload.generation.new_tokns: 'new_tokns' is not a key of "
+                               "workload.generation (did you mean 'new_tokens'?)")

@@ -329,7 +329,10 @@ def load_sweep(path: str | Path, extra_fixed: list[tuple[str, Any]] = ()) -> Swe
         fixed = dict(data.get("fixed") or {})
         fixed.update(extra_fixed)
         data = {**data, "fixed": fixed}
-    spec = sweep_from_dict(data, file=str(path))
+    try:
+        spec = sweep_from_dict(data, file=str(path))
+    except ConfigError as exc:
+        raise _blamed_on_set(exc, [k for k, _ in extra_fixed]) from None
     hw_path = path.parent / spec.hw
     wl_path = path.parent / spec.workload
     for key, base in (("hw", hw_path), ("workload", wl_path)):
@@ -339,6 +342,14 @@ def load_sweep(path: str | Path, extra_fixed: list[tuple[str, Any]] = ()) -> Swe
                   workload=load_mapping(wl_path), workload_dir=str(wl_path.parent))
     _check_strategies_configured(sweep)
     return sweep
+
+
+def _blamed_on_set(exc: ConfigError, keys: list[str]) -> ConfigError:
+    """An error at ``fixed.<key>`` where ``--set`` gave the key: named by the option."""
+    for key in keys:
+        if exc.key and (exc.key == f"fixed.{key}" or exc.key.startswith(f"fixed.{key}.")):
+            return ConfigError(exc.message, file="--set", key=exc.key.removeprefix("fixed."))
+    return exc
 
 
 def _check_strategies_configured(sweep: Sweep) -> None:
