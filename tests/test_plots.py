@@ -428,7 +428,10 @@ def test_plot_sweep_command(tmp_path, capsys):
                  "decode_time_s", "--where", "hw.array.weight_load=serial"]) == 0
     _valid_png(tmp_path / "s.decode_time_s.png")
     for argv, words in ((["--y", "decode_tme_s"], "--y: no column 'decode_tme_s'"),
-                        (["--y", "hw.dram.bandwidth_gb_s"], "--y: --x and --y name the same"),):
+                        (["--y", "hw.dram.bandwidth_gb_s"], "--y: --x and --y name the same"),
+                        (["--y", "decode_time_s", "--x", "hw.dram.bandwith_gb_s"],
+                         "--x: no column 'hw.dram.bandwith_gb_s' (swept columns: "
+                         "hw.dram.bandwidth_gb_s, hw.array.weight_load)")):
         capsys.readouterr()
         assert main(["plot", "sweep", str(results), "--x", "hw.dram.bandwidth_gb_s", *argv]) == 2
         err = capsys.readouterr().err

@@ -277,7 +277,10 @@ def sweep_lines(df: pd.DataFrame, x: str, metric: str) -> dict[str, pd.DataFrame
     ``metric`` is a column (``speed.decode_time_s``: one line) or a per-strategy metric
     (``decode_time_s``: one line per strategy with a ``<strategy>.decode_time_s`` column).
     Other ``hw.``/``workload.`` columns that vary split each line by their values."""
-    _require(df, (x,), "sweep plot")
+    if x not in df.columns:
+        axes = [c for c in df.columns if c.startswith(("hw.", "workload."))]
+        raise ConfigError(f"no column {x!r} (swept columns: {', '.join(axes) or 'none'})",
+                          key="--x")
     if "status" in df.columns:
         df = df[df["status"] == "ok"]
     columns = [metric] if metric in df.columns else \
