@@ -53,6 +53,7 @@ import numpy as np
 from speedsim.contracts.schedule import SpecSchedule, VerifyStep, draft_count, leading_true
 from speedsim.model.decoder import (GenerationRecord, KVCache, embed, forward_full,
                                     greedy_decode, head, run_layer)
+from speedsim.model import sampling as sm
 from speedsim.model.dims import Dims
 from speedsim.model.weights import Params
 
@@ -64,23 +65,79 @@ def sequence_of(record: GenerationRecord) -> np.ndarray:
     return np.concatenate([record.prompt, record.tokens[:, :-1]], axis=1)
 
 
-def teacher_forced_guesses(params: Params, shape, record: GenerationRecord,
-                           exit_layer: Optional[int] = None) -> np.ndarray:
-    """int64 [B, T]: a model's greedy guess of each generated token given the target's
-    greedy prefix (one pass, no cache). ``exit_layer``: guess from the early head after
-    that layer instead of the last one."""
+def teacher_forced_logits(params: Params, shape, record: GenerationRecord,
+                          exit_layer: Optional[int] = None) -> np.ndarray:
+    """float32 [B, T, V]: a model's logits for each generated token given the target's
+    committed prefix (one pass, no cache). ``exit_layer``: from the early head after that
+    layer instead of the last one."""
     P = record.prompt.shape[1]
     final, early = forward_full(params, shape, sequence_of(record), exit_layer)  # [B, P+T-1, V]
     logits = final if exit_layer is None else early
-    return logits[:, P - 1:].argmax(-1)  # guess of token i from position P - 1 + i
+    return logits[:, P - 1:]  # token i from position P - 1 + i
+
+
+def teacher_forced_guesses(params: Params, shape, record: GenerationRecord,
+                           exit_layer: Optional[int] = None) -> np.ndarray:
+    """int64 [B, T]: a model's greedy guess of each generated token given the target's
+    greedy prefix (``teacher_forced_logits``' argmax)."""
+    return teacher_forced_logits(params, shape, record, exit_layer).argmax(-1)
+
+
+@dataclass(frozen=True)
+class Drafts:
+    """A draft's guess of every generated token given the committed prefix, and the
+    probability each is kept (greedy: 1 or 0; sampled: Σ min(p, q) over the batch)."""
+
+    guesses: np.ndarray  # int64 [B, T]
+    accepted: np.ndarray  # bool [T]: the guess equals the committed token for every sequence
+    expected: np.ndarray  # float [T]
+
+
+def drafts_from_logits(logits: np.ndarray, record: GenerationRecord, sampling=None) -> Drafts:
+    """The drafts a model with ``logits`` [B, T, V] (given the committed prefix) makes:
+    greedy, its argmax; sampled, drawn coupled to the committed tokens with the shared
+    coupling uniforms (``speedsim.model.sampling``)."""
+    if sampling is None:
+        guesses = logits.argmax(-1)
+        hits = (guesses == record.tokens).all(axis=0)
+        return Drafts(guesses, hits, hits.astype(float))
+    B, T = record.tokens.shape
+    q = sm.distribution(logits, sampling)  # [B, T, V]
+    uv = sm.coupling_uniforms(sampling.seed, T, B)
+    guesses = np.stack([sm.coupled_draft(record.tokens[:, i], record.probs[:, i], q[:, i], uv[i])
+                        for i in range(T)], 1)
+    expected = np.prod(sm.expected_acceptance(record.probs, q), axis=0)  # [T]
+    return Drafts(guesses, (guesses == record.tokens).all(axis=0), expected)
+
+
+def record_drafts(record: GenerationRecord) -> Drafts:
+    """The drafts of the exit the reference run itself took (``record.early``)."""
+    accepted = record.accepted
+    expected = record.expected if record.expected is not None else accepted.astype(float)
+    return Drafts(record.early, accepted, expected)
+
+
+def exit_drafts(params: Params, shape, record: GenerationRecord, exit_layers: int,
+                sampling=None) -> Drafts:
+    """The early exit after ``exit_layers`` layers drafts each token (the reference run's
+    own early predictions when it exited there)."""
+    if record.exit_layer == exit_layers - 1:
+        return record_drafts(record)
+    return drafts_from_logits(teacher_forced_logits(params, shape, record, exit_layers - 1),
+                              record, sampling)
 
 
 def exit_guesses(params: Params, shape, record: GenerationRecord, exit_layers: int) -> np.ndarray:
     """int64 [B, T]: the early exit after ``exit_layers`` layers guesses each token (the
     greedy run's own early predictions when it exited there)."""
-    if record.exit_layer == exit_layers - 1:
-        return record.early
-    return teacher_forced_guesses(params, shape, record, exit_layers - 1)
+    return exit_drafts(params, shape, record, exit_layers).guesses
+
+
+def model_drafts(draft_params: Params, draft_shape, record: GenerationRecord,
+                 sampling=None) -> Drafts:
+    """A separate draft model's drafts of each token given the committed prefix."""
+    return drafts_from_logits(teacher_forced_logits(draft_params, draft_shape, record),
+                              record, sampling)
 
 
 def draft_acceptance(draft_params: Params, draft_shape, record: GenerationRecord) -> np.ndarray:
@@ -287,8 +344,10 @@ def truncated(shape, exit_layers: int) -> Dims:
     return replace(dm, n_layers=int(exit_layers), sets=dm.sets[:exit_layers])
 
 
-def run_shallow(params: Params, shape, record: GenerationRecord, exit_layers: int) -> ShallowRun:
-    """Sequential greedy decoding of the first E layers + the tied head, same prompts."""
+def run_shallow(params: Params, shape, record: GenerationRecord, exit_layers: int,
+                sampling=None) -> ShallowRun:
+    """Sequential decoding of the first E layers + the tied head, same prompts: greedy, or
+    sampled from its own head with the target's uniforms (``speedsim.model.sampling``)."""
     out = greedy_decode(params, truncated(shape, exit_layers), record.prompt,
-                        record.tokens.shape[1])
+                        record.tokens.shape[1], sampling=sampling)
     return ShallowRun(out.tokens, record.tokens)
