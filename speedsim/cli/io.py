@@ -139,6 +139,9 @@ class RunFiles:
             for p in parts:
                 p.unlink()
         config_text = yaml.safe_dump(result.resolved_config(), sort_keys=False)
+        if result.acceptance is not None and len(result.acceptance):
+            _write_file(self.staging / "acceptance.csv",
+                        partial(write_csv_atomic, result.acceptance))
         for name, write in (("tokens.csv", partial(write_csv_atomic, result.tokens)),
                             ("summary.json", partial(write_json_atomic, result.summary)),
                             ("resolved_config.yaml", partial(write_text_atomic, config_text))):

@@ -44,6 +44,8 @@ ROWS: list[Row] = [
 SPEC_ROWS: list[Row] = [
     ("launched / committed / flushed", lambda s: f"{s['launched']} / {s['committed']} / {s['flushed']}"),
     ("acceptance rate", lambda s: f"{s['acceptance_rate'] * 100:.1f} %"),
+    ("  expected (± std. error)", lambda s: f"{s['expected_acceptance_rate'] * 100:.1f} ± "
+                                            f"{s['acceptance_stderr'] * 100:.1f} %"),
     ("mean tokens in flight", lambda s: f"{s['mean_tokens_in_flight']:.2f}"),
     ("accepted / verify step", lambda s: f"{s['mean_accepted_per_step']:.2f} "
                                          f"(i.i.d. {s['expected_accepted_per_step']:.2f})"),
