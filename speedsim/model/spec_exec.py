@@ -50,7 +50,7 @@ from typing import Optional
 
 import numpy as np
 
-from speedsim.contracts.schedule import SpecSchedule, VerifyStep, draft_count, leading_true
+from speedsim.contracts.schedule import SpecSchedule, VerifyStep, draft_count
 from speedsim.model.decoder import (GenerationRecord, KVCache, embed, forward_full,
                                     greedy_decode, head, run_layer)
 from speedsim.model import sampling as sm
@@ -159,9 +159,38 @@ class SpecRun:
     drafts: tuple[np.ndarray, ...]  # per step: int64 [B, k], the guesses it verified
 
 
-def _accept(drafts: np.ndarray, preds: np.ndarray) -> int:
-    """a: guesses d_1..d_k [B, k] against target predictions f_1..f_{k+1} [B, k+1]."""
-    return leading_true((drafts == preds[:, :drafts.shape[1]]).all(axis=0))
+class _Chooser:
+    """Logits to distributions (``sampling`` None: one-hot greedy) and the draws."""
+
+    def __init__(self, sampling, draws: Optional[sm.Draws]):
+        self.sampling = sampling
+        self.draws = draws if draws is not None else \
+            sm.SeededDraws(0 if sampling is None else sampling.seed)
+
+    def distribution(self, logits: np.ndarray) -> np.ndarray:
+        return sm.distribution(logits, self.sampling)
+
+    def draw(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(token [B], its distribution [B, V]) from logits [B, V]."""
+        q = self.distribution(logits)
+        return self.draws.token(q), q
+
+
+def _verify(ch: _Chooser, guesses: np.ndarray, qs: np.ndarray,
+            target_logits: np.ndarray) -> tuple[int, np.ndarray]:
+    """The rule on guesses d_1..d_k [B, k] drafted from qs [B, k, V], target logits
+    [B, k+1, V], in order: (a kept for the whole batch, the a + 1 committed tokens [B, a+1]).
+    The first rejection ends the step with its resampled token; after k kept, the bonus
+    token is drawn from the target's last row."""
+    k, out = guesses.shape[1], []
+    for j in range(k):
+        kept, token = sm.speculative_verify(ch.draws, guesses[:, j],
+                                            ch.distribution(target_logits[:, j]), qs[:, j])
+        out.append(token)
+        if not kept.all():
+            return j, np.stack(out, 1)
+    out.append(ch.draw(target_logits[:, k])[0])
+    return k, np.stack(out, 1)
 
 
 def _prefill(params: Params, dm: Dims, prompts: np.ndarray, cache: KVCache) -> np.ndarray:
@@ -179,13 +208,13 @@ def _layers(params: Params, dm: Dims, x: np.ndarray, layers: range, cache: KVCac
     return x
 
 
-def _target_start(params: Params, dm: Dims, prompts: np.ndarray,
-                  new_tokens: int) -> tuple[KVCache, np.ndarray]:
+def _target_start(params: Params, dm: Dims, prompts: np.ndarray, new_tokens: int,
+                  ch: _Chooser) -> tuple[KVCache, np.ndarray]:
     """The target's KV cache after the prompt and the token ids [B, T] with token 0 set."""
     B, P = prompts.shape
     cache = KVCache.for_shape(dm, B, P + new_tokens)
     tokens = np.zeros((B, new_tokens), np.int64)
-    tokens[:, 0] = head(params, _prefill(params, dm, prompts, cache)).argmax(-1)
+    tokens[:, 0] = ch.draw(head(params, _prefill(params, dm, prompts, cache)))[0]
     return cache, tokens
 
 
@@ -200,36 +229,46 @@ def _check(draft_tokens: int, prompts: np.ndarray, new_tokens: int, params: Para
 # ---------------------------------------------------------------- early-exit self-speculation
 
 def _early_draft(params: Params, dm: Dims, E: int, token: np.ndarray, p: int, k: int,
-                 cache: KVCache) -> tuple[np.ndarray, np.ndarray]:
+                 cache: KVCache, ch: _Chooser) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """k draft passes (layers 0..E-1 + head) from ``token`` [B] at position p.
-    Returns guesses [B, k] and the hidden rows after layer E-1 [B, k, d]."""
-    guesses, hidden, tok = [], [], token
+    Returns guesses [B, k], their distributions [B, k, V] and the hidden rows after
+    layer E-1 [B, k, d]."""
+    guesses, qs, hidden, tok = [], [], [], token
     for j in range(k):
         x = _layers(params, dm, embed(params, tok[:, None], p + j), range(E), cache, p + j)
         hidden.append(x)
-        tok = head(params, x[:, 0]).argmax(-1)
+        tok, q = ch.draw(head(params, x[:, 0]))
         guesses.append(tok)
-    B, d = token.shape[0], params.tok_emb.shape[1]
-    return (np.stack(guesses, 1) if guesses else np.zeros((B, 0), np.int64),
-            np.concatenate(hidden, 1) if hidden else np.zeros((B, 0, d), np.float32))
+        qs.append(q)
+    return _stacked(guesses, qs, token.shape[0], params) + (
+        np.concatenate(hidden, 1) if hidden else
+        np.zeros((token.shape[0], 0, params.tok_emb.shape[1]), np.float32),)
+
+
+def _stacked(guesses: list, qs: list, B: int, params: Params) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pass guesses [B] and distributions [B, V] as [B, k] and [B, k, V]."""
+    if not guesses:
+        return np.zeros((B, 0), np.int64), np.zeros((B, 0, params.tok_emb.shape[0]))
+    return np.stack(guesses, 1), np.stack(qs, 1)
 
 
 def _early_verify(params: Params, dm: Dims, E: int, last: np.ndarray, hidden: np.ndarray,
                   p: int, cache: KVCache) -> np.ndarray:
     """The last row (input ``last`` [B] at p + k) runs layers 0..E-1; then all k + 1 rows
-    run layers E..N-1 in one pass. Returns the target's predictions [B, k + 1]."""
+    run layers E..N-1 in one pass. Returns the target's logits [B, k + 1, V]."""
     k = hidden.shape[1]
     x_last = _layers(params, dm, embed(params, last[:, None], p + k), range(E), cache, p + k)
     x = _layers(params, dm, np.concatenate([hidden, x_last], 1), range(E, dm.n_layers),
                 cache, p)
     B = x.shape[0]
-    return head(params, x.reshape(-1, x.shape[-1])).argmax(-1).reshape(B, k + 1)
+    return head(params, x.reshape(-1, x.shape[-1])).reshape(B, k + 1, -1)
 
 
 def run_early_exit_spec(params: Params, shape, prompts: np.ndarray, new_tokens: int,
-                        draft_tokens: int, exit_layers: int) -> SpecRun:
-    """Greedy decoding by early-exit self-speculation: drafts from the first
-    ``exit_layers`` (E) layers, verification by all N."""
+                        draft_tokens: int, exit_layers: int, sampling=None,
+                        draws: Optional[sm.Draws] = None) -> SpecRun:
+    """Decoding by early-exit self-speculation: drafts from the first ``exit_layers`` (E)
+    layers, verification by all N; greedy, or sampled (module docstring)."""
     dm = Dims.of(shape)
     E, T = int(exit_layers), int(new_tokens)
     if not 1 <= E < dm.n_layers:
@@ -237,15 +276,16 @@ def run_early_exit_spec(params: Params, shape, prompts: np.ndarray, new_tokens: 
     prompts = np.asarray(prompts, dtype=np.int64)
     _check(draft_tokens, prompts, T, params)
     B, P = prompts.shape
-    cache, tokens = _target_start(params, dm, prompts, T)
+    ch = _Chooser(sampling, draws)
+    cache, tokens = _target_start(params, dm, prompts, T, ch)
     steps, drafts, c = [], [], 0
     while c < T - 1:
         p, k = P + c, draft_count(draft_tokens, c, T)
-        guesses, hidden = _early_draft(params, dm, E, tokens[:, c], p, k, cache)
+        guesses, qs, hidden = _early_draft(params, dm, E, tokens[:, c], p, k, cache, ch)
         last = guesses[:, -1] if k else tokens[:, c]
-        preds = _early_verify(params, dm, E, last, hidden, p, cache)
-        a = _accept(guesses, preds)
-        tokens[:, c + 1:c + a + 2] = preds[:, :a + 1]
+        a, committed = _verify(ch, guesses, qs,
+                               _early_verify(params, dm, E, last, hidden, p, cache))
+        tokens[:, c + 1:c + a + 2] = committed
         cache.rollback(p + a + 1)
         steps.append(VerifyStep(c, k, a))
         drafts.append(guesses)
@@ -268,47 +308,53 @@ class _Draft:
         return self.cache.lengths[0]
 
 
-def _model_draft(dr: _Draft, tokens: np.ndarray, P: int, c: int, k: int) -> tuple[np.ndarray, bool]:
+def _model_draft(dr: _Draft, tokens: np.ndarray, P: int, c: int, k: int,
+                 ch: _Chooser) -> tuple[np.ndarray, np.ndarray, bool]:
     """k guesses after committed token c; the first pass also feeds every committed
-    input the draft's cache lacks (at most one: the catch-up). Returns (guesses [B, k], caught up)."""
-    guesses, behind = [], dr.fed < P + c
+    input the draft's cache lacks (at most one: the catch-up). Returns (guesses [B, k],
+    their distributions [B, k, V], caught up)."""
+    guesses, qs, behind = [], [], dr.fed < P + c
     feed = tokens[:, dr.fed - P:c + 1]  # [B, 1 or 2]
     for j in range(k):
         start = dr.fed
         x = _layers(dr.params, dr.dm, embed(dr.params, feed, start), range(dr.dm.n_layers),
                     dr.cache, start)
-        feed = head(dr.params, x[:, -1]).argmax(-1)[:, None]
-        guesses.append(feed[:, 0])
-    B = tokens.shape[0]
-    return (np.stack(guesses, 1) if guesses else np.zeros((B, 0), np.int64)), behind and k > 0
+        tok, q = ch.draw(head(dr.params, x[:, -1]))
+        feed = tok[:, None]
+        guesses.append(tok)
+        qs.append(q)
+    return _stacked(guesses, qs, tokens.shape[0], dr.params) + (behind and k > 0,)
 
 
 def _target_verify(params: Params, dm: Dims, rows: np.ndarray, p: int,
                    cache: KVCache) -> np.ndarray:
-    """All N layers over ``rows`` [B, k+1] at positions p..; predictions [B, k+1]."""
+    """All N layers over ``rows`` [B, k+1] at positions p..; logits [B, k+1, V]."""
     x = _layers(params, dm, embed(params, rows, p), range(dm.n_layers), cache, p)
     B, t, d = x.shape
-    return head(params, x.reshape(-1, d)).argmax(-1).reshape(B, t)
+    return head(params, x.reshape(-1, d)).reshape(B, t, -1)
 
 
 def run_draft_spec(params: Params, shape, draft_params: Params, draft_shape,
-                   prompts: np.ndarray, new_tokens: int, draft_tokens: int) -> SpecRun:
-    """Greedy decoding of the target (``params``, ``shape``) with a separate draft model."""
+                   prompts: np.ndarray, new_tokens: int, draft_tokens: int, sampling=None,
+                   draws: Optional[sm.Draws] = None) -> SpecRun:
+    """Decoding of the target (``params``, ``shape``) with a separate draft model; greedy,
+    or sampled (module docstring)."""
     dm, T = Dims.of(shape), int(new_tokens)
     prompts = np.asarray(prompts, dtype=np.int64)
     _check(draft_tokens, prompts, T, params)
     B, P = prompts.shape
     dr = _Draft(draft_params, Dims.of(draft_shape), KVCache.for_shape(draft_shape, B, P + T))
     _prefill(dr.params, dr.dm, prompts, dr.cache)  # its prediction of token 0 is unused
-    cache, tokens = _target_start(params, dm, prompts, T)
+    ch = _Chooser(sampling, draws)
+    cache, tokens = _target_start(params, dm, prompts, T, ch)
     steps, drafts, c = [], [], 0
     while c < T - 1:
         p, k = P + c, draft_count(draft_tokens, c, T)
-        guesses, behind = _model_draft(dr, tokens, P, c, k)
-        preds = _target_verify(params, dm, np.concatenate([tokens[:, c:c + 1], guesses], 1),
-                               p, cache)
-        a = _accept(guesses, preds)
-        tokens[:, c + 1:c + a + 2] = preds[:, :a + 1]
+        guesses, qs, behind = _model_draft(dr, tokens, P, c, k, ch)
+        logits = _target_verify(params, dm, np.concatenate([tokens[:, c:c + 1], guesses], 1),
+                                p, cache)
+        a, committed = _verify(ch, guesses, qs, logits)
+        tokens[:, c + 1:c + a + 2] = committed
         cache.rollback(p + a + 1)
         dr.cache.rollback(p + a + 1)
         steps.append(VerifyStep(c, k, a, behind))
