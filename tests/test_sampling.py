@@ -253,11 +253,14 @@ def test_a_sampled_speed_run_follows_the_schedule_of_its_own_acceptance(target):
 
     shape, params = target
     prompts = np.array([[0, 2], [1, 1]])
+    rejected = 0
     for seed in range(4):
         run = run_speed(params, shape, prompts, 6, 2, Sampling(temperature=1.0, seed=seed))
         accepted = np.ones(6, bool)
         accepted[[f.index for f in run.schedule.flush_events]] = False
         assert run.schedule == derive_schedule(accepted, 2)
+        rejected += int((~accepted).sum())
+    assert rejected > 0
 
 
 @pytest.mark.parametrize("draft_model", [False, True])
@@ -267,12 +270,15 @@ def test_a_sampled_verify_run_follows_the_schedule_of_its_own_acceptance(target,
 
     shape, params = target
     prompts = np.array([[0, 2]])
+    rejected = 0
     for seed in range(4):
         s = Sampling(temperature=1.0, seed=seed)
-        run = run_draft_spec(params, shape, draft[1], draft[0], prompts, 7, 2, s) \
-            if draft_model else run_early_exit_spec(params, shape, prompts, 7, 2, 1, s)
-        accepted = np.ones(7, bool)
+        run = run_draft_spec(params, shape, draft[1], draft[0], prompts, 6, 2, s) \
+            if draft_model else run_early_exit_spec(params, shape, prompts, 6, 2, 1, s)
+        accepted = np.ones(6, bool)
         for st in run.schedule.steps:
             if st.accepted < st.drafted:
                 accepted[st.start + st.accepted + 1] = False
         assert run.schedule == derive_spec_schedule(accepted, 2, catch_up=draft_model)
+        rejected += int((~accepted).sum())
+    assert rejected > 0
