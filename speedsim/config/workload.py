@@ -146,7 +146,7 @@ class Generation(Frozen):
     batch: PosInt = 1  # B
     seed: NonNegInt = 0  # seeds the random prompt when no prompt is given
     prompt: Optional[str] = None  # text, encoded byte-level (vocab must be >= 256)
-    sampling: Optional[Sampling] = None  # None means greedy decoding
+    sampling: Optional[Sampling] = None  # sampled decoding; null means greedy (as temperature 0)
 
     @property
     def sampled(self) -> Optional[Sampling]:
@@ -268,6 +268,7 @@ class Workload(Frozen):
     def _consistent(self) -> "Workload":
         m, g, sp = self.model, self.generation, self.strategies.speed
         _check_lengths(self)
+        self._check_sampling()
         if g.prompt is not None and m.vocab_size < 256:
             raise _at("generation.prompt", "a text prompt is byte-level and needs vocab_size >= 256")
         if sp is not None:
@@ -290,7 +291,6 @@ class Workload(Frozen):
                           "rate: 0.9} (or {source: file, path: ...})")
         if not self.strategies.names():
             raise _at("strategies", "at least one strategy is needed")
-        self._check_sampling()
         self._check_exits()
         self._check_draft()
         return self

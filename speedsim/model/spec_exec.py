@@ -38,6 +38,19 @@ the vector SPEED uses when the draft is the early exit after layer E - 1.
 The teacher-forced guesses (``teacher_forced_guesses``) give that vector in
 one pass, without running the loop.
 
+Sampled (``sampling`` given; ``speedsim.model.sampling``). The draft draws
+d_j from its distribution q_j; the verify pass gives the target's p_1 ..
+p_{k+1}; in order j = 1..k, d_j is kept with probability min(1, p_j(d_j) /
+q_j(d_j)) (``speculative_verify``); the first rejection commits a token drawn
+from normalize(max(0, p_j − q_j)) and ends the step; after k kept, the bonus
+token is drawn from p_{k+1}. Greedy decoding is the same code with one-hot
+distributions. The draws come from a ``Draws`` in the order the run asks:
+token 0, then per step the k draft tokens, then the keep tests (and the
+residual or bonus draw). For the simulator, ``Drafts`` (one draft per token,
+given the committed prefix) carries the outcome vector: sampled, the draft is
+drawn from the coupling of ``speedsim.model.sampling`` with the reference
+run's tokens.
+
 The **shallow** baseline (``run_shallow``) decodes the first E layers + head
 sequentially: fast and lossy; it reports how many of its tokens differ from
 the target's.
