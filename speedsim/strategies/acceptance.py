@@ -81,13 +81,6 @@ def acceptance_vector(workload, record: Optional[GenerationRecord] = None) -> Ac
     return speed_acceptance(workload, record).accepted
 
 
-def outcomes(cfg, new_tokens: int, model: Optional[np.ndarray], key: str) -> AcceptanceOutcomes:
-    """bool [new_tokens] of one config, ``model`` the model's own outcomes (None: none)."""
-    drafts = None if model is None else Drafts(np.zeros((0, len(model)), np.int64),
-                                               np.asarray(model, bool), None)
-    return acceptance(cfg, new_tokens, drafts, key).accepted
-
-
 @source("model")
 def _model(cfg, T: int, drafts: Optional[Drafts], key: str) -> Acceptance:
     if drafts is None:
