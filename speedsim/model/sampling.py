@@ -152,3 +152,21 @@ def speculative_verify(draws: Draws, x: np.ndarray, p: np.ndarray,
     if not kept.all():
         token[~kept] = draws.token(residual(p[~kept], q[~kept]))
     return kept, token
+
+
+class Chooser:
+    """How an executor turns logits into tokens: distributions (``sampling`` None or
+    temperature 0: one-hot greedy) and the draws (default ``SeededDraws(sampling.seed)``)."""
+
+    def __init__(self, sampling=None, draws: Optional[Draws] = None):
+        self.sampling = sampling
+        self.draws = draws if draws is not None else \
+            SeededDraws(0 if sampling is None else sampling.seed)
+
+    def distribution(self, logits: np.ndarray) -> np.ndarray:
+        return distribution(logits, self.sampling)
+
+    def draw(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(token [B], its distribution [B, V]) from logits [B, V]."""
+        q = self.distribution(logits)
+        return self.draws.token(q), q

@@ -172,24 +172,7 @@ class SpecRun:
     drafts: tuple[np.ndarray, ...]  # per step: int64 [B, k], the guesses it verified
 
 
-class _Chooser:
-    """Logits to distributions (``sampling`` None: one-hot greedy) and the draws."""
-
-    def __init__(self, sampling, draws: Optional[sm.Draws]):
-        self.sampling = sampling
-        self.draws = draws if draws is not None else \
-            sm.SeededDraws(0 if sampling is None else sampling.seed)
-
-    def distribution(self, logits: np.ndarray) -> np.ndarray:
-        return sm.distribution(logits, self.sampling)
-
-    def draw(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(token [B], its distribution [B, V]) from logits [B, V]."""
-        q = self.distribution(logits)
-        return self.draws.token(q), q
-
-
-def _verify(ch: _Chooser, guesses: np.ndarray, qs: np.ndarray,
+def _verify(ch: sm.Chooser, guesses: np.ndarray, qs: np.ndarray,
             target_logits: np.ndarray) -> tuple[int, np.ndarray]:
     """The rule on guesses d_1..d_k [B, k] drafted from qs [B, k, V], target logits
     [B, k+1, V], in order: (a kept for the whole batch, the a + 1 committed tokens [B, a+1]).
@@ -222,7 +205,7 @@ def _layers(params: Params, dm: Dims, x: np.ndarray, layers: range, cache: KVCac
 
 
 def _target_start(params: Params, dm: Dims, prompts: np.ndarray, new_tokens: int,
-                  ch: _Chooser) -> tuple[KVCache, np.ndarray]:
+                  ch: sm.Chooser) -> tuple[KVCache, np.ndarray]:
     """The target's KV cache after the prompt and the token ids [B, T] with token 0 set."""
     B, P = prompts.shape
     cache = KVCache.for_shape(dm, B, P + new_tokens)
@@ -242,7 +225,7 @@ def _check(draft_tokens: int, prompts: np.ndarray, new_tokens: int, params: Para
 # ---------------------------------------------------------------- early-exit self-speculation
 
 def _early_draft(params: Params, dm: Dims, E: int, token: np.ndarray, p: int, k: int,
-                 cache: KVCache, ch: _Chooser) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 cache: KVCache, ch: sm.Chooser) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """k draft passes (layers 0..E-1 + head) from ``token`` [B] at position p.
     Returns guesses [B, k], their distributions [B, k, V] and the hidden rows after
     layer E-1 [B, k, d]."""
@@ -289,7 +272,7 @@ def run_early_exit_spec(params: Params, shape, prompts: np.ndarray, new_tokens: 
     prompts = np.asarray(prompts, dtype=np.int64)
     _check(draft_tokens, prompts, T, params)
     B, P = prompts.shape
-    ch = _Chooser(sampling, draws)
+    ch = sm.Chooser(sampling, draws)
     cache, tokens = _target_start(params, dm, prompts, T, ch)
     steps, drafts, c = [], [], 0
     while c < T - 1:
@@ -322,7 +305,7 @@ class _Draft:
 
 
 def _model_draft(dr: _Draft, tokens: np.ndarray, P: int, c: int, k: int,
-                 ch: _Chooser) -> tuple[np.ndarray, np.ndarray, bool]:
+                 ch: sm.Chooser) -> tuple[np.ndarray, np.ndarray, bool]:
     """k guesses after committed token c; the first pass also feeds every committed
     input the draft's cache lacks (at most one: the catch-up). Returns (guesses [B, k],
     their distributions [B, k, V], caught up)."""
@@ -358,7 +341,7 @@ def run_draft_spec(params: Params, shape, draft_params: Params, draft_shape,
     B, P = prompts.shape
     dr = _Draft(draft_params, Dims.of(draft_shape), KVCache.for_shape(draft_shape, B, P + T))
     _prefill(dr.params, dr.dm, prompts, dr.cache)  # its prediction of token 0 is unused
-    ch = _Chooser(sampling, draws)
+    ch = sm.Chooser(sampling, draws)
     cache, tokens = _target_start(params, dm, prompts, T, ch)
     steps, drafts, c = [], [], 0
     while c < T - 1:

@@ -25,7 +25,7 @@ import numpy as np
 from speedsim.contracts.schedule import FlushEvent, Schedule, ScheduledExec, Status
 from speedsim.model import sampling as sm
 from speedsim.model.dims import Dims
-from speedsim.model.sampling import Draws, SeededDraws
+from speedsim.model.sampling import Draws
 from speedsim.model.decoder import KVCache, embed, head, run_layer, run_layers
 from speedsim.model.weights import Params
 
@@ -81,10 +81,8 @@ def run_speed(params: Params, shape, prompts: np.ndarray, new_tokens: int,
     ``run_layers`` call: dense ops on stacked rows, attention per execution on
     its own layer's cache. Early and final heads of a step share one call.
     """
-    if draws is None:
-        draws = SeededDraws(0 if sampling is None else sampling.seed)
     pipe = _Pipeline(params, Dims.of(shape), np.asarray(prompts, dtype=np.int64),
-                     int(new_tokens), int(stages), _Chooser(sampling, draws))
+                     int(new_tokens), int(stages), sm.Chooser(sampling, draws))
     pipe.prefill()
     while pipe.pending is not None or pipe.flight:
         pipe.stage_step()
@@ -96,7 +94,7 @@ class _Pipeline:
     execution waiting to enter stage 0, and what has been retired so far."""
 
     def __init__(self, params: Params, dm: Dims, prompts: np.ndarray, T: int, G: int,
-                 chooser: "_Chooser"):
+                 chooser: sm.Chooser):
         N = dm.n_layers
         self.choose = chooser
         if G < 1 or N % G:
@@ -119,7 +117,7 @@ class _Pipeline:
         x = embed(self.params, self.prompts, 0)
         for layer in range(self.dm.n_layers):
             x = run_layer(self.params, self.dm, layer, x, self.cache, 0)
-        self.tokens[:, 0] = self.choose.draw(head(self.params, x[:, -1]))
+        self.tokens[:, 0] = self.choose.draw(head(self.params, x[:, -1]))[0]
         self.pending = (0, self.tokens[:, 0], False, None) if self.n else None
 
     def stage_step(self) -> None:
@@ -135,8 +133,8 @@ class _Pipeline:
         if oldest is not None and self._commit(oldest, final):
             young = None  # flushed with the rest
         if young is not None and self.pending is None:  # the successor of stage 0's leaver
-            q = self.choose.distribution(early)
-            self.pending = (young.index + 1, self.choose.draws.token(q), True, q)
+            token, q = self.choose.draw(early)
+            self.pending = (young.index + 1, token, True, q)
         for s in self.flight:
             s.stage += 1
         self.step += 1
@@ -213,19 +211,6 @@ class _Pipeline:
                            np.int64).reshape(len(execs), self.B)
         return SpeedRun(self.prompts, self.tokens,
                         Schedule(self.G, execs, tuple(self.log), tuple(self.flushes)), carried)
-
-
-class _Chooser:
-    """Logits to distributions (``sampling`` None: one-hot greedy) and the draws."""
-
-    def __init__(self, sampling, draws: Draws):
-        self.sampling, self.draws = sampling, draws
-
-    def distribution(self, logits: np.ndarray) -> np.ndarray:
-        return sm.distribution(logits, self.sampling)
-
-    def draw(self, logits: np.ndarray) -> np.ndarray:
-        return self.draws.token(self.distribution(logits))
 
 
 def run_speed_workload(workload, params: Optional[Params] = None) -> SpeedRun:
