@@ -28,7 +28,6 @@ import pytest
 from speedsim.config.workload import Sampling
 from speedsim.model import sampling as sm
 from speedsim.model.decoder import forward_full
-from speedsim.model.dims import Dims
 from speedsim.model.spec_exec import run_draft_spec, run_early_exit_spec
 from speedsim.model.speed_exec import run_speed
 from speedsim.model.weights import random_params

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import copy
 
-import numpy as np
 import pytest
 
 from conftest import TINY

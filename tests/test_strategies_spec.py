@@ -5,7 +5,6 @@ fused how (one item per dense op of a verify pass, m = rows × batch), which
 work is wasted, whose weights each item reads, and the conservation of MACs.
 """
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st

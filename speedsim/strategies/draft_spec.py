@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from typing import Optional
 
-import numpy as np
 import pandas as pd
 
 from speedsim.contracts.plan import Plan, TokenExec
