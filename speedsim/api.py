@@ -10,7 +10,8 @@
    acceptance outcomes (model, bernoulli or file), a draft model's trace;
 4. per strategy: plan (work-item DAG) → replay on the SimPy accelerator →
    metrics and energy;
-5. the summary (DESIGN §9), the per-execution token table, and the resolved
+5. the summary (DESIGN §9), the per-execution token table, the per-position
+   acceptance profile of the speculative strategies, and the resolved
    configuration that produced them (``speedsim.report.summary``).
 
 Committed tokens come from each strategy's ``outcome``: every lossless one
@@ -46,7 +47,8 @@ from speedsim.model.reference_cache import RecordCache, cached_generate
 from speedsim.model.sharing import shape_layer_sets
 from speedsim.hw.fit import check_tiles_fit
 from speedsim.model.weights import load_params
-from speedsim.report.summary import StrategyRun, build_summary, resolved_config, token_table
+from speedsim.report.summary import (StrategyRun, acceptance_table, build_summary,
+                                     resolved_config, token_table)
 from speedsim.sim.engine import replay
 from speedsim.strategies.base import RunContext, Strategy
 from speedsim.strategies.inputs import StrategyInput
@@ -66,6 +68,7 @@ class RunResult:
     summary: dict[str, Any]
     tokens: pd.DataFrame
     record: Optional[GenerationRecord] = field(default=None, repr=False)
+    acceptance: Optional[pd.DataFrame] = None  # per-position profile (acceptance.csv)
 
     def resolved_config(self) -> dict[str, Any]:
         return resolved_config(self.hw, self.workload)
@@ -126,7 +129,8 @@ def simulate(hw: Hardware, wl: Workload, strategies: Optional[Sequence[str]] = N
         # 5. summary and token table
         summary = build_summary(hw, wl, runs)
         tokens = token_table(runs, wl.generation.batch, wl.generation.prompt_tokens)
-        return RunResult(hw, wl, runs, summary, tokens, record)
+        return RunResult(hw, wl, runs, summary, tokens, record,
+                         acceptance_table(runs, wl.generation.prompt_tokens))
 
 
 def strategy_input(hw: Hardware, wl: Workload) -> StrategyInput:
@@ -179,15 +183,18 @@ def _measured_run(strategy: Strategy, base: StrategyInput, hw: Hardware,
     check_tiles_fit(plan.items, hw, costed)
     sim = replay(plan.items, hw, costed=costed)
     outcome = strategy.outcome(plan)
-    metrics = strategy_metrics(plan, sim, hw, wl, outcome.accepted if strategy.speculative
-                               else None)
+    spec = strategy.speculative
+    metrics = strategy_metrics(plan, sim, hw, wl, outcome.accepted if spec else None,
+                               outcome.expected if spec else None)
     for key, extra in outcome.report.items():
         metrics[key] = {**metrics.get(key, {}), **extra}
     # the costing is a pure function of the items and the hardware, kept no longer than the
     # run needs it: recomputing it (``cost.plan``) is cheaper than a worker sending it back
     sim = replace(sim, costed=None)
     return StrategyRun(plan, sim, metrics, outcome.committed, outcome.carried,
-                       lossless=strategy.lossless, baseline=strategy.baseline)
+                       lossless=strategy.lossless, baseline=strategy.baseline,
+                       accepted=outcome.accepted if spec else None,
+                       expected=outcome.expected if spec else None)
 
 
 def gemm_time_s(hw: Hardware, m: int, k: int, n: int) -> float:

@@ -163,6 +163,43 @@ def test_impossible_value(tiny, tmp_path, override, words):
     assert_config_error(["run", EDGE, str(tiny), "--set", override, "--out", str(out)], *words, out=out)
 
 
+@pytest.mark.parametrize("override, words", [
+    ("workload.generation.sampling.temperature=-0.5",
+     ["generation.sampling.temperature", "greater than or equal to 0"]),
+    ("workload.generation.sampling.temperature=.inf", ["generation.sampling.temperature", "finite"]),
+    ("workload.generation.sampling.temperature=.nan", ["generation.sampling.temperature", "finite"]),
+    ("workload.generation.sampling={temperature: 0.7, top_p: 0}",
+     ["generation.sampling.top_p", "greater than 0"]),
+    ("workload.generation.sampling={temperature: 0.7, top_p: 1.5}",
+     ["generation.sampling.top_p", "less than or equal to 1"]),
+    ("workload.generation.sampling={temperature: 0.7, top_k: 0}",
+     ["generation.sampling.top_k", "greater than 0"]),
+    ("workload.generation.sampling={temperature: 0.7, top_k: 65}",
+     ["generation.sampling.top_k", "exceeds vocab_size=64"]),
+    ("workload.generation.sampling={temperature: 0.7, top_q: 0.9}",
+     ["generation.sampling.top_q", "did you mean 'top_p'"]),
+    ("workload.generation.sampling.temperature=hot", ["generation.sampling.temperature"]),
+])
+def test_bad_sampling(tiny, tmp_path, override, words):
+    out = tmp_path / "out"
+    assert_config_error(["run", EDGE, str(tiny), "--set", override, "--out", str(out)], *words, out=out)
+
+
+def test_sampling_a_shape_only_model_needs_an_acceptance_source(tiny, tmp_path):
+    out = tmp_path / "out"
+    shape_only = ["--set", "workload.model.weights={source: shape_only}",
+                  "--set", "workload.generation.sampling.temperature=0.7"]
+    assert_config_error(["run", EDGE, str(tiny), *shape_only, "--set",
+                         "workload.strategies.speed=null", "--out", str(out)],
+                        "generation.sampling", "shape-only", out=out)
+    assert_config_error(["run", EDGE, str(tiny), *shape_only, "--set",
+                         "workload.strategies.speed.acceptance={source: model}",
+                         "--out", str(out)], "generation.sampling",
+                        "strategies.speed.acceptance {source: bernoulli", out=out)
+    rc, _, err = cli("run", EDGE, str(tiny), *shape_only)  # bernoulli: the rate under sampling
+    assert (rc, err) == (0, [])
+
+
 def test_activation_buffer_that_cannot_hold_one_fold(tmp_path):
     out = tmp_path / "out"
     assert_config_error(["run", EDGE, GEN, "--set", "hw.buffers.activation.size_kib=2",
@@ -551,5 +588,5 @@ def test_out_into_an_earlier_run_leaves_none_of_its_files(tiny, tmp_path):
     assert err == [f"speedsim: {out} held an earlier run; removed its timeline.json, "
                    "items_shallow.csv, occupancy_shallow.csv"]
     assert sorted(p.name for p in out.iterdir()) == [
-        "items_sequential.csv", "items_speed.csv", "notes.txt", "occupancy_sequential.csv",
+        "acceptance.csv", "items_sequential.csv", "items_speed.csv", "notes.txt", "occupancy_sequential.csv",
         "occupancy_speed.csv", "resolved_config.yaml", "summary.json", "tokens.csv"]

@@ -111,7 +111,7 @@ def test_run_directory_from_the_command_is_the_one_of_the_whole_result(tmp_path)
     files = {d: {p.name: p.read_bytes() for p in (tmp_path / d).iterdir()}
              for d in ("cli1", "cli2", "api")}
     assert files["cli1"] == files["cli2"] == files["api"]
-    assert len(files["api"]) == 8  # four contract files, items and occupancy of both strategies
+    assert len(files["api"]) == 9  # four contract files, acceptance.csv, items and occupancy of both
 
 
 def test_a_run_that_fails_leaves_no_directory(tmp_path, capsys):

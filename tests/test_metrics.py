@@ -242,3 +242,17 @@ def test_timeline_timestamps_in_microseconds():
     assert [e["dur"] for e in tokens] == pytest.approx([0.05, 0.005, 0.01, 0.015, 0.56, 0.02, 0.5])
     flush = [e for e in trace["traceEvents"] if e["ph"] == "i"]
     assert [(e["ts"], e["tid"]) for e in flush] == [(pytest.approx(0.625), 2)]
+
+
+def test_expected_acceptance_by_hand():
+    """Tokens 1 .. committed − 1 are checked (as acceptance_rate counts them): with 4
+    committed executions, e_1..e_3 = 0.5, 0.2, 1.0; e_0 and e_4 are never consulted."""
+    from speedsim.metrics.core import expected_acceptance
+
+    e = np.array([0.9, 0.5, 0.2, 1.0, 0.0])
+    got = expected_acceptance(4, e)
+    assert got["acceptance_positions"] == 3
+    assert got["expected_acceptance_rate"] == pytest.approx((0.5 + 0.2 + 1.0) / 3, abs=1e-15)
+    assert got["acceptance_stderr"] == pytest.approx(np.sqrt(0.25 + 0.16 + 0.0) / 3, abs=1e-15)
+    assert expected_acceptance(4, None) == {"expected_acceptance_rate": None,
+                                            "acceptance_stderr": None, "acceptance_positions": 3}

@@ -35,6 +35,9 @@ def test_key_ignores_what_the_reference_run_does_not_depend_on(tiny_workload):
     assert base == reference_key(tiny_workload(
         strategies__speed__acceptance={"source": "bernoulli", "rate": 0.5, "seed": 3}))
     assert base == reference_key(tiny_workload(name="renamed"))
+    # temperature 0 is greedy: top_p and seed change nothing, nor the key
+    assert base == reference_key(tiny_workload(generation__sampling={"temperature": 0.0,
+                                                                     "top_p": 0.5, "seed": 2}))
 
 
 @pytest.mark.parametrize("override", [
@@ -45,6 +48,10 @@ def test_key_ignores_what_the_reference_run_does_not_depend_on(tiny_workload):
     {"generation__batch": 2},
     {"strategies__speed__stages": 4},             # exit after layer 0 instead of 1
     {"model__sharing": {"scheme": "cycle", "unique_layers": 4}},
+    {"generation__sampling": {"temperature": 0.7}},
+    {"generation__sampling": {"temperature": 0.7, "top_p": 0.9}},
+    {"generation__sampling": {"temperature": 0.7, "top_k": 5}},
+    {"generation__sampling": {"temperature": 0.7, "seed": 1}},
 ])
 def test_key_changes_with_every_input(tiny_workload, override):
     assert reference_key(tiny_workload(**override)) != reference_key(tiny_workload())
@@ -61,9 +68,15 @@ def test_key_follows_the_weight_file_content(tiny_workload, tmp_path):
 
 
 def test_record_round_trips_through_arrays(tiny_workload):
-    for wl in (tiny_workload(), tiny_workload(strategies={"sequential": {}})):
+    sampled = {"temperature": 1.0, "top_p": 0.9}
+    for wl in (tiny_workload(), tiny_workload(strategies={"sequential": {}}),
+               tiny_workload(generation__sampling=sampled)):
         r = generate(wl)
         back = record_from_arrays(record_arrays(r))
+        for name in ("probs", "expected"):
+            assert (getattr(back, name) is None) == (getattr(r, name) is None)
+            if getattr(r, name) is not None:
+                np.testing.assert_array_equal(getattr(back, name), getattr(r, name))
         assert back.exit_layer == r.exit_layer
         np.testing.assert_array_equal(back.tokens, r.tokens)
         np.testing.assert_array_equal(back.prompt, r.prompt)

@@ -197,3 +197,22 @@ def test_the_run_command_leaves_its_result_for_the_executable_to_keep(tmp_path):
     code, args = _command(["run", "hw_configs/edge.yaml", "workloads/gen.yaml", "--set",
                            "workload.generation.new_tokens=2", "--json"])
     assert code == 0 and isinstance(args.result, RunResult)
+
+
+def test_sampled_run_writes_the_acceptance_profile(tmp_path):
+    """acceptance.csv: one row per speculative strategy and checked token; its means are the
+    summary's realized and expected rates; tokens flushed by a rejection carried the draft."""
+    out = tmp_path / "o"
+    assert main(["run", "hw_configs/edge.yaml", "workloads/gen.yaml", "--out", str(out), *SHORT,
+                 "--set", "workload.generation.sampling={temperature: 1.0, top_p: 0.9}",
+                 "--timeline", "none"]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    a = pd.read_csv(out / "acceptance.csv")
+    assert list(a.columns) == ["strategy", "position", "expected", "realized"]
+    assert set(a["strategy"]) == {"speed"} and list(a["position"]) == list(range(9, 8 + 11))
+    spec = s["strategies"]["speed"]["speculation"]
+    assert spec["acceptance_positions"] == len(a) == 10
+    assert a["realized"].mean() == pytest.approx(spec["acceptance_rate"], abs=1e-15)
+    assert a["expected"].mean() == pytest.approx(spec["expected_acceptance_rate"], abs=1e-15)
+    assert 0 < a["expected"].min() and a["expected"].max() <= 1 and spec["acceptance_stderr"] > 0
+    assert s["tokens_match"] is True and spec["flushes"] == 10 - a["realized"].sum()

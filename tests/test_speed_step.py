@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import copy
 
-import numpy as np
 import pytest
 
 from conftest import TINY
@@ -36,6 +35,7 @@ from speedsim.config.workload import workload_from_dict
 from speedsim.model.sharing import shape_layer_sets
 from speedsim.sim.engine import replay
 from speedsim.strategies.inputs import StrategyInput
+from speedsim.strategies.acceptance import Acceptance
 from speedsim.strategies.registry import get_strategy
 from speedsim.trace import build_trace
 from test_metrics import hw
@@ -81,9 +81,9 @@ def speed_step_run():
     wl = workload_from_dict(data)
     base = StrategyInput(trace=build_trace(wl, bytes_per_element=1), n_layers=2,
                          layer_sets=shape_layer_sets(wl.model), prompt_tokens=2, new_tokens=4,
-                         attention_on="array", stages=2,
-                         accepted=np.array([True, True, False, True]))  # token 2's guess misses
-    plan = get_strategy("speed")().plan(base)
+                         attention_on="array", stages=2)
+    missed = Acceptance.given([True, True, False, True])  # token 2's guess misses
+    plan = get_strategy("speed")(acceptance=missed).plan(base)
     fast = hw(dram={"bandwidth_gb_s": 1000.0, "latency_ns": 0.0, "efficiency": 1.0})
     return plan, replay(plan.items, fast)
 

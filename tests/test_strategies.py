@@ -11,21 +11,29 @@ import pytest
 from speedsim.config.errors import ConfigError
 from speedsim.model.sharing import shape_layer_sets
 from speedsim.strategies.speed_schedule import derive_schedule
+from speedsim.strategies.acceptance import Acceptance
 from speedsim.strategies.inputs import StrategyInput
 from speedsim.strategies.registry import get_strategy, register, strategy_names
 from speedsim.trace import build_trace
 from speedsim.trace.schema import GEMM_OPS
 
 
-def _input(wl, accepted=None, attention_on="array", attention_batched=False):
+def _input(wl, attention_on="array", attention_batched=False):
     trace = build_trace(wl, bytes_per_element=1)
     T = wl.generation.new_tokens
-    acc = np.ones(T, bool) if accepted is None else np.asarray(accepted, bool)
     return trace, StrategyInput(trace=trace, n_layers=wl.model.n_layers,
                                 layer_sets=shape_layer_sets(wl.model),
                                 prompt_tokens=wl.generation.prompt_tokens, new_tokens=T,
-                                attention_on=attention_on, stages=wl.stages, accepted=acc,
+                                attention_on=attention_on, stages=wl.stages,
                                 attention_batched=attention_batched)
+
+
+def _planner(name, inp, accepted=None):
+    """A strategy built by hand; SPEED's acceptance given (default: every draft kept)."""
+    if name != "speed":
+        return get_strategy(name)()
+    acc = np.ones(inp.new_tokens, bool) if accepted is None else accepted
+    return get_strategy("speed")(acceptance=Acceptance.given(acc))
 
 
 def test_registry_lists_valid_names_on_unknown():
@@ -43,7 +51,7 @@ def test_registry_rejects_duplicate_names():
 def test_items_are_topological_and_ids_dense(tiny_workload):
     _, inp = _input(tiny_workload())
     for name in ("sequential", "speed"):
-        plan = get_strategy(name)().plan(inp)
+        plan = _planner(name, inp).plan(inp)
         assert [it.id for it in plan.items] == list(range(len(plan.items)))
         assert all(d < it.id for it in plan.items for d in it.deps)
 
@@ -51,7 +59,7 @@ def test_items_are_topological_and_ids_dense(tiny_workload):
 def test_sequential_plan_has_every_trace_row_once(tiny_workload):
     wl = tiny_workload()
     trace, inp = _input(wl)
-    plan = get_strategy("sequential")().plan(inp)
+    plan = _planner("sequential", inp).plan(inp)
     rows = trace[~trace["early_exit"]]
     assert len(plan.items) == len(rows)
     assert sum(it.macs for it in plan.items) == rows["macs"].sum()
@@ -60,7 +68,7 @@ def test_sequential_plan_has_every_trace_row_once(tiny_workload):
 
 def test_sequential_token_waits_for_previous_token(tiny_workload):
     _, inp = _input(tiny_workload())
-    plan = get_strategy("sequential")().plan(inp)
+    plan = _planner("sequential", inp).plan(inp)
     decode = [e for e in plan.execs if e.phase == "decode"]
     for prev, nxt in zip(decode, decode[1:]):
         assert plan.items[nxt.first_item].deps == (prev.last_item,)
@@ -83,8 +91,8 @@ def _committed_rows_macs(trace, plan, L):
 def test_speed_work_is_committed_plus_flushed(tiny_workload, seed):
     wl = tiny_workload(model__n_layers=4, strategies__speed__stages=2)
     acc = np.random.default_rng(seed).random(wl.generation.new_tokens) < 0.5
-    trace, inp = _input(wl, acc)
-    plan = get_strategy("speed")().plan(inp)
+    trace, inp = _input(wl)
+    plan = _planner("speed", inp, acc).plan(inp)
     useful = sum(it.macs * (1 - it.wasted_fraction) for it in plan.items)
     assert useful == pytest.approx(_committed_rows_macs(trace, plan, L=2))
     sched = derive_schedule(acc, 2)
@@ -101,14 +109,14 @@ def test_speed_fuses_shared_weights_once_per_stage_step(tiny_workload):
     wl = tiny_workload(model__n_layers=4, strategies__speed__stages=2,
                        generation__batch=2)
     _, inp = _input(wl)
-    plan = get_strategy("speed")().plan(inp)
+    plan = _planner("speed", inp).plan(inp)
     dense = [it for it in plan.items if it.phase == "decode" and it.op in GEMM_OPS
              and it.op != "lm_head"]
     fused = [it for it in dense if len(it.tokens) == 2]
     assert fused and all(it.m == 2 * 2 for it in fused)
     # fill and drain steps run one execution each: exactly 2·U·4 dense GEMMs are unfused
     assert len(dense) - len(fused) == 2 * 2 * 4
-    seq = get_strategy("sequential")().plan(inp)
+    seq = _planner("sequential", inp).plan(inp)
     w_speed = sum(it.weight_bytes for it in dense)
     w_seq = sum(it.weight_bytes for it in seq.items if it.phase == "decode"
                 and it.op in GEMM_OPS and it.op != "lm_head")
@@ -124,7 +132,7 @@ def test_speed_batched_attention_is_one_item_per_layer_step_with_every_tokens_kv
     attention op (one kernel), which reads each token's own KV: the bytes, MACs and the
     waits on earlier positions' KV writes are those of the per-token items together."""
     wl = tiny_workload(model__n_layers=4, strategies__speed__stages=2)
-    plans = {b: get_strategy("speed")().plan(_input(wl, attention_batched=b)[1])
+    plans = {b: _planner("speed", _input(wl)[1]).plan(_input(wl, attention_batched=b)[1])
              for b in (False, True)}
     att = {b: [it for it in p.items if it.phase == "decode" and it.op in ATTENTION]
            for b, p in plans.items()}
@@ -146,7 +154,7 @@ def test_speed_batched_attention_is_one_item_per_layer_step_with_every_tokens_kv
 def test_speed_without_sharing_never_fuses(tiny_workload):
     wl = tiny_workload(model__sharing={"scheme": "none"}, strategies__speed__stages=2)
     _, inp = _input(wl)
-    plan = get_strategy("speed")().plan(inp)
+    plan = _planner("speed", inp).plan(inp)
     layer_items = [it for it in plan.items if it.phase == "decode" and it.op in GEMM_OPS
                    and it.op != "lm_head"]
     assert all(len(it.tokens) == 1 for it in layer_items)
@@ -154,7 +162,7 @@ def test_speed_without_sharing_never_fuses(tiny_workload):
 
 def test_speed_early_and_final_heads_fuse(tiny_workload):
     _, inp = _input(tiny_workload(model__n_layers=4, strategies__speed__stages=2))
-    plan = get_strategy("speed")().plan(inp)
+    plan = _planner("speed", inp).plan(inp)
     heads = [it for it in plan.items if it.phase == "decode" and it.op == "lm_head"]
     assert max(it.m for it in heads) == 2  # one early + one final row
     assert max(len(it.tokens) for it in heads) == 2
@@ -162,7 +170,7 @@ def test_speed_early_and_final_heads_fuse(tiny_workload):
 
 def test_successor_launches_on_early_prediction(tiny_workload):
     _, inp = _input(tiny_workload(model__n_layers=4, strategies__speed__stages=2))
-    plan = get_strategy("speed")().plan(inp)
+    plan = _planner("speed", inp).plan(inp)
     dec = [e for e in plan.execs if e.phase == "decode"]
     for e in dec[1:]:
         (dep,) = plan.items[e.first_item].deps
@@ -177,7 +185,7 @@ def test_weight_keys_are_shared_by_layers_with_one_weight_set(tiny_workload):
     wl = tiny_workload(model__n_layers=4, strategies__speed__stages=2)
     _, inp = _input(wl)
     for name in ("sequential", "speed"):
-        plan = get_strategy(name)().plan(inp)
+        plan = _planner(name, inp).plan(inp)
         keys = {}
         for it in plan.items:
             if it.phase == "decode" and it.weight_key is not None and it.weight_key[1] >= 0:

@@ -94,7 +94,7 @@ def test_shape_only_target_needs_synthetic_acceptance():
 
 
 def test_file_acceptance_resolves_beside_the_workload_and_names_its_key(tmp_path):
-    from speedsim.strategies.acceptance import outcomes
+    from speedsim.strategies.acceptance import acceptance
 
     (tmp_path / "acc.txt").write_text("\n".join("1010"))
     data = copy.deepcopy(BASE)
@@ -104,8 +104,23 @@ def test_file_acceptance_resolves_beside_the_workload_and_names_its_key(tmp_path
     acc = w.strategies.early_exit_spec.acceptance
     assert acc.path == str(tmp_path / "acc.txt")
     key = "strategies.early_exit_spec.acceptance"
-    assert outcomes(acc, 4, None, key).tolist() == [True, False, True, False]
+    got = acceptance(acc, 4, None, key)
+    assert got.accepted.tolist() == [True, False, True, False] and got.expected is None
     with pytest.raises(ConfigError, match=f"{key}.path: .* holds 4 values; new_tokens=6"):
-        outcomes(acc, 6, None, key)
+        acceptance(acc, 6, None, key)
     with pytest.raises(ConfigError, match=f"{key}.source"):
-        outcomes(acc.model_copy(update={"source": "model"}), 4, None, key)
+        acceptance(acc.model_copy(update={"source": "model"}), 4, None, key)
+
+
+def test_acceptance_sources_are_one_registry_that_refuses_duplicates():
+    import numpy as np
+
+    from speedsim.config.workload import BernoulliAcceptance
+    from speedsim.strategies.acceptance import SOURCES, acceptance, source
+
+    assert {"bernoulli", "file", "model"} <= set(SOURCES)  # others may register more
+    with pytest.raises(ValueError, match="already registered"):
+        source("bernoulli")(lambda *a: None)
+    got = acceptance(BernoulliAcceptance(source="bernoulli", rate=0.25, seed=4), 6, None, "k")
+    assert got.accepted.tolist() == (np.random.default_rng(4).random(6) < 0.25).tolist()
+    assert got.expected.tolist() == [0.25] * 6

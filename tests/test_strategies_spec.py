@@ -5,7 +5,6 @@ fused how (one item per dense op of a verify pass, m = rows × batch), which
 work is wasted, whose weights each item reads, and the conservation of MACs.
 """
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,6 +12,7 @@ from hypothesis import strategies as st
 from conftest import TINY
 from speedsim.config.workload import ModelShape, Sharing, workload_from_dict
 from speedsim.model.sharing import shape_layer_sets
+from speedsim.strategies.acceptance import Acceptance
 from speedsim.strategies.builder import ItemBuilder, TraceIndex
 from speedsim.strategies.draft_spec import DRAFT, DraftSpec
 from speedsim.strategies.early_exit_spec import EarlyExitSpec
@@ -35,7 +35,7 @@ def _input(wl, batch=1):
 
 
 def _acc(bits):
-    return np.array([c == "1" for c in bits])
+    return Acceptance.given([c == "1" for c in bits])
 
 
 @pytest.fixture
@@ -180,7 +180,8 @@ def test_any_schedule_plans_every_position_once_in_order(acc, K, E, draft):
     data = {**TINY, "generation": {**TINY["generation"], "new_tokens": len(acc)},
             "strategies": {"sequential": {}}}
     wl = workload_from_dict(data)
-    s = _draft(wl, np.array(acc), K)[0] if draft else EarlyExitSpec(K, E, np.array(acc))
+    s = _draft(wl, Acceptance.given(acc), K)[0] if draft else \
+        EarlyExitSpec(K, E, Acceptance.given(acc))
     plan = s.plan(_input(wl))
     assert all(d < it.id for it in plan.items for d in it.deps)
     committed = [e.index for e in plan.execs if e.phase == "decode" and e.status == "committed"]

@@ -80,7 +80,7 @@ def _check_creatable(p: Path, option: str) -> None:
 
 # What ``speedsim run --out`` writes (the README's `run --out DIR` paragraph lists them;
 # tests/test_readme.py checks that list against this one and against a run).
-RESULT_FILES = ("summary.json", "tokens.csv", "timeline.json", "resolved_config.yaml",
+RESULT_FILES = ("summary.json", "tokens.csv", "acceptance.csv", "timeline.json", "resolved_config.yaml",
                 "items_*.csv", "occupancy_*.csv")
 
 
@@ -160,6 +160,9 @@ class RunFiles:
             for p in parts:
                 p.unlink()
         config_text = yaml.safe_dump(result.resolved_config(), sort_keys=False)
+        if result.acceptance is not None and len(result.acceptance):
+            _write_file(self.staging / "acceptance.csv",
+                        partial(write_csv_atomic, result.acceptance))
         for name, write in (("tokens.csv", partial(write_csv_atomic, result.tokens)),
                             ("summary.json", partial(write_json_atomic, result.summary)),
                             ("resolved_config.yaml", partial(write_text_atomic, config_text))):

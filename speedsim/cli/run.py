@@ -36,8 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                             "run's resolved_config.yaml or --out directory")
     p.add_argument("workload", metavar="WORKLOAD", nargs="?",
                    help="workload YAML (e.g. workloads/gen.yaml)")
-    p.add_argument("--out", help="directory for summary.json, tokens.csv, timeline.json, "
-                                 "resolved_config.yaml, items_<strategy>.csv and "
+    p.add_argument("--out", help="directory for summary.json, tokens.csv, acceptance.csv, "
+                                 "timeline.json, resolved_config.yaml, items_<strategy>.csv and "
                                  "occupancy_<strategy>.csv (an earlier run's files there are "
                                  "replaced)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from speedsim.config.base import Frozen, NonNegInt, PosInt, SharingScheme
+from speedsim.config.base import Frozen, NonNegFloat, NonNegInt, PosInt, SharingScheme
 from speedsim.config.errors import KeyedValueError
 from speedsim.config.loader import (apply_overrides, blaming_overrides, check_kind, load_mapping,
                                     validate)
@@ -121,6 +121,23 @@ class ModelShape(Frozen):
         return self
 
 
+class Sampling(Frozen):
+    """Sampled decoding (``speedsim.model.sampling``): the target's logits / temperature,
+    kept to the top_k most probable tokens, then to the nucleus of mass top_p, renormalized.
+    Temperature 0 is greedy decoding (argmax), exactly as without ``sampling``; top_p,
+    top_k and seed then change nothing."""
+
+    temperature: NonNegFloat = 0.0  # logits are divided by it; 0 means greedy (argmax)
+    top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0  # keep the smallest set of most
+    #                                                      probable tokens whose mass reaches it
+    top_k: Optional[PosInt] = None  # keep the k most probable tokens; None means all
+    seed: NonNegInt = 0  # seeds every draw (the order is documented in speedsim.model.sampling)
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+
 class Generation(Frozen):
     """The prompt and how many tokens each of the ``batch`` sequences generates."""
 
@@ -130,6 +147,12 @@ class Generation(Frozen):
     batch: PosInt = 1  # B
     seed: NonNegInt = 0  # seeds the random prompt when no prompt is given
     prompt: Optional[str] = None  # text, encoded byte-level (vocab must be >= 256)
+    sampling: Optional[Sampling] = None  # sampled decoding; null means greedy (as temperature 0)
+
+    @property
+    def sampled(self) -> Optional[Sampling]:
+        """The sampling settings when decoding samples (temperature > 0), else None: greedy."""
+        return None if self.sampling is None or self.sampling.greedy else self.sampling
 
 
 class ModelAcceptance(Frozen):
@@ -218,6 +241,9 @@ class Strategies(Frozen):
         return [n for n in type(self).model_fields if getattr(self, n) is not None]
 
 
+SPECULATIVE = ("speed", "early_exit_spec", "draft_spec")  # strategies with an acceptance
+
+
 class Workload(Frozen):
     """One model, its generation and the strategies to compare on it."""
 
@@ -243,6 +269,7 @@ class Workload(Frozen):
     def _consistent(self) -> "Workload":
         m, g, sp = self.model, self.generation, self.strategies.speed
         _check_lengths(self)
+        self._check_sampling()
         if g.prompt is not None and m.vocab_size < 256:
             raise _at("generation.prompt", "a text prompt is byte-level and needs vocab_size >= 256")
         if sp is not None:
@@ -268,6 +295,27 @@ class Workload(Frozen):
         self._check_exits()
         self._check_draft()
         return self
+
+    def _check_sampling(self) -> None:
+        """Sampling needs numerics to sample from, or an acceptance source for each speculative
+        strategy (then the source stands for the acceptance under sampling); top_k at most V."""
+        s, m = self.generation.sampling, self.model
+        if s is not None and s.top_k is not None and s.top_k > m.vocab_size:
+            raise _at("generation.sampling.top_k",
+                      f"top_k={s.top_k} exceeds vocab_size={m.vocab_size}")
+        if self.generation.sampled is None or m.weights.source != "shape_only":
+            return
+        given = [n for n in SPECULATIVE if getattr(self.strategies, n) is not None
+                 and getattr(self.strategies, n).acceptance.source != "model"]
+        missing = [n for n in SPECULATIVE if getattr(self.strategies, n) is not None
+                   and n not in given]
+        if missing or not given:
+            raise _at("generation.sampling",
+                      "a shape-only model has no distributions to sample from: give "
+                      + (f"strategies.{missing[0]}.acceptance" if missing else
+                         "a speculative strategy an acceptance")
+                      + " {source: bernoulli, rate: ...} (its acceptance under sampling), "
+                      "or remove generation.sampling")
 
     def _check_exits(self) -> None:
         N = self.model.n_layers

@@ -140,8 +140,10 @@ def work(sim: Any) -> dict[str, Any]:
     }
 
 
-def speculation(plan: Plan, accepted: np.ndarray) -> dict[str, Any]:
-    """Launched / committed / flushed executions and the acceptance along the committed chain."""
+def speculation(plan: Plan, accepted: np.ndarray,
+                expected: Optional[np.ndarray] = None) -> dict[str, Any]:
+    """Launched / committed / flushed executions and the acceptance along the committed chain
+    (realized, and expected from the model's distributions when ``expected`` is known)."""
     dec = [e for e in plan.execs if e.phase == "decode"]
     committed = sum(e.status == "committed" for e in dec)
     in_flight = _executions_per_step(plan)
@@ -151,6 +153,7 @@ def speculation(plan: Plan, accepted: np.ndarray) -> dict[str, Any]:
         "flushed": len(dec) - committed,
         "flushes": plan.flushes,
         "acceptance_rate": acceptance_rate(committed, accepted),
+        **expected_acceptance(committed, expected),
         "mean_tokens_in_flight": float(np.mean(in_flight)) if in_flight else 0.0,
         "stage_steps": len(in_flight),
     }
@@ -168,6 +171,23 @@ def acceptance_rate(committed: int, accepted: np.ndarray) -> Optional[float]:
     if not len(checked):
         return None
     return int(sum(bool(accepted[i]) for i in checked)) / len(checked)
+
+
+def expected_acceptance(committed: int, expected: Optional[np.ndarray]) -> dict[str, Any]:
+    """Over the same predictions as ``acceptance_rate`` (tokens 1 .. committed − 1, n of
+    them): ``expected_acceptance_rate`` = mean of e_i, the probability each draft is kept
+    (Σ_x min(p(x), q(x))); ``acceptance_stderr`` = sqrt(Σ e_i (1 − e_i)) / n, the standard
+    deviation of the realized rate around it (the outcomes are independent given the
+    prefix); ``acceptance_positions`` = n. Null where e is not known (``file`` source)."""
+    n = max(committed - 1, 0)
+    out: dict[str, Any] = {"expected_acceptance_rate": None, "acceptance_stderr": None,
+                           "acceptance_positions": n}
+    if expected is None or n == 0:
+        return out
+    e = np.asarray(expected, np.float64)[1:committed]
+    out["expected_acceptance_rate"] = float(e.mean())
+    out["acceptance_stderr"] = float(np.sqrt((e * (1.0 - e)).sum()) / n)
+    return out
 
 
 def _executions_per_step(plan: Plan) -> list[int]:

@@ -22,8 +22,10 @@ from speedsim.sim.engine import SimResult
 
 
 def strategy_metrics(plan: Plan, sim: SimResult, hw: Hardware, wl: Workload,
-                     accepted: Optional[np.ndarray]) -> dict[str, Any]:
-    """The summary's metrics of one strategy; ``accepted`` None: not speculative."""
+                     accepted: Optional[np.ndarray],
+                     expected: Optional[np.ndarray] = None) -> dict[str, Any]:
+    """The summary's metrics of one strategy; ``accepted`` None: not speculative;
+    ``expected``: the probability each draft is kept, when known."""
     m: dict[str, Any] = {}
     m.update(core.latency(plan, sim.items, hw, wl))
     m["cycles"] = int(sim.total_cycles)
@@ -35,5 +37,5 @@ def strategy_metrics(plan: Plan, sim: SimResult, hw: Hardware, wl: Workload,
     m["roofline_decode_s"] = roofline_decode_s(plan, hw, sim.costed)
     m["bound_by"] = core.decode_bound_by(plan, sim)
     if accepted is not None:
-        m["speculation"] = core.speculation(plan, accepted)
+        m["speculation"] = core.speculation(plan, accepted, expected)
     return m

@@ -27,6 +27,7 @@ from typing import Callable, NamedTuple, Optional, Sequence
 import numpy as np
 
 from speedsim.contracts.oprow import HEAD_SET, NO_WEIGHTS, OpRow
+from speedsim.model import sampling as sampling_mod
 from speedsim.model.dims import Dims, exit_layer_of
 from speedsim.model.tokenizer import encode
 from speedsim.model.weights import Params, load_params
@@ -325,13 +326,18 @@ def forward_full(params: Params, shape, tokens: np.ndarray, exit_layer: Optional
 
 @dataclass(frozen=True)
 class GenerationRecord:
-    """A greedy decoding run: prompts, committed tokens and per-position predictions.
+    """A decoding run: prompts, committed tokens and per-position predictions.
 
     Generated token i sits at position P + i. Token 0 comes from the prefill's
     last row; token i >= 1 from the decode step whose input is token i-1 at
-    position P + i - 1. ``early[:, i]`` is the argmax of the early logits of the
-    step that produced token i, ``tokens[:, i]`` (= ``final[:, i]``) that of
-    its final logits. ``accepted[i]``: early == final for every sequence.
+    position P + i - 1. Greedy: ``early[:, i]`` is the argmax of the early logits
+    of the step that produced token i, ``tokens[:, i]`` (= ``final[:, i]``) that
+    of its final logits. Sampled (``speedsim.model.sampling``): ``tokens`` are
+    drawn from the target's distributions ``probs``, and ``early[:, i]`` is the
+    exit head's draft of token i, drawn from its own distribution coupled to
+    token i as speculative sampling couples them; ``expected[i]`` is the
+    probability that draft is kept (Σ min(p, q), multiplied over the batch).
+    ``accepted[i]``: early == final for every sequence.
     SPEED consults ``accepted[1 .. new_tokens-2]`` (see ``speedsim.strategies.speed_schedule``).
     """
 
@@ -339,15 +345,17 @@ class GenerationRecord:
     tokens: np.ndarray  # int64 [B, new_tokens]
     early: Optional[np.ndarray]  # int64 [B, new_tokens]; None without an exit layer
     exit_layer: Optional[int]
+    probs: Optional[np.ndarray] = None  # float [B, new_tokens, V] target's p; None: greedy
+    expected: Optional[np.ndarray] = None  # float [new_tokens]; None: greedy or no exit
 
     @property
     def committed(self) -> np.ndarray:
-        """int64 [B, new_tokens]: the committed (= greedy) tokens."""
+        """int64 [B, new_tokens]: the committed tokens."""
         return self.tokens
 
     @property
     def final(self) -> np.ndarray:
-        """Final predictions: greedy decoding commits them, so they are ``tokens``."""
+        """Final predictions: decoding commits them, so they are ``tokens``."""
         return self.tokens
 
     @property
@@ -358,9 +366,44 @@ class GenerationRecord:
         return (self.early == self.tokens).all(axis=0)
 
 
+class _Picker:
+    """How a decode step's logits become tokens: greedy argmax, or sampled
+    (``speedsim.model.sampling``: the target's token from its uniform, the exit's
+    draft coupled to it). Keeps what a sampled record holds."""
+
+    def __init__(self, sampling, B: int, T: int, V: int):
+        self.sampling = sampling
+        if sampling is not None:
+            self.u = sampling_mod.target_uniforms(sampling.seed, T, B)
+            self.uv = sampling_mod.coupling_uniforms(sampling.seed, T, B)
+            self.probs = np.zeros((B, T, V), np.float32)
+            self.expected = np.zeros(T)
+
+    def pick(self, i: int, final: np.ndarray, early: Optional[np.ndarray]):
+        """(token [B], early token [B] or None) of generated token i from logits [B, V]."""
+        if self.sampling is None:
+            return final.argmax(-1), None if early is None else early.argmax(-1)
+        p = sampling_mod.distribution(final, self.sampling)
+        y = sampling_mod.inverse_cdf(p, self.u[i])
+        self.probs[:, i] = p
+        if early is None:
+            return y, None
+        q = sampling_mod.distribution(early, self.sampling)
+        self.expected[i] = np.prod(sampling_mod.expected_acceptance(p, q))
+        return y, sampling_mod.coupled_draft(y, p, q, self.uv[i])
+
+    def record(self, prompts, tokens, early, exit_layer) -> GenerationRecord:
+        if self.sampling is None:
+            return GenerationRecord(prompts, tokens, early, exit_layer)
+        return GenerationRecord(prompts, tokens, early, exit_layer, self.probs,
+                                None if early is None else self.expected)
+
+
 def greedy_decode(params: Params, shape, prompts: np.ndarray, new_tokens: int,
-                  exit_layer: Optional[int] = None, recorder=None) -> GenerationRecord:
-    """Prefill ``prompts`` [B, P], then decode greedily with a KV cache.
+                  exit_layer: Optional[int] = None, recorder=None,
+                  sampling=None) -> GenerationRecord:
+    """Prefill ``prompts`` [B, P], then decode with a KV cache: greedily, or sampled
+    when ``sampling`` (a ``generation.sampling`` with temperature > 0) is given.
 
     ``recorder(phase, OpRow)`` receives every op of the run, in execution
     order. The prefill's early prediction (token 0) is computed for the record
@@ -383,14 +426,17 @@ def greedy_decode(params: Params, shape, prompts: np.ndarray, new_tokens: int,
     cache = KVCache(N, B, dm.kv_heads, dm.head_dim, P + T)
     tokens = np.zeros((B, T), np.int64)
     early = np.zeros((B, T), np.int64) if exit_layer is not None else None
+    picker = _Picker(sampling, B, T, params.tok_emb.shape[0])
 
     # 1. prefill: all P positions through all N layers; logits of the last row only
     x = embed(params, prompts, 0, rec_pre)
+    early_logits = None
     for l in range(N):
         x = run_layer(params, dm, l, x, cache, 0, rec_pre)
         if l == exit_layer:
-            early[:, 0] = head(params, x[:, -1]).argmax(-1)
-    tokens[:, 0] = head(params, x[:, -1], 0, N, rec=rec_pre).argmax(-1)
+            early_logits = head(params, x[:, -1])
+    _store(tokens, early, 0, picker.pick(0, head(params, x[:, -1], 0, N, rec=rec_pre),
+                                         early_logits))
 
     # 2. decode: input token i-1 at position P+i-1 produces token i
     for i in range(1, T):
@@ -399,9 +445,16 @@ def greedy_decode(params: Params, shape, prompts: np.ndarray, new_tokens: int,
         for l in range(N):
             x = run_layer(params, dm, l, x, cache, pos, rec_dec)
             if l == exit_layer:
-                early[:, i] = head(params, x[:, 0], pos, l, True, rec_dec).argmax(-1)
-        tokens[:, i] = head(params, x[:, 0], pos, N, rec=rec_dec).argmax(-1)
-    return GenerationRecord(prompts, tokens, early, exit_layer)
+                early_logits = head(params, x[:, 0], pos, l, True, rec_dec)
+        _store(tokens, early, i, picker.pick(i, head(params, x[:, 0], pos, N, rec=rec_dec),
+                                             early_logits))
+    return picker.record(prompts, tokens, early, exit_layer)
+
+
+def _store(tokens: np.ndarray, early: Optional[np.ndarray], i: int, picked) -> None:
+    tokens[:, i] = picked[0]
+    if early is not None:
+        early[:, i] = picked[1]
 
 
 def prompt_ids(generation, vocab_size: int) -> np.ndarray:
@@ -422,7 +475,8 @@ def prompt_ids(generation, vocab_size: int) -> np.ndarray:
 
 def generate(workload, exit_layer=AUTO, *, params: Optional[Params] = None,
              recorder=None) -> GenerationRecord:
-    """Greedy decoding of a workload (its weights, prompts and generation settings).
+    """Decoding of a workload (its weights, prompts and generation settings, greedy or
+    sampled).
 
     ``exit_layer`` defaults to the workload's SPEED exit point (None without SPEED).
     """
@@ -432,7 +486,8 @@ def generate(workload, exit_layer=AUTO, *, params: Optional[Params] = None,
         params = load_params(workload)
     g = workload.generation
     prompts = prompt_ids(g, workload.model.vocab_size)
-    return greedy_decode(params, workload.model, prompts, g.new_tokens, exit_layer, recorder)
+    return greedy_decode(params, workload.model, prompts, g.new_tokens, exit_layer, recorder,
+                         g.sampled)
 
 
 def _check_exit(exit_layer: Optional[int], dm: Dims) -> None:

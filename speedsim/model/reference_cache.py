@@ -10,6 +10,8 @@ the hardware, the strategies' other knobs or the acceptance source. Its
 - the shape as ``config_json`` stores it (``weights.shape_json``);
 - the prompt token ids (text or seeded random, as ``prompt_ids`` makes them),
   ``new_tokens`` and the exit layer;
+- the sampling settings when decoding samples (temperature > 0); a greedy run's
+  key has no such part, so it is the same as before sampling existed;
 - ``KEY_VERSION``, bumped whenever the decoder's numerics or the record change.
 
 So repeated runs and hardware-only sweep points find the same key, and a change
@@ -65,15 +67,16 @@ def reference_key(workload) -> str:
              "prompts_sha256": hashlib.sha256(np.ascontiguousarray(prompts, np.int64)).hexdigest(),
              "prompt_shape": list(prompts.shape), "new_tokens": g.new_tokens,
              "exit_layer": exit_layer_of(workload)}
+    if g.sampled is not None:
+        parts["sampling"] = g.sampled.model_dump(mode="json")
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
 def record_arrays(record: GenerationRecord) -> dict[str, np.ndarray]:
     arrays = {"prompt": record.prompt, "tokens": record.tokens,
               "exit_layer": np.array(-1 if record.exit_layer is None else record.exit_layer)}
-    if record.early is not None:
-        arrays["early"] = record.early
-    return arrays
+    optional = {"early": record.early, "probs": record.probs, "expected": record.expected}
+    return arrays | {name: a for name, a in optional.items() if a is not None}
 
 
 def record_from_arrays(arrays: dict[str, np.ndarray]) -> GenerationRecord:
@@ -81,7 +84,8 @@ def record_from_arrays(arrays: dict[str, np.ndarray]) -> GenerationRecord:
     return GenerationRecord(prompt=np.asarray(arrays["prompt"], np.int64),
                             tokens=np.asarray(arrays["tokens"], np.int64),
                             early=np.asarray(arrays["early"], np.int64) if "early" in arrays else None,
-                            exit_layer=None if exit_layer < 0 else exit_layer)
+                            exit_layer=None if exit_layer < 0 else exit_layer,
+                            probs=arrays.get("probs"), expected=arrays.get("expected"))
 
 
 def cached_generate(workload, cache: Optional[RecordCache],

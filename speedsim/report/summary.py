@@ -23,6 +23,7 @@ from speedsim.contracts.plan import Plan
 from speedsim.metrics.compare import roofline_fractions, speedups
 from speedsim.sim.engine import SimResult
 
+ACCEPTANCE_COLUMNS = ["strategy", "position", "expected", "realized"]
 TOKEN_COLUMNS = ["strategy", "exec", "sequence", "position", "token_id", "status",
                  "start_cycle", "end_cycle", "next_token_id"]
 
@@ -37,6 +38,8 @@ class StrategyRun:
     #                                       exec_id - 1 (-1 where not modelled)
     lossless: bool = True  # it commits the target's greedy tokens (``tokens_match`` checks it)
     baseline: bool = False  # speedups are measured against it (sequential decoding)
+    accepted: Optional[np.ndarray] = None  # bool [new_tokens]: each draft kept (speculative)
+    expected: Optional[np.ndarray] = None  # float [new_tokens]: P(kept); None: not known
 
     def summary_only(self) -> "StrategyRun":
         """This run less what only its own files need: the plan's items and the replay's
@@ -125,3 +128,19 @@ def _next_token(run: StrategyRun, e, sequence: int, prompt_tokens: int) -> int:
     if run.committed is None or e.status != "committed":
         return -1
     return int(run.committed[sequence, e.position - prompt_tokens + 1])
+
+
+def acceptance_table(runs: dict[str, StrategyRun], prompt_tokens: int) -> pd.DataFrame:
+    """The per-position acceptance profile (``acceptance.csv``): per speculative strategy
+    and checked token i (1 .. committed − 1, as ``acceptance_rate`` counts them), the
+    absolute position P + i of the token, the probability its draft was kept (``expected``,
+    empty where not known) and whether it was (``realized``, 1 or 0)."""
+    rows = []
+    for name, run in runs.items():
+        if run.accepted is None:
+            continue
+        for i in range(1, run.metrics["committed_tokens"] - 1):
+            rows.append({"strategy": name, "position": prompt_tokens + i,
+                         "expected": None if run.expected is None else float(run.expected[i]),
+                         "realized": int(bool(run.accepted[i]))})
+    return pd.DataFrame(rows, columns=ACCEPTANCE_COLUMNS)

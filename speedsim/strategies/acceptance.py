@@ -1,58 +1,110 @@
-"""Acceptance sources: which early predictions SPEED's schedule treats as right.
+"""Acceptance sources: which drafts a speculative strategy's schedule treats as kept.
 
-``model`` takes the reference run's own outcomes, ``bernoulli`` a seeded draw,
-``file`` a recorded vector. Every result is ``AcceptanceOutcomes``
-(``speedsim.contracts.schedule``): one bool per generated token, aligned with
-``GenerationRecord.accepted``.
+One entrance: every speculative strategy's ``configure`` calls ``acceptance(cfg,
+new_tokens, drafts, key)`` with its ``acceptance`` config and, when there are
+numerics, its model's ``Drafts`` (``speedsim.model.spec_exec``); the strategy
+plans from the ``Acceptance`` it returns and from nothing else.
+
+Sources live in ``SOURCES`` (name -> function), so a new one is one registered
+function (and its config class in ``speedsim.config.workload``):
+
+- ``model``: the model's own drafts (greedy guesses, or sampled drafts coupled to
+  the committed tokens) and the probability each is kept, Σ min(p, q);
+- ``bernoulli``: ``default_rng(seed).random(new_tokens) < rate``; expected ``rate``;
+- ``file``: a recorded vector; nothing expected.
+
+``accepted`` has one bool per generated token, aligned with
+``GenerationRecord.accepted`` (``speedsim.contracts.schedule``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
 from speedsim.config.errors import ConfigError
 from speedsim.contracts.schedule import AcceptanceOutcomes
 from speedsim.model.decoder import GenerationRecord
+from speedsim.model.spec_exec import Drafts, record_drafts
 
-_KEY = "strategies.speed.acceptance"
+SPEED_KEY = "strategies.speed.acceptance"
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """What a speculative strategy plans from."""
+
+    accepted: AcceptanceOutcomes  # bool [new_tokens]: token i's draft was kept
+    expected: Optional[np.ndarray] = None  # float [new_tokens]: P(kept); None: not known
+    guesses: Optional[np.ndarray] = None  # int64 [B, new_tokens]: the drafts (model source)
+
+    @classmethod
+    def given(cls, accepted) -> "Acceptance":
+        """Outcomes given directly (tests, notebooks): nothing expected, no drafts."""
+        return cls(np.asarray(accepted, dtype=bool).copy())
+
+
+Source = Callable[[object, int, Optional[Drafts], str], Acceptance]
+SOURCES: dict[str, Source] = {}
+
+
+def source(name: str) -> Callable[[Source], Source]:
+    """Register an acceptance source under ``name`` (a duplicate is an error)."""
+    def add(fn: Source) -> Source:
+        if name in SOURCES:
+            raise ValueError(f"acceptance source {name!r} is already registered")
+        SOURCES[name] = fn
+        return fn
+    return add
+
+
+def acceptance(cfg, new_tokens: int, drafts: Optional[Drafts], key: str) -> Acceptance:
+    """The ``Acceptance`` of one ``acceptance`` config (at key path ``key``); ``drafts``:
+    the strategy's model drafts, None without numerics."""
+    return SOURCES[cfg.source](cfg, int(new_tokens), drafts, key)
+
+
+def speed_acceptance(workload, record: Optional[GenerationRecord] = None) -> Acceptance:
+    """SPEED's acceptance: its exit's drafts are the reference run's early predictions."""
+    sp = workload.strategies.speed
+    if sp is None:
+        raise ValueError("the workload has no speed strategy")
+    drafts = None if record is None or record.early is None else record_drafts(record)
+    return acceptance(sp.acceptance, workload.generation.new_tokens, drafts, SPEED_KEY)
 
 
 def acceptance_vector(workload, record: Optional[GenerationRecord] = None) -> AcceptanceOutcomes:
     """bool [new_tokens]: which early predictions SPEED's schedule treats as right."""
-    sp = workload.strategies.speed
-    if sp is None:
-        raise ValueError("the workload has no speed strategy")
-    model = None if record is None else record.accepted
-    return outcomes(sp.acceptance, workload.generation.new_tokens, model, _KEY)
+    return speed_acceptance(workload, record).accepted
 
 
-def outcomes(acc, new_tokens: int, model: Optional[np.ndarray],
-             key: str) -> AcceptanceOutcomes:
-    """bool [new_tokens] from one ``acceptance`` config (at key path ``key``):
+@source("model")
+def _model(cfg, T: int, drafts: Optional[Drafts], key: str) -> Acceptance:
+    if drafts is None:
+        raise ConfigError("acceptance source 'model' needs a numeric reference run",
+                          key=f"{key}.source")
+    return Acceptance(np.asarray(drafts.accepted, dtype=bool).copy(), drafts.expected,
+                      drafts.guesses)
 
-    - ``model``: ``model``, the model's own outcomes (None: no numeric run);
-    - ``bernoulli``: ``default_rng(seed).random(new_tokens) < rate``;
-    - ``file``: the file's first new_tokens values (see ``read_acceptance_file``).
-    """
-    T = int(new_tokens)
-    if acc.source == "model":
-        if model is None:
-            raise ConfigError("acceptance source 'model' needs a numeric reference run",
-                              key=f"{key}.source")
-        return np.asarray(model, dtype=bool).copy()
-    if acc.source == "bernoulli":
-        return np.random.default_rng(acc.seed).random(T) < acc.rate
-    values = read_acceptance_file(acc.path, key)
+
+@source("bernoulli")
+def _bernoulli(cfg, T: int, drafts: Optional[Drafts], key: str) -> Acceptance:
+    return Acceptance(np.random.default_rng(cfg.seed).random(T) < cfg.rate, np.full(T, cfg.rate))
+
+
+@source("file")
+def _file(cfg, T: int, drafts: Optional[Drafts], key: str) -> Acceptance:
+    values = read_acceptance_file(cfg.path, key)
     if values.size < T:
-        raise ConfigError(f"{acc.path} holds {values.size} values; new_tokens={T} needs "
+        raise ConfigError(f"{cfg.path} holds {values.size} values; new_tokens={T} needs "
                           f"at least {T} (one per generated token)", key=f"{key}.path")
-    return values[:T]
+    return Acceptance(values[:T])
 
 
-def read_acceptance_file(path: str | Path, key: str = _KEY) -> np.ndarray:
+def read_acceptance_file(path: str | Path, key: str) -> np.ndarray:
     """0/1 (or true/false) per generated token: one per line, or a CSV column ``accepted``."""
     path = Path(path)
     try:

@@ -58,6 +58,7 @@ class Outcome:
     committed: Optional[np.ndarray]  # int64 [B, new_tokens] token ids; None: no numerics
     carried: Optional[np.ndarray]  # int64 [decode executions, B] input ids, -1 unknown
     accepted: Optional[np.ndarray] = None  # acceptance outcomes the plan followed
+    expected: Optional[np.ndarray] = None  # float [new_tokens]: P(draft kept); None: unknown
     report: dict[str, Any] = field(default_factory=dict)  # merged into the summary entry
 
 

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 from typing import Optional
 
-import numpy as np
 import pandas as pd
 
 from speedsim.contracts.plan import Plan, TokenExec
 from speedsim.contracts.schedule import SpecSchedule, VerifyStep
-from speedsim.model.spec_exec import teacher_forced_guesses
+from speedsim.model.spec_exec import model_drafts
 from speedsim.model.weights import load_shape_params
-from speedsim.strategies.acceptance import outcomes
+from speedsim.strategies.acceptance import Acceptance, acceptance
 from speedsim.strategies.base import Outcome, RunContext
 from speedsim.strategies.builder import ItemBuilder, TraceIndex
 from speedsim.strategies.common import chain, prefill
@@ -48,11 +47,10 @@ class DraftSpec:
     baseline = False
 
     def __init__(self, draft_tokens: int, draft_trace: pd.DataFrame, draft_layers: int,
-                 accepted: np.ndarray, guesses: Optional[np.ndarray] = None,
-                 ctx: Optional[RunContext] = None):
+                 acceptance: Acceptance, ctx: Optional[RunContext] = None):
         self.K, self.draft_trace, self.draft_layers = int(draft_tokens), draft_trace, draft_layers
-        self.accepted, self.guesses, self.ctx = accepted, guesses, ctx
-        self.schedule = derive_spec_schedule(accepted, self.K, catch_up=True)
+        self.acceptance, self.ctx = acceptance, ctx
+        self.schedule = derive_spec_schedule(acceptance.accepted, self.K, catch_up=True)
 
     @classmethod
     def configure(cls, ctx: RunContext) -> "DraftSpec":
@@ -60,15 +58,13 @@ class DraftSpec:
         cfg, g = wl.strategies.draft_spec, wl.generation
         dm = cfg.draft_model
         trace = shape_only_trace(dm, g.prompt_tokens, g.new_tokens, g.batch, ctx.bytes_per_element)
-        guesses = None
+        drafts = None
         if ctx.numeric and dm.weights.source != "shape_only":
             params = load_shape_params(dm, g.prompt_tokens + g.new_tokens,
                                        f"{_KEY}.draft_model.weights")
-            guesses = teacher_forced_guesses(params, dm, ctx.record)
-        model = None if guesses is None else (guesses == ctx.record.tokens).all(axis=0)
-        accepted = outcomes(cfg.acceptance, g.new_tokens, model, f"{_KEY}.acceptance")
-        use = guesses if cfg.acceptance.source == "model" else None
-        return cls(cfg.draft_tokens, trace, dm.n_layers, accepted, use, ctx)
+            drafts = model_drafts(params, dm, ctx.record, g.sampled)
+        acc = acceptance(cfg.acceptance, g.new_tokens, drafts, f"{_KEY}.acceptance")
+        return cls(cfg.draft_tokens, trace, dm.n_layers, acc, ctx)
 
     def plan(self, inp: StrategyInput) -> Plan:
         return draft_spec_plan(self.name, ItemBuilder(inp.attention_on), inp.index,
@@ -76,7 +72,7 @@ class DraftSpec:
                                self.draft_layers, inp.prompt_tokens)
 
     def outcome(self, plan: Plan) -> Outcome:
-        return spec_outcome(self.ctx, plan, self.schedule, self.accepted, self.guesses)
+        return spec_outcome(self.ctx, plan, self.schedule, self.acceptance)
 
 
 def draft_prefill(b: ItemBuilder, index: TraceIndex, n_layers: int) -> int:

@@ -24,8 +24,8 @@ import numpy as np
 
 from speedsim.contracts.plan import Plan, TokenExec
 from speedsim.contracts.schedule import SpecSchedule, VerifyStep
-from speedsim.model.spec_exec import exit_guesses
-from speedsim.strategies.acceptance import outcomes
+from speedsim.model.spec_exec import exit_drafts
+from speedsim.strategies.acceptance import Acceptance, acceptance
 from speedsim.strategies.base import Outcome, RunContext, greedy_carried
 from speedsim.strategies.builder import ItemBuilder, TraceIndex
 from speedsim.strategies.common import chain, prefill
@@ -43,37 +43,38 @@ class EarlyExitSpec:
     lossless = True
     baseline = False
 
-    def __init__(self, draft_tokens: int, exit_layers: int, accepted: np.ndarray,
-                 guesses: Optional[np.ndarray] = None, ctx: Optional[RunContext] = None):
-        self.K, self.E, self.accepted, self.guesses, self.ctx = (
-            int(draft_tokens), int(exit_layers), accepted, guesses, ctx)
-        self.schedule = derive_spec_schedule(accepted, self.K)
+    def __init__(self, draft_tokens: int, exit_layers: int, acceptance: Acceptance,
+                 ctx: Optional[RunContext] = None):
+        self.K, self.E, self.acceptance, self.ctx = (
+            int(draft_tokens), int(exit_layers), acceptance, ctx)
+        self.schedule = derive_spec_schedule(acceptance.accepted, self.K)
 
     @classmethod
     def configure(cls, ctx: RunContext) -> "EarlyExitSpec":
         wl = ctx.workload
         cfg, E = wl.strategies.early_exit_spec, wl.exit_layers("early_exit_spec")
-        guesses = exit_guesses(ctx.params, wl.model, ctx.record, E) if ctx.numeric else None
-        model = None if guesses is None else (guesses == ctx.record.tokens).all(axis=0)
-        accepted = outcomes(cfg.acceptance, wl.generation.new_tokens, model, f"{_KEY}.acceptance")
-        use = guesses if cfg.acceptance.source == "model" else None
-        return cls(cfg.draft_tokens, E, accepted, use, ctx)
+        drafts = exit_drafts(ctx.params, wl.model, ctx.record, E, wl.generation.sampled) \
+            if ctx.numeric else None
+        acc = acceptance(cfg.acceptance, wl.generation.new_tokens, drafts, f"{_KEY}.acceptance")
+        return cls(cfg.draft_tokens, E, acc, ctx)
 
     def plan(self, inp: StrategyInput) -> Plan:
         return early_exit_plan(self.name, ItemBuilder(inp.attention_on), inp.index,
                                self.schedule, inp.n_layers, self.E, inp.prompt_tokens)
 
     def outcome(self, plan: Plan) -> Outcome:
-        return spec_outcome(self.ctx, plan, self.schedule, self.accepted, self.guesses)
+        return spec_outcome(self.ctx, plan, self.schedule, self.acceptance)
 
 
 def spec_outcome(ctx: Optional[RunContext], plan: Plan, schedule: SpecSchedule,
-                 accepted: np.ndarray, guesses: Optional[np.ndarray]) -> Outcome:
-    """A lossless draft-and-verify run: the greedy tokens, and its verify-step figures."""
+                 acc: Acceptance) -> Outcome:
+    """A lossless draft-and-verify run: the committed tokens, and its verify-step figures."""
     committed = None if ctx is None or ctx.record is None else ctx.record.committed
-    carried = None if ctx is None else greedy_carried(ctx, plan, guesses)
+    carried = None if ctx is None else greedy_carried(ctx, plan, acc.guesses)
+    accepted = acc.accepted
     rate = float(np.mean(accepted[1:-1])) if accepted.size > 2 else None  # none checked
-    return Outcome(committed, carried, accepted, {"speculation": spec_report(schedule, rate)})
+    return Outcome(committed, carried, accepted, acc.expected,
+                   {"speculation": spec_report(schedule, rate)})
 
 
 def step_execs(step: VerifyStep, first_id: int, P: int, firsts: list[int],

@@ -1,17 +1,16 @@
 """What every strategy's ``plan`` receives: the target's trace and the shape facts.
 
 Per-strategy settings (G, K, E, acceptance outcomes, a draft model's trace) are
-the strategy object's own, set by its ``configure``. ``stages`` and
-``accepted`` here serve a SPEED planner built without one (tests, notebooks).
+the strategy object's own, set by its ``configure`` (acceptance has that one
+entrance: ``speedsim.strategies.acceptance``). ``stages`` here serves a SPEED
+planner built without one (tests, notebooks).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Optional
 
-import numpy as np
 import pandas as pd
 
 from speedsim.strategies.builder import TraceIndex
@@ -27,8 +26,6 @@ class StrategyInput:
     attention_on: str  # "array" | "vector" (hardware choice)
     attention_batched: bool = False  # one attention item for all tokens in flight (hw choice)
     stages: int = 1  # G (speculative strategies)
-    accepted: Optional[np.ndarray] = None  # bool[new_tokens]: accepted[i] — token i's early
-    #                                          prediction was right (index 0 unused)
 
     @cached_property
     def index(self) -> TraceIndex:

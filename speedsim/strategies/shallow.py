@@ -1,7 +1,8 @@
 """The shallow-model baseline: the first E layers + the tied head, decoded sequentially.
 
 Fast and lossy: it is the exit model alone, prefill included (E layers, then
-the final norm and LM head). Its committed tokens are its own greedy ones
+the final norm and LM head). Its committed tokens are its own greedy ones, or
+under sampling drawn from its own head with the target's uniforms
 (``speedsim.model.spec_exec.run_shallow``), and the summary reports how many
 differ from the target's.
 """
@@ -34,7 +35,9 @@ class Shallow:
     @classmethod
     def configure(cls, ctx: RunContext) -> "Shallow":
         E = ctx.workload.exit_layers("shallow")
-        run = run_shallow(ctx.params, ctx.workload.model, ctx.record, E) if ctx.numeric else None
+        wl = ctx.workload
+        run = run_shallow(ctx.params, wl.model, ctx.record, E, wl.generation.sampled) \
+            if ctx.numeric else None
         return cls(E, run)
 
     def plan(self, inp: StrategyInput) -> Plan:

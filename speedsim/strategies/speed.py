@@ -30,7 +30,7 @@ import numpy as np
 from speedsim.contracts.oprow import OpRow
 from speedsim.contracts.plan import Plan, TokenExec
 from speedsim.contracts.schedule import Schedule
-from speedsim.strategies.acceptance import acceptance_vector
+from speedsim.strategies.acceptance import Acceptance, speed_acceptance
 from speedsim.strategies.base import Outcome, RunContext, greedy_carried
 from speedsim.strategies.builder import ItemBuilder, TraceIndex
 from speedsim.strategies.common import prefill, with_slots
@@ -88,20 +88,19 @@ class Speed:
     lossless = True
     baseline = False
 
-    def __init__(self, stages: Optional[int] = None, accepted: Optional[np.ndarray] = None,
-                 guesses: Optional[np.ndarray] = None, ctx: Optional[RunContext] = None):
-        self.stages, self.accepted, self.guesses, self.ctx = stages, accepted, guesses, ctx
+    def __init__(self, stages: Optional[int] = None, acceptance: Optional[Acceptance] = None,
+                 ctx: Optional[RunContext] = None):
+        if acceptance is None:
+            raise ValueError("SPEED plans from acceptance outcomes: pass acceptance "
+                             "(Acceptance.given(bools) for outcomes given by hand)")
+        self.stages, self.acceptance, self.ctx = stages, acceptance, ctx
 
     @classmethod
     def configure(cls, ctx: RunContext) -> "Speed":
-        wl, rec = ctx.workload, ctx.record
-        model = wl.strategies.speed.acceptance.source == "model"
-        return cls(wl.stages, acceptance_vector(wl, rec),
-                   rec.early if model and rec is not None else None, ctx)
+        return cls(ctx.workload.stages, speed_acceptance(ctx.workload, ctx.record), ctx)
 
     def plan(self, inp: StrategyInput) -> Plan:
-        accepted = self.accepted if self.accepted is not None else inp.accepted
-        assert accepted is not None, "SPEED needs acceptance outcomes"
+        accepted = self.acceptance.accepted
         st = _PlanState(inp, derive_schedule(accepted, self.stages or inp.stages), accepted,
                         ItemBuilder(inp.attention_on), inp.index)
         # 1. prefill, as in sequential decoding
@@ -121,8 +120,8 @@ class Speed:
     def outcome(self, plan: Plan) -> Outcome:
         ctx = self.ctx
         committed = None if ctx is None or ctx.record is None else ctx.record.committed
-        carried = None if ctx is None else greedy_carried(ctx, plan, self.guesses)
-        return Outcome(committed, carried, self.accepted)
+        carried = None if ctx is None else greedy_carried(ctx, plan, self.acceptance.guesses)
+        return Outcome(committed, carried, self.acceptance.accepted, self.acceptance.expected)
 
 
 def _stage_step(st: _PlanState, in_flight: list[tuple[int, int]]) -> None:

@@ -60,7 +60,8 @@ STRATEGY_METRICS: frozenset[str] = frozenset([
     *(f"speculation.{k}" for k in (
         "launched", "committed", "flushed", "flushes", "acceptance_rate", "mean_tokens_in_flight",
         "stage_steps", "draft_tokens", "verify_steps", "drafted", "accepted_drafts",
-        "mean_accepted_per_step", "expected_accepted_per_step", "tokens_per_step")),
+        "mean_accepted_per_step", "expected_accepted_per_step", "tokens_per_step",
+        "expected_acceptance_rate", "acceptance_stderr", "acceptance_positions")),
     *(f"quality.{k}" for k in ("exit_layers", "lossless", "differing_tokens",
                                "differing_fraction", "first_difference")),
 ])
