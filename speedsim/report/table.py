@@ -47,8 +47,8 @@ SPEC_ROWS: list[Row] = [
     ("  committed", lambda s: f"{s['committed']}"),
     ("  flushed", lambda s: f"{s['flushed']}"),
     ("acceptance rate", lambda s: f"{s['acceptance_rate'] * 100:.1f} %"),
-    ("  expected (± std. error)", lambda s: f"{s['expected_acceptance_rate'] * 100:.1f} ± "
-                                            f"{s['acceptance_stderr'] * 100:.1f} %"),
+    ("  expected (± s.e.)", lambda s: f"{s['expected_acceptance_rate'] * 100:.1f}±"
+                                      f"{s['acceptance_stderr'] * 100:.1f}%"),
     ("mean tokens in flight", lambda s: f"{s['mean_tokens_in_flight']:.2f}"),
     ("accepted per verify", lambda s: f"{s['mean_accepted_per_step']:.2f}"),
     ("  if i.i.d.", lambda s: f"{s['expected_accepted_per_step']:.2f}"),
