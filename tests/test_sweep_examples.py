@@ -13,7 +13,7 @@ SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
 
 @pytest.mark.parametrize("name, size", [("edge_design_space", 108), ("speed_space", 54),
                                         ("sharing_schemes", 6),
-                                        ("strategies_acceptance", 6)])
+                                        ("strategies_acceptance", 6), ("depth", 3)])
 def test_example_sweep_points_are_valid_configs(name, size):
     path = SWEEPS / f"{name}.yaml"
     sweep = load_sweep(path)
