@@ -15,6 +15,7 @@ import numpy as np
 from speedsim.contracts.schedule import FlushEvent, Schedule, ScheduledExec, Status
 from speedsim.model.dims import Dims
 from speedsim.model.decoder import KVCache, embed, head, run_layer, run_layers
+from speedsim.model.stages import StageLayout
 from speedsim.model.weights import Params
 
 
@@ -59,16 +60,21 @@ class SpeedRun:
 
 
 def run_speed(params: Params, shape, prompts: np.ndarray, new_tokens: int,
-              stages: int) -> SpeedRun:
+              stages: int | StageLayout) -> SpeedRun:
     """Prefill, then decode with the SPEED pipeline, numerically.
 
-    Per stage step and layer step j, the in-flight executions (in stage g, at
-    layer g·E + j) are grouped by weight set and each group is ONE
-    ``run_layers`` call: dense ops on stacked rows, attention per execution on
-    its own layer's cache. Early and final heads of a step share one call.
+    ``stages``: G (equal stages, early exit after the first), or a ``StageLayout``
+    (a looped model's prelude and coda, an exit depth d1). Per stage step and
+    layer step (slot), the in-flight executions with a layer at that slot are
+    grouped by weight set and each group is ONE ``run_layers`` call: dense ops
+    on stacked rows, attention per execution on its own layer's cache. Early
+    and final heads of a step share one call.
     """
-    pipe = _Pipeline(params, Dims.of(shape), np.asarray(prompts, dtype=np.int64),
-                     int(new_tokens), int(stages))
+    dm = Dims.of(shape)
+    layout = stages if isinstance(stages, StageLayout) else StageLayout(dm.n_layers, int(stages))
+    if layout.second_depth is not None:
+        raise ValueError("the NumPy pipeline does not run second proposals")
+    pipe = _Pipeline(params, dm, np.asarray(prompts, dtype=np.int64), int(new_tokens), layout)
     pipe.prefill()
     while pipe.pending is not None or pipe.flight:
         pipe.stage_step()
@@ -79,11 +85,14 @@ class _Pipeline:
     """The NumPy SPEED pipeline's state: in-flight executions (oldest first), the
     execution waiting to enter stage 0, and what has been retired so far."""
 
-    def __init__(self, params: Params, dm: Dims, prompts: np.ndarray, T: int, G: int):
+    def __init__(self, params: Params, dm: Dims, prompts: np.ndarray, T: int,
+                 layout: StageLayout):
         N = dm.n_layers
-        if G < 1 or N % G:
-            raise ValueError(f"stages={G} must be >= 1 and divide n_layers={N}")
-        self.params, self.dm, self.prompts, self.G, self.E = params, dm, prompts, G, N // G
+        if layout.n_layers != N:
+            raise ValueError(f"the layout has {layout.n_layers} layers, the model {N}")
+        self.params, self.dm, self.prompts, self.G = params, dm, prompts, layout.stages
+        self.layout, self.d1 = layout, layout.exit_depth
+        self.layers_at = [dict(layout.stage_layers(g)) for g in range(self.G)]  # slot -> layer
         self.B, self.P = prompts.shape
         self.n = T - 1  # decode executions to commit
         self.cache = KVCache(N, self.B, dm.kv_heads, dm.head_dim, self.P + T)
@@ -111,7 +120,7 @@ class _Pipeline:
                                      key=lambda r: r[1])))
         for s in self.flight:
             s.steps.append(self.step)
-        for j in range(self.E):
+        for j in range(self.layout.slots):
             self._layer_step(j)
         oldest, young, final, early = self._heads()
         if oldest is not None and self._commit(oldest, final):
@@ -133,22 +142,26 @@ class _Pipeline:
 
     def _layer_step(self, j: int) -> None:
         """2b. layer step j: one fused ``run_layers`` call per weight set in use."""
-        by_set: dict[int, list[_Slot]] = {}
+        by_set: dict[int, list[tuple[_Slot, int]]] = {}
         for s in self.flight:
-            by_set.setdefault(self.dm.sets[s.stage * self.E + j], []).append(s)
-        for members in by_set.values():
+            layer = self.layers_at[s.stage].get(j)
+            if layer is not None:
+                by_set.setdefault(self.dm.sets[layer], []).append((s, layer))
+        for pairs in by_set.values():
+            members = [s for s, _ in pairs]
             outs = run_layers(self.params, self.dm, [s.x for s in members],
-                              [s.stage * self.E + j for s in members],
+                              [layer for _, layer in pairs],
                               [self.P + s.index for s in members], self.cache)
             for s, o in zip(members, outs):
                 s.x = o
 
     def _heads(self) -> tuple:
         """2c. final head for the one leaving the last stage, early head for the one
-        leaving stage 0 (one call): (oldest, young, final tokens, early tokens)."""
+        leaving stage d1 - 1 (one call): (oldest, young, final tokens, early tokens)."""
         flight = self.flight
         oldest = flight[0] if flight[0].stage == self.G - 1 else None
-        young = flight[-1] if flight[-1].stage == 0 and flight[-1].index + 1 < self.n else None
+        young = flight[-1] if flight[-1].stage == self.d1 - 1 and \
+            flight[-1].index + 1 < self.n else None
         if young is oldest:
             young = None
         rows = [s.x[:, 0] for s in (oldest, young) if s is not None]
@@ -166,8 +179,8 @@ class _Pipeline:
         if k >= self.n:
             return False
         succ = self.flight[0] if self.flight else None
-        if succ is None:  # G == 1: nothing was launched speculatively
-            assert self.G == 1, "a successor must be in flight when G > 1"
+        if succ is None:  # d1 == G (G == 1): nothing was launched speculatively
+            assert self.d1 == self.G, "a successor must be in flight when d1 < G"
             self.pending = (k, final, False)
             return False
         if np.array_equal(succ.token, final):
@@ -202,4 +215,4 @@ def run_speed_workload(workload, params: Optional[Params] = None) -> SpeedRun:
     params = load_params(workload) if params is None else params
     g = workload.generation
     return run_speed(params, workload.model, prompt_ids(g, workload.model.vocab_size),
-                     g.new_tokens, workload.stages)
+                     g.new_tokens, StageLayout.of(workload))

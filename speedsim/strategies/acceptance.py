@@ -1,7 +1,8 @@
 """Acceptance sources: which early predictions SPEED's schedule treats as right.
 
 ``model`` takes the reference run's own outcomes, ``bernoulli`` a seeded draw,
-``file`` a recorded vector. Every result is ``AcceptanceOutcomes``
+``file`` a recorded vector, ``accepted_length`` a deterministic vector with a
+given mean accepted length (``accepted_length_vector``). Every result is ``AcceptanceOutcomes``
 (``speedsim.contracts.schedule``): one bool per generated token, aligned with
 ``GenerationRecord.accepted``.
 """
@@ -45,11 +46,30 @@ def outcomes(acc, new_tokens: int, model: Optional[np.ndarray],
         return np.asarray(model, dtype=bool).copy()
     if acc.source == "bernoulli":
         return np.random.default_rng(acc.seed).random(T) < acc.rate
+    if acc.source == "accepted_length":
+        return accepted_length_vector(acc.mean, T)
     values = read_acceptance_file(acc.path, key)
     if values.size < T:
         raise ConfigError(f"{acc.path} holds {values.size} values; new_tokens={T} needs "
                           f"at least {T} (one per generated token)", key=f"{key}.path")
     return values[:T]
+
+
+def accepted_length_vector(mean: float, new_tokens: int) -> AcceptanceOutcomes:
+    """bool [new_tokens] whose proposals come in runs of mean length γ = ``mean``: γ
+    tokens committed per rejected proposal (the accepted ones and the corrected one),
+    the convention of speculative decoding's mean accepted length τ.
+
+    Proposal j (token j + 1; entry 0 is never consulted) is rejected exactly when
+    floor((j + 1) / γ) > floor(j / γ): the rejections are spread evenly, so any n
+    consecutive proposals from the first hold floor(n / γ) of them (γ = 3: accept,
+    accept, reject, ...; γ = 1: every one rejected).
+    """
+    if mean < 1:
+        raise ValueError(f"mean accepted length must be >= 1, got {mean}")
+    j = np.arange(int(new_tokens) - 1)
+    rejected = np.floor((j + 1) / mean) > np.floor(j / mean)
+    return np.concatenate([[True], ~rejected])
 
 
 def read_acceptance_file(path: str | Path, key: str = _KEY) -> np.ndarray:

@@ -1,8 +1,9 @@
 """What every strategy's ``plan`` receives: the target's trace and the shape facts.
 
-Per-strategy settings (G, K, E, acceptance outcomes, a draft model's trace) are
-the strategy object's own, set by its ``configure``. ``stages`` and
-``accepted`` here serve a SPEED planner built without one (tests, notebooks).
+Per-strategy settings (SPEED's stage layout, K, E, acceptance outcomes, a draft
+model's trace) are the strategy object's own, set by its ``configure``.
+``accepted`` here serves a SPEED planner built without outcomes of its own
+(tests, notebooks).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ class StrategyInput:
     new_tokens: int  # generated tokens per sequence; token 0 comes from prefill
     attention_on: str  # "array" | "vector" (hardware choice)
     attention_batched: bool = False  # one attention item for all tokens in flight (hw choice)
-    stages: int = 1  # G (speculative strategies)
     accepted: Optional[np.ndarray] = None  # bool[new_tokens]: accepted[i] — token i's early
     #                                          prediction was right (index 0 unused)
 
