@@ -32,13 +32,15 @@ def shipped_cases() -> list[tuple[str, str]]:
     return sorted(cases)
 
 
-def measured(hw: str, workload: str) -> dict[str, tuple[int, float]]:
-    """(cycles, energy J to nine significant digits) per strategy, at 8 new tokens."""
+def measured(hw: str, workload: str, overrides: tuple = ()) -> dict[str, tuple[int, float]]:
+    """(cycles, energy J to nine significant digits) per strategy, at 8 new tokens
+    (``overrides``: more ``(key path, value)`` pairs for the workload)."""
     from speedsim.api import simulate
     from speedsim.config import load_hardware, load_workload
 
     result = simulate(load_hardware(ROOT / hw),
-                      load_workload(ROOT / workload, [("generation.new_tokens", 8)]))
+                      load_workload(ROOT / workload,
+                                    [("generation.new_tokens", 8), *overrides]))
     return {n: (m["cycles"], float(f"{m['energy_j']['total']:.9g}"))
             for n, m in result.summary["strategies"].items()}
 

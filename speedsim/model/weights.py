@@ -23,6 +23,7 @@ from typing import Iterator
 import numpy as np
 
 from speedsim.config.errors import ConfigError
+from speedsim.model.sharing import layer_to_set, shape_layer_sets
 
 SET_KEYS = ("ln1.w", "ln1.b", "wqkv", "wo", "ln2.w", "ln2.b", "w_up", "w_down")
 SHAPE_KEYS = ("d_model", "n_heads", "n_kv_heads", "d_ff", "n_layers", "vocab_size", "mlp",
@@ -174,6 +175,17 @@ def load_npz(path: str | Path, shape, min_seq_len: int = 1,
     return Params(a["tok_emb"], a["pos_emb"], a["ln_f.w"], a["ln_f.b"], sets)
 
 
+def _same_layer_sets(sharing: dict, shape) -> bool:
+    """The stored sharing maps every layer to the same weight set as the workload's (a
+    ``cycle`` model is a ``loop`` without prelude and coda)."""
+    try:
+        theirs = layer_to_set(sharing["scheme"], shape.n_layers, sharing["unique_layers"],
+                              sharing.get("prelude_layers", 0), sharing.get("coda_layers", 0))
+    except (ValueError, TypeError):
+        return False
+    return theirs == shape_layer_sets(shape)
+
+
 def _check_config_json(raw, shape, bad) -> None:
     if raw is None:
         return
@@ -191,8 +203,11 @@ def _check_config_json(raw, shape, bad) -> None:
         if k == "n_kv_heads" and theirs is None:
             theirs = shape.n_heads
         if k == "sharing" and isinstance(theirs, dict):
-            theirs = {**theirs, "scheme": theirs.get("scheme", "none"),
-                      "unique_layers": theirs.get("unique_layers") or shape.n_layers}
+            theirs = {"scheme": theirs.get("scheme", "none"),
+                      "unique_layers": theirs.get("unique_layers") or shape.n_layers,
+                      **{p: theirs[p] for p in ("prelude_layers", "coda_layers") if p in theirs}}
+            if _same_layer_sets(theirs, shape):
+                continue
         if theirs != mine[k]:
             raise bad(f"config_json {k}={theirs!r} disagrees with the workload ({mine[k]!r})")
 
