@@ -11,12 +11,15 @@ import numpy as np
 import pytest
 
 from make_golden import ROOT, SHIPPED, measured
-from speedsim.config import load_workload
+from speedsim.api import simulate
+from speedsim.config import load_hardware, load_workload
 from speedsim.model.decoder import generate
 from speedsim.model.sharing import layer_to_set
+from speedsim.model.spec_exec import teacher_forced_guesses
 from speedsim.model.speed_exec import run_speed_workload
 from speedsim.model.stages import StageLayout
 from speedsim.model.weights import load_params
+from speedsim.strategies.acceptance import accepted_length_vector
 from speedsim.strategies.speed_schedule import derive_schedule
 
 PINNED = json.loads(SHIPPED.read_text())
@@ -172,3 +175,78 @@ def test_loop_without_prelude_and_coda_gives_the_pinned_cycle_results(name):
                    [("model.sharing", loop(U)), ("strategies.speed.stages", None)])
     assert got == {n: tuple(v) for n, v in PINNED[f"hw_configs/edge.yaml|workloads/{name}.yaml"]
                    .items()}
+
+
+# ---------------------------------------------------------------- mean accepted length
+
+def test_accepted_length_vector_by_hand():
+    assert accepted_length_vector(3, 10).tolist() == \
+        [True, True, True, False, True, True, False, True, True, False]
+    assert not accepted_length_vector(1, 6)[1:].any()
+
+
+@pytest.mark.parametrize("gamma", [1.0, 2.0, 2.5, 3.0, 8.0, 14.0, 15.3])
+def test_accepted_length_has_mean_gamma(gamma):
+    """n proposals hold floor(n / γ) rejections, so the mean run — tokens committed per
+    rejection, the rejected proposal's corrected token included — is γ."""
+    acc = accepted_length_vector(gamma, 2001)[1:]
+    for n in (1, 7, 100, 2000):
+        assert int((~acc[:n]).sum()) == int(n // gamma)
+    if gamma == int(gamma):
+        runs = np.diff(np.flatnonzero(~acc), prepend=-1)
+        assert (runs == gamma).all()
+
+
+# ---------------------------------------------------------------- plans and runs on a loop
+
+def _loop_workload(tiny_workload, seed=0, new_tokens=10, **speed):
+    return tiny_workload(model__n_layers=8, model__sharing=loop(2, 1, 1),
+                         model__weights={"source": "random", "seed": seed, "init_std": 0.5},
+                         generation__new_tokens=new_tokens,
+                         strategies={"sequential": {}, "speed": speed,
+                                     "early_exit_spec": {"draft_tokens": 3},
+                                     "shallow": {}})
+
+
+def test_loop_plan_fuses_only_core_passes(tiny_workload):
+    """R = 3, all accepted: prelude (set 0) and coda (set 3) items serve one token, core
+    items (sets 1, 2) up to R tokens, each with its weights once."""
+    w = _loop_workload(tiny_workload)
+    res = simulate(load_hardware(ROOT / "hw_configs/tiny.yaml"), w, ["speed"])
+    items = res.runs["speed"].plan.items
+    dense = [it for it in items if it.phase == "decode" and it.op in ("qkv", "mlp_down")]
+    by_set = {}
+    for it in dense:
+        by_set.setdefault(it.weight_key[1], set()).add(len(it.tokens))
+    assert by_set[0] == {1} and by_set[3] == {1}
+    assert max(by_set[1]) == max(by_set[2]) == 3
+
+
+@pytest.mark.parametrize("speed", [{}, {"exit_depth": 2}, {"second_depth": 2},
+                                   {"second_depth": 2, "second_acceptance": {
+                                       "source": "accepted_length", "mean": 2}}])
+def test_every_strategy_on_a_loop_commits_the_greedy_tokens(tiny_workload, speed):
+    w = _loop_workload(tiny_workload, **speed)
+    res = simulate(load_hardware(ROOT / "hw_configs/tiny.yaml"), w)
+    assert res.summary["tokens_match"] is True
+    seq = generate(w)
+    for name in ("speed", "early_exit_spec"):
+        np.testing.assert_array_equal(res.runs[name].committed, seq.tokens)
+    assert res.summary["strategies"]["speed"]["speculation"]["flushed"] >= 1
+
+
+def test_second_proposal_from_the_model_follows_the_exit_guesses(tiny_workload):
+    """The second proposal's outcomes are the model's own: the guess after d2 passes
+    against the first and the final one."""
+    w = _loop_workload(tiny_workload, seed=1, new_tokens=24, second_depth=2)
+    params = load_params(w)
+    rec = generate(w, params=params)
+    second = teacher_forced_guesses(params, w.model, rec, 1 + 2 * 2 - 1)
+    res = simulate(load_hardware(ROOT / "hw_configs/tiny.yaml"), w, ["speed"])
+    relaunch = (second != rec.early).any(axis=0)
+    right = (second == rec.tokens).all(axis=0)
+    assert (relaunch & right)[1:-1].any() and (relaunch & ~right)[1:-1].any()
+    np.testing.assert_array_equal(res.runs["speed"].committed, rec.tokens)
+    expected = derive_schedule(rec.accepted, 3, 1, 2, (relaunch, right))
+    assert res.runs["speed"].plan.launched == expected.launched
+    assert res.runs["speed"].plan.flushes == expected.flushes
