@@ -20,7 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "data" / "golden_edge_gen.json"
 SHIPPED = ROOT / "tests" / "data" / "shipped_results.json"
 HW, WORKLOAD = "hw_configs/edge.yaml", "workloads/gen.yaml"
-BIG_WORKLOAD_HW = {"llama7b_shape": "hw_configs/datacenter.yaml"}  # edge takes too long
+BIG_WORKLOAD_HW = {"llama7b_shape": "hw_configs/datacenter.yaml",  # edge takes too long
+                   "ouro_1p4b": "hw_configs/rtx_pro_6000.yaml",  # the looped models: on the
+                   "huginn_3p5b": "hw_configs/rtx_pro_6000.yaml"}  # GPU LoopSpec measured
 
 
 def shipped_cases() -> list[tuple[str, str]]:
