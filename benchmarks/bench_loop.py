@@ -42,12 +42,13 @@ def one_run(hw_path: str, wl_path: str, workers: int) -> dict:
             "speedup": {k: round(v, 3) for k, v in result.summary["speedup"].items()}}
 
 
-def speed_speedup(hw, wl_path: str, overrides: list) -> float:
-    """SPEED's decode speedup over sequential for one workload variant."""
+def speed_run(hw, wl_path: str, overrides: list) -> tuple[float, dict]:
+    """SPEED's decode speedup over sequential for one workload variant, and its speculation."""
     wl = load_workload(wl_path, overrides + [("strategies.early_exit_spec", None),
                                              ("strategies.draft_spec", None),
                                              ("strategies.shallow", None)])
-    return simulate(hw, wl).summary["speedup"]["speed"]
+    summary = simulate(hw, wl).summary
+    return summary["speedup"]["speed"], summary["strategies"]["speed"]["speculation"]
 
 
 def grid(hw_path: str, new_tokens: int) -> None:
@@ -63,10 +64,11 @@ def grid(hw_path: str, new_tokens: int) -> None:
         second = base + [("strategies.speed.second_depth", 2 * d1),
                          ("strategies.speed.second_acceptance",
                           {"source": "bernoulli", "rate": 0.5, "seed": 0})]
-        plain, with2 = speed_speedup(hw, wl_path, base), speed_speedup(hw, wl_path, second)
+        (plain, spec), (with2, spec2) = speed_run(hw, wl_path, base), speed_run(hw, wl_path, second)
         print(json.dumps({"workload": wl_path.split("/")[1][:-5], "d1": d1, "gamma": g,
-                          "speedup": round(plain, 2), "speedup_second": round(with2, 2)}),
-              flush=True)
+                          "speedup": round(plain, 2), "speedup_second": round(with2, 2),
+                          "misses": spec["flushes"], "restarts": spec2["second_restarts"],
+                          "rescued": spec2["second_rescued"]}), flush=True)
 
 
 def main() -> None:

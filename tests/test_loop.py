@@ -250,3 +250,6 @@ def test_second_proposal_from_the_model_follows_the_exit_guesses(tiny_workload):
     expected = derive_schedule(rec.accepted, 3, 1, 2, (relaunch, right))
     assert res.runs["speed"].plan.launched == expected.launched
     assert res.runs["speed"].plan.flushes == expected.flushes
+    spec = res.summary["strategies"]["speed"]["speculation"]
+    assert spec["second_restarts"] == int(relaunch[1:-1].sum())
+    assert spec["second_rescued"] == int((relaunch & right)[1:-1].sum()) >= 1

@@ -148,7 +148,16 @@ class Speed:
         ctx = self.ctx
         committed = None if ctx is None or ctx.record is None else ctx.record.committed
         carried = None if ctx is None else greedy_carried(ctx, plan, self.guesses)
-        return Outcome(committed, carried, self.accepted)
+        return Outcome(committed, carried, self.accepted, self._second_report())
+
+    def _second_report(self) -> dict:
+        """Second proposals along the committed chain (proposals 1 .. n - 1, as the schedule
+        consults them): restarts, and restarts whose token was right."""
+        if self.second is None:
+            return {}
+        relaunch, right = (np.asarray(v, bool)[1:-1] for v in self.second)
+        return {"speculation": {"second_restarts": int(relaunch.sum()),
+                                "second_rescued": int((relaunch & right).sum())}}
 
 
 def second_outcomes(ctx: RunContext, layout: StageLayout,
