@@ -100,6 +100,39 @@ def test_loop_speed_commits_greedy_tokens_with_the_derived_schedule(tiny_workloa
     assert all(len(row) <= -(-R // d1) for row in run.in_flight)
 
 
+# (seed, P, U, C, R, d1, d2, batch)
+SECOND = [(1, 1, 2, 1, 4, 1, 2, 1), (2, 1, 2, 1, 5, 1, 3, 1), (3, 2, 1, 1, 6, 2, 4, 2),
+          (4, 0, 2, 0, 4, 1, 3, 1)]
+
+
+@pytest.mark.parametrize("case", SECOND, ids=[f"s{c[0]}-R{c[4]}-d{c[5]}-d{c[6]}-B{c[7]}"
+                                              for c in SECOND])
+def test_loop_speed_with_second_proposal_commits_greedy_tokens(tiny_workload, case):
+    """The NumPy pipeline with a second proposal at d2 commits the greedy tokens, and its
+    committed executions run exactly when the derived schedule says (from the model's own
+    outcomes: the guess after d2 passes, teacher-forced, against the first and the final
+    one); second proposals of executions flushed later are outside the schedule."""
+    seed, P, U, C, R, d1, d2, B = case
+    w = tiny_workload(model__n_layers=P + U * R + C, model__sharing=loop(U, P, C),
+                      model__weights={"source": "random", "seed": seed, "init_std": 0.5},
+                      generation__batch=B, generation__seed=seed, generation__new_tokens=24,
+                      strategies__speed={"exit_depth": d1, "second_depth": d2})
+    params = load_params(w)
+    seq = generate(w, params=params)
+    run = run_speed_workload(w, params)
+    np.testing.assert_array_equal(run.tokens, seq.tokens)
+
+    second = teacher_forced_guesses(params, w.model, seq, P + d2 * U - 1)
+    relaunch = (second != seq.early).any(axis=0)
+    right = (second == seq.tokens).all(axis=0)
+    derived = derive_schedule(seq.accepted, R, d1, d2, (relaunch, right))
+    committed = lambda s: [(e.index, e.launch_step, e.steps, e.speculative)  # noqa: E731
+                           for e in s.execs if e.status == "committed"]
+    assert committed(run.schedule) == committed(derived)
+    assert run.schedule.n_steps == derived.n_steps
+    assert (relaunch & right)[1:-1].any()
+
+
 # ---------------------------------------------------------------- the schedule at exit depth d1
 
 def test_hand_written_schedule_at_exit_depth_two():

@@ -64,7 +64,9 @@ def run_speed(params: Params, shape, prompts: np.ndarray, new_tokens: int,
     """Prefill, then decode with the SPEED pipeline, numerically.
 
     ``stages``: G (equal stages, early exit after the first), or a ``StageLayout``
-    (a looped model's prelude and coda, an exit depth d1). Per stage step and
+    (a looped model's prelude and coda, an exit depth d1, a second proposal at d2:
+    where it differs from the token the successor carries, the successor and all
+    younger executions are flushed and it restarts on it). Per stage step and
     layer step (slot), the in-flight executions with a layer at that slot are
     grouped by weight set and each group is ONE ``run_layers`` call: dense ops
     on stacked rows, attention per execution on its own layer's cache. Early
@@ -72,8 +74,6 @@ def run_speed(params: Params, shape, prompts: np.ndarray, new_tokens: int,
     """
     dm = Dims.of(shape)
     layout = stages if isinstance(stages, StageLayout) else StageLayout(dm.n_layers, int(stages))
-    if layout.second_depth is not None:
-        raise ValueError("the NumPy pipeline does not run second proposals")
     pipe = _Pipeline(params, dm, np.asarray(prompts, dtype=np.int64), int(new_tokens), layout)
     pipe.prefill()
     while pipe.pending is not None or pipe.flight:
@@ -91,7 +91,7 @@ class _Pipeline:
         if layout.n_layers != N:
             raise ValueError(f"the layout has {layout.n_layers} layers, the model {N}")
         self.params, self.dm, self.prompts, self.G = params, dm, prompts, layout.stages
-        self.layout, self.d1 = layout, layout.exit_depth
+        self.layout, self.d1, self.d2 = layout, layout.exit_depth, layout.second_depth
         self.layers_at = [dict(layout.stage_layers(g)) for g in range(self.G)]  # slot -> layer
         self.B, self.P = prompts.shape
         self.n = T - 1  # decode executions to commit
@@ -122,10 +122,12 @@ class _Pipeline:
             s.steps.append(self.step)
         for j in range(self.layout.slots):
             self._layer_step(j)
-        oldest, young, final, early = self._heads()
-        if oldest is not None and self._commit(oldest, final):
-            young = None  # flushed with the rest
-        if young is not None and self.pending is None:  # the successor of stage 0's leaver
+        heads = self._heads()
+        flushed = "final" in heads and self._commit(*heads["final"])
+        if not flushed and "second" in heads:
+            flushed = self._second(*heads["second"])  # the young one is younger: flushed too
+        if not flushed and "early" in heads and self.pending is None:
+            young, early = heads["early"]  # the successor of stage d1 - 1's leaver
             self.pending = (young.index + 1, early, True)
         for s in self.flight:
             s.stage += 1
@@ -155,20 +157,23 @@ class _Pipeline:
             for s, o in zip(members, outs):
                 s.x = o
 
-    def _heads(self) -> tuple:
-        """2c. final head for the one leaving the last stage, early head for the one
-        leaving stage d1 - 1 (one call): (oldest, young, final tokens, early tokens)."""
-        flight = self.flight
-        oldest = flight[0] if flight[0].stage == self.G - 1 else None
-        young = flight[-1] if flight[-1].stage == self.d1 - 1 and \
-            flight[-1].index + 1 < self.n else None
-        if young is oldest:
-            young = None
-        rows = [s.x[:, 0] for s in (oldest, young) if s is not None]
-        preds = head(self.params, np.concatenate(rows)).argmax(-1).reshape(len(rows), self.B) \
-            if rows else []
-        return (oldest, young, preds[0] if oldest is not None else None,
-                preds[-1] if young is not None else None)
+    def _heads(self) -> dict[str, tuple[_Slot, np.ndarray]]:
+        """2c. one head call: the final head for the one leaving the last stage, the second
+        for the one leaving stage d2 - 1, the early head for the one leaving stage d1 - 1
+        (those with a successor to come): role -> (execution, predicted tokens [B])."""
+        roles = {}
+        for s in self.flight:
+            if s.stage == self.G - 1:
+                roles["final"] = s
+            elif s.stage == (self.d2 or 0) - 1 and s.index + 1 < self.n:
+                roles["second"] = s
+            elif s.stage == self.d1 - 1 and s.index + 1 < self.n:
+                roles["early"] = s
+        if not roles:
+            return {}
+        rows = np.concatenate([s.x[:, 0] for s in roles.values()])
+        preds = head(self.params, rows).argmax(-1).reshape(len(roles), self.B)
+        return {role: (s, p) for (role, s), p in zip(roles.items(), preds)}
 
     def _commit(self, oldest: _Slot, final: np.ndarray) -> bool:
         """2d. commit the oldest and check its successor's token; True if it flushed."""
@@ -192,6 +197,24 @@ class _Pipeline:
         self.flight = []
         self.cache.rollback(self.P + k)
         self.pending = (k, final, False)
+        return True
+
+    def _second(self, mid: _Slot, second: np.ndarray) -> bool:
+        """2e. a second proposal that differs from the token ``mid``'s successor carries:
+        flush the successor and every younger execution, restart it on the second
+        proposal. True if it flushed."""
+        i = self.flight.index(mid)
+        younger = self.flight[i + 1:]
+        if not younger or np.array_equal(younger[0].token, second):
+            return False
+        k = mid.index + 1
+        assert younger[0].index == k, "the successor launched on the first proposal"
+        self.flushes.append(FlushEvent(self.step, k, tuple(s.exec_id for s in younger)))
+        for s in younger:
+            self._retire(s, "flushed")
+        self.flight = self.flight[:i + 1]
+        self.cache.rollback(self.P + k)
+        self.pending = (k, second, True)
         return True
 
     def _retire(self, slot: _Slot, status: Status) -> None:

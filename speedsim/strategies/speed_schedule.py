@@ -42,8 +42,9 @@ from the first), the executions launched on the first are flushed at the end
 of that step and execution k restarts at the next one on the second
 prediction; ``second_right[k]`` says whether that one survives (else it is
 flushed when k - 1 commits, as a first miss is). Second proposals of
-executions that are themselves flushed later are not modelled (they would
-only change work that is discarded anyway).
+executions that are themselves flushed later are left out (they only change
+work that is discarded: the NumPy pipeline, which acts on them, commits the
+same executions at the same steps).
 """
 
 from __future__ import annotations
