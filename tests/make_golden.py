@@ -21,7 +21,9 @@ GOLDEN = ROOT / "tests" / "data" / "golden_edge_gen.json"
 SHIPPED = ROOT / "tests" / "data" / "shipped_results.json"
 HW, WORKLOAD = "hw_configs/edge.yaml", "workloads/gen.yaml"
 BIG_WORKLOAD_HW = {"llama7b_cycle_u8": "hw_configs/datacenter.yaml",  # edge takes too long
-                   "llama2_7b": "hw_configs/datacenter.yaml"}
+                   "llama2_7b": "hw_configs/datacenter.yaml",
+                   "ouro_1p4b": "hw_configs/rtx_pro_6000.yaml",  # the looped models: on the
+                   "huginn_3p5b": "hw_configs/rtx_pro_6000.yaml"}  # GPU LoopSpec measured
 
 
 def shipped_cases() -> list[tuple[str, str]]:
@@ -33,13 +35,15 @@ def shipped_cases() -> list[tuple[str, str]]:
     return sorted(cases)
 
 
-def measured(hw: str, workload: str) -> dict[str, tuple[int, float]]:
-    """(cycles, energy J to nine significant digits) per strategy, at 8 new tokens."""
+def measured(hw: str, workload: str, overrides: tuple = ()) -> dict[str, tuple[int, float]]:
+    """(cycles, energy J to nine significant digits) per strategy, at 8 new tokens
+    (``overrides``: more ``(key path, value)`` pairs for the workload)."""
     from speedsim.api import simulate
     from speedsim.config import load_hardware, load_workload
 
     result = simulate(load_hardware(ROOT / hw),
-                      load_workload(ROOT / workload, [("generation.new_tokens", 8)]))
+                      load_workload(ROOT / workload,
+                                    [("generation.new_tokens", 8), *overrides]))
     return {n: (m["cycles"], float(f"{m['energy_j']['total']:.9g}"))
             for n, m in result.summary["strategies"].items()}
 

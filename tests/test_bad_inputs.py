@@ -200,6 +200,56 @@ def test_sampling_a_shape_only_model_needs_an_acceptance_source(tiny, tmp_path):
     assert (rc, err) == (0, [])
 
 
+LOOP = "workload.model.sharing={scheme: loop, unique_layers: 2, prelude_layers: 1, coda_layers: 1}"
+
+
+@pytest.mark.parametrize("overrides, words", [
+    # N = 4 - P - C = 2 core layers of U = 2: R = 1 (fine); with n_layers 5, 3 / 2 is no integer
+    (["workload.model.n_layers=5"], ["model.sharing:", "recurrence count R",
+                                     "n_layers - prelude_layers - coda_layers", "(5 - 1 - 1) / 2"]),
+    (["workload.model.n_layers=8", "workload.model.sharing.coda_layers=2"],
+     ["model.sharing:", "(8 - 1 - 2) / 2"]),
+    (["workload.model.n_layers=8"], ["strategies.speed.stages", "R=3 core passes"]),
+    (["workload.model.n_layers=8", "workload.strategies.speed.stages=null",
+      "workload.strategies.speed.exit_depth=3"], ["strategies.speed.exit_depth", "exit_depth=3",
+                                                  "stage count G=3"]),
+    (["workload.model.n_layers=8", "workload.strategies.speed.stages=null",
+      "workload.strategies.speed.second_depth=1"], ["strategies.speed.second_depth",
+                                                    "between exit_depth=1"]),
+    (["workload.model.n_layers=8", "workload.strategies.speed.stages=null",
+      "workload.strategies.speed.second_acceptance={source: accepted_length, mean: 3}"],
+     ["strategies.speed.second_acceptance", "needs strategies.speed.second_depth"]),
+    (["workload.model.n_layers=8", "workload.strategies.speed.stages=null",
+      "workload.strategies.speed.acceptance={source: accepted_length, mean: 0.5}"],
+     ["strategies.speed.acceptance.mean", "greater than or equal to 1"]),
+])
+def test_loop_and_exit_depth_errors_name_their_keys(tiny, tmp_path, overrides, words):
+    out = tmp_path / "out"
+    sets = [a for o in [LOOP, *overrides] for a in ("--set", o)]
+    assert_config_error(["run", EDGE, str(tiny), *sets, "--out", str(out)], *words, out=out)
+
+
+def test_prelude_without_loop_names_the_key(tiny):
+    assert_config_error(["run", EDGE, str(tiny), "--set", "workload.model.sharing.prelude_layers=1"],
+                        "model.sharing.prelude_layers", "needs sharing.scheme loop")
+
+
+def test_exit_depth_at_the_stage_count_names_the_key(tiny):
+    assert_config_error(["run", EDGE, str(tiny), "--set", "workload.strategies.speed.exit_depth=2"],
+                        "strategies.speed.exit_depth", "must be below the stage count G=2")
+
+
+def test_second_proposal_under_sampling_names_the_key(tiny, tmp_path):
+    out = tmp_path / "out"
+    sets = [a for o in [LOOP, "workload.model.n_layers=8", "workload.strategies.speed.stages=null",
+                        "workload.strategies.speed.second_depth=2",
+                        "workload.generation.sampling.temperature=0.7"] for a in ("--set", o)]
+    assert_config_error(["run", EDGE, str(tiny), *sets, "--out", str(out)],
+                        "strategies.speed.second_depth", "greedy decoding only", out=out)
+    rc, _, err = cli("run", EDGE, str(tiny), *sets[:-2])  # greedy: the same config runs
+    assert (rc, err) == (0, [])
+
+
 def test_activation_buffer_that_cannot_hold_one_fold(tmp_path):
     out = tmp_path / "out"
     assert_config_error(["run", EDGE, GEN, "--set", "hw.buffers.activation.size_kib=2",

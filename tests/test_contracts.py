@@ -10,8 +10,10 @@ import pytest
 from speedsim.contracts.workitem import FIELDS, WorkItem, item_columns, items_from_columns
 from speedsim.model.sharing import shape_layer_sets
 from speedsim.strategies.inputs import StrategyInput
+from speedsim.model.stages import StageLayout
 from speedsim.strategies.acceptance import Acceptance
 from speedsim.strategies.registry import get_strategy
+from speedsim.strategies.speed import Speed
 from speedsim.trace import build_trace
 
 ITEMS = [WorkItem(0, "vector", "embed", "decode", elements=32, vector_kind="embed",
@@ -57,9 +59,10 @@ def test_pickled_plan_round_trips_every_field(tiny_workload, name):
     inp = StrategyInput(trace=build_trace(wl, bytes_per_element=1), n_layers=wl.model.n_layers,
                         layer_sets=shape_layer_sets(wl.model),
                         prompt_tokens=wl.generation.prompt_tokens, new_tokens=T,
-                        attention_on="array", stages=wl.stages)
-    kw = {"acceptance": Acceptance.given(accepted)} if name == "speed" else {}
-    plan = get_strategy(name)(**kw).plan(inp)
+                        attention_on="array")
+    strategy = Speed(StageLayout.of(wl), Acceptance.given(accepted)) if name == "speed" \
+        else get_strategy(name)()
+    plan = strategy.plan(inp)
     loaded = pickle.loads(pickle.dumps(plan, protocol=5))
     assert loaded == plan and _values(loaded.items) == _values(plan.items)
     assert type(loaded.items) is list and all(type(it) is WorkItem for it in loaded.items)

@@ -27,6 +27,14 @@ def test_h100_peak_is_about_989_tflops():
     assert hw.array.pes * 2 * hw.clock_hz == pytest.approx(989e12, rel=0.01)
 
 
+def test_rtx_pro_6000_datasheet_figures():
+    """752 tensor cores x 128 bf16 FMA x 2.617 GHz = 503.8 dense TFLOP/s (the datasheet's
+    4,000 sparse FP4 TOPS / 8); 1,792 GB/s GDDR7; 128 MiB L2 as the weight buffer."""
+    hw = load_hardware(HW_DIR / "rtx_pro_6000.yaml")
+    assert hw.array.pes * 2 * hw.clock_hz == pytest.approx(4000e12 / 8, rel=0.01)
+    assert hw.dram.bandwidth_gb_s == 1792 and hw.buffers.weight.size_kib == 128 * 1024
+
+
 def test_tiny_is_gemmini_default():
     hw = load_hardware(HW_DIR / "tiny.yaml")
     assert (hw.array.rows, hw.array.cols, hw.precision, hw.array.dataflow) == (16, 16, "int8", "ws")

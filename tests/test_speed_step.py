@@ -35,8 +35,9 @@ from speedsim.config.workload import workload_from_dict
 from speedsim.model.sharing import shape_layer_sets
 from speedsim.sim.engine import replay
 from speedsim.strategies.inputs import StrategyInput
+from speedsim.model.stages import StageLayout
 from speedsim.strategies.acceptance import Acceptance
-from speedsim.strategies.registry import get_strategy
+from speedsim.strategies.speed import Speed
 from speedsim.trace import build_trace
 from test_metrics import hw
 
@@ -81,9 +82,9 @@ def speed_step_run():
     wl = workload_from_dict(data)
     base = StrategyInput(trace=build_trace(wl, bytes_per_element=1), n_layers=2,
                          layer_sets=shape_layer_sets(wl.model), prompt_tokens=2, new_tokens=4,
-                         attention_on="array", stages=2)
+                         attention_on="array")
     missed = Acceptance.given([True, True, False, True])  # token 2's guess misses
-    plan = get_strategy("speed")(acceptance=missed).plan(base)
+    plan = Speed(StageLayout(n_layers=2, stages=2), missed).plan(base)
     fast = hw(dram={"bandwidth_gb_s": 1000.0, "latency_ns": 0.0, "efficiency": 1.0})
     return plan, replay(plan.items, fast)
 

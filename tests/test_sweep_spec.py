@@ -97,8 +97,8 @@ def test_default_metrics_follow_the_strategies(tmp_path):
 
 
 def test_the_metric_catalogue_is_exactly_what_a_real_row_of_every_strategy_has():
-    """``metric_problem`` accepts every column a real point of all five strategies (and a
-    KV buffer) returns, and the per-strategy catalogue holds nothing such a row lacks but
+    """``metric_problem`` accepts every column a real point of all five strategies (SPEED
+    with a second proposal, and a KV buffer) returns, and the per-strategy catalogue holds nothing such a row lacks but
     the buffers that hardware has not."""
     import yaml
 
@@ -108,6 +108,7 @@ def test_the_metric_catalogue_is_exactly_what_a_real_row_of_every_strategy_has()
     hw = yaml.safe_load(Path("hw_configs/edge.yaml").read_text())
     wl = yaml.safe_load(Path("workloads/strategies.yaml").read_text())
     wl["generation"]["new_tokens"] = 3
+    wl["strategies"]["speed"]["second_depth"] = 2  # SPEED's second-proposal metrics too
     strategies = list(wl["strategies"])
     row = simulate_point(hw, wl, base_dir="workloads")
     assert [c for c in row if metric_problem(c, strategies)] == []

@@ -4,7 +4,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from speedsim.model.dims import exit_layer_of
 from speedsim.model.weights import load_params
 from speedsim.trace import COLUMNS, HEAD_SET, NO_WEIGHTS, build_trace, numeric_trace, total_macs
 from speedsim.trace.shape_only import shape_only_trace
@@ -18,6 +17,9 @@ SHAPES = {
     "none_sequential": dict(model__sharing={"scheme": "none"}, strategies={"sequential": {}}),
     "rev_G3_b3": dict(model__n_layers=6, model__sharing={"scheme": "cycle_rev", "unique_layers": 3},
                       strategies__speed={"stages": 3}, generation__batch=3, model__n_kv_heads=1),
+    "loop_P1_U2_C1": dict(model__n_layers=6, strategies__speed={"exit_depth": 1},
+                          model__sharing={"scheme": "loop", "unique_layers": 2,
+                                          "prelude_layers": 1, "coda_layers": 1}),
 }
 
 
@@ -34,11 +36,9 @@ def test_columns_dtypes_and_order(tiny_workload):
     w = tiny_workload(generation__batch=2)
     t = build_trace(w, bytes_per_element=2)
     P, T, N = 4, 12, 4
-    E = N // w.stages
     assert tuple(t.columns) == COLUMNS
-    assert t["early_exit"].dtype == bool
     assert pd.api.types.is_string_dtype(t["phase"]) and pd.api.types.is_string_dtype(t["op"])
-    assert all(t[c].dtype == np.int64 for c in COLUMNS if c not in ("phase", "op", "early_exit"))
+    assert all(t[c].dtype == np.int64 for c in COLUMNS if c not in ("phase", "op"))
 
     pre, dec = t[t.phase == "prefill"], t[t.phase == "decode"]
     assert list(t.phase) == ["prefill"] * len(pre) + ["decode"] * len(dec)
@@ -46,17 +46,13 @@ def test_columns_dtypes_and_order(tiny_workload):
     assert sorted(set(dec.position)) == list(range(P, P + T - 1))
     assert list(dec.position) == sorted(dec.position)
     one = dec[dec.position == P + 3]
-    expected_ops = ["embed"] + LAYER_OPS * E + ["norm", "lm_head"] + LAYER_OPS * (N - E) + \
-        ["norm", "lm_head"]
-    assert list(one.op) == expected_ops
-    assert list(one.layer) == [-1] + [l for l in range(E) for _ in LAYER_OPS] + [E - 1] * 2 + \
-        [l for l in range(E, N) for _ in LAYER_OPS] + [N] * 2
-    assert list(one.early_exit) == \
-        [False] * (1 + 12 * E) + [True] * 2 + [False] * (12 * (N - E) + 2)
-    assert not pre.early_exit.any() and len(pre) == 1 + 12 * N + 2
+    # the same rows for every strategy: no early-exit head (SPEED runs the layer-N head rows)
+    assert list(one.op) == ["embed"] + LAYER_OPS * N + ["norm", "lm_head"]
+    assert list(one.layer) == [-1] + [l for l in range(N) for _ in LAYER_OPS] + [N] * 2
+    assert len(pre) == 1 + 12 * N + 2
 
     # weight sets: layers use theirs, heads HEAD_SET, parameter-free ops NO_WEIGHTS
-    layer_rows = one[(one.layer >= 0) & (one.layer < N) & ~one.early_exit]
+    layer_rows = one[(one.layer >= 0) & (one.layer < N)]
     free = layer_rows.op.isin(["attn_score", "softmax", "attn_value", "residual", "act"])
     assert (layer_rows[free].weight_set == NO_WEIGHTS).all()
     assert (layer_rows[~free].weight_set == layer_rows[~free].layer % 2).all()
@@ -80,8 +76,17 @@ def test_columns_dtypes_and_order(tiny_workload):
 def test_total_macs_closed_form(tiny_workload, name):
     w = tiny_workload(**SHAPES[name])
     t = build_trace(w, bytes_per_element=1)
-    early = exit_layer_of(w) is not None
-    assert int(t.macs.sum()) == total_macs(w.model, w.generation, early_exit=early)
+    assert int(t.macs.sum()) == total_macs(w.model, w.generation)
+
+
+def test_trace_is_the_same_for_every_strategy(tiny_workload):
+    """Strategy-agnostic: with SPEED (any exit depth) or without, the same table."""
+    loop = {"scheme": "loop", "unique_layers": 2, "prelude_layers": 1, "coda_layers": 1}
+    base = dict(model__n_layers=8, model__sharing=loop)
+    plain = build_trace(tiny_workload(**base, strategies={"sequential": {}}), 1)
+    for d1 in (1, 2):
+        w = tiny_workload(**base, strategies__speed={"exit_depth": d1})
+        pd.testing.assert_frame_equal(build_trace(w, 1), plain)
 
 
 def test_shape_only_weights_need_no_numerics(tiny_workload):
@@ -89,7 +94,7 @@ def test_shape_only_weights_need_no_numerics(tiny_workload):
                       strategies__speed={"stages": 2, "acceptance": {"source": "bernoulli",
                                                                      "rate": 0.5}})
     t = build_trace(w, bytes_per_element=1)
-    assert t.early_exit.sum() == 2 * (w.generation.new_tokens - 1)
+    assert int(t.macs.sum()) == total_macs(w.model, w.generation)
 
 
 def test_7b_shape_builds(tiny_workload):
@@ -109,5 +114,4 @@ def test_bad_arguments(tiny_workload):
     w = tiny_workload()
     with pytest.raises(ValueError):
         shape_only_trace(w.model, 4, 12, 1, 0)
-    with pytest.raises(ValueError):
-        shape_only_trace(w.model, 4, 12, 1, 1, exit_layer=4)
+

@@ -16,7 +16,7 @@ NonNegInt = Annotated[int, Field(ge=0)]
 PosFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
 
-SharingScheme = Literal["none", "sequence", "cycle", "cycle_rev"]  # see speedsim.model.sharing
+SharingScheme = Literal["none", "sequence", "cycle", "cycle_rev", "loop"]  # see speedsim.model.sharing
 SHARING_SCHEMES: tuple[str, ...] = get_args(SharingScheme)
 
 Precision = Literal["int8", "fp16", "bf16", "fp32"]  # the hardware's element type

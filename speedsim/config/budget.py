@@ -49,7 +49,7 @@ def numeric_bytes(wl) -> int:
     mlp_mats = 3 if m.mlp == "gated_gelu" else 2
     per_set = d * (d + 2 * kv_dim) + d * d + mlp_mats * d * m.d_ff
     seq = m.max_seq_len or g.prompt_tokens + g.new_tokens
-    params = m.unique_layers * per_set + (m.vocab_size + seq) * d
+    params = m.weight_sets * per_set + (m.vocab_size + seq) * d
     kv_cache = m.n_layers * 2 * g.batch * seq * kv_dim
     return FLOAT32_BYTES * (params + kv_cache)
 

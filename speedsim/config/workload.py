@@ -22,10 +22,14 @@ from speedsim.config.weightsfile import weights_positions
 
 
 class Sharing(Frozen):
-    """Which weight set each of the N layers uses (Takase & Kiyono's schemes plus ``none``)."""
+    """Which weight set each of the N layers uses (Takase & Kiyono's schemes plus ``none``,
+    and ``loop``: a prelude, a core of U sets repeated R times, a coda)."""
 
     scheme: SharingScheme = "none"  # layer -> weight set map
     unique_layers: Optional[PosInt] = None  # U; None means U = N (required unless scheme is none)
+    prelude_layers: NonNegInt = 0  # P, unshared layers before the core (scheme loop only)
+    coda_layers: NonNegInt = 0  # C, unshared layers after the core (scheme loop only);
+    #                             R = (n_layers - P - C) / U must be an integer
 
 
 def existing_file(path: str, info: ValidationInfo, what: str) -> str:
@@ -99,10 +103,26 @@ class ModelShape(Frozen):
 
     @property
     def unique_layers(self) -> int:
-        """U, the number of distinct weight sets."""
+        """U: the number of distinct weight sets (of the core, for ``loop``)."""
         if self.sharing.scheme == "none":
             return self.n_layers
         return self.sharing.unique_layers or self.n_layers
+
+    @property
+    def weight_sets(self) -> int:
+        """Distinct weight sets: U, or P + U + C for ``loop``."""
+        s = self.sharing
+        return self.unique_layers + s.prelude_layers + s.coda_layers
+
+    @property
+    def core_layers(self) -> int:
+        """Layers that the core's passes (or, without ``loop``, SPEED's stages) cover: N - P - C."""
+        return self.n_layers - self.sharing.prelude_layers - self.sharing.coda_layers
+
+    @property
+    def recurrences(self) -> Optional[int]:
+        """R = (N - P - C) / U for ``loop``; None for the other schemes."""
+        return self.core_layers // self.unique_layers if self.sharing.scheme == "loop" else None
 
     @model_validator(mode="after")
     def _shape_consistent(self) -> "ModelShape":
@@ -118,7 +138,21 @@ class ModelShape(Frozen):
         if s.unique_layers is not None and s.unique_layers > self.n_layers:
             raise _at("sharing.unique_layers",
                       f"unique_layers={s.unique_layers} exceeds n_layers={self.n_layers}")
+        self._check_loop()
         return self
+
+    def _check_loop(self) -> None:
+        """Prelude and coda belong to ``loop``; there R = (N - P - C) / U is a positive int."""
+        s = self.sharing
+        for key in ("prelude_layers", "coda_layers"):
+            if s.scheme != "loop" and getattr(s, key):
+                raise _at(f"sharing.{key}", f"{key} needs sharing.scheme loop, not {s.scheme}")
+        core = self.core_layers
+        if s.scheme == "loop" and (core < s.unique_layers or core % s.unique_layers):
+            raise _at("sharing", f"the recurrence count R = (n_layers - prelude_layers - "
+                                 f"coda_layers) / unique_layers = ({self.n_layers} - "
+                                 f"{s.prelude_layers} - {s.coda_layers}) / {s.unique_layers} "
+                                 "must be a positive integer")
 
 
 class Sampling(Frozen):
@@ -181,7 +215,16 @@ class FileAcceptance(Frozen):
         return existing_file(v, info, "acceptance file")
 
 
-Acceptance = Annotated[Union[ModelAcceptance, BernoulliAcceptance, FileAcceptance],
+class AcceptedLengthAcceptance(Frozen):
+    """A deterministic sequence whose accepted runs have mean length ``mean`` (γ): one
+    rejection per γ proposals, evenly spread (``speedsim.strategies.acceptance``)."""
+
+    source: Literal["accepted_length"]
+    mean: Annotated[float, Field(ge=1.0)]  # γ: proposals per rejection (1: every one rejected)
+
+
+Acceptance = Annotated[Union[ModelAcceptance, BernoulliAcceptance, FileAcceptance,
+                             AcceptedLengthAcceptance],
                        Field(discriminator="source")]
 
 
@@ -190,10 +233,17 @@ class SequentialStrategy(Frozen):
 
 
 class SpeedStrategy(Frozen):
-    """Speculative pipelined decoding over G stages."""
+    """Speculative pipelined decoding over G stages (for ``loop``: the R core passes)."""
 
-    stages: Optional[PosInt] = None  # G; None means N / U
-    acceptance: Acceptance = ModelAcceptance(source="model")
+    stages: Optional[PosInt] = None  # G; None means N / U (not settable for loop: G = R)
+    exit_depth: PosInt = 1  # d1: the early prediction after this many stages (loop: the
+    #                          prelude and d1 core passes); 1 <= d1 < G
+    acceptance: Acceptance = ModelAcceptance(source="model")  # which early predictions are right
+    second_depth: Optional[PosInt] = None  # d2: a second proposal after d2 stages; when it
+    #                                         differs from the first, the successor restarts
+    #                                         from it (d1 < d2 < G); None: no second proposal
+    second_acceptance: Optional[Acceptance] = None  # which second proposals are right, consulted
+    #                                                  where the first was rejected; None: model
 
 
 class EarlyExitSpecStrategy(Frozen):
@@ -254,16 +304,25 @@ class Workload(Frozen):
 
     @property
     def stages(self) -> int:
-        """G for SPEED: configured, or N / U."""
-        sp = self.strategies.speed
+        """G for SPEED, its one source: configured, or N / U; for ``loop`` the recurrences R."""
+        sp, m = self.strategies.speed, self.model
+        if m.recurrences is not None:
+            return m.recurrences
         if sp is not None and sp.stages is not None:
             return sp.stages
-        return self.model.n_layers // self.model.unique_layers
+        return m.n_layers // m.unique_layers
+
+    @property
+    def speed_exit_layers(self) -> int:
+        """Layers before SPEED's early head: P + d1 · (N - P - C) / G (P = C = 0 but for loop)."""
+        sp = self.strategies.speed
+        d1 = sp.exit_depth if sp is not None else 1
+        return self.model.sharing.prelude_layers + d1 * self.model.core_layers // self.stages
 
     def exit_layers(self, strategy: str) -> int:
-        """E of ``early_exit_spec`` or ``shallow``: configured, or SPEED's exit N / G."""
+        """E of ``early_exit_spec`` or ``shallow``: configured, or SPEED's exit."""
         configured = getattr(self.strategies, strategy).exit_layer
-        return configured if configured is not None else self.model.n_layers // self.stages
+        return configured if configured is not None else self.speed_exit_layers
 
     @model_validator(mode="after")
     def _consistent(self) -> "Workload":
@@ -273,7 +332,7 @@ class Workload(Frozen):
         if g.prompt is not None and m.vocab_size < 256:
             raise _at("generation.prompt", "a text prompt is byte-level and needs vocab_size >= 256")
         if sp is not None:
-            if sp.stages is None and m.n_layers % m.unique_layers:
+            if sp.stages is None and m.n_layers % m.unique_layers and m.recurrences is None:
                 raise _at("strategies.speed.stages",
                           f"n_layers={m.n_layers} is not a multiple of unique_layers="
                           f"{m.unique_layers}; set stages explicitly")
@@ -282,14 +341,21 @@ class Workload(Frozen):
                 raise _at("strategies.speed.stages",
                           "SPEED needs at least 2 stages (with sharing none, N / U = 1: "
                           "set stages explicitly)")
-            if m.n_layers % G:
+            if m.n_layers % G and m.recurrences is None:
                 raise _at("strategies.speed.stages",
                           f"stages={G} must divide n_layers={m.n_layers}")
+            self._check_speed_depths()
             if sp.acceptance.source == "model" and m.weights.source == "shape_only":
                 raise _at("strategies.speed.acceptance.source",
                           "source 'model' needs numeric weights; with model.weights.source "
                           "shape_only set strategies.speed.acceptance={source: bernoulli, "
                           "rate: 0.9} (or {source: file, path: ...})")
+            second = sp.second_acceptance
+            if sp.second_depth is not None and m.weights.source == "shape_only" and \
+                    (second is None or second.source == "model"):
+                raise _at("strategies.speed.second_acceptance",
+                          "with model.weights.source shape_only the second proposal needs "
+                          "its own source, e.g. {source: bernoulli, rate: 0.5}")
         if not self.strategies.names():
             raise _at("strategies", "at least one strategy is needed")
         self._check_exits()
@@ -316,6 +382,31 @@ class Workload(Frozen):
                          "a speculative strategy an acceptance")
                       + " {source: bernoulli, rate: ...} (its acceptance under sampling), "
                       "or remove generation.sampling")
+
+    def _check_speed_depths(self) -> None:
+        """stages fixed by a loop; 1 <= d1 < d2 < G; second_acceptance only with d2; d2 only
+        with greedy decoding (``speedsim.model.speed_exec``)."""
+        sp, m = self.strategies.speed, self.model
+        if m.recurrences is not None and sp.stages is not None:
+            raise _at("strategies.speed.stages",
+                      f"with sharing.scheme loop the stages are the R={m.recurrences} core "
+                      "passes; remove stages (set exit_depth for the early prediction)")
+        G = self.stages
+        if sp.exit_depth >= G:
+            raise _at("strategies.speed.exit_depth",
+                      f"exit_depth={sp.exit_depth} must be below the stage count G={G} "
+                      "(the early prediction comes before the final one)")
+        if sp.second_depth is not None and not sp.exit_depth < sp.second_depth < G:
+            raise _at("strategies.speed.second_depth",
+                      f"second_depth={sp.second_depth} must lie between exit_depth="
+                      f"{sp.exit_depth} and the stage count G={G} (both excluded)")
+        if sp.second_acceptance is not None and sp.second_depth is None:
+            raise _at("strategies.speed.second_acceptance",
+                      "second_acceptance needs strategies.speed.second_depth")
+        if sp.second_depth is not None and self.generation.sampled is not None:
+            raise _at("strategies.speed.second_depth",
+                      "a second proposal is defined for greedy decoding only: remove "
+                      "second_depth, or generation.sampling (or set its temperature to 0)")
 
     def _check_exits(self) -> None:
         N = self.model.n_layers
@@ -391,7 +482,7 @@ def _at(key: str, message: str) -> KeyedValueError:
     return KeyedValueError(key, message)
 
 
-_UNIONS = ("weights", "acceptance")
+_UNIONS = ("weights", "acceptance", "second_acceptance")
 
 
 def workload_from_dict(data: dict[str, Any], *, file: str = "<workload>",

@@ -24,7 +24,6 @@ class OpRow(NamedTuple):
     layer: int
     weight_set: int
     op: str
-    early_exit: bool = False
     m: int = 0
     k: int = 0
     n: int = 0

@@ -42,23 +42,22 @@ Recorder = Callable[[OpRow], None]
 _SETS = {"head": HEAD_SET, "none": NO_WEIGHTS}
 
 
-def _row(pos: int, layer: int, op: str, weights: str, u: int, early: bool = False, *,
+def _row(pos: int, layer: int, op: str, weights: str, u: int, *,
          weight_elems: int = 0, act_in_elems: int = 0, act_out_elems: int = 0,
          kv_read_elems: int = 0, kv_write_elems: int = 0, **shape: int) -> OpRow:
     """An op row at one byte per element (the trace scales the byte fields by the
     hardware precision); ``phase`` is set by whoever knows it (``greedy_decode``)."""
-    return OpRow("", pos, layer, u if weights == "set" else _SETS[weights], op, early,
+    return OpRow("", pos, layer, u if weights == "set" else _SETS[weights], op,
                  weight_bytes=weight_elems, act_in_bytes=act_in_elems,
                  act_out_bytes=act_out_elems, kv_read_bytes=kv_read_elems,
                  kv_write_bytes=kv_write_elems, **shape)
 
 
 def _gemm(rec: Optional[Recorder], pos: int, layer: int, op: str, u: int, x: np.ndarray,
-          w: np.ndarray, y: np.ndarray, kv_write: int = 0, weights: str = "set",
-          early: bool = False) -> None:
+          w: np.ndarray, y: np.ndarray, kv_write: int = 0, weights: str = "set") -> None:
     if rec is not None:
         m, k = x.shape
-        rec(_row(pos, layer, op, weights, u, early,
+        rec(_row(pos, layer, op, weights, u,
                  m=m, k=k, n=w.shape[1], count=1, weight_elems=w.size,
                  act_in_elems=x.size, act_out_elems=y.size, kv_write_elems=kv_write,
                  macs=m * k * w.shape[1]))
@@ -66,9 +65,9 @@ def _gemm(rec: Optional[Recorder], pos: int, layer: int, op: str, u: int, x: np.
 
 def _vector(rec: Optional[Recorder], pos: int, layer: int, op: str, elements: int,
             act_in: int, act_out: int, u: int = -1, weight_elems: int = 0,
-            weights: str = "none", early: bool = False) -> None:
+            weights: str = "none") -> None:
     if rec is not None:
-        rec(_row(pos, layer, op, weights, u, early, elements=elements, vector_ops=elements,
+        rec(_row(pos, layer, op, weights, u, elements=elements, vector_ops=elements,
                  weight_elems=weight_elems, act_in_elems=act_in, act_out_elems=act_out))
 
 
@@ -162,15 +161,14 @@ def embed(params: Params, tokens: np.ndarray, start: int,
     return x
 
 
-def head(params: Params, x: np.ndarray, pos: int = 0, layer: int = -1, early: bool = False,
+def head(params: Params, x: np.ndarray, pos: int = 0, layer: int = -1,
          rec: Optional[Recorder] = None) -> np.ndarray:
     """Final LayerNorm + LM head tied to the embedding: x [R, d] -> logits [R, V]."""
     h = layer_norm(x, params.ln_f_w, params.ln_f_b)
     _vector(rec, pos, layer, "norm", x.size, x.size, h.size,
-            weight_elems=2 * x.shape[-1], weights="head", early=early)
+            weight_elems=2 * x.shape[-1], weights="head")
     logits = h @ params.tok_emb.T
-    _gemm(rec, pos, layer, "lm_head", -1, h, params.tok_emb.T, logits, weights="head",
-          early=early)
+    _gemm(rec, pos, layer, "lm_head", -1, h, params.tok_emb.T, logits, weights="head")
     return logits
 
 
@@ -406,8 +404,9 @@ def greedy_decode(params: Params, shape, prompts: np.ndarray, new_tokens: int,
     when ``sampling`` (a ``generation.sampling`` with temperature > 0) is given.
 
     ``recorder(phase, OpRow)`` receives every op of the run, in execution
-    order. The prefill's early prediction (token 0) is computed for the record
-    but is not part of any strategy's work, so it is not reported.
+    order. Early predictions are computed for the record but not reported: the
+    trace is the same for every strategy, and each strategy runs the head rows
+    (layer N) wherever its exits are (``speedsim.trace``).
     """
     dm = Dims.of(shape)
     _check_exit(exit_layer, dm)
@@ -445,7 +444,7 @@ def greedy_decode(params: Params, shape, prompts: np.ndarray, new_tokens: int,
         for l in range(N):
             x = run_layer(params, dm, l, x, cache, pos, rec_dec)
             if l == exit_layer:
-                early_logits = head(params, x[:, 0], pos, l, True, rec_dec)
+                early_logits = head(params, x[:, 0])  # not traced: see speedsim.trace
         _store(tokens, early, i, picker.pick(i, head(params, x[:, 0], pos, N, rec=rec_dec),
                                              early_logits))
     return picker.record(prompts, tokens, early, exit_layer)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from speedsim.model.sharing import shape_layer_sets
+from speedsim.model.stages import StageLayout
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,8 @@ class Dims:
 
 
 def exit_layer_of(workload) -> Optional[int]:
-    """E - 1 = N/G - 1, the layer after which SPEED's early head runs; None without SPEED."""
+    """The layer after which SPEED's early head runs (N/G - 1 at exit depth 1; see
+    ``speedsim.model.stages``); None without SPEED."""
     if workload.strategies.speed is None:
         return None
-    return workload.model.n_layers // workload.stages - 1
+    return StageLayout.of(workload).early_exit_layer

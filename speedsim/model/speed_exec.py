@@ -12,7 +12,13 @@ at stage 0 after a flush, as a greedy mismatch does. Greedy decoding is the
 same code with one-hot distributions. Draws are taken, per stage step, in
 this order: the oldest's commit (its keep test, then a residual if rejected;
 or one draw from p where nothing rides on it), then the draft of the one
-leaving stage 0, if it survived.
+leaving stage d1 - 1 (the exit depth), if it survived.
+
+A second proposal (``StageLayout.second_depth``) is defined for greedy decoding
+only: under speculative sampling a restart on a second draft would need a rule of
+its own (which draft the target's keep test applies to, and the residual then), so
+``run_speed`` refuses it, as config validation does
+(``strategies.speed.second_depth`` with ``generation.sampling``).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from speedsim.model import sampling as sm
 from speedsim.model.dims import Dims
 from speedsim.model.sampling import Draws
 from speedsim.model.decoder import KVCache, embed, head, run_layer, run_layers
+from speedsim.model.stages import StageLayout
 from speedsim.model.weights import Params
 
 
@@ -72,17 +79,27 @@ class SpeedRun:
 
 
 def run_speed(params: Params, shape, prompts: np.ndarray, new_tokens: int,
-              stages: int, sampling=None, draws: Optional[Draws] = None) -> SpeedRun:
+              stages: int | StageLayout, sampling=None,
+              draws: Optional[Draws] = None) -> SpeedRun:
     """Prefill, then decode with the SPEED pipeline, numerically: greedy, or sampled with
     ``sampling`` (draws from ``draws``, by default ``SeededDraws(sampling.seed)``).
 
-    Per stage step and layer step j, the in-flight executions (in stage g, at
-    layer g·E + j) are grouped by weight set and each group is ONE
-    ``run_layers`` call: dense ops on stacked rows, attention per execution on
-    its own layer's cache. Early and final heads of a step share one call.
+    ``stages``: G (equal stages, early exit after the first), or a ``StageLayout``
+    (a looped model's prelude and coda, an exit depth d1, a second proposal at d2:
+    where it differs from the token the successor carries, the successor and all
+    younger executions are flushed and it restarts on it). Per stage step and
+    layer step (slot), the in-flight executions with a layer at that slot are
+    grouped by weight set and each group is ONE ``run_layers`` call: dense ops
+    on stacked rows, attention per execution on its own layer's cache. Early
+    and final heads of a step share one call.
     """
-    pipe = _Pipeline(params, Dims.of(shape), np.asarray(prompts, dtype=np.int64),
-                     int(new_tokens), int(stages), sm.Chooser(sampling, draws))
+    dm = Dims.of(shape)
+    layout = stages if isinstance(stages, StageLayout) else StageLayout(dm.n_layers, int(stages))
+    if layout.second_depth is not None and sampling is not None and sampling.temperature > 0:
+        raise ValueError("a second proposal is defined for greedy decoding only "
+                         "(see speedsim.model.speed_exec)")
+    pipe = _Pipeline(params, dm, np.asarray(prompts, dtype=np.int64), int(new_tokens), layout,
+                     sm.Chooser(sampling, draws))
     pipe.prefill()
     while pipe.pending is not None or pipe.flight:
         pipe.stage_step()
@@ -93,13 +110,15 @@ class _Pipeline:
     """The NumPy SPEED pipeline's state: in-flight executions (oldest first), the
     execution waiting to enter stage 0, and what has been retired so far."""
 
-    def __init__(self, params: Params, dm: Dims, prompts: np.ndarray, T: int, G: int,
-                 chooser: sm.Chooser):
+    def __init__(self, params: Params, dm: Dims, prompts: np.ndarray, T: int,
+                 layout: StageLayout, chooser: sm.Chooser):
         N = dm.n_layers
+        if layout.n_layers != N:
+            raise ValueError(f"the layout has {layout.n_layers} layers, the model {N}")
         self.choose = chooser
-        if G < 1 or N % G:
-            raise ValueError(f"stages={G} must be >= 1 and divide n_layers={N}")
-        self.params, self.dm, self.prompts, self.G, self.E = params, dm, prompts, G, N // G
+        self.params, self.dm, self.prompts, self.G = params, dm, prompts, layout.stages
+        self.layout, self.d1, self.d2 = layout, layout.exit_depth, layout.second_depth
+        self.layers_at = [dict(layout.stage_layers(g)) for g in range(self.G)]  # slot -> layer
         self.B, self.P = prompts.shape
         self.n = T - 1  # decode executions to commit
         self.cache = KVCache(N, self.B, dm.kv_heads, dm.head_dim, self.P + T)
@@ -127,12 +146,14 @@ class _Pipeline:
                                      key=lambda r: r[1])))
         for s in self.flight:
             s.steps.append(self.step)
-        for j in range(self.E):
+        for j in range(self.layout.slots):
             self._layer_step(j)
-        oldest, young, final, early = self._heads()
-        if oldest is not None and self._commit(oldest, final):
-            young = None  # flushed with the rest
-        if young is not None and self.pending is None:  # the successor of stage 0's leaver
+        heads = self._heads()
+        flushed = "final" in heads and self._commit(*heads["final"])
+        if not flushed and "second" in heads:
+            flushed = self._second(*heads["second"])  # the young one is younger: flushed too
+        if not flushed and "early" in heads and self.pending is None:
+            young, early = heads["early"]  # the successor of stage d1 - 1's leaver
             token, q = self.choose.draw(early)
             self.pending = (young.index + 1, token, True, q)
         for s in self.flight:
@@ -150,29 +171,36 @@ class _Pipeline:
 
     def _layer_step(self, j: int) -> None:
         """2b. layer step j: one fused ``run_layers`` call per weight set in use."""
-        by_set: dict[int, list[_Slot]] = {}
+        by_set: dict[int, list[tuple[_Slot, int]]] = {}
         for s in self.flight:
-            by_set.setdefault(self.dm.sets[s.stage * self.E + j], []).append(s)
-        for members in by_set.values():
+            layer = self.layers_at[s.stage].get(j)
+            if layer is not None:
+                by_set.setdefault(self.dm.sets[layer], []).append((s, layer))
+        for pairs in by_set.values():
+            members = [s for s, _ in pairs]
             outs = run_layers(self.params, self.dm, [s.x for s in members],
-                              [s.stage * self.E + j for s in members],
+                              [layer for _, layer in pairs],
                               [self.P + s.index for s in members], self.cache)
             for s, o in zip(members, outs):
                 s.x = o
 
-    def _heads(self) -> tuple:
-        """2c. final head for the one leaving the last stage, early head for the one
-        leaving stage 0 (one call): (oldest, young, final logits, early logits)."""
-        flight = self.flight
-        oldest = flight[0] if flight[0].stage == self.G - 1 else None
-        young = flight[-1] if flight[-1].stage == 0 and flight[-1].index + 1 < self.n else None
-        if young is oldest:
-            young = None
-        rows = [s.x[:, 0] for s in (oldest, young) if s is not None]
-        preds = head(self.params, np.concatenate(rows)).reshape(len(rows), self.B, -1) \
-            if rows else []
-        return (oldest, young, preds[0] if oldest is not None else None,
-                preds[-1] if young is not None else None)
+    def _heads(self) -> dict[str, tuple[_Slot, np.ndarray]]:
+        """2c. one head call: the final head for the one leaving the last stage, the second
+        for the one leaving stage d2 - 1, the early head for the one leaving stage d1 - 1
+        (those with a successor to come): role -> (execution, logits [B, V])."""
+        roles = {}
+        for s in self.flight:
+            if s.stage == self.G - 1:
+                roles["final"] = s
+            elif s.stage == (self.d2 or 0) - 1 and s.index + 1 < self.n:
+                roles["second"] = s
+            elif s.stage == self.d1 - 1 and s.index + 1 < self.n:
+                roles["early"] = s
+        if not roles:
+            return {}
+        rows = np.concatenate([s.x[:, 0] for s in roles.values()])
+        logits = head(self.params, rows).reshape(len(roles), self.B, -1)
+        return {role: (s, z) for (role, s), z in zip(roles.items(), logits)}
 
     def _commit(self, oldest: _Slot, final: np.ndarray) -> bool:
         """2d. commit the oldest: its token k + 1 is its successor's draft if the rule keeps
@@ -182,8 +210,8 @@ class _Pipeline:
         k = oldest.index + 1
         p = self.choose.distribution(final)
         succ = self.flight[0] if self.flight and k < self.n else None
-        if succ is None:  # the last token, or G == 1: nothing rides on this prediction
-            assert k >= self.n or self.G == 1, "a successor must be in flight when G > 1"
+        if succ is None:  # the last token, or d1 == G (G == 1): nothing rides on it
+            assert k >= self.n or self.d1 == self.G, "a successor must be in flight when d1 < G"
             self.tokens[:, k] = self.choose.draws.token(p)
             self.pending = (k, self.tokens[:, k], False, None) if k < self.n else None
             return False
@@ -198,6 +226,26 @@ class _Pipeline:
         self.flight = []
         self.cache.rollback(self.P + k)
         self.pending = (k, final, False, None)
+        return True
+
+    def _second(self, mid: _Slot, logits: np.ndarray) -> bool:
+        """2e. a second proposal (greedy: the argmax of ``logits`` [B, V]) that differs from
+        the token ``mid``'s successor carries: flush the successor and every younger
+        execution, restart it on the second proposal. True if it flushed."""
+        q = self.choose.distribution(logits)  # one-hot: greedy only (``run_speed``)
+        second = q.argmax(-1)
+        i = self.flight.index(mid)
+        younger = self.flight[i + 1:]
+        if not younger or np.array_equal(younger[0].token, second):
+            return False
+        k = mid.index + 1
+        assert younger[0].index == k, "the successor launched on the first proposal"
+        self.flushes.append(FlushEvent(self.step, k, tuple(s.exec_id for s in younger)))
+        for s in younger:
+            self._retire(s, "flushed")
+        self.flight = self.flight[:i + 1]
+        self.cache.rollback(self.P + k)
+        self.pending = (k, second, True, q)
         return True
 
     def _retire(self, slot: _Slot, status: Status) -> None:
@@ -221,4 +269,4 @@ def run_speed_workload(workload, params: Optional[Params] = None) -> SpeedRun:
     params = load_params(workload) if params is None else params
     g = workload.generation
     return run_speed(params, workload.model, prompt_ids(g, workload.model.vocab_size),
-                     g.new_tokens, workload.stages, g.sampled)
+                     g.new_tokens, StageLayout.of(workload), g.sampled)

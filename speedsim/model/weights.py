@@ -23,6 +23,7 @@ from typing import Iterator
 import numpy as np
 
 from speedsim.config.errors import ConfigError
+from speedsim.model.sharing import layer_to_set, shape_layer_sets
 
 SET_KEYS = ("ln1.w", "ln1.b", "wqkv", "wo", "ln2.w", "ln2.b", "w_up", "w_down")
 SHAPE_KEYS = ("d_model", "n_heads", "n_kv_heads", "d_ff", "n_layers", "vocab_size", "mlp",
@@ -75,7 +76,7 @@ def expected_shapes(shape, max_seq_len: int) -> dict[str, tuple[int, ...]]:
            "ln_f.w": (d,), "ln_f.b": (d,)}
     per_set = {"ln1.w": (d,), "ln1.b": (d,), "wqkv": (d, qkv), "wo": (d, d),
                "ln2.w": (d,), "ln2.b": (d,), "w_up": (d, up), "w_down": (F, d)}
-    for u in range(shape.unique_layers):
+    for u in range(shape.weight_sets):
         out.update({f"sets.{u}.{k}": v for k, v in per_set.items()})
     return out
 
@@ -96,7 +97,7 @@ def random_params(shape, seed: int, init_std: float, max_seq_len: int) -> Params
     ones, zeros = np.ones(d, np.float32), np.zeros(d, np.float32)
     tok_emb, pos_emb = normal("tok_emb"), normal("pos_emb")
     sets = []
-    for u in range(shape.unique_layers):
+    for u in range(shape.weight_sets):
         wqkv, wo = normal(f"sets.{u}.wqkv"), normal(f"sets.{u}.wo")
         w_up, w_down = normal(f"sets.{u}.w_up"), normal(f"sets.{u}.w_down")
         sets.append(SetParams(ones, zeros, wqkv, wo, ones, zeros, w_up, w_down))
@@ -109,8 +110,16 @@ def shape_json(shape) -> str:
                        "n_kv_heads": shape.kv_heads, "d_ff": shape.d_ff,
                        "n_layers": shape.n_layers, "vocab_size": shape.vocab_size,
                        "mlp": shape.mlp,
-                       "sharing": {"scheme": shape.sharing.scheme,
-                                   "unique_layers": shape.unique_layers}}, sort_keys=True)
+                       "sharing": _sharing_json(shape)}, sort_keys=True)
+
+
+def _sharing_json(shape) -> dict:
+    """The sharing part of ``shape_json``; prelude and coda only for a looped model."""
+    s = shape.sharing
+    out = {"scheme": s.scheme, "unique_layers": shape.unique_layers}
+    if s.scheme == "loop":
+        out.update(prelude_layers=s.prelude_layers, coda_layers=s.coda_layers)
+    return out
 
 
 def save_npz(path: str | Path, params: Params, shape=None) -> None:
@@ -154,7 +163,7 @@ def load_npz(path: str | Path, shape, min_seq_len: int = 1,
         raise bad(f"missing arrays {missing[:4]}{' …' if len(missing) > 4 else ''}")
     if extra:
         raise bad(f"unexpected arrays {extra[:4]}{' …' if len(extra) > 4 else ''} "
-                  f"(the workload has {shape.unique_layers} weight sets)")
+                  f"(the workload has {shape.weight_sets} weight sets)")
     for k, shp in want.items():
         if data[k].shape != shp:
             raise bad(f"array {k!r} has shape {data[k].shape}, the workload needs {shp}")
@@ -162,8 +171,19 @@ def load_npz(path: str | Path, shape, min_seq_len: int = 1,
             raise bad(f"array {k!r} has dtype {data[k].dtype}, expected floating point")
     a = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in data.items()}
     sets = tuple(SetParams(*(a[f"sets.{u}.{k}"] for k in SET_KEYS))
-                 for u in range(shape.unique_layers))
+                 for u in range(shape.weight_sets))
     return Params(a["tok_emb"], a["pos_emb"], a["ln_f.w"], a["ln_f.b"], sets)
+
+
+def _same_layer_sets(sharing: dict, shape) -> bool:
+    """The stored sharing maps every layer to the same weight set as the workload's (a
+    ``cycle`` model is a ``loop`` without prelude and coda)."""
+    try:
+        theirs = layer_to_set(sharing["scheme"], shape.n_layers, sharing["unique_layers"],
+                              sharing.get("prelude_layers", 0), sharing.get("coda_layers", 0))
+    except (ValueError, TypeError):
+        return False
+    return theirs == shape_layer_sets(shape)
 
 
 def _check_config_json(raw, shape, bad) -> None:
@@ -184,7 +204,10 @@ def _check_config_json(raw, shape, bad) -> None:
             theirs = shape.n_heads
         if k == "sharing" and isinstance(theirs, dict):
             theirs = {"scheme": theirs.get("scheme", "none"),
-                      "unique_layers": theirs.get("unique_layers") or shape.n_layers}
+                      "unique_layers": theirs.get("unique_layers") or shape.n_layers,
+                      **{p: theirs[p] for p in ("prelude_layers", "coda_layers") if p in theirs}}
+            if _same_layer_sets(theirs, shape):
+                continue
         if theirs != mine[k]:
             raise bad(f"config_json {k}={theirs!r} disagrees with the workload ({mine[k]!r})")
 

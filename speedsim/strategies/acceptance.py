@@ -11,7 +11,12 @@ function (and its config class in ``speedsim.config.workload``):
 - ``model``: the model's own drafts (greedy guesses, or sampled drafts coupled to
   the committed tokens) and the probability each is kept, Σ min(p, q);
 - ``bernoulli``: ``default_rng(seed).random(new_tokens) < rate``; expected ``rate``;
-- ``file``: a recorded vector; nothing expected.
+- ``file``: a recorded vector; nothing expected;
+- ``accepted_length``: a deterministic vector whose accepted runs have mean length
+  ``mean`` (``accepted_length_vector``); nothing expected: the pattern is fixed, not
+  drawn, so there is no per-draft probability (and no spread) to report, and its
+  realized rate is already the rate ``mean`` implies (1 - 1/mean, to within one
+  rejection).
 
 ``accepted`` has one bool per generated token, aligned with
 ``GenerationRecord.accepted`` (``speedsim.contracts.schedule``).
@@ -102,6 +107,28 @@ def _file(cfg, T: int, drafts: Optional[Drafts], key: str) -> Acceptance:
         raise ConfigError(f"{cfg.path} holds {values.size} values; new_tokens={T} needs "
                           f"at least {T} (one per generated token)", key=f"{key}.path")
     return Acceptance(values[:T])
+
+
+@source("accepted_length")
+def _accepted_length(cfg, T: int, drafts: Optional[Drafts], key: str) -> Acceptance:
+    return Acceptance(accepted_length_vector(cfg.mean, T))
+
+
+def accepted_length_vector(mean: float, new_tokens: int) -> AcceptanceOutcomes:
+    """bool [new_tokens] whose proposals come in runs of mean length γ = ``mean``: γ
+    tokens committed per rejected proposal (the accepted ones and the corrected one),
+    the convention of speculative decoding's mean accepted length τ.
+
+    Proposal j (token j + 1; entry 0 is never consulted) is rejected exactly when
+    floor((j + 1) / γ) > floor(j / γ): the rejections are spread evenly, so any n
+    consecutive proposals from the first hold floor(n / γ) of them (γ = 3: accept,
+    accept, reject, ...; γ = 1: every one rejected).
+    """
+    if mean < 1:
+        raise ValueError(f"mean accepted length must be >= 1, got {mean}")
+    j = np.arange(int(new_tokens) - 1)
+    rejected = np.floor((j + 1) / mean) > np.floor(j / mean)
+    return np.concatenate([[True], ~rejected])
 
 
 def read_acceptance_file(path: str | Path, key: str) -> np.ndarray:

@@ -21,7 +21,7 @@ VECTOR_KIND = {"embed": "embed", "norm": "norm", "softmax": "softmax", "act": "a
 
 
 class TraceIndex:
-    """Trace rows grouped by (phase, position, layer, early_exit), in op order."""
+    """Trace rows grouped by (phase, position, layer), in op order."""
 
     def __init__(self, trace: pd.DataFrame):
         self._groups: dict[tuple, list[OpRow]] = {}
@@ -34,16 +34,15 @@ class TraceIndex:
             else:
                 group.append(row)
 
-    def ops(self, phase: str, position: int, layer: int, early_exit: bool = False) -> list[OpRow]:
+    def ops(self, phase: str, position: int, layer: int) -> list[OpRow]:
         try:
-            return self._groups[(phase, position, layer, early_exit)]
+            return self._groups[(phase, position, layer)]
         except KeyError:
-            raise KeyError(f"trace has no rows for {phase} position {position} layer {layer}"
-                           f"{' (early exit)' if early_exit else ''}") from None
+            raise KeyError(f"trace has no rows for {phase} position {position} "
+                           f"layer {layer}") from None
 
 
-_GROUP_KEY = itemgetter(*(OpRow._fields.index(f) for f in ("phase", "position", "layer",
-                                                             "early_exit")))
+_GROUP_KEY = itemgetter(*(OpRow._fields.index(f) for f in ("phase", "position", "layer")))
 
 
 class ItemBuilder:
@@ -109,7 +108,7 @@ class ItemBuilder:
         is ``total`` (``_stacked``)."""
         # the summed fields (OpRow order), and k, n: every row's (GEMMs) or the longest KV
         # length (attention); the weights are the first row's
-        (phase, _, _, weight_set, op, _, m, k, n, count, _, _, elements, _,
+        (phase, _, _, weight_set, op, m, k, n, count, _, _, elements, _,
          act_in_bytes, act_out_bytes, kv_read_bytes, kv_write_bytes, macs, vector_ops) = total
         on_array = op in GEMM_OPS or (op in ATTENTION_OPS and self.attention_on == "array")
         weights = weight_set != NO_WEIGHTS and first.weight_bytes > 0

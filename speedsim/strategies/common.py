@@ -8,7 +8,7 @@ from typing import Sequence
 from speedsim.contracts.oprow import OpRow
 from speedsim.strategies.builder import ItemBuilder, TraceIndex
 
-_SLOT_KEY = itemgetter(*(OpRow._fields.index(f) for f in ("op", "layer", "early_exit")))
+_SLOT_KEY = itemgetter(*(OpRow._fields.index(f) for f in ("op", "layer")))
 
 
 def with_slots(rows: Sequence[OpRow]) -> list[tuple[OpRow, int]]:
@@ -17,7 +17,7 @@ def with_slots(rows: Sequence[OpRow]) -> list[tuple[OpRow, int]]:
     The slot is part of the weight residency key, so it must be the same for every
     layer (and every token) that uses a weight set: it restarts at each layer.
     """
-    seen: dict[tuple[str, int, bool], int] = {}
+    seen: dict[tuple[str, int], int] = {}
     out = []
     for r, key in zip(rows, map(_SLOT_KEY, rows)):
         slot = seen.get(key, 0)

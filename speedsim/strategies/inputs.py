@@ -1,9 +1,8 @@
 """What every strategy's ``plan`` receives: the target's trace and the shape facts.
 
-Per-strategy settings (G, K, E, acceptance outcomes, a draft model's trace) are
-the strategy object's own, set by its ``configure`` (acceptance has that one
-entrance: ``speedsim.strategies.acceptance``). ``stages`` here serves a SPEED
-planner built without one (tests, notebooks).
+Per-strategy settings (SPEED's stage layout, K, E, acceptance, a draft model's
+trace) are the strategy object's own, set by its ``configure`` (acceptance has one
+entrance: ``speedsim.strategies.acceptance``; SPEED's G has one: its ``StageLayout``).
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ class StrategyInput:
     new_tokens: int  # generated tokens per sequence; token 0 comes from prefill
     attention_on: str  # "array" | "vector" (hardware choice)
     attention_batched: bool = False  # one attention item for all tokens in flight (hw choice)
-    stages: int = 1  # G (speculative strategies)
 
     @cached_property
     def index(self) -> TraceIndex:

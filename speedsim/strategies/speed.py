@@ -5,16 +5,21 @@ are flushed) comes from ``speedsim.strategies.speed_schedule.derive_schedule``,
 the schedule the NumPy executor (``speedsim.model.speed_exec``) is tested
 against. This module only turns it into work items:
 
-- stage step s, layer step j: every in-flight execution in stage g runs layer
-  g·L + j (L = N / G). Executions whose layers use the same weight set fuse
-  their dense ops into one item (``m`` = executions × batch): the weights move
-  once. Attention (score, softmax, value) stays per execution: each reads its
-  own KV entries at its own layer.
-- the execution leaving stage 0 gets the early head (final norm + tied LM head
-  at layer L − 1); the one leaving the last stage gets the final head; when
-  both happen in one stage step they fuse.
-- an execution enters stage 0 once the prediction it carries exists: the early
-  head of its predecessor, or — after a flush — its predecessor's final head.
+- stage step s, layer step j: every in-flight execution in stage g runs its
+  stage's layer at slot j (``speedsim.model.stages``: layer g·L + j with
+  L = N / G; a looped model's prelude and coda on slots of their own).
+  Executions whose layers use the same weight set fuse their dense ops into
+  one item (``m`` = executions × batch): the weights move once. Attention
+  (score, softmax, value) stays per execution: each reads its own KV entries
+  at its own layer.
+- the execution leaving stage d1 − 1 (the exit depth; 1 by default) gets the
+  early head, the one leaving stage d2 − 1 a second head when a second
+  proposal is configured, the one leaving the last stage the final head. They
+  are all the final norm + tied LM head (the trace's layer-N head rows, as for
+  every strategy), so the heads of one stage step fuse into one item.
+- an execution enters stage 0 once the prediction it carries exists: the head
+  its predecessor made in the step before (early, second, or — after a flush —
+  final).
 - flushed executions' items stay in the DAG (the hardware did that work); their
   share is marked ``wasted_fraction``.
 """
@@ -23,20 +28,24 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Optional
 
 import numpy as np
 
+from speedsim.config.errors import ConfigError
 from speedsim.contracts.oprow import OpRow
 from speedsim.contracts.plan import Plan, TokenExec
 from speedsim.contracts.schedule import Schedule
-from speedsim.strategies.acceptance import Acceptance, speed_acceptance
+from speedsim.model.stages import StageLayout
+from speedsim.model.spec_exec import exit_guesses
+from speedsim.strategies.acceptance import Acceptance, acceptance, speed_acceptance
 from speedsim.strategies.base import Outcome, RunContext, greedy_carried
 from speedsim.strategies.builder import ItemBuilder, TraceIndex
 from speedsim.strategies.common import prefill, with_slots
 from speedsim.strategies.inputs import StrategyInput
 from speedsim.strategies.registry import register
-from speedsim.strategies.speed_schedule import derive_schedule
+from speedsim.strategies.speed_schedule import SecondOutcomes, derive_schedule
 from speedsim.trace.schema import ATTENTION_OPS
 
 PER_EXECUTION_OPS = set(ATTENTION_OPS) | {"softmax"}
@@ -52,7 +61,7 @@ class _PlanState:
 
     inp: StrategyInput
     sched: Schedule
-    accepted: np.ndarray
+    layout: StageLayout
     b: ItemBuilder
     index: TraceIndex
     prev: dict[int, int] = field(default_factory=dict)  # exec id -> last item of its chain
@@ -66,10 +75,15 @@ class _PlanState:
     def G(self) -> int:
         return self.sched.stages
 
-    @property
-    def L(self) -> int:
-        """Layers per stage."""
-        return self.inp.n_layers // self.G
+    @cached_property
+    def launches(self) -> set[tuple[int, int]]:
+        """(decode index, launch step) of every execution."""
+        return {(e.index, e.launch_step) for e in self.sched.execs}
+
+    @cached_property
+    def layers(self) -> list[tuple[tuple[int, int], ...]]:
+        """Per stage: its (slot, layer) pairs."""
+        return [self.layout.stage_layers(g) for g in range(self.G)]
 
     @property
     def P(self) -> int:
@@ -88,20 +102,33 @@ class Speed:
     lossless = True
     baseline = False
 
-    def __init__(self, stages: Optional[int] = None, acceptance: Optional[Acceptance] = None,
-                 ctx: Optional[RunContext] = None):
+    def __init__(self, layout: StageLayout, acceptance: Optional[Acceptance] = None,
+                 ctx: Optional[RunContext] = None, second: Optional[SecondOutcomes] = None):
+        """``layout``: the stages, exit depth and second-proposal depth (the one source of G);
+        ``acceptance``: what the schedule follows (``Acceptance.given(bools)`` for outcomes
+        given by hand); ``second``: the second proposal's outcomes when
+        ``layout.second_depth`` is set."""
         if acceptance is None:
             raise ValueError("SPEED plans from acceptance outcomes: pass acceptance "
                              "(Acceptance.given(bools) for outcomes given by hand)")
-        self.stages, self.acceptance, self.ctx = stages, acceptance, ctx
+        self.layout, self.acceptance, self.ctx, self.second = layout, acceptance, ctx, second
 
     @classmethod
     def configure(cls, ctx: RunContext) -> "Speed":
-        return cls(ctx.workload.stages, speed_acceptance(ctx.workload, ctx.record), ctx)
+        wl, rec = ctx.workload, ctx.record
+        acc = speed_acceptance(wl, rec)
+        layout = StageLayout.of(wl)
+        second = None if layout.second_depth is None else \
+            second_outcomes(ctx, layout, acc.accepted)
+        return cls(layout, acc, ctx, second)
+
+    def schedule(self, accepted: np.ndarray) -> Schedule:
+        lay = self.layout
+        return derive_schedule(accepted, lay.stages, lay.exit_depth, lay.second_depth,
+                               self.second)
 
     def plan(self, inp: StrategyInput) -> Plan:
-        accepted = self.acceptance.accepted
-        st = _PlanState(inp, derive_schedule(accepted, self.stages or inp.stages), accepted,
+        st = _PlanState(inp, self.schedule(self.acceptance.accepted), self.layout,
                         ItemBuilder(inp.attention_on), inp.index)
         # 1. prefill, as in sequential decoding
         first, last = prefill(st.b, st.index, inp.n_layers, exec_id=0)
@@ -120,8 +147,41 @@ class Speed:
     def outcome(self, plan: Plan) -> Outcome:
         ctx = self.ctx
         committed = None if ctx is None or ctx.record is None else ctx.record.committed
-        carried = None if ctx is None else greedy_carried(ctx, plan, self.acceptance.guesses)
-        return Outcome(committed, carried, self.acceptance.accepted, self.acceptance.expected)
+        acc = self.acceptance
+        carried = None if ctx is None else greedy_carried(ctx, plan, acc.guesses)
+        return Outcome(committed, carried, acc.accepted, acc.expected, self._second_report())
+
+    def _second_report(self) -> dict:
+        """Second proposals along the committed chain (proposals 1 .. n - 1, as the schedule
+        consults them): restarts, and restarts whose token was right."""
+        if self.second is None:
+            return {}
+        relaunch, right = (np.asarray(v, bool)[1:-1] for v in self.second)
+        return {"speculation": {"second_restarts": int(relaunch.sum()),
+                                "second_rescued": int((relaunch & right).sum())}}
+
+
+def second_outcomes(ctx: RunContext, layout: StageLayout,
+                    accepted: np.ndarray) -> SecondOutcomes:
+    """(relaunch, second_right), bool [new_tokens], of the second proposals.
+
+    Source ``model`` (the default): the greedy run's prediction after
+    ``layout.second_exit_layer`` (teacher-forced on the greedy prefix) against the
+    first (``record.early``) and the final one. Any other source says which second
+    proposals are right; it is consulted where the first was rejected: a right second
+    proposal differs from the wrong first one (a restart), a wrong one is taken to
+    repeat it (no restart); where the first was right the second agrees."""
+    wl, rec = ctx.workload, ctx.record
+    src = wl.strategies.speed.second_acceptance
+    key = "strategies.speed.second_acceptance"
+    if src is None or src.source == "model":
+        if rec is None:
+            raise ConfigError("a second proposal from the model needs numeric weights",
+                              key=key)
+        second = exit_guesses(ctx.params, wl.model, rec, layout.second_exit_layer + 1)
+        return (second != rec.early).any(axis=0), (second == rec.tokens).all(axis=0)
+    right = acceptance(src, wl.generation.new_tokens, None, key).accepted
+    return ~accepted & right, right
 
 
 def _stage_step(st: _PlanState, in_flight: list[tuple[int, int]]) -> None:
@@ -134,11 +194,12 @@ def _stage_step(st: _PlanState, in_flight: list[tuple[int, int]]) -> None:
             st.first_item[e] = st.prev[e] = st.b.add(
                 rows, deps=[st.pred_item[k]], tokens=(e,), wasted=[st.wasted[e]],
                 step=st.step, label=f"t{st.P + k} embed")
-    for j in range(st.L):
+    at = [dict(st.layers[g]) for _, g in in_flight]  # per member: slot -> layer
+    for j in range(st.layout.slots):
         groups: dict[int, list[tuple[int, int]]] = defaultdict(list)
-        for e, g in in_flight:
-            layer = g * st.L + j
-            groups[st.inp.layer_sets[layer]].append((e, layer))
+        for (e, _), layers in zip(in_flight, at):
+            if j in layers:
+                groups[st.inp.layer_sets[layers[j]]].append((e, layers[j]))
         for members in groups.values():
             _layer(st, members)
     _heads(st, in_flight)
@@ -201,22 +262,30 @@ def _batched_attention(st: _PlanState, members: list[tuple[int, int]],
         st.prev[e] = item
 
 
+_HEAD_KINDS = {"early": "e", "second": "s", "final": "f"}
+
+
+def _head_kinds(st: _PlanState, g: int) -> list[str]:
+    """The heads an execution leaving stage ``g`` gets."""
+    lay = st.layout
+    kinds = ["early"] if g == lay.exit_depth - 1 else []
+    if lay.second_depth is not None and g == lay.second_depth - 1:
+        kinds.append("second")
+    return kinds + (["final"] if g == st.G - 1 else [])
+
+
 def _heads(st: _PlanState, in_flight: list[tuple[int, int]]) -> None:
-    """Early head for the execution leaving stage 0, final head for the one leaving the
-    last stage; the tied weights make them one norm and one LM-head item."""
+    """Early (and second) heads for the executions leaving the exit stages, the final head
+    for the one leaving the last stage: all the trace's layer-N head rows (final norm +
+    tied LM head), so the step's heads are one norm and one LM-head item."""
     N, P = st.inp.n_layers, st.P
-    heads = []  # (exec, rows, kind)
-    for e, g in in_flight:
-        if g == 0:
-            heads.append((e, st.index.ops("decode", P + st.k_of(e), st.L - 1, early_exit=True),
-                          "early"))
-        if g == st.G - 1:
-            heads.append((e, st.index.ops("decode", P + st.k_of(e), N), "final"))
+    heads = [(e, st.index.ops("decode", P + st.k_of(e), N), kind)  # (exec, rows, kind)
+             for e, g in in_flight for kind in _head_kinds(st, g)]
     if not heads:
         return
     for o in range(len(heads[0][1])):
         rows = [h[1][o] for h in heads]
-        label = "+".join(f"t{r.position}{'e' if kind == 'early' else 'f'}"
+        label = "+".join(f"t{r.position}{_HEAD_KINDS[kind]}"
                          for r, (_, _, kind) in zip(rows, heads)) + f" {rows[0].op}"
         item = st.b.add(rows, deps=[st.prev[e] for e, _, _ in heads],
                         tokens=[e for e, _, _ in heads],
@@ -227,10 +296,9 @@ def _heads(st: _PlanState, in_flight: list[tuple[int, int]]) -> None:
 
 
 def _predictions(st: _PlanState, heads: list) -> None:
-    """Which head item each successor's token comes from."""
-    for e, _, kind in heads:
+    """Which head item each successor's token comes from: the one made in the step before
+    its launch (early: launched on it; second: restarted on it; final: after a flush)."""
+    for e, _, _ in heads:
         k = st.k_of(e)
-        if kind == "early":
-            st.pred_item[k + 1] = st.prev[e]  # its successor launches on the early prediction
-        elif k + 1 < st.inp.new_tokens and not bool(st.accepted[k + 1]):
-            st.pred_item[k + 1] = st.prev[e]  # mismatch: the successor restarts on the final one
+        if (k + 1, st.step + 1) in st.launches:
+            st.pred_item[k + 1] = st.prev[e]

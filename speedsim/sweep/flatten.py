@@ -61,7 +61,8 @@ STRATEGY_METRICS: frozenset[str] = frozenset([
         "launched", "committed", "flushed", "flushes", "acceptance_rate", "mean_tokens_in_flight",
         "stage_steps", "draft_tokens", "verify_steps", "drafted", "accepted_drafts",
         "mean_accepted_per_step", "expected_accepted_per_step", "tokens_per_step",
-        "expected_acceptance_rate", "acceptance_stderr", "acceptance_positions")),
+        "expected_acceptance_rate", "acceptance_stderr", "acceptance_positions",
+        "second_restarts", "second_rescued")),
     *(f"quality.{k}" for k in ("exit_layers", "lossless", "differing_tokens",
                                "differing_fraction", "first_difference")),
 ])

@@ -1,15 +1,15 @@
 """The op trace: one row per op of one token (all batch sequences) at one layer.
 
 Column contract: ``speedsim.trace.schema``. dtypes: ``phase`` and ``op`` str,
-``early_exit`` bool, every other column int64.
+every other column int64.
 
 Rows, in order: prefill (position 0), then decode input positions
 P .. P+new_tokens-2 ascending (token 0 comes from the prefill, so the last
 generated token is never an input). Within a position: ``embed`` (layer -1),
 layers 0..N-1 each as norm, qkv, attn_score, softmax, attn_value, out_proj,
-residual, norm, mlp_up, act, mlp_down, residual; after layer E-1 the early
-head (norm, lm_head with ``early_exit`` true; decode only, when the workload
-has a SPEED strategy, E = N/G); then the final head (norm, lm_head, layer N).
+residual, norm, mlp_up, act, mlp_down, residual; then the head (norm,
+lm_head, layer N). The trace is the same for every strategy: an early exit
+runs the head rows on an earlier hidden state (the strategies say when).
 
 Sizes (B batch, t tokens per sequence — P in prefill, 1 in decode — m = B·t,
 L = kv_len = position + t, H heads, kvh KV heads, dh head size):
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import pandas as pd
 
-from speedsim.model.dims import exit_layer_of
 from speedsim.trace.numeric import numeric_trace
 from speedsim.trace.schema import COLUMNS, HEAD_SET, NO_WEIGHTS
 from speedsim.trace.shape_only import shape_only_trace
@@ -40,13 +39,8 @@ __all__ = ["COLUMNS", "HEAD_SET", "NO_WEIGHTS", "build_trace", "numeric_trace",
            "shape_only_trace", "total_macs"]
 
 
-def build_trace(workload, bytes_per_element: int, exit_layer: int | None = None) -> pd.DataFrame:
-    """The op trace of ``workload``, from its shape alone (any weights source).
-
-    ``exit_layer`` None: the workload's SPEED exit point (no early rows without SPEED).
-    """
-    if exit_layer is None:
-        exit_layer = exit_layer_of(workload)
+def build_trace(workload, bytes_per_element: int) -> pd.DataFrame:
+    """The op trace of ``workload``, from its shape alone (any weights source)."""
     g = workload.generation
     return shape_only_trace(workload.model, g.prompt_tokens, g.new_tokens, g.batch,
-                            bytes_per_element, exit_layer)
+                            bytes_per_element)

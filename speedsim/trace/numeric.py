@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from speedsim.contracts.oprow import OpRow
-from speedsim.model.decoder import AUTO, generate
+from speedsim.model.decoder import generate
 from speedsim.trace.schema import COLUMNS
 from speedsim.trace.shape_only import frame
 
@@ -23,14 +23,11 @@ def _to_row(phase: str, r: OpRow, bpe: int) -> OpRow:
     return r._replace(phase=phase, **{f: getattr(r, f) * bpe for f in _BYTE_FIELDS})
 
 
-def numeric_trace(workload, bytes_per_element: int, exit_layer=AUTO, *,
-                  params=None) -> pd.DataFrame:
-    """Run greedy decoding of ``workload`` and return the ops it executed as the trace.
-
-    ``exit_layer``: as ``speedsim.model.decoder.generate`` (default: the SPEED exit point).
-    """
+def numeric_trace(workload, bytes_per_element: int, *, params=None) -> pd.DataFrame:
+    """Run greedy decoding of ``workload`` and return the ops it executed as the trace
+    (the early predictions it records are not part of it: see ``speedsim.trace``)."""
     rows: list[tuple] = []
-    generate(workload, exit_layer, params=params,
+    generate(workload, params=params,
              recorder=lambda phase, r: rows.append(_to_row(phase, r, bytes_per_element)))
     cols = list(zip(*rows))
     return frame({c: np.array(v, dtype=object if c in ("phase", "op") else None)

@@ -8,16 +8,15 @@ Columns (all integers unless noted):
 =================  ==========================================================
 phase              str: ``prefill`` | ``decode``
 position           absolute position of the input token (prefill: 0)
-layer              0..N-1 for decoder layers; -1 for ``embed``; for the LM head
-                   and the final norm: N (final head) or the exit layer
-                   index E-1 (early head, ``early_exit`` true)
+layer              0..N-1 for decoder layers; -1 for ``embed``; N for the LM head
+                   and the final norm (the head rows: every exit head of every
+                   strategy — early, second, final, a draft's — runs these rows)
 weight_set         0..U-1 for decoder-layer weights; ``HEAD_SET`` (-2) for the
                    tied embedding / LM head and the final norm; ``NO_WEIGHTS``
                    (-1) for ops with no parameters (attention, softmax, act,
                    residual)
 op                 str: embed, norm, qkv, attn_score, softmax, attn_value,
                    out_proj, residual, mlp_up, act, mlp_down, lm_head
-early_exit         bool: the norm / lm_head pair of the early prediction
 m, k, n            GEMM shape Y[m,n] = X[m,k] W[k,n]; 0 for vector ops. For
                    attention: one GEMM per (sequence, head) — ``count`` of them
 count              number of independent m×k×n GEMMs (attention: batch*heads;

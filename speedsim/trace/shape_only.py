@@ -12,7 +12,6 @@ row, what ``speedsim.trace.numeric`` records from a real run).
 
 from __future__ import annotations
 
-from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -20,16 +19,16 @@ import pandas as pd
 from speedsim.model.dims import Dims
 from speedsim.trace.schema import COLUMNS, HEAD_SET, NO_WEIGHTS
 
-INT_COLUMNS = tuple(c for c in COLUMNS if c not in ("phase", "op", "early_exit"))
+INT_COLUMNS = tuple(c for c in COLUMNS if c not in ("phase", "op"))
 BYTE_COLUMNS = ("weight_bytes", "act_in_bytes", "act_out_bytes", "kv_read_bytes",
                 "kv_write_bytes")
 _ELEMS = {"weight_bytes": "weight", "act_in_bytes": "act_in", "act_out_bytes": "act_out",
           "kv_read_bytes": "kv_read", "kv_write_bytes": "kv_write"}
 
 
-def _row(layer: int, weight_set: int, op: str, early: bool = False, **sizes) -> tuple:
-    """(layer, weight_set, op, early_exit, sizes in elements; values int or int64[n])."""
-    return layer, weight_set, op, early, sizes
+def _row(layer: int, weight_set: int, op: str, **sizes) -> tuple:
+    """(layer, weight_set, op, sizes in elements; values int or int64[n])."""
+    return layer, weight_set, op, sizes
 
 
 def _layer_rows(dm: Dims, B: int, t: int, L: np.ndarray) -> list[tuple]:
@@ -65,30 +64,27 @@ def _layer_rows(dm: Dims, B: int, t: int, L: np.ndarray) -> list[tuple]:
     ]
 
 
-def _head_rows(dm: Dims, B: int, layer: int, early: bool) -> list[tuple]:
-    """Final norm + tied LM head on B rows (one position of each sequence)."""
+def _head_rows(dm: Dims, B: int) -> list[tuple]:
+    """Final norm + tied LM head on B rows (one position of each sequence), at layer N."""
     d, V = dm.d, dm.vocab
     return [
-        _row(layer, HEAD_SET, "norm", early, elements=B * d, weight=2 * d, act_in=B * d,
+        _row(dm.n_layers, HEAD_SET, "norm", elements=B * d, weight=2 * d, act_in=B * d,
              act_out=B * d),
-        _row(layer, HEAD_SET, "lm_head", early, m=B, k=d, n=V, count=1, weight=V * d,
+        _row(dm.n_layers, HEAD_SET, "lm_head", m=B, k=d, n=V, count=1, weight=V * d,
              act_in=B * d, act_out=B * V, macs=B * d * V),
     ]
 
 
-def _block_rows(dm: Dims, B: int, t: int, L: np.ndarray, exit_layer: Optional[int]) -> list:
-    """All rows of one input group, in trace order: embed, layers (early head after the
-    exit layer), final head."""
+def _block_rows(dm: Dims, B: int, t: int, L: np.ndarray) -> list:
+    """All rows of one input group, in trace order: embed, layers, head."""
     d = dm.d
     rows = [_row(-1, HEAD_SET, "embed", elements=B * t * d, weight=B * t * d + t * d,
                  act_out=B * t * d)]
     template = _layer_rows(dm, B, t, L)
     for layer, u in enumerate(dm.sets):
-        rows += [(layer, u if ws != NO_WEIGHTS else ws, op, early, sizes)
-                 for _, ws, op, early, sizes in template]
-        if layer == exit_layer:
-            rows += _head_rows(dm, B, layer, True)
-    return rows + _head_rows(dm, B, dm.n_layers, False)
+        rows += [(layer, u if ws != NO_WEIGHTS else ws, op, sizes)
+                 for _, ws, op, sizes in template]
+    return rows + _head_rows(dm, B)
 
 
 def _block_frame(rows: list, n: int, phase: str, positions: np.ndarray,
@@ -101,15 +97,14 @@ def _block_frame(rows: list, n: int, phase: str, positions: np.ndarray,
     cols["layer"] = np.tile(np.array([r[0] for r in rows], np.int64), n)
     cols["weight_set"] = np.tile(np.array([r[1] for r in rows], np.int64), n)
     cols["op"] = np.tile(np.array([r[2] for r in rows], dtype=object), n)
-    cols["early_exit"] = np.tile(np.array([r[3] for r in rows], bool), n)
     for c in INT_COLUMNS:
         if c in ("position", "layer", "weight_set"):
             continue
         key = "elements" if c == "vector_ops" else _ELEMS.get(c, c)
         grid = np.zeros((n, R), np.int64)
         for j, r in enumerate(rows):
-            v = r[4].get(key, 0)
-            if c == "vector_ops" and "m" in r[4]:
+            v = r[3].get(key, 0)
+            if c == "vector_ops" and "m" in r[3]:
                 v = 0  # GEMMs and attention do MACs, not vector ops
             grid[:, j] = v
         if c in BYTE_COLUMNS:
@@ -119,24 +114,21 @@ def _block_frame(rows: list, n: int, phase: str, positions: np.ndarray,
 
 
 def shape_only_trace(shape, prompt_tokens: int, new_tokens: int, batch: int,
-                     bytes_per_element: int, exit_layer: Optional[int] = None) -> pd.DataFrame:
+                     bytes_per_element: int) -> pd.DataFrame:
     """The op trace of prefill + greedy decoding of ``new_tokens`` for ``shape``.
 
     Decode rows cover input positions P .. P+new_tokens-2 (token 0 comes from
-    the prefill); the early head (layer ``exit_layer``) appears in every decode
-    position when ``exit_layer`` is given.
+    the prefill).
     """
     dm = Dims.of(shape)
     P, T, B = int(prompt_tokens), int(new_tokens), int(batch)
     if min(P, T, B, bytes_per_element) < 1:
         raise ValueError("prompt_tokens, new_tokens, batch and bytes_per_element must be >= 1")
-    if exit_layer is not None and not 0 <= exit_layer < dm.n_layers:
-        raise ValueError(f"exit_layer must be in 0..{dm.n_layers - 1}, got {exit_layer}")
-    parts = [_block_frame(_block_rows(dm, B, P, np.array([P], np.int64), None), 1,
+    parts = [_block_frame(_block_rows(dm, B, P, np.array([P], np.int64)), 1,
                           "prefill", np.array([0]), bytes_per_element)]
     if T > 1:
         pos = np.arange(P, P + T - 1, dtype=np.int64)
-        parts.append(_block_frame(_block_rows(dm, B, 1, pos + 1, exit_layer), T - 1,
+        parts.append(_block_frame(_block_rows(dm, B, 1, pos + 1), T - 1,
                                   "decode", pos, bytes_per_element))
     cols = {c: np.concatenate([p[c] for p in parts]) for c in COLUMNS}
     return frame(cols)
@@ -147,4 +139,4 @@ def frame(cols: dict[str, np.ndarray]) -> pd.DataFrame:
     df = pd.DataFrame({c: cols[c] for c in COLUMNS})
     df["phase"] = df["phase"].astype(str)
     df["op"] = df["op"].astype(str)
-    return df.astype({c: np.int64 for c in INT_COLUMNS} | {"early_exit": bool})
+    return df.astype({c: np.int64 for c in INT_COLUMNS})

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 
-def total_macs(shape, generation, early_exit: bool = False) -> int:
+def total_macs(shape, generation) -> int:
     """MACs of prefill + greedy decoding: sum of the trace's ``macs`` column.
 
     Per layer and input group (m = B·t rows, keys L): m·d·(d + 2·kvh·dh) + m·d·d
     + m·d·up + m·d_ff·d dense, plus 2·B·H·t·dh·L attention. Decode positions
     p = P..P+T-2 have L = p + 1, summing to (T-1)(2P+T)/2. One LM head on B
-    rows per group, two in decode with ``early_exit``.
+    rows per group.
     """
     d, H, kvh, dh = shape.d_model, shape.n_heads, shape.kv_heads, shape.head_dim
     F, N, V = shape.d_ff, shape.n_layers, shape.vocab_size
@@ -19,6 +19,6 @@ def total_macs(shape, generation, early_exit: bool = False) -> int:
     head = B * d * V
     prefill = N * (B * P * dense_per_row + 2 * B * H * P * dh * P) + head
     sum_L = (T - 1) * (2 * P + T) // 2
-    decode = (T - 1) * (N * B * dense_per_row + head * (2 if early_exit else 1)) \
+    decode = (T - 1) * (N * B * dense_per_row + head) \
         + N * 2 * B * H * dh * sum_L
     return prefill + decode
