@@ -19,7 +19,10 @@ from speedsim.model.spec_exec import teacher_forced_guesses
 from speedsim.model.speed_exec import run_speed_workload
 from speedsim.model.stages import StageLayout
 from speedsim.model.weights import load_params
-from speedsim.strategies.acceptance import accepted_length_vector
+from speedsim.config.workload import AcceptedLengthAcceptance, Sampling
+from speedsim.model.decoder import prompt_ids
+from speedsim.model.speed_exec import run_speed
+from speedsim.strategies.acceptance import SOURCES, acceptance, accepted_length_vector
 from speedsim.strategies.speed_schedule import derive_schedule
 
 PINNED = json.loads(SHIPPED.read_text())
@@ -228,6 +231,38 @@ def test_accepted_length_has_mean_gamma(gamma):
     if gamma == int(gamma):
         runs = np.diff(np.flatnonzero(~acc), prepend=-1)
         assert (runs == gamma).all()
+
+
+def test_accepted_length_is_a_registered_source_with_nothing_expected():
+    """One entrance: the registry gives the vector; a fixed pattern has no per-draft
+    probability, so nothing is expected (as for ``file``)."""
+    cfg = AcceptedLengthAcceptance(source="accepted_length", mean=3)
+    got = acceptance(cfg, 10, None, "strategies.speed.acceptance")
+    assert "accepted_length" in SOURCES
+    assert got.accepted.tolist() == accepted_length_vector(3, 10).tolist()
+    assert got.expected is None and got.guesses is None
+
+
+def test_accepted_length_summary_realizes_its_rate_and_expects_nothing(tiny_workload):
+    """γ = 2 over 10 tokens: tokens 1 .. 8 alternate kept, rejected: a rate of exactly 1/2,
+    and no expected rate (nor its s.e.)."""
+    w = _loop_workload(tiny_workload, acceptance={"source": "accepted_length", "mean": 2})
+    res = simulate(load_hardware(ROOT / "hw_configs/tiny.yaml"), w, ["speed"])
+    spec = res.summary["strategies"]["speed"]["speculation"]
+    assert spec["acceptance_positions"] == 8 and spec["acceptance_rate"] == 0.5
+    assert spec["expected_acceptance_rate"] is None and spec["acceptance_stderr"] is None
+
+
+def test_numeric_speed_refuses_a_second_proposal_under_sampling(tiny_workload):
+    """A restart on a second draft has no speculative-sampling rule here: refused (config
+    validation says so first, ``tests/test_bad_inputs.py``); greedy, the same layout runs."""
+    w = _loop_workload(tiny_workload, second_depth=2)
+    params, lay = load_params(w), StageLayout.of(w)
+    prompts = prompt_ids(w.generation, w.model.vocab_size)
+    with pytest.raises(ValueError, match="greedy decoding only"):
+        run_speed(params, w.model, prompts, 6, lay, Sampling(temperature=0.7))
+    greedy = run_speed(params, w.model, prompts, 6, lay, Sampling(temperature=0.0))
+    np.testing.assert_array_equal(greedy.tokens, generate(w, params=params).tokens[:, :6])
 
 
 # ---------------------------------------------------------------- plans and runs on a loop
