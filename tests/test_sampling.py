@@ -30,6 +30,7 @@ from speedsim.model import sampling as sm
 from speedsim.model.decoder import forward_full
 from speedsim.model.spec_exec import run_draft_spec, run_early_exit_spec
 from speedsim.model.speed_exec import run_speed
+from speedsim.model.stages import StageLayout
 from speedsim.model.weights import random_params
 
 TOL = 1e-7
@@ -208,6 +209,8 @@ def _runs(target, draft, sampling):
     return {
         "speed G=2": lambda d: run_speed(params, shape, PROMPT, T, 2, sampling, d),
         "speed G=4": lambda d: run_speed(params, shape, PROMPT, T, 4, sampling, d),
+        "speed G=4 d1=2": lambda d: run_speed(params, shape, PROMPT, T,
+                                              StageLayout(4, 4, exit_depth=2), sampling, d),
         "early_exit_spec K=2 E=1": lambda d: run_early_exit_spec(
             params, shape, PROMPT, T, 2, 1, sampling, d),
         "draft_spec K=2": lambda d: run_draft_spec(params, shape, dparams, dshape, PROMPT, T, 2,
@@ -220,7 +223,8 @@ def _tv(a: dict, b: dict) -> float:
 
 
 @pytest.mark.parametrize("s", range(len(SAMPLINGS)))
-@pytest.mark.parametrize("name", ["speed G=2", "speed G=4", "early_exit_spec K=2 E=1",
+@pytest.mark.parametrize("name", ["speed G=2", "speed G=4", "speed G=4 d1=2",
+                                  "early_exit_spec K=2 E=1",
                                   "draft_spec K=2"])
 def test_committed_tokens_are_distributed_as_the_target_exactly(target, draft, name, s):
     run = _runs(target, draft, SAMPLINGS[s])[name]
