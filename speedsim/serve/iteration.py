@@ -1,0 +1,188 @@
+"""One serving iteration as data, and as the work items the engine replays.
+
+An iteration is a tuple of *parts* run one after the other (each part's first
+items wait for the previous part's last item, as a token's chain waits for the
+previous token in ``speedsim.strategies``):
+
+- ``Wave``: ``layers`` (-1 embed, 0..N-1, N the final head) of one model
+  (``scope`` "" the target, "draft" a draft model) for a set of *groups*; a
+  group is one request's rows, positions ``base + offset`` (decode) or its
+  prompt of ``base`` tokens (prefill). Per op, ONE item takes every row of
+  every group: dense GEMMs stack all rows (weights fetched once); attention and
+  the embedding merge each group's rows (``speedsim.strategies.verify.merged``:
+  t queries reading the group's longest KV once) and stack the groups as a
+  batch does (``speedsim.strategies.builder``: bytes and MACs add up, each
+  GEMM sized by the longest KV);
+- ``SpeedStep``: one SPEED stage step of every active request
+  (``speedsim.strategies.speed``): at layer step j each in-flight execution in
+  stage g runs layer g·L + j; the dense ops of executions whose layers share a
+  weight set fuse into one item, attention is one item per stage (one per
+  layer step when the hardware issues attention batched); stage-0 entrants
+  embed first, and the early head (leaving stage 0) and the final head
+  (leaving the last stage) fuse at the end.
+
+The *signature* of an iteration is the same structure without the bases:
+two iterations with one signature differ only in where their requests stand,
+i.e. in KV lengths (or prompt lengths). ``with_base`` moves every group to one
+base, which is what the memo (``speedsim.serve.memo``) replays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable, Sequence, Union
+
+from speedsim.contracts.oprow import OpRow
+from speedsim.contracts.workitem import WorkItem
+from speedsim.strategies.builder import ItemBuilder
+from speedsim.strategies.common import with_slots
+from speedsim.strategies.verify import merged
+
+Group = tuple[int, tuple[int, ...]]  # (base, offsets): one request's rows
+
+
+@dataclass(frozen=True)
+class Wave:
+    scope: str  # "" target, "draft" the draft model
+    phase: str  # prefill | decode
+    layers: tuple[int, ...]
+    groups: tuple[Group, ...]  # canonical order: more rows first (``canonical``)
+
+
+@dataclass(frozen=True)
+class SpeedStep:
+    stages: int  # G
+    layer_sets: tuple[int, ...]  # weight set of each target layer
+    in_stage: tuple[tuple[int, ...], ...]  # per stage g: positions of its executions
+
+
+Part = Union[Wave, SpeedStep]
+Iteration = tuple[Part, ...]
+# (scope, phase, position or prompt tokens, layer, early exit head) -> the op rows
+RowSource = Callable[..., list[OpRow]]
+
+
+def canonical(groups: Sequence[Group]) -> tuple[Group, ...]:
+    """Groups with more rows first (a stacked attention item's queries are its first
+    group's), then by offsets, the longest base (prompt) first: the same requests give
+    the same iteration in any order."""
+    return tuple(sorted(groups, key=lambda g: (-len(g[1]), g[1], -g[0])))
+
+
+def signature(it: Iteration) -> tuple:
+    """``it`` without its bases: what decides its cost besides the KV (prompt) lengths."""
+    return tuple(_part_signature(p) for p in it)
+
+
+def _part_signature(p: Part) -> tuple:
+    if isinstance(p, Wave):
+        return (p.scope, p.phase, p.layers, tuple(off for _, off in p.groups))
+    return ("speed", p.stages, tuple(len(s) for s in p.in_stage))
+
+
+def bases(it: Iteration) -> list[int]:
+    """Every group's base (each SPEED execution's position)."""
+    out: list[int] = []
+    for p in it:
+        out += [b for b, _ in p.groups] if isinstance(p, Wave) else [b for s in p.in_stage for b in s]
+    return out
+
+
+def with_base(it: Iteration, base: int) -> Iteration:
+    """``it`` with every group (execution) at ``base``."""
+    return tuple(replace(p, groups=tuple((base, off) for _, off in p.groups)) if isinstance(p, Wave)
+                 else replace(p, in_stage=tuple((base,) * len(s) for s in p.in_stage)) for p in it)
+
+
+def work_items(parts: Iteration, rows: RowSource, attention_on: str,
+               attention_batched: bool, copies: int = 1) -> tuple[list[WorkItem], list[int]]:
+    """The items of ``copies`` back-to-back runs of ``parts`` (each part waits for the
+    previous one's last items), and the number of items in each copy."""
+    b = ItemBuilder(attention_on)
+    prev: Deps = ()
+    sizes = []
+    for _ in range(copies):
+        start = len(b.items)
+        for p in parts:
+            prev = (_wave(b, p, rows, prev) if isinstance(p, Wave)
+                    else _speed_step(b, p, rows, prev, attention_batched))
+        sizes.append(len(b.items) - start)
+    return b.items, sizes
+
+
+Deps = tuple[int, ...]
+
+
+def _add(b: ItemBuilder, rows: list[OpRow], deps: Deps, slot: int, scope: str = "") -> Deps:
+    return (b.add(rows, deps=deps, tokens=(), slot=slot, label=rows[0].op, scope=scope),)
+
+
+def _wave(b: ItemBuilder, w: Wave, rows: RowSource, prev: Deps) -> Deps:
+    """Every layer's ops, one item each, in one chain."""
+    for layer in w.layers:
+        per_group = [[rows(w.scope, w.phase, base + off if w.phase == "decode" else base, layer)
+                      for off in offsets] for base, offsets in w.groups]
+        for o, (_, slot) in enumerate(with_slots(per_group[0][0])):
+            stacked = [r for group in per_group for r in merged([ops[o] for ops in group])]
+            if stacked[0].op == "embed":  # gathers rows of one table: one row, bytes summed
+                stacked = merged(stacked)
+            prev = _add(b, stacked, prev, slot, w.scope)
+    return prev
+
+
+def _speed_step(b: ItemBuilder, s: SpeedStep, rows: RowSource, prev: Deps,
+                batched: bool) -> Deps:
+    """Embeds of the stage-0 entrants, the L layer steps, then both heads; each
+    execution keeps its own chain (``lanes``), fused items wait for all they serve."""
+    G, N = s.stages, len(s.layer_sets)
+    L = N // G
+    execs = [(g, p) for g, positions in enumerate(s.in_stage) for p in positions]
+    lanes: list[Deps] = [prev] * len(execs)
+    entrants = [e for e, (g, _) in enumerate(execs) if g == 0]
+    if entrants:
+        _fused(b, lanes, entrants, [rows("", "decode", execs[e][1], -1)[0] for e in entrants], 0)
+    for j in range(L):
+        _layer_step(b, s, rows, execs, lanes, j, L, batched)
+    heads = [(e, rows("", "decode", p, L - 1, True)) for e, (g, p) in enumerate(execs) if g == 0]
+    heads += [(e, rows("", "decode", p, N)) for e, (g, p) in enumerate(execs) if g == G - 1]
+    for o in range(len(heads[0][1]) if heads else 0):
+        _fused(b, lanes, [e for e, _ in heads], [h[o] for _, h in heads], 0)
+    return tuple(sorted({d for lane in lanes for d in lane}))
+
+
+def _fused(b: ItemBuilder, lanes: list[Deps], members: list[int], rows: list[OpRow],
+           slot: int) -> None:
+    """One item for ``rows`` of the executions ``members``: it waits for their chains
+    and becomes their chain's end."""
+    deps = tuple(d for e in members for d in lanes[e])
+    item = _add(b, rows, deps, slot)
+    for e in members:
+        lanes[e] = item
+
+
+_PER_EXECUTION_OPS = ("attn_score", "softmax", "attn_value")
+
+
+def _layer_step(b: ItemBuilder, s: SpeedStep, rows: RowSource, execs: list[tuple[int, int]],
+                lanes: list[Deps], j: int, L: int, batched: bool) -> None:
+    """Layer step j as ``speedsim.strategies.speed`` plans it: per weight set shared by
+    the executions' layers, every op; dense ops one item for all of them, attention one
+    item per layer (a batch of the requests' executions there), or one for all when the
+    hardware issues attention batched."""
+    by_set: dict[int, list[int]] = {}
+    ops = []
+    for e, (g, p) in enumerate(execs):
+        by_set.setdefault(s.layer_sets[g * L + j], []).append(e)
+        ops.append(with_slots(rows("", "decode", p, g * L + j)))
+    for members in by_set.values():
+        for o, (row0, slot) in enumerate(ops[members[0]]):
+            split = row0.op in _PER_EXECUTION_OPS and not batched
+            for sub in (_by_stage(execs, members) if split else [members]):
+                _fused(b, lanes, sub, [ops[e][o][0] for e in sub], slot)
+
+
+def _by_stage(execs: list[tuple[int, int]], members: list[int]) -> list[list[int]]:
+    out: dict[int, list[int]] = {}
+    for e in members:
+        out.setdefault(execs[e][0], []).append(e)
+    return list(out.values())
