@@ -59,7 +59,7 @@ class TraceArrivals(Frozen):
         base = (info.context or {}).get("base_dir")
         path = Path(v) if base is None or Path(v).is_absolute() else Path(base) / v
         read_trace(path)  # raises on a bad file, blamed on arrivals.path
-        return str(path)
+        return str(path.resolve())
 
 
 Arrivals = Annotated[Union[PoissonArrivals, ConstantArrivals, TraceArrivals],

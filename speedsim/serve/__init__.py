@@ -77,8 +77,7 @@ def serve(hw: Hardware, wl: Workload, traffic: Traffic, strategies: Optional[Seq
         for stepper in steppers(wl, names, draws.__getitem__):
             # 3. the server, iteration by iteration
             costs = IterationCosts(hw, bank, exact)
-            served = run_server(stepper, requests, limits, costs, hw.clock_hz,
-                                _prefill_layers(wl, stepper.scopes), tick)
+            served = run_server(stepper, requests, limits, costs, hw.clock_hz, tick)
             # 4. per-request table and summary
             table = request_table(served, requests)
             entries[stepper.name] = {**summary(served, table, hw, traffic.slo, limits.max_batch),
@@ -139,11 +138,3 @@ def _models(wl: Workload) -> dict[str, tuple]:
         models["draft"] = (wl.strategies.draft_spec.draft_model, None)
     return models
 
-
-def _prefill_layers(wl: Workload, scopes: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
-    """The target's prefill: embed, layers, head; a draft model's: no head."""
-    N = wl.model.n_layers
-    layers = {"": (-1, *range(N), N)}
-    if "draft" in scopes:
-        layers["draft"] = (-1, *range(wl.strategies.draft_spec.draft_model.n_layers))
-    return layers

@@ -59,7 +59,8 @@ class Progress:
 
 class Stepper(Protocol):
     name: str
-    scopes: tuple[str, ...]  # models whose prefill runs at admission ("" target, "draft")
+    # per model ("" target, "draft"): the layers its prefill runs at admission
+    prefill_layers: dict[str, tuple[int, ...]]
 
     def start(self, request: Request) -> Progress: ...
 
@@ -83,10 +84,9 @@ def _all(n_layers: int) -> tuple[int, ...]:
 class Sequential:
     """One token of every request per iteration through ``layers`` (all, or E for shallow)."""
 
-    scopes = ("",)
-
     def __init__(self, name: str, layers: tuple[int, ...]):
         self.name, self.layers = name, layers
+        self.prefill_layers = {"": layers}
 
     def start(self, request: Request) -> Progress:
         return Progress(request)
@@ -109,10 +109,9 @@ def _position(p: Progress, k: Optional[int] = None) -> int:
 class Speed:
     """One SPEED stage step of every request per iteration (see the module docstring)."""
 
-    scopes = ("",)
-
     def __init__(self, stages: int, layer_sets: tuple[int, ...], acceptance: Acceptance):
         self.name, self.G, self.layer_sets, self.acceptance = "speed", stages, layer_sets, acceptance
+        self.prefill_layers = {"": _all(len(layer_sets))}
 
     def start(self, request: Request) -> Progress:
         return Progress(request, schedule=derive_schedule(self.acceptance(request), self.G))
@@ -145,7 +144,9 @@ class Spec:
                  exit_layers: int = 0, draft_layers: Optional[int] = None):
         self.name, self.N, self.K, self.acceptance = name, n_layers, draft_tokens, acceptance
         self.E, self.Nd = exit_layers, draft_layers
-        self.scopes = ("",) if draft_layers is None else ("", "draft")
+        self.prefill_layers = {"": _all(n_layers)}
+        if draft_layers is not None:  # the draft's prefill needs no head
+            self.prefill_layers["draft"] = (-1, *range(draft_layers))
 
     def start(self, request: Request) -> Progress:
         sched = derive_spec_schedule(self.acceptance(request), self.K,

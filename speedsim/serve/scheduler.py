@@ -59,9 +59,7 @@ class Limits:
 
 
 def run_server(stepper: Stepper, requests: list[Request], limits: Limits,
-               cost: Callable, clock_hz: float,
-               prefill_layers: dict[str, tuple[int, ...]],
-               tick: Callable[[int], None] = lambda n: None) -> Served:
+               cost: Callable, clock_hz: float, tick: Callable[[int], None] = lambda n: None) -> Served:
     """Serve ``requests`` (arrival order) with ``stepper``'s decoding (module docstring).
     ``tick(n)``: ``n`` more requests finished (a progress bar)."""
     out = Served(stepper.name, [RequestTimes() for _ in requests])
@@ -73,7 +71,7 @@ def run_server(stepper: Stepper, requests: list[Request], limits: Limits,
             nxt += 1
         joined = _admit(waiting, len(running), limits)
         if joined:  # 2. prefill
-            c = cost(prefill_iteration(joined, prefill_layers))
+            c = cost(prefill_iteration(joined, stepper.prefill_layers))
             end = now + c.cycles / clock_hz
             _book(out, c, end - now, "prefill")
             for r in joined:
