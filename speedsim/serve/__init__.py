@@ -91,7 +91,9 @@ def serve(hw: Hardware, wl: Workload, traffic: Traffic, strategies: Optional[Seq
 
 
 def check_lengths(requests: list[Request], wl: Workload, traffic: Traffic) -> None:
-    """Every request fits the model's context (``max_seq_len``)."""
+    """Every request fits the model's context (``max_seq_len``, when it has one)."""
+    if wl.model.max_seq_len is None:
+        return
     longest = max(requests, key=lambda r: r.prompt_tokens + r.output_tokens)
     if longest.prompt_tokens + longest.output_tokens > wl.model.max_seq_len:
         key = "arrivals.path" if traffic.arrivals.process == "trace" else "output_tokens"
