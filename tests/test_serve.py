@@ -12,8 +12,8 @@ from speedsim.config.hw import load_hardware
 from speedsim.config.traffic import Slo, traffic_from_dict
 from speedsim.config.workload import load_workload
 from speedsim.serve import per_request, serve
-from speedsim.serve.iteration import Wave, with_base
-from speedsim.serve.memo import Cost, IterationCosts, grid_points
+from speedsim.serve.iteration import SpeedStep, Wave, build, skeleton
+from speedsim.serve.memo import Cost, IterationCosts, count_anchor, grid_points
 from speedsim.serve.metrics import distribution, meets_slo, request_table, summary
 from speedsim.serve.progress import Sequential
 from speedsim.serve.requests import Request, make_requests
@@ -226,18 +226,54 @@ def test_request_zero_draws_what_run_draws_and_others_their_own():
 # -- the memo -------------------------------------------------------------------------------
 
 def test_grid_points():
-    assert grid_points(5.0) == (5, 6) and grid_points(15.5) == (15, 16)
-    assert grid_points(100.0) == (96, 104) and grid_points(1000.0) == (960, 1024)
+    assert grid_points(5.0, 8) == (5, 6) and grid_points(15.5, 8) == (15, 16)
+    assert grid_points(100.0, 8) == (96, 104) and grid_points(1000.0, 8) == (960, 1024)
 
 
-def test_memo_at_a_grid_point_is_the_replay_and_between_two_the_interpolation():
+def test_count_anchor_uses_one_spacing_per_part_and_never_empties_a_part():
+    one = (("", "decode", (0,), ((0,), (1,))),)
+    assert count_anchor(one, (13, 3)) == [(12, 16), (0, 4)]  # 16 rows: spacing 4
+    five = (("", "decode", (0,), tuple((j,) for j in range(5))),)
+    assert count_anchor(five, (3, 3, 3, 3, 3)) == [(2, 4)] * 5
+    assert count_anchor(five, (7, 6, 7, 7, 7)) == [(7, 8)] + [(0, 8)] * 4  # spacing 8
+
+
+def test_skeleton_and_build_invert_each_other():
+    it = (Wave("draft", "decode", (-1, 0), ((90, (-1, 0)), (90, (0,)), (90, (0,)))),
+          SpeedStep(2, (0, 0), ((90, 90), ())))
+    shape, counts = skeleton(it)
+    assert counts == (1, 2, 2)
+    assert build(shape, counts, 90) == it
+
+
+@pytest.fixture(scope="module")
+def edge_costs():
     hw, wl = load_hardware(EDGE), load_workload(STRATEGIES)
     bank = RowBank({"": (wl.model, None)}, hw.bytes_per_element)
     layers = (-1, *range(wl.model.n_layers), wl.model.n_layers)
     at = lambda *bases: (Wave("", "decode", layers, tuple((b, (0,)) for b in bases)),)
+    return hw, bank, at
+
+
+def test_memo_at_grid_points_is_the_replay(edge_costs):
+    hw, bank, at = edge_costs
     memo, exact = IterationCosts(hw, bank), IterationCosts(hw, bank, exact=True)
     assert memo(at(96, 96)) == exact(at(96, 96))
-    lo, hi = exact(at(96, 96)), exact(at(104, 104))
-    assert memo(at(97, 99)) == lo.at(hi, 2 / 8)  # mean base 98
-    assert memo.replays == 2 and memo.calls == 2
-    assert with_base(at(97, 99), 96) == at(96, 96)
+    assert memo(at(95, 97)) == exact(at(96, 96))  # the mean base is what is keyed
+    assert (memo.calls, memo.replays) == (2, 1)
+
+
+def test_memo_between_grid_points_interpolates_along_each_axis(edge_costs):
+    """Five requests at mean base 98: counts anchor 4 (spacing 1 below 8: 5 is on the grid),
+    so x alone is interpolated; nine at 98: counts anchor 8 (spacing 2), x anchor 96."""
+    hw, bank, at = edge_costs
+    memo, exact = IterationCosts(hw, bank), IterationCosts(hw, bank, exact=True)
+    lo, hi = exact(at(*[96] * 5)), exact(at(*[104] * 5))
+    got = memo(at(97, 97, 98, 99, 99))
+    assert got.cycles == pytest.approx(lo.cycles + 2 / 8 * (hi.cycles - lo.cycles), rel=1e-12)
+    base, up, far = exact(at(*[96] * 8)), exact(at(*[96] * 10)), exact(at(*[104] * 8))
+    got = memo(at(*[98] * 9))
+    want = base.cycles + 0.5 * (up.cycles - base.cycles) + 0.25 * (far.cycles - base.cycles)
+    assert got.cycles == pytest.approx(want, rel=1e-12)
+    assert got.dynamic_j == pytest.approx(base.dynamic_j + 0.5 * (up.dynamic_j - base.dynamic_j)
+                                          + 0.25 * (far.dynamic_j - base.dynamic_j), rel=1e-12)

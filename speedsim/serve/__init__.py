@@ -126,12 +126,14 @@ def per_request(acc, vector: np.ndarray, r: Request) -> np.ndarray:
 
 
 def add_advantage(entries: dict[str, dict]) -> None:
-    """Each strategy's throughput over sequential decoding's, when that ran."""
-    base = entries.get("sequential", {}).get("throughput_tokens_per_s")
-    if not base:
+    """Each strategy's throughput over sequential decoding's, and sequential's median TPOT
+    over its own (the per-token latency speedup), when sequential ran."""
+    seq = entries.get("sequential")
+    if not seq or not seq["throughput_tokens_per_s"]:
         return
     for e in entries.values():
-        e["throughput_vs_sequential"] = e["throughput_tokens_per_s"] / base
+        e["throughput_vs_sequential"] = e["throughput_tokens_per_s"] / seq["throughput_tokens_per_s"]
+        e["tpot_speedup_p50"] = seq["tpot_s"]["p50"] / e["tpot_s"]["p50"]
 
 
 def _models(wl: Workload) -> dict[str, tuple]:

@@ -21,10 +21,11 @@ previous token in ``speedsim.strategies``):
   embed first, and the early head (leaving stage 0) and the final head
   (leaving the last stage) fuse at the end.
 
-The *signature* of an iteration is the same structure without the bases:
-two iterations with one signature differ only in where their requests stand,
-i.e. in KV lengths (or prompt lengths). ``with_base`` moves every group to one
-base, which is what the memo (``speedsim.serve.memo``) replays.
+``skeleton`` takes an iteration apart into its structure (the parts, and the
+row patterns in each: a group's offsets, a SPEED stage) and its counts (groups
+per pattern); ``build`` makes the iteration of a structure with given counts,
+every group at one base. That is what the memo (``speedsim.serve.memo``)
+replays.
 """
 
 from __future__ import annotations
@@ -69,15 +70,39 @@ def canonical(groups: Sequence[Group]) -> tuple[Group, ...]:
     return tuple(sorted(groups, key=lambda g: (-len(g[1]), g[1], -g[0])))
 
 
-def signature(it: Iteration) -> tuple:
-    """``it`` without its bases: what decides its cost besides the KV (prompt) lengths."""
-    return tuple(_part_signature(p) for p in it)
+def skeleton(it: Iteration) -> tuple[tuple, tuple[int, ...]]:
+    """(``it``'s structure, its counts): per part, each row pattern (a group's offsets; a
+    SPEED stage) and how many groups (executions) have it. ``build`` inverts it."""
+    shapes, counts = [], []
+    for p in it:
+        if isinstance(p, Wave):
+            patterns = sorted({off for _, off in p.groups}, key=lambda o: (-len(o), o))
+            counts += [sum(1 for _, off in p.groups if off == o) for o in patterns]
+            shapes.append((p.scope, p.phase, p.layers, tuple(patterns)))
+        else:
+            stages = tuple(g for g, s in enumerate(p.in_stage) if s)
+            counts += [len(p.in_stage[g]) for g in stages]
+            shapes.append(("speed", p.stages, p.layer_sets, stages))
+    return tuple(shapes), tuple(counts)
 
 
-def _part_signature(p: Part) -> tuple:
-    if isinstance(p, Wave):
-        return (p.scope, p.phase, p.layers, tuple(off for _, off in p.groups))
-    return ("speed", p.stages, tuple(len(s) for s in p.in_stage))
+def build(shape: tuple, counts: Sequence[int], base: int) -> Iteration:
+    """The iteration of ``skeleton`` ``shape`` with ``counts`` groups (executions) per
+    pattern, every one at ``base``."""
+    parts: list[Part] = []
+    at = 0
+    for s in shape:
+        n = counts[at:at + len(s[3])]
+        at += len(s[3])
+        if s[0] == "speed":
+            in_stage = [()] * s[1]
+            for g, c in zip(s[3], n):
+                in_stage[g] = (base,) * c
+            parts.append(SpeedStep(s[1], s[2], tuple(in_stage)))
+        else:
+            groups = tuple((base, o) for o, c in zip(s[3], n) for _ in range(c))
+            parts.append(Wave(s[0], s[1], s[2], groups))
+    return tuple(parts)
 
 
 def bases(it: Iteration) -> list[int]:
@@ -86,12 +111,6 @@ def bases(it: Iteration) -> list[int]:
     for p in it:
         out += [b for b, _ in p.groups] if isinstance(p, Wave) else [b for s in p.in_stage for b in s]
     return out
-
-
-def with_base(it: Iteration, base: int) -> Iteration:
-    """``it`` with every group (execution) at ``base``."""
-    return tuple(replace(p, groups=tuple((base, off) for _, off in p.groups)) if isinstance(p, Wave)
-                 else replace(p, in_stage=tuple((base,) * len(s) for s in p.in_stage)) for p in it)
 
 
 def work_items(parts: Iteration, rows: RowSource, attention_on: str,

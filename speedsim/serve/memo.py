@@ -11,17 +11,27 @@ two iterations counts as it would in one long run, which a lone replay of
 the iteration (cold buffers, nothing loading) would miss.
 
 Memo. A 7B serving run has thousands of iterations; most repeat the structure
-of an earlier one (the same rows per op in each part: ``signature``) with the
-requests a little further along (longer KV). The cost of an iteration is then
-read from the costs of the same signature with every request at one base x
-(``with_base``): x on a grid of 8 points per octave (spacing 2^(⌊log2 x⌋−3),
-1 below 16), the cost at the iteration's mean base x̄ interpolated linearly
-between the two grid points around it. A decode step's KV reads grow linearly
-with the position, so the interpolation is exact for them; what the memo
-misses is the spread of the requests' KV lengths around their mean (a stacked
-attention GEMM is sized by the longest), and for prefill the quadratic part of
-attention. ``benchmarks/bench_serve.py`` measures the error against replaying
-every iteration (``exact``) on the shipped traffic examples.
+of an earlier one (``iteration.skeleton``: the parts and the row patterns in
+each) with a few more or fewer requests per pattern (the counts n_i) and the
+requests a little further along (their mean base x̄: KV or prompt length). The
+cost is read from replays of the same structure at an *anchor* (every count
+and x rounded down to its grid point a_i, x_lo; every group at one base) and a
+first-order interpolation along each axis:
+
+    cost ≈ c(a, x_lo) + Σ_i (n_i − a_i)/s_i · (c(a + s_i e_i, x_lo) − c(a, x_lo))
+                      + (x̄ − x_lo)/(x_hi − x_lo) · (c(a, x_hi) − c(a, x_lo)),
+
+each term replayed once (only along the axes where the value is off its grid
+point) and kept. Grids: x at 8 points per octave (spacing 2^(⌊log2 x⌋−3), 1
+below 16), counts at multiples of one spacing per part, 2^(⌊log2 Σn⌋−2) for Σn rows
+in the part (``count_anchor``). A decode
+step's weights are fixed and its KV reads and activations grow linearly in the
+positions and the rows, so on memory-bound hardware the interpolation is nearly
+exact; what it misses is curvature (a GEMM's tiles filling in steps), cross
+terms between axes, the spread of the requests' KV lengths around their mean (a
+stacked attention GEMM is sized by the longest) and, for prefill, the quadratic
+part of attention. ``benchmarks/bench_serve.py`` measures the error against
+replaying every iteration (``exact``) on the shipped traffic examples.
 """
 
 from __future__ import annotations
@@ -33,10 +43,11 @@ import numpy as np
 
 from speedsim.config.hw import Hardware
 from speedsim.metrics.energy import per_item_energy_j
-from speedsim.serve.iteration import Iteration, RowSource, bases, signature, with_base, work_items
+from speedsim.serve.iteration import Iteration, RowSource, bases, build, skeleton, work_items
 from speedsim.sim.engine import replay
 
-GRID_POINTS_PER_OCTAVE = 8
+GRID_POINTS_PER_OCTAVE = 8  # of the mean base (KV or prompt length)
+COUNT_POINTS_PER_OCTAVE = 4  # of the rows per pattern
 
 
 @dataclass(frozen=True)
@@ -44,10 +55,6 @@ class Cost:
     cycles: float
     dynamic_j: float  # the iteration's items' dynamic energy (no static power)
 
-    def at(self, other: "Cost", w: float) -> "Cost":
-        """(1 − w)·self + w·other."""
-        return Cost(self.cycles + w * (other.cycles - self.cycles),
-                    self.dynamic_j + w * (other.dynamic_j - self.dynamic_j))
 
 
 class IterationCosts:
@@ -63,17 +70,27 @@ class IterationCosts:
         self.calls += 1
         if self.exact:
             return self.replayed(it)
+        shape, counts = skeleton(it)
         x = float(np.mean(bases(it)))
-        lo, hi = grid_points(x)
-        sig = signature(it)
-        low = self._at(sig, it, lo)
-        return low if x == lo else low.at(self._at(sig, it, hi), (x - lo) / (hi - lo))
+        anchor = count_anchor(shape, counts)
+        lo, hi = grid_points(x, GRID_POINTS_PER_OCTAVE)
+        a = tuple(g for g, _ in anchor)
+        base = self._at(shape, a, lo)
+        cycles, dynamic = base.cycles, base.dynamic_j
+        for i, (n, (g, g_hi)) in enumerate(zip(counts, anchor)):
+            if n != g:
+                up = self._at(shape, a[:i] + (g_hi,) + a[i + 1:], lo)
+                cycles, dynamic = _along(cycles, dynamic, base, up, (n - g) / (g_hi - g))
+        if x != lo:
+            cycles, dynamic = _along(cycles, dynamic, base, self._at(shape, a, hi),
+                                     (x - lo) / (hi - lo))
+        return Cost(cycles, dynamic)
 
-    def _at(self, sig: tuple, it: Iteration, base: int) -> Cost:
-        key = (sig, base)
+    def _at(self, shape: tuple, counts: tuple[int, ...], base: int) -> Cost:
+        key = (shape, counts, base)
         cost = self._memo.get(key)
         if cost is None:
-            cost = self._memo[key] = self.replayed(with_base(it, base))
+            cost = self._memo[key] = self.replayed(build(shape, counts, base))
         return cost
 
     def replayed(self, it: Iteration) -> Cost:
@@ -90,8 +107,31 @@ class IterationCosts:
         return Cost(float(sim.total_cycles - end_first), dynamic)
 
 
-def grid_points(x: float) -> tuple[int, int]:
-    """The grid points lo <= x < hi around ``x`` >= 1 (module docstring)."""
-    step = max(1, 2 ** (floor(log2(max(x, 1.0))) - 3))
+def count_anchor(shape: tuple, counts: tuple[int, ...]) -> list[tuple[int, int]]:
+    """(grid point below, grid point above) of each count: multiples of one spacing per
+    part, set by the part's rows, 2^(⌊log2 Σn⌋ − 2) (at least 1); a part whose counts
+    all fall below its spacing keeps its largest exactly (a part never loses all rows)."""
+    out, at = [], 0
+    for part in shape:
+        n = counts[at:at + len(part[3])]
+        at += len(n)
+        step = max(1, 2 ** (floor(log2(sum(n))) - int(log2(COUNT_POINTS_PER_OCTAVE))))
+        grid = [((c // step) * step, (c // step) * step + step) for c in n]
+        if not any(lo for lo, _ in grid):
+            i = int(np.argmax(n))
+            grid[i] = (n[i], n[i] + 1)
+        out += grid
+    return out
+
+
+def _along(cycles: float, dynamic: float, base: Cost, up: Cost, w: float) -> tuple[float, float]:
+    """One axis's term of the interpolation (module docstring) added."""
+    return cycles + w * (up.cycles - base.cycles), dynamic + w * (up.dynamic_j - base.dynamic_j)
+
+
+def grid_points(x: float, per_octave: int) -> tuple[int, int]:
+    """The grid points lo <= x < hi around ``x`` >= 1: spacing 2^(⌊log2 x⌋ − log2
+    per_octave), at least 1 (module docstring)."""
+    step = max(1, 2 ** (floor(log2(max(x, 1.0))) - int(log2(per_octave))))
     lo = int(x // step) * step
     return lo, lo + step
