@@ -263,17 +263,19 @@ def test_memo_at_grid_points_is_the_replay(edge_costs):
     assert (memo.calls, memo.replays) == (2, 1)
 
 
-def test_memo_between_grid_points_interpolates_along_each_axis(edge_costs):
-    """Five requests at mean base 98: counts anchor 4 (spacing 1 below 8: 5 is on the grid),
-    so x alone is interpolated; nine at 98: counts anchor 8 (spacing 2), x anchor 96."""
+def test_memo_between_grid_points_interpolates_over_the_cell_simplex(edge_costs):
+    """Five requests at mean base 98: 5 is a grid point (spacing 1 below 8), so x alone
+    is interpolated, 2/8 of the way from 96 to 104. Nine at 98: counts anchor 8, half-way
+    to 10 (spacing 2); x a quarter of the way to 104: corners (8, 96), (10, 96), (10, 104)
+    with weights 1/2, 1/4, 1/4."""
     hw, bank, at = edge_costs
     memo, exact = IterationCosts(hw, bank), IterationCosts(hw, bank, exact=True)
     lo, hi = exact(at(*[96] * 5)), exact(at(*[104] * 5))
     got = memo(at(97, 97, 98, 99, 99))
-    assert got.cycles == pytest.approx(lo.cycles + 2 / 8 * (hi.cycles - lo.cycles), rel=1e-12)
-    base, up, far = exact(at(*[96] * 8)), exact(at(*[96] * 10)), exact(at(*[104] * 8))
+    assert got.cycles == pytest.approx(0.75 * lo.cycles + 0.25 * hi.cycles, rel=1e-12)
+    corners = [exact(at(*[96] * 8)), exact(at(*[96] * 10)), exact(at(*[104] * 10))]
     got = memo(at(*[98] * 9))
-    want = base.cycles + 0.5 * (up.cycles - base.cycles) + 0.25 * (far.cycles - base.cycles)
-    assert got.cycles == pytest.approx(want, rel=1e-12)
-    assert got.dynamic_j == pytest.approx(base.dynamic_j + 0.5 * (up.dynamic_j - base.dynamic_j)
-                                          + 0.25 * (far.dynamic_j - base.dynamic_j), rel=1e-12)
+    for field in ("cycles", "dynamic_j"):
+        want = sum(w * getattr(c, field) for w, c in zip((0.5, 0.25, 0.25), corners))
+        assert getattr(got, field) == pytest.approx(want, rel=1e-12)
+    assert memo.replays == 2 + 3

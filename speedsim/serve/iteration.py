@@ -145,8 +145,30 @@ def _wave(b: ItemBuilder, w: Wave, rows: RowSource, prev: Deps) -> Deps:
             stacked = [r for group in per_group for r in merged([ops[o] for ops in group])]
             if stacked[0].op == "embed":  # gathers rows of one table: one row, bytes summed
                 stacked = merged(stacked)
+            elif stacked[0].op in _KV_DIM and len(stacked) > 1:
+                stacked = [batched_attention(stacked)]
             prev = _add(b, stacked, prev, slot, w.scope)
     return prev
+
+
+_KV_DIM = {"attn_score": "n", "attn_value": "k"}  # the attention GEMM dimension that is KV
+_SUMMED = ("count", "elements", "act_in_bytes", "act_out_bytes", "kv_read_bytes",
+           "kv_write_bytes", "macs", "vector_ops")
+
+
+def batched_attention(rows: list[OpRow]) -> OpRow:
+    """Several requests' attention rows (one op, one layer) as one batched GEMM row: the
+    requests' GEMMs, bytes and MACs add up; each GEMM has the first row's queries (the
+    most: ``canonical``) and the KV length that keeps the MACs, Σ macs / (Σ count · m ·
+    head size), the requests' own lengths on average (not the longest: a batched
+    attention kernel runs each request over its own keys). Equal rows stack exactly as a
+    batch of ``speedsim run`` does."""
+    first = rows[0]
+    kv = _KV_DIM[first.op]
+    head = first.k if kv == "n" else first.n
+    sums = {f: sum(getattr(r, f) for r in rows) for f in _SUMMED}
+    length = max(1, round(sums["macs"] / (sums["count"] * first.m * head)))
+    return first._replace(**sums, **{kv: length}, kv_len=length)
 
 
 def _speed_step(b: ItemBuilder, s: SpeedStep, rows: RowSource, prev: Deps,
@@ -197,7 +219,10 @@ def _layer_step(b: ItemBuilder, s: SpeedStep, rows: RowSource, execs: list[tuple
         for o, (row0, slot) in enumerate(ops[members[0]]):
             split = row0.op in _PER_EXECUTION_OPS and not batched
             for sub in (_by_stage(execs, members) if split else [members]):
-                _fused(b, lanes, sub, [ops[e][o][0] for e in sub], slot)
+                rows = [ops[e][o][0] for e in sub]
+                if row0.op in _KV_DIM and len(rows) > 1:
+                    rows = [batched_attention(rows)]
+                _fused(b, lanes, sub, rows, slot)
 
 
 def _by_stage(execs: list[tuple[int, int]], members: list[int]) -> list[list[int]]:

@@ -13,25 +13,30 @@ the iteration (cold buffers, nothing loading) would miss.
 Memo. A 7B serving run has thousands of iterations; most repeat the structure
 of an earlier one (``iteration.skeleton``: the parts and the row patterns in
 each) with a few more or fewer requests per pattern (the counts n_i) and the
-requests a little further along (their mean base x̄: KV or prompt length). The
-cost is read from replays of the same structure at an *anchor* (every count
-and x rounded down to its grid point a_i, x_lo; every group at one base) and a
-first-order interpolation along each axis:
+requests a little further along (their mean base x̄: KV or prompt length). Such
+an iteration is a point of a grid cell: every count between two grid points
+a_i <= n_i < a_i + s_i, and x̄ between x_lo <= x̄ < x_hi. Its cost is the
+piecewise-linear interpolation of the costs at the cell's corners, replayed
+with every group at one base, over Kuhn's triangulation of the cell: with the
+fractions w = (n_i − a_i)/s_i and (x̄ − x_lo)/(x_hi − x_lo) sorted w_1 >= … >= w_d,
+the corners v_0 = the anchor (a, x_lo), v_k = v_{k−1} moved up along the k-th
+axis, and
 
-    cost ≈ c(a, x_lo) + Σ_i (n_i − a_i)/s_i · (c(a + s_i e_i, x_lo) − c(a, x_lo))
-                      + (x̄ − x_lo)/(x_hi − x_lo) · (c(a, x_hi) − c(a, x_lo)),
+    cost = (1 − w_1)·c(v_0) + Σ_k (w_k − w_{k+1})·c(v_k) + w_d·c(v_d),
 
-each term replayed once (only along the axes where the value is off its grid
-point) and kept. Grids: x at 8 points per octave (spacing 2^(⌊log2 x⌋−3), 1
-below 16), counts at multiples of one spacing per part, 2^(⌊log2 Σn⌋−2) for Σn rows
-in the part (``count_anchor``). A decode
-step's weights are fixed and its KV reads and activations grow linearly in the
-positions and the rows, so on memory-bound hardware the interpolation is nearly
-exact; what it misses is curvature (a GEMM's tiles filling in steps), cross
-terms between axes, the spread of the requests' KV lengths around their mean (a
-stacked attention GEMM is sized by the longest) and, for prefill, the quadratic
-part of attention. ``benchmarks/bench_serve.py`` measures the error against
-replaying every iteration (``exact``) on the shipped traffic examples.
+exact for a cost linear in the counts and x̄, continuous across cells, and
+needing only the corners of non-zero weight (axes with equal fractions, as the
+parts of one iteration usually have, move together). Each corner is replayed
+once and kept. Grids: x at 8 points per octave (spacing 2^(⌊log2 x⌋−3), 1 below
+16), counts at multiples of one spacing per part, 2^(⌊log2 Σn⌋−2) for Σn rows in
+the part (``count_anchor``). A decode step's weights are fixed and its KV reads
+and activations grow linearly in the positions and the rows, so on
+memory-bound hardware the interpolation is nearly exact; what it misses is
+curvature (a GEMM's tiles filling in steps), the spread of the requests' KV
+lengths around their mean (a stacked attention GEMM is sized by the longest)
+and, for prefill, the quadratic part of attention.
+``benchmarks/bench_serve.py`` measures the error against replaying every
+iteration (``exact``) on the shipped traffic examples.
 """
 
 from __future__ import annotations
@@ -74,16 +79,22 @@ class IterationCosts:
         x = float(np.mean(bases(it)))
         anchor = count_anchor(shape, counts)
         lo, hi = grid_points(x, GRID_POINTS_PER_OCTAVE)
-        a = tuple(g for g, _ in anchor)
-        base = self._at(shape, a, lo)
-        cycles, dynamic = base.cycles, base.dynamic_j
-        for i, (n, (g, g_hi)) in enumerate(zip(counts, anchor)):
-            if n != g:
-                up = self._at(shape, a[:i] + (g_hi,) + a[i + 1:], lo)
-                cycles, dynamic = _along(cycles, dynamic, base, up, (n - g) / (g_hi - g))
-        if x != lo:
-            cycles, dynamic = _along(cycles, dynamic, base, self._at(shape, a, hi),
-                                     (x - lo) / (hi - lo))
+        # the axes off their grid point: (fraction of the way to the next one, axis); the
+        # vertices of the simplex that holds the point: each moves one more axis up
+        off = sorted(((w, i) for i, w in enumerate(_fractions(counts, anchor) + [_ratio(x, lo, hi)])
+                      if w > 0), reverse=True)
+        vertex, base = [g for g, _ in anchor], lo
+        cycles = dynamic = 0.0
+        for k, weight in enumerate(_weights([w for w, _ in off])):
+            if weight > 0:
+                c = self._at(shape, tuple(vertex), base)
+                cycles, dynamic = cycles + weight * c.cycles, dynamic + weight * c.dynamic_j
+            if k < len(off):
+                i = off[k][1]
+                if i == len(counts):
+                    base = hi
+                else:
+                    vertex[i] = anchor[i][1]
         return Cost(cycles, dynamic)
 
     def _at(self, shape: tuple, counts: tuple[int, ...], base: int) -> Cost:
@@ -124,9 +135,18 @@ def count_anchor(shape: tuple, counts: tuple[int, ...]) -> list[tuple[int, int]]
     return out
 
 
-def _along(cycles: float, dynamic: float, base: Cost, up: Cost, w: float) -> tuple[float, float]:
-    """One axis's term of the interpolation (module docstring) added."""
-    return cycles + w * (up.cycles - base.cycles), dynamic + w * (up.dynamic_j - base.dynamic_j)
+def _fractions(counts: tuple[int, ...], anchor: list[tuple[int, int]]) -> list[float]:
+    return [_ratio(n, lo, hi) for n, (lo, hi) in zip(counts, anchor)]
+
+
+def _ratio(x: float, lo: float, hi: float) -> float:
+    return (x - lo) / (hi - lo)
+
+
+def _weights(w: list[float]) -> list[float]:
+    """Barycentric weights of the simplex vertices v_0 … v_d for fractions w_1 >= … >= w_d:
+    1 − w_1, w_1 − w_2, …, w_d (Kuhn's triangulation of the grid cell)."""
+    return [1.0 - w[0] if w else 1.0] + [a - b for a, b in zip(w, w[1:])] + ([w[-1]] if w else [])
 
 
 def grid_points(x: float, per_octave: int) -> tuple[int, int]:
