@@ -242,7 +242,7 @@ def test_skeleton_and_build_invert_each_other():
     it = (Wave("draft", "decode", (-1, 0), ((90, (-1, 0)), (90, (0,)), (90, (0,)))),
           SpeedStep(2, (0, 0), ((90, 90), ())))
     shape, counts = skeleton(it)
-    assert counts == (1, 2, 2)
+    assert counts == (1, 2, 2, 0)  # every SPEED stage counted, an empty one too
     assert build(shape, counts, 90) == it
 
 

@@ -48,6 +48,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print summary.json instead of the table")
     p.add_argument("--exact", action="store_true",
                    help="replay every iteration on the engine instead of the memo (slower)")
+    p.add_argument("--audit-memo", action="store_true",
+                   help="replay every iteration and report the memo's error on each "
+                        "(summary: <strategy>.memo.audit)")
     p.set_defaults(func=cmd_serve)
 
 
@@ -61,7 +64,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     total = len(names) * (traffic.requests or len(traffic.trace_rows()))
     with progress_bar(total) as tick:
         try:
-            result = serve(hw, wl, traffic, names, exact=args.exact, tick=tick)
+            result = serve(hw, wl, traffic, names, exact=args.exact, audit=args.audit_memo,
+                           tick=tick)
         except ConfigError as exc:
             raise attributed_serve(exc, files) from None
     # 3. files, then show

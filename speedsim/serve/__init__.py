@@ -61,9 +61,11 @@ class ServeResult:
 
 
 def serve(hw: Hardware, wl: Workload, traffic: Traffic, strategies: Optional[Sequence[str]] = None,
-          *, exact: bool = False, tick: Callable[[int], None] = lambda n: None) -> ServeResult:
-    """``exact``: replay every iteration instead of reading the memo. ``tick(n)``: n more
-    requests done (one strategy after the other)."""
+          *, exact: bool = False, audit: bool = False,
+          tick: Callable[[int], None] = lambda n: None) -> ServeResult:
+    """``exact``: replay every iteration instead of reading the memo; ``audit``: replay
+    every iteration and report the memo's error on each (``memo.audit``). ``tick(n)``: n
+    more requests done (one strategy after the other)."""
     names = strategy_list(wl, strategies)
     with collector_paused():
         # 1. the requests
@@ -76,13 +78,15 @@ def serve(hw: Hardware, wl: Workload, traffic: Traffic, strategies: Optional[Seq
         entries, tables = {}, []
         for stepper in steppers(wl, names, draws.__getitem__):
             # 3. the server, iteration by iteration
-            costs = IterationCosts(hw, bank, exact)
+            costs = IterationCosts(hw, bank, exact, audit)
             served = run_server(stepper, requests, limits, costs, hw.clock_hz, tick)
             # 4. per-request table and summary
             table = request_table(served, requests)
+            memo = {"iterations": costs.calls, "replays": costs.replays, "exact": exact or audit}
+            if audit:
+                memo["audit"] = costs.audit_report()
             entries[stepper.name] = {**summary(served, table, hw, traffic.slo, limits.max_batch),
-                                     "memo": {"iterations": costs.calls, "replays": costs.replays,
-                                              "exact": exact}}
+                                     "memo": memo}
             tables.append(table)
     add_advantage(entries)
     doc = {"speedsim_version": __version__, "hardware": hw.name, "workload": wl.name,

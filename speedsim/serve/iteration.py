@@ -48,6 +48,9 @@ class Wave:
     phase: str  # prefill | decode
     layers: tuple[int, ...]
     groups: tuple[Group, ...]  # canonical order: more rows first (``canonical``)
+    # row patterns (offsets) this part may have besides its own (``skeleton`` counts them,
+    # 0 when absent, so that iterations differing only in a rare pattern share a structure)
+    patterns: tuple[tuple[int, ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -71,18 +74,19 @@ def canonical(groups: Sequence[Group]) -> tuple[Group, ...]:
 
 
 def skeleton(it: Iteration) -> tuple[tuple, tuple[int, ...]]:
-    """(``it``'s structure, its counts): per part, each row pattern (a group's offsets; a
-    SPEED stage) and how many groups (executions) have it. ``build`` inverts it."""
+    """(``it``'s structure, its counts): per part, each row pattern (a group's offsets,
+    those the part declares possible included; every SPEED stage) and how many groups
+    (executions) have it, 0 included. ``build`` inverts it."""
     shapes, counts = [], []
     for p in it:
         if isinstance(p, Wave):
-            patterns = sorted({off for _, off in p.groups}, key=lambda o: (-len(o), o))
+            patterns = sorted({off for _, off in p.groups} | set(p.patterns),
+                              key=lambda o: (-len(o), o))
             counts += [sum(1 for _, off in p.groups if off == o) for o in patterns]
-            shapes.append((p.scope, p.phase, p.layers, tuple(patterns)))
+            shapes.append((p.scope, p.phase, p.layers, tuple(patterns), p.patterns))
         else:
-            stages = tuple(g for g, s in enumerate(p.in_stage) if s)
-            counts += [len(p.in_stage[g]) for g in stages]
-            shapes.append(("speed", p.stages, p.layer_sets, stages))
+            counts += [len(s) for s in p.in_stage]
+            shapes.append(("speed", p.stages, p.layer_sets, tuple(range(p.stages))))
     return tuple(shapes), tuple(counts)
 
 
@@ -95,13 +99,10 @@ def build(shape: tuple, counts: Sequence[int], base: int) -> Iteration:
         n = counts[at:at + len(s[3])]
         at += len(s[3])
         if s[0] == "speed":
-            in_stage = [()] * s[1]
-            for g, c in zip(s[3], n):
-                in_stage[g] = (base,) * c
-            parts.append(SpeedStep(s[1], s[2], tuple(in_stage)))
+            parts.append(SpeedStep(s[1], s[2], tuple((base,) * c for c in n)))
         else:
             groups = tuple((base, o) for o, c in zip(s[3], n) for _ in range(c))
-            parts.append(Wave(s[0], s[1], s[2], groups))
+            parts.append(Wave(s[0], s[1], s[2], groups, s[4]))
     return tuple(parts)
 
 

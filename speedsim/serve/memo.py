@@ -65,16 +65,36 @@ class Cost:
 class IterationCosts:
     """``costs(iteration) -> Cost``; ``exact``: replay every iteration (no memo)."""
 
-    def __init__(self, hw: Hardware, rows: RowSource, exact: bool = False):
-        self.hw, self.rows, self.exact = hw, rows, exact
+    def __init__(self, hw: Hardware, rows: RowSource, exact: bool = False, audit: bool = False):
+        self.hw, self.rows, self.exact = hw, rows, exact or audit
         self._memo: dict[tuple, Cost] = {}
         self.replays = 0
+        self.corners = 0  # replays of grid-cell corners (the memo's own)
         self.calls = 0
+        # audit: every iteration replayed (that drives the run) and the memo's answer kept
+        # beside it, (replayed cycles, memo cycles) per iteration
+        self.audited: list[tuple[float, float]] | None = [] if audit else None
 
     def __call__(self, it: Iteration) -> Cost:
         self.calls += 1
-        if self.exact:
-            return self.replayed(it)
+        if self.audited is not None:
+            replayed = self.replayed(it)
+            self.audited.append((replayed.cycles, self.memoized(it).cycles))
+            return replayed
+        return self.replayed(it) if self.exact else self.memoized(it)
+
+    def audit_report(self) -> dict[str, float]:
+        """The memo's error against the replay over the audited iterations: the largest and
+        mean |relative error| of one iteration's cycles, and of their sum."""
+        exact, memo = np.array(self.audited).T if self.audited else (np.ones(1), np.ones(1))
+        rel = np.abs(memo / exact - 1)
+        return {"iterations": len(self.audited or []), "corner_replays": self.corners,
+                "max_abs_rel_error": float(rel.max()),
+                "mean_abs_rel_error": float(rel.mean()),
+                "total_rel_error": float(memo.sum() / exact.sum() - 1)}
+
+    def memoized(self, it: Iteration) -> Cost:
+        """The memo's cost of ``it`` (module docstring)."""
         shape, counts = skeleton(it)
         x = float(np.mean(bases(it)))
         anchor = count_anchor(shape, counts)
@@ -101,6 +121,7 @@ class IterationCosts:
         key = (shape, counts, base)
         cost = self._memo.get(key)
         if cost is None:
+            self.corners += 1
             cost = self._memo[key] = self.replayed(build(shape, counts, base))
         return cost
 

@@ -166,7 +166,8 @@ class Spec:
         parts = self._drafts(steps) if self.Nd is None else self._model_drafts(steps)
         verify = canonical([(base, tuple(range(k + 1))) for base, k, _ in steps])
         layers = (*range(self.E, self.N), self.N) if self.Nd is None else _all(self.N)
-        return (*parts, Wave("", "decode", layers, verify))
+        every_k = tuple(tuple(range(k + 1)) for k in range(self.K + 1))
+        return (*parts, Wave("", "decode", layers, verify, every_k))
 
     def _drafts(self, steps) -> list[Wave]:
         """Early exit: rows j (j < k: draft with head; j = k: the verify's last row)
@@ -187,7 +188,7 @@ class Spec:
         for j in range(max(k for _, k, _ in steps)):
             rows = canonical([(base + j, (-1, 0) if catch and j == 0 else (0,))
                               for base, k, catch in steps if k > j])
-            parts.append(Wave("draft", "decode", _all(self.Nd), rows))
+            parts.append(Wave("draft", "decode", _all(self.Nd), rows, ((-1, 0), (0,))[j > 0:]))
         return parts
 
     def advance(self, p: Progress) -> int:
