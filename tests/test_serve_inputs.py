@@ -117,3 +117,64 @@ def test_missing_traffic_file_and_wrong_count(files):
     wl, _ = files
     assert_config_error(["serve", EDGE, wl, "nowhere.yaml"], "nowhere.yaml", "file not found")
     assert_config_error(["serve", EDGE, wl], "CONFIG", "TRAFFIC.yaml")
+
+
+def test_audit_memo_reports_each_iterations_error(files):
+    wl, tr = files
+    rc, lines, err = cli("serve", EDGE, wl, tr, "--json", "--audit-memo", "--strategies", "speed")
+    assert (rc, err) == (0, [])
+    memo = json.loads("\n".join(lines))["strategies"]["speed"]["memo"]
+    audit = memo["audit"]
+    assert audit["iterations"] == memo["iterations"] and memo["exact"] is True
+    assert memo["replays"] == audit["iterations"] + audit["corner_replays"]
+    assert 0 <= audit["mean_abs_rel_error"] <= audit["max_abs_rel_error"] < 0.05
+
+
+# -- load sweeps and the load plot ------------------------------------------------------------
+
+def sweep_file(tmp_path: Path, wl: str, tr: str, axes: str) -> str:
+    path = tmp_path / "load.yaml"
+    path.write_text(f"name: load\nhw: {Path(EDGE).resolve()}\nworkload: {wl}\ntraffic: {tr}\n"
+                    f"strategies: [sequential, speed]\naxes:\n  {axes}\n")
+    return str(path)
+
+
+def test_a_serving_sweep_over_traffic_keys_and_its_load_plot(files, tmp_path):
+    import pandas as pd
+
+    wl, tr = files
+    sweep = sweep_file(tmp_path, wl, tr, "traffic.arrivals.rate_rps: [50.0, 5000.0]")
+    rc, _, err = cli("sweep", sweep, "--out", str(tmp_path / "load.csv"), "--workers", "1")
+    assert rc == 0, err
+    df = pd.read_csv(tmp_path / "load.csv")
+    assert df["status"].tolist() == ["ok", "ok"]
+    assert df["traffic.arrivals.rate_rps"].tolist() == [50.0, 5000.0]
+    # more load, more throughput: a tiny request stream is served as it comes at 50 rps
+    assert df["sequential.throughput_tokens_per_s"].is_monotonic_increasing
+    assert {"speed.tpot_s.p99", "speed.throughput_vs_sequential", "speed.tpot_speedup_p50"} <= set(df)
+    rc, out, err = cli("plot", "load", str(tmp_path / "load.csv"), "--out", str(tmp_path / "l.png"))
+    assert (rc, err) == (0, []) and (tmp_path / "l.png").stat().st_size > 0
+    assert out[0].startswith("speed: throughput = sequential's at")
+
+
+def test_traffic_axes_need_a_traffic_file(files, tmp_path):
+    wl, tr = files
+    sweep = sweep_file(tmp_path, wl, tr, "traffic.requests: [2, 3]")
+    text = Path(sweep).read_text().replace(f"traffic: {tr}\n", "")
+    Path(sweep).write_text(text)
+    assert_config_error(["sweep", sweep, "--out", str(tmp_path / "x.csv")],
+                        "axes.traffic.requests", "need a base traffic file")
+    Path(sweep).write_text(text.replace("traffic.requests", "traffic.requestz") + f"traffic: {tr}\n")
+    assert_config_error(["sweep", sweep, "--out", str(tmp_path / "x.csv")],
+                        "axes.traffic.requestz", "did you mean 'requests'")
+
+
+def test_crossovers_interpolate_where_the_advantage_falls_through_one():
+    import numpy as np
+
+    from speedsim.report.load_plot import crossovers
+
+    load = np.array([1.0, 2.0, 4.0, 8.0])
+    assert crossovers(load, np.array([1.5, 1.2, 0.9, 0.8])) == [pytest.approx(2 + 2 * 0.2 / 0.3)]
+    assert crossovers(load, np.array([1.5, 1.2, 1.1, 1.0])) == []  # touching 1.0 is not below
+    assert crossovers(load, np.array([0.9, 1.1, 0.95, 1.2])) == [pytest.approx(2 + 2 * 0.1 / 0.15)]
