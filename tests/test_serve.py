@@ -13,7 +13,7 @@ from speedsim.config.traffic import Slo, traffic_from_dict
 from speedsim.config.workload import load_workload
 from speedsim.serve import per_request, serve
 from speedsim.serve.iteration import SpeedStep, Wave, build, skeleton
-from speedsim.serve.memo import Cost, IterationCosts, count_anchor, grid_points
+from speedsim.serve.memo import Cost, IterationCosts, count_anchor, grid_points, within_tiles
 from speedsim.serve.metrics import distribution, meets_slo, request_table, summary
 from speedsim.serve.progress import Sequential
 from speedsim.serve.requests import Request, make_requests
@@ -279,3 +279,15 @@ def test_memo_between_grid_points_interpolates_over_the_cell_simplex(edge_costs)
         want = sum(w * getattr(c, field) for w, c in zip((0.5, 0.25, 0.25), corners))
         assert getattr(got, field) == pytest.approx(want, rel=1e-12)
     assert memo.replays == 2 + 3
+
+
+def test_the_memo_never_interpolates_across_a_tile_of_rows():
+    """h100's arrays take 16 rows per tile: a SPEED step of 4 × 4 rows and one of 4 × 5 differ
+    by a fold, so counts whose cell spans 16 → 17 rows are taken exactly."""
+    speed = (("speed", 4, (0,) * 8, (0, 1, 2, 3)),)
+    cell = [(4, 8)] * 4
+    assert within_tiles(speed, (5, 5, 5, 5), cell, 16) == [(5, 6)] * 4  # 16 .. 32 rows
+    assert within_tiles(speed, (5, 5, 5, 5), cell, 32) == cell  # 16 .. 32 rows: one tile of 32
+    verify = (("", "decode", (0,), ((0, 1, 2), (0,))),)  # 3 rows a group, then 1
+    assert within_tiles(verify, (5, 1), [(4, 6), (0, 2)], 32) == [(4, 6), (0, 2)]  # 12 .. 20
+    assert within_tiles(verify, (5, 1), [(4, 6), (0, 2)], 16) == [(5, 6), (1, 2)]
