@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "data" / "golden_edge_gen.json"
 SHIPPED = ROOT / "tests" / "data" / "shipped_results.json"
 HW, WORKLOAD = "hw_configs/edge.yaml", "workloads/gen.yaml"
-BIG_WORKLOAD_HW = {"llama7b_shape": "hw_configs/datacenter.yaml"}  # edge takes too long
+BIG_WORKLOAD_HW = {"llama7b_shape": "hw_configs/datacenter.yaml",  # edge takes too long
+                   "llama7b_strategies": "hw_configs/datacenter.yaml"}
 
 
 def shipped_cases() -> list[tuple[str, str]]:
