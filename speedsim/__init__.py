@@ -3,7 +3,7 @@
 The data flows one way (see DESIGN §3). Layer order — a module may import
 only its own package and earlier ones (``tests/test_layering.py`` checks it):
 
-config → contracts → model → trace → strategies → hw → sim → metrics → report → forking → api → sweep → cli
+config → contracts → model → trace → strategies → hw → sim → metrics → report → forking → api → serve → sweep → cli
 
 - ``config``: validated, frozen hardware and workload objects;
 - ``contracts``: the data crossing layers (op row, work item, plan, schedule);
@@ -16,7 +16,9 @@ config → contracts → model → trace → strategies → hw → sim → metri
   configs (formulas in docs/metrics.md); ``report``: summary, tables, plots,
   timeline export and the files they go to;
 - ``forking``: independent jobs (one per strategy) on forked processes;
-- ``api``: ``simulate``; ``sweep``: design-space sweeps; ``cli``: the commands.
+- ``api``: ``simulate``; ``serve``: requests arriving over time, continuously batched,
+  each iteration replayed on the same engine; ``sweep``: design-space sweeps;
+  ``cli``: the commands.
 """
 
 import os as _os

@@ -21,6 +21,7 @@ GOLDEN = ROOT / "tests" / "data" / "golden_edge_gen.json"
 SHIPPED = ROOT / "tests" / "data" / "shipped_results.json"
 HW, WORKLOAD = "hw_configs/edge.yaml", "workloads/gen.yaml"
 BIG_WORKLOAD_HW = {"llama7b_cycle_u8": "hw_configs/datacenter.yaml",  # edge takes too long
+                   "llama7b_cycle_u8_strategies": "hw_configs/datacenter.yaml",
                    "llama2_7b": "hw_configs/datacenter.yaml",
                    "ouro_1p4b": "hw_configs/rtx_pro_6000.yaml",  # the looped models: on the
                    "huginn_3p5b": "hw_configs/rtx_pro_6000.yaml"}  # GPU LoopSpec measured

@@ -153,7 +153,7 @@ def test_malformed_yaml_file_exit_2(tmp_path):
 def test_python_m_entry_points_reach_every_command(module):
     proc = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert "{run,trace,sweep,plot,list}" in proc.stdout
+    assert "{run,serve,trace,sweep,plot,list}" in proc.stdout
 
 
 @pytest.mark.parametrize("module", ["speedsim", "speedsim.cli"])

@@ -26,7 +26,7 @@ def error_of(tmp_path, spec):
     ({"axes": {"workload.strategies.speed.acceptance.rat": [0.5]}},
      "axes.workload.strategies.speed.acceptance.rat", "did you mean 'rate'"),
     ({"axes": {"hw.array.rows.deep": [1]}}, "axes.hw.array.rows.deep", "hw.array.rows is a value"),
-    ({"axes": {"array.rows": [1]}}, "axes.array.rows", "must start with hw. or workload."),
+    ({"axes": {"array.rows": [1]}}, "axes.array.rows", "must start with hw., workload. or traffic."),
     ({"axes": GOOD_AXES, "fixed": {"workload.generation.new_tokns": 8}},
      "fixed.workload.generation.new_tokns", "did you mean 'new_tokens'"),
     ({"axes": GOOD_AXES, "fixed": {"hw.array.rows": 8}}, "fixed.hw.array.rows", "also an axis"),

@@ -1,4 +1,4 @@
-"""Command line: ``speedsim run | trace | sweep | plot | list``, one module per command.
+"""Command line: ``speedsim run | serve | trace | sweep | plot | list``, one module per command.
 
 Exit status: 0 success, 2 bad input (one line naming the file or option and the
 key path; a command-line syntax error is two lines: the error and where to find
@@ -18,7 +18,7 @@ import sys
 from typing import Callable, Sequence
 
 from speedsim import __version__
-from speedsim.cli import catalogue, plot, run, sweep, trace
+from speedsim.cli import catalogue, plot, run, serve, sweep, trace
 from speedsim.config.errors import ConfigError
 
 
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"speedsim {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     run.add_parser(sub)
+    serve.add_parser(sub)
     trace.add_parser(sub)
     sweep.add_parser(sub)
     plot.add_parser(sub)

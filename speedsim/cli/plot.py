@@ -63,6 +63,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _output_args(k)
     k.set_defaults(func=cmd_sweep_plot)
 
+    k = kinds.add_parser("load", help="TPOT p50/p99 against throughput per strategy from a "
+                                      "serving sweep, crossovers with sequential marked")
+    k.add_argument("results", help="serving sweep result file (.csv or .parquet)")
+    _output_args(k)
+    k.set_defaults(func=cmd_load)
+
     sweep.add_pareto_plot_parser(kinds)
 
 
@@ -287,6 +293,18 @@ def cmd_sweep_plot(args: argparse.Namespace) -> int:
     df = _filtered(_read_results(path), args.where)
     fig = plots.plot_sweep(df, args.x, args.y, title=f"{path.name}: {args.y} over {args.x}")
     save_figure(fig, args, path.with_name(f"{path.stem}.{args.y}"))
+    return 0
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from speedsim.report.load_plot import crossover_table, plot_load
+
+    path = Path(args.results)
+    df = _read_results(path)
+    for s, loads in crossover_table(df).items():
+        print(f"{s}: throughput = sequential's at {', '.join(f'{x:.4g}' for x in loads) or 'no load swept'}")
+    save_figure(plot_load(df, title=f"{path.name}: TPOT against throughput"), args,
+                path.with_name(f"{path.stem}.load"))
     return 0
 
 

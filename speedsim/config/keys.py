@@ -30,12 +30,20 @@ def models_in(annotation: Any) -> list[type[BaseModel]]:
     return []
 
 
+TAG_FIELDS = ("source", "process", "dist")  # a tagged union's member names itself in one
+
+
+def tag_field(model: type[BaseModel]) -> str | None:
+    """The field whose literal selects ``model`` in a tagged union (``source``, or a traffic
+    config's ``process`` / ``dist``), if it has one."""
+    return next((name for name in TAG_FIELDS if name in model.model_fields and
+                 typing.get_origin(model.model_fields[name].annotation) is Literal), None)
+
+
 def tag_of(model: type[BaseModel]) -> str | None:
-    """The ``source`` literal that selects ``model`` in a tagged union, if it has one."""
-    field = model.model_fields.get("source")
-    if field is None or typing.get_origin(field.annotation) is not Literal:
-        return None
-    return typing.get_args(field.annotation)[0]
+    """The literal that selects ``model`` in a tagged union, if it has one."""
+    name = tag_field(model)
+    return None if name is None else typing.get_args(model.model_fields[name].annotation)[0]
 
 
 def _step(models: list[type[BaseModel]], part: Any) -> list[type[BaseModel]]:

@@ -25,7 +25,8 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from speedsim.config.hw import Hardware
-from speedsim.config.keys import models_in, tag_of
+from speedsim.config.keys import models_in, tag_field, tag_of
+from speedsim.config.traffic import Traffic
 from speedsim.config.workload import Workload
 
 UNITS = {"_hz": "Hz", "_gb_s": "GB/s (10⁹ bytes/s)", "_kib": "KiB (1024 bytes)", "_ns": "ns",
@@ -93,7 +94,7 @@ def type_text(annotation: Any, metadata: list[Any] = ()) -> str:
     if origin is Union or origin is types.UnionType:
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         if models_in(annotation) and len(models_in(annotation)) > 1:
-            text = "mapping, by `source`"
+            text = f"mapping, by `{tag_field(models_in(annotation)[0])}`"
         else:
             text = " or ".join(type_text(a, metadata) for a in args)
         return f"{text} or null" if type(None) in typing.get_args(annotation) else text
@@ -128,8 +129,9 @@ def rows(model: type[BaseModel], prefix: str = "") -> Iterator[str]:
         if len(subs) == 1:
             yield from rows(subs[0], f"{path}.")
         for sub in subs if len(subs) > 1 else ():
-            yield f"| `{path}` with `source: {tag_of(sub)}` | | | | {_doc(sub)} |"
-            yield from (r for r in rows(sub, f"{path}.") if not r.startswith(f"| `{path}.source`"))
+            tag = tag_field(sub)
+            yield f"| `{path}` with `{tag}: {tag_of(sub)}` | | | | {_doc(sub)} |"
+            yield from (r for r in rows(sub, f"{path}.") if not r.startswith(f"| `{path}.{tag}`"))
 
 
 def _doc(model: type[BaseModel]) -> str:
@@ -145,7 +147,8 @@ def section(title: str, model: type[BaseModel]) -> str:
 
 
 def markdown() -> str:
-    return HEADER + section("Hardware (`hw.`)", Hardware) + section("Workload (`workload.`)", Workload)
+    return (HEADER + section("Hardware (`hw.`)", Hardware) + section("Workload (`workload.`)", Workload)
+            + section("Traffic (`traffic.`, `speedsim serve`)", Traffic))
 
 
 if __name__ == "__main__":

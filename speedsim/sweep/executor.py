@@ -33,7 +33,7 @@ POINT_FN_ENV = "SPEEDSIM_SWEEP_POINT_FN"
 PointFn = Callable[[dict[str, Any], dict[str, Any], list[str]], dict[str, Any]]
 
 # Workload keys holding file paths; relative ones resolve against the workload's folder.
-_PATH_KEYS = (("model", "weights"), ("strategies", "speed", "acceptance"),
+_PATH_KEYS = (("model", "weights"), ("arrivals",), ("strategies", "speed", "acceptance"),
               ("strategies", "early_exit_spec", "acceptance"),
               ("strategies", "draft_spec", "acceptance"),
               ("strategies", "draft_spec", "draft_model", "weights"))
@@ -50,6 +50,7 @@ class Task:
     metrics: tuple[str, ...]
     point_fn: str  # "module:attr"
     cache_dir: str | None = None  # reference-run cache, passed to the point function when set
+    traffic: dict[str, Any] | None = None  # a served point's traffic config (passed when set)
 
 
 def point_fn_ref(fn: PointFn | str | None) -> str:
@@ -87,7 +88,8 @@ def resolve_point_fn(ref: str) -> PointFn:
 
 
 def resolve_paths(workload: dict[str, Any], base_dir: str) -> dict[str, Any]:
-    """A copy of ``workload`` whose relative file paths are made absolute against ``base_dir``."""
+    """A copy of ``workload`` (or a traffic config: its trace) whose relative file paths are
+    made absolute against ``base_dir``."""
     out = copy.deepcopy(workload)
     for keys in _PATH_KEYS:
         node: Any = out
@@ -119,6 +121,8 @@ def evaluate(task: Task) -> dict[str, Any]:
     try:
         fn = resolve_point_fn(task.point_fn)
         extra = {"reference_cache_dir": task.cache_dir} if task.cache_dir else {}
+        if task.traffic is not None:
+            extra["traffic"] = task.traffic
         result = fn(task.hw, task.workload, list(task.strategies), **extra)
         missing = [m for m in task.metrics if m not in result]
         if missing:

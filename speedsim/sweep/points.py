@@ -19,7 +19,7 @@ import itertools
 import json
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 from speedsim.config.hw import Hardware
 from speedsim.config.loader import apply_overrides
@@ -35,10 +35,13 @@ class Point:
     workload: dict[str, Any]
     strategies: tuple[str, ...]
     config_hash: str
+    traffic: Optional[dict[str, Any]] = None  # served points only
 
 
-def config_hash(hw: dict[str, Any], workload: dict[str, Any], strategies: list[str] | tuple[str, ...]) -> str:
-    blob = json.dumps({"hw": hw, "workload": workload, "strategies": list(strategies)},
+def config_hash(hw: dict[str, Any], workload: dict[str, Any], strategies: list[str] | tuple[str, ...],
+                traffic: Optional[dict[str, Any]] = None) -> str:
+    served = {} if traffic is None else {"traffic": traffic}
+    blob = json.dumps({"hw": hw, "workload": workload, "strategies": list(strategies), **served},
                       sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
     return hashlib.sha256(blob.encode("ascii")).hexdigest()
 
@@ -83,6 +86,10 @@ def _split(items: dict[str, Any]) -> tuple[list[tuple[str, Any]], list[tuple[str
     return hw, wl
 
 
+def _traffic(items: dict[str, Any]) -> list[tuple[str, Any]]:
+    return [(k[len("traffic."):], v) for k, v in items.items() if k.startswith("traffic.")]
+
+
 def expand(sweep: Sweep) -> list[Point]:
     """Every point of the sweep, in index order."""
     spec = sweep.spec
@@ -95,6 +102,8 @@ def expand(sweep: Sweep) -> list[Point]:
         ax_hw, ax_wl = _split(values)
         hw = apply_overrides(base_hw, ax_hw, root=Hardware)
         wl = apply_overrides(base_wl, ax_wl, root=Workload)
+        tr = None if sweep.traffic is None else apply_overrides(
+            sweep.traffic, _traffic(spec.fixed) + _traffic(values))
         points.append(Point(index=index, values=values, hw=hw, workload=wl, strategies=strategies,
-                            config_hash=config_hash(hw, wl, strategies)))
+                            config_hash=config_hash(hw, wl, strategies, tr), traffic=tr))
     return points

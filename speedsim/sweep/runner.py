@@ -134,7 +134,8 @@ def run_sweep(sweep: Sweep, out: str | Path, *, workers: int = 1, scheduler: str
     tasks = [Task(index=p.index, config_hash=p.config_hash, values=p.values, hw=p.hw,
                   workload=resolve_paths(p.workload, sweep.workload_dir), strategies=p.strategies,
                   metrics=tuple(metrics), point_fn=point_fn,
-                  cache_dir=str(cache_dir) if cache_dir else None)
+                  cache_dir=str(cache_dir) if cache_dir else None,
+                  traffic=resolve_paths(p.traffic, sweep.traffic_dir) if p.traffic else None)
              for p in points if p.index not in done]
     mode = progress_mode(progress)
     if mode != "off" and tasks:

@@ -39,6 +39,7 @@ from speedsim.config.errors import ConfigError, KeyedValueError
 from speedsim.config.hw import Hardware
 from speedsim.config.keys import models_in
 from speedsim.config.loader import load_mapping, validate
+from speedsim.config.traffic import Traffic
 from speedsim.config.workload import Strategies, Workload
 from speedsim.strategies.registry import get_strategy
 from speedsim.sweep.flatten import metric_problem
@@ -46,7 +47,7 @@ from speedsim.sweep.flatten import metric_problem
 Number = Union[int, float]
 Scalar = Union[bool, int, float, str, None]
 
-ROOTS: dict[str, type[BaseModel]] = {"hw": Hardware, "workload": Workload}
+ROOTS: dict[str, type[BaseModel]] = {"hw": Hardware, "workload": Workload, "traffic": Traffic}
 
 
 def _round(x: float) -> float:
@@ -193,6 +194,7 @@ class SweepSpec(Frozen):
     name: Optional[str] = None
     hw: str  # base hardware YAML, relative to the sweep file
     workload: str  # base workload YAML, relative to the sweep file
+    traffic: Optional[str] = None  # base traffic YAML: each point is served (speedsim serve)
     mode: Literal["grid", "zip", "random", "lhs"] = "grid"
     samples: Optional[PosInt] = None  # random / lhs only
     seed: NonNegInt = 0  # random / lhs only
@@ -211,6 +213,11 @@ class SweepSpec(Frozen):
         for key in self.axes:
             if key in self.fixed:
                 raise KeyedValueError(f"fixed.{key}", "is also an axis")
+        for section, keys in (("fixed", self.fixed), ("axes", self.axes)):
+            for key in keys:
+                if key.startswith("traffic.") and self.traffic is None:
+                    raise KeyedValueError(f"{section}.{key}", "traffic keys need a base traffic "
+                                                              "file (traffic: …)")
         self._check_mode()
         self._check_strategies()
         self._check_metrics()
@@ -264,7 +271,10 @@ class SweepSpec(Frozen):
             raise KeyedValueError("strategies", "lists a strategy twice")
 
     def kept_metrics(self) -> list[str]:
-        return list(self.metrics) if self.metrics is not None else default_metrics(self.strategies)
+        if self.metrics is not None:
+            return list(self.metrics)
+        return (serve_metrics(self.strategies) if self.traffic is not None
+                else default_metrics(self.strategies))
 
 
 def default_metrics(strategies: list[str]) -> list[str]:
@@ -277,11 +287,26 @@ def default_metrics(strategies: list[str]) -> list[str]:
     return out + ["tokens_match", "silicon.pes", "silicon.sram_kib", "silicon.cost_proxy"]
 
 
+def serve_metrics(strategies: list[str]) -> list[str]:
+    """A serving sweep's (``traffic:``): throughput, TPOT and TTFT percentiles, goodput, and
+    the throughput over sequential decoding's."""
+    out = []
+    for s in strategies:
+        out += [f"{s}.throughput_tokens_per_s", f"{s}.tpot_s.p50", f"{s}.tpot_s.p99",
+                f"{s}.ttft_s.p50", f"{s}.ttft_s.p99", f"{s}.goodput_rps", f"{s}.mean_batch",
+                f"{s}.energy_per_token_j"]
+    if "sequential" not in strategies:
+        return out
+    return out + [f"{s}.{k}" for s in strategies if s != "sequential"
+                  for k in ("throughput_vs_sequential", "tpot_speedup_p50")]
+
+
 def schema_key_problem(key: str) -> str | None:
-    """Why ``key`` (``hw.…`` or ``workload.…``) is not a key of the config schema, or None."""
+    """Why ``key`` (``hw.…``, ``workload.…`` or ``traffic.…``) is not a key of the config
+    schema, or None."""
     root, _, rest = key.partition(".")
     if root not in ROOTS or not rest:
-        return "a key path must start with hw. or workload. and name a key below it"
+        return "a key path must start with hw., workload. or traffic. and name a key below it"
     models: list[type[BaseModel]] = [ROOTS[root]]
     walked = root
     for part in rest.split("."):
@@ -306,6 +331,8 @@ class Sweep:
     hw: dict[str, Any]
     workload: dict[str, Any]
     workload_dir: str  # relative file paths inside the workload resolve against it
+    traffic: Optional[dict[str, Any]] = None  # the base traffic config, when the sweep serves
+    traffic_dir: str = ""  # a relative trace path resolves against it
 
     @property
     def name(self) -> str:
@@ -335,11 +362,14 @@ def load_sweep(path: str | Path, extra_fixed: list[tuple[str, Any]] = ()) -> Swe
         raise _blamed_on_set(exc, [k for k, _ in extra_fixed]) from None
     hw_path = path.parent / spec.hw
     wl_path = path.parent / spec.workload
-    for key, base in (("hw", hw_path), ("workload", wl_path)):
-        if not base.is_file():
+    tr_path = path.parent / spec.traffic if spec.traffic is not None else None
+    for key, base in (("hw", hw_path), ("workload", wl_path), ("traffic", tr_path)):
+        if base is not None and not base.is_file():
             raise ConfigError(f"base config not found: {base}", file=str(path), key=key)
-    sweep = Sweep(spec=spec, file=str(path), hw=load_mapping(hw_path),
-                  workload=load_mapping(wl_path), workload_dir=str(wl_path.parent))
+    sweep = Sweep(spec=spec, file=str(path), hw=load_mapping(hw_path), workload=load_mapping(wl_path),
+                  workload_dir=str(wl_path.parent),
+                  traffic=load_mapping(tr_path) if tr_path is not None else None,
+                  traffic_dir=str(tr_path.parent) if tr_path is not None else "")
     _check_strategies_configured(sweep)
     return sweep
 
@@ -383,4 +413,4 @@ def _configured_strategies(sweep: Sweep) -> set[str]:
 
 
 __all__ = ["Sweep", "SweepSpec", "UniformAxis", "axis_values", "default_metrics", "load_sweep",
-           "schema_key_problem", "sweep_from_dict"]
+           "schema_key_problem", "serve_metrics", "sweep_from_dict"]

@@ -1,0 +1,167 @@
+"""Serving under load: requests arriving over time, continuously batched (DESIGN §12).
+
+``serve(hw, workload, traffic)`` sits above ``speedsim.api`` and below the CLI,
+and returns data only:
+
+1. the requests of the traffic config (``requests``), checked against the
+   model's ``max_seq_len``;
+2. each strategy configures itself as in ``simulate`` (``RunContext``): its
+   acceptance outcomes become per-request draws (``progress``);
+3. per strategy: the continuous-batching server (``scheduler``) asks for each
+   iteration's cost, replayed on the engine from the iteration's work items
+   (``iteration``, ``memo``);
+4. the per-request table and the summary (``metrics``), with the resolved
+   configuration that produced them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache, partial
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from speedsim import __version__
+from speedsim.api import collector_paused, strategy_input, strategy_list
+from speedsim.config.errors import ConfigError
+from speedsim.config.hw import Hardware
+from speedsim.config.traffic import Traffic
+from speedsim.config.workload import Workload
+from speedsim.model.reference_cache import cached_generate
+from speedsim.model.weights import load_params
+from speedsim.report.summary import resolved_config
+from speedsim.serve.memo import IterationCosts
+from speedsim.serve.metrics import request_table, summary
+from speedsim.serve.progress import Acceptance, steppers
+from speedsim.serve.requests import Request, make_requests
+from speedsim.serve.rows import RowBank
+from speedsim.serve.scheduler import Limits, run_server
+from speedsim.strategies.base import RunContext
+from speedsim.strategies.registry import get_strategy
+
+__all__ = ["ServeResult", "serve"]
+
+SPECULATIVE = ("speed", "early_exit_spec", "draft_spec")
+
+
+@dataclass(frozen=True)
+class ServeResult:
+    hw: Hardware
+    workload: Workload
+    traffic: Traffic
+    summary: dict[str, Any]
+    requests: pd.DataFrame  # one row per request and strategy (``metrics.REQUEST_COLUMNS``)
+
+    def resolved_config(self) -> dict[str, Any]:
+        return {**resolved_config(self.hw, self.workload),
+                "traffic": self.traffic.model_dump(mode="json")}
+
+
+def serve(hw: Hardware, wl: Workload, traffic: Traffic, strategies: Optional[Sequence[str]] = None,
+          *, exact: bool = False, audit: bool = False,
+          tick: Callable[[int], None] = lambda n: None) -> ServeResult:
+    """``exact``: replay every iteration instead of reading the memo; ``audit``: replay
+    every iteration and report the memo's error on each (``memo.audit``). ``tick(n)``: n
+    more requests done (one strategy after the other)."""
+    names = strategy_list(wl, strategies)
+    with collector_paused():
+        # 1. the requests
+        requests = make_requests(traffic)
+        check_lengths(requests, wl, traffic)
+        if "speed" in names:
+            check_speed_servable(wl)
+        # 2. each strategy's acceptance outcomes, drawn per request
+        draws = acceptance_draws(hw, wl, [n for n in names if n in SPECULATIVE])
+        bank = RowBank(_models(wl), hw.bytes_per_element)
+        limits = Limits(traffic.scheduler.max_batch, traffic.scheduler.max_prefill_tokens)
+        entries, tables = {}, []
+        costs = IterationCosts(hw, bank, exact, audit)  # shared: prefills are the same
+        for stepper in steppers(wl, names, draws.__getitem__):
+            # 3. the server, iteration by iteration
+            costs.start()
+            served = run_server(stepper, requests, limits, costs, hw.clock_hz, tick)
+            # 4. per-request table and summary
+            table = request_table(served, requests)
+            memo = {"iterations": costs.calls, "replays": costs.replays, "exact": exact or audit}
+            if audit:
+                memo["audit"] = costs.audit_report()
+            entries[stepper.name] = {**summary(served, table, hw, traffic.slo, limits.max_batch),
+                                     "memo": memo}
+            tables.append(table)
+    add_advantage(entries)
+    doc = {"speedsim_version": __version__, "hardware": hw.name, "workload": wl.name,
+           "traffic": traffic.name, "strategies": entries}
+    return ServeResult(hw, wl, traffic, doc, pd.concat(tables, ignore_index=True))
+
+
+def check_lengths(requests: list[Request], wl: Workload, traffic: Traffic) -> None:
+    """Every request fits the model's context (``max_seq_len``, when it has one)."""
+    if wl.model.max_seq_len is None:
+        return
+    longest = max(requests, key=lambda r: r.prompt_tokens + r.output_tokens)
+    if longest.prompt_tokens + longest.output_tokens > wl.model.max_seq_len:
+        key = "arrivals.path" if traffic.arrivals.process == "trace" else "output_tokens"
+        raise ConfigError(f"request {longest.id} needs {longest.prompt_tokens} + "
+                          f"{longest.output_tokens} positions, more than the model's "
+                          f"max_seq_len {wl.model.max_seq_len}", key=f"traffic.{key}")
+
+
+def check_speed_servable(wl: Workload) -> None:
+    """The served SPEED step (``speedsim.serve.iteration``) is G equal stages of N / G
+    layers, the early head after stage 0 and no second proposal: anything else is refused, not approximated."""
+    sp = wl.strategies.speed
+    sh = wl.model.sharing
+    if sh.prelude_layers or sh.coda_layers:
+        raise ConfigError("speedsim serve models SPEED over a loop model without prelude or "
+                          "coda layers only", key="workload.model.sharing."
+                          + ("prelude_layers" if sh.prelude_layers else "coda_layers"))
+    if sp.exit_depth != 1:
+        raise ConfigError(f"speedsim serve models SPEED at exit_depth 1 only, not {sp.exit_depth}",
+                          key="workload.strategies.speed.exit_depth")
+    if sp.second_depth is not None:
+        raise ConfigError("speedsim serve does not model SPEED's second proposal",
+                          key="workload.strategies.speed.second_depth")
+
+
+def acceptance_draws(hw: Hardware, wl: Workload, names: list[str]) -> dict[str, Acceptance]:
+    """Per speculative strategy: request -> its acceptance outcomes (``progress``)."""
+    if not names:
+        return {}
+    numeric = wl.model.weights.source != "shape_only"
+    weights = cache(partial(load_params, wl)) if numeric else None
+    record = cached_generate(wl, None, weights) if numeric else None
+    ctx = RunContext(wl, strategy_input(hw, wl), hw.bytes_per_element, weights, record)
+    return {n: partial(per_request, getattr(wl.strategies, n).acceptance,
+                       np.asarray(get_strategy(n).configure(ctx).acceptance.accepted, dtype=bool))
+            for n in names}
+
+
+def per_request(acc, vector: np.ndarray, r: Request) -> np.ndarray:
+    """bool [output_tokens] of request ``r`` (``speedsim.serve.progress``)."""
+    T = r.output_tokens
+    if acc.source == "bernoulli":
+        rng = np.random.default_rng(acc.seed if r.id == 0 else [acc.seed, r.id])
+        return rng.random(T) < acc.rate
+    offset = 0 if r.id == 0 else int(np.random.default_rng(r.id).integers(vector.size))
+    return np.resize(np.roll(vector, -offset), T)
+
+
+def add_advantage(entries: dict[str, dict]) -> None:
+    """Each strategy's throughput over sequential decoding's, and sequential's median TPOT
+    over its own (the per-token latency speedup), when sequential ran."""
+    seq = entries.get("sequential")
+    if not seq or not seq["throughput_tokens_per_s"]:
+        return
+    for e in entries.values():
+        e["throughput_vs_sequential"] = e["throughput_tokens_per_s"] / seq["throughput_tokens_per_s"]
+        e["tpot_speedup_p50"] = seq["tpot_s"]["p50"] / e["tpot_s"]["p50"]
+
+
+def _models(wl: Workload) -> dict[str, object]:
+    models = {"": wl.model}
+    if wl.strategies.draft_spec is not None:
+        models["draft"] = wl.strategies.draft_spec.draft_model
+    return models
+
