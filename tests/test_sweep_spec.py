@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.sweep_fakes, also for workers
 
@@ -124,3 +125,58 @@ def test_a_set_error_names_the_option_not_the_sweep_file(tmp_path):
         load_sweep(path, [("workload.generation.new_tokns", 3)])
     assert str(info.value) == ("--set: workload.generation.new_tokns: 'new_tokns' is not a key of "
                                "workload.generation (did you mean 'new_tokens'?)")
+
+
+TRAFFIC = {"name": "t", "arrivals": {"process": "poisson", "rate_rps": 100.0, "seed": 0},
+           "requests": 3, "prompt_tokens": 4, "output_tokens": 4, "scheduler": {"max_batch": 2},
+           "slo": {"ttft_s": 0.01, "tpot_s": 0.01}}
+
+
+def serving_error_of(tmp_path, spec):
+    (tmp_path / "traffic.yaml").write_text(yaml.safe_dump(TRAFFIC))
+    return error_of(tmp_path, {"traffic": "traffic.yaml", "axes": {"traffic.requests": [2, 3]},
+                               **spec})
+
+
+@pytest.mark.parametrize("spec, words", [
+    ({"metrics": ["speed.decode_time_s"]}, "'decode_time_s' is not a serving metric"),
+    ({"metrics": ["speed.tpot_s.p98"]}, "did you mean speed.tpot_s.p9"),
+    ({"metrics": ["speedup.speed"]}, "'speedup' is not one of this sweep's strategies"),
+    ({"metrics": ["silicon.pes"]}, "'silicon' is not one of this sweep's strategies"),
+    ({"metrics": ["speed.throughput_vs_sequential"], "strategies": ["speed"]}, "needs sequential"),
+])
+def test_a_serving_sweeps_metrics_are_checked_against_the_serving_columns(tmp_path, spec, words):
+    err, file = serving_error_of(tmp_path, spec)
+    assert (err.file, err.key) == (file, "metrics[0]")
+    assert words in err.message
+
+
+def test_a_serving_metric_in_a_sweep_without_traffic_says_what_it_needs(tmp_path):
+    err, _ = error_of(tmp_path, {"metrics": ["speed.tpot_s.p99"], "axes": GOOD_AXES})
+    assert err.key == "metrics[0]"
+    assert "'tpot_s.p99' is a serving metric" in err.message and "traffic:" in err.message
+
+
+def test_a_serving_sweeps_named_and_default_metrics_pass(tmp_path):
+    (tmp_path / "traffic.yaml").write_text(yaml.safe_dump(TRAFFIC))
+    metrics = ["sequential.tpot_s.p99", "speed.throughput_vs_sequential", "speed.memo.replays"]
+    spec = {"traffic": "traffic.yaml", "axes": {"traffic.requests": [2, 3]}}
+    assert load_sweep(write_sweep(tmp_path, {**spec, "metrics": metrics})).spec.kept_metrics() == metrics
+    default = load_sweep(write_sweep(tmp_path, spec)).spec.kept_metrics()
+    assert "speed.tpot_s.p99" in default and "speed.throughput_vs_sequential" in default
+
+
+def test_the_serving_metric_catalogue_is_exactly_what_a_served_row_of_every_strategy_has():
+    """A serving sweep's point (``traffic``) of all five strategies: every column passes
+    ``metric_problem(serving=True)``, and ``SERVE_METRICS`` holds nothing the row lacks."""
+    from speedsim.sweep.flatten import SERVE_METRICS, metric_problem
+    from speedsim.sweep.point import simulate_point
+
+    hw = yaml.safe_load(Path("hw_configs/edge.yaml").read_text())
+    wl = yaml.safe_load(Path("workloads/strategies.yaml").read_text())
+    strategies = list(wl["strategies"])
+    row = simulate_point(hw, wl, base_dir="workloads", traffic=TRAFFIC)
+    assert [c for c in row if metric_problem(c, strategies, serving=True)] == []
+    for s in strategies:
+        assert {c.partition(".")[2] for c in row if c.partition(".")[0] == s} == SERVE_METRICS, s
+    assert metric_problem("speed.decode_time_s", strategies, serving=True)

@@ -5,9 +5,9 @@ Pareto fronts (one PE ~ one KiB of SRAM), not a cost model.
 
 ``metric_problem`` checks a metric name against the columns a row can have
 (``<strategy>.<STRATEGY_METRICS entry>``, ``speedup.<strategy>``,
-``roofline.<strategy>``, ``tokens_match``, ``silicon.*``) before any point runs;
-``tests/test_sweep_spec.py`` pins the catalogue against a real row of every
-strategy.
+``roofline.<strategy>``, ``tokens_match``, ``silicon.*``; in a serving sweep
+``<strategy>.<SERVE_METRICS entry>``) before any point runs; ``tests/test_sweep_spec.py``
+pins both catalogues against a real row of every strategy.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ def silicon(hw: Hardware) -> dict[str, Any]:
 
 
 _BUFFER_STATS = ("peak_bytes", "mean_bytes", "capacity_bytes")
+VS_SEQUENTIAL = ("throughput_vs_sequential", "tpot_speedup_p50")  # served beside sequential only
 STRATEGY_METRICS: frozenset[str] = frozenset([
     "ttft_s", "decode_time_s", "decode_tokens", "time_per_token_s", "inter_token_p50_s",
     "inter_token_p99_s", "tokens_per_s", "end_to_end_s", "cycles", "array_utilization",
@@ -67,10 +68,21 @@ STRATEGY_METRICS: frozenset[str] = frozenset([
                                "differing_fraction", "first_difference")),
 ])
 SILICON = ("silicon.pes", "silicon.sram_kib", "silicon.cost_proxy")
+# a serving sweep's (``traffic:``) columns per strategy: ``speedsim.serve``'s summary entry
+_DISTRIBUTIONS = ("ttft_s", "tpot_s", "e2e_s", "queueing_s")
+SERVE_METRICS: frozenset[str] = frozenset([
+    "requests", *(f"{d}.{q}" for d in _DISTRIBUTIONS for q in ("p50", "p90", "p99", "mean")),
+    "throughput_tokens_per_s", "goodput_rps", "slo_attainment", "mean_batch", "batch_occupancy",
+    "energy_per_token_j", "span_s", "busy_s", "iterations.prefill", "iterations.decode",
+    "memo.iterations", "memo.replays", "memo.exact", *VS_SEQUENTIAL,
+])
 
 
-def metric_problem(metric: str, strategies: Sequence[str]) -> Optional[str]:
-    """Why a sweep of ``strategies`` cannot have the column ``metric``, or None."""
+def metric_problem(metric: str, strategies: Sequence[str], serving: bool = False) -> Optional[str]:
+    """Why a sweep of ``strategies`` cannot have the column ``metric``, or None;
+    ``serving``: the sweep serves traffic (its columns are ``SERVE_METRICS`` per strategy)."""
+    if serving:
+        return _serving_problem(metric, strategies)
     head, _, rest = metric.partition(".")
     if metric == "tokens_match" or metric in SILICON:
         return None
@@ -81,7 +93,25 @@ def metric_problem(metric: str, strategies: Sequence[str]) -> Optional[str]:
         return (f"{head!r} is not one of this sweep's strategies {list(strategies)} "
                 "(nor speedup, roofline, silicon or tokens_match)")
     if rest not in STRATEGY_METRICS:
-        near = difflib.get_close_matches(rest, sorted(STRATEGY_METRICS), n=1)
-        hint = f" (did you mean {head}.{near[0]}?)" if near else " (see speedsim list metrics)"
-        return f"{rest!r} is not a metric of a strategy{hint}"
+        if rest in SERVE_METRICS:
+            return f"{rest!r} is a serving metric: the sweep needs a base traffic file (traffic: …)"
+        return f"{rest!r} is not a metric of a strategy{_near(head, rest, STRATEGY_METRICS)}"
     return None
+
+
+def _serving_problem(metric: str, strategies: Sequence[str]) -> Optional[str]:
+    head, _, rest = metric.partition(".")
+    if head not in strategies:
+        return (f"{head!r} is not one of this sweep's strategies {list(strategies)} (a serving "
+                "sweep's columns are <strategy>.<serving metric>)")
+    if rest not in SERVE_METRICS:
+        return (f"{rest!r} is not a serving metric of a strategy"
+                f"{_near(head, rest, SERVE_METRICS)}")
+    if rest in VS_SEQUENTIAL and "sequential" not in strategies:
+        return f"{rest!r} needs sequential among the sweep's strategies"
+    return None
+
+
+def _near(head: str, rest: str, catalogue: frozenset[str]) -> str:
+    near = difflib.get_close_matches(rest, sorted(catalogue), n=1)
+    return f" (did you mean {head}.{near[0]}?)" if near else " (see speedsim list metrics)"

@@ -229,7 +229,7 @@ class SweepSpec(Frozen):
         if len(set(self.metrics)) != len(self.metrics):
             raise KeyedValueError("metrics", "lists a metric twice")
         for i, metric in enumerate(self.metrics):
-            problem = metric_problem(metric, self.strategies)
+            problem = metric_problem(metric, self.strategies, serving=self.traffic is not None)
             if problem:
                 raise KeyedValueError(f"metrics[{i}]", f"{metric}: {problem}")
 
