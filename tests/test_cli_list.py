@@ -27,7 +27,7 @@ def listed(capsys, *section: str) -> dict[str, list[str]]:
 def test_every_shipped_file_is_listed_with_its_first_comment(capsys):
     out = listed(capsys)
     for title, folder in (("hardware", "hw_configs"), ("workloads", "workloads"),
-                          ("sweeps", "sweeps")):
+                          ("traffic", "traffic"), ("sweeps", "sweeps")):
         assert out[title] == sorted(p.stem for p in (ROOT / folder).glob("*.yaml")), title
     assert main(["list", "workloads"]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.split()[:1] == ["llama2_7b"])
@@ -38,10 +38,11 @@ def test_strategies_plots_and_metrics_are_listed(capsys):
     out = listed(capsys)
     assert sorted(out["strategies"]) == strategy_names()
     assert out["plot"] == ["latency", "energy", "roofline", "timeline", "occupancy", "speedup-map",
-                           "sweep", "pareto"]
+                           "sweep", "load", "pareto"]
     metrics = out["sweep"]
     assert "<strategy>.decode_time_s" in metrics and "speedup.<strategy>" in metrics
     assert "silicon.cost_proxy" in metrics
+    assert "<strategy>.tpot_s.p99" in metrics and "<strategy>.throughput_vs_sequential" in metrics
 
 
 def test_every_line_fits_80_columns(capsys):

@@ -1,10 +1,10 @@
 """``speedsim list``: what ships and what can be asked for, one line each.
 
-Sections: the shipped hardware, workloads and sweeps (each file's first comment
+Sections: the shipped hardware, workloads, traffic and sweeps (each file's first comment
 line; the folders beside the package, else in the current directory), the
 strategies (their schema's one-line description), the plot kinds (their help)
 and the sweep metrics (``speedsim.sweep.flatten``: the columns a sweep's
-``metrics`` may name). ``speedsim list SECTION`` prints one section.
+``metrics`` may name; a serving sweep's apart). ``speedsim list SECTION`` prints one section.
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ from typing import Callable, Iterator
 
 import speedsim
 
-FOLDERS = {"hardware": "hw_configs", "workloads": "workloads", "sweeps": "sweeps"}
+FOLDERS = {"hardware": "hw_configs", "workloads": "workloads", "traffic": "traffic",
+           "sweeps": "sweeps"}
 WIDTH = 80
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("list", help="shipped hardware, workloads, sweeps; strategies, plot kinds, "
-                                    "sweep metrics",
+    p = sub.add_parser("list", help="shipped hardware, workloads, traffic, sweeps; strategies, "
+                                    "plot kinds, sweep metrics",
                        description=__doc__.splitlines()[0])
     p.add_argument("section", nargs="?", choices=list(SECTIONS),
                    help="only this section (default: all)")
@@ -41,7 +42,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def _row(name: str, text: str, width: int = 22) -> str:
     """``  name   text``, the text cut to fit the terminal width (80 off a terminal)."""
-    room = max(shutil.get_terminal_size((WIDTH, 24)).columns, WIDTH) - width - 3
+    room = max(shutil.get_terminal_size((WIDTH, 24)).columns, WIDTH) - max(width, len(name)) - 3
     text = text if len(text) <= room else text[:room - 1].rstrip() + "…"
     return f"  {name:<{width}} {text}".rstrip()
 
@@ -96,7 +97,7 @@ def _plots() -> tuple[str, Iterator[str]]:
 
 
 def _metrics() -> tuple[str, Iterator[str]]:
-    from speedsim.sweep.flatten import SILICON, STRATEGY_METRICS
+    from speedsim.sweep.flatten import SERVE_METRICS, SILICON, STRATEGY_METRICS
 
     lines = [_row("<strategy>." + m, "") for m in sorted(STRATEGY_METRICS)
              if not m.startswith("buffers.")]
@@ -106,10 +107,13 @@ def _metrics() -> tuple[str, Iterator[str]]:
               _row("roofline.<strategy>", "roofline decode bound [s]", 34),
               _row("tokens_match", "the lossless strategies committed the same tokens", 34)]
     lines += [_row(m, "", 34) for m in SILICON]
+    lines += ["  serving sweeps (traffic: …), per strategy:"]
+    lines += [_row("<strategy>." + m, "", 34) for m in sorted(SERVE_METRICS)]
     return "sweep metrics (a sweep's metrics: list; see docs/metrics.md)", iter(lines)
 
 
 SECTIONS: dict[str, Callable[[], tuple[str, Iterator[str]]]] = {
-    "hardware": _files("hardware"), "workloads": _files("workloads"), "sweeps": _files("sweeps"),
+    "hardware": _files("hardware"), "workloads": _files("workloads"), "traffic": _files("traffic"),
+    "sweeps": _files("sweeps"),
     "strategies": _strategies, "plots": _plots, "metrics": _metrics,
 }
