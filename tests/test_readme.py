@@ -46,7 +46,8 @@ def speedsim(argv: list[str]) -> tuple[int, str]:
 
 def test_the_readme_shows_the_commands():
     kinds = {tuple(c[:2]) if c[0] == "plot" else (c[0],) for c in COMMANDS}
-    assert {("run",), ("trace",), ("sweep",), ("plot", "pareto"), ("plot", "speedup-map")} <= kinds
+    assert {("run",), ("serve",), ("trace",), ("sweep",), ("plot", "pareto"),
+            ("plot", "speedup-map")} <= kinds
 
 
 @pytest.mark.parametrize("argv", COMMANDS, ids=" ".join)
@@ -59,7 +60,7 @@ def test_paths_the_readme_names_exist():
     """Backticked repository paths exist, and nothing points outside the repository."""
     assert "../" not in README
     tops = {"docs", "hw_configs", "workloads", "sweeps", "speedsim", "tests", "notebooks",
-            "benchmarks"}
+            "benchmarks", "traffic"}
     named = {p for p in re.findall(r"`([\w./-]+)`", README) if p.split("/")[0] in tops}
     assert named and all((ROOT / p).exists() for p in named), sorted(
         p for p in named if not (ROOT / p).exists())
@@ -69,7 +70,7 @@ def test_paths_the_readme_names_exist():
 def workdir(tmp_path_factory):
     """A scratch folder that sees the repository's configs under their README names."""
     work = tmp_path_factory.mktemp("readme")
-    for name in ("hw_configs", "workloads", "sweeps"):
+    for name in ("hw_configs", "workloads", "sweeps", "traffic"):
         (work / name).symlink_to(ROOT / name)
     return work
 
@@ -83,7 +84,8 @@ def test_fast_commands_run_in_order(workdir, monkeypatch):
         assert (rc, err) == (0, ""), argv
     assert (workdir / "out/gen/summary.json").is_file() and (workdir / "out/latency.png").is_file()
     # nothing is left beside the configs but out/ (ignored by git)
-    assert sorted(p.name for p in workdir.iterdir()) == ["hw_configs", "out", "sweeps", "workloads"]
+    assert sorted(p.name for p in workdir.iterdir()) == ["hw_configs", "out", "sweeps", "traffic",
+                                                         "workloads"]
 
 
 @pytest.mark.parametrize("argv", [c for c in COMMANDS if c[0] in SLOW], ids=" ".join)
@@ -137,7 +139,7 @@ def test_the_run_out_file_list_is_what_run_out_writes(tmp_path):
 
 
 def test_the_catalogue_names_every_shipped_hardware_and_workload():
-    for folder in ("hw_configs", "workloads"):
+    for folder in ("hw_configs", "workloads", "traffic"):
         (row,) = [line for line in README.splitlines() if line.startswith(f"| `{folder}/` |")]
         named = set(re.findall(r"`(\w+)`", row))
         assert named == {p.stem for p in (ROOT / folder).glob("*.yaml")}, folder
