@@ -22,8 +22,8 @@ CELL_TIMEOUT_S = 120
 PRIVATE = re.compile(r"^\s*(from|import)\s+speedsim\.(model|trace|strategies|sim|metrics)\b", re.M)
 
 
-def test_the_six_notebooks_exist():
-    assert [p.stem[:2] for p in PATHS] == ["01", "02", "03", "04", "05", "06"]
+def test_the_seven_notebooks_exist():
+    assert [p.stem[:2] for p in PATHS] == ["01", "02", "03", "04", "05", "06", "07"]
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
