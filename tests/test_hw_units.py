@@ -1,10 +1,19 @@
 """DRAM classes, DMA engines, the weight buffer and the parameter cache: exact timelines."""
 
+from typing import NamedTuple
+
 import pytest
 
 from speedsim.config.hw import hardware_from_dict
-from speedsim.hw.pipeline import RunState, weight_run
 from speedsim.hw.units import Dram, Occupancy, ParamCache, WeightBuffer
+
+
+class Period(NamedTuple):
+    """The fields of ``speedsim.sim.skipper.Period`` the DRAM and the occupancy read."""
+
+    times: int
+    cycles: int
+    transfers: tuple = ()
 
 
 def hw(engines=2, **dram):
@@ -79,24 +88,13 @@ def test_parameter_cache_is_lru_by_key():
     assert list(cache.entries) == ["b", "c"]
 
 
-def test_weight_run_closed_form_equals_stepping():
-    # memory-bound: f = 10 > c = 4, two slots, one engine (every tile pays the latency 3)
-    state = RunState(0, ((0, 10, 13), (13, 23, 26)), (), 0)
-    stepped = state
-    for _ in range(50):
-        stepped = weight_run(stepped, 1, 4, 10, 3, 1).state
-    closed = weight_run(state, 50, 4, 10, 3, 1)
-    assert closed.tiles == 50 and closed.state == stepped
-    assert closed.state.now == 13 * 50 + 4  # a tile every 13 cycles (data + latency)
-
-
 def test_occupancy_repeat_appends_shifted_periods():
     occ = Occupancy()
     occ.trace("activation").change(10, 5)
-    since = occ.marks()
+    since = occ.mark(None)
     occ.trace("activation").change(12, 3)
     occ.trace("activation").change(15, -8)
-    occ.repeat(since, 10, 2)
+    occ.skip(since, 0, Period(times=2, cycles=10))
     assert list(occ.points["activation"]) == [10, 5, 12, 8, 15, 0, 22, 8, 25, 0, 32, 8, 35, 0]
 
 
@@ -104,12 +102,12 @@ def test_occupancy_repeat_is_the_same_for_few_and_many_copies_and_nothing_for_no
     def repeated(times: int) -> tuple[list[int], list[int]]:
         occ = Occupancy()
         occ.trace("activation").change(10, 5)
-        since = occ.marks()
+        since = occ.mark(None)
         occ.trace("activation").change(12, 3)
         occ.trace("weight").change(12, 4)  # a buffer first used inside the period
         occ.trace("activation").change(15, -8)
         occ.trace("weight").change(15, -4)
-        occ.repeat(since, 10, times)
+        occ.skip(since, 0, Period(times=times, cycles=10))
         return list(occ.points["activation"]), list(occ.points["weight"])
     few, many = repeated(3), repeated(200)  # plain Python below 256 points, numpy above
     assert few == ([10, 5, 12, 8, 15, 0, 22, 8, 25, 0, 32, 8, 35, 0, 42, 8, 45, 0],
@@ -119,31 +117,20 @@ def test_occupancy_repeat_is_the_same_for_few_and_many_copies_and_nothing_for_no
     assert len(many[1]) == 201 * 4 and many[1][-4:] == [2012, 4, 2015, 0]
     occ = Occupancy()
     occ.trace("weight").change(3, 7)
-    since = occ.marks()
-    occ.repeat(since, 5, 1000)  # nothing changed in the period: nothing to repeat
+    since = occ.mark(None)
+    occ.skip(since, 0, Period(times=1000, cycles=5))  # nothing changed in the period: nothing to repeat
     assert list(occ.points["weight"]) == [3, 7]
 
 
 def test_dram_shift_future_moves_only_what_is_still_ahead():
     d = Dram(hw(efficiency=1.0))
     d.demand(0, 160)            # [0, 10) at 16 B/cycle
+    since = d.mark(None)
     d.demand(20, 160)           # [20, 30), still moving at 25
     before = d.relative(25)
-    d.shift_future(25, 40, 200)
+    d.skip(since, 25, Period(times=2, cycles=20))
     assert d.relative(65) == before
-    assert (d.demand_free, d.busy_starts[-1], d.busy_ends[-1]) == (70, 65, 70)
-    assert d.busy_ends[-2] == 25  # the part up to 25 stays where it was
+    assert (d.demand_free, d.busy.starts[-1], d.busy.ends[-1]) == (70, 65, 70)
+    assert d.busy.ends[-2] == 25  # the part up to 25 stays where it was
+    assert d.bytes_moved == 320 + 2 * 160
     assert d.demand(70, 16) == (70, 71, 81)
-
-
-def test_weight_runs_from_equal_relative_states_are_shifts_of_each_other():
-    # the same pipeline 1000 cycles later, with a long-past arrival among the older ones
-    a = RunState(100, ((90, 110, 113), (113, 123, 126)), (20,), 95)
-    b = RunState(1100, ((1090, 1110, 1113), (1113, 1123, 1126)), (7,), 1095)
-    ra, rb = weight_run(a, 40, 4, 10, 3, 1), weight_run(b, 40, 4, 10, 3, 1)
-    stepped = a
-    for _ in range(40):
-        stepped = weight_run(stepped, 1, 4, 10, 3, 1).state
-    assert ra.state == stepped
-    assert rb.state.now == ra.state.now + 1000 and rb.tiles == ra.tiles == 40
-    assert (rb.first_start, rb.last_finish) == (ra.first_start + 1000, ra.last_finish + 1000)

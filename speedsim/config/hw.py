@@ -137,10 +137,15 @@ class Hardware(Frozen):
     def dram_latency_cycles(self) -> int:
         return int(round(self.dram.latency_ns * 1e-9 * self.clock_hz))
 
+    @property
+    def compute_units(self) -> tuple[str, ...]:
+        """The compute units, each named by its config section (a work item's ``unit``);
+        the replay runs one SimPy process per unit, each also a DRAM client."""
+        return ("array", "vector")
+
     def op_overhead_cycles(self, unit: str) -> int:
         """Cycles a unit spends issuing one work item (``<unit>.op_overhead_ns``)."""
-        ns = self.array.op_overhead_ns if unit == "array" else self.vector.op_overhead_ns
-        return int(round(ns * 1e-9 * self.clock_hz))
+        return int(round(getattr(self, unit).op_overhead_ns * 1e-9 * self.clock_hz))
 
     @model_validator(mode="after")
     def _buffers_hold_a_tile(self) -> "Hardware":

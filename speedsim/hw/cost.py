@@ -80,6 +80,7 @@ from typing import Iterable, NamedTuple, Sequence
 
 from speedsim.config.hw import Hardware
 from speedsim.hw.systolic import array_gemm_cycles, ceil_div
+from speedsim.contracts.results import Roofline
 from speedsim.contracts.workitem import WorkItem
 
 ACT_STREAM_SHARE = {"array": 3 / 8, "vector": 1 / 8}
@@ -108,14 +109,6 @@ class Traffic(NamedTuple):
     act_read_bytes: int  # DRAM spilled activation reads
     act_write_bytes: int  # DRAM spilled activation writes
     kv_sram_bytes: int  # KV bytes served by the on-chip KV buffer
-
-
-class Roofline(NamedTuple):
-    cycles: int  # max of the three bounds
-    array_cycles: int
-    vector_cycles: int
-    dram_cycles: int
-    dram_bytes: int
 
 
 def split_even(total: int, parts: int) -> list[int]:

@@ -54,7 +54,8 @@ import simpy
 from speedsim.config.hw import Hardware
 from speedsim.contracts.workitem import WorkItem
 from speedsim.hw import cost
-from speedsim.sim.engine import LOG_COLUMNS, OCCUPANCY_COLUMNS, SimResult, _items_frame
+from speedsim.contracts.results import LOG_COLUMNS, OCCUPANCY_COLUMNS, SimResult
+from speedsim.sim.tables import ItemRecord, items_frame
 
 DEMAND, BULK = 0, 1  # DRAM priority classes
 
@@ -367,10 +368,10 @@ def reference_replay(items: Sequence[WorkItem], hw: Hardware) -> SimResult:
     _check_order(items)
     r = _Reference(items, hw)
     r.run()
-    records = [(it, ready, first, end, done.value, n) for it, ready, first, end, done, n in r.records]
+    records = [ItemRecord(it, ready, first, end, done.value, n) for it, ready, first, end, done, n in r.records]
     for it, ready, first, _, done, _ in records:
         assert ready <= first <= done, f"item {it.id}: ready {ready}, start {first}, done {done}"
-    frame = _items_frame(records, r.plan.traffic, r.fetched, hw)
+    frame = items_frame(records, r.plan.traffic, r.fetched, hw)
     return SimResult(log=_log_frame(r.log, items), items=frame,
                      occupancy=pd.DataFrame(columns=list(OCCUPANCY_COLUMNS)),
                      total_cycles=int(frame.end_cycle.max()) if len(frame) else 0, events=0,

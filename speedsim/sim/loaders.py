@@ -1,0 +1,238 @@
+"""The loader policy of the replay: which tile's bytes are issued to the DRAM, and when.
+
+A loader walks a fixed list of tiles (a cursor over its items' tiles that carry
+its kind of bytes) and issues them through ``slots`` slots: a slot frees when its
+tile has computed. It owns the tiles it has issued and not yet handed over
+(``take``), with their arrival; nothing else writes them.
+
+* ``WeightLoader``: the weight tiles of every item of the units that hold weights, in
+  list order; a resident tile is a hit (its arrival is its issue), a miss is a bulk
+  DRAM transfer whose ``BulkTransfer`` record the DRAM may still push back. Under
+  ``per_op`` a tile also waits for its item to start.
+* ``StreamLoader``: one unit's stream tiles (KV reads, spilled inputs, streamed
+  parameters) in that unit's tile order, as demand transfers, when its gate opens.
+
+Both follow the state protocol ``speedsim.hw.units.Periodic``: their relative state is the
+arrival of each tile in flight (relative to now, clipped at zero), their skip renames
+those tiles by the periods' tiles and moves the cursor on; ``room`` allows only periods
+whose issues stay inside the item's periodic tiles (and, for weights, all miss).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Hashable
+
+from speedsim.contracts.workitem import WorkItem
+from speedsim.hw.cost import Tile
+from speedsim.hw.units import BulkTransfer, Periodic
+from speedsim.sim.tables import Log
+
+_FIELDS = {"weight_bytes": Tile._fields.index("weight_bytes"),
+           "stream_bytes": Tile._fields.index("stream_bytes")}
+
+
+def tile_key(it: WorkItem, j: int) -> tuple:
+    """Residency key of tile ``j`` of ``it``; the tile index always comes last."""
+    return (it.weight_key, j) if it.weight_key is not None else ("anonymous", it.id, j)
+
+
+def _next_index(cache: dict, tiles: list[Tile], field: int) -> list[int]:
+    """Per tile index j, the first index >= j whose tile has bytes in ``field`` (cached by
+    tile list: items of one shape share theirs)."""
+    hit = cache.get(id(tiles))
+    if hit is None:
+        hit = [len(tiles)] * (len(tiles) + 1)
+        for j in range(len(tiles) - 1, -1, -1):
+            hit[j] = j if tiles[j][field] else hit[j + 1]
+        cache[id(tiles)] = hit
+    return hit
+
+
+class _Loader(Periodic):
+    """A cursor (``i``, ``j``: tile j of ``items[i]``) over the tiles with ``field`` bytes,
+    and the tiles issued through ``slots`` slots, not yet taken: (item id, j) -> arrival."""
+
+    def __init__(self, items: list[WorkItem], tiles: dict[int, list[Tile]], field: str,
+                 slots: int):
+        self.field, skips = _FIELDS[field], {}
+        cursor = [(it, tiles[it.id], _next_index(skips, tiles[it.id], self.field)) for it in items]
+        self.items = [c for c in cursor if c[2][0] < len(c[1])]  # items with such tiles
+        self.i = self.j = 0
+        self.slots, self.in_flight = slots, 0
+        self.issued: dict[tuple[int, int], object] = {}
+
+    def next_tile(self) -> tuple[WorkItem, int, int] | None:
+        """Move the cursor to the next tile with bytes; (item, tile index, bytes) or None."""
+        items, i, j = self.items, self.i, self.j
+        while i < len(items):
+            it, tiles, nxt = items[i]
+            if j < len(tiles):
+                j = nxt[j]
+                if j < len(tiles):
+                    self.i, self.j = i, j
+                    return it, j, tiles[j][self.field]
+            i, j = i + 1, 0
+        self.i, self.j = i, j
+        return None
+
+    def peek(self, it: WorkItem, j: int):
+        """What tile ``j`` of ``it`` was issued with, or None if it was not issued yet."""
+        return self.issued.get((it.id, j))
+
+    def ahead(self, it: WorkItem, k: int) -> int | None:
+        """Tiles issued past tile ``k`` of ``it`` (the cursor within ``it``), else None."""
+        nxt = self.next_tile()
+        return self.j - k if nxt is not None and nxt[0] is it else None
+
+    def relative(self, now: int) -> tuple:
+        return tuple([self._arrival(v) - now if self._arrival(v) > now else 0
+                      for v in self.issued.values()])
+
+    def room(self, since, period) -> int:
+        """Periods whose issues stay within the item's periodic tiles (``period.end``)."""
+        if not period.carries[self.field]:
+            return period.times
+        if self.ahead(period.item, period.at) is None:
+            return 0
+        return min(period.times, (period.end - self.j) // period.tiles)
+
+    def skip(self, since, now: int, period) -> None:
+        """Rename the item's tiles in flight ``period.times`` periods on; move the cursor."""
+        if not period.carries[self.field]:
+            return
+        n, iid = period.times * period.tiles, period.item.id
+        moved = [(key, self.issued.pop(key)) for key in list(self.issued) if key[0] == iid]
+        for (_, j), value in moved:
+            self.issued[(iid, j + n)] = self._moved(value, period, n, now)
+        self.j += n
+
+    @staticmethod
+    def _arrival(value) -> int:
+        return value
+
+    def _moved(self, value, period, n: int, now: int):
+        return value + period.times * period.cycles if value > now else value
+
+
+class WeightLoader(_Loader):
+    """Issues the weight tiles of the units that hold weights, in list order, ``slots``
+    ahead of their compute; the bytes each item fetched (``fetched``)."""
+
+    def __init__(self, items: list[WorkItem], tiles: dict[int, list[Tile]], slots: int,
+                 per_op: bool, dram, wbuf):
+        super().__init__(items, tiles, "weight_bytes", slots)
+        self.per_op, self.dram, self.wbuf = per_op, dram, wbuf
+        self.started: set[int] = set()  # items started (the gate under ``per_op``)
+        self.fetched: dict[int, int] = {}
+        self.fetched_total = self.hits = 0
+
+    def pump(self, now: int) -> None:
+        """Issue every tile whose slot is free and whose item allows it."""
+        while self.in_flight < self.slots:
+            nxt = self.next_tile()
+            if nxt is None or self.per_op and nxt[0].id not in self.started:
+                return
+            it, j, bytes_ = nxt
+            self.j += 1
+            self.in_flight += 1
+            key = tile_key(it, j)
+            if self.wbuf.acquire(key, bytes_, now):
+                self.issued[(it.id, j)] = (key, now)
+                self.hits += 1
+            else:
+                self.issued[(it.id, j)] = (key, self.dram.bulk(now, bytes_))
+                self.fetched[it.id] = self.fetched.get(it.id, 0) + bytes_
+                self.fetched_total += bytes_
+
+    def take(self, it: WorkItem, j: int) -> tuple[Hashable, BulkTransfer | int] | None:
+        """The key and transfer (or hit cycle) of tile ``j`` of ``it``, if issued."""
+        return self.issued.pop((it.id, j), None)
+
+    def release(self, key: Hashable, now: int) -> None:
+        self.wbuf.release(key)
+        self.in_flight -= 1
+        self.pump(now)
+
+    def transfers(self, it: WorkItem) -> list[BulkTransfer]:
+        return [v[1] for k, v in self.issued.items() if k[0] == it.id and isinstance(v[1], BulkTransfer)]
+
+    def relative(self, now: int) -> tuple:
+        """Arrivals in flight, whether each misses, and the hits so far (equal at two
+        moments only when no tile between them hit)."""
+        return super().relative(now), tuple([isinstance(v[1], BulkTransfer) for v in
+                                              self.issued.values()]), self.hits
+
+    def mark(self, it: WorkItem) -> int:
+        return self.fetched_total
+
+    def room(self, since, period) -> int:
+        """Also: every tile the periods issue misses."""
+        times = super().room(since, period)
+        if times and period.carries[self.field]:
+            first = self.wbuf.first_resident(tile_key(period.item, 0)[:-1], self.j)
+            if first is not None:
+                times = min(times, (first - self.j) // period.tiles)
+        return times
+
+    def skip(self, since: int, now: int, period) -> None:
+        super().skip(since, now, period)
+        if period.carries[self.field]:
+            grown = period.times * (self.fetched_total - since)
+            self.fetched[period.item.id] += grown
+            self.fetched_total += grown
+
+    @staticmethod
+    def _arrival(value) -> int:
+        tr = value[1]
+        return tr.arrival if isinstance(tr, BulkTransfer) else tr
+
+    def _moved(self, value, period, n: int, now: int):
+        """The renamed tile's key; its transfer is shifted by the DRAM (``Dram.skip``)."""
+        return tile_key(period.item, value[0][-1] + n), value[1]
+
+
+class StreamLoader(_Loader):
+    """Issues one unit's stream tiles in its tile order through ``slots`` stream slots,
+    when ``gate(item)`` allows; logs their transfers and the bytes they hold."""
+
+    def __init__(self, unit: str, items: list[WorkItem], tiles: dict[int, list[Tile]],
+                 slots: int, gate: Callable[[WorkItem], bool], dram, log: Log, held):
+        super().__init__(items, tiles, "stream_bytes", slots)
+        self.unit, self.gate, self.dram, self.log, self.held = unit, gate, dram, log, held
+        # the item whose closed gate stopped the last pump (before the first: the first item)
+        self.gated: WorkItem | None = self.items[0][0] if self.items else None
+
+    def pump(self, now: int, freed: int = 0) -> None:
+        """Issue every stream tile whose slot is free and whose item's gate is open.
+        ``freed``: the bytes of a tile that released its slot just now (what is held
+        changes once for both)."""
+        delta = -freed
+        self.gated = None
+        while self.in_flight < self.slots:
+            nxt = self.next_tile()
+            if nxt is None:
+                break
+            if not self.gate(nxt[0]):
+                self.gated = nxt[0]
+                break
+            it, j, bytes_ = nxt
+            self.j += 1
+            self.in_flight += 1
+            start, end, arrival = self.dram.demand(now, bytes_)
+            self.log.add("dram", it, "load", "stream", start, end, bytes_, tile=j)
+            delta += bytes_
+            self.issued[(it.id, j)] = arrival
+        if delta:
+            self.held.change(now, delta)
+
+    def take(self, it: WorkItem, j: int) -> int:
+        """The arrival of tile ``j`` of ``it`` (issued by now: every earlier stream tile of
+        the unit has released its slot)."""
+        return self.issued.pop((it.id, j))
+
+    def release(self, bytes_: int, now: int) -> None:
+        self.in_flight -= 1
+        self.pump(now, bytes_)
+
+    def mark(self, it: WorkItem) -> None:
+        return None

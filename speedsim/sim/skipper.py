@@ -1,0 +1,212 @@
+"""One period skipper for any run of tiles: play in arithmetic, skip whole periods.
+
+While no other unit can act (each waits for an item that finishes later), a
+unit's tiles are played without SimPy events (``Stretch``): each tile books the
+same transfers at the same cycles as the tile-by-tile steps would, through the
+same loaders, buffer and DRAM, since nothing else acts meanwhile (a transfer's
+arrival, read when its tile is next, is final).
+
+Inside a stretch, before each tile ``k`` at cycle ``now``, the skipper takes the
+*relative state* of every stateful part (the state protocol
+``speedsim.hw.units.Periodic``: DRAM, weight buffer, loaders, occupancy, log) and
+where each loader's cursor stands relative to ``k``. Every rule of the model is a
+max of sums of cycles, so when that state repeats ``p`` tiles and ``P`` cycles
+after an earlier moment ``k0``, and the tiles from ``k0`` on repeat with period
+``p``, the next ``p`` tiles do what the last ``p`` did, ``P`` cycles later — for
+as long as:
+
+* the tiles keep repeating and each computes for some cycles (``_period_end``),
+  also those the loaders issue during the periods (``room`` of each loader);
+* no other unit can act: the periods end by the horizon;
+* every weight tile the periods issue misses (the loader's state counts hits,
+  so it repeats only over periods without one; ``WeightLoader.room`` checks the
+  buffer for the tiles ahead);
+* the item's log rows were there before the period and their end moved in it.
+
+Then ``m`` whole periods are skipped at once: every part's ``skip`` moves it on
+as ``m`` more periods would (DRAM cycles after ``now`` shifted, transfers and
+occupancy points repeated, tiles in flight renamed, buffer calls replayed until
+the buffer's own relative state repeats, then renamed). Nothing is approximated;
+the suite checks identical items, logs and occupancy against tile-by-tile replay
+and against the separate reference engine (``speedsim.sim.reference``).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from speedsim.contracts.workitem import WorkItem
+from speedsim.hw.cost import Tile
+from speedsim.hw.units import BulkTransfer
+
+MIN_RUN = 6  # shorter remaining stretches are just played
+MAX_PERIOD = 4  # earlier moments of one state kept, i.e. periods tried, in tiles
+MAX_PATTERN = 16  # the longest period of the tiles themselves looked for (``pattern``)
+
+
+class Period(NamedTuple):
+    """``times`` repetitions of the last ``tiles`` tiles (``cycles`` cycles) of ``item``, from
+    its tile ``at`` on; its tiles repeat up to ``end``; ``carries``: per ``Tile`` field,
+    whether the period's tiles have such bytes; ``transfers``: the item's bulk transfers in
+    flight (shifted by the DRAM, which may no longer hold them)."""
+
+    item: WorkItem
+    at: int
+    tiles: int
+    cycles: int
+    times: int
+    end: int
+    carries: tuple[bool, ...]
+    transfers: list[BulkTransfer]
+
+
+class Shapes:
+    """Facts about tile lists, cached per list (items of one shape share theirs)."""
+
+    def __init__(self):
+        self._ends: dict[tuple[int, int], list[int]] = {}
+        self._patterns: dict[int, tuple[int, int]] = {}
+
+    def period_end(self, tiles: list[Tile], k0: int, p: int) -> int:
+        """The first index >= ``k0`` whose tile has no cycles, or >= ``k0 + p`` whose tile
+        differs from the one ``p`` before: where a period of ``p`` tiles from ``k0`` ends."""
+        zero, differs = self._index(tiles, 0), self._index(tiles, p)
+        return min(zero[min(k0, len(tiles))], differs[min(k0 + p, len(tiles))])
+
+    def _index(self, tiles: list[Tile], p: int) -> list[int]:
+        """Per index i, the first index >= i that stops a period of ``p`` (0: no cycles)."""
+        ends = self._ends.get((id(tiles), p))
+        if ends is None:
+            n = len(tiles)
+            ends = self._ends[(id(tiles), p)] = [n] * (n + 1)
+            for i in range(n - 1, -1, -1):
+                stop = tiles[i].cycles == 0 if p == 0 else i < p or tiles[i] != tiles[i - p]
+                ends[i] = i if stop else ends[i + 1]
+        return ends
+
+    def pattern(self, tiles: list[Tile]) -> tuple[int, int]:
+        """(p, r): the period p <= ``MAX_PATTERN`` of ``tiles``' first stretch, where the
+        first tile comes back after a different one, if the first p tiles repeat there, else
+        1; r, the run of tiles equal to the first. A head cut into 5 equal pieces and a
+        shorter one: (6, 5)."""
+        hit = self._patterns.get(id(tiles))
+        if hit is None:
+            n, first = len(tiles), tiles[0]
+            run = next((j for j in range(1, min(n, MAX_PATTERN)) if tiles[j] != first), None)
+            back = None if run is None else next(
+                (j for j in range(run + 1, min(n, MAX_PATTERN + 1)) if tiles[j] == first), None)
+            hit = (back if back and tiles[back:2 * back] == tiles[:back] else 1, run or n)
+            self._patterns[id(tiles)] = hit
+        return hit
+
+
+class Stretch:
+    """Tiles ``j``… of item ``it`` on ``unit`` played in arithmetic up to ``horizon`` (the
+    first cycle another unit may act), whole periods skipped (module docstring)."""
+
+    def __init__(self, replay, unit: str, it: WorkItem, tiles: list[Tile], horizon: float):
+        self.r, self.it, self.tiles, self.horizon = replay, it, tiles, horizon
+        self.weights, self.stream, self.log = replay.weights, replay.streams[unit], replay.log
+        self.parts = replay.parts[unit]
+        self.seen: dict[tuple, list[tuple]] = {}
+        self.pattern, run = replay.shapes.pattern(tiles)
+        # tiles a jump by another period must skip: with a long pattern of short runs of
+        # equal tiles, a jump within a run skips little and clears the moments the
+        # pattern's period is found from
+        self.least_skip = MIN_RUN if self.pattern > MAX_PERIOD and run < MIN_RUN else 1
+
+    def play(self, j: int, now: int) -> tuple[int, int, int] | None:
+        """(next tile, compute end of the last tile played, compute start of the first),
+        or None when none could be played."""
+        k, first = j, -1
+        try:
+            while k < len(self.tiles):
+                if first >= 0 and len(self.tiles) - k >= MIN_RUN:
+                    k, now = self._visit(k, now)
+                    if k == len(self.tiles):
+                        break
+                start = self._start(k, now)
+                if start is None:
+                    break
+                first = start if first < 0 else first
+                now = start + self.tiles[k].cycles
+                self._done(k, now)
+                k += 1
+        finally:
+            for part in self.parts:
+                part.forget()
+        return (k, now, first) if k > j else None
+
+    def _start(self, k: int, now: int) -> int | None:
+        """When tile ``k`` starts computing (its bytes on chip), or None if it cannot be
+        played here: its weights not issued yet, or it would end after the horizon."""
+        t, at = self.tiles[k], now
+        if t.stream_bytes:
+            at = self.stream.peek(self.it, k)
+        if t.weight_bytes:
+            got = self.weights.peek(self.it, k)
+            if got is None:
+                return None
+            if isinstance(got[1], BulkTransfer) and got[1].arrival > at:
+                at = got[1].arrival
+        start = now if now > at else at
+        return None if start + t.cycles > self.horizon else start
+
+    def _done(self, k: int, now: int) -> None:
+        """What the end of tile ``k`` does: its weight load's log row, its slots freed."""
+        t, it = self.tiles[k], self.it
+        if t.weight_bytes:
+            key, tr = self.weights.take(it, k)
+            if isinstance(tr, BulkTransfer):
+                self.log.add("dram", it, "load", "weight", tr.start, tr.finish, tr.bytes_,
+                             busy=tr.cycles)
+            self.weights.release(key, now)
+        if t.stream_bytes:
+            self.stream.take(it, k)
+            self.stream.release(t.stream_bytes, now)
+
+    def _visit(self, k: int, now: int) -> tuple[int, int]:
+        """Before tile ``k`` at ``now``: skip whole periods from an earlier moment of the same
+        state if there is one (the tiles' own period first), else remember this one."""
+        key = (self.weights.ahead(self.it, k), self.stream.ahead(self.it, k),
+               tuple([part.relative(now) for part in self.parts]))
+        earlier = self.seen.setdefault(key, [])
+        for snap in self._candidates(earlier, k):
+            jumped = self._jump(k, now, *snap)
+            if jumped is not None:
+                return jumped
+        earlier.append((k, now, [part.mark(self.it) for part in self.parts]))
+        del earlier[:-max(MAX_PERIOD, self.pattern)]
+        return k, now
+
+    def _candidates(self, earlier: list[tuple], k: int) -> list[tuple]:
+        """The earlier moments of this state to try: ``pattern`` tiles back, then the
+        ``MAX_PERIOD`` latest, the shortest period first."""
+        recent = earlier[:-MAX_PERIOD - 1:-1]
+        if self.pattern <= MAX_PERIOD:
+            return recent
+        return [snap for snap in earlier if snap[0] == k - self.pattern] + recent
+
+    def _jump(self, k: int, now: int, k0: int, t0: int, marks: list) -> tuple[int, int] | None:
+        p, cycles = k - k0, now - t0
+        if cycles <= 0:
+            return None
+        period = self._period(k, now, k0, p, cycles)
+        for part, since in zip(self.parts, marks):
+            period = period._replace(times=min(period.times, part.room(since, period)))
+        if period.times * p < (1 if p == self.pattern else self.least_skip) or period.times < 1:
+            return None
+        for part, since in zip(self.parts, marks):
+            part.skip(since, now, period)
+        self.seen.clear()
+        return k + period.times * p, now + period.times * cycles
+
+    def _period(self, k: int, now: int, k0: int, p: int, cycles: int) -> Period:
+        """The longest skip the tiles and the horizon allow, before the parts have a say."""
+        end = self.r.shapes.period_end(self.tiles, k0, p)
+        times = (end - k) // p
+        if self.horizon != float("inf"):
+            times = min(times, int((self.horizon - now) // cycles))
+        sample = self.tiles[k0:k]
+        carries = tuple(any(t[f] for t in sample) for f in range(len(Tile._fields)))
+        return Period(self.it, k, p, cycles, times, end, carries, self.weights.transfers(self.it))
