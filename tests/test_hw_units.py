@@ -3,9 +3,13 @@
 from typing import NamedTuple
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from speedsim.config.hw import hardware_from_dict
-from speedsim.hw.units import Dram, Occupancy, ParamCache, WeightBuffer
+from speedsim.hw.cost import busiest_channel_bytes
+from speedsim.hw.units import Dram, ParamCache, WeightBuffer
+from speedsim.sim.tables import Occupancy
 
 
 class Period(NamedTuple):
@@ -59,7 +63,7 @@ def test_effective_bandwidth_includes_efficiency():
 
 def test_weight_buffer_lru_keeps_pinned_tiles_and_counts_hits():
     occ = Occupancy()
-    buf = WeightBuffer(300, occ)
+    buf = WeightBuffer(300, occ.trace("weight", replayed_by_owner=True))
     assert buf.acquire("a", 100, 0) is False
     assert buf.acquire("b", 100, 1) is False
     buf.release("a")
@@ -74,7 +78,7 @@ def test_weight_buffer_lru_keeps_pinned_tiles_and_counts_hits():
 
 
 def test_weight_buffer_never_evicts_a_pinned_tile():
-    buf = WeightBuffer(200, Occupancy())
+    buf = WeightBuffer(200, Occupancy().trace("weight"))
     buf.acquire("a", 100, 0)
     buf.acquire("b", 100, 0)
     with pytest.raises(AssertionError, match="pinned"):
@@ -82,7 +86,7 @@ def test_weight_buffer_never_evicts_a_pinned_tile():
 
 
 def test_parameter_cache_is_lru_by_key():
-    cache = ParamCache(100, Occupancy())
+    cache = ParamCache(100, Occupancy().trace("weight"))
     assert [cache.lookup(k, 40, 0) for k in "abab"] == [False, False, True, True]
     assert cache.lookup("c", 40, 1) is False  # evicts "a"
     assert list(cache.entries) == ["b", "c"]
@@ -134,3 +138,20 @@ def test_dram_shift_future_moves_only_what_is_still_ahead():
     assert d.busy.ends[-2] == 25  # the part up to 25 stays where it was
     assert d.bytes_moved == 320 + 2 * 160
     assert d.demand(70, 16) == (70, 71, 81)
+
+
+@given(st.integers(0, 5000), st.integers(1, 9), st.sampled_from([1, 3, 64, 256]))
+def test_the_busiest_channel_holds_what_laying_out_the_granules_gives(bytes_, channels, gran):
+    per_channel = [0] * channels
+    for g, first in enumerate(range(0, bytes_, gran)):
+        per_channel[g % channels] += min(gran, bytes_ - first)
+    assert busiest_channel_bytes(bytes_, channels, gran) == max(per_channel)
+
+
+def test_dram_channels_slow_small_transfers_only():
+    # 16 B/cycle over 4 channels, 256 B granules: 256 B sit on one channel (4 B/cycle);
+    # 1024 B spread over all four; 1280 B put two granules on channel 0
+    four = Dram(hw(channels=4, interleave_bytes=256))
+    assert [four.cycles(b) for b in (256, 1024, 1280, 4096)] == [64, 64, 128, 256]
+    one = Dram(hw(channels=1, interleave_bytes=256))
+    assert [one.cycles(b) for b in (256, 1024, 1280, 4096)] == [16, 64, 80, 256]

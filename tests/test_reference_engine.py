@@ -215,6 +215,30 @@ def test_shipped_runs_agree_with_the_reference(hw_file, wl_file, monkeypatch):
         assert_same_transfers(prod, ref)
 
 
+@pytest.mark.parametrize("engine", [replay, reference_replay], ids=["production", "reference"])
+def test_a_small_transfer_sees_one_channels_bandwidth_and_a_large_one_all(engine):
+    # 16 B/cycle over 4 channels of 4 B/cycle, 64-byte granules; latency 10. A 64 B parameter
+    # load is one granule on one channel: 16 cycles (4 with one channel), then the norm's 4.
+    # 320 B of KV are 5 granules, two on channel 0: 32 cycles (20 with one), then 4 of
+    # softmax. 1024 B of KV move as two 512 B tiles of 8 granules, 2 per channel: 32 cycles
+    # each whatever the channels; the second tile computes after the first.
+    def timeline(channels: int, item: WorkItem) -> tuple[list[tuple[int, int]], int]:
+        hw = small_hw(bandwidth_gb_s=16.0, channels=channels, interleave_bytes=64, act_kib=8,
+                      weight_kib=2)
+        r = engine([item], hw)
+        loads = r.log[r.log.unit == "dram"]
+        return sorted(set(zip(loads.start_cycle, loads.end_cycle))), r.total_cycles
+    param = vec(0, 8, kind="norm", weight_key="p", weight_bytes=64)
+    short, long_ = (vec(0, 8, kind="softmax", kv_read_bytes=b) for b in (320, 1024))
+    assert timeline(4, param) == ([(0, 16)], 16 + 10 + 4)
+    assert timeline(1, param) == ([(0, 4)], 4 + 10 + 4)
+    assert timeline(4, short) == ([(0, 32)], 32 + 10 + 4)
+    assert timeline(1, short) == ([(0, 20)], 20 + 10 + 4)
+    for channels in (1, 4):
+        spans_ = [(0, 32), (32, 64)] if engine is reference_replay else [(0, 64)]  # per tile / item
+        assert timeline(channels, long_) == (spans_, 64 + 10 + 2)
+
+
 def test_a_prefetch_gated_on_a_start_books_before_the_starting_items_own_stream():
     # Item 1's KV read may start once item 0 has started (cycle 0); item 0's own KV read is
     # issued at the end of its (zero) issue overhead, also cycle 0, but after: 8 B at

@@ -16,7 +16,8 @@ from speedsim.contracts.workitem import WorkItem
 
 
 def small_hw(bandwidth_gb_s=1.0, weight_kib=0.3125, engines=2, channels=1, double=True,
-             latency_ns=10.0, efficiency=1.0, act_kib=1.0, array=None, vector=None, **top):
+             latency_ns=10.0, efficiency=1.0, act_kib=1.0, array=None, vector=None,
+             interleave_bytes=256, **top):
     """8x8 int8 ws array at 1 GHz: bytes/cycle = bandwidth_gb_s * efficiency. The default
     weight buffer (320 B) keeps 40 B for parameters and holds two 140 B weight slots."""
     return hardware_from_dict({
@@ -24,7 +25,8 @@ def small_hw(bandwidth_gb_s=1.0, weight_kib=0.3125, engines=2, channels=1, doubl
         "array": {"rows": 8, "cols": 8, "dataflow": "ws"} | (array or {}),
         "vector": {"lanes": 8} | (vector or {}),
         "dram": {"bandwidth_gb_s": bandwidth_gb_s, "latency_ns": latency_ns,
-                 "efficiency": efficiency, "channels": channels, "energy_pj_per_bit": 4.0},
+                 "efficiency": efficiency, "channels": channels,
+                 "interleave_bytes": interleave_bytes, "energy_pj_per_bit": 4.0},
         "dma": {"engines": engines},
         "buffers": {"weight": {"size_kib": weight_kib, "energy_pj_per_byte": 1.0},
                     "activation": {"size_kib": act_kib, "energy_pj_per_byte": 1.0},
@@ -427,6 +429,8 @@ def random_dags(draw):
     hw = small_hw(bandwidth_gb_s=draw(st.sampled_from([0.5, 2.0, 16.0])),
                   weight_kib=draw(st.sampled_from([0.3125, 1.0, 8.0])),
                   engines=draw(st.integers(1, 3)), double=draw(st.booleans()),
+                  channels=draw(st.sampled_from([1, 1, 3, 8])),
+                  interleave_bytes=draw(st.sampled_from([16, 64, 256])),
                   efficiency=draw(st.sampled_from([0.7, 1.0])),
                   weight_prefetch=draw(st.sampled_from(["ahead", "per_op"])),
                   array={"op_overhead_ns": draw(st.sampled_from([0.0, 30.0]))})

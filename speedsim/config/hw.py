@@ -70,8 +70,8 @@ class Dram(Frozen):
     latency_ns: NonNegFloat = 100.0  # from request to first byte
     efficiency: Annotated[float, Field(gt=0, le=1)] = 1.0  # achievable fraction of peak
     energy_pj_per_bit: NonNegFloat = 0.0  # per bit moved, read or write
-    channels: PosInt = 1  # independent channels; bandwidth splits evenly across them
-    interleave_bytes: PosInt = 256  # address-interleaving granule: consecutive granules go to consecutive channels
+    channels: PosInt = 1  # channels of 1/channels of the bandwidth each; a transfer lasts as long as its busiest channel
+    interleave_bytes: PosInt = 256  # address-interleaving granule: a transfer's granules go to consecutive channels, so one smaller than channels x granule uses only some
 
 
 class Dma(Frozen):

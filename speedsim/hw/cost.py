@@ -135,6 +135,32 @@ def transfer_cycles(bytes_: int, bytes_per_cycle: float) -> int:
     return math.ceil(bytes_ / bytes_per_cycle - 1e-9)
 
 
+def busiest_channel_bytes(bytes_: int, channels: int, interleave_bytes: int) -> int:
+    """Bytes of a transfer that land on its busiest channel: its ``interleave_bytes``
+    granules go to consecutive channels from channel 0, which therefore gets
+    ``⌈granules / channels⌉`` of them (its last one partial when the transfer's last
+    granule is its own). A transfer of one granule uses one channel; one of
+    ``channels`` granules or more, all of them."""
+    if bytes_ < 0:
+        raise ValueError(f"bytes_ must be >= 0, got {bytes_}")
+    granules = -(-bytes_ // interleave_bytes)
+    per_channel = -(-granules // channels)
+    if granules and (granules - 1) % channels == 0:  # the partial last granule is channel 0's
+        return bytes_ - (granules - per_channel) * interleave_bytes
+    return per_channel * interleave_bytes
+
+
+def dram_transfer_cycles(bytes_: int, hw: Hardware) -> int:
+    """Cycles the DRAM moves one transfer of ``bytes_`` for (no latency): each of the
+    ``dram.channels`` channels moves ``1 / channels`` of the bandwidth, and the transfer
+    ends when its busiest channel has moved its share (``busiest_channel_bytes``). One
+    channel, or a transfer spread evenly over all: ``transfer_cycles`` at the full
+    bandwidth; a transfer of one granule: at one channel's."""
+    channels = hw.dram.channels
+    busiest = busiest_channel_bytes(bytes_, channels, hw.dram.interleave_bytes)
+    return transfer_cycles(busiest * channels, hw.dram_bytes_per_cycle)
+
+
 def gemm_bytes(m: int, k: int, n: int, count: int, bytes_per_element: int) -> dict[str, int]:
     """Operand bytes of ``count`` GEMMs Y[m,n] = X[m,k]·W[k,n]."""
     return {"x": count * m * k * bytes_per_element, "w": count * k * n * bytes_per_element,

@@ -1,54 +1,36 @@
 """Accelerator units: the DRAM with its DMA engines, the weight buffer, the parameter cache.
 
-Each unit is plain arithmetic on integer cycles, called by the replay engine's
-SimPy processes at the current cycle (``now``), in time order; there is no
-module-level state.
+Plain arithmetic on integer cycles, called by the replay at the current cycle
+(``now``), in time order; no module-level state. Each part owns its fields.
 
-**DRAM: two priority classes, as memory controllers schedule them.** The DRAM
-moves ``bytes_per_cycle`` (peak × efficiency, all channels interleaved) and
-data arrives ``latency`` cycles after its last byte moved (the latency is
-pipelined: it holds no bandwidth).
+**DRAM** (docs/hardware.md, "DRAM"): one transfer moves at a time, for
+``cost.dram_transfer_cycles`` (its busiest channel's share at ``1 / channels`` of
+the bandwidth); its data arrives ``latency`` cycles after its last byte (pipelined).
+*Demand* transfers (KV reads, spills, parameters, stores) are first come, first
+served and pre-empt *bulk* ones (weight tiles): issued at ``t``, one starts at
+``max(t, end of the previous demand)``. Bulk transfers move in issue order on the
+cycles demand leaves free, each holding one of ``dma.engines`` from its issue
+until its data has arrived. Demand booked while bulk is pending pushes the bulk's
+cycles back, so a ``BulkTransfer`` is final only once its arrival has passed.
+Invariant: at most one transfer moves data at any cycle; demand never waits for bulk.
 
-* *Demand* transfers (KV reads, spilled activations, parameters, stores: what a
-  unit waits for or must write back) are served first come, first served and
-  pre-empt bulk transfers: a demand transfer issued at ``t`` starts at
-  ``max(t, end of the previous demand transfer)``, whatever bulk is moving, so a
-  512-byte load during a 45 MB weight stream costs its own bytes plus latency.
-* *Bulk* transfers (weight tiles fetched ahead) are served in issue order, one
-  at a time, on the cycles no demand transfer uses: a bulk transfer needs
-  ``⌈bytes / bytes_per_cycle⌉`` such cycles. Each bulk transfer holds one of the
-  ``dma.engines`` DMA engines from its issue until its data has arrived, so
-  with one engine every weight tile pays the whole latency, with two the
-  latency of one hides behind the data of the next.
-
-A demand transfer booked while bulk transfers are pending pushes their finish
-(and arrival) cycles back by the cycles it takes from them; ``BulkTransfer``
-records are therefore final only once their arrival cycle has passed, and the
-engine re-reads them after waking. Invariant: at every cycle at most one
-transfer moves data, and demand transfers never wait for bulk ones.
-
-**Weight buffer.** Holds weight tiles keyed by ``(weight_key, tile index)``
-with LRU replacement. A tile is pinned from its fetch until its compute ends;
-only unpinned tiles are evicted. A tile still resident is not fetched again.
-Every allocation asserts that resident bytes never exceed the capacity.
-
-**Parameter cache.** The weight buffer's share for vector-unit parameters,
-LRU by key, whole entries only.
+**Weight buffer**: weight tiles keyed ``prefix + (tile index,)``, LRU; a tile is
+pinned from its issue until its compute ends and only unpinned tiles are evicted;
+a resident tile is not fetched again; resident bytes never exceed the capacity
+(asserted). **Parameter cache**: the buffer's share for vector-unit parameters,
+LRU by key, whole entries.
 """
 
 from __future__ import annotations
 
-from array import array
 from bisect import bisect_right
 from collections import OrderedDict, deque
 from itertools import chain
 from dataclasses import dataclass
 from typing import Hashable, Sequence
 
-import numpy as np
-
 from speedsim.config.hw import Hardware
-from speedsim.hw.cost import transfer_cycles
+from speedsim.hw.cost import dram_transfer_cycles
 
 
 class Periodic:
@@ -176,7 +158,7 @@ class Dram(Periodic):
     """DRAM with demand and bulk classes and the DMA engines of the bulk class."""
 
     def __init__(self, hw: Hardware):
-        self.bytes_per_cycle = hw.dram_bytes_per_cycle
+        self.hw = hw
         self.latency = hw.dram_latency_cycles
         self.engines = hw.dma.engines
         self.demand_free = 0
@@ -189,10 +171,10 @@ class Dram(Periodic):
         self._cycles: dict[int, int] = {}
 
     def cycles(self, bytes_: int) -> int:
-        """``transfer_cycles`` of ``bytes_`` (memoized: a run moves a few sizes, many times)."""
+        """``dram_transfer_cycles`` of ``bytes_`` (memoized: a run moves a few sizes, many times)."""
         hit = self._cycles.get(bytes_)
         if hit is None:
-            hit = self._cycles[bytes_] = transfer_cycles(bytes_, self.bytes_per_cycle)
+            hit = self._cycles[bytes_] = dram_transfer_cycles(bytes_, self.hw)
         return hit
 
     def demand(self, now: int, bytes_: int) -> tuple[int, int, int]:
@@ -282,12 +264,13 @@ class WeightBuffer(Periodic):
     """LRU residency of weight tiles with pinning; logs occupancy changes. Keys are tuples
     whose last element is the tile index (``prefix + (j,)``)."""
 
-    def __init__(self, capacity_bytes: int, occupancy: "Occupancy"):
+    def __init__(self, capacity_bytes: int, trace):
+        """``trace``: where the bytes held are recorded (``speedsim.sim.tables.Trace``)."""
         self.capacity = capacity_bytes
         self.resident: OrderedDict[tuple, int] = OrderedDict()
         self.pins: dict[tuple, int] = {}
         self.used = 0
-        self._trace = occupancy.trace("weight", replayed_by_owner=True)
+        self._trace = trace
         self._journal: list[tuple] | None = None  # (key, bytes or None: a release, cycle)
 
     def acquire(self, key: tuple, bytes_: int, cycle: int) -> bool:
@@ -398,11 +381,11 @@ class WeightBuffer(Periodic):
 class ParamCache:
     """Resident vector-unit parameters: whole entries by key, LRU, within ``capacity_bytes``."""
 
-    def __init__(self, capacity_bytes: int, occupancy: "Occupancy"):
+    def __init__(self, capacity_bytes: int, trace):
         self.capacity = capacity_bytes
         self.entries: OrderedDict[Hashable, int] = OrderedDict()
         self.used = 0
-        self._trace = occupancy.trace("weight")
+        self._trace = trace
 
     def lookup(self, key: Hashable, bytes_: int, cycle: int) -> bool:
         """True on a hit; on a miss the entry is made resident (evicting LRU ones)."""
@@ -418,77 +401,3 @@ class ParamCache:
         self.used += bytes_
         self._trace.change(cycle, bytes_ - freed)
         return False
-
-
-class Trace:
-    """Bytes held by one buffer as change points: ``pts`` is a flat ``array('q')`` of
-    cycle, bytes, cycle, bytes, …, one pair per cycle the total changed."""
-
-    __slots__ = ("held", "pts")
-
-    def __init__(self):
-        self.held = 0
-        self.pts = array("q")
-
-    def change(self, cycle: int, delta: int) -> None:
-        held = self.held = self.held + delta
-        pts = self.pts
-        if pts and pts[-2] >= cycle:  # several changes within one cycle: the last one counts
-            pts[-1] = held
-            if len(pts) > 2 and pts[-3] == held:
-                del pts[-2:]
-        elif not pts or pts[-1] != held:
-            pts.extend((cycle, held))
-
-    def repeat(self, since: int, period: int, times: int) -> None:
-        """Append ``times`` copies of the points from index ``since`` on, each ``period``
-        cycles after the last."""
-        pts = self.pts
-        flat = pts[since:]
-        if not flat:
-            return
-        if len(flat) * times <= 256:  # a few points: plain Python is faster
-            cycles, held = flat[0::2].tolist(), flat[1::2].tolist()
-            for m in range(1, times + 1):
-                copy = array("q", flat)
-                copy[0::2] = array("q", [c + period * m for c in cycles])
-                pts.extend(copy)
-            return
-        chunk = np.array(flat, dtype=np.int64).reshape(-1, 2)
-        shifts = period * np.arange(1, times + 1, dtype=np.int64)
-        copies = np.repeat(chunk[None], times, axis=0)
-        copies[:, :, 0] += shifts[:, None]
-        pts.frombytes(copies.tobytes())
-
-
-class Occupancy(Periodic):
-    """The ``Trace`` of each buffer, by name, created on first use. A trace whose owner
-    replays its own calls across skipped periods (the weight buffer) is not repeated here."""
-
-    def __init__(self):
-        self.traces: dict[str, Trace] = {}
-        self.replayed: set[str] = set()
-
-    def trace(self, name: str, replayed_by_owner: bool = False) -> Trace:
-        t = self.traces.get(name)
-        if t is None:
-            t = self.traces[name] = Trace()
-        if replayed_by_owner:
-            self.replayed.add(name)
-        return t
-
-    @property
-    def points(self) -> dict[str, array]:
-        """The change points of every buffer that has any."""
-        return {name: t.pts for name, t in self.traces.items() if t.pts}
-
-    def mark(self, it) -> dict[str, int]:
-        """Where each trace not replayed by its owner ends now."""
-        return {name: len(t.pts) for name, t in self.traces.items() if name not in self.replayed}
-
-    def skip(self, since: dict[str, int], now: int, period) -> None:
-        """Append ``period.times`` copies of the points recorded since ``since``, each
-        ``period.cycles`` after the last: the trace of a periodic stretch, without replaying it."""
-        for name, t in self.traces.items():
-            if name not in self.replayed:
-                t.repeat(since.get(name, 0), period.cycles, period.times)

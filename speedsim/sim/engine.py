@@ -1,84 +1,57 @@
 """Replay engine: a work-item DAG → SimPy accelerator → event log.
 
-What is modelled
-----------------
-Each compute unit of the hardware config (``Hardware.compute_units``: the
-**array**, ``hw.array.count`` ganged systolic arrays, and the **vector** unit) is a
-SimPy process that runs its items in list (topological) order, one tile
-(``speedsim.hw.cost.item_tiles``) at a time. Items on different units overlap.
-Behind them sit the DRAM of ``speedsim.hw.units`` (demand and bulk priority
-classes, DMA engines), the weight buffer (LRU of weight tiles) and the parameter
-cache; the loaders of ``speedsim.sim.loaders`` decide what is issued when.
+Each compute unit of the hardware (``Hardware.compute_units``: the array, the
+vector unit) is a SimPy process that runs its items in list (topological) order,
+one tile (``speedsim.hw.cost.item_tiles``) at a time; items on different units
+overlap. For each item (docs/hardware.md has the timing rules):
 
-For each item:
+1. it is *ready* when all its deps are done, *starts* when also its unit is
+   free, and the unit spends ``<unit>.op_overhead_ns`` issuing it;
+2. its weight tiles come through the weight loader, its stream tiles (KV reads,
+   spills, streamed parameters) through its unit's stream loader
+   (``speedsim.sim.loaders``: the loader policy), its resident parameters from the
+   parameter cache (a demand fetch on a miss, at the end of the issue overhead);
+3. tile j computes once its bytes have arrived and tile j − 1 is done;
+4. its outputs leave as one demand transfer when the last tile ends; it is
+   *done* when they have arrived.
 
-1. it is *ready* when all its deps are done; it *starts* when it is ready and
-   its unit is free, and the unit spends ``<unit>.op_overhead_ns`` issuing it;
-2. **weight tiles** are bulk transfers issued by the weight loader in list order
-   over all items: tile g is issued when tile g − slots finished computing
-   (slots = 2 with double buffering, else 1); with ``weight_prefetch: ahead``
-   that is all it waits for, so the next item's first tiles load while the
-   current one computes; with ``per_op`` it also waits for its item to start.
-   A resident tile costs nothing;
-3. **stream tiles** (KV reads, spilled activations, parameters too big to stay
-   resident) are demand transfers through the unit's stream slots, issued in
-   the unit's tile order: tile g waits for tile g − slots of the same unit to
-   finish computing, and for its item: an item whose stream is KV reads only
-   is *prefetched* (``ahead``) once all its deps have started, since the
-   cache rows it reads exist by then (the current token's own row is the dep's
-   on-chip output); any other stream tile, and every stream tile under
-   ``per_op``, waits for the end of its item's issue overhead;
-4. **parameters** of vector items that fit the parameter cache are fetched on
-   a miss (a demand transfer at the end of the issue overhead), then resident;
-5. tile j computes once its bytes have arrived and tile j − 1 is done;
-6. outputs (KV writes, spilled activations) leave as one demand transfer when
-   the last tile ends; the item is *done* when they have arrived.
+Time is integer cycles. Transfers are booked with the DRAM
+(``speedsim.hw.units.Dram``, computed arithmetically) at the cycle they are
+issued, so requests reach the memory controller in time order; a unit waiting
+for a weight tile re-reads its arrival on waking, as demand booked meanwhile
+may have pushed it back.
 
-Time is integer cycles. Transfers are booked with the DRAM at the cycle they
-are issued, from inside the SimPy processes, so requests reach the memory
-controller in time order; a unit waiting for a weight tile re-reads its
-arrival cycle on waking, because demand transfers booked meanwhile may have
-pushed it back. The DRAM is a priority server computed arithmetically at each
-request (``speedsim.hw.units.Dram``); only SimPy's public API is used.
+Who owns which state: the DRAM its bookings and pending bulk transfers; the
+weight buffer its resident tiles and pins; the parameter cache its entries; each
+loader its cursor and the tiles it issued until taken; ``Occupancy`` and ``Log``
+(``speedsim.sim.tables``) the records; this module only the items' progress
+(started, issuing, done, and which dep each unit waits for). No part's fields
+are written from outside it; parts move on in whole periods only through the
+state protocol ``speedsim.hw.units.Periodic``.
 
-Who owns which state
---------------------
-The DRAM owns its bookings and pending bulk transfers; the weight buffer its
-resident tiles and pins; the parameter cache its entries; each loader its cursor
-and the tiles it issued until they are taken; ``Occupancy`` the bytes held per
-buffer; ``Log`` the log rows; this module only the items' progress (started,
-issuing, done). No part's fields are written from outside it: parts move on in
-whole periods only through the state protocol (``speedsim.hw.units.Periodic``).
-
-Why the cost scales with work items, not tiles
-----------------------------------------------
-Every tile is one SimPy step by definition of the model, and that is what
-``replay(..., closed_form_runs=False)`` plays. The production path plays the same
-steps in arithmetic whenever no other unit can act before they end, and skips
-whole periods of repeating tiles (weight streams, KV reads) at once: the one
-period skipper of ``speedsim.sim.skipper``, exact by construction. What remains
-per tile is the transient at each end of a run.
-
-Invariants checked in every run: buffer occupancy never exceeds capacity
-(weight buffer at each allocation and over its whole change-point trace),
-every item is done after its deps, DRAM requests arrive in time order.
+The cost scales with work items, not tiles: whenever no other unit can act
+before they end, a unit's tiles are played in arithmetic and whole periods of
+repeating tiles skipped (``speedsim.sim.skipper``), exactly; ``closed_form_runs=
+False`` plays every tile as a SimPy step instead, with identical results.
+Invariants checked in every run: buffer occupancy never exceeds capacity, every
+item is done after its deps, DRAM requests arrive in time order.
 """
 
 from __future__ import annotations
 
-from typing import Hashable, Sequence
+from typing import Sequence
 
 import simpy
 
 from speedsim.config.hw import Hardware
 from speedsim.contracts.results import ITEM_COLUMNS, LOG_COLUMNS, OCCUPANCY_COLUMNS, SimResult
-from speedsim.contracts.workitem import WorkItem
+from speedsim.contracts.workitem import WorkItem, check_dag
 from speedsim.hw import cost
 from speedsim.hw.cost import CostPlan
-from speedsim.hw.units import BulkTransfer, Dram, Occupancy, ParamCache, WeightBuffer
+from speedsim.hw.units import BulkTransfer, Dram, ParamCache, WeightBuffer
 from speedsim.sim.loaders import StreamLoader, WeightLoader
 from speedsim.sim.skipper import Shapes, Stretch
-from speedsim.sim.tables import ItemRecord, Log, items_frame, occupancy_frame
+from speedsim.sim.tables import ItemRecord, Log, Occupancy, items_frame, occupancy_frame
 
 __all__ = ["ITEM_COLUMNS", "LOG_COLUMNS", "OCCUPANCY_COLUMNS", "SimResult", "replay"]
 
@@ -132,8 +105,9 @@ class _Replay:
         self.plan = costed if costed is not None else cost.plan(items, hw)
         self.occupancy, self.log, self.dram = Occupancy(), Log(per_tile), Dram(hw)
         params = cost.param_capacity(hw)
-        self.wbuf = WeightBuffer(cost.weight_buffer_bytes(hw) - params, self.occupancy)
-        self.params = ParamCache(params, self.occupancy)
+        self.wbuf = WeightBuffer(cost.weight_buffer_bytes(hw) - params,
+                                 self.occupancy.trace("weight", replayed_by_owner=True))
+        self.params = ParamCache(params, self.occupancy.trace("weight"))
         self.units = hw.compute_units
         self.by_unit = {u: [it for it in items if it.unit == u] for u in self.units}
         self.weights = WeightLoader(list(items), self.plan.tiles, cost.slots(hw),
@@ -303,25 +277,6 @@ class _Replay:
             self.done_ev[it.id].succeed()
 
 
-def _check_items(items: Sequence[WorkItem], hw: Hardware) -> None:
-    """Ids unique, deps before their items, units the hardware has, and one size per weight
-    key (a key names one tensor: its tiles are what residency looks up)."""
-    seen: set[int] = set()
-    sizes: dict[Hashable, int] = {}
-    for it in items:
-        if it.id in seen:
-            raise ValueError(f"work item id {it.id} appears twice")
-        if it.unit not in hw.compute_units:
-            raise ValueError(f"work item {it.id} runs on {it.unit!r}, which {hw.name} does not have")
-        for d in it.deps:
-            if d not in seen:
-                raise ValueError(f"work item {it.id} depends on {d}, which does not come before it")
-        seen.add(it.id)
-        if it.weight_key is not None and sizes.setdefault(it.weight_key, it.weight_bytes) != it.weight_bytes:
-            raise ValueError(f"work item {it.id}: weight key {it.weight_key!r} has "
-                             f"{it.weight_bytes} bytes here and {sizes[it.weight_key]} before")
-
-
 def replay(items: Sequence[WorkItem], hw: Hardware, *, closed_form_runs: bool = True,
            log_tiles: bool = False, costed: CostPlan | None = None) -> SimResult:
     """Run ``items`` (a DAG in topological order) on ``hw``; see the module docstring.
@@ -334,7 +289,7 @@ def replay(items: Sequence[WorkItem], hw: Hardware, *, closed_form_runs: bool = 
     """
     if not isinstance(hw, Hardware):
         raise TypeError(f"hw must be a Hardware config, got {type(hw).__name__}")
-    _check_items(items, hw)
+    check_dag(items, hw.compute_units)
     r = _Replay(items, hw, closed_form_runs, log_tiles, costed)
     r.run()
     return SimResult(log=r.log.frame(),

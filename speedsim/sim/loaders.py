@@ -1,21 +1,23 @@
 """The loader policy of the replay: which tile's bytes are issued to the DRAM, and when.
 
-A loader walks a fixed list of tiles (a cursor over its items' tiles that carry
-its kind of bytes) and issues them through ``slots`` slots: a slot frees when its
-tile has computed. It owns the tiles it has issued and not yet handed over
-(``take``), with their arrival; nothing else writes them.
+A loader walks a fixed list of tiles (a cursor over its items' tiles that carry its
+kind of bytes) through ``slots`` slots (2 with double buffering, else 1): tile g is
+issued once tile g − slots has computed. It owns the tiles it issued until they are
+taken, with their arrival.
 
-* ``WeightLoader``: the weight tiles of every item of the units that hold weights, in
-  list order; a resident tile is a hit (its arrival is its issue), a miss is a bulk
-  DRAM transfer whose ``BulkTransfer`` record the DRAM may still push back. Under
-  ``per_op`` a tile also waits for its item to start.
+* ``WeightLoader``: weight tiles of all items in list order, so the next item's
+  first tiles load while the current one computes (``weight_prefetch: ahead``);
+  under ``per_op`` a tile also waits for its item to start. A resident tile is a
+  hit (it arrives at its issue), a miss a bulk DRAM transfer.
 * ``StreamLoader``: one unit's stream tiles (KV reads, spilled inputs, streamed
-  parameters) in that unit's tile order, as demand transfers, when its gate opens.
+  parameters) in its tile order, as demand transfers, once the item's gate opens:
+  at the end of its issue overhead, or, for an item whose stream is KV reads only
+  (``ahead``), once all its deps have started (the rows it reads exist by then).
 
-Both follow the state protocol ``speedsim.hw.units.Periodic``: their relative state is the
-arrival of each tile in flight (relative to now, clipped at zero), their skip renames
-those tiles by the periods' tiles and moves the cursor on; ``room`` allows only periods
-whose issues stay inside the item's periodic tiles (and, for weights, all miss).
+State protocol (``speedsim.hw.units.Periodic``): a loader's relative state is the
+arrival of each tile in flight; skipping renames those tiles and moves the cursor
+on; ``room`` allows only periods whose issues stay within the item's periodic
+tiles and, for weights, all miss.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from speedsim.sim.tables import Log
 
 _FIELDS = {"weight_bytes": Tile._fields.index("weight_bytes"),
            "stream_bytes": Tile._fields.index("stream_bytes")}
+_CARRIES = {"weight_bytes": 0, "stream_bytes": 1}  # the loader's flag in ``Period.carries``
 
 
 def tile_key(it: WorkItem, j: int) -> tuple:
@@ -54,7 +57,7 @@ class _Loader(Periodic):
 
     def __init__(self, items: list[WorkItem], tiles: dict[int, list[Tile]], field: str,
                  slots: int):
-        self.field, skips = _FIELDS[field], {}
+        self.field, self.carries, skips = _FIELDS[field], _CARRIES[field], {}
         cursor = [(it, tiles[it.id], _next_index(skips, tiles[it.id], self.field)) for it in items]
         self.items = [c for c in cursor if c[2][0] < len(c[1])]  # items with such tiles
         self.i = self.j = 0
@@ -90,7 +93,7 @@ class _Loader(Periodic):
 
     def room(self, since, period) -> int:
         """Periods whose issues stay within the item's periodic tiles (``period.end``)."""
-        if not period.carries[self.field]:
+        if not period.carries[self.carries]:
             return period.times
         if self.ahead(period.item, period.at) is None:
             return 0
@@ -98,7 +101,7 @@ class _Loader(Periodic):
 
     def skip(self, since, now: int, period) -> None:
         """Rename the item's tiles in flight ``period.times`` periods on; move the cursor."""
-        if not period.carries[self.field]:
+        if not period.carries[self.carries]:
             return
         n, iid = period.times * period.tiles, period.item.id
         moved = [(key, self.issued.pop(key)) for key in list(self.issued) if key[0] == iid]
@@ -168,7 +171,7 @@ class WeightLoader(_Loader):
     def room(self, since, period) -> int:
         """Also: every tile the periods issue misses."""
         times = super().room(since, period)
-        if times and period.carries[self.field]:
+        if times and period.carries[self.carries]:
             first = self.wbuf.first_resident(tile_key(period.item, 0)[:-1], self.j)
             if first is not None:
                 times = min(times, (first - self.j) // period.tiles)
@@ -176,7 +179,7 @@ class WeightLoader(_Loader):
 
     def skip(self, since: int, now: int, period) -> None:
         super().skip(since, now, period)
-        if period.carries[self.field]:
+        if period.carries[self.carries]:
             grown = period.times * (self.fetched_total - since)
             self.fetched[period.item.id] += grown
             self.fetched_total += grown

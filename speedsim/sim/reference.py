@@ -45,14 +45,16 @@ transfer moves data at any cycle.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter, OrderedDict, deque
 from typing import Hashable, Sequence
 
+import numpy as np
 import pandas as pd
 import simpy
 
 from speedsim.config.hw import Hardware
-from speedsim.contracts.workitem import WorkItem
+from speedsim.contracts.workitem import WorkItem, check_dag
 from speedsim.hw import cost
 from speedsim.contracts.results import LOG_COLUMNS, OCCUPANCY_COLUMNS, SimResult
 from speedsim.sim.tables import ItemRecord, items_frame
@@ -65,14 +67,23 @@ class RefDram:
 
     def __init__(self, env: simpy.Environment, hw: Hardware, log: list):
         self.env, self.log = env, log
-        self.bytes_per_cycle = hw.dram_bytes_per_cycle
+        self.hw = hw
         self.latency = hw.dram_latency_cycles
         self.port = simpy.PreemptiveResource(env, capacity=1)
         self.engines = simpy.Resource(env, capacity=hw.dma.engines)
         self.last_bulk: simpy.Event | None = None  # the previous bulk transfer has moved
 
+    @functools.lru_cache(maxsize=None)
     def cycles(self, bytes_: int) -> int:
-        return cost.transfer_cycles(bytes_, self.bytes_per_cycle)
+        """Lay the transfer's granules out over the channels one by one (round robin from
+        channel 0); it takes as long as its busiest channel, at ``1 / channels`` of the
+        bandwidth each."""
+        gran, channels = self.hw.dram.interleave_bytes, self.hw.dram.channels
+        sizes = np.full(-(-bytes_ // gran), gran, dtype=np.int64)
+        if len(sizes):
+            sizes[-1] = bytes_ - gran * (len(sizes) - 1)
+        busiest = np.bincount(np.arange(len(sizes)) % channels, sizes, channels).max(initial=0)
+        return cost.transfer_cycles(int(busiest), self.hw.dram_bytes_per_cycle / channels)
 
     def demand(self, bytes_: int, row: tuple) -> simpy.Event:
         """Issue a demand transfer now; the returned event fires when its data has arrived.
@@ -365,7 +376,7 @@ def reference_replay(items: Sequence[WorkItem], hw: Hardware) -> SimResult:
     """
     if not isinstance(hw, Hardware):
         raise TypeError(f"hw must be a Hardware config, got {type(hw).__name__}")
-    _check_order(items)
+    check_dag(items, hw.compute_units)
     r = _Reference(items, hw)
     r.run()
     records = [ItemRecord(it, ready, first, end, done.value, n) for it, ready, first, end, done, n in r.records]
@@ -376,17 +387,6 @@ def reference_replay(items: Sequence[WorkItem], hw: Hardware) -> SimResult:
                      occupancy=pd.DataFrame(columns=list(OCCUPANCY_COLUMNS)),
                      total_cycles=int(frame.end_cycle.max()) if len(frame) else 0, events=0,
                      roofline=cost.roofline(items, hw, r.plan), hw=hw)
-
-
-def _check_order(items: Sequence[WorkItem]) -> None:
-    seen: set[int] = set()
-    for it in items:
-        if it.id in seen:
-            raise ValueError(f"work item id {it.id} appears twice")
-        missing = [d for d in it.deps if d not in seen]
-        if missing:
-            raise ValueError(f"work item {it.id} depends on {missing[0]}, which does not come before it")
-        seen.add(it.id)
 
 
 def _log_frame(rows: list[tuple], items: Sequence[WorkItem]) -> pd.DataFrame:

@@ -46,8 +46,8 @@ MAX_PATTERN = 16  # the longest period of the tiles themselves looked for (``pat
 
 class Period(NamedTuple):
     """``times`` repetitions of the last ``tiles`` tiles (``cycles`` cycles) of ``item``, from
-    its tile ``at`` on; its tiles repeat up to ``end``; ``carries``: per ``Tile`` field,
-    whether the period's tiles have such bytes; ``transfers``: the item's bulk transfers in
+    its tile ``at`` on; its tiles repeat up to ``end``; ``carries``: whether the period's
+    tiles have weight bytes, stream bytes; ``transfers``: the item's bulk transfers in
     flight (shifted by the DRAM, which may no longer hold them)."""
 
     item: WorkItem
@@ -56,7 +56,7 @@ class Period(NamedTuple):
     cycles: int
     times: int
     end: int
-    carries: tuple[bool, ...]
+    carries: tuple[bool, bool]
     transfers: list[BulkTransfer]
 
 
@@ -189,24 +189,22 @@ class Stretch:
 
     def _jump(self, k: int, now: int, k0: int, t0: int, marks: list) -> tuple[int, int] | None:
         p, cycles = k - k0, now - t0
-        if cycles <= 0:
+        end = self.r.shapes.period_end(self.tiles, k0, p)
+        times = (end - k) // p if cycles > 0 else 0
+        if times and self.horizon != float("inf"):
+            times = min(times, int((self.horizon - now) // cycles))
+        if times * p < (1 if p == self.pattern else self.least_skip) or times < 1:
             return None
-        period = self._period(k, now, k0, p, cycles)
+        sample = self.tiles[k0:k]
+        period = Period(self.it, k, p, cycles, times, end,
+                        (any(t.weight_bytes for t in sample), any(t.stream_bytes for t in sample)),
+                        self.weights.transfers(self.it))
         for part, since in zip(self.parts, marks):
-            period = period._replace(times=min(period.times, part.room(since, period)))
-        if period.times * p < (1 if p == self.pattern else self.least_skip) or period.times < 1:
+            times = min(times, part.room(since, period))
+        if times * p < (1 if p == self.pattern else self.least_skip) or times < 1:
             return None
+        period = period._replace(times=times)
         for part, since in zip(self.parts, marks):
             part.skip(since, now, period)
         self.seen.clear()
-        return k + period.times * p, now + period.times * cycles
-
-    def _period(self, k: int, now: int, k0: int, p: int, cycles: int) -> Period:
-        """The longest skip the tiles and the horizon allow, before the parts have a say."""
-        end = self.r.shapes.period_end(self.tiles, k0, p)
-        times = (end - k) // p
-        if self.horizon != float("inf"):
-            times = min(times, int((self.horizon - now) // cycles))
-        sample = self.tiles[k0:k]
-        carries = tuple(any(t[f] for t in sample) for f in range(len(Tile._fields)))
-        return Period(self.it, k, p, cycles, times, end, carries, self.weights.transfers(self.it))
+        return k + times * p, now + times * cycles

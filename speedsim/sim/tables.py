@@ -1,17 +1,19 @@
 """The replay's records and the tables built from them (``SimResult``'s frames).
 
 ``Log`` merges the intervals of one item, unit, kind and category into one ``Row``
-(or keeps one per tile); rows are named records, extended in whole periods by the
-skipper through the state protocol. The frames are built column by column (a 7B run
+(or keeps one per tile); ``Occupancy`` keeps the bytes each buffer holds as change
+points (a ``Trace`` per buffer). Both are parts of the state protocol
+(``speedsim.hw.units.Periodic``): the skipper extends them in whole periods. The frames are built column by column (a 7B run
 logs ~200k rows and ~100k items).
 """
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass
-from typing import NamedTuple
 from itertools import chain
 from operator import attrgetter
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -21,7 +23,7 @@ from speedsim.contracts.results import ITEM_COLUMNS, LOG_COLUMNS, LOG_TEXT_COLUM
 from speedsim.contracts.workitem import WorkItem
 from speedsim.hw import cost
 from speedsim.hw.cost import Traffic
-from speedsim.hw.units import Occupancy, Periodic
+from speedsim.hw.units import Periodic
 
 
 @dataclass(slots=True)
@@ -119,6 +121,80 @@ class Log(Periodic):
         unit_rank = np.fromiter(map(rank.__getitem__, cols["unit"]), np.int64, n)
         order = np.lexsort((cols["item"], unit_rank, cols["start_cycle"]))  # stable
         return pd.DataFrame({c: v[order] for c, v in cols.items()})
+
+
+class Trace:
+    """Bytes held by one buffer as change points: ``pts`` is a flat ``array('q')`` of
+    cycle, bytes, cycle, bytes, …, one pair per cycle the total changed."""
+
+    __slots__ = ("held", "pts")
+
+    def __init__(self):
+        self.held = 0
+        self.pts = array("q")
+
+    def change(self, cycle: int, delta: int) -> None:
+        held = self.held = self.held + delta
+        pts = self.pts
+        if pts and pts[-2] >= cycle:  # several changes within one cycle: the last one counts
+            pts[-1] = held
+            if len(pts) > 2 and pts[-3] == held:
+                del pts[-2:]
+        elif not pts or pts[-1] != held:
+            pts.extend((cycle, held))
+
+    def repeat(self, since: int, period: int, times: int) -> None:
+        """Append ``times`` copies of the points from index ``since`` on, each ``period``
+        cycles after the last."""
+        pts = self.pts
+        flat = pts[since:]
+        if not flat:
+            return
+        if len(flat) * times <= 256:  # a few points: plain Python is faster
+            cycles, held = flat[0::2].tolist(), flat[1::2].tolist()
+            for m in range(1, times + 1):
+                copy = array("q", flat)
+                copy[0::2] = array("q", [c + period * m for c in cycles])
+                pts.extend(copy)
+            return
+        chunk = np.array(flat, dtype=np.int64).reshape(-1, 2)
+        shifts = period * np.arange(1, times + 1, dtype=np.int64)
+        copies = np.repeat(chunk[None], times, axis=0)
+        copies[:, :, 0] += shifts[:, None]
+        pts.frombytes(copies.tobytes())
+
+
+class Occupancy(Periodic):
+    """The ``Trace`` of each buffer, by name, created on first use. A trace whose owner
+    replays its own calls across skipped periods (the weight buffer) is not repeated here."""
+
+    def __init__(self):
+        self.traces: dict[str, Trace] = {}
+        self.replayed: set[str] = set()
+
+    def trace(self, name: str, replayed_by_owner: bool = False) -> Trace:
+        t = self.traces.get(name)
+        if t is None:
+            t = self.traces[name] = Trace()
+        if replayed_by_owner:
+            self.replayed.add(name)
+        return t
+
+    @property
+    def points(self) -> dict[str, array]:
+        """The change points of every buffer that has any."""
+        return {name: t.pts for name, t in self.traces.items() if t.pts}
+
+    def mark(self, it) -> dict[str, int]:
+        """Where each trace not replayed by its owner ends now."""
+        return {name: len(t.pts) for name, t in self.traces.items() if name not in self.replayed}
+
+    def skip(self, since: dict[str, int], now: int, period) -> None:
+        """Append ``period.times`` copies of the points recorded since ``since``, each
+        ``period.cycles`` after the last: the trace of a periodic stretch, without replaying it."""
+        for name, t in self.traces.items():
+            if name not in self.replayed:
+                t.repeat(since.get(name, 0), period.cycles, period.times)
 
 
 class ItemRecord(NamedTuple):
