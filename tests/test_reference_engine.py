@@ -253,3 +253,18 @@ def test_a_prefetch_gated_on_a_start_books_before_the_starting_items_own_stream(
         loads = r.log[r.log.category == "stream"].sort_values("start_cycle")
         assert list(zip(loads.item, loads.start_cycle, loads.end_cycle)) == [(1, 0, 23), (0, 23, 46)]
         assert list(r.items.end_cycle) == [78, 83]
+
+
+@pytest.mark.parametrize("engine", [replay, reference_replay], ids=["production", "reference"])
+def test_the_compute_units_come_from_the_hardware(engine, monkeypatch):
+    """Both engines run one process per unit the hardware names (``Hardware.compute_units``):
+    with the array alone, array items replay as before and a vector item is refused."""
+    from speedsim.config.hw import Hardware
+
+    hw = small_hw(bandwidth_gb_s=2.0, weight_kib=1)
+    items = [gemm(0, 1, 64, 300, key="a", kv_write_bytes=64), gemm(1, 1, 64, 200, key="b", deps=(0,))]
+    both = engine(items, hw)
+    monkeypatch.setattr(Hardware, "compute_units", property(lambda self: ("array",)))
+    assert engine(items, hw).items.equals(both.items)
+    with pytest.raises(ValueError, match="runs on 'vector', not one of \\('array',\\)"):
+        engine(items + [vec(2, 8, deps=(1,))], hw)

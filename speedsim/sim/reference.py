@@ -4,13 +4,14 @@ The same model as ``speedsim.sim.engine`` (its module docstring is the
 specification), written independently and without any fast path, so that a
 disagreement points at a bug in one of the two:
 
-* the **array** and the **vector** unit are SimPy processes; each runs its items
+* each compute unit (``hw.compute_units``: the array, the vector unit) is a SimPy
+  process; each runs its items
   in list order: wait until every dep is done (*ready*), *start*, spend
   ``<unit>.op_overhead_ns``, then play the tiles of ``cost.plan(items, hw).tiles``
   one at a time — tile j computes once its bytes are on chip and tile j − 1 is
   done — and finally store its outputs (KV writes, spills) as one demand transfer;
   the item is *done* when they have arrived;
-* **weight tiles** of array items are issued in list order over all array items
+* **weight tiles** (array items have them) are issued in list order over all items
   through ``slots`` weight slots (2 with double buffering): a slot frees when its
   tile has computed; under ``per_op`` a tile also waits for its item to start.
   The weight buffer is an LRU of tiles keyed ``(weight_key, j)``, pinned from
@@ -22,7 +23,9 @@ disagreement points at a bug in one of the two:
   for an item whose stream is KV reads only, once all its deps have started;
 * resident **parameters** (``cost.param_resident``) are looked up in an LRU cache
   at the end of the issue overhead and fetched on a miss (demand);
-* **DRAM**: a ``simpy.PreemptiveResource`` of one port. Demand requests (priority
+* **DRAM**: a ``simpy.PreemptiveResource`` of one port; a transfer holds it for its
+  busiest channel's bytes at ``1 / channels`` of the bandwidth (its granules laid
+  out round robin over ``dram.channels``). Demand requests (priority
   0) are queued at the cycle they are issued, first come first served, and
   pre-empt bulk (priority 1); a pre-empted bulk transfer resumes with its
   remaining cycles when no demand is left. Bulk transfers move one after the
@@ -220,7 +223,7 @@ def _tile_key(it: WorkItem, j: int) -> Hashable:
 
 
 class _Reference:
-    """One reference replay: two unit processes over shared loaders, buffers and DRAM."""
+    """One reference replay: one process per compute unit over shared loaders, buffers and DRAM."""
 
     def __init__(self, items: Sequence[WorkItem], hw: Hardware):
         self.env, self.hw, self.items = simpy.Environment(), hw, items
@@ -231,7 +234,7 @@ class _Reference:
         wbuf_bytes = cost.weight_buffer_bytes(hw)
         self.wbuf = RefWeightBuffer(wbuf_bytes - cost.param_capacity(hw))
         self.params = RefParamCache(cost.param_capacity(hw))
-        self.by_unit = {u: [it for it in items if it.unit == u] for u in ("array", "vector")}
+        self.by_unit = {u: [it for it in items if it.unit == u] for u in hw.compute_units}
         self.started: set[int] = set()
         self.issuing: set[int] = set()  # items whose issue overhead has ended
         self.done = {it.id: self.env.event() for it in items}
@@ -241,12 +244,12 @@ class _Reference:
 
     def _loaders(self, slots: int) -> None:
         tiles = self.plan.tiles
-        self.weights = _Loader(_queue(self.by_unit["array"], tiles, "weight_bytes"), slots,
+        self.weights = _Loader(_queue(list(self.items), tiles, "weight_bytes"), slots,
                                lambda it: not self.per_op or it.id in self.started,
                                self._issue_weight)
         self.streams = {u: _Loader(_queue(self.by_unit[u], tiles, "stream_bytes"), slots,
                                    self._stream_may_issue, self._issue_stream)
-                        for u in ("array", "vector")}
+                        for u in self.by_unit}
 
     # --- what the loaders issue ---------------------------------------------------------
 
@@ -277,8 +280,8 @@ class _Reference:
 
     def _pump_all(self) -> None:
         self.weights.pump()
-        self.streams["array"].pump()
-        self.streams["vector"].pump()
+        for loader in self.streams.values():  # in the order of ``hw.compute_units``
+            loader.pump()
 
     def _fetch_params(self, it: WorkItem) -> simpy.Event | None:
         """Look up a vector item's resident parameters; on a miss fetch them (demand)."""
@@ -296,7 +299,7 @@ class _Reference:
 
     def run(self) -> None:
         self._pump_all()
-        for unit in ("array", "vector"):
+        for unit in self.by_unit:
             self.env.process(self._unit(unit))
         self.env.run()
         assert all(ev.processed for ev in self.done.values()), "replay ended with items not done"
