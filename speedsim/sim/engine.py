@@ -83,19 +83,6 @@ class _Gates:
         return hit
 
 
-class _Events(dict):
-    """Item id -> its done event, created on first use (most items are never waited for:
-    a 7B run has ~100k items, and creating their events cost a third of the set-up)."""
-
-    def __init__(self, env: simpy.Environment):
-        super().__init__()
-        self.env = env
-
-    def __missing__(self, item_id: int) -> simpy.Event:
-        ev = self[item_id] = self.env.event()
-        return ev
-
-
 class _Replay:
     """One replay: a SimPy process per compute unit over the shared parts."""
 
@@ -117,7 +104,10 @@ class _Replay:
         self.streams = {u: StreamLoader(u, self.by_unit[u], self.plan.tiles, cost.slots(hw),
                                         self.gates.stream, self.dram, self.log, held)
                         for u in self.units}
-        self.done_ev, self.done_at = _Events(self.env), {}
+        self.done_at: dict[int, int] = {}
+        # item id -> its done event, made when first waited for (most items never are:
+        # a 7B run has ~100k items, and making their events cost a third of the set-up)
+        self.done_ev: dict[int, simpy.Event] = {}
         self.records: list[ItemRecord] = []
         self.events, self.fast = 0, fast and not per_tile
         self.blocked: dict[str, int | None] = dict.fromkeys(self.units)
@@ -158,7 +148,7 @@ class _Replay:
         for d in it.deps:
             if d not in done_at or done_at[d] > self.env.now:
                 self.blocked[it.unit] = d
-                yield self.done_ev[d]
+                yield self.done_ev.get(d) or self.done_ev.setdefault(d, self.env.event())
                 self.blocked[it.unit] = None
             ready = max(ready, done_at[d])
         return ready
@@ -269,12 +259,12 @@ class _Replay:
         """Mark ``it`` done at cycle ``done``; its event fires then. Done now and not
         waited for yet, it needs no event: a later waiter sees ``done_at`` has passed."""
         self.done_at[it.id] = done
-        delay = done - self.env.now
-        if delay:
-            ev = self.done_ev[it.id]
-            self.sleep(delay).callbacks.append(lambda _: ev.succeed())
-        elif it.id in self.done_ev:
-            self.done_ev[it.id].succeed()
+        ev = self.done_ev.get(it.id)
+        if done > self.env.now:
+            ev = ev or self.done_ev.setdefault(it.id, self.env.event())
+            self.sleep(done - self.env.now).callbacks.append(lambda _: ev.succeed())
+        elif ev is not None:
+            ev.succeed()
 
 
 def replay(items: Sequence[WorkItem], hw: Hardware, *, closed_form_runs: bool = True,

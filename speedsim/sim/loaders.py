@@ -92,12 +92,12 @@ class _Loader(Periodic):
                       for v in self.issued.values()])
 
     def room(self, since, period) -> int:
-        """Periods whose issues stay within the item's periodic tiles (``period.end``)."""
+        """Periods whose issues stay within the item's tiles periodic in the loader's bytes."""
         if not period.carries[self.carries]:
             return period.times
         if self.ahead(period.item, period.at) is None:
             return 0
-        return min(period.times, (period.end - self.j) // period.tiles)
+        return min(period.times, (period.issue_ends[self.carries] - self.j) // period.tiles)
 
     def skip(self, since, now: int, period) -> None:
         """Rename the item's tiles in flight ``period.times`` periods on; move the cursor."""
@@ -160,10 +160,11 @@ class WeightLoader(_Loader):
         return [v[1] for k, v in self.issued.items() if k[0] == it.id and isinstance(v[1], BulkTransfer)]
 
     def relative(self, now: int) -> tuple:
-        """Arrivals in flight, whether each misses, and the hits so far (equal at two
-        moments only when no tile between them hit)."""
-        return super().relative(now), tuple([isinstance(v[1], BulkTransfer) for v in
-                                              self.issued.values()]), self.hits
+        """Arrivals in flight (negative: a hit), and the hits so far (equal at two moments
+        only when no tile between them hit)."""
+        return tuple([(tr.arrival - now if tr.arrival > now else 0)
+                      if isinstance(tr, BulkTransfer) else -1
+                      for _, tr in self.issued.values()]), self.hits
 
     def mark(self, it: WorkItem) -> int:
         return self.fetched_total

@@ -37,17 +37,20 @@ from typing import NamedTuple
 
 from speedsim.contracts.workitem import WorkItem
 from speedsim.hw.cost import Tile
-from speedsim.hw.units import BulkTransfer
+from speedsim.hw.units import BulkTransfer, Periodic
 
-MIN_RUN = 6  # shorter remaining stretches are just played
+# shorter remaining stretches are just played, and a jump by another period than the
+# tiles' own skips at least this many tiles: a short jump costs about what playing costs,
+# and it clears the moments the tiles' own period is found from
+MIN_RUN = 6
 MAX_PERIOD = 4  # earlier moments of one state kept, i.e. periods tried, in tiles
 MAX_PATTERN = 16  # the longest period of the tiles themselves looked for (``pattern``)
 
 
 class Period(NamedTuple):
     """``times`` repetitions of the last ``tiles`` tiles (``cycles`` cycles) of ``item``, from
-    its tile ``at`` on; its tiles repeat up to ``end``; ``carries``: whether the period's
-    tiles have weight bytes, stream bytes; ``transfers``: the item's bulk transfers in
+    its tile ``at`` on; its tiles repeat up to ``end``, their weight and stream bytes up to
+    ``issue_ends``; ``carries``: whether the period's tiles have weight bytes, stream bytes; ``transfers``: the item's bulk transfers in
     flight (shifted by the DRAM, which may no longer hold them)."""
 
     item: WorkItem
@@ -56,6 +59,7 @@ class Period(NamedTuple):
     cycles: int
     times: int
     end: int
+    issue_ends: tuple[int, int]
     carries: tuple[bool, bool]
     transfers: list[BulkTransfer]
 
@@ -64,23 +68,27 @@ class Shapes:
     """Facts about tile lists, cached per list (items of one shape share theirs)."""
 
     def __init__(self):
-        self._ends: dict[tuple[int, int], list[int]] = {}
+        self._ends: dict[tuple, list[int]] = {}
         self._patterns: dict[int, tuple[int, int]] = {}
 
-    def period_end(self, tiles: list[Tile], k0: int, p: int) -> int:
-        """The first index >= ``k0`` whose tile has no cycles, or >= ``k0 + p`` whose tile
-        differs from the one ``p`` before: where a period of ``p`` tiles from ``k0`` ends."""
-        zero, differs = self._index(tiles, 0), self._index(tiles, p)
-        return min(zero[min(k0, len(tiles))], differs[min(k0 + p, len(tiles))])
+    def period_end(self, tiles: list[Tile], k0: int, p: int, field: str | None = None) -> int:
+        """Where a period of ``p`` tiles from ``k0`` ends: the first index >= ``k0 + p`` whose
+        tile differs from the one ``p`` before (only in its ``field`` bytes, if given: tiles
+        the loaders issue but the period does not compute), or without ``field``, also the
+        first index >= ``k0`` whose tile has no cycles."""
+        differs = self._index(tiles, p, field)[min(k0 + p, len(tiles))]
+        return differs if field else min(differs, self._index(tiles, 0, None)[min(k0, len(tiles))])
 
-    def _index(self, tiles: list[Tile], p: int) -> list[int]:
+    def _index(self, tiles: list[Tile], p: int, field: str | None) -> list[int]:
         """Per index i, the first index >= i that stops a period of ``p`` (0: no cycles)."""
-        ends = self._ends.get((id(tiles), p))
+        ends = self._ends.get((id(tiles), p, field))
         if ends is None:
             n = len(tiles)
-            ends = self._ends[(id(tiles), p)] = [n] * (n + 1)
+            ends = self._ends[(id(tiles), p, field)] = [n] * (n + 1)
+            same = (lambda a, b: a == b) if field is None else \
+                (lambda a, b: getattr(a, field) == getattr(b, field))
             for i in range(n - 1, -1, -1):
-                stop = tiles[i].cycles == 0 if p == 0 else i < p or tiles[i] != tiles[i - p]
+                stop = tiles[i].cycles == 0 if p == 0 else i < p or not same(tiles[i], tiles[i - p])
                 ends[i] = i if stop else ends[i + 1]
         return ends
 
@@ -108,12 +116,9 @@ class Stretch:
         self.r, self.it, self.tiles, self.horizon = replay, it, tiles, horizon
         self.weights, self.stream, self.log = replay.weights, replay.streams[unit], replay.log
         self.parts = replay.parts[unit]
+        self.keyed = [part for part in self.parts if type(part).relative is not Periodic.relative]
         self.seen: dict[tuple, list[tuple]] = {}
-        self.pattern, run = replay.shapes.pattern(tiles)
-        # tiles a jump by another period must skip: with a long pattern of short runs of
-        # equal tiles, a jump within a run skips little and clears the moments the
-        # pattern's period is found from
-        self.least_skip = MIN_RUN if self.pattern > MAX_PERIOD and run < MIN_RUN else 1
+        self.pattern = replay.shapes.pattern(tiles)[0]
 
     def play(self, j: int, now: int) -> tuple[int, int, int] | None:
         """(next tile, compute end of the last tile played, compute start of the first),
@@ -134,7 +139,8 @@ class Stretch:
                 k += 1
         finally:
             for part in self.parts:
-                part.forget()
+                if type(part).forget is not Periodic.forget:
+                    part.forget()
         return (k, now, first) if k > j else None
 
     def _start(self, k: int, now: int) -> int | None:
@@ -169,7 +175,7 @@ class Stretch:
         """Before tile ``k`` at ``now``: skip whole periods from an earlier moment of the same
         state if there is one (the tiles' own period first), else remember this one."""
         key = (self.weights.ahead(self.it, k), self.stream.ahead(self.it, k),
-               tuple([part.relative(now) for part in self.parts]))
+               tuple([part.relative(now) for part in self.keyed]))
         earlier = self.seen.setdefault(key, [])
         for snap in self._candidates(earlier, k):
             jumped = self._jump(k, now, *snap)
@@ -193,15 +199,18 @@ class Stretch:
         times = (end - k) // p if cycles > 0 else 0
         if times and self.horizon != float("inf"):
             times = min(times, int((self.horizon - now) // cycles))
-        if times * p < (1 if p == self.pattern else self.least_skip) or times < 1:
+        if times < 1 or times * p < (p if p == self.pattern else MIN_RUN):
             return None
         sample = self.tiles[k0:k]
-        period = Period(self.it, k, p, cycles, times, end,
+        shapes = self.r.shapes
+        issue_ends = (shapes.period_end(self.tiles, k0, p, "weight_bytes"),
+                      shapes.period_end(self.tiles, k0, p, "stream_bytes"))
+        period = Period(self.it, k, p, cycles, times, end, issue_ends,
                         (any(t.weight_bytes for t in sample), any(t.stream_bytes for t in sample)),
                         self.weights.transfers(self.it))
         for part, since in zip(self.parts, marks):
             times = min(times, part.room(since, period))
-        if times * p < (1 if p == self.pattern else self.least_skip) or times < 1:
+        if times < 1 or times * p < (p if p == self.pattern else MIN_RUN):
             return None
         period = period._replace(times=times)
         for part, since in zip(self.parts, marks):
