@@ -272,7 +272,7 @@ def test_deps_must_come_first():
         replay([gemm(0, 1, 8, 8, deps=[5])], small_hw())
 
 
-# --- closed-form weight runs vs tile by tile, roofline, on random DAGs ---------------------
+# --- skipped periods vs tile by tile, roofline, on random DAGs ------------------------------
 # (a second check beside the independent oracle, speedsim.sim.reference: tests/test_reference_engine.py)
 
 def decode_like(n_tokens=3, layers=2, d=64, kv0=16):
@@ -302,7 +302,7 @@ def assert_same(a, b):
     assert a.total_cycles == b.total_cycles
     assert a.items.equals(b.items)
     assert a.log.equals(b.log)
-    # every buffer's whole trace: a closed-form weight run records the bytes held at the
+    # every buffer's whole trace: a skipped weight run records the bytes held at the
     # misses that change them (its first ones), where tile-by-tile replay does
     for occ in (a.occupancy, b.occupancy):
         assert (occ.groupby("buffer").cycle.diff().dropna() > 0).all()
@@ -529,7 +529,7 @@ def test_heads_of_five_equal_pieces_and_a_shorter_one_are_skipped_whole(monkeypa
 def test_closed_form_runs_record_the_weight_trace_as_tile_by_tile_replay_does():
     """7B layer shapes on edge: GEMMs of 32 KiB and 43 KiB weight tiles alternate, so every
     streamed run begins by evicting the other size; the bytes held change at its first
-    misses, which the closed form must place where tile-by-tile replay does (the mean
+    misses, which the skipper must place where tile-by-tile replay does (the mean
     occupancy in summary.json is the time-weighted trace)."""
     from speedsim import api
     from speedsim.config import load_hardware, load_workload

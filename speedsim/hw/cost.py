@@ -24,8 +24,8 @@ On-chip placement (what needs DRAM and what does not) is also decided here:
     and issued when the tile two before it has computed, so every tile
     exposes about ``L / 2`` when transfer and compute take equally long (and
     one ``L`` with a single engine): 24 latencies keep that within 2 % (4 %).
-    Runs of identical weight tiles cost the engine nothing per tile (closed
-    form), so the count of tiles is free;
+    Runs of identical weight tiles cost the engine nothing per tile (whole
+    periods skipped), so the count of tiles is free;
   - a **stream tile** (KV reads, spilled inputs, streamed parameters) is
     ``STREAM_TILE_LATENCIES`` (8) latencies of data: a demand transfer holds
     no engine (its latency is pipelined), so it only has to outlast one
@@ -45,7 +45,7 @@ On-chip placement (what needs DRAM and what does not) is also decided here:
   GEMM's columns, so an n-cut is free only in multiples of ``C`` times the
   arrays sharing the GEMM; whole GEMMs go in rounds of ``count``) and evenly,
   in equal groups of GEMMs (attention heads) and equal cuts (one run of
-  identical tiles, which the engine plays in closed form). Where
+  identical tiles, whose periods the engine skips whole). Where
   no such cut fits the slots or it would cost more array cycles than the
   fewest-piece cut that fits, the latter is kept (``item_tiles``). Without
   double buffering nothing overlaps (one slot: transfer, then compute), so
@@ -351,8 +351,8 @@ def _gemm_tiles(item: WorkItem, hw: Hardware, n_tiles: int,
     other follows only if more pieces are needed. ``ganged``: groups and n-cuts also
     respect the ganged arrays (``_ganged``), so that the cuts are free there too
     (fewer pieces than ``n_tiles`` may result), and the groups and cuts are uniform (more
-    pieces may result), so that a big GEMM is one long run of identical tiles for
-    the engine's closed form.
+    pieces may result), so that a big GEMM is one long run of identical tiles, whose
+    periods the engine skips whole.
     """
     a = hw.array
     m, k, n, gemms = item.m, item.k, item.n, max(item.count, 1)

@@ -27,7 +27,7 @@ from bisect import bisect_right
 from collections import OrderedDict, deque
 from itertools import chain
 from dataclasses import dataclass
-from typing import Hashable, Sequence
+from typing import Hashable
 
 from speedsim.config.hw import Hardware
 from speedsim.hw.cost import dram_transfer_cycles

@@ -49,38 +49,11 @@ from speedsim.contracts.workitem import WorkItem, check_dag
 from speedsim.hw import cost
 from speedsim.hw.cost import CostPlan
 from speedsim.hw.units import BulkTransfer, Dram, ParamCache, WeightBuffer
-from speedsim.sim.loaders import StreamLoader, WeightLoader
+from speedsim.sim.loaders import StreamGate, StreamLoader, WeightLoader
 from speedsim.sim.skipper import Shapes, Stretch
 from speedsim.sim.tables import ItemRecord, Log, Occupancy, items_frame, occupancy_frame
 
 __all__ = ["ITEM_COLUMNS", "LOG_COLUMNS", "OCCUPANCY_COLUMNS", "SimResult", "replay"]
-
-
-class _Gates:
-    """When an item's stream tiles may be issued; once yes, always (its deps stay
-    started, its issue overhead stays ended)."""
-
-    def __init__(self, hw: Hardware, costed: CostPlan, started: set[int]):
-        self.hw, self.plan, self.started = hw, costed, started
-        self.per_op = hw.weight_prefetch == "per_op"
-        self.issuing: set[int] = set()  # items whose issue overhead has ended
-        self.open: set[int] = set()
-        self.kv_only: dict[int, bool] = {}
-
-    def stream(self, it: WorkItem) -> bool:
-        if it.id in self.open:
-            return True
-        if it.id in self.issuing or not self.per_op and self._prefetchable(it) \
-                and self.started.issuperset(it.deps):
-            self.open.add(it.id)
-            return True
-        return False
-
-    def _prefetchable(self, it: WorkItem) -> bool:
-        hit = self.kv_only.get(it.id)
-        if hit is None:
-            hit = self.kv_only[it.id] = cost.kv_prefetchable(it, self.plan.traffic[it.id], self.hw)
-        return hit
 
 
 class _Replay:
@@ -99,10 +72,10 @@ class _Replay:
         self.by_unit = {u: [it for it in items if it.unit == u] for u in self.units}
         self.weights = WeightLoader(list(items), self.plan.tiles, cost.slots(hw),
                                     hw.weight_prefetch == "per_op", self.dram, self.wbuf)
-        self.gates = _Gates(hw, self.plan, self.weights.started)
+        self.gates = StreamGate(hw, self.plan, self.weights.started)
         held = self.occupancy.trace("activation")
         self.streams = {u: StreamLoader(u, self.by_unit[u], self.plan.tiles, cost.slots(hw),
-                                        self.gates.stream, self.dram, self.log, held)
+                                        self.gates.open_for, self.dram, self.log, held)
                         for u in self.units}
         self.done_at: dict[int, int] = {}
         # item id -> its done event, made when first waited for (most items never are:

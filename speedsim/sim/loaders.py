@@ -24,8 +24,10 @@ from __future__ import annotations
 
 from typing import Callable, Hashable
 
+from speedsim.config.hw import Hardware
 from speedsim.contracts.workitem import WorkItem
-from speedsim.hw.cost import Tile
+from speedsim.hw import cost
+from speedsim.hw.cost import CostPlan, Tile
 from speedsim.hw.units import BulkTransfer, Periodic
 from speedsim.sim.tables import Log
 
@@ -238,5 +240,29 @@ class StreamLoader(_Loader):
         self.in_flight -= 1
         self.pump(now, bytes_)
 
-    def mark(self, it: WorkItem) -> None:
-        return None
+
+class StreamGate:
+    """When an item's stream tiles may be issued (module docstring); once yes, always (its
+    deps stay started, its issue overhead stays ended)."""
+
+    def __init__(self, hw: Hardware, costed: CostPlan, started: set[int]):
+        self.hw, self.plan, self.started = hw, costed, started
+        self.per_op = hw.weight_prefetch == "per_op"
+        self.issuing: set[int] = set()  # items whose issue overhead has ended
+        self.open: set[int] = set()
+        self.kv_only: dict[int, bool] = {}
+
+    def open_for(self, it: WorkItem) -> bool:
+        if it.id in self.open:
+            return True
+        if it.id in self.issuing or not self.per_op and self._prefetchable(it) \
+                and self.started.issuperset(it.deps):
+            self.open.add(it.id)
+            return True
+        return False
+
+    def _prefetchable(self, it: WorkItem) -> bool:
+        hit = self.kv_only.get(it.id)
+        if hit is None:
+            hit = self.kv_only[it.id] = cost.kv_prefetchable(it, self.plan.traffic[it.id], self.hw)
+        return hit

@@ -15,8 +15,8 @@ after an earlier moment ``k0``, and the tiles from ``k0`` on repeat with period
 ``p``, the next ``p`` tiles do what the last ``p`` did, ``P`` cycles later — for
 as long as:
 
-* the tiles keep repeating and each computes for some cycles (``_period_end``),
-  also those the loaders issue during the periods (``room`` of each loader);
+* the tiles keep repeating and each computes for some cycles, and the bytes of the
+  tiles the loaders issue meanwhile too (``Shapes.period_end``, each loader's ``room``);
 * no other unit can act: the periods end by the horizon;
 * every weight tile the periods issue misses (the loader's state counts hits,
   so it repeats only over periods without one; ``WeightLoader.room`` checks the
@@ -49,9 +49,9 @@ MAX_PATTERN = 16  # the longest period of the tiles themselves looked for (``pat
 
 class Period(NamedTuple):
     """``times`` repetitions of the last ``tiles`` tiles (``cycles`` cycles) of ``item``, from
-    its tile ``at`` on; its tiles repeat up to ``end``, their weight and stream bytes up to
-    ``issue_ends``; ``carries``: whether the period's tiles have weight bytes, stream bytes; ``transfers``: the item's bulk transfers in
-    flight (shifted by the DRAM, which may no longer hold them)."""
+    its tile ``at`` on. Its tiles repeat up to ``end``, their weight and stream bytes up to
+    ``issue_ends``; ``carries``: whether the period's tiles have weight, stream bytes;
+    ``transfers``: the item's bulk transfers in flight (the DRAM may no longer hold them)."""
 
     item: WorkItem
     at: int
