@@ -18,6 +18,7 @@ class Period(NamedTuple):
     times: int
     cycles: int
     transfers: tuple = ()
+    tiles: int = 1
 
 
 def hw(engines=2, **dram):
@@ -155,3 +156,33 @@ def test_dram_channels_slow_small_transfers_only():
     assert [four.cycles(b) for b in (256, 1024, 1280, 4096)] == [64, 64, 128, 256]
     one = Dram(hw(channels=1, interleave_bytes=256))
     assert [one.cycles(b) for b in (256, 1024, 1280, 4096)] == [16, 64, 80, 256]
+
+
+def test_weight_buffer_skip_equals_the_calls_it_stands_for():
+    """A run of 100 B tiles through two slots in a 350 B buffer that holds another item's
+    150 B tile: one period (release tile t, acquire tile t + 2) played, then 6 more skipped.
+    The skip replays the calls until the buffer holds only the run's newest tiles, then
+    renames; resident tiles, pins and the occupancy trace equal the calls made one by one."""
+    def buffer():
+        occ = Occupancy()
+        buf = WeightBuffer(350, occ.trace("weight", replayed_by_owner=True))
+        buf.acquire(("x", 0), 150, 0)
+        buf.release(("x", 0))
+        buf.acquire(("w", 0), 100, 0)
+        buf.acquire(("w", 1), 100, 0)
+        return occ, buf
+
+    occ, skipped = buffer()
+    since = skipped.mark(None)
+    skipped.release(("w", 0))
+    skipped.acquire(("w", 2), 100, 10)
+    skipped.skip(since, 10, Period(times=6, cycles=10, tiles=1))
+    occ_by_hand, by_hand = buffer()
+    for t in range(7):
+        by_hand.release(("w", t))
+        by_hand.acquire(("w", t + 2), 100, 10 + 10 * t)
+    assert list(skipped.resident) == list(by_hand.resident) == [("w", 6), ("w", 7), ("w", 8)]
+    assert skipped.pins == by_hand.pins == {("w", 7): 1, ("w", 8): 1}
+    # 350 B held until tile 2 evicts the other item's tile, then 300 B: one 100 B tile
+    # evicted per 100 B tile fetched
+    assert list(occ.points["weight"]) == list(occ_by_hand.points["weight"]) == [0, 350, 10, 300]

@@ -50,6 +50,8 @@ class Periodic:
     * ``forget()``: the stretch that marked is over.
     """
 
+    keyed = False  # whether ``relative`` says anything (the skipper skips asking if not)
+
     def relative(self, now: int) -> Hashable:
         return ()
 
@@ -156,6 +158,8 @@ class _Busy:
 
 class Dram(Periodic):
     """DRAM with demand and bulk classes and the DMA engines of the bulk class."""
+
+    keyed = True
 
     def __init__(self, hw: Hardware):
         self.hw = hw
@@ -326,7 +330,8 @@ class WeightBuffer(Periodic):
         self._journal = []
 
     def _replay_periods(self, calls: list[tuple], period) -> None:
-        prefix, before, count = calls[0][0][:-1], None, -1
+        prefix, count = calls[0][0][:-1], len(self.resident)
+        before = self._relative_to(prefix, 0)
         for t in range(1, period.times + 1):
             since = len(self._trace.pts)
             self._replay(calls, t * period.tiles, t * period.cycles)

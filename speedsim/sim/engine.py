@@ -154,9 +154,9 @@ class _Replay:
             if horizon >= 0 and (first is not None or param_at <= env.now):
                 played = Stretch(self, unit, it, tiles, horizon).play(j, env.now)
                 if played:
-                    first = played[2] if first is None else first
-                    yield self.sleep(played[1] - env.now)
-                    j = played[0]
+                    first = played.first_start if first is None else first
+                    yield self.sleep(played.end - env.now)
+                    j = played.next_tile
                     continue
             t = tiles[j]
             key, at = yield from self._tile_inputs(unit, it, j, t, param_at if j == 0 else 0)

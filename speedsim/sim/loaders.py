@@ -22,7 +22,8 @@ tiles and, for weights, all miss.
 
 from __future__ import annotations
 
-from typing import Callable, Hashable
+from operator import attrgetter
+from typing import Callable, Hashable, NamedTuple
 
 from speedsim.config.hw import Hardware
 from speedsim.contracts.workitem import WorkItem
@@ -34,6 +35,21 @@ from speedsim.sim.tables import Log
 _FIELDS = {"weight_bytes": Tile._fields.index("weight_bytes"),
            "stream_bytes": Tile._fields.index("stream_bytes")}
 _CARRIES = {"weight_bytes": 0, "stream_bytes": 1}  # the loader's flag in ``Period.carries``
+
+
+class Issued(NamedTuple):
+    """A weight tile issued: its residency key, and its transfer (or, a hit, its issue cycle)."""
+
+    key: tuple
+    transfer: BulkTransfer | int
+
+
+class _Entry(NamedTuple):
+    """An item on a loader's list: its tiles, and per tile index the next one with bytes."""
+
+    item: WorkItem
+    tiles: list[Tile]
+    next_index: list[int]
 
 
 def tile_key(it: WorkItem, j: int) -> tuple:
@@ -57,11 +73,14 @@ class _Loader(Periodic):
     """A cursor (``i``, ``j``: tile j of ``items[i]``) over the tiles with ``field`` bytes,
     and the tiles issued through ``slots`` slots, not yet taken: (item id, j) -> arrival."""
 
+    keyed = True
+
     def __init__(self, items: list[WorkItem], tiles: dict[int, list[Tile]], field: str,
                  slots: int):
         self.field, self.carries, skips = _FIELDS[field], _CARRIES[field], {}
-        cursor = [(it, tiles[it.id], _next_index(skips, tiles[it.id], self.field)) for it in items]
-        self.items = [c for c in cursor if c[2][0] < len(c[1])]  # items with such tiles
+        cursor = [_Entry(it, tiles[it.id], _next_index(skips, tiles[it.id], self.field))
+                  for it in items]
+        self.items = [c for c in cursor if c.next_index[0] < len(c.tiles)]  # with such tiles
         self.i = self.j = 0
         self.slots, self.in_flight = slots, 0
         self.issued: dict[tuple[int, int], object] = {}
@@ -87,7 +106,10 @@ class _Loader(Periodic):
     def ahead(self, it: WorkItem, k: int) -> int | None:
         """Tiles issued past tile ``k`` of ``it`` (the cursor within ``it``), else None."""
         nxt = self.next_tile()
-        return self.j - k if nxt is not None and nxt[0] is it else None
+        if nxt is None:
+            return None
+        item, _, _ = nxt
+        return self.j - k if item is it else None
 
     def relative(self, now: int) -> tuple:
         return tuple([self._arrival(v) - now if self._arrival(v) > now else 0
@@ -107,7 +129,7 @@ class _Loader(Periodic):
             return
         n, iid = period.times * period.tiles, period.item.id
         moved = [(key, self.issued.pop(key)) for key in list(self.issued) if key[0] == iid]
-        for (_, j), value in moved:
+        for (_, j), value in moved:  # keys: (item id, tile index)
             self.issued[(iid, j + n)] = self._moved(value, period, n, now)
         self.j += n
 
@@ -135,22 +157,24 @@ class WeightLoader(_Loader):
         """Issue every tile whose slot is free and whose item allows it."""
         while self.in_flight < self.slots:
             nxt = self.next_tile()
-            if nxt is None or self.per_op and nxt[0].id not in self.started:
+            if nxt is None:
                 return
             it, j, bytes_ = nxt
+            if self.per_op and it.id not in self.started:
+                return
             self.j += 1
             self.in_flight += 1
             key = tile_key(it, j)
             if self.wbuf.acquire(key, bytes_, now):
-                self.issued[(it.id, j)] = (key, now)
+                self.issued[(it.id, j)] = Issued(key, now)
                 self.hits += 1
             else:
-                self.issued[(it.id, j)] = (key, self.dram.bulk(now, bytes_))
+                self.issued[(it.id, j)] = Issued(key, self.dram.bulk(now, bytes_))
                 self.fetched[it.id] = self.fetched.get(it.id, 0) + bytes_
                 self.fetched_total += bytes_
 
-    def take(self, it: WorkItem, j: int) -> tuple[Hashable, BulkTransfer | int] | None:
-        """The key and transfer (or hit cycle) of tile ``j`` of ``it``, if issued."""
+    def take(self, it: WorkItem, j: int) -> Issued | None:
+        """Tile ``j`` of ``it`` as issued, if it was."""
         return self.issued.pop((it.id, j), None)
 
     def release(self, key: Hashable, now: int) -> None:
@@ -159,14 +183,15 @@ class WeightLoader(_Loader):
         self.pump(now)
 
     def transfers(self, it: WorkItem) -> list[BulkTransfer]:
-        return [v[1] for k, v in self.issued.items() if k[0] == it.id and isinstance(v[1], BulkTransfer)]
+        return [v.transfer for (iid, _), v in self.issued.items()
+                if iid == it.id and isinstance(v.transfer, BulkTransfer)]
 
     def relative(self, now: int) -> tuple:
         """Arrivals in flight (negative: a hit), and the hits so far (equal at two moments
         only when no tile between them hit)."""
         return tuple([(tr.arrival - now if tr.arrival > now else 0)
                       if isinstance(tr, BulkTransfer) else -1
-                      for _, tr in self.issued.values()]), self.hits
+                      for tr in map(attrgetter("transfer"), self.issued.values())]), self.hits
 
     def mark(self, it: WorkItem) -> int:
         return self.fetched_total
@@ -188,13 +213,13 @@ class WeightLoader(_Loader):
             self.fetched_total += grown
 
     @staticmethod
-    def _arrival(value) -> int:
-        tr = value[1]
+    def _arrival(value: Issued) -> int:
+        tr = value.transfer
         return tr.arrival if isinstance(tr, BulkTransfer) else tr
 
     def _moved(self, value, period, n: int, now: int):
         """The renamed tile's key; its transfer is shifted by the DRAM (``Dram.skip``)."""
-        return tile_key(period.item, value[0][-1] + n), value[1]
+        return Issued(tile_key(period.item, value.key[-1] + n), value.transfer)
 
 
 class StreamLoader(_Loader):
@@ -206,7 +231,7 @@ class StreamLoader(_Loader):
         super().__init__(items, tiles, "stream_bytes", slots)
         self.unit, self.gate, self.dram, self.log, self.held = unit, gate, dram, log, held
         # the item whose closed gate stopped the last pump (before the first: the first item)
-        self.gated: WorkItem | None = self.items[0][0] if self.items else None
+        self.gated: WorkItem | None = self.items[0].item if self.items else None
 
     def pump(self, now: int, freed: int = 0) -> None:
         """Issue every stream tile whose slot is free and whose item's gate is open.
@@ -218,10 +243,10 @@ class StreamLoader(_Loader):
             nxt = self.next_tile()
             if nxt is None:
                 break
-            if not self.gate(nxt[0]):
-                self.gated = nxt[0]
-                break
             it, j, bytes_ = nxt
+            if not self.gate(it):
+                self.gated = it
+                break
             self.j += 1
             self.in_flight += 1
             start, end, arrival = self.dram.demand(now, bytes_)

@@ -37,7 +37,7 @@ from typing import NamedTuple
 
 from speedsim.contracts.workitem import WorkItem
 from speedsim.hw.cost import Tile
-from speedsim.hw.units import BulkTransfer, Periodic
+from speedsim.hw.units import BulkTransfer
 
 # shorter remaining stretches are just played, and a jump by another period than the
 # tiles' own skips at least this many tiles: a short jump costs about what playing costs,
@@ -64,12 +64,29 @@ class Period(NamedTuple):
     transfers: list[BulkTransfer]
 
 
+class Played(NamedTuple):
+    """What a stretch played: the next tile, the compute end of the last tile played and the
+    compute start of the first."""
+
+    next_tile: int
+    end: int
+    first_start: int
+
+
+class Moment(NamedTuple):
+    """Before tile ``tile`` at ``cycle``: the parts' ``mark``s."""
+
+    tile: int
+    cycle: int
+    marks: list
+
+
 class Shapes:
     """Facts about tile lists, cached per list (items of one shape share theirs)."""
 
     def __init__(self):
         self._ends: dict[tuple, list[int]] = {}
-        self._patterns: dict[int, tuple[int, int]] = {}
+        self._patterns: dict[int, int] = {}
 
     def period_end(self, tiles: list[Tile], k0: int, p: int, field: str | None = None) -> int:
         """Where a period of ``p`` tiles from ``k0`` ends: the first index >= ``k0 + p`` whose
@@ -92,19 +109,18 @@ class Shapes:
                 ends[i] = i if stop else ends[i + 1]
         return ends
 
-    def pattern(self, tiles: list[Tile]) -> tuple[int, int]:
-        """(p, r): the period p <= ``MAX_PATTERN`` of ``tiles``' first stretch, where the
-        first tile comes back after a different one, if the first p tiles repeat there, else
-        1; r, the run of tiles equal to the first. A head cut into 5 equal pieces and a
-        shorter one: (6, 5)."""
+    def pattern(self, tiles: list[Tile]) -> int:
+        """The period p <= ``MAX_PATTERN`` of ``tiles``' first stretch, where the first tile
+        comes back after a different one, if the first p tiles repeat there, else 1. A head
+        cut into 5 equal pieces and a shorter one: 6."""
         hit = self._patterns.get(id(tiles))
         if hit is None:
             n, first = len(tiles), tiles[0]
             run = next((j for j in range(1, min(n, MAX_PATTERN)) if tiles[j] != first), None)
             back = None if run is None else next(
                 (j for j in range(run + 1, min(n, MAX_PATTERN + 1)) if tiles[j] == first), None)
-            hit = (back if back and tiles[back:2 * back] == tiles[:back] else 1, run or n)
-            self._patterns[id(tiles)] = hit
+            hit = self._patterns[id(tiles)] = \
+                back if back and tiles[back:2 * back] == tiles[:back] else 1
         return hit
 
 
@@ -116,13 +132,11 @@ class Stretch:
         self.r, self.it, self.tiles, self.horizon = replay, it, tiles, horizon
         self.weights, self.stream, self.log = replay.weights, replay.streams[unit], replay.log
         self.parts = replay.parts[unit]
-        self.keyed = [part for part in self.parts if type(part).relative is not Periodic.relative]
-        self.seen: dict[tuple, list[tuple]] = {}
-        self.pattern = replay.shapes.pattern(tiles)[0]
+        self.seen: dict[tuple, list[Moment]] = {}
+        self.pattern = replay.shapes.pattern(tiles)
 
-    def play(self, j: int, now: int) -> tuple[int, int, int] | None:
-        """(next tile, compute end of the last tile played, compute start of the first),
-        or None when none could be played."""
+    def play(self, j: int, now: int) -> Played | None:
+        """What was played from tile ``j`` at ``now``, or None when no tile could be."""
         k, first = j, -1
         try:
             while k < len(self.tiles):
@@ -139,9 +153,8 @@ class Stretch:
                 k += 1
         finally:
             for part in self.parts:
-                if type(part).forget is not Periodic.forget:
-                    part.forget()
-        return (k, now, first) if k > j else None
+                part.forget()
+        return Played(k, now, first) if k > j else None
 
     def _start(self, k: int, now: int) -> int | None:
         """When tile ``k`` starts computing (its bytes on chip), or None if it cannot be
@@ -153,8 +166,8 @@ class Stretch:
             got = self.weights.peek(self.it, k)
             if got is None:
                 return None
-            if isinstance(got[1], BulkTransfer) and got[1].arrival > at:
-                at = got[1].arrival
+            if isinstance(got.transfer, BulkTransfer) and got.transfer.arrival > at:
+                at = got.transfer.arrival
         start = now if now > at else at
         return None if start + t.cycles > self.horizon else start
 
@@ -175,23 +188,23 @@ class Stretch:
         """Before tile ``k`` at ``now``: skip whole periods from an earlier moment of the same
         state if there is one (the tiles' own period first), else remember this one."""
         key = (self.weights.ahead(self.it, k), self.stream.ahead(self.it, k),
-               tuple([part.relative(now) for part in self.keyed]))
+               tuple([part.relative(now) for part in self.parts if part.keyed]))
         earlier = self.seen.setdefault(key, [])
         for snap in self._candidates(earlier, k):
             jumped = self._jump(k, now, *snap)
             if jumped is not None:
                 return jumped
-        earlier.append((k, now, [part.mark(self.it) for part in self.parts]))
+        earlier.append(Moment(k, now, [part.mark(self.it) for part in self.parts]))
         del earlier[:-max(MAX_PERIOD, self.pattern)]
         return k, now
 
-    def _candidates(self, earlier: list[tuple], k: int) -> list[tuple]:
+    def _candidates(self, earlier: list[Moment], k: int) -> list[Moment]:
         """The earlier moments of this state to try: ``pattern`` tiles back, then the
         ``MAX_PERIOD`` latest, the shortest period first."""
         recent = earlier[:-MAX_PERIOD - 1:-1]
         if self.pattern <= MAX_PERIOD:
             return recent
-        return [snap for snap in earlier if snap[0] == k - self.pattern] + recent
+        return [snap for snap in earlier if snap.tile == k - self.pattern] + recent
 
     def _jump(self, k: int, now: int, k0: int, t0: int, marks: list) -> tuple[int, int] | None:
         p, cycles = k - k0, now - t0
