@@ -46,8 +46,10 @@ class Row:
     busy_cycles: int
 
     def merge(self, start: int, end: int, bytes_: int, macs: int, vops: int, busy: int) -> None:
-        self.start_cycle = min(self.start_cycle, start)
-        self.end_cycle = max(self.end_cycle, end)
+        if start < self.start_cycle:
+            self.start_cycle = start
+        if end > self.end_cycle:
+            self.end_cycle = end
         self.bytes += bytes_
         self.macs += macs
         self.vector_ops += vops
