@@ -89,10 +89,6 @@ class BulkTransfer:
         self.start, self.finish, self.arrival, self.origin = \
             mv(self.start), mv(self.finish), mv(self.arrival), mv(self.origin)
 
-    def relative(self, now: int) -> tuple:
-        return tuple([t - now if t > now else 0
-                      for t in (self.start, self.finish, self.arrival, self.origin)])
-
 
 class _Busy:
     """The cycles demand transfers hold the DRAM: intervals ``[start, end)`` in time order."""
@@ -243,10 +239,12 @@ class Dram(Periodic):
     # --- the state protocol (``Periodic``) -----------------------------------------------
 
     def relative(self, now: int) -> tuple:
-        rel = lambda t: t - now if t > now else 0
-        return (rel(self.demand_free), rel(self.retired_finish),
+        return (self.demand_free - now if self.demand_free > now else 0,
+                self.retired_finish - now if self.retired_finish > now else 0,
                 tuple([a - now if a > now else 0 for a in self.arrivals]),
-                tuple([tr.relative(now) for tr in self.pending]), self.busy.relative(now))
+                tuple([t - now if t > now else 0  # pending transfers: four cycles each
+                       for tr in self.pending for t in (tr.start, tr.finish, tr.arrival, tr.origin)]),
+                self.busy.relative(now))
 
     def mark(self, it) -> int:
         return self.bytes_moved
@@ -353,10 +351,10 @@ class WeightBuffer(Periodic):
 
     def _relative_to(self, prefix: tuple, base: int) -> tuple | None:
         """Resident tiles and pins, indices relative to ``base``, when all are ``prefix``'s."""
-        if any(k[:-1] != prefix for k in self.resident):
+        tiles = [(k[-1] - base, b) for k, b in self.resident.items() if k[:-1] == prefix]
+        if len(tiles) < len(self.resident):
             return None
-        return (tuple((k[-1] - base, b) for k, b in self.resident.items()),
-                tuple(sorted((k[-1] - base, n) for k, n in self.pins.items() if k[:-1] == prefix)))
+        return tiles, sorted([(k[-1] - base, n) for k, n in self.pins.items() if k[:-1] == prefix])
 
     def _rename(self, prefix: tuple, by: int) -> None:
         mv = lambda k: k[:-1] + (k[-1] + by,) if k[:-1] == prefix else k

@@ -22,7 +22,6 @@ tiles and, for weights, all miss.
 
 from __future__ import annotations
 
-from operator import attrgetter
 from typing import Callable, Hashable, NamedTuple
 
 from speedsim.config.hw import Hardware
@@ -112,8 +111,7 @@ class _Loader(Periodic):
         return self.j - k if item is it else None
 
     def relative(self, now: int) -> tuple:
-        return tuple([self._arrival(v) - now if self._arrival(v) > now else 0
-                      for v in self.issued.values()])
+        return tuple([v - now if v > now else 0 for v in self.issued.values()])
 
     def room(self, since, period) -> int:
         """Periods whose issues stay within the item's tiles periodic in the loader's bytes."""
@@ -132,10 +130,6 @@ class _Loader(Periodic):
         for (_, j), value in moved:  # keys: (item id, tile index)
             self.issued[(iid, j + n)] = self._moved(value, period, n, now)
         self.j += n
-
-    @staticmethod
-    def _arrival(value) -> int:
-        return value
 
     def _moved(self, value, period, n: int, now: int):
         return value + period.times * period.cycles if value > now else value
@@ -190,8 +184,8 @@ class WeightLoader(_Loader):
         """Arrivals in flight (negative: a hit), and the hits so far (equal at two moments
         only when no tile between them hit)."""
         return tuple([(tr.arrival - now if tr.arrival > now else 0)
-                      if isinstance(tr, BulkTransfer) else -1
-                      for tr in map(attrgetter("transfer"), self.issued.values())]), self.hits
+                      if tr.__class__ is BulkTransfer else -1
+                      for _, tr in self.issued.values()]), self.hits
 
     def mark(self, it: WorkItem) -> int:
         return self.fetched_total
@@ -211,11 +205,6 @@ class WeightLoader(_Loader):
             grown = period.times * (self.fetched_total - since)
             self.fetched[period.item.id] += grown
             self.fetched_total += grown
-
-    @staticmethod
-    def _arrival(value: Issued) -> int:
-        tr = value.transfer
-        return tr.arrival if isinstance(tr, BulkTransfer) else tr
 
     def _moved(self, value, period, n: int, now: int):
         """The renamed tile's key; its transfer is shifted by the DRAM (``Dram.skip``)."""

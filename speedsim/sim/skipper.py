@@ -16,7 +16,7 @@ after an earlier moment ``k0``, and the tiles from ``k0`` on repeat with period
 as long as:
 
 * the tiles keep repeating and each computes for some cycles, and the bytes of the
-  tiles the loaders issue meanwhile too (``Shapes.period_end``, each loader's ``room``);
+  tiles the loaders issue meanwhile too (``Shapes.ends``, each loader's ``room``);
 * no other unit can act: the periods end by the horizon;
 * every weight tile the periods issue misses (the loader's state counts hits,
   so it repeats only over periods without one; ``WeightLoader.room`` checks the
@@ -85,23 +85,31 @@ class Shapes:
     """Facts about tile lists, cached per list (items of one shape share theirs)."""
 
     def __init__(self):
-        self._ends: dict[tuple, list[int]] = {}
+        self._ends: dict[tuple, tuple] = {}  # (tile list id, k0, p) -> ``ends``
+        self._stops: dict[tuple, list[int]] = {}
         self._patterns: dict[int, int] = {}
 
-    def period_end(self, tiles: list[Tile], k0: int, p: int, field: str | None = None) -> int:
-        """Where a period of ``p`` tiles from ``k0`` ends: the first index >= ``k0 + p`` whose
-        tile differs from the one ``p`` before (only in its ``field`` bytes, if given: tiles
-        the loaders issue but the period does not compute), or without ``field``, also the
-        first index >= ``k0`` whose tile has no cycles."""
-        differs = self._index(tiles, p, field)[min(k0 + p, len(tiles))]
-        return differs if field else min(differs, self._index(tiles, 0, None)[min(k0, len(tiles))])
+    def ends(self, tiles: list[Tile], k0: int, p: int) -> tuple:
+        """A period of ``p`` tiles from ``k0``: where it ends (the first index >= ``k0 + p``
+        whose tile differs from the one ``p`` before, or >= ``k0`` whose tile has no cycles);
+        where its weight, stream bytes stop repeating (the tiles the loaders issue but the
+        period does not compute); whether its tiles carry weight, stream bytes."""
+        key = (id(tiles), k0, p)
+        hit = self._ends.get(key)
+        if hit is None:
+            at, sample = min(k0 + p, len(tiles)), tiles[k0:k0 + p]
+            hit = self._ends[key] = (
+                min(self._index(tiles, p, None)[at], self._index(tiles, 0, None)[min(k0, len(tiles))]),
+                (self._index(tiles, p, "weight_bytes")[at], self._index(tiles, p, "stream_bytes")[at]),
+                (any(t.weight_bytes for t in sample), any(t.stream_bytes for t in sample)))
+        return hit
 
     def _index(self, tiles: list[Tile], p: int, field: str | None) -> list[int]:
         """Per index i, the first index >= i that stops a period of ``p`` (0: no cycles)."""
-        ends = self._ends.get((id(tiles), p, field))
+        ends = self._stops.get((id(tiles), p, field))
         if ends is None:
             n = len(tiles)
-            ends = self._ends[(id(tiles), p, field)] = [n] * (n + 1)
+            ends = self._stops[(id(tiles), p, field)] = [n] * (n + 1)
             same = (lambda a, b: a == b) if field is None else \
                 (lambda a, b: getattr(a, field) == getattr(b, field))
             for i in range(n - 1, -1, -1):
@@ -208,25 +216,22 @@ class Stretch:
 
     def _jump(self, k: int, now: int, k0: int, t0: int, marks: list) -> tuple[int, int] | None:
         p, cycles = k - k0, now - t0
-        end = self.r.shapes.period_end(self.tiles, k0, p)
+        end, issue_ends, carries = self.r.shapes.ends(self.tiles, k0, p)
         times = (end - k) // p if cycles > 0 else 0
         if times and self.horizon != float("inf"):
             times = min(times, int((self.horizon - now) // cycles))
-        if times < 1 or times * p < (p if p == self.pattern else MIN_RUN):
+        least = p if p == self.pattern else MIN_RUN
+        if times < 1 or times * p < least:
             return None
-        sample = self.tiles[k0:k]
-        shapes = self.r.shapes
-        issue_ends = (shapes.period_end(self.tiles, k0, p, "weight_bytes"),
-                      shapes.period_end(self.tiles, k0, p, "stream_bytes"))
-        period = Period(self.it, k, p, cycles, times, end, issue_ends,
-                        (any(t.weight_bytes for t in sample), any(t.stream_bytes for t in sample)),
+        period = Period(self.it, k, p, cycles, times, end, issue_ends, carries,
                         self.weights.transfers(self.it))
         for part, since in zip(self.parts, marks):
-            times = min(times, part.room(since, period))
-        if times < 1 or times * p < (p if p == self.pattern else MIN_RUN):
-            return None
-        period = period._replace(times=times)
+            times = part.room(since, period)  # never more than ``period.times``
+            if times < period.times:
+                if times < 1 or times * p < least:
+                    return None
+                period = period._replace(times=times)
         for part, since in zip(self.parts, marks):
             part.skip(since, now, period)
         self.seen.clear()
-        return k + times * p, now + times * cycles
+        return k + period.times * p, now + period.times * cycles
