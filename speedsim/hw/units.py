@@ -85,9 +85,8 @@ class BulkTransfer:
 
     def shift(self, now: int, by: int) -> None:
         """Move every cycle after ``now`` on by ``by``."""
-        mv = lambda t: t + by if t > now else t
-        self.start, self.finish, self.arrival, self.origin = \
-            mv(self.start), mv(self.finish), mv(self.arrival), mv(self.origin)
+        self.start, self.finish, self.arrival, self.origin = [
+            t + by if t > now else t for t in (self.start, self.finish, self.arrival, self.origin)]
 
 
 class _Busy:
@@ -336,7 +335,7 @@ class WeightBuffer(Periodic):
             grew, count = len(self.resident) != count, len(self.resident)
             state = None if grew else self._relative_to(prefix, t * period.tiles)
             if state is not None and state == before:
-                self._rename(prefix, (period.times - t) * period.tiles)
+                self._rename((period.times - t) * period.tiles)
                 self._trace.repeat(since, period.cycles, period.times - t)
                 return
             before = state
@@ -350,16 +349,19 @@ class WeightBuffer(Periodic):
                 self.acquire(moved, bytes_, cycle + cycles)
 
     def _relative_to(self, prefix: tuple, base: int) -> tuple | None:
-        """Resident tiles and pins, indices relative to ``base``, when all are ``prefix``'s."""
+        """Resident tiles and pins (all resident), indices relative to ``base``, when all
+        are ``prefix``'s (the least recently used, most often another's, is looked at first)."""
+        if next(iter(self.resident), prefix + (0,))[:-1] != prefix:
+            return None
         tiles = [(k[-1] - base, b) for k, b in self.resident.items() if k[:-1] == prefix]
         if len(tiles) < len(self.resident):
             return None
-        return tiles, sorted([(k[-1] - base, n) for k, n in self.pins.items() if k[:-1] == prefix])
+        return tiles, sorted([(k[-1] - base, n) for k, n in self.pins.items()])
 
-    def _rename(self, prefix: tuple, by: int) -> None:
-        mv = lambda k: k[:-1] + (k[-1] + by,) if k[:-1] == prefix else k
-        self.resident = OrderedDict((mv(k), b) for k, b in self.resident.items())
-        self.pins = {mv(k): n for k, n in self.pins.items()}
+    def _rename(self, by: int) -> None:
+        """Every tile ``by`` indices on (all are the run's: its state repeated)."""
+        self.resident = OrderedDict([((*k[:-1], k[-1] + by), b) for k, b in self.resident.items()])
+        self.pins = {(*k[:-1], k[-1] + by): n for k, n in self.pins.items()}
 
     def _make_room(self, bytes_: int, cycle: int) -> int:
         """Evict unpinned tiles, least recently used first, until ``bytes_`` fit; the bytes freed."""

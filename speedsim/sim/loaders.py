@@ -98,10 +98,6 @@ class _Loader(Periodic):
         self.i, self.j = i, j
         return None
 
-    def peek(self, it: WorkItem, j: int):
-        """What tile ``j`` of ``it`` was issued with, or None if it was not issued yet."""
-        return self.issued.get((it.id, j))
-
     def ahead(self, it: WorkItem, k: int) -> int | None:
         """Tiles issued past tile ``k`` of ``it`` (the cursor within ``it``), else None."""
         nxt = self.next_tile()

@@ -169,12 +169,12 @@ class Stretch:
         played here: its weights not issued yet, or it would end after the horizon."""
         t, at = self.tiles[k], now
         if t.stream_bytes:
-            at = self.stream.peek(self.it, k)
+            at = self.stream.issued[(self.it.id, k)]
         if t.weight_bytes:
-            got = self.weights.peek(self.it, k)
+            got = self.weights.issued.get((self.it.id, k))
             if got is None:
                 return None
-            if isinstance(got.transfer, BulkTransfer) and got.transfer.arrival > at:
+            if got.transfer.__class__ is BulkTransfer and got.transfer.arrival > at:
                 at = got.transfer.arrival
         start = now if now > at else at
         return None if start + t.cycles > self.horizon else start
@@ -184,9 +184,9 @@ class Stretch:
         t, it = self.tiles[k], self.it
         if t.weight_bytes:
             key, tr = self.weights.take(it, k)
-            if isinstance(tr, BulkTransfer):
-                self.log.add("dram", it, "load", "weight", tr.start, tr.finish, tr.bytes_,
-                             busy=tr.cycles)
+            if tr.__class__ is BulkTransfer:
+                self.log.add("dram", it, "load", "weight", tr.start, tr.finish, tr.bytes_, 0, 0,
+                             -1, tr.cycles)
             self.weights.release(key, now)
         if t.stream_bytes:
             self.stream.take(it, k)
