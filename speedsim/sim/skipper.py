@@ -145,12 +145,12 @@ class Stretch:
 
     def play(self, j: int, now: int) -> Played | None:
         """What was played from tile ``j`` at ``now``, or None when no tile could be."""
-        k, first = j, -1
+        k, first, n = j, -1, len(self.tiles)
         try:
-            while k < len(self.tiles):
-                if first >= 0 and len(self.tiles) - k >= MIN_RUN:
+            while k < n:
+                if first >= 0 and n - k >= MIN_RUN:
                     k, now = self._visit(k, now)
-                    if k == len(self.tiles):
+                    if k == n:
                         break
                 start = self._start(k, now)
                 if start is None:
@@ -160,7 +160,7 @@ class Stretch:
                 self._done(k, now)
                 k += 1
         finally:
-            for part in self.parts:
+            for part in self.parts if n - j > MIN_RUN else ():  # (shorter: never visited)
                 part.forget()
         return Played(k, now, first) if k > j else None
 
