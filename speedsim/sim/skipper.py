@@ -40,9 +40,10 @@ from speedsim.hw.cost import Tile
 from speedsim.hw.units import BulkTransfer
 
 # shorter remaining stretches are just played, and a jump by another period than the
-# tiles' own skips at least this many tiles: a short jump costs about what playing costs,
-# and it clears the moments the tiles' own period is found from
-MIN_RUN = 6
+# tiles' own skips at least this many tiles: two visits and a jump cost about what playing
+# 10 to 15 tiles costs (the default run replays a fifth faster than at 6), and a short jump
+# clears the moments the tiles' own period is found from
+MIN_RUN = 16
 MAX_PERIOD = 4  # earlier moments of one state kept, i.e. periods tried, in tiles
 MAX_PATTERN = 16  # the longest period of the tiles themselves looked for (``pattern``)
 
