@@ -77,9 +77,8 @@ class _Loader(Periodic):
     def __init__(self, items: list[WorkItem], tiles: dict[int, list[Tile]], field: str,
                  slots: int):
         self.field, self.carries, skips = _FIELDS[field], _CARRIES[field], {}
-        cursor = [_Entry(it, tiles[it.id], _next_index(skips, tiles[it.id], self.field))
-                  for it in items]
-        self.items = [c for c in cursor if c.next_index[0] < len(c.tiles)]  # with such tiles
+        self.items = [_Entry(it, t, nxt) for it in items  # those with such tiles
+                      if (nxt := _next_index(skips, t := tiles[it.id], self.field))[0] < len(t)]
         self.i = self.j = 0
         self.slots, self.in_flight = slots, 0
         self.issued: dict[tuple[int, int], object] = {}
