@@ -7,10 +7,11 @@ side as SPEED's fused stage steps do, and reports work items, SimPy events and
 simulated cycles per wall second. Two shapes:
 
 * ``default``: the small decoder (d_model 512, 8 layers, 128 tokens: ~12k items),
-  with closed-form weight runs and tile by tile (the two must give the same cycles);
+  with periods skipped (``speedsim.sim.skipper``) and tile by tile (the two must give
+  the same cycles);
 * ``7b``: a LLaMA-7B layer shape (d_model 4096, d_ff 11008, 32 heads, 32 layers
   over 8 weight sets, prompt 128, 256 tokens: ~98k items, millions of weight
-  tiles), closed-form runs only.
+  tiles), periods skipped only.
 
     .venv/bin/python benchmarks/bench_engine.py [--hw hw_configs/edge.yaml] [--dags default,7b]
 """

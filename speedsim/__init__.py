@@ -6,12 +6,13 @@ only its own package and earlier ones (``tests/test_layering.py`` checks it):
 config → contracts → model → trace → strategies → hw → sim → metrics → report → forking → api → serve → sweep → cli
 
 - ``config``: validated, frozen hardware and workload objects;
-- ``contracts``: the data crossing layers (op row, work item, plan, schedule);
+- ``contracts``: the data crossing layers (op row, work item, plan, schedule,
+  replay result);
 - ``model``: the NumPy reference decoder (and SPEED run numerically);
 - ``trace``: the op table; ``strategies``: trace → work-item DAG;
 - ``hw``: pure cost functions and the unit models (DRAM channels, DMA engines,
-  weight buffer); ``sim``: the replay engine (SimPy processes for the array and
-  the vector unit);
+  weight buffer); ``sim``: the replay engine (a SimPy process per compute unit,
+  the loaders, the period skipper, the tile-level reference engine);
 - ``metrics``: every number of the summary, from the plan, the event log and the
   configs (formulas in docs/metrics.md); ``report``: summary, tables, plots,
   timeline export and the files they go to;

@@ -1,10 +1,24 @@
 """DRAM classes, DMA engines, the weight buffer and the parameter cache: exact timelines."""
 
+from typing import NamedTuple
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from speedsim.config.hw import hardware_from_dict
-from speedsim.hw.pipeline import RunState, weight_run
-from speedsim.hw.units import Dram, Occupancy, ParamCache, WeightBuffer
+from speedsim.hw.cost import busiest_channel_bytes
+from speedsim.hw.units import Dram, ParamCache, WeightBuffer
+from speedsim.sim.tables import Occupancy
+
+
+class Period(NamedTuple):
+    """The fields of ``speedsim.sim.skipper.Period`` the DRAM and the occupancy read."""
+
+    times: int
+    cycles: int
+    transfers: tuple = ()
+    tiles: int = 1
 
 
 def hw(engines=2, **dram):
@@ -50,7 +64,7 @@ def test_effective_bandwidth_includes_efficiency():
 
 def test_weight_buffer_lru_keeps_pinned_tiles_and_counts_hits():
     occ = Occupancy()
-    buf = WeightBuffer(300, occ)
+    buf = WeightBuffer(300, occ.trace("weight", replayed_by_owner=True))
     assert buf.acquire("a", 100, 0) is False
     assert buf.acquire("b", 100, 1) is False
     buf.release("a")
@@ -65,7 +79,7 @@ def test_weight_buffer_lru_keeps_pinned_tiles_and_counts_hits():
 
 
 def test_weight_buffer_never_evicts_a_pinned_tile():
-    buf = WeightBuffer(200, Occupancy())
+    buf = WeightBuffer(200, Occupancy().trace("weight"))
     buf.acquire("a", 100, 0)
     buf.acquire("b", 100, 0)
     with pytest.raises(AssertionError, match="pinned"):
@@ -73,30 +87,19 @@ def test_weight_buffer_never_evicts_a_pinned_tile():
 
 
 def test_parameter_cache_is_lru_by_key():
-    cache = ParamCache(100, Occupancy())
+    cache = ParamCache(100, Occupancy().trace("weight"))
     assert [cache.lookup(k, 40, 0) for k in "abab"] == [False, False, True, True]
     assert cache.lookup("c", 40, 1) is False  # evicts "a"
     assert list(cache.entries) == ["b", "c"]
 
 
-def test_weight_run_closed_form_equals_stepping():
-    # memory-bound: f = 10 > c = 4, two slots, one engine (every tile pays the latency 3)
-    state = RunState(0, ((0, 10, 13), (13, 23, 26)), (), 0)
-    stepped = state
-    for _ in range(50):
-        stepped = weight_run(stepped, 1, 4, 10, 3, 1).state
-    closed = weight_run(state, 50, 4, 10, 3, 1)
-    assert closed.tiles == 50 and closed.state == stepped
-    assert closed.state.now == 13 * 50 + 4  # a tile every 13 cycles (data + latency)
-
-
 def test_occupancy_repeat_appends_shifted_periods():
     occ = Occupancy()
     occ.trace("activation").change(10, 5)
-    since = occ.marks()
+    since = occ.mark(None)
     occ.trace("activation").change(12, 3)
     occ.trace("activation").change(15, -8)
-    occ.repeat(since, 10, 2)
+    occ.skip(since, 0, Period(times=2, cycles=10))
     assert list(occ.points["activation"]) == [10, 5, 12, 8, 15, 0, 22, 8, 25, 0, 32, 8, 35, 0]
 
 
@@ -104,12 +107,12 @@ def test_occupancy_repeat_is_the_same_for_few_and_many_copies_and_nothing_for_no
     def repeated(times: int) -> tuple[list[int], list[int]]:
         occ = Occupancy()
         occ.trace("activation").change(10, 5)
-        since = occ.marks()
+        since = occ.mark(None)
         occ.trace("activation").change(12, 3)
         occ.trace("weight").change(12, 4)  # a buffer first used inside the period
         occ.trace("activation").change(15, -8)
         occ.trace("weight").change(15, -4)
-        occ.repeat(since, 10, times)
+        occ.skip(since, 0, Period(times=times, cycles=10))
         return list(occ.points["activation"]), list(occ.points["weight"])
     few, many = repeated(3), repeated(200)  # plain Python below 256 points, numpy above
     assert few == ([10, 5, 12, 8, 15, 0, 22, 8, 25, 0, 32, 8, 35, 0, 42, 8, 45, 0],
@@ -119,31 +122,67 @@ def test_occupancy_repeat_is_the_same_for_few_and_many_copies_and_nothing_for_no
     assert len(many[1]) == 201 * 4 and many[1][-4:] == [2012, 4, 2015, 0]
     occ = Occupancy()
     occ.trace("weight").change(3, 7)
-    since = occ.marks()
-    occ.repeat(since, 5, 1000)  # nothing changed in the period: nothing to repeat
+    since = occ.mark(None)
+    occ.skip(since, 0, Period(times=1000, cycles=5))  # nothing changed in the period: nothing to repeat
     assert list(occ.points["weight"]) == [3, 7]
 
 
 def test_dram_shift_future_moves_only_what_is_still_ahead():
     d = Dram(hw(efficiency=1.0))
     d.demand(0, 160)            # [0, 10) at 16 B/cycle
+    since = d.mark(None)
     d.demand(20, 160)           # [20, 30), still moving at 25
     before = d.relative(25)
-    d.shift_future(25, 40, 200)
+    d.skip(since, 25, Period(times=2, cycles=20))
     assert d.relative(65) == before
-    assert (d.demand_free, d.busy_starts[-1], d.busy_ends[-1]) == (70, 65, 70)
-    assert d.busy_ends[-2] == 25  # the part up to 25 stays where it was
+    assert (d.demand_free, d.busy.starts[-1], d.busy.ends[-1]) == (70, 65, 70)
+    assert d.busy.ends[-2] == 25  # the part up to 25 stays where it was
+    assert d.bytes_moved == 320 + 2 * 160
     assert d.demand(70, 16) == (70, 71, 81)
 
 
-def test_weight_runs_from_equal_relative_states_are_shifts_of_each_other():
-    # the same pipeline 1000 cycles later, with a long-past arrival among the older ones
-    a = RunState(100, ((90, 110, 113), (113, 123, 126)), (20,), 95)
-    b = RunState(1100, ((1090, 1110, 1113), (1113, 1123, 1126)), (7,), 1095)
-    ra, rb = weight_run(a, 40, 4, 10, 3, 1), weight_run(b, 40, 4, 10, 3, 1)
-    stepped = a
-    for _ in range(40):
-        stepped = weight_run(stepped, 1, 4, 10, 3, 1).state
-    assert ra.state == stepped
-    assert rb.state.now == ra.state.now + 1000 and rb.tiles == ra.tiles == 40
-    assert (rb.first_start, rb.last_finish) == (ra.first_start + 1000, ra.last_finish + 1000)
+@given(st.integers(0, 5000), st.integers(1, 9), st.sampled_from([1, 3, 64, 256]))
+def test_the_busiest_channel_holds_what_laying_out_the_granules_gives(bytes_, channels, gran):
+    per_channel = [0] * channels
+    for g, first in enumerate(range(0, bytes_, gran)):
+        per_channel[g % channels] += min(gran, bytes_ - first)
+    assert busiest_channel_bytes(bytes_, channels, gran) == max(per_channel)
+
+
+def test_dram_channels_slow_small_transfers_only():
+    # 16 B/cycle over 4 channels, 256 B granules: 256 B sit on one channel (4 B/cycle);
+    # 1024 B spread over all four; 1280 B put two granules on channel 0
+    four = Dram(hw(channels=4, interleave_bytes=256))
+    assert [four.cycles(b) for b in (256, 1024, 1280, 4096)] == [64, 64, 128, 256]
+    one = Dram(hw(channels=1, interleave_bytes=256))
+    assert [one.cycles(b) for b in (256, 1024, 1280, 4096)] == [16, 64, 80, 256]
+
+
+def test_weight_buffer_skip_equals_the_calls_it_stands_for():
+    """A run of 100 B tiles through two slots in a 350 B buffer that holds another item's
+    150 B tile: one period (release tile t, acquire tile t + 2) played, then 6 more skipped.
+    The skip replays the calls until the buffer holds only the run's newest tiles, then
+    renames; resident tiles, pins and the occupancy trace equal the calls made one by one."""
+    def buffer():
+        occ = Occupancy()
+        buf = WeightBuffer(350, occ.trace("weight", replayed_by_owner=True))
+        buf.acquire(("x", 0), 150, 0)
+        buf.release(("x", 0))
+        buf.acquire(("w", 0), 100, 0)
+        buf.acquire(("w", 1), 100, 0)
+        return occ, buf
+
+    occ, skipped = buffer()
+    since = skipped.mark(None)
+    skipped.release(("w", 0))
+    skipped.acquire(("w", 2), 100, 10)
+    skipped.skip(since, 10, Period(times=6, cycles=10, tiles=1))
+    occ_by_hand, by_hand = buffer()
+    for t in range(7):
+        by_hand.release(("w", t))
+        by_hand.acquire(("w", t + 2), 100, 10 + 10 * t)
+    assert list(skipped.resident) == list(by_hand.resident) == [("w", 6), ("w", 7), ("w", 8)]
+    assert skipped.pins == by_hand.pins == {("w", 7): 1, ("w", 8): 1}
+    # 350 B held until tile 2 evicts the other item's tile, then 300 B: one 100 B tile
+    # evicted per 100 B tile fetched
+    assert list(occ.points["weight"]) == list(occ_by_hand.points["weight"]) == [0, 350, 10, 300]

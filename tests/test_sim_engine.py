@@ -16,7 +16,8 @@ from speedsim.contracts.workitem import WorkItem
 
 
 def small_hw(bandwidth_gb_s=1.0, weight_kib=0.3125, engines=2, channels=1, double=True,
-             latency_ns=10.0, efficiency=1.0, act_kib=1.0, array=None, vector=None, **top):
+             latency_ns=10.0, efficiency=1.0, act_kib=1.0, array=None, vector=None,
+             interleave_bytes=256, **top):
     """8x8 int8 ws array at 1 GHz: bytes/cycle = bandwidth_gb_s * efficiency. The default
     weight buffer (320 B) keeps 40 B for parameters and holds two 140 B weight slots."""
     return hardware_from_dict({
@@ -24,7 +25,8 @@ def small_hw(bandwidth_gb_s=1.0, weight_kib=0.3125, engines=2, channels=1, doubl
         "array": {"rows": 8, "cols": 8, "dataflow": "ws"} | (array or {}),
         "vector": {"lanes": 8} | (vector or {}),
         "dram": {"bandwidth_gb_s": bandwidth_gb_s, "latency_ns": latency_ns,
-                 "efficiency": efficiency, "channels": channels, "energy_pj_per_bit": 4.0},
+                 "efficiency": efficiency, "channels": channels,
+                 "interleave_bytes": interleave_bytes, "energy_pj_per_bit": 4.0},
         "dma": {"engines": engines},
         "buffers": {"weight": {"size_kib": weight_kib, "energy_pj_per_byte": 1.0},
                     "activation": {"size_kib": act_kib, "energy_pj_per_byte": 1.0},
@@ -270,7 +272,7 @@ def test_deps_must_come_first():
         replay([gemm(0, 1, 8, 8, deps=[5])], small_hw())
 
 
-# --- closed-form weight runs vs tile by tile, roofline, on random DAGs ---------------------
+# --- skipped periods vs tile by tile, roofline, on random DAGs ------------------------------
 # (a second check beside the independent oracle, speedsim.sim.reference: tests/test_reference_engine.py)
 
 def decode_like(n_tokens=3, layers=2, d=64, kv0=16):
@@ -300,7 +302,7 @@ def assert_same(a, b):
     assert a.total_cycles == b.total_cycles
     assert a.items.equals(b.items)
     assert a.log.equals(b.log)
-    # every buffer's whole trace: a closed-form weight run records the bytes held at the
+    # every buffer's whole trace: a skipped weight run records the bytes held at the
     # misses that change them (its first ones), where tile-by-tile replay does
     for occ in (a.occupancy, b.occupancy):
         assert (occ.groupby("buffer").cycle.diff().dropna() > 0).all()
@@ -340,67 +342,60 @@ def test_closed_form_runs_play_long_weight_runs_in_few_events():
     assert fast.events < slow.events / 2
 
 
-def test_a_weight_run_issues_its_shorter_last_tile_in_closed_form(monkeypatch):
-    """A GEMM's tiles load equal bytes, and all but its last compute for TILE + 1 cycles (the
-    last keeps SCALE-Sim's "- 1"). The closed form issues that last tile too: besides the
-    two slots filled before the GEMM starts, one transfer is booked one by one (the first
-    tile's, played before the run), not two. Exact, as tile by tile."""
+def booked_bulk(monkeypatch) -> list[int]:
+    """The issue cycle of every bulk transfer booked with the DRAM, from now on."""
     from speedsim.hw import units
 
+    booked = []
+    bulk = units.Dram.bulk
+    monkeypatch.setattr(units.Dram, "bulk", lambda self, now, b: (booked.append(now), bulk(self, now, b))[1])
+    return booked
+
+
+def test_a_weight_run_books_its_transient_and_skips_the_rest(monkeypatch):
+    """A GEMM's tiles load equal bytes, and all but its last compute for TILE + 1 cycles (the
+    last keeps SCALE-Sim's "- 1"). Besides the two slots filled before the GEMM starts, three
+    transfers are booked one by one until the pipeline's relative state repeats; the other
+    123 are skipped in whole periods, the shorter last tile's too (it loads the same bytes:
+    only its compute differs, which the periods do not reach). Exact, as tile by tile."""
     hw = small_hw(bandwidth_gb_s=1.0, weight_kib=1, act_kib=64)
     items = [gemm(0, 1, 64, 256, key="a")]
     tiles = cost.plan(items, hw).tiles[0]
     assert len(tiles) == 128 and tiles[-1] == tiles[0]._replace(cycles=TILE)
-    booked = []
-    bulk = units.Dram.bulk
-    monkeypatch.setattr(units.Dram, "bulk", lambda self, now, b: (booked.append(now), bulk(self, now, b))[1])
+    booked = booked_bulk(monkeypatch)
     fast = replay(items, hw)
-    assert len(booked) == 3
+    assert booked == [0, 0, 184, 312, 440]
     monkeypatch.undo()
     assert_same(fast, replay(items, hw, closed_form_runs=False))
 
 
-def test_a_weight_run_issues_the_next_gemms_first_tile(monkeypatch):
-    """Three GEMMs of equal tiles in a chain. The last equal tile of each run, computed
-    in closed form, frees the slot the loader fills with the next GEMM's first tile
-    (``ahead``): the run issues that one too, so only the first GEMM's first tile and the
-    slots filled before it are booked one by one (5; 7 when runs stop at their item). The
-    log rows, fetched bytes and buffer trace equal tile-by-tile replay's."""
-    from speedsim.hw import units
-
+def test_weight_runs_of_a_chain_of_gemms_are_skipped_and_fetch_every_byte(monkeypatch):
+    """Three GEMMs of equal tiles in a chain: each run is skipped in whole periods after its
+    transient (13 of 384 transfers booked one by one). The log rows, fetched bytes and
+    buffer trace equal tile-by-tile replay's."""
     hw = small_hw(bandwidth_gb_s=1.0, weight_kib=1, act_kib=64)
     items = [gemm(0, 1, 64, 256, key="a"), gemm(1, 1, 64, 256, key="b", deps=(0,)),
              gemm(2, 1, 64, 256, key="c", deps=(1,))]
-    booked = []
-    bulk = units.Dram.bulk
-    monkeypatch.setattr(units.Dram, "bulk", lambda self, now, b: (booked.append(now), bulk(self, now, b))[1])
+    booked = booked_bulk(monkeypatch)
     fast = replay(items, hw)
-    assert len(booked) == 2 + 1 + 2
+    assert len(booked) == 13
     monkeypatch.undo()
     slow = replay(items, hw, closed_form_runs=False)
     assert_same(fast, slow)
     assert fast.items.weight_bytes_fetched.tolist() == [256 * 64] * 3
 
 
-def test_a_weight_run_starts_in_closed_form_while_a_kv_prefetch_moves(monkeypatch):
+def test_a_weight_run_is_skipped_while_a_kv_prefetch_moves():
     """The attention after a GEMM prefetches its KV read once the GEMM starts, so the read
-    moves during the GEMM's first weight-only tile: the closed form starts there anyway (the
-    tiles it issues start after the read ends) and equals tile-by-tile replay."""
-    from speedsim.sim import engine
-
+    moves during the GEMM's first weight tiles: the skipper waits until the DRAM's relative
+    state repeats and equals tile-by-tile replay."""
     hw = small_hw(bandwidth_gb_s=2.0, weight_kib=1)
     items = [gemm(0, 1, 64, 300, key="a", kv_write_bytes=64),
              gemm(1, 1, 64, 2000, key="b", deps=(0,)),
              WorkItem(id=2, unit="array", op="attn_score", phase="decode", deps=(1,), m=1, k=16,
                       n=700, count=8, kv_read_bytes=8 * 16 * 700, macs=8 * 16 * 700)]
-    runs = []
-    run = engine._Replay._weight_run
-    monkeypatch.setattr(engine._Replay, "_weight_run", lambda self, it, tiles, j: (
-        runs.append((it.id, self.parts.dram.demand_free > self.env.now)) or run(self, it, tiles, j)))
     fast = replay(items, hw)
-    monkeypatch.undo()
-    assert (1, True) in runs and runs.count((1, True)) == len([r for r in runs if r[0] == 1])
-    assert fast.events < 40  # GEMM 1's 500 tiles: one closed-form run
+    assert fast.events < 40  # GEMM 1's 500 tiles and the 700 KV tiles: a few stretches
     assert_same(fast, replay(items, hw, closed_form_runs=False))
 
 
@@ -434,6 +429,8 @@ def random_dags(draw):
     hw = small_hw(bandwidth_gb_s=draw(st.sampled_from([0.5, 2.0, 16.0])),
                   weight_kib=draw(st.sampled_from([0.3125, 1.0, 8.0])),
                   engines=draw(st.integers(1, 3)), double=draw(st.booleans()),
+                  channels=draw(st.sampled_from([1, 1, 3, 8])),
+                  interleave_bytes=draw(st.sampled_from([16, 64, 256])),
                   efficiency=draw(st.sampled_from([0.7, 1.0])),
                   weight_prefetch=draw(st.sampled_from(["ahead", "per_op"])),
                   array={"op_overhead_ns": draw(st.sampled_from([0.0, 30.0]))})
@@ -474,19 +471,24 @@ def kv_runs(n_items=3):
     return items
 
 
+def skipped_tiles(monkeypatch) -> list[int]:
+    """The tiles each jump of the period skipper skips, from now on."""
+    from speedsim.sim import skipper
+
+    skipped = []
+    jump = skipper.Stretch._jump
+    monkeypatch.setattr(skipper.Stretch, "_jump", lambda self, k, *a: (
+        lambda got: (got and skipped.append(got[0] - k), got)[1])(jump(self, k, *a)))
+    return skipped
+
+
 @pytest.mark.parametrize("hw", [small_hw(bandwidth_gb_s=2.0, weight_kib=1),  # compute-bound KV
                                 small_hw(bandwidth_gb_s=0.5, weight_kib=1),  # DRAM-bound KV
                                 small_hw(bandwidth_gb_s=4.0, weight_kib=2, engines=1, latency_ns=300),
                                 small_hw(bandwidth_gb_s=1.0, weight_kib=1, weight_prefetch="per_op",
                                          array={"op_overhead_ns": 30.0})])
 def test_periodic_kv_reads_are_skipped_exactly(hw, monkeypatch):
-    from speedsim.sim import engine
-
-    skipped = []
-    move = engine._StreamPeriods._move_loader
-    monkeypatch.setattr(engine._StreamPeriods, "_move_loader",
-                        lambda self, k, now, tiles, by: (skipped.append(tiles),
-                                                         move(self, k, now, tiles, by)))
+    skipped = skipped_tiles(monkeypatch)
     items = kv_runs()
     fast = replay(items, hw)
     slow = replay(items, hw, closed_form_runs=False)
@@ -495,7 +497,9 @@ def test_periodic_kv_reads_are_skipped_exactly(hw, monkeypatch):
     assert act(fast).equals(act(slow))  # the whole trace, not only its peak
     plan = cost.plan(items, hw)
     stream_tiles = sum(1 for it in items for t in plan.tiles[it.id] if t.stream_bytes)
+    all_tiles = sum(len(plan.tiles[it.id]) for it in items)
     assert sum(skipped) > 0.8 * stream_tiles  # most tiles are skipped in whole periods
+    assert sum(skipped) > 0.9 * all_tiles and fast.events < 25
 
 
 def test_heads_of_five_equal_pieces_and_a_shorter_one_are_skipped_whole(monkeypatch):
@@ -504,7 +508,7 @@ def test_heads_of_five_equal_pieces_and_a_shorter_one_are_skipped_whole(monkeypa
     every tile). The shortest repeating state is one tile back, which skips only within
     a run of 5; the tiles' own period (6) skips whole heads. Exact, as tile by tile."""
     from speedsim.config import load_hardware
-    from speedsim.sim import engine
+    from speedsim.sim import skipper
 
     hw = load_hardware("hw_configs/edge.yaml")
     attn = WorkItem(id=1, unit="array", op="attn_score", phase="decode", deps=(0,), m=1, k=128,
@@ -514,8 +518,8 @@ def test_heads_of_five_equal_pieces_and_a_shorter_one_are_skipped_whole(monkeypa
     tiles = cost.plan(items, hw).tiles[1]
     assert len(tiles) == 192 and [t.cycles for t in tiles[:6]] == [1140] * 5 + [1139]
     visits = []
-    visit = engine._StreamPeriods.visit
-    monkeypatch.setattr(engine._StreamPeriods, "visit",
+    visit = skipper.Stretch._visit
+    monkeypatch.setattr(skipper.Stretch, "_visit",
                         lambda self, k, now: (visits.append(k), visit(self, k, now))[1])
     fast = replay(items, hw)
     assert len(visits) < 30  # 131 with the shortest period only
@@ -525,7 +529,7 @@ def test_heads_of_five_equal_pieces_and_a_shorter_one_are_skipped_whole(monkeypa
 def test_closed_form_runs_record_the_weight_trace_as_tile_by_tile_replay_does():
     """7B layer shapes on edge: GEMMs of 32 KiB and 43 KiB weight tiles alternate, so every
     streamed run begins by evicting the other size; the bytes held change at its first
-    misses, which the closed form must place where tile-by-tile replay does (the mean
+    misses, which the skipper must place where tile-by-tile replay does (the mean
     occupancy in summary.json is the time-weighted trace)."""
     from speedsim import api
     from speedsim.config import load_hardware, load_workload

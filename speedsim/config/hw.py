@@ -71,8 +71,8 @@ class Dram(Frozen):
     latency_ns: NonNegFloat = 100.0  # from request to first byte
     efficiency: Annotated[float, Field(gt=0, le=1)] = 1.0  # achievable fraction of peak
     energy_pj_per_bit: NonNegFloat = 0.0  # per bit moved, read or write
-    channels: PosInt = 1  # independent channels; bandwidth splits evenly across them
-    interleave_bytes: PosInt = 256  # address-interleaving granule: consecutive granules go to consecutive channels
+    channels: PosInt = 1  # channels of 1/channels of the bandwidth each; a transfer lasts as long as its busiest channel
+    interleave_bytes: PosInt = 256  # address-interleaving granule: a transfer's granules go to consecutive channels, so one smaller than channels x granule uses only some
 
 
 class Dma(Frozen):
@@ -138,10 +138,15 @@ class Hardware(Frozen):
     def dram_latency_cycles(self) -> int:
         return int(round(self.dram.latency_ns * 1e-9 * self.clock_hz))
 
+    @property
+    def compute_units(self) -> tuple[str, ...]:
+        """The compute units, each named by its config section (a work item's ``unit``);
+        the replay runs one SimPy process per unit, each also a DRAM client."""
+        return ("array", "vector")
+
     def op_overhead_cycles(self, unit: str) -> int:
         """Cycles a unit spends issuing one work item (``<unit>.op_overhead_ns``)."""
-        ns = self.array.op_overhead_ns if unit == "array" else self.vector.op_overhead_ns
-        return int(round(ns * 1e-9 * self.clock_hz))
+        return int(round(getattr(self, unit).op_overhead_ns * 1e-9 * self.clock_hz))
 
     @model_validator(mode="after")
     def _buffers_hold_a_tile(self) -> "Hardware":

@@ -6,7 +6,9 @@
 - ``plan``: ``Plan`` (a strategy's output: items + token executions) and
   ``TokenExec`` (one token execution inside a plan);
 - ``schedule``: the SPEED schedule (``Schedule``, ``ScheduledExec``,
-  ``FlushEvent``) and the acceptance outcomes it follows.
+  ``FlushEvent``) and the acceptance outcomes it follows;
+- ``results``: ``SimResult``, what a replay hands to metrics and reports, and the
+  columns of its tables.
 
 Only plain data and their invariants live here; no module of this package
 imports anything of speedsim but ``speedsim.config``.

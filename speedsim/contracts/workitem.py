@@ -82,3 +82,23 @@ def items_from_columns(columns: Sequence[Sequence]) -> list[WorkItem]:
 def item_columns(items: Sequence[WorkItem]) -> list[list]:
     """One list per name of ``FIELDS``: the inverse of ``items_from_columns``."""
     return [list(map(attrgetter(name), items)) for name in FIELDS]
+
+
+def check_dag(items: Sequence[WorkItem], units: Sequence[str]) -> None:
+    """Raise ``ValueError`` unless ids are unique, deps come before their items, every unit
+    is one of ``units``, and each weight key has one size (a key names one tensor: its
+    tiles are what residency looks up)."""
+    seen: set[int] = set()
+    sizes: dict[Hashable, int] = {}
+    for it in items:
+        if it.id in seen:
+            raise ValueError(f"work item id {it.id} appears twice")
+        if it.unit not in units:
+            raise ValueError(f"work item {it.id} runs on {it.unit!r}, not one of {tuple(units)}")
+        missing = [d for d in it.deps if d not in seen]
+        if missing:
+            raise ValueError(f"work item {it.id} depends on {missing[0]}, which does not come before it")
+        seen.add(it.id)
+        if it.weight_key is not None and sizes.setdefault(it.weight_key, it.weight_bytes) != it.weight_bytes:
+            raise ValueError(f"work item {it.id}: weight key {it.weight_key!r} has "
+                             f"{it.weight_bytes} bytes here and {sizes[it.weight_key]} before")

@@ -24,8 +24,8 @@ On-chip placement (what needs DRAM and what does not) is also decided here:
     and issued when the tile two before it has computed, so every tile
     exposes about ``L / 2`` when transfer and compute take equally long (and
     one ``L`` with a single engine): 24 latencies keep that within 2 % (4 %).
-    Runs of identical weight tiles cost the engine nothing per tile (closed
-    form), so the count of tiles is free;
+    Runs of identical weight tiles cost the engine nothing per tile (whole
+    periods skipped), so the count of tiles is free;
   - a **stream tile** (KV reads, spilled inputs, streamed parameters) is
     ``STREAM_TILE_LATENCIES`` (8) latencies of data: a demand transfer holds
     no engine (its latency is pipelined), so it only has to outlast one
@@ -45,7 +45,7 @@ On-chip placement (what needs DRAM and what does not) is also decided here:
   GEMM's columns, so an n-cut is free only in multiples of ``C`` times the
   arrays sharing the GEMM; whole GEMMs go in rounds of ``count``) and evenly,
   in equal groups of GEMMs (attention heads) and equal cuts (one run of
-  identical tiles, which the engine plays in closed form). Where
+  identical tiles, whose periods the engine skips whole). Where
   no such cut fits the slots or it would cost more array cycles than the
   fewest-piece cut that fits, the latter is kept (``item_tiles``). Without
   double buffering nothing overlaps (one slot: transfer, then compute), so
@@ -80,6 +80,7 @@ from typing import Iterable, NamedTuple, Sequence
 
 from speedsim.config.hw import Hardware
 from speedsim.hw.systolic import array_gemm_cycles, ceil_div
+from speedsim.contracts.results import Roofline
 from speedsim.contracts.workitem import WorkItem
 
 ACT_STREAM_SHARE = {"array": 3 / 8, "vector": 1 / 8}
@@ -110,14 +111,6 @@ class Traffic(NamedTuple):
     kv_sram_bytes: int  # KV bytes served by the on-chip KV buffer
 
 
-class Roofline(NamedTuple):
-    cycles: int  # max of the three bounds
-    array_cycles: int
-    vector_cycles: int
-    dram_cycles: int
-    dram_bytes: int
-
-
 def split_even(total: int, parts: int) -> list[int]:
     """``total`` split into ``parts`` integers that differ by at most one (larger first)."""
     base, extra = divmod(total, parts)
@@ -140,6 +133,32 @@ def transfer_cycles(bytes_: int, bytes_per_cycle: float) -> int:
     if bytes_ < 0:
         raise ValueError(f"bytes_ must be >= 0, got {bytes_}")
     return math.ceil(bytes_ / bytes_per_cycle - 1e-9)
+
+
+def busiest_channel_bytes(bytes_: int, channels: int, interleave_bytes: int) -> int:
+    """Bytes of a transfer that land on its busiest channel: its ``interleave_bytes``
+    granules go to consecutive channels from channel 0, which therefore gets
+    ``⌈granules / channels⌉`` of them (its last one partial when the transfer's last
+    granule is its own). A transfer of one granule uses one channel; one of
+    ``channels`` granules or more, all of them."""
+    if bytes_ < 0:
+        raise ValueError(f"bytes_ must be >= 0, got {bytes_}")
+    granules = -(-bytes_ // interleave_bytes)
+    per_channel = -(-granules // channels)
+    if granules and (granules - 1) % channels == 0:  # the partial last granule is channel 0's
+        return bytes_ - (granules - per_channel) * interleave_bytes
+    return per_channel * interleave_bytes
+
+
+def dram_transfer_cycles(bytes_: int, hw: Hardware) -> int:
+    """Cycles the DRAM moves one transfer of ``bytes_`` for (no latency): each of the
+    ``dram.channels`` channels moves ``1 / channels`` of the bandwidth, and the transfer
+    ends when its busiest channel has moved its share (``busiest_channel_bytes``). One
+    channel, or a transfer spread evenly over all: ``transfer_cycles`` at the full
+    bandwidth; a transfer of one granule: at one channel's."""
+    channels = hw.dram.channels
+    busiest = busiest_channel_bytes(bytes_, channels, hw.dram.interleave_bytes)
+    return transfer_cycles(busiest * channels, hw.dram_bytes_per_cycle)
 
 
 def gemm_bytes(m: int, k: int, n: int, count: int, bytes_per_element: int) -> dict[str, int]:
@@ -332,8 +351,8 @@ def _gemm_tiles(item: WorkItem, hw: Hardware, n_tiles: int,
     other follows only if more pieces are needed. ``ganged``: groups and n-cuts also
     respect the ganged arrays (``_ganged``), so that the cuts are free there too
     (fewer pieces than ``n_tiles`` may result), and the groups and cuts are uniform (more
-    pieces may result), so that a big GEMM is one long run of identical tiles for
-    the engine's closed form.
+    pieces may result), so that a big GEMM is one long run of identical tiles, whose
+    periods the engine skips whole.
     """
     a = hw.array
     m, k, n, gemms = item.m, item.k, item.n, max(item.count, 1)

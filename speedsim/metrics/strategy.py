@@ -18,7 +18,7 @@ from speedsim.contracts.plan import Plan
 from speedsim.metrics import core
 from speedsim.metrics.energy import energy
 from speedsim.metrics.roofline import roofline_decode_s
-from speedsim.sim.engine import SimResult
+from speedsim.contracts.results import SimResult
 
 
 def strategy_metrics(plan: Plan, sim: SimResult, hw: Hardware, wl: Workload,

@@ -21,7 +21,7 @@ from speedsim.config.hw import Hardware
 from speedsim.config.workload import Workload
 from speedsim.contracts.plan import Plan
 from speedsim.metrics.compare import roofline_fractions, speedups
-from speedsim.sim.engine import SimResult
+from speedsim.contracts.results import SimResult
 
 ACCEPTANCE_COLUMNS = ["strategy", "position", "expected", "realized"]
 TOKEN_COLUMNS = ["strategy", "exec", "sequence", "position", "token_id", "status",

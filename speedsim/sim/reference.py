@@ -4,13 +4,14 @@ The same model as ``speedsim.sim.engine`` (its module docstring is the
 specification), written independently and without any fast path, so that a
 disagreement points at a bug in one of the two:
 
-* the **array** and the **vector** unit are SimPy processes; each runs its items
+* each compute unit (``hw.compute_units``: the array, the vector unit) is a SimPy
+  process; each runs its items
   in list order: wait until every dep is done (*ready*), *start*, spend
   ``<unit>.op_overhead_ns``, then play the tiles of ``cost.plan(items, hw).tiles``
   one at a time — tile j computes once its bytes are on chip and tile j − 1 is
   done — and finally store its outputs (KV writes, spills) as one demand transfer;
   the item is *done* when they have arrived;
-* **weight tiles** of array items are issued in list order over all array items
+* **weight tiles** (array items have them) are issued in list order over all items
   through ``slots`` weight slots (2 with double buffering): a slot frees when its
   tile has computed; under ``per_op`` a tile also waits for its item to start.
   The weight buffer is an LRU of tiles keyed ``(weight_key, j)``, pinned from
@@ -22,7 +23,9 @@ disagreement points at a bug in one of the two:
   for an item whose stream is KV reads only, once all its deps have started;
 * resident **parameters** (``cost.param_resident``) are looked up in an LRU cache
   at the end of the issue overhead and fetched on a miss (demand);
-* **DRAM**: a ``simpy.PreemptiveResource`` of one port. Demand requests (priority
+* **DRAM**: a ``simpy.PreemptiveResource`` of one port; a transfer holds it for its
+  busiest channel's bytes at ``1 / channels`` of the bandwidth (its granules laid
+  out round robin over ``dram.channels``). Demand requests (priority
   0) are queued at the cycle they are issued, first come first served, and
   pre-empt bulk (priority 1); a pre-empted bulk transfer resumes with its
   remaining cycles when no demand is left. Bulk transfers move one after the
@@ -45,16 +48,19 @@ transfer moves data at any cycle.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter, OrderedDict, deque
 from typing import Hashable, Sequence
 
+import numpy as np
 import pandas as pd
 import simpy
 
 from speedsim.config.hw import Hardware
-from speedsim.contracts.workitem import WorkItem
+from speedsim.contracts.workitem import WorkItem, check_dag
 from speedsim.hw import cost
-from speedsim.sim.engine import LOG_COLUMNS, OCCUPANCY_COLUMNS, SimResult, _items_frame
+from speedsim.contracts.results import LOG_COLUMNS, OCCUPANCY_COLUMNS, SimResult
+from speedsim.sim.tables import ItemRecord, items_frame
 
 DEMAND, BULK = 0, 1  # DRAM priority classes
 
@@ -64,14 +70,23 @@ class RefDram:
 
     def __init__(self, env: simpy.Environment, hw: Hardware, log: list):
         self.env, self.log = env, log
-        self.bytes_per_cycle = hw.dram_bytes_per_cycle
+        self.hw = hw
         self.latency = hw.dram_latency_cycles
         self.port = simpy.PreemptiveResource(env, capacity=1)
         self.engines = simpy.Resource(env, capacity=hw.dma.engines)
         self.last_bulk: simpy.Event | None = None  # the previous bulk transfer has moved
 
+    @functools.lru_cache(maxsize=None)
     def cycles(self, bytes_: int) -> int:
-        return cost.transfer_cycles(bytes_, self.bytes_per_cycle)
+        """Lay the transfer's granules out over the channels one by one (round robin from
+        channel 0); it takes as long as its busiest channel, at ``1 / channels`` of the
+        bandwidth each."""
+        gran, channels = self.hw.dram.interleave_bytes, self.hw.dram.channels
+        sizes = np.full(-(-bytes_ // gran), gran, dtype=np.int64)
+        if len(sizes):
+            sizes[-1] = bytes_ - gran * (len(sizes) - 1)
+        busiest = np.bincount(np.arange(len(sizes)) % channels, sizes, channels).max(initial=0)
+        return cost.transfer_cycles(int(busiest), self.hw.dram_bytes_per_cycle / channels)
 
     def demand(self, bytes_: int, row: tuple) -> simpy.Event:
         """Issue a demand transfer now; the returned event fires when its data has arrived.
@@ -208,7 +223,7 @@ def _tile_key(it: WorkItem, j: int) -> Hashable:
 
 
 class _Reference:
-    """One reference replay: two unit processes over shared loaders, buffers and DRAM."""
+    """One reference replay: one process per compute unit over shared loaders, buffers and DRAM."""
 
     def __init__(self, items: Sequence[WorkItem], hw: Hardware):
         self.env, self.hw, self.items = simpy.Environment(), hw, items
@@ -219,7 +234,7 @@ class _Reference:
         wbuf_bytes = cost.weight_buffer_bytes(hw)
         self.wbuf = RefWeightBuffer(wbuf_bytes - cost.param_capacity(hw))
         self.params = RefParamCache(cost.param_capacity(hw))
-        self.by_unit = {u: [it for it in items if it.unit == u] for u in ("array", "vector")}
+        self.by_unit = {u: [it for it in items if it.unit == u] for u in hw.compute_units}
         self.started: set[int] = set()
         self.issuing: set[int] = set()  # items whose issue overhead has ended
         self.done = {it.id: self.env.event() for it in items}
@@ -229,12 +244,12 @@ class _Reference:
 
     def _loaders(self, slots: int) -> None:
         tiles = self.plan.tiles
-        self.weights = _Loader(_queue(self.by_unit["array"], tiles, "weight_bytes"), slots,
+        self.weights = _Loader(_queue(list(self.items), tiles, "weight_bytes"), slots,
                                lambda it: not self.per_op or it.id in self.started,
                                self._issue_weight)
         self.streams = {u: _Loader(_queue(self.by_unit[u], tiles, "stream_bytes"), slots,
                                    self._stream_may_issue, self._issue_stream)
-                        for u in ("array", "vector")}
+                        for u in self.by_unit}
 
     # --- what the loaders issue ---------------------------------------------------------
 
@@ -265,8 +280,8 @@ class _Reference:
 
     def _pump_all(self) -> None:
         self.weights.pump()
-        self.streams["array"].pump()
-        self.streams["vector"].pump()
+        for loader in self.streams.values():  # in the order of ``hw.compute_units``
+            loader.pump()
 
     def _fetch_params(self, it: WorkItem) -> simpy.Event | None:
         """Look up a vector item's resident parameters; on a miss fetch them (demand)."""
@@ -284,7 +299,7 @@ class _Reference:
 
     def run(self) -> None:
         self._pump_all()
-        for unit in ("array", "vector"):
+        for unit in self.by_unit:
             self.env.process(self._unit(unit))
         self.env.run()
         assert all(ev.processed for ev in self.done.values()), "replay ended with items not done"
@@ -364,28 +379,17 @@ def reference_replay(items: Sequence[WorkItem], hw: Hardware) -> SimResult:
     """
     if not isinstance(hw, Hardware):
         raise TypeError(f"hw must be a Hardware config, got {type(hw).__name__}")
-    _check_order(items)
+    check_dag(items, hw.compute_units)
     r = _Reference(items, hw)
     r.run()
-    records = [(it, ready, first, end, done.value, n) for it, ready, first, end, done, n in r.records]
+    records = [ItemRecord(it, ready, first, end, done.value, n) for it, ready, first, end, done, n in r.records]
     for it, ready, first, _, done, _ in records:
         assert ready <= first <= done, f"item {it.id}: ready {ready}, start {first}, done {done}"
-    frame = _items_frame(records, r.plan.traffic, r.fetched, hw)
+    frame = items_frame(records, r.plan.traffic, r.fetched, hw)
     return SimResult(log=_log_frame(r.log, items), items=frame,
                      occupancy=pd.DataFrame(columns=list(OCCUPANCY_COLUMNS)),
                      total_cycles=int(frame.end_cycle.max()) if len(frame) else 0, events=0,
                      roofline=cost.roofline(items, hw, r.plan), hw=hw)
-
-
-def _check_order(items: Sequence[WorkItem]) -> None:
-    seen: set[int] = set()
-    for it in items:
-        if it.id in seen:
-            raise ValueError(f"work item id {it.id} appears twice")
-        missing = [d for d in it.deps if d not in seen]
-        if missing:
-            raise ValueError(f"work item {it.id} depends on {missing[0]}, which does not come before it")
-        seen.add(it.id)
 
 
 def _log_frame(rows: list[tuple], items: Sequence[WorkItem]) -> pd.DataFrame:

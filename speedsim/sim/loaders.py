@@ -1,0 +1,277 @@
+"""The loader policy of the replay: which tile's bytes are issued to the DRAM, and when.
+
+A loader walks a fixed list of tiles (a cursor over its items' tiles that carry its
+kind of bytes) through ``slots`` slots (2 with double buffering, else 1): tile g is
+issued once tile g − slots has computed. It owns the tiles it issued until they are
+taken, with their arrival.
+
+* ``WeightLoader``: weight tiles of all items in list order, so the next item's
+  first tiles load while the current one computes (``weight_prefetch: ahead``);
+  under ``per_op`` a tile also waits for its item to start. A resident tile is a
+  hit (it arrives at its issue), a miss a bulk DRAM transfer.
+* ``StreamLoader``: one unit's stream tiles (KV reads, spilled inputs, streamed
+  parameters) in its tile order, as demand transfers, once the item's gate opens:
+  at the end of its issue overhead, or, for an item whose stream is KV reads only
+  (``ahead``), once all its deps have started (the rows it reads exist by then).
+
+State protocol (``speedsim.hw.units.Periodic``): a loader's relative state is the
+arrival of each tile in flight; skipping renames those tiles and moves the cursor
+on; ``room`` allows only periods whose issues stay within the item's periodic
+tiles and, for weights, all miss.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Hashable, NamedTuple
+
+from speedsim.config.hw import Hardware
+from speedsim.contracts.workitem import WorkItem
+from speedsim.hw import cost
+from speedsim.hw.cost import CostPlan, Tile
+from speedsim.hw.units import BulkTransfer, Periodic
+from speedsim.sim.tables import Log
+
+_FIELDS = {"weight_bytes": Tile._fields.index("weight_bytes"),
+           "stream_bytes": Tile._fields.index("stream_bytes")}
+_CARRIES = {"weight_bytes": 0, "stream_bytes": 1}  # the loader's flag in ``Period.carries``
+
+
+class Issued(NamedTuple):
+    """A weight tile issued: its residency key, and its transfer (or, a hit, its issue cycle)."""
+
+    key: tuple
+    transfer: BulkTransfer | int
+
+
+class _Entry(NamedTuple):
+    """An item on a loader's list: its tiles, and per tile index the next one with bytes."""
+
+    item: WorkItem
+    tiles: list[Tile]
+    next_index: list[int]
+
+
+def tile_key(it: WorkItem, j: int) -> tuple:
+    """Residency key of tile ``j`` of ``it``; the tile index always comes last."""
+    return (it.weight_key, j) if it.weight_key is not None else ("anonymous", it.id, j)
+
+
+def _next_index(cache: dict, tiles: list[Tile], field: int) -> list[int]:
+    """Per tile index j, the first index >= j whose tile has bytes in ``field`` (cached by
+    tile list: items of one shape share theirs)."""
+    hit = cache.get(id(tiles))
+    if hit is None:
+        hit = [len(tiles)] * (len(tiles) + 1)
+        for j in range(len(tiles) - 1, -1, -1):
+            hit[j] = j if tiles[j][field] else hit[j + 1]
+        cache[id(tiles)] = hit
+    return hit
+
+
+class _Loader(Periodic):
+    """A cursor (``i``, ``j``: tile j of ``items[i]``) over the tiles with ``field`` bytes,
+    and the tiles issued through ``slots`` slots, not yet taken: (item id, j) -> arrival."""
+
+    keyed = True
+
+    def __init__(self, items: list[WorkItem], tiles: dict[int, list[Tile]], field: str,
+                 slots: int):
+        self.field, self.carries, skips = _FIELDS[field], _CARRIES[field], {}
+        self.items = [_Entry(it, t, nxt) for it in items  # those with such tiles
+                      if (nxt := _next_index(skips, t := tiles[it.id], self.field))[0] < len(t)]
+        self.i = self.j = 0
+        self.slots, self.in_flight = slots, 0
+        self.issued: dict[tuple[int, int], object] = {}
+
+    def next_tile(self) -> tuple[WorkItem, int, int] | None:
+        """Move the cursor to the next tile with bytes; (item, tile index, bytes) or None."""
+        items, i, j = self.items, self.i, self.j
+        while i < len(items):
+            it, tiles, nxt = items[i]
+            if j < len(tiles):
+                j = nxt[j]
+                if j < len(tiles):
+                    self.i, self.j = i, j
+                    return it, j, tiles[j][self.field]
+            i, j = i + 1, 0
+        self.i, self.j = i, j
+        return None
+
+    def ahead(self, it: WorkItem, k: int) -> int | None:
+        """Tiles issued past tile ``k`` of ``it`` (the cursor within ``it``), else None."""
+        nxt = self.next_tile()
+        if nxt is None:
+            return None
+        item, _, _ = nxt
+        return self.j - k if item is it else None
+
+    def relative(self, now: int) -> tuple:
+        return tuple([v - now if v > now else 0 for v in self.issued.values()])
+
+    def room(self, since, period) -> int:
+        """Periods whose issues stay within the item's tiles periodic in the loader's bytes."""
+        if not period.carries[self.carries]:
+            return period.times
+        if self.ahead(period.item, period.at) is None:
+            return 0
+        return min(period.times, (period.issue_ends[self.carries] - self.j) // period.tiles)
+
+    def skip(self, since, now: int, period) -> None:
+        """Rename the item's tiles in flight ``period.times`` periods on; move the cursor."""
+        if not period.carries[self.carries]:
+            return
+        n, iid = period.times * period.tiles, period.item.id
+        moved = [(key, self.issued.pop(key)) for key in list(self.issued) if key[0] == iid]
+        for (_, j), value in moved:  # keys: (item id, tile index)
+            self.issued[(iid, j + n)] = self._moved(value, period, n, now)
+        self.j += n
+
+    def _moved(self, value, period, n: int, now: int):
+        return value + period.times * period.cycles if value > now else value
+
+
+class WeightLoader(_Loader):
+    """Issues the weight tiles of the units that hold weights, in list order, ``slots``
+    ahead of their compute; the bytes each item fetched (``fetched``)."""
+
+    def __init__(self, items: list[WorkItem], tiles: dict[int, list[Tile]], slots: int,
+                 per_op: bool, dram, wbuf):
+        super().__init__(items, tiles, "weight_bytes", slots)
+        self.per_op, self.dram, self.wbuf = per_op, dram, wbuf
+        self.started: set[int] = set()  # items started (the gate under ``per_op``)
+        self.fetched: dict[int, int] = {}
+        self.fetched_total = self.hits = 0
+
+    def pump(self, now: int) -> None:
+        """Issue every tile whose slot is free and whose item allows it."""
+        while self.in_flight < self.slots:
+            nxt = self.next_tile()
+            if nxt is None:
+                return
+            it, j, bytes_ = nxt
+            if self.per_op and it.id not in self.started:
+                return
+            self.j += 1
+            self.in_flight += 1
+            key = tile_key(it, j)
+            if self.wbuf.acquire(key, bytes_, now):
+                self.issued[(it.id, j)] = Issued(key, now)
+                self.hits += 1
+            else:
+                self.issued[(it.id, j)] = Issued(key, self.dram.bulk(now, bytes_))
+                self.fetched[it.id] = self.fetched.get(it.id, 0) + bytes_
+                self.fetched_total += bytes_
+
+    def take(self, it: WorkItem, j: int) -> Issued | None:
+        """Tile ``j`` of ``it`` as issued, if it was."""
+        return self.issued.pop((it.id, j), None)
+
+    def release(self, key: Hashable, now: int) -> None:
+        self.wbuf.release(key)
+        self.in_flight -= 1
+        self.pump(now)
+
+    def transfers(self, it: WorkItem) -> list[BulkTransfer]:
+        return [v.transfer for (iid, _), v in self.issued.items()
+                if iid == it.id and isinstance(v.transfer, BulkTransfer)]
+
+    def relative(self, now: int) -> tuple:
+        """Arrivals in flight (negative: a hit), and the hits so far (equal at two moments
+        only when no tile between them hit)."""
+        return tuple([(tr.arrival - now if tr.arrival > now else 0)
+                      if tr.__class__ is BulkTransfer else -1
+                      for _, tr in self.issued.values()]), self.hits
+
+    def mark(self, it: WorkItem) -> int:
+        return self.fetched_total
+
+    def room(self, since, period) -> int:
+        """Also: every tile the periods issue misses."""
+        times = super().room(since, period)
+        if times and period.carries[self.carries]:
+            first = self.wbuf.first_resident(tile_key(period.item, 0)[:-1], self.j)
+            if first is not None:
+                times = min(times, (first - self.j) // period.tiles)
+        return times
+
+    def skip(self, since: int, now: int, period) -> None:
+        super().skip(since, now, period)
+        if period.carries[self.carries]:
+            grown = period.times * (self.fetched_total - since)
+            self.fetched[period.item.id] += grown
+            self.fetched_total += grown
+
+    def _moved(self, value, period, n: int, now: int):
+        """The renamed tile's key; its transfer is shifted by the DRAM (``Dram.skip``)."""
+        return Issued(tile_key(period.item, value.key[-1] + n), value.transfer)
+
+
+class StreamLoader(_Loader):
+    """Issues one unit's stream tiles in its tile order through ``slots`` stream slots,
+    when ``gate(item)`` allows; logs their transfers and the bytes they hold."""
+
+    def __init__(self, unit: str, items: list[WorkItem], tiles: dict[int, list[Tile]],
+                 slots: int, gate: Callable[[WorkItem], bool], dram, log: Log, held):
+        super().__init__(items, tiles, "stream_bytes", slots)
+        self.unit, self.gate, self.dram, self.log, self.held = unit, gate, dram, log, held
+        # the item whose closed gate stopped the last pump (before the first: the first item)
+        self.gated: WorkItem | None = self.items[0].item if self.items else None
+
+    def pump(self, now: int, freed: int = 0) -> None:
+        """Issue every stream tile whose slot is free and whose item's gate is open.
+        ``freed``: the bytes of a tile that released its slot just now (what is held
+        changes once for both)."""
+        delta = -freed
+        self.gated = None
+        while self.in_flight < self.slots:
+            nxt = self.next_tile()
+            if nxt is None:
+                break
+            it, j, bytes_ = nxt
+            if not self.gate(it):
+                self.gated = it
+                break
+            self.j += 1
+            self.in_flight += 1
+            start, end, arrival = self.dram.demand(now, bytes_)
+            self.log.add("dram", it, "load", "stream", start, end, bytes_, tile=j)
+            delta += bytes_
+            self.issued[(it.id, j)] = arrival
+        if delta:
+            self.held.change(now, delta)
+
+    def take(self, it: WorkItem, j: int) -> int:
+        """The arrival of tile ``j`` of ``it`` (issued by now: every earlier stream tile of
+        the unit has released its slot)."""
+        return self.issued.pop((it.id, j))
+
+    def release(self, bytes_: int, now: int) -> None:
+        self.in_flight -= 1
+        self.pump(now, bytes_)
+
+
+class StreamGate:
+    """When an item's stream tiles may be issued (module docstring); once yes, always (its
+    deps stay started, its issue overhead stays ended)."""
+
+    def __init__(self, hw: Hardware, costed: CostPlan, started: set[int]):
+        self.hw, self.plan, self.started = hw, costed, started
+        self.per_op = hw.weight_prefetch == "per_op"
+        self.issuing: set[int] = set()  # items whose issue overhead has ended
+        self.open: set[int] = set()
+        self.kv_only: dict[int, bool] = {}
+
+    def open_for(self, it: WorkItem) -> bool:
+        if it.id in self.open:
+            return True
+        if it.id in self.issuing or not self.per_op and self._prefetchable(it) \
+                and self.started.issuperset(it.deps):
+            self.open.add(it.id)
+            return True
+        return False
+
+    def _prefetchable(self, it: WorkItem) -> bool:
+        hit = self.kv_only.get(it.id)
+        if hit is None:
+            hit = self.kv_only[it.id] = cost.kv_prefetchable(it, self.plan.traffic[it.id], self.hw)
+        return hit

@@ -1,0 +1,238 @@
+"""One period skipper for any run of tiles: play in arithmetic, skip whole periods.
+
+While no other unit can act (each waits for an item that finishes later), a
+unit's tiles are played without SimPy events (``Stretch``): each tile books the
+same transfers at the same cycles as the tile-by-tile steps would, through the
+same loaders, buffer and DRAM, since nothing else acts meanwhile (a transfer's
+arrival, read when its tile is next, is final).
+
+Inside a stretch, before each tile ``k`` at cycle ``now``, the skipper takes the
+*relative state* of every stateful part (the state protocol
+``speedsim.hw.units.Periodic``: DRAM, weight buffer, loaders, occupancy, log) and
+where each loader's cursor stands relative to ``k``. Every rule of the model is a
+max of sums of cycles, so when that state repeats ``p`` tiles and ``P`` cycles
+after an earlier moment ``k0``, and the tiles from ``k0`` on repeat with period
+``p``, the next ``p`` tiles do what the last ``p`` did, ``P`` cycles later — for
+as long as:
+
+* the tiles keep repeating and each computes for some cycles, and the bytes of the
+  tiles the loaders issue meanwhile too (``Shapes.ends``, each loader's ``room``);
+* no other unit can act: the periods end by the horizon;
+* every weight tile the periods issue misses (the loader's state counts hits,
+  so it repeats only over periods without one; ``WeightLoader.room`` checks the
+  buffer for the tiles ahead);
+* the item's log rows were there before the period and their end moved in it.
+
+Then ``m`` whole periods are skipped at once: every part's ``skip`` moves it on
+as ``m`` more periods would (DRAM cycles after ``now`` shifted, transfers and
+occupancy points repeated, tiles in flight renamed, buffer calls replayed until
+the buffer's own relative state repeats, then renamed). Nothing is approximated;
+the suite checks identical items, logs and occupancy against tile-by-tile replay
+and against the separate reference engine (``speedsim.sim.reference``).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from speedsim.contracts.workitem import WorkItem
+from speedsim.hw.cost import Tile
+from speedsim.hw.units import BulkTransfer
+
+# shorter remaining stretches are just played, and a jump by another period than the
+# tiles' own skips at least this many tiles: two visits and a jump cost about what playing
+# 10 to 15 tiles costs (the default run replays a fifth faster than at 6), and a short jump
+# clears the moments the tiles' own period is found from
+MIN_RUN = 16
+MAX_PERIOD = 4  # earlier moments of one state kept, i.e. periods tried, in tiles
+MAX_PATTERN = 16  # the longest period of the tiles themselves looked for (``pattern``)
+
+
+class Period(NamedTuple):
+    """``times`` repetitions of the last ``tiles`` tiles (``cycles`` cycles) of ``item``, from
+    its tile ``at`` on. Its tiles repeat up to ``end``, their weight and stream bytes up to
+    ``issue_ends``; ``carries``: whether the period's tiles have weight, stream bytes;
+    ``transfers``: the item's bulk transfers in flight (the DRAM may no longer hold them)."""
+
+    item: WorkItem
+    at: int
+    tiles: int
+    cycles: int
+    times: int
+    end: int
+    issue_ends: tuple[int, int]
+    carries: tuple[bool, bool]
+    transfers: list[BulkTransfer]
+
+
+class Played(NamedTuple):
+    """What a stretch played: the next tile, the compute end of the last tile played and the
+    compute start of the first."""
+
+    next_tile: int
+    end: int
+    first_start: int
+
+
+class Moment(NamedTuple):
+    """Before tile ``tile`` at ``cycle``: the parts' ``mark``s."""
+
+    tile: int
+    cycle: int
+    marks: list
+
+
+class Shapes:
+    """Facts about tile lists, cached per list (items of one shape share theirs)."""
+
+    def __init__(self):
+        self._ends: dict[tuple, tuple] = {}  # (tile list id, k0, p) -> ``ends``
+        self._stops: dict[tuple, list[int]] = {}
+        self._patterns: dict[int, int] = {}
+
+    def ends(self, tiles: list[Tile], k0: int, p: int) -> tuple:
+        """A period of ``p`` tiles from ``k0``: where it ends (the first index >= ``k0 + p``
+        whose tile differs from the one ``p`` before, or >= ``k0`` whose tile has no cycles);
+        where its weight, stream bytes stop repeating (the tiles the loaders issue but the
+        period does not compute); whether its tiles carry weight, stream bytes."""
+        key = (id(tiles), k0, p)
+        hit = self._ends.get(key)
+        if hit is None:
+            at, sample = min(k0 + p, len(tiles)), tiles[k0:k0 + p]
+            hit = self._ends[key] = (
+                min(self._index(tiles, p, None)[at], self._index(tiles, 0, None)[min(k0, len(tiles))]),
+                (self._index(tiles, p, "weight_bytes")[at], self._index(tiles, p, "stream_bytes")[at]),
+                (any(t.weight_bytes for t in sample), any(t.stream_bytes for t in sample)))
+        return hit
+
+    def _index(self, tiles: list[Tile], p: int, field: str | None) -> list[int]:
+        """Per index i, the first index >= i that stops a period of ``p`` (0: no cycles)."""
+        ends = self._stops.get((id(tiles), p, field))
+        if ends is None:
+            n = len(tiles)
+            ends = self._stops[(id(tiles), p, field)] = [n] * (n + 1)
+            same = (lambda a, b: a == b) if field is None else \
+                (lambda a, b: getattr(a, field) == getattr(b, field))
+            for i in range(n - 1, -1, -1):
+                stop = tiles[i].cycles == 0 if p == 0 else i < p or not same(tiles[i], tiles[i - p])
+                ends[i] = i if stop else ends[i + 1]
+        return ends
+
+    def pattern(self, tiles: list[Tile]) -> int:
+        """The period p <= ``MAX_PATTERN`` of ``tiles``' first stretch, where the first tile
+        comes back after a different one, if the first p tiles repeat there, else 1. A head
+        cut into 5 equal pieces and a shorter one: 6."""
+        hit = self._patterns.get(id(tiles))
+        if hit is None:
+            n, first = len(tiles), tiles[0]
+            run = next((j for j in range(1, min(n, MAX_PATTERN)) if tiles[j] != first), None)
+            back = None if run is None else next(
+                (j for j in range(run + 1, min(n, MAX_PATTERN + 1)) if tiles[j] == first), None)
+            hit = self._patterns[id(tiles)] = \
+                back if back and tiles[back:2 * back] == tiles[:back] else 1
+        return hit
+
+
+class Stretch:
+    """Tiles ``j``… of item ``it`` on ``unit`` played in arithmetic up to ``horizon`` (the
+    first cycle another unit may act), whole periods skipped (module docstring)."""
+
+    def __init__(self, replay, unit: str, it: WorkItem, tiles: list[Tile], horizon: float):
+        self.r, self.it, self.tiles, self.horizon = replay, it, tiles, horizon
+        self.weights, self.stream, self.log = replay.weights, replay.streams[unit], replay.log
+        self.parts = replay.parts[unit]
+        self.seen: dict[tuple, list[Moment]] = {}
+        self.pattern = replay.shapes.pattern(tiles)
+
+    def play(self, j: int, now: int) -> Played | None:
+        """What was played from tile ``j`` at ``now``, or None when no tile could be."""
+        k, first, n = j, -1, len(self.tiles)
+        try:
+            while k < n:
+                if first >= 0 and n - k >= MIN_RUN:
+                    k, now = self._visit(k, now)
+                    if k == n:
+                        break
+                start = self._start(k, now)
+                if start is None:
+                    break
+                first = start if first < 0 else first
+                now = start + self.tiles[k].cycles
+                self._done(k, now)
+                k += 1
+        finally:
+            for part in self.parts if n - j > MIN_RUN else ():  # (shorter: never visited)
+                part.forget()
+        return Played(k, now, first) if k > j else None
+
+    def _start(self, k: int, now: int) -> int | None:
+        """When tile ``k`` starts computing (its bytes on chip), or None if it cannot be
+        played here: its weights not issued yet, or it would end after the horizon."""
+        t, at = self.tiles[k], now
+        if t.stream_bytes:
+            at = self.stream.issued[(self.it.id, k)]
+        if t.weight_bytes:
+            got = self.weights.issued.get((self.it.id, k))
+            if got is None:
+                return None
+            if got.transfer.__class__ is BulkTransfer and got.transfer.arrival > at:
+                at = got.transfer.arrival
+        start = now if now > at else at
+        return None if start + t.cycles > self.horizon else start
+
+    def _done(self, k: int, now: int) -> None:
+        """What the end of tile ``k`` does: its weight load's log row, its slots freed."""
+        t, it = self.tiles[k], self.it
+        if t.weight_bytes:
+            key, tr = self.weights.take(it, k)
+            if tr.__class__ is BulkTransfer:
+                self.log.add("dram", it, "load", "weight", tr.start, tr.finish, tr.bytes_, 0, 0,
+                             -1, tr.cycles)
+            self.weights.release(key, now)
+        if t.stream_bytes:
+            self.stream.take(it, k)
+            self.stream.release(t.stream_bytes, now)
+
+    def _visit(self, k: int, now: int) -> tuple[int, int]:
+        """Before tile ``k`` at ``now``: skip whole periods from an earlier moment of the same
+        state if there is one (the tiles' own period first), else remember this one."""
+        key = (self.weights.ahead(self.it, k), self.stream.ahead(self.it, k),
+               tuple([part.relative(now) for part in self.parts if part.keyed]))
+        earlier = self.seen.setdefault(key, [])
+        for snap in self._candidates(earlier, k):
+            jumped = self._jump(k, now, *snap)
+            if jumped is not None:
+                return jumped
+        earlier.append(Moment(k, now, [part.mark(self.it) for part in self.parts]))
+        del earlier[:-max(MAX_PERIOD, self.pattern)]
+        return k, now
+
+    def _candidates(self, earlier: list[Moment], k: int) -> list[Moment]:
+        """The earlier moments of this state to try: ``pattern`` tiles back, then the
+        ``MAX_PERIOD`` latest, the shortest period first."""
+        recent = earlier[:-MAX_PERIOD - 1:-1]
+        if self.pattern <= MAX_PERIOD:
+            return recent
+        return [snap for snap in earlier if snap.tile == k - self.pattern] + recent
+
+    def _jump(self, k: int, now: int, k0: int, t0: int, marks: list) -> tuple[int, int] | None:
+        p, cycles = k - k0, now - t0
+        end, issue_ends, carries = self.r.shapes.ends(self.tiles, k0, p)
+        times = (end - k) // p if cycles > 0 else 0
+        if times and self.horizon != float("inf"):
+            times = min(times, int((self.horizon - now) // cycles))
+        least = p if p == self.pattern else MIN_RUN
+        if times < 1 or times * p < least:
+            return None
+        period = Period(self.it, k, p, cycles, times, end, issue_ends, carries,
+                        self.weights.transfers(self.it))
+        for part, since in zip(self.parts, marks):
+            times = part.room(since, period)  # never more than ``period.times``
+            if times < period.times:
+                if times < 1 or times * p < least:
+                    return None
+                period = period._replace(times=times)
+        for part, since in zip(self.parts, marks):
+            part.skip(since, now, period)
+        self.seen.clear()
+        return k + period.times * p, now + period.times * cycles
