@@ -28,6 +28,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from speedsim.config.base import Frozen, NonNegInt, PosFloat, PosInt
 from speedsim.config.errors import KeyedValueError
 from speedsim.config.loader import apply_overrides, load_mapping, validate
+from speedsim.config.workload import existing_file
 
 TRACE_COLUMNS = ("arrival_s", "prompt_tokens", "output_tokens")
 
@@ -56,10 +57,9 @@ class TraceArrivals(Frozen):
     @field_validator("path")
     @classmethod
     def _readable(cls, v: str, info: ValidationInfo) -> str:
-        base = (info.context or {}).get("base_dir")
-        path = Path(v) if base is None or Path(v).is_absolute() else Path(base) / v
-        read_trace(path)  # raises on a bad file, blamed on arrivals.path
-        return str(path.resolve())
+        path = existing_file(v, info, "trace file")
+        read_trace(Path(path))  # raises on a bad file, blamed on arrivals.path
+        return path
 
 
 Arrivals = Annotated[Union[PoissonArrivals, ConstantArrivals, TraceArrivals],
