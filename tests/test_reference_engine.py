@@ -142,11 +142,15 @@ EXAMPLES = settings(max_examples=500, deadline=None, suppress_health_check=[Heal
 @EXAMPLES
 @given(random_dags())
 def test_production_equals_the_reference_to_the_cycle_when_both_units_use_the_dram(case):
-    items, hw = case
+    assert_same_transfers(*assert_same_items(*case))
+
+
+def assert_same_items(items, hw):
+    """Both engines' replays of ``items``, asserted equal item for item and in total cycles."""
     prod, ref = replay(items, hw), reference_replay(items, hw)
     assert prod.items.equals(ref.items)  # every item's cycles and bytes
     assert prod.total_cycles == ref.total_cycles
-    assert_same_transfers(prod, ref)
+    return prod, ref
 
 
 def assert_same_transfers(prod, ref) -> None:
@@ -163,10 +167,7 @@ def assert_same_transfers(prod, ref) -> None:
 @EXAMPLES
 @given(array_only_dram_dags())
 def test_production_equals_the_reference_to_the_cycle_with_one_dram_client(case):
-    items, hw = case
-    prod, ref = replay(items, hw), reference_replay(items, hw)
-    assert prod.items.equals(ref.items)  # every item's cycles and bytes
-    assert prod.total_cycles == ref.total_cycles
+    assert_same_items(*case)
 
 
 @pytest.mark.parametrize("items", [decode_like(), long_runs()], ids=["decode_like", "long_runs"])

@@ -54,10 +54,6 @@ def numeric_bytes(wl) -> int:
     return FLOAT32_BYTES * (params + kv_cache)
 
 
-def memory_bytes(wl, n_strategies: int) -> int:
-    return work_items(wl, n_strategies) * BYTES_PER_ITEM + numeric_bytes(wl)
-
-
 def check_budget(wl, n_strategies: int, limits: Limits = Limits()) -> None:
     """``ConfigError`` when the run would exceed ``limits``, naming the keys that size it."""
     items = work_items(wl, n_strategies)

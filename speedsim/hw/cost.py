@@ -161,12 +161,6 @@ def dram_transfer_cycles(bytes_: int, hw: Hardware) -> int:
     return transfer_cycles(busiest * channels, hw.dram_bytes_per_cycle)
 
 
-def gemm_bytes(m: int, k: int, n: int, count: int, bytes_per_element: int) -> dict[str, int]:
-    """Operand bytes of ``count`` GEMMs Y[m,n] = X[m,k]·W[k,n]."""
-    return {"x": count * m * k * bytes_per_element, "w": count * k * n * bytes_per_element,
-            "y": count * m * n * bytes_per_element}
-
-
 def slots(hw: Hardware) -> int:
     return 2 if hw.buffers.double_buffering else 1
 
