@@ -139,7 +139,7 @@ def strategy_input(hw: Hardware, wl: Workload) -> StrategyInput:
     return StrategyInput(trace=build_trace(wl, bytes_per_element=hw.bytes_per_element),
                          n_layers=wl.model.n_layers, layer_sets=shape_layer_sets(wl.model),
                          prompt_tokens=wl.generation.prompt_tokens,
-                         new_tokens=wl.generation.new_tokens, attention_on=hw.attention_on,
+                         new_tokens=wl.generation.new_tokens, placement=hw.placement,
                          attention_batched=hw.attention_issue == "batched")
 
 
@@ -201,7 +201,7 @@ def gemm_time_s(hw: Hardware, m: int, k: int, n: int) -> float:
     """Simulated seconds of one ``Y[m,n] = X[m,k] W[k,n]`` alone on ``hw``, every operand
     from DRAM: the simulator's answer to a matmul microbenchmark (validation only)."""
     e = hw.bytes_per_element
-    item = WorkItem(id=0, unit="array", op="matmul", phase="prefill", m=m, k=k, n=n, count=1,
+    item = WorkItem(id=0, unit=hw.placement.gemm, op="matmul", phase="prefill", m=m, k=k, n=n, count=1,
                     weight_key=("matmul",), weight_bytes=k * n * e, act_in_bytes=m * k * e,
                     act_out_bytes=m * n * e, macs=m * k * n)
     return replay([item], hw).total_cycles / hw.clock_hz

@@ -139,7 +139,7 @@ class IterationCosts:
         """The second of two back-to-back copies of ``it``, replayed (module docstring)."""
         self.replays += 1
         hw = self.hw
-        items, sizes = work_items(it, self.rows, hw.attention_on, hw.attention_issue == "batched",
+        items, sizes = work_items(it, self.rows, hw.placement, hw.attention_issue == "batched",
                                   copies=2)
         sim = replay(items, hw)
         first = sizes[0]
