@@ -8,7 +8,6 @@ the same numbers.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple, Optional
 
@@ -151,9 +150,7 @@ def placement(attention_on: str, units: tuple[ComputeUnit, ...] = UNITS) -> Plac
                      frozenset(u.name for u in units if u.kind == "matrix"))
 
 
-@lru_cache(maxsize=None)
-def _by_name(units: tuple[ComputeUnit, ...]) -> dict[str, ComputeUnit]:
-    return {u.name: u for u in units}
+_BY_NAME: dict[type, dict[str, ComputeUnit]] = {}  # per Hardware class: its units by name
 
 
 class Hardware(Frozen):
@@ -190,7 +187,8 @@ class Hardware(Frozen):
 
     @property
     def units(self) -> tuple[ComputeUnit, ...]:
-        """The compute units (``UNITS``), in the order every table and report lists them."""
+        """The compute units (``UNITS``), in the order every table and report lists them;
+        the same for every instance of a class (a subclass may declare others)."""
         return UNITS
 
     @property
@@ -200,9 +198,14 @@ class Hardware(Frozen):
         return tuple(u.name for u in self.units)
 
     def unit(self, name: str) -> ComputeUnit:
-        """The compute unit ``name`` (a work item's ``unit``)."""
+        """The compute unit ``name`` (a work item's ``unit``). Looked up per item on hot
+        paths, so the units are class data (``units`` is the same for every instance of
+        a class), indexed once per class."""
+        by_name = _BY_NAME.get(type(self))
+        if by_name is None:
+            by_name = _BY_NAME[type(self)] = {u.name: u for u in self.units}
         try:
-            return _by_name(self.units)[name]
+            return by_name[name]
         except KeyError:
             raise ValueError(f"no compute unit {name!r} (units: "
                              f"{', '.join(self.compute_units)})") from None

@@ -188,9 +188,22 @@ def matrix_section(hw: Hardware, unit: str | None = None):
     return hw.section(hw.placement.gemm if unit is None else unit)
 
 
+# per Hardware class and unit kind, the units' names: asked per item on hot paths (the
+# units are class data, ``Hardware.unit``)
+_OF_KIND: dict[tuple[type, str], frozenset[str]] = {}
+
+
+def units_of_kind(hw: Hardware, kind: str) -> frozenset[str]:
+    """The names of ``hw``'s compute units of ``kind``."""
+    names = _OF_KIND.get((type(hw), kind))
+    if names is None:
+        names = _OF_KIND[type(hw), kind] = frozenset(u.name for u in hw.units if u.kind == kind)
+    return names
+
+
 def on_matrix(item: WorkItem, hw: Hardware) -> bool:
     """The item runs on a matrix unit (GEMM-shaped: folds of its ``Array``)."""
-    return hw.unit(item.unit).kind == "matrix"
+    return item.unit in (_OF_KIND.get((type(hw), "matrix")) or units_of_kind(hw, "matrix"))
 
 
 def fold_bytes(hw: Hardware, unit: str | None = None) -> int:
@@ -220,8 +233,9 @@ def weight_tile_budget(hw: Hardware) -> int:
 
 def param_resident(item: WorkItem, hw: Hardware) -> bool:
     """A vector item's parameters are kept resident (fetched once per residency)."""
-    return (hw.unit(item.unit).kind == "elementwise" and item.weight_key is not None
-            and 0 < item.weight_bytes <= param_capacity(hw))
+    return (item.unit in (_OF_KIND.get((type(hw), "elementwise"))
+                          or units_of_kind(hw, "elementwise"))
+            and item.weight_key is not None and 0 < item.weight_bytes <= param_capacity(hw))
 
 
 def kv_prefetchable(item: WorkItem, tr: "Traffic", hw: Hardware) -> bool:
