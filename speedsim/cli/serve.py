@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import yaml
 
-from speedsim.api import strategy_list
 from speedsim.cli import io
 from speedsim.cli.run import attributed, strategy_names
 from speedsim.config.errors import ConfigError
@@ -55,6 +54,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from speedsim.api import strategy_list
     from speedsim.report.serve_table import print_serve_summary
     from speedsim.serve import serve
 
