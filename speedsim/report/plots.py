@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from speedsim.config.hw import UNITS
 from speedsim.config.errors import ConfigError
 from speedsim.metrics.core import DRAM_BYTE_COLUMNS, item_dram_bytes
 from speedsim.report.timeline import SUMMARY_DECODE_TOKENS
@@ -342,9 +343,10 @@ def plot_sweep(df: pd.DataFrame, x: str, metric: str, *, title: Optional[str] = 
 
 # -- 3. roofline ---------------------------------------------------------------------------------
 
-def roofline_table(items: pd.DataFrame, unit: str) -> pd.DataFrame:
-    """One row per work item with MACs on the matrix unit ``unit`` (``Hardware.placement.gemm``:
-    the array): its DRAM bytes and the array time it accounts for.
+def roofline_table(items: pd.DataFrame, unit: Optional[str] = None) -> pd.DataFrame:
+    """One row per work item with MACs on the matrix unit ``unit`` (``Hardware.placement.gemm``;
+    by default the first declared, the array): its DRAM bytes and the array time it
+    accounts for.
 
     ``items`` is ``SimResult.items`` (``items_<s>.csv``). The array runs one
     item at a time, so its timeline is cut at each item's compute end: an
@@ -356,6 +358,7 @@ def roofline_table(items: pd.DataFrame, unit: str) -> pd.DataFrame:
     """
     _require(items, ("item", "op", "unit", "phase", "macs", "start_cycle", "compute_end_cycle",
                      *DRAM_BYTE_COLUMNS), "items")
+    unit = unit or next(u.name for u in UNITS if u.kind == "matrix")
     a = items[items["unit"] == unit].sort_values(["compute_end_cycle", "item"], kind="stable")
     if a.empty:
         raise ConfigError(f"items: no {unit} work items")
