@@ -8,6 +8,7 @@ energy, the summary and the table take it without an edit.
 
 import ast
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -68,10 +69,7 @@ class ThreeUnits(Hardware):
 
     attn_array: Array
     attention_on: str = SECOND.name
-
-    @property
-    def units(self) -> tuple[ComputeUnit, ...]:
-        return (*UNITS, SECOND)
+    units: ClassVar[tuple[ComputeUnit, ...]] = (*UNITS, SECOND)
 
 
 @pytest.fixture(scope="module")

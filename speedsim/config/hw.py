@@ -8,8 +8,9 @@ the same numbers.
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal, NamedTuple, Optional
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple, Optional
 
 from pydantic import Field, model_validator
 
@@ -150,7 +151,10 @@ def placement(attention_on: str, units: tuple[ComputeUnit, ...] = UNITS) -> Plac
                      frozenset(u.name for u in units if u.kind == "matrix"))
 
 
-_BY_NAME: dict[type, dict[str, ComputeUnit]] = {}  # per Hardware class: its units by name
+@cache
+def units_by_name(hw_class: type) -> dict[str, ComputeUnit]:
+    """A ``Hardware`` class's units by name (looked up per work item on hot paths)."""
+    return {u.name: u for u in hw_class.units}
 
 
 class Hardware(Frozen):
@@ -171,6 +175,9 @@ class Hardware(Frozen):
     # still reading its own KV (bytes add up, only the issue is shared)
     attention_issue: Literal["per_token", "batched"] = "per_token"
     weight_prefetch: Literal["ahead", "per_op"] = "ahead"  # ahead: across items as slots allow; per_op: not before the item starts
+    # the compute units, in the order every table and report lists them: class data, the
+    # same for every instance (a subclass may declare others, with their sections)
+    units: ClassVar[tuple[ComputeUnit, ...]] = UNITS
 
     @property
     def bytes_per_element(self) -> int:
@@ -186,26 +193,15 @@ class Hardware(Frozen):
         return int(round(self.dram.latency_ns * 1e-9 * self.clock_hz))
 
     @property
-    def units(self) -> tuple[ComputeUnit, ...]:
-        """The compute units (``UNITS``), in the order every table and report lists them;
-        the same for every instance of a class (a subclass may declare others)."""
-        return UNITS
-
-    @property
     def compute_units(self) -> tuple[str, ...]:
         """The compute units' names, each its config section (a work item's ``unit``);
         the replay runs one SimPy process per unit, each also a DRAM client."""
         return tuple(u.name for u in self.units)
 
     def unit(self, name: str) -> ComputeUnit:
-        """The compute unit ``name`` (a work item's ``unit``). Looked up per item on hot
-        paths, so the units are class data (``units`` is the same for every instance of
-        a class), indexed once per class."""
-        by_name = _BY_NAME.get(type(self))
-        if by_name is None:
-            by_name = _BY_NAME[type(self)] = {u.name: u for u in self.units}
+        """The compute unit ``name`` (a work item's ``unit``)."""
         try:
-            return by_name[name]
+            return units_by_name(type(self))[name]
         except KeyError:
             raise ValueError(f"no compute unit {name!r} (units: "
                              f"{', '.join(self.compute_units)})") from None

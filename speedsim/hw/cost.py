@@ -80,6 +80,7 @@ On-chip placement (what needs DRAM and what does not) is also decided here:
 from __future__ import annotations
 
 import math
+import functools
 from typing import Iterable, NamedTuple, Sequence
 
 from speedsim.config.hw import Hardware
@@ -188,22 +189,20 @@ def matrix_section(hw: Hardware, unit: str | None = None):
     return hw.section(hw.placement.gemm if unit is None else unit)
 
 
-# per Hardware class and unit kind, the units' names: asked per item on hot paths (the
-# units are class data, ``Hardware.unit``)
-_OF_KIND: dict[tuple[type, str], frozenset[str]] = {}
+@functools.cache
+def _of_kind(hw_class: type, kind: str) -> frozenset[str]:
+    return frozenset(u.name for u in hw_class.units if u.kind == kind)
 
 
 def units_of_kind(hw: Hardware, kind: str) -> frozenset[str]:
-    """The names of ``hw``'s compute units of ``kind``."""
-    names = _OF_KIND.get((type(hw), kind))
-    if names is None:
-        names = _OF_KIND[type(hw), kind] = frozenset(u.name for u in hw.units if u.kind == kind)
-    return names
+    """The names of ``hw``'s compute units of ``kind`` (asked per item on hot paths: the
+    units are class data, ``Hardware.units``)."""
+    return _of_kind(type(hw), kind)
 
 
 def on_matrix(item: WorkItem, hw: Hardware) -> bool:
     """The item runs on a matrix unit (GEMM-shaped: folds of its ``Array``)."""
-    return item.unit in (_OF_KIND.get((type(hw), "matrix")) or units_of_kind(hw, "matrix"))
+    return item.unit in _of_kind(type(hw), "matrix")
 
 
 def fold_bytes(hw: Hardware, unit: str | None = None) -> int:
@@ -233,8 +232,7 @@ def weight_tile_budget(hw: Hardware) -> int:
 
 def param_resident(item: WorkItem, hw: Hardware) -> bool:
     """A vector item's parameters are kept resident (fetched once per residency)."""
-    return (item.unit in (_OF_KIND.get((type(hw), "elementwise"))
-                          or units_of_kind(hw, "elementwise"))
+    return (item.unit in _of_kind(type(hw), "elementwise")
             and item.weight_key is not None and 0 < item.weight_bytes <= param_capacity(hw))
 
 
