@@ -14,8 +14,8 @@ host can be told from a slower build: on the 2-core development machine, quiet, 
 takes about 0.25 s.
 
 ``newcomer`` is the default run exactly as a newcomer types it, ``speedsim run
-hw_configs/edge.yaml workloads/gen.yaml``: the installed executable, no ``--out``, no
-reference cache (the NumPy reference decode runs every time), the table printed. It
+hw_configs/edge.yaml workloads/gen.yaml`` (as ``python -m speedsim``, which runs the same
+``console`` as the executable, from this checkout): no ``--out``, no reference cache (the NumPy reference decode runs every time), the table printed. It
 reports, besides the wall and CPU seconds, the seconds the interpreter takes to import
 ``speedsim.cli`` alone (``-X importtime``'s total, the run's fixed cost). Issue 25's bar:
 at most 1.0 s wall on the quiet 2-core machine.
@@ -107,8 +107,7 @@ NEWCOMER = ("run", "hw_configs/edge.yaml", "workloads/gen.yaml")
 
 def newcomer_run() -> dict:
     """One ``speedsim run hw_configs/edge.yaml workloads/gen.yaml`` as typed: wall, CPU."""
-    exe = Path(sys.executable).with_name("speedsim")
-    cmd = [str(exe), *NEWCOMER] if exe.exists() else [sys.executable, "-m", "speedsim", *NEWCOMER]
+    cmd = [sys.executable, "-m", "speedsim", *NEWCOMER]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
     status, usage, tree_kib, ended = wait_sampling(proc)
