@@ -188,3 +188,9 @@ def test_the_command_line_loads_no_simulator_before_a_command_runs():
             "'speedsim.trace', 'speedsim.metrics') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+    # and a whole run draws no figure: matplotlib never loads
+    run = ("import sys; from speedsim.cli import main; main(['run', 'hw_configs/edge.yaml', "
+           "'workloads/gen.yaml', '--set', 'workload.generation.new_tokens=4', '--json']); "
+           "print('matplotlib' in sys.modules, file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", run], capture_output=True, text=True, check=True)
+    assert out.stderr.strip() == "False"
