@@ -5,10 +5,11 @@ done, the rest once all are; all wait in a staging folder until the last is
 written (``speedsim.cli.io.RunFiles``), so an error never leaves a half-written
 result directory.
 
-The reference decode (NumPy, seconds of one core for the shipped model) does not wait
-for the simulator: it starts on a forked process as soon as the configs are read
-(``reference_ahead``), while this one imports the simulator (pandas, the engine) and
-builds the trace, so the module imports nothing of the simulator at its top.
+The reference decode (NumPy on one core: about half a second for the shipped model,
+memory-bound on its weights) does not wait for the simulator: it starts on a forked
+process as soon as the configs are read (``reference_ahead``), while this one imports
+the simulator (pandas, the engine, the strategies) and builds the trace; so this module
+imports none of the simulator at its top. The record is the same either way.
 """
 
 from __future__ import annotations
