@@ -185,8 +185,14 @@ def pipeline_tile_bytes(hw: Hardware, latencies: int) -> int:
 
 
 def matrix_section(hw: Hardware, unit: str | None = None):
-    """The ``Array`` section of the matrix unit ``unit`` (default: the one running GEMMs)."""
-    return hw.section(hw.placement.gemm if unit is None else unit)
+    """The ``Array`` section of the matrix unit ``unit`` (default: the first, which runs
+    the GEMMs: ``Hardware.placement``)."""
+    return hw.section(_first_matrix(type(hw)) if unit is None else unit)
+
+
+@functools.cache
+def _first_matrix(hw_class: type) -> str:
+    return next(u.name for u in hw_class.units if u.kind == "matrix")
 
 
 @functools.cache
