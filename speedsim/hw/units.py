@@ -27,6 +27,7 @@ from bisect import bisect_right
 from collections import OrderedDict, deque
 from itertools import chain
 from dataclasses import dataclass
+from functools import cache, partial
 from typing import Hashable
 
 from speedsim.config.hw import Hardware
@@ -125,30 +126,28 @@ class _Busy:
             t = max(t, b)
         return (t if start is None else start), t + cycles
 
-    def _tail(self, now: int) -> range:
-        """Indices of the intervals still running after ``now``."""
+    def tail(self, now: int) -> list[tuple[int, int]]:
+        """The intervals still running after ``now``: their part after ``now``."""
         k = len(self.ends)
         while k > self.head and self.ends[k - 1] > now:
             k -= 1
-        return range(k, len(self.ends))
-
-    def relative(self, now: int) -> tuple:
-        return tuple([(self.starts[k] - now if self.starts[k] > now else 0, self.ends[k] - now)
-                      for k in self._tail(now)])
+        return [(max(a, now), b) for a, b in zip(self.starts[k:], self.ends[k:])]
 
     def shift(self, now: int, by: int) -> None:
         """Move the part of every interval after ``now`` on by ``by``."""
-        tail = self._tail(now)
-        moved = [(max(self.starts[k], now) + by, self.ends[k] + by) for k in tail]
-        if tail:
-            del self.starts[tail.start + 1:], self.ends[tail.start + 1:]
+        moved = self.tail(now)
+        if moved:
+            k = len(self.ends) - len(moved)
+            del self.starts[k + 1:], self.ends[k + 1:]
             if self.starts[-1] < now:  # the part up to now stays where it was
                 self.ends[-1] = now
             else:
                 self.starts.pop(), self.ends.pop()
-        for a, b in moved:
-            self.starts.append(a)
-            self.ends.append(b)
+        self.starts.extend([a + by for a, _ in moved])
+        self.ends.extend([b + by for _, b in moved])
+
+    def relative(self, now: int) -> tuple:
+        return tuple([(a - now, b - now) for a, b in self.tail(now)])
 
 
 class Dram(Periodic):
@@ -157,7 +156,8 @@ class Dram(Periodic):
     keyed = True
 
     def __init__(self, hw: Hardware):
-        self.hw = hw
+        # ``dram_transfer_cycles`` memoized: a run moves a few sizes, many times
+        self.cycles = cache(partial(dram_transfer_cycles, hw=hw))
         self.latency = hw.dram_latency_cycles
         self.engines = hw.dma.engines
         self.demand_free = 0
@@ -167,14 +167,6 @@ class Dram(Periodic):
         self.bytes_moved = 0
         self.last_issue = 0
         self.retired_finish = 0  # finish of the last bulk transfer retired
-        self._cycles: dict[int, int] = {}
-
-    def cycles(self, bytes_: int) -> int:
-        """``dram_transfer_cycles`` of ``bytes_`` (memoized: a run moves a few sizes, many times)."""
-        hit = self._cycles.get(bytes_)
-        if hit is None:
-            hit = self._cycles[bytes_] = dram_transfer_cycles(bytes_, self.hw)
-        return hit
 
     def demand(self, now: int, bytes_: int) -> tuple[int, int, int]:
         """Book a demand transfer issued at ``now``: (start, end, arrival) cycles."""
@@ -368,19 +360,15 @@ class WeightBuffer(Periodic):
         """Evict unpinned tiles, least recently used first, until ``bytes_`` fit; the bytes freed."""
         if bytes_ > self.capacity:
             raise ValueError(f"weight tile of {bytes_} bytes exceeds the buffer ({self.capacity} bytes)")
-        need = self.used + bytes_ - self.capacity
-        resident, pins, freed = self.resident, self.pins, 0
-        while need > 0:
-            for old in resident:  # least recently used first; pinned tiles stay
-                if old not in pins:
-                    break
-            else:
+        freed = 0
+        while self.used + bytes_ > self.capacity:
+            old = next((k for k in self.resident if k not in self.pins), None)  # LRU first
+            if old is None:
                 raise AssertionError(f"weight buffer: pinned tiles leave no room for {bytes_} bytes "
                                      f"at cycle {cycle}")
-            size = resident.pop(old)
+            size = self.resident.pop(old)
             self.used -= size
             freed += size
-            need -= size
         return freed
 
 

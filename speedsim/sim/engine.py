@@ -44,16 +44,14 @@ from typing import Sequence
 import simpy
 
 from speedsim.config.hw import Hardware
-from speedsim.contracts.results import ITEM_COLUMNS, LOG_COLUMNS, OCCUPANCY_COLUMNS, SimResult
+from speedsim.contracts.results import SimResult
 from speedsim.contracts.workitem import WorkItem, check_dag
 from speedsim.hw import cost
 from speedsim.hw.cost import CostPlan
 from speedsim.hw.units import BulkTransfer, Dram, ParamCache, WeightBuffer
-from speedsim.sim.loaders import StreamGate, StreamLoader, WeightLoader
+from speedsim.sim.loaders import StreamLoader, WeightLoader
 from speedsim.sim.skipper import Shapes, Stretch
 from speedsim.sim.tables import ItemRecord, Log, Occupancy, items_frame, occupancy_frame
-
-__all__ = ["ITEM_COLUMNS", "LOG_COLUMNS", "OCCUPANCY_COLUMNS", "SimResult", "replay"]
 
 
 class _Replay:
@@ -72,10 +70,9 @@ class _Replay:
         self.by_unit = {u: [it for it in items if it.unit == u] for u in self.units}
         self.weights = WeightLoader(list(items), self.plan.tiles, cost.slots(hw),
                                     hw.weight_prefetch == "per_op", self.dram, self.wbuf)
-        self.gates = StreamGate(hw, self.plan, self.weights.started)
         held = self.occupancy.trace("activation")
-        self.streams = {u: StreamLoader(u, self.by_unit[u], self.plan.tiles, cost.slots(hw),
-                                        self.gates.open_for, self.dram, self.log, held)
+        self.streams = {u: StreamLoader(self.by_unit[u], self.plan, cost.slots(hw), hw,
+                                        self.weights.started, self.dram, self.log, held)
                         for u in self.units}
         self.done_at: dict[int, int] = {}
         # item id -> its done event, made when first waited for (most items never are:
@@ -100,7 +97,7 @@ class _Replay:
             self.env.process(self._unit(u))
         self.env.run()
         assert len(self.done_at) == len(self.items), "replay ended with items not done"
-        self.gates = self.streams = self.done_ev = self.env = None  # no cycles left to collect
+        self.streams = self.done_ev = self.env = None  # no cycles left to collect
 
     def _started(self, it: WorkItem) -> None:
         """``it`` has started: prefetches gated on starts may go (weight tiles too under
@@ -134,7 +131,7 @@ class _Replay:
             self._started(it)  # prefetches gated on this start go first, its own streams after
             if overhead:
                 yield self.sleep(overhead)
-            self.gates.issuing.add(it.id)
+            self.streams[unit].issuing.add(it.id)
             self.streams[unit].pump(self.env.now)
             # 2. parameters, then the tiles
             first = yield from self._tiles(unit, it, self._params(it))

@@ -1,10 +1,9 @@
 """One period skipper for any run of tiles: play in arithmetic, skip whole periods.
 
 While no other unit can act (each waits for an item that finishes later), a
-unit's tiles are played without SimPy events (``Stretch``): each tile books the
-same transfers at the same cycles as the tile-by-tile steps would, through the
-same loaders, buffer and DRAM, since nothing else acts meanwhile (a transfer's
-arrival, read when its tile is next, is final).
+unit's tiles are played without SimPy events (``Stretch``), booking the same
+transfers at the same cycles as tile-by-tile steps would, through the same parts
+(nothing else acts meanwhile, so an arrival read when its tile is next is final).
 
 Inside a stretch, before each tile ``k`` at cycle ``now``, the skipper takes the
 *relative state* of every stateful part (the state protocol
@@ -26,9 +25,8 @@ as long as:
 Then ``m`` whole periods are skipped at once: every part's ``skip`` moves it on
 as ``m`` more periods would (DRAM cycles after ``now`` shifted, transfers and
 occupancy points repeated, tiles in flight renamed, buffer calls replayed until
-the buffer's own relative state repeats, then renamed). Nothing is approximated;
-the suite checks identical items, logs and occupancy against tile-by-tile replay
-and against the separate reference engine (``speedsim.sim.reference``).
+the buffer's own relative state repeats, then renamed). Nothing is approximated:
+the suite checks equality with tile-by-tile replay and ``speedsim.sim.reference``.
 """
 
 from __future__ import annotations
@@ -39,10 +37,9 @@ from speedsim.contracts.workitem import WorkItem
 from speedsim.hw.cost import Tile
 from speedsim.hw.units import BulkTransfer
 
-# shorter remaining stretches are just played, and a jump by another period than the
-# tiles' own skips at least this many tiles: two visits and a jump cost about what playing
-# 10 to 15 tiles costs (the default run replays a fifth faster than at 6), and a short jump
-# clears the moments the tiles' own period is found from
+# shorter remaining stretches are just played, and a jump by another period than the tiles'
+# own skips at least this many tiles: two visits and a jump cost about what playing 10 to 15
+# tiles costs, and a short jump clears the moments the tiles' own period is found from
 MIN_RUN = 16
 MAX_PERIOD = 4  # earlier moments of one state kept, i.e. periods tried, in tiles
 MAX_PATTERN = 16  # the longest period of the tiles themselves looked for (``pattern``)
@@ -66,8 +63,7 @@ class Period(NamedTuple):
 
 
 class Played(NamedTuple):
-    """What a stretch played: the next tile, the compute end of the last tile played and the
-    compute start of the first."""
+    """What a stretch played: the next tile, the last tile's compute end, the first's start."""
 
     next_tile: int
     end: int
@@ -138,11 +134,10 @@ class Stretch:
     first cycle another unit may act), whole periods skipped (module docstring)."""
 
     def __init__(self, replay, unit: str, it: WorkItem, tiles: list[Tile], horizon: float):
-        self.r, self.it, self.tiles, self.horizon = replay, it, tiles, horizon
+        self.it, self.tiles, self.horizon, self.shapes = it, tiles, horizon, replay.shapes
         self.weights, self.stream, self.log = replay.weights, replay.streams[unit], replay.log
-        self.parts = replay.parts[unit]
-        self.seen: dict[tuple, list[Moment]] = {}
-        self.pattern = replay.shapes.pattern(tiles)
+        self.parts, self.seen = replay.parts[unit], {}  # seen: state -> [Moment]
+        self.pattern = self.shapes.pattern(tiles)
 
     def play(self, j: int, now: int) -> Played | None:
         """What was played from tile ``j`` at ``now``, or None when no tile could be."""
@@ -175,8 +170,8 @@ class Stretch:
             got = self.weights.issued.get((self.it.id, k))
             if got is None:
                 return None
-            if got.transfer.__class__ is BulkTransfer and got.transfer.arrival > at:
-                at = got.transfer.arrival
+            tr = got.transfer
+            at = tr.arrival if tr.__class__ is BulkTransfer and tr.arrival > at else at
         start = now if now > at else at
         return None if start + t.cycles > self.horizon else start
 
@@ -217,7 +212,7 @@ class Stretch:
 
     def _jump(self, k: int, now: int, k0: int, t0: int, marks: list) -> tuple[int, int] | None:
         p, cycles = k - k0, now - t0
-        end, issue_ends, carries = self.r.shapes.ends(self.tiles, k0, p)
+        end, issue_ends, carries = self.shapes.ends(self.tiles, k0, p)
         times = (end - k) // p if cycles > 0 else 0
         if times and self.horizon != float("inf"):
             times = min(times, int((self.horizon - now) // cycles))
