@@ -17,8 +17,8 @@ Invariant: at most one transfer moves data at any cycle; demand never waits for 
 **Weight buffer**: weight tiles keyed ``prefix + (tile index,)``, LRU; a tile is
 pinned from its issue until its compute ends and only unpinned tiles are evicted;
 a resident tile is not fetched again; resident bytes never exceed the capacity
-(asserted). **Parameter cache**: the buffer's share for vector-unit parameters,
-LRU by key, whole entries.
+(asserted). **Parameter cache**: the buffer's share for vector-unit parameters, a
+``WeightBuffer`` of whole entries, never pinned.
 """
 
 from __future__ import annotations
@@ -286,10 +286,8 @@ class WeightBuffer(Periodic):
     def release(self, key: tuple) -> None:
         if self._journal is not None:
             self._journal.append((key, None, 0))
-        left = self.pins[key] - 1
-        if left:
-            self.pins[key] = left
-        else:
+        self.pins[key] -= 1
+        if not self.pins[key]:
             del self.pins[key]
 
     def first_resident(self, prefix: tuple, first: int) -> int | None:
@@ -301,8 +299,7 @@ class WeightBuffer(Periodic):
 
     def mark(self, it) -> int:
         """Journal the calls from here on (the skipper replays them); where they begin."""
-        if self._journal is None:
-            self._journal = []
+        self._journal = [] if self._journal is None else self._journal
         return len(self._journal)
 
     def forget(self) -> None:
@@ -370,28 +367,3 @@ class WeightBuffer(Periodic):
             self.used -= size
             freed += size
         return freed
-
-
-class ParamCache:
-    """Resident vector-unit parameters: whole entries by key, LRU, within ``capacity_bytes``."""
-
-    def __init__(self, capacity_bytes: int, trace):
-        self.capacity = capacity_bytes
-        self.entries: OrderedDict[Hashable, int] = OrderedDict()
-        self.used = 0
-        self._trace = trace
-
-    def lookup(self, key: Hashable, bytes_: int, cycle: int) -> bool:
-        """True on a hit; on a miss the entry is made resident (evicting LRU ones)."""
-        if key in self.entries:
-            self.entries.move_to_end(key)
-            return True
-        freed = 0
-        while self.used + bytes_ > self.capacity:
-            size = self.entries.popitem(last=False)[1]
-            self.used -= size
-            freed += size
-        self.entries[key] = bytes_
-        self.used += bytes_
-        self._trace.change(cycle, bytes_ - freed)
-        return False

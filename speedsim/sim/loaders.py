@@ -22,7 +22,7 @@ tiles and, for weights, all miss.
 
 from __future__ import annotations
 
-from typing import Hashable, NamedTuple
+from typing import NamedTuple
 
 from speedsim.config.hw import Hardware
 from speedsim.contracts.workitem import WorkItem
@@ -30,13 +30,6 @@ from speedsim.hw import cost
 from speedsim.hw.cost import CostPlan, Tile
 from speedsim.hw.units import BulkTransfer, Periodic
 from speedsim.sim.tables import Log
-
-
-class Issued(NamedTuple):
-    """A weight tile issued: its residency key, and its transfer (or, a hit, its issue cycle)."""
-
-    key: tuple
-    transfer: BulkTransfer | int
 
 
 class _Entry(NamedTuple):
@@ -146,34 +139,33 @@ class WeightLoader(_Loader):
                 return
             self.j += 1
             self.in_flight += 1
-            key = tile_key(it, j)
-            if self.wbuf.acquire(key, bytes_, now):
-                self.issued[(it.id, j)] = Issued(key, now)
+            if self.wbuf.acquire(tile_key(it, j), bytes_, now):
+                self.issued[(it.id, j)] = now
                 self.hits += 1
             else:
-                self.issued[(it.id, j)] = Issued(key, self.dram.bulk(now, bytes_))
+                self.issued[(it.id, j)] = self.dram.bulk(now, bytes_)
                 self.fetched[it.id] = self.fetched.get(it.id, 0) + bytes_
                 self.fetched_total += bytes_
 
-    def take(self, it: WorkItem, j: int) -> Issued | None:
-        """Tile ``j`` of ``it`` as issued, if it was."""
-        return self.issued.pop((it.id, j), None)
+    def take(self, it: WorkItem, j: int) -> BulkTransfer | int:
+        """Tile ``j`` of ``it`` as issued: its transfer (or, a hit, its issue cycle)."""
+        return self.issued.pop((it.id, j))
 
-    def release(self, key: Hashable, now: int) -> None:
-        self.wbuf.release(key)
+    def release(self, it: WorkItem, j: int, now: int) -> None:
+        self.wbuf.release(tile_key(it, j))
         self.in_flight -= 1
         self.pump(now)
 
     def transfers(self, it: WorkItem) -> list[BulkTransfer]:
-        return [v.transfer for (iid, _), v in self.issued.items()
-                if iid == it.id and isinstance(v.transfer, BulkTransfer)]
+        return [tr for (iid, _), tr in self.issued.items()
+                if iid == it.id and tr.__class__ is BulkTransfer]
 
     def relative(self, now: int) -> tuple:
         """Arrivals in flight (negative: a hit), and the hits so far (equal at two moments
         only when no tile between them hit)."""
         return tuple([(tr.arrival - now if tr.arrival > now else 0)
                       if tr.__class__ is BulkTransfer else -1
-                      for _, tr in self.issued.values()]), self.hits
+                      for tr in self.issued.values()]), self.hits
 
     def mark(self, it: WorkItem) -> int:
         return self.fetched_total
@@ -195,8 +187,9 @@ class WeightLoader(_Loader):
             self.fetched_total += grown
 
     def _moved(self, value, period, n: int, now: int):
-        """The renamed tile's key; its transfer is shifted by the DRAM (``Dram.skip``)."""
-        return Issued(tile_key(period.item, value.key[-1] + n), value.transfer)
+        """The renamed tile's transfer, shifted by the DRAM (``Dram.skip``); no hit is in
+        flight (``room``)."""
+        return value
 
 
 class StreamLoader(_Loader):

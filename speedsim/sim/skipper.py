@@ -41,7 +41,7 @@ from speedsim.hw.units import BulkTransfer
 # own skips at least this many tiles: two visits and a jump cost about what playing 10 to 15
 # tiles costs, and a short jump clears the moments the tiles' own period is found from
 MIN_RUN = 16
-MAX_PERIOD = 4  # earlier moments of one state kept, i.e. periods tried, in tiles
+MAX_PERIOD = 4  # earlier moments of one state kept, i.e. periods tried
 MAX_PATTERN = 16  # the longest period of the tiles themselves looked for (``pattern``)
 
 
@@ -167,10 +167,9 @@ class Stretch:
         if t.stream_bytes:
             at = self.stream.issued[(self.it.id, k)]
         if t.weight_bytes:
-            got = self.weights.issued.get((self.it.id, k))
-            if got is None:
+            tr = self.weights.issued.get((self.it.id, k))
+            if tr is None:
                 return None
-            tr = got.transfer
             at = tr.arrival if tr.__class__ is BulkTransfer and tr.arrival > at else at
         start = now if now > at else at
         return None if start + t.cycles > self.horizon else start
@@ -179,36 +178,28 @@ class Stretch:
         """What the end of tile ``k`` does: its weight load's log row, its slots freed."""
         t, it = self.tiles[k], self.it
         if t.weight_bytes:
-            key, tr = self.weights.take(it, k)
+            tr = self.weights.take(it, k)
             if tr.__class__ is BulkTransfer:
                 self.log.add("dram", it, "load", "weight", tr.start, tr.finish, tr.bytes_, 0, 0,
                              -1, tr.cycles)
-            self.weights.release(key, now)
+            self.weights.release(it, k, now)
         if t.stream_bytes:
             self.stream.take(it, k)
             self.stream.release(t.stream_bytes, now)
 
     def _visit(self, k: int, now: int) -> tuple[int, int]:
         """Before tile ``k`` at ``now``: skip whole periods from an earlier moment of the same
-        state if there is one (the tiles' own period first), else remember this one."""
-        key = (self.weights.ahead(self.it, k), self.stream.ahead(self.it, k),
+        state and phase in the tiles' own period (the latest first), else remember this one."""
+        key = (k % self.pattern, self.weights.ahead(self.it, k), self.stream.ahead(self.it, k),
                tuple([part.relative(now) for part in self.parts if part.keyed]))
         earlier = self.seen.setdefault(key, [])
-        for snap in self._candidates(earlier, k):
+        for snap in earlier[::-1]:  # the shortest period first
             jumped = self._jump(k, now, *snap)
             if jumped is not None:
                 return jumped
         earlier.append(Moment(k, now, [part.mark(self.it) for part in self.parts]))
-        del earlier[:-max(MAX_PERIOD, self.pattern)]
+        del earlier[:-MAX_PERIOD]
         return k, now
-
-    def _candidates(self, earlier: list[Moment], k: int) -> list[Moment]:
-        """The earlier moments of this state to try: ``pattern`` tiles back, then the
-        ``MAX_PERIOD`` latest, the shortest period first."""
-        recent = earlier[:-MAX_PERIOD - 1:-1]
-        if self.pattern <= MAX_PERIOD:
-            return recent
-        return [snap for snap in earlier if snap.tile == k - self.pattern] + recent
 
     def _jump(self, k: int, now: int, k0: int, t0: int, marks: list) -> tuple[int, int] | None:
         p, cycles = k - k0, now - t0
