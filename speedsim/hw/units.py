@@ -246,10 +246,9 @@ class Dram(Periodic):
         by = period.times * period.cycles
         mv = lambda t: t + by if t > now else t
         self.demand_free, self.retired_finish = mv(self.demand_free), mv(self.retired_finish)
-        self.arrivals = deque([a + by if a > now else a for a in self.arrivals], self.engines)
-        pending = set(map(id, self.pending))
-        for tr in chain(self.pending, [tr for tr in period.transfers if id(tr) not in pending]):
-            tr.shift(now, by)
+        self.arrivals = deque(map(mv, self.arrivals), self.engines)
+        for tr in {id(tr): tr for tr in chain(self.pending, period.transfers)}.values():
+            tr.shift(now, by)  # each once, pending or only in flight
         self.busy.shift(now, by)
         self.bytes_moved += period.times * (self.bytes_moved - since)
 

@@ -143,11 +143,11 @@ class _Replay:
         while j < len(tiles):
             horizon = self._horizon(unit) if self.fast else -1
             if horizon >= 0 and (first is not None or param_at <= env.now):
-                played = Stretch(self, unit, it, tiles, horizon).play(j, env.now)
-                if played:
-                    first = played.first_start if first is None else first
-                    yield self.sleep(played.end - env.now)
-                    j = played.next_tile
+                k, end, start = Stretch(self, unit, it, tiles, horizon).play(j, env.now)
+                if k > j:
+                    first = start if first is None else first
+                    yield self.sleep(end - env.now)
+                    j = k
                     continue
             t = tiles[j]
             at = yield from self._tile_inputs(unit, it, j, t, param_at if j == 0 else 0)

@@ -62,22 +62,6 @@ class Period(NamedTuple):
     transfers: list[BulkTransfer]
 
 
-class Played(NamedTuple):
-    """What a stretch played: the next tile, the last tile's compute end, the first's start."""
-
-    next_tile: int
-    end: int
-    first_start: int
-
-
-class Moment(NamedTuple):
-    """Before tile ``tile`` at ``cycle``: the parts' ``mark``s."""
-
-    tile: int
-    cycle: int
-    marks: list
-
-
 class Shapes:
     """Facts about tile lists, cached per list (items of one shape share theirs)."""
 
@@ -136,11 +120,13 @@ class Stretch:
     def __init__(self, replay, unit: str, it: WorkItem, tiles: list[Tile], horizon: float):
         self.it, self.tiles, self.horizon, self.shapes = it, tiles, horizon, replay.shapes
         self.weights, self.stream, self.log = replay.weights, replay.streams[unit], replay.log
-        self.parts, self.seen = replay.parts[unit], {}  # seen: state -> [Moment]
+        # state -> earlier moments of it: (tile, cycle, the parts' ``mark``s)
+        self.parts, self.seen = replay.parts[unit], {}
         self.pattern = self.shapes.pattern(tiles)
 
-    def play(self, j: int, now: int) -> Played | None:
-        """What was played from tile ``j`` at ``now``, or None when no tile could be."""
+    def play(self, j: int, now: int) -> tuple[int, int, int]:
+        """Play from tile ``j`` at ``now``: (the next tile, ``j`` if none could be played; the
+        last tile's compute end; the first's compute start)."""
         k, first, n = j, -1, len(self.tiles)
         try:
             while k < n:
@@ -158,7 +144,7 @@ class Stretch:
         finally:
             for part in self.parts if n - j > MIN_RUN else ():  # (shorter: never visited)
                 part.forget()
-        return Played(k, now, first) if k > j else None
+        return k, now, first
 
     def _start(self, k: int, now: int) -> int | None:
         """When tile ``k`` starts computing (its bytes on chip), or None if it cannot be
@@ -193,11 +179,11 @@ class Stretch:
         key = (k % self.pattern, self.weights.ahead(self.it, k), self.stream.ahead(self.it, k),
                tuple([part.relative(now) for part in self.parts if part.keyed]))
         earlier = self.seen.setdefault(key, [])
-        for snap in earlier[::-1]:  # the shortest period first
-            jumped = self._jump(k, now, *snap)
+        for k0, t0, marks in earlier[::-1]:  # the shortest period first
+            jumped = self._jump(k, now, k0, t0, marks)
             if jumped is not None:
                 return jumped
-        earlier.append(Moment(k, now, [part.mark(self.it) for part in self.parts]))
+        earlier.append((k, now, [part.mark(self.it) for part in self.parts]))
         del earlier[:-MAX_PERIOD]
         return k, now
 
