@@ -51,8 +51,6 @@ class Periodic:
     * ``forget()``: the stretch that marked is over.
     """
 
-    keyed = False  # whether ``relative`` says anything (the skipper skips asking if not)
-
     def relative(self, now: int) -> Hashable:
         return ()
 
@@ -152,8 +150,6 @@ class _Busy:
 
 class Dram(Periodic):
     """DRAM with demand and bulk classes and the DMA engines of the bulk class."""
-
-    keyed = True
 
     def __init__(self, hw: Hardware):
         # ``dram_transfer_cycles`` memoized: a run moves a few sizes, many times

@@ -62,7 +62,7 @@ class _Loader(Periodic):
     field ``field``, and the tiles issued through ``slots`` slots, not yet taken: (item id,
     j) -> arrival. ``carries``: the loader's flag in ``Period.carries``."""
 
-    keyed, field, carries = True, Tile._fields.index("weight_bytes"), 0
+    field, carries = Tile._fields.index("weight_bytes"), 0
 
     def __init__(self, items: list[WorkItem], tiles: dict[int, list[Tile]], slots: int):
         skips = {}

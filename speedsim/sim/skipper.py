@@ -177,7 +177,7 @@ class Stretch:
         """Before tile ``k`` at ``now``: skip whole periods from an earlier moment of the same
         state and phase in the tiles' own period (the latest first), else remember this one."""
         key = (k % self.pattern, self.weights.ahead(self.it, k), self.stream.ahead(self.it, k),
-               tuple([part.relative(now) for part in self.parts if part.keyed]))
+               tuple([part.relative(now) for part in self.parts]))
         earlier = self.seen.setdefault(key, [])
         for k0, t0, marks in earlier[::-1]:  # the shortest period first
             jumped = self._jump(k, now, k0, t0, marks)
