@@ -103,17 +103,16 @@ class _Loader(Periodic):
         return min(period.times, (period.issue_ends[self.carries] - self.j) // period.tiles)
 
     def skip(self, since, now: int, period) -> None:
-        """Rename the item's tiles in flight ``period.times`` periods on; move the cursor."""
+        """Rename the item's tiles in flight ``period.times`` periods on, a stream tile's
+        arrival still ahead moved on with it (a weight tile's transfer is moved by
+        ``Dram.skip``, a hit's issue cycle has passed); move the cursor."""
         if not period.carries[self.carries]:
             return
-        n, iid = period.times * period.tiles, period.item.id
+        n, iid, by = period.times * period.tiles, period.item.id, period.times * period.cycles
         moved = [(key, self.issued.pop(key)) for key in list(self.issued) if key[0] == iid]
         for (_, j), value in moved:  # keys: (item id, tile index)
-            self.issued[(iid, j + n)] = self._moved(value, period, n, now)
+            self.issued[(iid, j + n)] = value + by if value.__class__ is int and value > now else value
         self.j += n
-
-    def _moved(self, value, period, n: int, now: int):
-        return value + period.times * period.cycles if value > now else value
 
 
 class WeightLoader(_Loader):
@@ -185,11 +184,6 @@ class WeightLoader(_Loader):
             grown = period.times * (self.fetched_total - since)
             self.fetched[period.item.id] += grown
             self.fetched_total += grown
-
-    def _moved(self, value, period, n: int, now: int):
-        """The renamed tile's transfer, shifted by the DRAM (``Dram.skip``); no hit is in
-        flight (``room``)."""
-        return value
 
 
 class StreamLoader(_Loader):
