@@ -160,7 +160,6 @@ class Dram(Periodic):
         self.busy = _Busy()
         self.pending: list[BulkTransfer] = []  # bulk transfers not yet finished, in order
         self.arrivals: deque[int] = deque(maxlen=self.engines)  # of the last bulk transfers
-        self.bytes_moved = 0
         self.last_issue = 0
         self.retired_finish = 0  # finish of the last bulk transfer retired
 
@@ -170,7 +169,6 @@ class Dram(Periodic):
         self.last_issue = now
         start = now if now > self.demand_free else self.demand_free
         end = self.demand_free = start + self.cycles(bytes_)
-        self.bytes_moved += bytes_
         if end > start:
             self.busy.add(start, end)
             self._replan(start, end)
@@ -182,7 +180,6 @@ class Dram(Periodic):
         self.last_issue = now
         self.retire(now)
         tr = BulkTransfer(now, self.cycles(bytes_), bytes_)  # issue, cycles, bytes
-        self.bytes_moved += bytes_
         self.pending.append(tr)
         origin = self._origin(len(self.pending) - 1)
         tr.plan(origin, *self.busy.serve(origin, tr.cycles), self.latency)
@@ -233,9 +230,6 @@ class Dram(Periodic):
                        for tr in self.pending for t in (tr.start, tr.finish, tr.arrival, tr.origin)]),
                 self.busy.relative(now))
 
-    def mark(self, it) -> int:
-        return self.bytes_moved
-
     def skip(self, since: int, now: int, period) -> None:
         """The DRAM ``period.times`` periods on: every cycle after ``now`` moved on, the bulk
         transfers still pending and those of ``period.transfers`` (in flight elsewhere)."""
@@ -246,7 +240,6 @@ class Dram(Periodic):
         for tr in {id(tr): tr for tr in chain(self.pending, period.transfers)}.values():
             tr.shift(now, by)  # each once, pending or only in flight
         self.busy.shift(now, by)
-        self.bytes_moved += period.times * (self.bytes_moved - since)
 
 
 class WeightBuffer(Periodic):
