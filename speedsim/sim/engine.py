@@ -126,7 +126,8 @@ class _Replay:
             if overhead:
                 yield self.sleep(overhead)
             self.streams[unit].issuing.add(it.id)
-            self.streams[unit].pump(self.env.now)
+            if self.streams[unit].gated is it:  # else this gate opening changes nothing now
+                self.streams[unit].pump(self.env.now)
             # 2. parameters, then the tiles
             first = yield from self._tiles(unit, it, self._params(it))
             # 3. outputs
