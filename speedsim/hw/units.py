@@ -144,9 +144,6 @@ class _Busy:
         self.starts.extend([a + by for a, _ in moved])
         self.ends.extend([b + by for _, b in moved])
 
-    def relative(self, now: int) -> tuple:
-        return tuple([(a - now, b - now) for a, b in self.tail(now)])
-
 
 class Dram(Periodic):
     """DRAM with demand and bulk classes and the DMA engines of the bulk class."""
@@ -228,7 +225,7 @@ class Dram(Periodic):
                 tuple([a - now if a > now else 0 for a in self.arrivals]),
                 tuple([t - now if t > now else 0  # pending transfers: four cycles each
                        for tr in self.pending for t in (tr.start, tr.finish, tr.arrival, tr.origin)]),
-                self.busy.relative(now))
+                tuple([(a - now, b - now) for a, b in self.busy.tail(now)]))
 
     def skip(self, since: int, now: int, period) -> None:
         """The DRAM ``period.times`` periods on: every cycle after ``now`` moved on, the bulk
