@@ -263,7 +263,7 @@ def _item_bytes(items: list[WorkItem], sizes: dict[str, np.ndarray], traffic: di
     ``sizes``: the items' ``_ITEM_INTS`` fields by name.
     """
     tr = dict(zip(Traffic._fields, _int_matrix([traffic[it.id] for it in items], len(Traffic._fields)).T))
-    on_array = np.array([it.unit == "array" for it in items])
+    on_array = np.array([cost.on_matrix(it, hw) for it in items], dtype=bool)
     via_buffer = on_array | np.array([cost.param_resident(it, hw) for it in items], dtype=bool)
     got = np.array([fetched.get(it.id, 0) for it in items], dtype=np.int64)
     act_out = sizes["act_out_bytes"]
