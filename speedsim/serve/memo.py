@@ -51,11 +51,14 @@ import numpy as np
 
 from speedsim.config.hw import Hardware
 from speedsim.metrics.energy import per_item_energy_j
-from speedsim.serve.iteration import Iteration, RowSource, bases, build, skeleton, work_items
+from speedsim.serve.iteration import (Iteration, RowSource, SpeedStep, bases, build,
+                                      middle_layers, shortened, skeleton, work_items)
 from speedsim.sim.engine import replay
 
 GRID_POINTS_PER_OCTAVE = 8  # of the mean base (KV or prompt length)
 COUNT_POINTS_PER_OCTAVE = 4  # of the rows per pattern
+KEPT_LAYERS = 3  # repeated layers a corner's replay keeps; the rest are its last one's repeats
+COMPOSED_TOLERANCE = 1e-3  # a structure whose composed cost misses its full replay by more: full
 
 
 @dataclass(frozen=True)
@@ -68,9 +71,12 @@ class Cost:
 class IterationCosts:
     """``costs(iteration) -> Cost``; ``exact``: replay every iteration (no memo)."""
 
-    def __init__(self, hw: Hardware, rows: RowSource, exact: bool = False, audit: bool = False):
+    def __init__(self, hw: Hardware, rows: RowSource, exact: bool = False, audit: bool = False,
+                 depth=None):
         self.hw, self.rows, self.exact = hw, rows, exact or audit
+        self.depth = depth  # scope -> its model's layer count; None: corners replayed whole
         self._memo: dict[tuple, Cost] = {}
+        self._composable: dict[tuple, bool] = {}  # per structure: its composed cost checked
         self.replays = 0
         self.corners = 0  # replays of grid-cell corners (the memo's own)
         self.calls = 0
@@ -132,21 +138,65 @@ class IterationCosts:
         cost = self._memo.get(key)
         if cost is None:
             self.corners += 1
-            cost = self._memo[key] = self.replayed(build(shape, counts, base))
+            cost = self._memo[key] = self.composed(shape, build(shape, counts, base))
         return cost
+
+    def composed(self, shape: tuple, it: Iteration) -> Cost:
+        """``it``'s cost from a replay of its first ``KEPT_LAYERS`` repeated layers per part
+        (``shortened``), each further layer costing what the last kept one added (module
+        docstring); the first corner of each structure is replayed whole as well, and the
+        structure composed only if the two agree within ``COMPOSED_TOLERANCE``."""
+        if self.depth is None or self._composable.get(shape) is False:
+            return self.replayed(it)
+        cost = self._composed(it)
+        if shape not in self._composable:
+            whole = self.replayed(it)
+            self._composable[shape] = abs(cost.cycles / whole.cycles - 1) <= COMPOSED_TOLERANCE
+            return whole
+        return cost
+
+    def _composed(self, it: Iteration) -> Cost:
+        """1. the iteration with ``KEPT_LAYERS`` repeated layers per part, replayed as
+        ``replayed`` does, the last copy's layers marked; 2. its cost plus, per part, the
+        layers left out times what its last kept layer added (cycles from the previous
+        layer's end to its own, the dynamic energy of its items)."""
+        short = tuple(shortened(p, self.depth, KEPT_LAYERS) for p in it)
+        marks: list[list[int]] = [[] for _ in it]
+        cost, ends, energy = self._replay(short, marks)
+        cycles, dynamic = cost.cycles, cost.dynamic_j
+        done_by = np.maximum.accumulate(ends)  # every item up to this one has ended
+        for p, q, m in zip(it, short, marks):
+            left_out = len(middle_layers(p, self.depth)) - len(middle_layers(q, self.depth))
+            if left_out:
+                before, last = _middle_marks(q, self.depth, m)[-2:]
+                cycles += left_out * float(done_by[last] - done_by[before])
+                dynamic += left_out * float(energy[before + 1:last + 1].sum())
+        return Cost(cycles, dynamic)
 
     def replayed(self, it: Iteration) -> Cost:
         """The second of two back-to-back copies of ``it``, replayed (module docstring)."""
+        return self._replay(it)[0]
+
+    def _replay(self, it: Iteration, marks: list[list[int]] | None = None):
+        """(cost, every item's end cycle, every item's dynamic energy) of ``replayed``."""
         self.replays += 1
         hw = self.hw
         items, sizes = work_items(it, self.rows, hw.attention_on, hw.attention_issue == "batched",
-                                  copies=2)
+                                  copies=2, marks=marks)
         sim = replay(items, hw)
         first = sizes[0]
-        end_first = int(sim.items["end_cycle"].to_numpy()[:first].max())
-        parts = per_item_energy_j(items, sim.items, hw)
-        dynamic = float(sum(v[first:].sum() for v in parts.values()))
-        return Cost(float(sim.total_cycles - end_first), dynamic)
+        ends = sim.items["end_cycle"].to_numpy()
+        end_first = int(ends[:first].max())
+        energy = sum(per_item_energy_j(items, sim.items, hw).values())
+        dynamic = float(energy[first:].sum())
+        return Cost(float(sim.total_cycles - end_first), dynamic), ends, energy
+
+
+def _middle_marks(p, depth, marks: list[int]) -> list[int]:
+    """The marks (last item id per layer) of part ``p``'s repeated layers."""
+    if isinstance(p, SpeedStep):
+        return marks
+    return [m for layer, m in zip(p.layers, marks) if 0 <= layer < depth(p.scope)]
 
 
 def count_anchor(shape: tuple, counts: tuple[int, ...]) -> list[tuple[int, int]]:

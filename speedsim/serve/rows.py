@@ -27,6 +27,10 @@ class RowBank:
         index = self._block(scope, base)
         return index.ops(phase, 0 if phase == "prefill" else base, layer)
 
+    def depth(self, scope: str) -> int:
+        """The layer count of model ``scope``."""
+        return self._models[scope].n_layers
+
     def _block(self, scope: str, tokens: int) -> TraceIndex:
         """Prefill of ``tokens`` prompt tokens and decode at position ``tokens``."""
         key = (scope, tokens)
