@@ -51,12 +51,14 @@ import numpy as np
 
 from speedsim.config.hw import Hardware
 from speedsim.metrics.energy import per_item_energy_j
-from speedsim.serve.iteration import (Iteration, RowSource, SpeedStep, bases, build,
-                                      middle_layers, shortened, skeleton, work_items)
+from speedsim.serve.iteration import (Iteration, Part, RowSource, SpeedStep, middle_layers,
+                                      shortened, work_items)
+from speedsim.serve.keys import BASE, ROWS, coordinates, corner
 from speedsim.sim.engine import replay
 
 GRID_POINTS_PER_OCTAVE = 8  # of the mean base (KV or prompt length)
-COUNT_POINTS_PER_OCTAVE = 4  # of the rows per pattern
+COUNT_POINTS_PER_OCTAVE = 4  # of the groups of a decode wave
+ROW_POINTS_PER_TILE = 4  # of rows: cells of a quarter tile of the array's rows
 KEPT_LAYERS = 3  # repeated layers a corner's replay keeps; the rest are its last one's repeats
 COMPOSED_TOLERANCE = 1e-3  # a structure whose composed cost misses its full replay by more: full
 
@@ -108,37 +110,39 @@ class IterationCosts:
                 "total_rel_error": float(memo.sum() / exact.sum() - 1)}
 
     def memoized(self, it: Iteration) -> Cost:
-        """The memo's cost of ``it`` (module docstring)."""
-        shape, counts = skeleton(it)
-        x = float(np.mean(bases(it)))
-        if all(part[1] == "prefill" for part in shape):  # its cost steps with the prompt's tiles
-            return self._at(shape, counts, round(x))
-        anchor = within_tiles(shape, counts, count_anchor(shape, counts), self.hw.array.rows)
-        lo, hi = grid_points(x, GRID_POINTS_PER_OCTAVE)
-        # the axes off their grid point: (fraction of the way to the next one, axis); the
-        # vertices of the simplex that holds the point: each moves one more axis up
-        off = sorted(((w, i) for i, w in enumerate(_fractions(counts, anchor) + [_ratio(x, lo, hi)])
-                      if w > 0), reverse=True)
-        vertex, base = [g for g, _ in anchor], lo
+        """The memo's cost of ``it``: the sum of its parts' (module docstring)."""
         cycles = dynamic = 0.0
-        for k, weight in enumerate(_weights([w for w, _ in off])):
-            if weight > 0:
-                c = self._at(shape, tuple(vertex), base)
-                cycles, dynamic = cycles + weight * c.cycles, dynamic + weight * c.dynamic_j
-            if k < len(off):
-                i = off[k][1]
-                if i == len(counts):
-                    base = hi
-                else:
-                    vertex[i] = anchor[i][1]
+        for p in it:
+            c = self.part(p)
+            cycles, dynamic = cycles + c.cycles, dynamic + c.dynamic_j
         return Cost(cycles, dynamic)
 
-    def _at(self, shape: tuple, counts: tuple[int, ...], base: int) -> Cost:
-        key = (shape, counts, base)
+    def part(self, p: Part) -> Cost:
+        """The multilinear interpolation of the part's cost between the corners of its grid
+        cell (``cell``), each corner's part (``keys.corner``) replayed once; a cell with a
+        corner that no part has is taken at the part's own rows and groups, interpolated in
+        the base alone."""
+        structure, coords = coordinates(p)
+        cells = [cell(kind, v, self.hw.array.rows) for kind, v in coords]
+        if not all(self._valid(structure, c) for c in corners(cells)):
+            cells = [(v, v, 0.0) if kind != BASE else c for (kind, v), c in zip(coords, cells)]
+        cycles = dynamic = 0.0
+        for point, weight in corners(cells):
+            c = self._at(structure, point)
+            cycles, dynamic = cycles + weight * c.cycles, dynamic + weight * c.dynamic_j
+        return Cost(cycles, dynamic)
+
+    def _valid(self, structure: tuple, point_weight: tuple) -> bool:
+        point = point_weight[0]
+        key = (structure, point)
+        return key in self._memo or corner(structure, point) is not None
+
+    def _at(self, structure: tuple, point: tuple[int, ...]) -> Cost:
+        key = (structure, point)
         cost = self._memo.get(key)
         if cost is None:
             self.corners += 1
-            cost = self._memo[key] = self.composed(shape, build(shape, counts, base))
+            cost = self._memo[key] = self.composed(structure, (corner(structure, point),))
         return cost
 
     def composed(self, shape: tuple, it: Iteration) -> Cost:
@@ -199,53 +203,38 @@ def _middle_marks(p, depth, marks: list[int]) -> list[int]:
     return [m for layer, m in zip(p.layers, marks) if 0 <= layer < depth(p.scope)]
 
 
-def count_anchor(shape: tuple, counts: tuple[int, ...]) -> list[tuple[int, int]]:
-    """(grid point below, grid point above) of each count: multiples of one spacing per
-    part, set by the part's rows, 2^(⌊log2 Σn⌋ − 2) (at least 1); a part whose counts
-    all fall below its spacing keeps its largest exactly (a part never loses all rows)."""
-    out, at = [], 0
-    for part in shape:
-        n = counts[at:at + len(part[3])]
-        at += len(n)
-        step = max(1, 2 ** (floor(log2(sum(n))) - int(log2(COUNT_POINTS_PER_OCTAVE))))
-        grid = [((c // step) * step, (c // step) * step + step) for c in n]
-        if not any(lo for lo, _ in grid):
-            i = int(np.argmax(n))
-            grid[i] = (n[i], n[i] + 1)
-        out += grid
+def corners(cells: list[tuple[int, int, float]]) -> list[tuple[tuple[int, ...], float]]:
+    """The corners of a grid cell with their multilinear weights: per coordinate (lo, hi,
+    w), lo with weight 1 − w and hi with weight w (hi alone, w = 0, left out)."""
+    out: list[tuple[tuple[int, ...], float]] = [((), 1.0)]
+    for lo, hi, w in cells:
+        out = [(pt + (lo,), wt * (1 - w)) for pt, wt in out] + \
+              ([(pt + (hi,), wt * w) for pt, wt in out] if w > 0 else [])
     return out
 
 
-def within_tiles(shape: tuple, counts: tuple[int, ...], anchor: list[tuple[int, int]],
-                 tile_rows: int) -> list[tuple[int, int]]:
-    """``anchor`` with the counts of every part whose cell spans several tiles of rows made
-    exact ((n, n + 1): no interpolation): a GEMM's cost jumps where its rows fill one more
-    tile of the array (16 → 17 rows on h100: +20 % for a SPEED stage step), and the
-    interpolation must not cross such a step."""
-    out, at = list(anchor), 0
-    for part in shape:
-        k = len(part[3])
-        width = [1] * k if part[0] == "speed" else [len(o) for o in part[3]]
-        lo = sum(w * a for w, (a, _) in zip(width, anchor[at:at + k]))
-        hi = sum(w * b for w, (_, b) in zip(width, anchor[at:at + k]))
-        if (lo - 1) // tile_rows != (hi - 1) // tile_rows:
-            out[at:at + k] = [(n, n + 1) for n in counts[at:at + k]]
-        at += k
-    return out
+def cell(kind: str, v: float, tile_rows: int) -> tuple[int, int, float]:
+    """(grid point lo <= v, grid point hi > v, (v − lo) / (hi − lo)) of coordinate ``v`` of
+    ``kind`` (``keys``): rows on points that never straddle a tile of the array's rows,
+    counts and bases on an octave grid (module docstring)."""
+    if kind == ROWS:
+        lo, hi = row_points(int(v), tile_rows)
+    else:
+        lo, hi = grid_points(v, GRID_POINTS_PER_OCTAVE if kind == BASE else COUNT_POINTS_PER_OCTAVE)
+    return (lo, hi, (v - lo) / (hi - lo)) if hi > lo else (lo, lo, 0.0)
 
 
-def _fractions(counts: tuple[int, ...], anchor: list[tuple[int, int]]) -> list[float]:
-    return [_ratio(n, lo, hi) for n, (lo, hi) in zip(counts, anchor)]
-
-
-def _ratio(x: float, lo: float, hi: float) -> float:
-    return (x - lo) / (hi - lo)
-
-
-def _weights(w: list[float]) -> list[float]:
-    """Barycentric weights of the simplex vertices v_0 … v_d for fractions w_1 >= … >= w_d:
-    1 − w_1, w_1 − w_2, …, w_d (Kuhn's triangulation of the grid cell)."""
-    return [1.0 - w[0] if w else 1.0] + [a - b for a, b in zip(w, w[1:])] + ([w[-1]] if w else [])
+def row_points(v: int, tile_rows: int) -> tuple[int, int]:
+    """Grid points around ``v`` rows inside its tile of ``tile_rows`` rows (k·T + 1 .. (k
+    + 1)·T): the tile's first row, then every ``ROW_POINTS_PER_TILE``-th, and its last
+    row; (v, v) on a point (0 rows is one)."""
+    if v <= 0:
+        return v, v
+    first = (v - 1) // tile_rows * tile_rows + 1
+    last = first + tile_rows - 1
+    step = max(1, tile_rows // ROW_POINTS_PER_TILE)
+    lo = first + (v - first) // step * step
+    return (v, v) if v == lo or v == last else (lo, min(lo + step, last))
 
 
 def grid_points(x: float, per_octave: int) -> tuple[int, int]:
