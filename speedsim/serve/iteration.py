@@ -21,11 +21,9 @@ previous token in ``speedsim.strategies``):
   embed first, and the early head (leaving stage 0) and the final head
   (leaving the last stage) fuse at the end.
 
-``skeleton`` takes an iteration apart into its structure (the parts, and the
-row patterns in each: a group's offsets, a SPEED stage) and its counts (groups
-per pattern); ``build`` makes the iteration of a structure with given counts,
-every group at one base. That is what the memo (``speedsim.serve.memo``)
-replays.
+``shortened`` keeps the first few of a part's repeated layers (a wave's layers
+0 .. N − 1, a SPEED step's layer steps), and ``work_items`` marks where each of
+them ends: the memo (``speedsim.serve.memo``) replays a part so and composes it.
 """
 
 from __future__ import annotations
@@ -48,8 +46,8 @@ class Wave:
     phase: str  # prefill | decode
     layers: tuple[int, ...]
     groups: tuple[Group, ...]  # canonical order: more rows first (``canonical``)
-    # row patterns (offsets) this part may have besides its own (``skeleton`` counts them,
-    # 0 when absent, so that iterations differing only in a rare pattern share a structure)
+    # row patterns (offsets) this part may have besides its own (part of its structure in
+    # the memo's key, ``speedsim.serve.keys``, so that it does not vary with the groups')
     patterns: tuple[tuple[int, ...], ...] = ()
 
 
@@ -73,47 +71,6 @@ def canonical(groups: Sequence[Group]) -> tuple[Group, ...]:
     group's), then by offsets, the longest base (prompt) first: the same requests give
     the same iteration in any order."""
     return tuple(sorted(groups, key=lambda g: (-len(g[1]), g[1], -g[0])))
-
-
-def skeleton(it: Iteration) -> tuple[tuple, tuple[int, ...]]:
-    """(``it``'s structure, its counts): per part, each row pattern (a group's offsets,
-    those the part declares possible included; every SPEED stage) and how many groups
-    (executions) have it, 0 included. ``build`` inverts it."""
-    shapes, counts = [], []
-    for p in it:
-        if isinstance(p, Wave):
-            patterns = sorted({off for _, off in p.groups} | set(p.patterns),
-                              key=lambda o: (-len(o), o))
-            counts += [sum(1 for _, off in p.groups if off == o) for o in patterns]
-            shapes.append((p.scope, p.phase, p.layers, tuple(patterns), p.patterns))
-        else:
-            counts += [len(s) for s in p.in_stage]
-            shapes.append(("speed", p.stages, p.layer_sets, tuple(range(p.stages))))
-    return tuple(shapes), tuple(counts)
-
-
-def build(shape: tuple, counts: Sequence[int], base: int) -> Iteration:
-    """The iteration of ``skeleton`` ``shape`` with ``counts`` groups (executions) per
-    pattern, every one at ``base``."""
-    parts: list[Part] = []
-    at = 0
-    for s in shape:
-        n = counts[at:at + len(s[3])]
-        at += len(s[3])
-        if s[0] == "speed":
-            parts.append(SpeedStep(s[1], s[2], tuple((base,) * c for c in n)))
-        else:
-            groups = tuple((base, o) for o, c in zip(s[3], n) for _ in range(c))
-            parts.append(Wave(s[0], s[1], s[2], groups, s[4]))
-    return tuple(parts)
-
-
-def bases(it: Iteration) -> list[int]:
-    """Every group's base (each SPEED execution's position)."""
-    out: list[int] = []
-    for p in it:
-        out += [b for b, _ in p.groups] if isinstance(p, Wave) else [b for s in p.in_stage for b in s]
-    return out
 
 
 def work_items(parts: Iteration, rows: RowSource, attention_on: str,
