@@ -6,13 +6,14 @@ A part's cost is decided, up to what the memo's error measures, by:
 - a decode ``Wave``: its model, phase and layers, the row patterns it may have, the
   longest pattern present (t_max: the queries of its batched attention), and the
   coordinates *rows* R (the dense GEMMs' M), *groups* n (attention GEMMs, KV reads)
-  and *KV length* x̄ + t_max (x̄ the groups' mean base: KV bytes and attention MACs
-  add up, the batched attention is sized by the mean,
-  ``iteration.batched_attention``); with one row per group R = n, and n is not a
-  coordinate of its own;
-- a prefill ``Wave``: its model, layers and prompts' lengths, no coordinate: its cost
-  steps every few prompt tokens (16 → 17 tokens +12 % for the 7B shape on h100, steps
-  of 1 to 3 % every 4 tokens on edge), so it is never interpolated;
+  and *KV length* ℓ of their batched attention (``attention_length``: the mean KV
+  length of their rows, weighed as the GEMM's MACs, ``iteration.batched_attention``:
+  the GEMM's cost steps with the tiles ℓ fills); with one row per group ℓ is the
+  mean position + 1, R = n, and n is not a coordinate of its own;
+- a prefill ``Wave`` of one prompt: its model and layers, and the coordinate *prompt*
+  (its tokens: the GEMMs' rows and the attention's KV length at once); of several
+  prompts: its model, layers and prompts, no coordinate (how the prompts spread
+  around their mean matters, and such prefills are few);
 - a ``SpeedStep``: G, the layer sets and whether any execution is in the first or the
   last stage (the heads run); *rows* M (executions in flight: every dense GEMM of a
   cycle-shared step takes them all) and *KV length* x̄ + 1. How the executions
@@ -21,9 +22,10 @@ A part's cost is decided, up to what the memo's error measures, by:
 
 ``corner`` builds the part of given coordinates: one group of the longest pattern and
 the other rows spread as evenly as the patterns allow over the other groups, every
-group at the mean base (decode); the prefill of that prompt, or of those prompts; the
+group at the one base that gives the KV length ℓ (decode); the prefill of that prompt,
+or of those prompts; the
 executions spread evenly over the stages (SPEED). ``None`` where no part has the
-coordinates (fewer rows than groups, or more than t_max per group).
+coordinates (fewer rows than groups, more than t_max per group, a base before 1).
 """
 
 from __future__ import annotations
@@ -32,9 +34,9 @@ from typing import Optional
 
 from speedsim.serve.iteration import Part, SpeedStep, Wave, canonical
 
-# coordinate kinds, gridded by the memo: rows of a GEMM, groups, KV length (a base plus its
-# group's rows)
-ROWS, COUNT, KV = "rows", "count", "kv"
+# coordinate kinds, gridded by the memo: rows of a GEMM, a prompt's tokens (rows and KV length
+# at once), groups, KV length
+ROWS, PROMPT, COUNT, KV = "rows", "prompt", "count", "kv"
 
 
 def coordinates(p: Part) -> tuple[tuple, list[tuple[str, float]]]:
@@ -44,15 +46,28 @@ def coordinates(p: Part) -> tuple[tuple, list[tuple[str, float]]]:
         M, x = sum(n), _mean([b for s in p.in_stage for b in s])
         heads = p.stages <= 2 or n[0] + n[-1] > 0
         return ("speed", p.stages, p.layer_sets, heads), [(ROWS, M), (KV, x + 1)]
-    if p.phase == "prefill":  # its cost steps every few prompt tokens: never interpolated
+    if p.phase == "prefill":
+        if len(p.groups) == 1:
+            return ("prefill", p.scope, p.layers, 1), [(PROMPT, p.groups[0][0])]
         return ("prefill", p.scope, p.layers, tuple(b for b, _ in p.groups)), []
     rows = [len(off) for _, off in p.groups]
     R, n, t_max = sum(rows), len(rows), max(rows)
     patterns = tuple(sorted({off for _, off in p.groups} | set(p.patterns), key=lambda o: (len(o), o)))
-    kv = _mean([b for b, _ in p.groups]) + t_max  # the longest group's
+    kv = attention_length(p.groups, t_max)
     if t_max == 1:
         return ("decode", p.scope, p.layers, patterns, 1), [(ROWS, R), (KV, kv)]
     return ("decode", p.scope, p.layers, patterns, t_max), [(ROWS, R), (COUNT, n), (KV, kv)]
+
+
+def attention_length(groups, t_max: int) -> float:
+    """The KV length of the groups' batched attention GEMM (``iteration.batched_attention``:
+    the one that keeps the MACs of t_max queries per group): Σ over the groups' rows of
+    the row's KV length (base + offset + 1), over groups × t_max."""
+    return sum(len(off) * b + _offsets(off) for b, off in groups) / (len(groups) * t_max)
+
+
+def _offsets(off: tuple[int, ...]) -> int:
+    return sum(o + 1 for o in off)
 
 
 def corner(structure: tuple, point: tuple[int, ...]) -> Optional[Part]:
@@ -62,20 +77,25 @@ def corner(structure: tuple, point: tuple[int, ...]) -> Optional[Part]:
         return _speed(structure, point)
     if kind == "prefill":
         _, scope, layers, prompts = structure
+        prompts = point if prompts == 1 else prompts
         return Wave(scope, "prefill", layers, tuple((b, (0,)) for b in prompts))
     _, scope, layers, patterns, t_max = structure
     if t_max == 1:
         (R, kv), n = point, point[0]
     else:
         R, n, kv = point
-    x = kv - t_max
     lengths = _spread(R, n, t_max)
     if lengths is None:
         return None
     by_length = {len(o): o for o in reversed(patterns)}  # the first pattern of each length
     if any(t not in by_length for t in lengths):
         return None
-    return Wave(scope, "decode", layers, canonical([(x, by_length[t]) for t in lengths]))
+    offsets = [by_length[t] for t in lengths]
+    # the base that gives the batched attention this KV length, to within half a position
+    x = round((kv * n * t_max - sum(map(_offsets, offsets))) / R)
+    if x + min(o[0] for o in offsets) < 1:  # a row before position 1
+        return None
+    return Wave(scope, "decode", layers, canonical([(x, o) for o in offsets]))
 
 
 def _spread(R: int, n: int, t_max: int) -> Optional[list[int]]:
@@ -89,11 +109,13 @@ def _spread(R: int, n: int, t_max: int) -> Optional[list[int]]:
     return [t_max] + [q + 1] * r + [q] * (n - 1 - r)
 
 
-def _speed(structure: tuple, point: tuple[int, ...]) -> SpeedStep:
+def _speed(structure: tuple, point: tuple[int, ...]) -> Optional[SpeedStep]:
     """M executions spread evenly over the G stages, or over the middle ones when none is
     in the first or last (no heads)."""
     _, G, layer_sets, heads = structure
     M, kv = point
+    if kv < 2:  # no execution before position 1
+        return None
     stages = range(G) if heads else range(1, G - 1)
     q, r = divmod(M, len(stages))
     counts = [0] * G

@@ -75,12 +75,13 @@ from speedsim.config.hw import Hardware
 from speedsim.metrics.energy import per_item_energy_j
 from speedsim.serve.iteration import (Iteration, Part, RowSource, SpeedStep, middle_layers,
                                       shortened, work_items)
-from speedsim.serve.keys import COUNT, KV, ROWS, coordinates, corner
+from speedsim.serve.keys import COUNT, KV, PROMPT, ROWS, coordinates, corner
 from speedsim.sim.engine import replay
 
 COUNT_POINTS_PER_OCTAVE = 4  # of the groups of a decode wave
 ROW_STEP = 8  # rows between two grid points inside a tile of the array's rows
 KEPT_LAYERS = 2  # repeated layers a corner's replay keeps; the rest are its last one's repeats
+PROMPT_TOLERANCE = 2e-3  # a prompt's cell missing its first point by more: not interpolated
 COMPOSED_TOLERANCE = 1e-3  # a structure whose composed cost misses its full replay by more: full
 
 
@@ -100,6 +101,7 @@ class IterationCosts:
         self.depth = depth  # scope -> its model's layer count; None: corners replayed whole
         self._memo: dict[tuple, Cost] = {}
         self._composable: dict[tuple, bool] = {}  # per structure: its composed cost checked
+        self._cells: dict[tuple, bool] = {}  # per grid cell: whether it is interpolated
         self.replays = 0
         self.corners = 0  # replays of grid-cell corners (the memo's own)
         self.calls = 0
@@ -140,19 +142,40 @@ class IterationCosts:
 
     def part(self, p: Part) -> Cost:
         """The multilinear interpolation of the part's cost between the corners of its grid
-        cell (``cell``), each corner's part (``keys.corner``) replayed once; a cell with a
-        corner that no part has is taken at the part's own rows and groups, interpolated in
-        the base alone."""
+        cell (``cell``), each corner's part (``keys.corner``) replayed once. A cell with a
+        corner that no part has (``_interpolable``) is taken at the part's own rows and
+        groups, the KV length alone interpolated, or failing that not at all (the KV
+        length rounded, as the batched attention rounds it)."""
         structure, coords = coordinates(p)
         cells = [cell(kind, v, self.hw.array) for kind, v in coords]
-        every = [(lo, hi, 0.5 if hi > lo else 0.0) for lo, hi, _ in cells]
-        if not all(self._valid(structure, c) for c in corners(every)):
-            cells = [(v, v, 0.0) if kind != KV else c for (kind, v), c in zip(coords, cells)]
+        if not self._interpolable(structure, coords, cells):
+            cells = [c if kind == KV else (v, v, 0.0) for (kind, v), c in zip(coords, cells)]
+            if not self._interpolable(structure, coords, cells):
+                cells = [(round(v), round(v), 0.0) for _, v in coords]
+        return self._interpolated(structure, cells)
+
+    def _interpolated(self, structure: tuple, cells: list[tuple[int, int, float]]) -> Cost:
         cycles = dynamic = 0.0
         for point, weight in corners(cells):
             c = self._at(structure, point)
             cycles, dynamic = cycles + weight * c.cycles, dynamic + weight * c.dynamic_j
         return Cost(cycles, dynamic)
+
+    def _interpolable(self, structure: tuple, coords: list, cells: list) -> bool:
+        """Whether the part's cell may be interpolated (once per cell): every corner is a
+        part, and, for a prompt's tokens, the interpolation at the first point asked for
+        in the cell is within ``PROMPT_TOLERANCE`` of the replay there (a prefill's cost
+        steps every few tokens on some arrays: 1 to 3 % every 4 tokens on edge)."""
+        key = (structure, tuple((lo, hi) for lo, hi, _ in cells))
+        ok = self._cells.get(key)
+        if ok is None:
+            every = [(lo, hi, 0.5 if hi > lo else 0.0) for lo, hi, _ in cells]
+            ok = all(self._valid(structure, c) for c in corners(every))
+            if ok and any(kind == PROMPT for kind, _ in coords) and any(w for _, _, w in cells):
+                own = self._interpolated(structure, [(round(v), round(v), 0.0) for _, v in coords])
+                ok = abs(self._interpolated(structure, cells).cycles / own.cycles - 1) <= PROMPT_TOLERANCE
+            self._cells[key] = ok
+        return ok
 
     def _valid(self, structure: tuple, point_weight: tuple) -> bool:
         point = point_weight[0]
@@ -255,6 +278,8 @@ def _tiling(kind: str, array) -> tuple[int, int]:
     both = gcd(array.rows, array.cols)
     if kind == ROWS:
         return array.rows, ROW_STEP
+    if kind == PROMPT:
+        return both, ROW_STEP
     tile = array.cols if array.dataflow == "os" else both
     return tile, tile
 
