@@ -259,16 +259,19 @@ def test_corners_weigh_multilinearly():
 
 
 def test_keys_of_a_verify_wave_and_the_part_at_a_corner():
-    """Rows, groups and the longest group's KV length; a corner puts one group of t_max
-    rows first and spreads the rest, every group at one base."""
+    """Rows, groups and the KV length of the batched attention (Σ over rows of base +
+    offset + 1, over groups × t_max: 560 / 9); a corner puts one group of t_max rows first,
+    spreads the rest, and sets every group at the base that gives that length."""
     every_k = tuple(tuple(range(k + 1)) for k in range(5))
     w = Wave("", "decode", (0, 1), ((90, (0, 1, 2)), (100, (0, 1)), (80, (0,))), every_k)
     structure, coords = coordinates(w)
-    assert coords == [("rows", 6), ("count", 3), ("kv", 93.0)]
-    assert corner(structure, (6, 3, 93)).groups == ((90, (0, 1, 2)), (90, (0, 1)), (90, (0,)))
-    assert corner(structure, (7, 3, 93)).groups == ((90, (0, 1, 2)), (90, (0, 1)), (90, (0, 1)))
-    assert corner(structure, (4, 3, 93)) is None  # t_max = 3 and two more groups: 5 rows at least
-    assert corner(structure, (10, 3, 93)) is None  # more than 3 rows in a group
+    assert coords == [("rows", 6), ("count", 3), ("kv", pytest.approx(560 / 9, rel=1e-15))]
+    # (62 · 9 − (6 + 3 + 1)) / 6 = 91.3; with 3 + 2 + 2 rows, (558 − 12) / 7 = 78
+    assert corner(structure, (6, 3, 62)).groups == ((91, (0, 1, 2)), (91, (0, 1)), (91, (0,)))
+    assert corner(structure, (7, 3, 62)).groups == ((78, (0, 1, 2)), (78, (0, 1)), (78, (0, 1)))
+    assert corner(structure, (4, 3, 62)) is None  # t_max = 3 and two more groups: 5 rows at least
+    assert corner(structure, (10, 3, 62)) is None  # more than 3 rows in a group
+    assert corner(structure, (6, 3, 1)) is None  # a row before position 1
     single = Wave("", "decode", (0,), ((90, (0,)), (95, (0,))))
     assert coordinates(single)[1] == [("rows", 2), ("kv", 93.5)]
 
@@ -318,7 +321,7 @@ def test_memo_at_grid_points_is_the_replay(edge_costs):
     assert memo(at(96)) == exact(at(96))
     got, want = memo(at(*[95, 97] * 4, 96)), exact(at(*[96] * 9))
     assert got.cycles == want.cycles and got.dynamic_j == pytest.approx(want.dynamic_j, rel=1e-12)
-    assert (memo.calls, memo.corners) == (2, 2)
+    assert (memo.calls, memo.corners) == (2, 3)  # the first corner also replayed whole
 
 
 def test_memo_between_grid_points_interpolates_over_the_cell(edge_costs):
@@ -332,7 +335,7 @@ def test_memo_between_grid_points_interpolates_over_the_cell(edge_costs):
     for field in ("cycles", "dynamic_j"):
         expected = sum(0.5 * w[b] * getattr(c, field) for (n, b), c in want.items())
         assert getattr(got, field) == pytest.approx(expected, rel=1e-12)
-    assert memo.corners == 4
+    assert memo.corners == 4 + 1  # the first corner also replayed whole
 
 
 def test_memo_error_on_a_small_run_is_within_its_bound():
