@@ -197,14 +197,15 @@ class IterationCosts:
         cost = self._memo.get(key)
         if cost is None:
             self.corners += 1
-            cost = self._memo[key] = self.composed(structure, (corner(structure, point),))
+            cost = self._memo[key] = self.composed(structure[:3], (corner(structure, point),))
         return cost
 
     def composed(self, shape: tuple, it: Iteration) -> Cost:
         """``it``'s cost from a replay of its first ``KEPT_LAYERS`` repeated layers per part
         (``shortened``), each further layer costing what the last kept one added (module
-        docstring); the first corner of each structure is replayed whole as well, and the
-        structure composed only if the two agree within ``COMPOSED_TOLERANCE``."""
+        docstring); the first corner of each ``shape`` (kind, model and layers) is replayed
+        whole as well, and the shape composed only if the two agree within
+        ``COMPOSED_TOLERANCE``."""
         if self.depth is None or self._composable.get(shape) is False:
             return self.replayed(it)
         cost = self._composed(it)
