@@ -52,7 +52,8 @@ def coordinates(p: Part) -> tuple[tuple, list[tuple[str, float]]]:
         return ("prefill", p.scope, p.layers, tuple(b for b, _ in p.groups)), []
     rows = [len(off) for _, off in p.groups]
     R, n, t_max = sum(rows), len(rows), max(rows)
-    patterns = tuple(sorted({off for _, off in p.groups} | set(p.patterns), key=lambda o: (len(o), o)))
+    patterns = tuple(sorted({off for _, off in p.groups} | set(p.patterns),
+                            key=lambda o: (len(o), o)))
     kv = attention_length(p.groups, t_max)
     if t_max == 1:
         return ("decode", p.scope, p.layers, patterns, 1), [(ROWS, R), (KV, kv)]

@@ -183,7 +183,8 @@ class IterationCosts:
             ok = all(self._valid(structure, c) for c in corners(every))
             if ok and any(kind == PROMPT for kind, _ in coords) and any(w for _, _, w in cells):
                 own = self._interpolated(structure, [(round(v), round(v), 0.0) for _, v in coords])
-                ok = abs(self._interpolated(structure, cells).cycles / own.cycles - 1) <= PROMPT_TOLERANCE
+                got = self._interpolated(structure, cells)
+                ok = abs(got.cycles / own.cycles - 1) <= PROMPT_TOLERANCE
             self._cells[key] = ok
         return ok
 
