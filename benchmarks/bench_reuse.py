@@ -5,9 +5,11 @@ earlier item of the same tile shape does what that item did, shifted in time and
 renamed. This counts, per op, the items whose first stretch (``speedsim.sim.skipper.Stretch``
 from tile 0) starts in a state seen before, and the seconds their stretches take (the part
 reuse would replace). The state: the tile list, the unit, the cycles to the horizon, where the
-loaders stand relative to the item, every part's ``relative(now)``, and the weight buffer as
-the item sees it (which of its own tiles are resident, how many entries there are: the
-buffer's ``relative`` is empty, the skipper checks hits through the loader instead).
+loaders stand relative to the item and the tile lists of the next items each will issue, every
+part's ``relative(now)``, the item's log rows so far, and the weight buffer as the item sees it
+(which of its own tiles are resident, how many entries there are: the buffer's ``relative`` is
+empty, the skipper checks hits through the loader instead). A census, not a proof: a real key
+must also hold the buffer's LRU order relative to the item (``WeightBuffer`` evicts by it).
 
     .venv/bin/python benchmarks/bench_reuse.py [--new-tokens 32] [--strategies sequential,speed]
 """
@@ -28,8 +30,12 @@ def start_state(stretch, now: int) -> tuple:
     it, inf = stretch.it, float("inf")
     wbuf = stretch.weights.wbuf
     own = sorted(k[-1] for k in wbuf.resident if k[:-1] == (it.weight_key,))
+    rows = [(row.start_cycle - now, row.bytes) if row else None for row in
+            (stretch.log.rows.get((it.id, "dram", "load", c, -1)) for c in ("param", "stream", "weight"))]
+    nexts = tuple(tuple(id(e.tiles) for e in loader.items[loader.i + 1:loader.i + 3])
+                  for loader in (stretch.weights, stretch.stream))
     return (id(stretch.tiles), it.unit, -1 if stretch.horizon == inf else stretch.horizon - now,
-            stretch.weights.ahead(it, 0), stretch.stream.ahead(it, 0),
+            stretch.weights.ahead(it, 0), stretch.stream.ahead(it, 0), nexts, tuple(rows),
             tuple(part.relative(now) for part in stretch.parts), tuple(own), len(wbuf.resident))
 
 
