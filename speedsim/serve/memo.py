@@ -110,7 +110,7 @@ class IterationCosts:
 
     def __init__(self, hw: Hardware, rows: RowSource, exact: bool = False, audit: bool = False,
                  depth=None):
-        self.hw, self.rows, self.exact = hw, rows, exact or audit
+        self.hw, self.rows, self.exact = hw, rows, exact
         self.depth = depth  # scope -> its model's layer count; None: corners replayed whole
         self._memo: dict[tuple, Cost] = {}
         self._composable: dict[tuple, bool] = {}  # per structure: its composed cost checked
@@ -118,9 +118,9 @@ class IterationCosts:
         self.replays = 0
         self.corners = 0  # replays of grid-cell corners (the memo's own)
         self.calls = 0
-        # audit: every iteration replayed (that drives the run) and the memo's answer kept
-        # beside it, (replayed cycles, memo cycles) per iteration
-        self.audited: list[tuple[float, float]] | None = [] if audit else None
+        # audit: the memo's answer drives the run, and every iteration is also replayed:
+        # (replayed, memo) per iteration, for ``scheduler.retime`` of the same sequence
+        self.audited: list[tuple[Cost, Cost]] | None = [] if audit else None
 
     def start(self) -> None:
         """Count (and audit) from here: the next strategy's run, with the memo kept."""
@@ -130,15 +130,16 @@ class IterationCosts:
     def __call__(self, it: Iteration) -> Cost:
         self.calls += 1
         if self.audited is not None:
-            replayed = self.replayed(it)
-            self.audited.append((replayed.cycles, self.memoized(it).cycles))
-            return replayed
+            memo = self.memoized(it)
+            self.audited.append((self.replayed(it), memo))
+            return memo
         return self.replayed(it) if self.exact else self.memoized(it)
 
     def audit_report(self) -> dict[str, float]:
         """The memo's error against the replay over the audited iterations: the largest and
         mean |relative error| of one iteration's cycles, and of their sum."""
-        exact, memo = np.array(self.audited).T if self.audited else (np.ones(1), np.ones(1))
+        pairs = [(e.cycles, m.cycles) for e, m in self.audited or [(Cost(1, 0), Cost(1, 0))]]
+        exact, memo = np.array(pairs).T
         rel = np.abs(memo / exact - 1)
         return {"iterations": len(self.audited or []), "corner_replays": self.corners,
                 "max_abs_rel_error": float(rel.max()),
