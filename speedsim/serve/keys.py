@@ -16,7 +16,11 @@ A part's cost is decided, up to what the memo's error measures, by:
   around their mean matters, and such prefills are few);
 - a ``SpeedStep``: G, the layer sets and whether any execution is in the first or the
   last stage (the heads run); *rows* M (executions in flight: every dense GEMM of a
-  cycle-shared step takes them all) and *KV length* x̄ + 1. How the executions
+  cycle-shared step takes them all) and *KV length* x̄ + 1; where the hardware issues
+  attention per token (one attention GEMM per stage, sized by that stage's own mean
+  KV length), also each stage's shift (``stage_shifts``): how many tiles of the KV
+  dimension its mean lies from the step's, so that each stage's corner attention fills
+  the tile the stage's own does. How the executions
   spread over the stages changes a 7B step on h100 by < 0.05 % (the heads' rows
   from 6 to 17 of 16 to 24 executions).
 
@@ -45,7 +49,7 @@ def coordinates(p: Part) -> tuple[tuple, list[tuple[str, float]]]:
         n = [len(s) for s in p.in_stage]
         M, x = sum(n), _mean([b for s in p.in_stage for b in s])
         heads = p.stages <= 2 or n[0] + n[-1] > 0
-        return ("speed", p.stages, p.layer_sets, heads), [(ROWS, M), (KV, x + 1)]
+        return ("speed", p.stages, p.layer_sets, heads, ()), [(ROWS, M), (KV, x + 1)]
     if p.phase == "prefill":
         if len(p.groups) == 1:
             return ("prefill", p.scope, p.layers, 1), [(PROMPT, p.groups[0][0])]
@@ -58,6 +62,18 @@ def coordinates(p: Part) -> tuple[tuple, list[tuple[str, float]]]:
     if t_max == 1:
         return ("decode", p.scope, p.layers, patterns, 1), [(ROWS, R), (KV, kv)]
     return ("decode", p.scope, p.layers, patterns, t_max), [(ROWS, R), (COUNT, n), (KV, kv)]
+
+
+def stage_shifts(p: SpeedStep, mean_first: int, tile: int) -> tuple[int, ...]:
+    """Per stage, the positions its corner executions sit from the step's (``corner``):
+    tile × (the tile its own attention's KV length fills − the tile of the step's mean,
+    whose first KV length is ``mean_first``); 0 for an empty stage. Where the hardware
+    issues attention per token, each stage's attention GEMM is sized by its own
+    executions' mean KV length (``iteration.batched_attention``), and its cost steps
+    with the tile that length fills (module docstring)."""
+    base = (mean_first - 1) // tile
+    return tuple(tile * ((round(_mean(s) + 1) - 1) // tile - base) if s else 0
+                 for s in p.in_stage)
 
 
 def attention_length(groups, t_max: int) -> float:
@@ -113,16 +129,18 @@ def _spread(R: int, n: int, t_max: int) -> Optional[list[int]]:
 def _speed(structure: tuple, point: tuple[int, ...]) -> Optional[SpeedStep]:
     """M executions spread evenly over the G stages, or over the middle ones when none is
     in the first or last (no heads)."""
-    _, G, layer_sets, heads = structure
+    _, G, layer_sets, heads, shifts = structure
     M, kv = point
-    if kv < 2:  # no execution before position 1
+    shifts = shifts or (0,) * G
+    if kv < 2:  # no execution before position 1 (a shifted stage: clamped there)
         return None
     stages = range(G) if heads else range(1, G - 1)
     q, r = divmod(M, len(stages))
     counts = [0] * G
     for i, g in enumerate(stages):
         counts[g] = q + (i < r)
-    return SpeedStep(G, layer_sets, tuple((kv - 1,) * c for c in counts))
+    return SpeedStep(G, layer_sets, tuple((max(kv - 1 + d, 1),) * c
+                                          for c, d in zip(counts, shifts)))
 
 
 def _mean(values: list[int]) -> float:
