@@ -13,7 +13,7 @@ from speedsim.config.traffic import Slo, load_traffic, traffic_from_dict
 from speedsim.config.workload import load_workload
 from speedsim.serve import per_request, serve
 from speedsim.serve.iteration import SpeedStep, Wave
-from speedsim.serve.keys import coordinates, corner, stage_shifts
+from speedsim.serve.keys import coordinates, corner
 from speedsim.serve import memo
 from speedsim.serve.keys import KV
 from speedsim.serve.memo import Cost, IterationCosts, cell, corners, grid_points, tile_points
@@ -281,15 +281,14 @@ def test_keys_of_a_verify_wave_and_the_part_at_a_corner():
 def test_keys_of_a_speed_step_and_of_a_prefill():
     step = SpeedStep(4, (0,) * 8, ((90,), (80, 70), (), (60,)))
     structure, coords = coordinates(step)
-    assert coords == [("rows", 4), ("kv", 76.0)] and structure[-2] is True  # the heads run
+    assert coords == [("rows", 4), ("kv", 76.0)] and structure[-1] is True  # the heads run
     assert corner(structure, (5, 76)).in_stage == ((75, 75), (75,), (75,), (75,))
-    # attention per token: each stage's KV tile (of 32) from the mean's [65, 96]: 91 and 76
-    # in it, 61 one tile below; a stage at 100 one above
-    assert stage_shifts(step, 65, 32) == (0, 0, 0, -32)
-    assert stage_shifts(SpeedStep(4, (0,) * 8, ((99,), (70,), (), ())), 65, 32) == (32, 0, 0, 0)
-    shifted = structure[:-1] + ((0, 32, 0, -32),)
-    assert corner(shifted, (5, 76)).in_stage == ((75, 75), (107,), (75,), (43,))
-    assert corner(shifted, (4, 33)).in_stage == ((32,), (64,), (32,), (1,))  # clamped at 1
+    # attention per token: each occupied stage's own KV length, rounded as the engine's
+    structure, coords = coordinates(step, per_stage=True)
+    assert structure[-1] == (True, True, False, True)
+    assert coords == [("rows", 4), ("kv", 91), ("kv", 76), ("kv", 61)]
+    assert corner(structure, (5, 91, 76, 61)).in_stage == ((90, 90), (75, 75), (), (60,))
+    assert corner(structure, (2, 91, 76, 61)) is None  # fewer executions than stages
     middle = coordinates(SpeedStep(4, (0,) * 8, ((), (80, 70), (60,), ())))[0]
     assert corner(middle, (3, 71)).in_stage == ((), (70, 70), (70,), ())
     prefill = Wave("", "prefill", (-1, 0), ((64, (0,)), (20, (0,))))

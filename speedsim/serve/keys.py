@@ -16,13 +16,14 @@ A part's cost is decided, up to what the memo's error measures, by:
   around their mean matters, and such prefills are few);
 - a ``SpeedStep``: G, the layer sets and whether any execution is in the first or the
   last stage (the heads run); *rows* M (executions in flight: every dense GEMM of a
-  cycle-shared step takes them all) and *KV length* x̄ + 1; where the hardware issues
-  attention per token (one attention GEMM per stage, sized by that stage's own mean
-  KV length), also each stage's shift (``stage_shifts``): how many tiles of the KV
-  dimension its mean lies from the step's, so that each stage's corner attention fills
-  the tile the stage's own does. How the executions
+  cycle-shared step takes them all) and *KV length* x̄ + 1. How the executions
   spread over the stages changes a 7B step on h100 by < 0.05 % (the heads' rows
-  from 6 to 17 of 16 to 24 executions).
+  from 6 to 17 of 16 to 24 executions). Where the hardware issues attention per
+  token (``per_stage``), each stage's attention GEMM is sized by its own executions'
+  mean KV length and steps with the tile that length fills: the structure holds
+  which stages are occupied, and each occupied stage's KV length (its batched
+  attention's, rounded as ``iteration.batched_attention`` rounds it) is a coordinate
+  of its own.
 
 ``corner`` builds the part of given coordinates: one group of the longest pattern and
 the other rows spread as evenly as the patterns allow over the other groups, every
@@ -43,13 +44,18 @@ from speedsim.serve.iteration import Part, SpeedStep, Wave, canonical
 ROWS, PROMPT, COUNT, KV = "rows", "prompt", "count", "kv"
 
 
-def coordinates(p: Part) -> tuple[tuple, list[tuple[str, float]]]:
-    """(``p``'s structure, its coordinates as (kind, value)) (module docstring)."""
+def coordinates(p: Part, per_stage: bool = False) -> tuple[tuple, list[tuple[str, float]]]:
+    """(``p``'s structure, its coordinates as (kind, value)) (module docstring);
+    ``per_stage``: the hardware issues attention per token (a SPEED step's KV length
+    per stage)."""
     if isinstance(p, SpeedStep):
         n = [len(s) for s in p.in_stage]
         M, x = sum(n), _mean([b for s in p.in_stage for b in s])
+        if per_stage:
+            return (("speed", p.stages, p.layer_sets, tuple(c > 0 for c in n)),
+                    [(ROWS, M)] + [(KV, round(_mean(s) + 1)) for s in p.in_stage if s])
         heads = p.stages <= 2 or n[0] + n[-1] > 0
-        return ("speed", p.stages, p.layer_sets, heads, ()), [(ROWS, M), (KV, x + 1)]
+        return ("speed", p.stages, p.layer_sets, heads), [(ROWS, M), (KV, x + 1)]
     if p.phase == "prefill":
         if len(p.groups) == 1:
             return ("prefill", p.scope, p.layers, 1), [(PROMPT, p.groups[0][0])]
@@ -62,18 +68,6 @@ def coordinates(p: Part) -> tuple[tuple, list[tuple[str, float]]]:
     if t_max == 1:
         return ("decode", p.scope, p.layers, patterns, 1), [(ROWS, R), (KV, kv)]
     return ("decode", p.scope, p.layers, patterns, t_max), [(ROWS, R), (COUNT, n), (KV, kv)]
-
-
-def stage_shifts(p: SpeedStep, mean_first: int, tile: int) -> tuple[int, ...]:
-    """Per stage, the positions its corner executions sit from the step's (``corner``):
-    tile × (the tile its own attention's KV length fills − the tile of the step's mean,
-    whose first KV length is ``mean_first``); 0 for an empty stage. Where the hardware
-    issues attention per token, each stage's attention GEMM is sized by its own
-    executions' mean KV length (``iteration.batched_attention``), and its cost steps
-    with the tile that length fills (module docstring)."""
-    base = (mean_first - 1) // tile
-    return tuple(tile * ((round(_mean(s) + 1) - 1) // tile - base) if s else 0
-                 for s in p.in_stage)
 
 
 def attention_length(groups, t_max: int) -> float:
@@ -128,19 +122,25 @@ def _spread(R: int, n: int, t_max: int) -> Optional[list[int]]:
 
 def _speed(structure: tuple, point: tuple[int, ...]) -> Optional[SpeedStep]:
     """M executions spread evenly over the G stages, or over the middle ones when none is
-    in the first or last (no heads)."""
-    _, G, layer_sets, heads, shifts = structure
-    M, kv = point
-    shifts = shifts or (0,) * G
-    if kv < 2:  # no execution before position 1 (a shifted stage: clamped there)
+    in the first or last (no heads), all at the KV length; per stage (``per_stage``
+    keys: the occupied stages): over the occupied stages, each at its own KV length."""
+    _, G, layer_sets, heads = structure
+    M, *kv = point
+    if min(kv) < 2:  # no execution before position 1
         return None
-    stages = range(G) if heads else range(1, G - 1)
+    if isinstance(heads, tuple):
+        stages = [g for g in range(G) if heads[g]]
+        if M < len(stages):
+            return None
+        at = dict(zip(stages, kv))
+    else:
+        stages = list(range(G) if heads else range(1, G - 1))
+        at = dict.fromkeys(stages, kv[0])
     q, r = divmod(M, len(stages))
     counts = [0] * G
     for i, g in enumerate(stages):
         counts[g] = q + (i < r)
-    return SpeedStep(G, layer_sets, tuple((max(kv - 1 + d, 1),) * c
-                                          for c, d in zip(counts, shifts)))
+    return SpeedStep(G, layer_sets, tuple((at.get(g, 0) - 1,) * c for g, c in enumerate(counts)))
 
 
 def _mean(values: list[int]) -> float:

@@ -88,7 +88,7 @@ from speedsim.hw.cost import matrix_section
 from speedsim.metrics.energy import per_item_energy_j
 from speedsim.serve.iteration import (Iteration, Part, RowSource, SpeedStep, middle_layers,
                                       shortened, work_items)
-from speedsim.serve.keys import COUNT, KV, PROMPT, ROWS, coordinates, corner, stage_shifts
+from speedsim.serve.keys import COUNT, KV, PROMPT, ROWS, coordinates, corner
 from speedsim.sim.engine import replay
 
 COUNT_POINTS_PER_OCTAVE = 4  # of the groups of a decode wave
@@ -160,11 +160,8 @@ class IterationCosts:
         corner that no part has (``_interpolable``) is taken at the part's own rows and
         groups, the KV length alone interpolated, or failing that not at all (the KV
         length rounded, as the batched attention rounds it)."""
-        structure, coords = coordinates(p)
+        structure, coords = coordinates(p, per_stage=self.hw.attention_issue != "batched")
         cells = [cell(kind, v, matrix_section(self.hw)) for kind, v in coords]
-        if isinstance(p, SpeedStep) and self.hw.attention_issue != "batched":
-            tile = _tiling(KV, matrix_section(self.hw))[0]
-            structure = structure[:-1] + (stage_shifts(p, cells[-1][0], tile),)
         if not self._interpolable(structure, coords, cells):
             cells = [c if kind == KV else (v, v, 0.0) for (kind, v), c in zip(coords, cells)]
             if not self._interpolable(structure, coords, cells):
