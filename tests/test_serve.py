@@ -11,11 +11,9 @@ from speedsim.api import simulate
 from speedsim.config.hw import load_hardware
 from speedsim.config.traffic import Slo, load_traffic, traffic_from_dict
 from speedsim.config.workload import load_workload
-from speedsim.serve import per_request, serve
+from speedsim.serve import memo, per_request, serve
 from speedsim.serve.iteration import SpeedStep, Wave
-from speedsim.serve.keys import coordinates, corner
-from speedsim.serve import memo
-from speedsim.serve.keys import KV
+from speedsim.serve.keys import KV, coordinates, corner
 from speedsim.serve.memo import Cost, IterationCosts, cell, corners, grid_points, tile_points
 from speedsim.serve.metrics import distribution, meets_slo, request_table, summary
 from speedsim.serve.progress import Sequential
@@ -283,12 +281,6 @@ def test_keys_of_a_speed_step_and_of_a_prefill():
     structure, coords = coordinates(step)
     assert coords == [("rows", 4), ("kv", 76.0)] and structure[-1] is True  # the heads run
     assert corner(structure, (5, 76)).in_stage == ((75, 75), (75,), (75,), (75,))
-    # attention per token: each occupied stage's own KV length, rounded as the engine's
-    structure, coords = coordinates(step, per_stage=True)
-    assert structure[-1] == (True, True, False, True)
-    assert coords == [("rows", 4), ("kv", 91), ("kv", 76), ("kv", 61)]
-    assert corner(structure, (5, 91, 76, 61)).in_stage == ((90, 90), (75, 75), (), (60,))
-    assert corner(structure, (2, 91, 76, 61)) is None  # fewer executions than stages
     middle = coordinates(SpeedStep(4, (0,) * 8, ((), (80, 70), (60,), ())))[0]
     assert corner(middle, (3, 71)).in_stage == ((), (70, 70), (70,), ())
     prefill = Wave("", "prefill", (-1, 0), ((64, (0,)), (20, (0,))))

@@ -18,12 +18,7 @@ A part's cost is decided, up to what the memo's error measures, by:
   last stage (the heads run); *rows* M (executions in flight: every dense GEMM of a
   cycle-shared step takes them all) and *KV length* x̄ + 1. How the executions
   spread over the stages changes a 7B step on h100 by < 0.05 % (the heads' rows
-  from 6 to 17 of 16 to 24 executions). Where the hardware issues attention per
-  token (``per_stage``), each stage's attention GEMM is sized by its own executions'
-  mean KV length and steps with the tile that length fills: the structure holds
-  which stages are occupied, and each occupied stage's KV length (its batched
-  attention's, rounded as ``iteration.batched_attention`` rounds it) is a coordinate
-  of its own.
+  from 6 to 17 of 16 to 24 executions).
 
 ``corner`` builds the part of given coordinates: one group of the longest pattern and
 the other rows spread as evenly as the patterns allow over the other groups, every
@@ -44,16 +39,11 @@ from speedsim.serve.iteration import Part, SpeedStep, Wave, canonical
 ROWS, PROMPT, COUNT, KV = "rows", "prompt", "count", "kv"
 
 
-def coordinates(p: Part, per_stage: bool = False) -> tuple[tuple, list[tuple[str, float]]]:
-    """(``p``'s structure, its coordinates as (kind, value)) (module docstring);
-    ``per_stage``: the hardware issues attention per token (a SPEED step's KV length
-    per stage)."""
+def coordinates(p: Part) -> tuple[tuple, list[tuple[str, float]]]:
+    """(``p``'s structure, its coordinates as (kind, value)) (module docstring)."""
     if isinstance(p, SpeedStep):
         n = [len(s) for s in p.in_stage]
         M, x = sum(n), _mean([b for s in p.in_stage for b in s])
-        if per_stage:
-            return (("speed", p.stages, p.layer_sets, tuple(c > 0 for c in n)),
-                    [(ROWS, M)] + [(KV, round(_mean(s) + 1)) for s in p.in_stage if s])
         heads = p.stages <= 2 or n[0] + n[-1] > 0
         return ("speed", p.stages, p.layer_sets, heads), [(ROWS, M), (KV, x + 1)]
     if p.phase == "prefill":
@@ -122,25 +112,17 @@ def _spread(R: int, n: int, t_max: int) -> Optional[list[int]]:
 
 def _speed(structure: tuple, point: tuple[int, ...]) -> Optional[SpeedStep]:
     """M executions spread evenly over the G stages, or over the middle ones when none is
-    in the first or last (no heads), all at the KV length; per stage (``per_stage``
-    keys: the occupied stages): over the occupied stages, each at its own KV length."""
+    in the first or last (no heads)."""
     _, G, layer_sets, heads = structure
-    M, *kv = point
-    if min(kv) < 2:  # no execution before position 1
+    M, kv = point
+    if kv < 2:  # no execution before position 1
         return None
-    if isinstance(heads, tuple):
-        stages = [g for g in range(G) if heads[g]]
-        if M < len(stages):
-            return None
-        at = dict(zip(stages, kv))
-    else:
-        stages = list(range(G) if heads else range(1, G - 1))
-        at = dict.fromkeys(stages, kv[0])
+    stages = range(G) if heads else range(1, G - 1)
     q, r = divmod(M, len(stages))
     counts = [0] * G
     for i, g in enumerate(stages):
         counts[g] = q + (i < r)
-    return SpeedStep(G, layer_sets, tuple((at.get(g, 0) - 1,) * c for g, c in enumerate(counts)))
+    return SpeedStep(G, layer_sets, tuple((kv - 1,) * c for c in counts))
 
 
 def _mean(values: list[int]) -> float:

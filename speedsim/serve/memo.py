@@ -160,7 +160,7 @@ class IterationCosts:
         corner that no part has (``_interpolable``) is taken at the part's own rows and
         groups, the KV length alone interpolated, or failing that not at all (the KV
         length rounded, as the batched attention rounds it)."""
-        structure, coords = coordinates(p, per_stage=self.hw.attention_issue != "batched")
+        structure, coords = coordinates(p)
         cells = [cell(kind, v, matrix_section(self.hw)) for kind, v in coords]
         if not self._interpolable(structure, coords, cells):
             cells = [c if kind == KV else (v, v, 0.0) for (kind, v), c in zip(coords, cells)]
