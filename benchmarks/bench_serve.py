@@ -81,8 +81,8 @@ def same_schedule(audit: dict, pct) -> dict:
     one iteration, and the worst summary metric's error (``AUDITED_METRICS``)."""
     name, worst = max(audit["summary_rel_error"].items(), key=lambda kv: abs(kv[1]))
     return {"iterations": audit["iterations"], "total": pct(audit["total_rel_error"]),
-            "iteration_max": pct(audit["max_abs_rel_error"]),
-            "iteration_mean": pct(audit["mean_abs_rel_error"]),
+            "iteration_max_abs": f"{audit['max_abs_rel_error'] * 100:.3f} %",
+            "iteration_mean_abs": f"{audit['mean_abs_rel_error'] * 100:.3f} %",
             "summary_worst": f"{name} {pct(worst)}"}
 
 
