@@ -37,7 +37,7 @@ from speedsim.serve.metrics import request_table, summary
 from speedsim.serve.progress import Acceptance, steppers
 from speedsim.serve.requests import Request, make_requests
 from speedsim.serve.rows import RowBank
-from speedsim.serve.scheduler import Limits, run_server
+from speedsim.serve.scheduler import Limits, retime, run_server
 from speedsim.strategies.base import RunContext
 from speedsim.strategies.registry import get_strategy
 
@@ -62,8 +62,10 @@ class ServeResult:
 def serve(hw: Hardware, wl: Workload, traffic: Traffic, strategies: Optional[Sequence[str]] = None,
           *, exact: bool = False, audit: bool = False,
           tick: Callable[[int], None] = lambda n: None) -> ServeResult:
-    """``exact``: replay every iteration instead of reading the memo; ``audit``: replay
-    every iteration and report the memo's error on each (``memo.audit``). ``tick(n)``: n
+    """``exact``: replay every iteration instead of reading the memo; ``audit``: the memo
+    drives the run, every iteration is also replayed, and the memo's error is reported
+    on each iteration and on the summary metrics of the same iteration sequence
+    (``same_schedule``). ``tick(n)``: n
     more requests done (one strategy after the other)."""
     names = strategy_list(wl, strategies)
     with collector_paused():
@@ -84,16 +86,41 @@ def serve(hw: Hardware, wl: Workload, traffic: Traffic, strategies: Optional[Seq
             served = run_server(stepper, requests, limits, costs, hw.clock_hz, tick)
             # 4. per-request table and summary
             table = request_table(served, requests)
-            memo = {"iterations": costs.calls, "replays": costs.replays, "exact": exact or audit}
+            entry = summary(served, table, hw, traffic.slo, limits.max_batch)
+            memo = {"iterations": costs.calls, "replays": costs.replays, "exact": exact}
             if audit:
-                memo["audit"] = costs.audit_report()
-            entries[stepper.name] = {**summary(served, table, hw, traffic.slo, limits.max_batch),
-                                     "memo": memo}
+                memo["audit"] = {**costs.audit_report(),
+                                 **same_schedule(served, entry, requests, costs, hw, traffic)}
+            entries[stepper.name] = {**entry, "memo": memo}
             tables.append(table)
     add_advantage(entries)
     doc = {"speedsim_version": __version__, "hardware": hw.name, "workload": wl.name,
            "traffic": traffic.name, "strategies": entries}
     return ServeResult(hw, wl, traffic, doc, pd.concat(tables, ignore_index=True))
+
+
+def same_schedule(served, entry: dict, requests: list[Request], costs: IterationCosts,
+                  hw: Hardware, traffic: Traffic) -> dict[str, Any]:
+    """The memo's error on the summary metrics, its run's iteration sequence kept: the
+    timeline recomputed from every iteration's replayed cost (``scheduler.retime``) and
+    each metric of ``AUDITED_METRICS`` compared, relative (memo / replayed − 1)."""
+    exact = retime(served, requests, [e for e, _ in costs.audited], hw.clock_hz)
+    table = request_table(exact, requests)
+    ref = summary(exact, table, hw, traffic.slo, traffic.scheduler.max_batch)
+    return {"summary_rel_error": {name: metric(entry, name) / metric(ref, name) - 1
+                                  for name in AUDITED_METRICS}}
+
+
+AUDITED_METRICS = ("ttft_s.p50", "ttft_s.p90", "ttft_s.p99", "ttft_s.mean", "tpot_s.p50",
+                   "tpot_s.p90", "tpot_s.p99", "tpot_s.mean", "e2e_s.p50", "e2e_s.p90",
+                   "e2e_s.p99", "e2e_s.mean", "throughput_tokens_per_s", "goodput_rps",
+                   "mean_batch", "energy_per_token_j")
+
+
+def metric(entry: dict, name: str) -> float:
+    """``entry``'s value of a dotted name ("ttft_s.p99")."""
+    key, _, q = name.partition(".")
+    return entry[key][q] if q else entry[key]
 
 
 def check_lengths(requests: list[Request], wl: Workload, traffic: Traffic) -> None:

@@ -62,18 +62,19 @@ costs ~0.05 s; the memo replays a few hundred small parts and composes them:
 Each corner is replayed once and kept, across strategies (a prefill of the same
 prompt is the same part for each).
 
-**Error bound.** What the memo misses: curvature within a cell, the spread of
-the requests around the corner's even spread (SPEED: each stage's attention is
-sized by its own executions' mean KV length, the corner's by the step's; on
-edge a stage whose mean crosses a tile of 32 the step's mean does not makes one
-iteration up to 8 % off, though the errors cancel over a run), and the boundary
-between parts. ``benchmarks/bench_serve.py`` measures it against replaying
-every iteration on the shipped traffic examples (the issue bounds it at 1 %):
-each strategy's summed iteration cycles within 0.2 % on every one, no 7B
-iteration off by more than 0.55 %, and the summary metrics within 0.64 % on the
-edge examples; two separate runs' TTFT can part by more where it is mostly the
-wait for the running iteration's end (a request admitted one boundary earlier or
-later: docs/serving.md). ``tests/test_serve.py`` pins a small case.
+**Error bound.** What the memo misses: curvature within a cell (on edge a decode
+wave's cost wiggles by ±0.1 % within one KV tile), the spread of the requests around
+the corner's even spread (SPEED: each stage's attention is sized by its own
+executions' mean KV length where attention is issued per token, the corner's by the
+step's: single SPEED iterations on traffic/trace.yaml up to 8 % off; keying each
+stage's KV length brings that to 2 % but makes the 1,000-request 7B run 7 times slower,
+and shifting stages by whole KV tiles biases h100), and the boundary between parts.
+``audit`` measures it on the memo's own schedule (every iteration also replayed, the
+same iteration sequence retimed: ``scheduler.retime``); ``benchmarks/bench_serve.py``
+reports that and, apart, the difference between two separate runs (memo, every
+iteration replayed), which also holds the schedule's sensitivity; docs/serving.md
+has the numbers. ``tests/test_serve.py`` pins ≤ 1 % on the first 8 requests of
+traffic/poisson.yaml.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ class IterationCosts:
 
     def __init__(self, hw: Hardware, rows: RowSource, exact: bool = False, audit: bool = False,
                  depth=None):
-        self.hw, self.rows, self.exact = hw, rows, exact or audit
+        self.hw, self.rows, self.exact = hw, rows, exact
         self.depth = depth  # scope -> its model's layer count; None: corners replayed whole
         self._memo: dict[tuple, Cost] = {}
         self._composable: dict[tuple, bool] = {}  # per structure: its composed cost checked
@@ -118,9 +119,9 @@ class IterationCosts:
         self.replays = 0
         self.corners = 0  # replays of grid-cell corners (the memo's own)
         self.calls = 0
-        # audit: every iteration replayed (that drives the run) and the memo's answer kept
-        # beside it, (replayed cycles, memo cycles) per iteration
-        self.audited: list[tuple[float, float]] | None = [] if audit else None
+        # audit: the memo's answer drives the run, and every iteration is also replayed:
+        # (replayed, memo) per iteration, for ``scheduler.retime`` of the same sequence
+        self.audited: list[tuple[Cost, Cost]] | None = [] if audit else None
 
     def start(self) -> None:
         """Count (and audit) from here: the next strategy's run, with the memo kept."""
@@ -130,15 +131,16 @@ class IterationCosts:
     def __call__(self, it: Iteration) -> Cost:
         self.calls += 1
         if self.audited is not None:
-            replayed = self.replayed(it)
-            self.audited.append((replayed.cycles, self.memoized(it).cycles))
-            return replayed
+            memo = self.memoized(it)
+            self.audited.append((self.replayed(it), memo))
+            return memo
         return self.replayed(it) if self.exact else self.memoized(it)
 
     def audit_report(self) -> dict[str, float]:
         """The memo's error against the replay over the audited iterations: the largest and
         mean |relative error| of one iteration's cycles, and of their sum."""
-        exact, memo = np.array(self.audited).T if self.audited else (np.ones(1), np.ones(1))
+        pairs = [(e.cycles, m.cycles) for e, m in self.audited or [(Cost(1, 0), Cost(1, 0))]]
+        exact, memo = np.array(pairs).T
         rel = np.abs(memo / exact - 1)
         return {"iterations": len(self.audited or []), "corner_replays": self.corners,
                 "max_abs_rel_error": float(rel.max()),

@@ -16,6 +16,13 @@ The server runs one iteration at a time; between two iterations (a *boundary*):
 4. otherwise the server idles until the next arrival.
 
 Iteration costs come from ``speedsim.serve.memo``; the clock is in seconds.
+
+``Served.log`` keeps the run's iteration sequence (who joined, how many ran, who
+left, per iteration), so that ``retime`` can recompute the timeline of that SAME
+sequence from other costs (the memo's audit: every iteration replayed, the
+schedule kept): each iteration starts when the previous one ends, or, if later,
+when the last of the requests it admits arrives (the idle case); with the run's own
+costs this is the run's timeline exactly.
 """
 
 from __future__ import annotations
@@ -39,6 +46,16 @@ class RequestTimes:
     finish_s: float = np.nan  # its last token committed
 
 
+@dataclass(frozen=True)
+class Step:
+    """One iteration of a run, as ``retime`` needs it."""
+
+    kind: str  # prefill | decode
+    joined: tuple[int, ...]  # request ids its prefill admits
+    running: int  # requests in a decode iteration
+    finished: tuple[int, ...]  # request ids whose last token it commits
+
+
 @dataclass
 class Served:
     """Everything one strategy's serving run produced."""
@@ -50,6 +67,7 @@ class Served:
     batch_s: float = 0.0  # Σ decode iteration seconds × requests in it
     dynamic_j: float = 0.0
     iterations: dict[str, int] = field(default_factory=lambda: {"prefill": 0, "decode": 0})
+    log: list[Step] = field(default_factory=list, repr=False)  # the iteration sequence
 
 
 @dataclass(frozen=True)
@@ -74,21 +92,26 @@ def run_server(stepper: Stepper, requests: list[Request], limits: Limits,
             c = cost(prefill_iteration(joined, stepper.prefill_layers))
             end = now + c.cycles / clock_hz
             _book(out, c, end - now, "prefill")
+            done = []
             for r in joined:
                 out.times[r.id] = RequestTimes(now, end, np.nan)
                 p = stepper.start(r)
                 if p.done:
                     out.times[r.id].finish_s = end
+                    done.append(r.id)
                     tick(1)
                 else:
                     running.append(p)
+            out.log.append(Step("prefill", tuple(r.id for r in joined), 0, tuple(done)))
             now = end
         elif running:  # 3. decode
             c = cost(stepper.iteration(running))
             end = now + c.cycles / clock_hz
             _book(out, c, end - now, "decode")
             out.batch_s += len(running) * (end - now)
-            running = _advance(stepper, running, out, end, tick)
+            n = len(running)
+            running, done = _advance(stepper, running, out, end, tick)
+            out.log.append(Step("decode", (), n, done))
             now = end
         else:  # 4. idle
             now = max(now, requests[nxt].arrival_s)
@@ -117,14 +140,36 @@ def _book(out: Served, c: Cost, seconds: float, kind: str) -> None:
 
 
 def _advance(stepper: Stepper, running: list[Progress], out: Served, end: float,
-             tick: Callable[[int], None]) -> list[Progress]:
-    """Every running request past the iteration; those done leave at ``end``."""
-    still = []
+             tick: Callable[[int], None]) -> tuple[list[Progress], tuple[int, ...]]:
+    """Every running request past the iteration; those done leave at ``end``: (the
+    requests still running, the ids of those done)."""
+    still, done = [], []
     for p in running:
         stepper.advance(p)
         if p.done:
             out.times[p.request.id].finish_s = end
+            done.append(p.request.id)
             tick(1)
         else:
             still.append(p)
-    return still
+    return still, tuple(done)
+
+
+def retime(served: Served, requests: list[Request], costs: list[Cost],
+           clock_hz: float) -> Served:
+    """The timeline of ``served``'s iteration sequence (``log``) with iteration i costing
+    ``costs[i]``: each starts at the previous one's end, or at the last arrival among the
+    requests it admits if that is later (module docstring)."""
+    out = Served(served.strategy, [RequestTimes() for _ in requests], log=served.log)
+    now = 0.0
+    for step, c in zip(served.log, costs, strict=True):
+        now = max([now, *(requests[i].arrival_s for i in step.joined)])
+        end = now + c.cycles / clock_hz
+        _book(out, c, end - now, step.kind)
+        out.batch_s += step.running * (end - now)
+        for i in step.joined:
+            out.times[i] = RequestTimes(now, end, np.nan)
+        for i in step.finished:
+            out.times[i].finish_s = end
+        now = end
+    return out
