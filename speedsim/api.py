@@ -41,6 +41,7 @@ from speedsim.contracts.plan import Plan
 from speedsim.contracts.workitem import WorkItem
 from speedsim.forking import run_forked
 from speedsim.hw import cost
+from speedsim.hw.l2 import through_cache
 from speedsim.metrics.strategy import strategy_metrics
 from speedsim.model.decoder import GenerationRecord
 from speedsim.model.reference_cache import RecordCache, cached_generate
@@ -179,6 +180,7 @@ def _run_strategy(strategy: Strategy, base: StrategyInput, hw: Hardware, wl: Wor
 def _measured_run(strategy: Strategy, base: StrategyInput, hw: Hardware,
                   wl: Workload) -> StrategyRun:
     plan = strategy.plan(base)
+    plan = replace(plan, items=through_cache(plan.items, hw))
     costed = cost.plan(plan.items, hw)
     check_tiles_fit(plan.items, hw, costed)
     sim = replay(plan.items, hw, costed=costed)
