@@ -87,24 +87,28 @@ class Buffer(Frozen):
 
     size_kib: PosFloat  # capacity
     energy_pj_per_byte: NonNegFloat = 0.0  # per byte read or written
-
-
-class WeightBuffer(Buffer):
-    """The weight buffer: a software-managed scratchpad, or a hardware cache (a GPU's L2)."""
-
-    # scratchpad: LRU by weight tile, KV traffic bypasses it (docs/hardware.md "Buffers");
-    # cache: every DRAM read and write passes through it in issue order (speedsim/hw/l2.py)
+    # scratchpad: software-managed (weights LRU by tile, KV bypasses it; docs/hardware.md);
+    # cache: a hardware cache in front of the DRAM, a GPU's L2 (weight buffer only; hw/l2.py)
     kind: Literal["scratchpad", "cache"] = "scratchpad"
 
 
 class Buffers(Frozen):
     """On-chip SRAM: weight, activation and accumulator buffers, optionally a KV buffer."""
 
-    weight: WeightBuffer
+    weight: Buffer
     activation: Buffer
     accumulator: Buffer
     kv: Optional[Buffer] = None  # None: KV cache streams from DRAM through the activation buffer
     double_buffering: bool = True  # two tile slots per buffer: fetch the next tile during the current one
+
+    @model_validator(mode="after")
+    def _only_weights_cache(self) -> "Buffers":
+        for name in ("activation", "accumulator", "kv"):
+            buffer = getattr(self, name)
+            if buffer is not None and buffer.kind != "scratchpad":
+                raise KeyedValueError(f"{name}.kind", f"{buffer.kind}: only the weight buffer "
+                                      "may be a cache (a GPU's L2)")
+        return self
 
 
 class Energy(Frozen):
