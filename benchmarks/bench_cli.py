@@ -13,7 +13,14 @@ seconds of a fixed pure-Python loop (``host_loop_s``), so that numbers from a bu
 host can be told from a slower build: on the 2-core development machine, quiet, it
 takes about 0.25 s.
 
-    .venv/bin/python benchmarks/bench_cli.py [--only gen|strategies|7b|7b_h100|7b_dc]
+``newcomer`` is the default run exactly as a newcomer types it, ``speedsim run
+hw_configs/edge.yaml workloads/gen.yaml`` (as ``python -m speedsim``, which runs the same
+``console`` as the executable, from this checkout): no ``--out``, no reference cache (the NumPy reference decode runs every time), the table printed. It
+reports, besides the wall and CPU seconds, the seconds the interpreter takes to import
+``speedsim.cli`` alone (``-X importtime``'s total, the run's fixed cost). Issue 25's bar:
+at most 1.0 s wall on the quiet 2-core machine.
+
+    .venv/bin/python benchmarks/bench_cli.py [--only newcomer|gen|strategies|7b|7b_h100|7b_dc]
 """
 
 from __future__ import annotations
@@ -95,14 +102,53 @@ def run(hw: str, wl: str, extra: list[str], cache: Path) -> dict:
                 "written_mib": written_bytes(out) / 2**20}
 
 
+NEWCOMER = ("run", "hw_configs/edge.yaml", "workloads/gen.yaml")
+
+
+def newcomer_run() -> dict:
+    """One ``speedsim run hw_configs/edge.yaml workloads/gen.yaml`` as typed: wall, CPU."""
+    cmd = [sys.executable, "-m", "speedsim", *NEWCOMER]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
+    status, usage, tree_kib, ended = wait_sampling(proc)
+    if os.waitstatus_to_exitcode(status):
+        raise SystemExit(f"{' '.join(cmd)} failed")
+    return {"wall_s": ended - t0, "cpu_s": usage.ru_utime + usage.ru_stime,
+            "tree_rss_mib": tree_kib / 1024}
+
+
+def import_s() -> float:
+    """Seconds to import ``speedsim.cli`` in a fresh interpreter (``-X importtime``, summed)."""
+    err = subprocess.run([sys.executable, "-X", "importtime", "-c", "import speedsim.cli"],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stderr
+    return sum(int(line.split("|")[0].split(":")[1]) for line in err.splitlines()
+               if line.startswith("import time:") and line.split("|")[0].split(":")[1].strip().isdigit()) / 1e6
+
+
+def newcomer(repeat: int) -> None:
+    newcomer_run()  # untimed: the byte-compiled files and the OS caches warm
+    before = host_loop_s()
+    rs = [newcomer_run() for _ in range(repeat)]
+    imports = sorted(import_s() for _ in range(repeat))
+    after = host_loop_s()
+    walls = sorted(r["wall_s"] for r in rs)
+    print(f"{'newcomer':10s} {'(as typed)':16s} wall min {walls[0]:6.2f} s, "
+          f"median {statistics.median(walls):6.2f} s, CPU {statistics.median(r['cpu_s'] for r in rs):6.2f} s, "
+          f"peak RSS {max(r['tree_rss_mib'] for r in rs):6.0f} MiB (all processes); "
+          f"import speedsim.cli median {statistics.median(imports):.2f} s; "
+          f"host loop {before:.2f} → {after:.2f} s", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", choices=sorted(RUNS))
+    ap.add_argument("--only", choices=sorted([*RUNS, "newcomer"]))
     ap.add_argument("--workers", type=int)
     ap.add_argument("--repeat", type=int, default=3, help="timed runs of each (default 3)")
     args = ap.parse_args()
     workers = ["--workers", str(args.workers)] if args.workers else []
     subprocess.run([sys.executable, "-m", "compileall", "-q", "speedsim"], cwd=ROOT, check=True)
+    if args.only in (None, "newcomer"):
+        newcomer(args.repeat)
     with tempfile.TemporaryDirectory() as cache:
         for name, (hw, wl) in RUNS.items():
             if args.only and name != args.only:

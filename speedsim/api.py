@@ -101,9 +101,12 @@ def strategy_list(wl: Workload, names: Optional[Sequence[str]]) -> list[str]:
 def simulate(hw: Hardware, wl: Workload, strategies: Optional[Sequence[str]] = None,
              limits: Limits = Limits(), *,
              reference_cache: Optional[RecordCache] = None, workers: int = 1,
-             finish: Optional[Finish] = None) -> RunResult:
+             finish: Optional[Finish] = None,
+             reference: Optional[Callable[[], GenerationRecord]] = None) -> RunResult:
     """``reference_cache`` (``load``/``store`` by key, e.g. ``speedsim.report.io.ReferenceCache``)
-    lets runs that share weights, prompts and generation settings skip the reference run.
+    lets runs that share weights, prompts and generation settings skip the reference run;
+    ``reference``, when given, is called for the reference run instead (one already under
+    way: ``speedsim.forking.Ahead`` of ``cached_generate``).
     ``workers``: processes that run the strategies at once (``speedsim.forking``); the result
     is the same for any number. ``finish(name, position, run)``, when given, is called on
     each strategy's run in the process that ran it, as soon as it is done, and the result
@@ -112,12 +115,14 @@ def simulate(hw: Hardware, wl: Workload, strategies: Optional[Sequence[str]] = N
     names = strategy_list(wl, strategies)
     check_budget(wl, len(names), limits)  # before anything is built
     with collector_paused():  # the trace and its index are 100k long-lived rows for a 7B run
-        # 1. reference numerics (None for shape-only models)
+        # 1. the op trace at the hardware's element size (while a reference run started
+        # ahead finishes)
+        base = strategy_input(hw, wl)
+        # 2. reference numerics (None for shape-only models)
         numeric = wl.model.weights.source != "shape_only"
         weights = cache(partial(load_params, wl)) if numeric else None  # loaded once, if at all
-        record = cached_generate(wl, reference_cache, weights) if numeric else None
-        # 2. the op trace at the hardware's element size
-        base = strategy_input(hw, wl)
+        record = None if not numeric else reference() if reference is not None \
+            else cached_generate(wl, reference_cache, weights)
         # 3. each strategy configures itself (acceptance outcomes, draft traces) from the context
         ctx = RunContext(wl, base, hw.bytes_per_element, weights, record)
         # 4. plan, replay, measure: one job per strategy (the trace index, built once here,
@@ -140,7 +145,7 @@ def strategy_input(hw: Hardware, wl: Workload) -> StrategyInput:
     return StrategyInput(trace=build_trace(wl, bytes_per_element=hw.bytes_per_element),
                          n_layers=wl.model.n_layers, layer_sets=shape_layer_sets(wl.model),
                          prompt_tokens=wl.generation.prompt_tokens,
-                         new_tokens=wl.generation.new_tokens, attention_on=hw.attention_on,
+                         new_tokens=wl.generation.new_tokens, placement=hw.placement,
                          attention_batched=hw.attention_issue == "batched")
 
 
@@ -203,7 +208,7 @@ def gemm_time_s(hw: Hardware, m: int, k: int, n: int) -> float:
     """Simulated seconds of one ``Y[m,n] = X[m,k] W[k,n]`` alone on ``hw``, every operand
     from DRAM: the simulator's answer to a matmul microbenchmark (validation only)."""
     e = hw.bytes_per_element
-    item = WorkItem(id=0, unit="array", op="matmul", phase="prefill", m=m, k=k, n=n, count=1,
+    item = WorkItem(id=0, unit=hw.placement.gemm, op="matmul", phase="prefill", m=m, k=k, n=n, count=1,
                     weight_key=("matmul",), weight_bytes=k * n * e, act_in_bytes=m * k * e,
                     act_out_bytes=m * n * e, macs=m * k * n)
     return replay([item], hw).total_cycles / hw.clock_hz

@@ -96,3 +96,31 @@ def _collect(child: mp.process.BaseProcess, receive: BinaryIO) -> Any:
     if status == "error":
         raise value
     return value
+
+
+class Ahead:
+    """One job started now on a forked process, its result taken later: calling the object
+    waits for it (the job's exception re-raised), ``close`` stops it if it is no longer
+    wanted. Without ``fork`` the job runs when called. ``speedsim run`` starts the
+    reference decode this way while it imports and builds the rest."""
+
+    def __init__(self, job: Job):
+        self._job = job
+        self._child = _start([job]) if "fork" in mp.get_all_start_methods() else None
+
+    def __call__(self) -> Any:
+        if self._child is None:
+            return self._job()
+        try:
+            return _collect(*self._child)[0]
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the job if it still runs (its result is not wanted); idempotent."""
+        if self._child is not None:
+            child, receive = self._child
+            receive.close()
+            if child.is_alive():
+                child.terminate()
+                child.join()

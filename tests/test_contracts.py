@@ -7,6 +7,7 @@ import pickle
 import numpy as np
 import pytest
 
+from speedsim.config.hw import placement
 from speedsim.contracts.workitem import FIELDS, WorkItem, item_columns, items_from_columns
 from speedsim.model.sharing import shape_layer_sets
 from speedsim.strategies.inputs import StrategyInput
@@ -59,7 +60,7 @@ def test_pickled_plan_round_trips_every_field(tiny_workload, name):
     inp = StrategyInput(trace=build_trace(wl, bytes_per_element=1), n_layers=wl.model.n_layers,
                         layer_sets=shape_layer_sets(wl.model),
                         prompt_tokens=wl.generation.prompt_tokens, new_tokens=T,
-                        attention_on="array")
+                        placement=placement("array"))
     strategy = Speed(StageLayout.of(wl), Acceptance.given(accepted)) if name == "speed" \
         else get_strategy(name)()
     plan = strategy.plan(inp)
@@ -80,7 +81,7 @@ def test_builder_items_equal_one_by_one_construction_whatever_shares_a_shape():
                 act_in_bytes=32, act_out_bytes=96, kv_write_bytes=64, macs=3072)
     later = qkv._replace(position=6, layer=2)
     longer = later._replace(kv_write_bytes=128)
-    b = ItemBuilder("array")
+    b = ItemBuilder(placement("array"))
     b.add([qkv], deps=[], tokens=(1,), label="a")
     b.add([later], deps=[0], tokens=(2,), step=1, slot=1)
     b.add([later, qkv], deps=[1, 0, 1], tokens=(2, 1), wasted=[True, False], scope="draft")

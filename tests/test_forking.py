@@ -10,7 +10,7 @@ from speedsim.api import simulate
 from speedsim.cli.io import write_run
 from speedsim.config import load_hardware, load_workload
 from speedsim.config.errors import ConfigError
-from speedsim.forking import default_workers, run_forked
+from speedsim.forking import Ahead, default_workers, run_forked
 
 
 def test_jobs_come_back_in_order_from_every_worker():
@@ -133,3 +133,64 @@ def test_a_summary_only_run_gives_the_same_summary_and_token_table():
     pd.testing.assert_frame_equal(token_table(light, 1, wl.generation.prompt_tokens),
                                   token_table(runs, 1, wl.generation.prompt_tokens))
     assert all(not r.plan.items and r.sim.log.empty for r in light.values())
+
+
+# -- a job started ahead (``speedsim run``'s reference decode) ------------------------------------
+
+def test_a_job_started_ahead_runs_elsewhere_and_gives_its_result_or_its_error():
+    assert Ahead(os.getpid)() != os.getpid()
+
+    def bad():
+        raise ConfigError("prompt too long", key="generation.prompt_tokens")
+    with pytest.raises(ConfigError, match="prompt too long"):
+        Ahead(bad)()
+
+
+def test_a_job_started_ahead_and_not_wanted_is_stopped(tmp_path):
+    flag = tmp_path / "finished"
+
+    def slow():
+        time.sleep(1.0)
+        flag.write_text("done")
+    Ahead(slow).close()
+    time.sleep(1.5)
+    assert not flag.exists()
+
+
+def test_the_reference_started_ahead_is_the_one_computed_here():
+    from speedsim.cli.run import reference_ahead, run_limits
+    from speedsim.model.reference_cache import cached_generate
+
+    wl = load_workload("workloads/gen.yaml", [("generation.new_tokens", 6)])
+    limits = run_limits(10**9, 64.0)
+    ahead = reference_ahead(wl, None, limits, None, None)
+    if default_workers(2) < 2:  # one core: nothing is forked
+        assert ahead is None
+        return
+    got, here = ahead(), cached_generate(wl, None)
+    assert got.tokens.tobytes() == here.tokens.tobytes() and got.early.tobytes() == here.early.tobytes()
+    assert got.exit_layer == here.exit_layer
+    # one worker asked for, shape-only weights, or a run the budget refuses: computed in the run
+    assert reference_ahead(wl, None, limits, None, 1) is None
+    shape = load_workload("workloads/gen.yaml", [("model.weights", {"source": "shape_only"}), (
+        "strategies.speed.acceptance", {"source": "bernoulli", "rate": 0.9})])
+    assert reference_ahead(shape, None, limits, None, None) is None
+    assert reference_ahead(wl, None, run_limits(1, 64.0), None, None) is None
+
+
+def test_the_command_line_loads_no_simulator_before_a_command_runs():
+    """``speedsim run`` starts the reference decode before pandas, the engine and the
+    strategies load (``speedsim.cli.run``): importing the command line loads none of them."""
+    import subprocess
+    import sys
+    code = ("import sys, speedsim.cli; print(sorted(m for m in ('pandas', 'matplotlib', 'simpy', "
+            "'speedsim.api', 'speedsim.sim', 'speedsim.serve', 'speedsim.strategies', "
+            "'speedsim.trace', 'speedsim.metrics') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    # and a whole run draws no figure: matplotlib never loads
+    run = ("import sys; from speedsim.cli import main; main(['run', 'hw_configs/edge.yaml', "
+           "'workloads/gen.yaml', '--set', 'workload.generation.new_tokens=4', '--json']); "
+           "print('matplotlib' in sys.modules, file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", run], capture_output=True, text=True, check=True)
+    assert out.stderr.strip() == "False"

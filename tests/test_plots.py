@@ -108,8 +108,10 @@ def test_energy_bars_stack_to_the_total_and_mark_the_wasted_share(result):
     names = list(s["strategies"])
     assert [t.get_text() for t in ax.get_xticklabels()] == names
     bars = ax.patches
-    assert len(bars) == (len(plots.ENERGY_PARTS) + 1) * len(names)  # parts, then a wasted overlay
-    parts = np.array([b.get_height() for b in bars[:-len(names)]]).reshape(len(plots.ENERGY_PARTS), -1)
+    stacked = plots.energy_parts(s)
+    assert stacked == ("dram", "sram", "compute", "vector", "static")
+    assert len(bars) == (len(stacked) + 1) * len(names)  # parts, then a wasted overlay
+    parts = np.array([b.get_height() for b in bars[:-len(names)]]).reshape(len(stacked), -1)
     for i, n in enumerate(names):
         assert parts[:, i].sum() == pytest.approx(s["strategies"][n]["energy_j"]["total"] * 1e3)
     wasted = bars[-len(names):]
@@ -118,14 +120,14 @@ def test_energy_bars_stack_to_the_total_and_mark_the_wasted_share(result):
     speed_w = wasted[names.index("speed")].get_height()
     assert speed_w == pytest.approx(s["strategies"]["speed"]["energy_j"]["wasted"] * 1e3) and speed_w > 0
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels == [*plots.ENERGY_PARTS, "wasted (flushed work)"]
+    assert labels == [*stacked, "wasted (flushed work)"]
 
 
 def test_energy_per_token(result):
     s = result.summary
     ax = plots.plot_energy(s, per_token=True).axes[0]
     assert ax.get_ylabel().endswith("/token]")
-    top = sum(b.get_height() for b in ax.patches[:len(plots.ENERGY_PARTS) * 2][1::2])  # speed column
+    top = sum(b.get_height() for b in ax.patches[:len(plots.energy_parts(s)) * 2][1::2])  # speed column
     unit = ax.get_ylabel().split("[")[1].split("/")[0]
     factor = {"J": 1.0, "mJ": 1e3, "µJ": 1e6, "nJ": 1e9}[unit]
     assert top == pytest.approx(s["strategies"]["speed"]["energy_per_token_j"] * factor)
@@ -140,7 +142,7 @@ def test_energy_rejects_a_summary_without_parts():
 
 def test_roofline_table_partitions_the_array_timeline(result):
     for name, run in result.runs.items():
-        table = plots.roofline_table(run.sim.items)
+        table = plots.roofline_table(run.sim.items, "array")
         items = run.sim.items
         array = items[items["unit"] == "array"]
         assert table["macs"].sum() == array["macs"].sum()
@@ -150,7 +152,7 @@ def test_roofline_table_partitions_the_array_timeline(result):
 
 def test_roofline_points_respect_the_compute_roof_and_show_fusion(result):
     hw = result.hw
-    pts = {n: plots.roofline_points(plots.roofline_table(r.sim.items), hw.clock_hz)
+    pts = {n: plots.roofline_points(plots.roofline_table(r.sim.items, "array"), hw.clock_hz)
            for n, r in result.runs.items()}
     for p in pts.values():
         assert (p["achieved_macs_per_s"] <= hw.array.pes * hw.clock_hz).all()
@@ -163,7 +165,7 @@ def test_roofline_points_respect_the_compute_roof_and_show_fusion(result):
 
 def test_roofline_figure(result):
     hw = result.hw
-    tables = {n: plots.roofline_table(r.sim.items) for n, r in result.runs.items()}
+    tables = {n: plots.roofline_table(r.sim.items, "array") for n, r in result.runs.items()}
     fig = plots.plot_roofline(tables, hw)
     assert fig._suptitle.get_text().startswith("Roofline")
     axes = fig.axes
@@ -347,8 +349,8 @@ def test_plot_command_reads_what_the_run_saved(result, out_dir):
     pd.testing.assert_frame_equal(plots.commit_gaps(saved_tokens, result.hw.clock_hz),
                                   plots.commit_gaps(result.tokens, result.hw.clock_hz))
     for name, run in result.runs.items():
-        saved = plots.roofline_table(pd.read_csv(out_dir / f"items_{name}.csv"))
-        pd.testing.assert_frame_equal(saved, plots.roofline_table(run.sim.items), check_dtype=False)
+        saved = plots.roofline_table(pd.read_csv(out_dir / f"items_{name}.csv"), "array")
+        pd.testing.assert_frame_equal(saved, plots.roofline_table(run.sim.items, "array"), check_dtype=False)
 
 
 def test_plot_speedup_map_from_sweep_results(grid, tmp_path):
@@ -469,7 +471,7 @@ def test_latency_legend_reads_in_human_units():
 
 
 def test_roofline_of_five_strategies_is_a_grid_not_a_strip(result):
-    table = plots.roofline_table(next(iter(result.runs.values())).sim.items)
+    table = plots.roofline_table(next(iter(result.runs.values())).sim.items, "array")
     names = ["sequential", "speed", "early_exit_spec", "draft_spec", "shallow"]
     fig = plots.plot_roofline({n: table for n in names}, result.hw)
     assert [ax.get_title() for ax in fig.axes] == names

@@ -31,6 +31,7 @@ import copy
 import pytest
 
 from conftest import TINY
+from speedsim.config.hw import placement
 from speedsim.config.workload import workload_from_dict
 from speedsim.model.sharing import shape_layer_sets
 from speedsim.sim.engine import replay
@@ -82,7 +83,7 @@ def speed_step_run():
     wl = workload_from_dict(data)
     base = StrategyInput(trace=build_trace(wl, bytes_per_element=1), n_layers=2,
                          layer_sets=shape_layer_sets(wl.model), prompt_tokens=2, new_tokens=4,
-                         attention_on="array")
+                         placement=placement("array"))
     missed = Acceptance.given([True, True, False, True])  # token 2's guess misses
     plan = Speed(StageLayout(n_layers=2, stages=2), missed).plan(base)
     fast = hw(dram={"bandwidth_gb_s": 1000.0, "latency_ns": 0.0, "efficiency": 1.0})

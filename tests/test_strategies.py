@@ -8,6 +8,7 @@ marked, and SPEED fuses exactly the executions that share a weight set.
 import numpy as np
 import pytest
 
+from speedsim.config.hw import placement
 from speedsim.config.errors import ConfigError
 from speedsim.model.sharing import shape_layer_sets
 from speedsim.strategies.speed_schedule import derive_schedule
@@ -26,7 +27,7 @@ def _input(wl, attention_on="array", attention_batched=False):
     return trace, StrategyInput(trace=trace, n_layers=wl.model.n_layers,
                                 layer_sets=shape_layer_sets(wl.model),
                                 prompt_tokens=wl.generation.prompt_tokens, new_tokens=T,
-                                attention_on=attention_on,
+                                placement=placement(attention_on),
                                 attention_batched=attention_batched)
 
 

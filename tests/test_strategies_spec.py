@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import TINY
+from speedsim.config.hw import placement
 from speedsim.config.workload import ModelShape, Sharing, workload_from_dict
 from speedsim.model.sharing import shape_layer_sets
 from speedsim.strategies.acceptance import Acceptance
@@ -31,7 +32,7 @@ def _input(wl, batch=1):
     return StrategyInput(trace=trace, n_layers=wl.model.n_layers,
                          layer_sets=shape_layer_sets(wl.model),
                          prompt_tokens=wl.generation.prompt_tokens,
-                         new_tokens=wl.generation.new_tokens, attention_on="array")
+                         new_tokens=wl.generation.new_tokens, placement=placement("array"))
 
 
 def _acc(bits):
@@ -168,7 +169,7 @@ def test_merged_attention_reads_the_longest_kv_once(wl):
     assert m.macs == sum(r.macs for r in rows)
     dense = [index.ops("decode", p, 0)[1] for p in (4, 5)]
     assert merged(dense) == dense and dense[0].op in GEMM_OPS
-    b = ItemBuilder("array")
+    b = ItemBuilder(placement("array"))
     b.add(merged(dense), deps=[], tokens=[1, 2])
     assert b.items[0].m == 2 and b.items[0].weight_bytes == dense[0].weight_bytes
 
@@ -201,7 +202,7 @@ def test_batched_attention_is_as_long_as_its_longest_row_in_any_order(wl):
         assert rows[0].op == {"n": "attn_score", "k": "attn_value"}[kv_dim]
         longest = max(getattr(r, kv_dim) for r in rows)
         assert getattr(rows[0], kv_dim) < longest
-        oldest_first, newest_first = ItemBuilder("array"), ItemBuilder("array")
+        oldest_first, newest_first = ItemBuilder(placement("array")), ItemBuilder(placement("array"))
         oldest_first.add(rows, deps=[], tokens=[4, 5, 6])
         newest_first.add(rows[::-1], deps=[], tokens=[6, 5, 4])
         a, b = oldest_first.items[0], newest_first.items[0]

@@ -26,16 +26,16 @@ import tempfile
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
-import pandas as pd
 import yaml
 
-from speedsim.api import strategy_tables
 from speedsim.config.errors import ConfigError
 from speedsim.report.io import (ReferenceCache, json_text, write_atomic,  # noqa: F401
                                 write_csv_atomic, write_json_atomic, write_text_atomic)
-from speedsim.report.timeline import strategy_events, trace_document
+
+if TYPE_CHECKING:  # the simulator's modules load with the first command that needs them
+    import pandas as pd
 
 
 def check_out_dir(path: str | Path, option: str = "--out") -> Path:
@@ -140,6 +140,9 @@ class RunFiles:
     def strategy(self, name: str, position: int, run):
         """Write ``run``'s own files; returns what the caller still needs of the run
         (``StrategyRun.summary_only``)."""
+        from speedsim.api import strategy_tables
+        from speedsim.report.timeline import strategy_events
+
         for file, table in strategy_tables(name, run).items():
             _write_file(self.staging / file, partial(write_csv_atomic, table))
         if self.detail != "none":
@@ -152,6 +155,8 @@ class RunFiles:
         """Write the files of the whole run, then move every file into ``out``; returns the
         names of an earlier run's result files this run does not write, removed from ``out``
         (its ``items_<s>.csv`` of a strategy not run now would otherwise pass for this run's)."""
+        from speedsim.report.timeline import trace_document
+
         if self.detail != "none":
             parts = [self._part(i) for i in range(len(result.runs))]
             document = trace_document([], result.hw.clock_hz, self.detail)

@@ -232,7 +232,7 @@ def cmd_roofline(args: argparse.Namespace) -> int:
     run = RunDir(args.run_dir)
     names = run.strategies(args.strategies)
     hw = run.hardware()
-    tables = {n: roofline_table(run.csv(f"items_{n}.csv")) for n in names}
+    tables = {n: roofline_table(run.csv(f"items_{n}.csv"), hw.placement.gemm) for n in names}
     save_figure(plot_roofline(tables, hw), args, run.path / "roofline")
     return 0
 

@@ -4,6 +4,12 @@ Each strategy's own files are written by the worker that ran it as soon as it is
 done, the rest once all are; all wait in a staging folder until the last is
 written (``speedsim.cli.io.RunFiles``), so an error never leaves a half-written
 result directory.
+
+The reference decode (NumPy on one core: about half a second for the shipped model,
+memory-bound on its weights) does not wait for the simulator: it starts on a forked
+process as soon as the configs are read (``reference_ahead``), while this one imports
+the simulator (pandas, the engine, the strategies) and builds the trace; so this module
+imports none of the simulator at its top. The record is the same either way.
 """
 
 from __future__ import annotations
@@ -11,20 +17,20 @@ from __future__ import annotations
 import argparse
 import sys
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Iterator
 
-from speedsim.api import collector_paused, simulate, strategy_list
-from speedsim.config.budget import Limits
+from speedsim.config.budget import Limits, check_budget
 from speedsim.cli import io
 from speedsim.config.errors import ConfigError
 from speedsim.config.hw import Hardware, load_hardware
 from speedsim.config.loader import parse_override
 from speedsim.config.resolved import is_run_config, load_run_config
 from speedsim.config.workload import Workload, load_workload
-from speedsim.forking import default_workers
+from speedsim.forking import Ahead, default_workers
+from speedsim.model.reference_cache import cached_generate
 from speedsim.report.io import json_text
-from speedsim.report.table import print_summary
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -72,25 +78,42 @@ def split_overrides(items: list[str]) -> tuple[list, list]:
     return hw, wl
 
 
+def simulate(*args, **kwargs):
+    """``speedsim.api.simulate``, imported when a run needs it (module docstring)."""
+    from speedsim.api import simulate as run_simulation
+
+    return run_simulation(*args, **kwargs)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    # 1. everything the user typed, checked before any simulation
+    # 1. everything the user typed, checked before any simulation; the reference decode
+    # starts meanwhile
     if args.out:
         io.check_out_dir(args.out)
     hw, wl, files = load_configs(args.hw, args.workload, args.set)
     names = strategy_names(args.strategies)
     limits = run_limits(args.max_work_items, args.max_memory_gib)
     cache = io.reference_cache(args.cache_dir) if args.cache_dir else None
-    workers = worker_count(args.workers, len(strategy_list(wl, names)))
-    # 2. simulate, each strategy's own files written by its worker; errors found on the way
-    # name the file they belong to
-    with collector_paused(), out_files(args.out, args.timeline) as out:  # (api: the collector)
-        try:
-            result = simulate(hw, wl, names, limits, reference_cache=cache, workers=workers,
-                              finish=out.strategy if out else _summary_only)
-        except ConfigError as exc:
-            raise attributed(exc, files) from None
-        # 3. the rest of the files, then show
-        replaced = out.finish(result) if out else []
+    reference = reference_ahead(wl, names, limits, cache, args.workers)
+    try:
+        from speedsim.api import collector_paused, strategy_list
+        from speedsim.report.table import print_summary
+
+        workers = worker_count(args.workers, len(strategy_list(wl, names)))
+        # 2. simulate, each strategy's own files written by its worker; errors found on the
+        # way name the file they belong to
+        with collector_paused(), out_files(args.out, args.timeline) as out:  # (api: the collector)
+            try:
+                result = simulate(hw, wl, names, limits, reference_cache=cache, workers=workers,
+                                  finish=out.strategy if out else _summary_only,
+                                  reference=reference)
+            except ConfigError as exc:
+                raise attributed(exc, files) from None
+            # 3. the rest of the files, then show
+            replaced = out.finish(result) if out else []
+    finally:
+        if reference is not None:
+            reference.close()
     if args.json:
         print(json_text(result.summary))
     else:
@@ -102,6 +125,22 @@ def cmd_run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     args.result = result  # the executable exits without freeing it (``speedsim.cli.console``)
     return 0
+
+
+def reference_ahead(wl: Workload, names: list[str] | None, limits: Limits, cache,
+                    workers: int | None) -> Ahead | None:
+    """The workload's reference decode (``cached_generate``), started now on a forked
+    process, or None where the run computes it itself: shape-only weights (none to
+    run), one worker asked for, one core, or a run the budget will refuse (``simulate``
+    then says why, in its own order of checks)."""
+    count = len(dict.fromkeys(names)) if names else len(wl.strategies.names())
+    if wl.model.weights.source == "shape_only" or workers == 1 or default_workers(2) < 2:
+        return None
+    try:
+        check_budget(wl, count, limits)
+    except ConfigError:
+        return None
+    return Ahead(partial(cached_generate, wl, cache))
 
 
 @contextmanager

@@ -13,21 +13,20 @@ import argparse
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import yaml
 
-from speedsim.api import strategy_list
 from speedsim.cli import io
 from speedsim.cli.run import attributed, strategy_names
 from speedsim.config.errors import ConfigError
 from speedsim.config.hw import hardware_from_dict, load_hardware
 from speedsim.config.loader import apply_overrides, load_mapping, parse_override
-from speedsim.config.traffic import load_traffic, traffic_from_dict
 from speedsim.config.workload import Workload, load_workload, workload_from_dict
 from speedsim.report.io import json_text
-from speedsim.report.serve_table import print_serve_summary
-from speedsim.serve import ServeResult, serve
+
+if TYPE_CHECKING:  # the serving packages load with the command (``speedsim run`` needs none)
+    from speedsim.serve import ServeResult
 
 SECTIONS = ("hw", "workload", "traffic")
 PROGRESS_MIN_REQUESTS = 200  # a bar for runs of at least this many requests × strategies
@@ -55,6 +54,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from speedsim.api import strategy_list
+    from speedsim.report.serve_table import print_serve_summary
+    from speedsim.serve import serve
+
     # 1. everything the user typed, checked before any simulation
     if args.out:
         io.check_out_dir(args.out)
@@ -95,6 +98,8 @@ def split_serve_overrides(items: list[str]) -> dict[str, list[tuple[str, Any]]]:
 
 def load_serve_configs(configs: list[str], sets: list[str]):
     """(hardware, workload, traffic, {section: file}) from three files or one recorded run."""
+    from speedsim.config.traffic import load_traffic
+
     over = split_serve_overrides(sets)
     if len(configs) == 3:
         hw_file, wl_file, tr_file = configs
@@ -111,6 +116,8 @@ def load_serve_configs(configs: list[str], sets: list[str]):
 
 def load_resolved(path: Path, over: dict[str, list]):
     """A serve run's ``resolved_config.yaml``: sections hw, workload and traffic."""
+    from speedsim.config.traffic import traffic_from_dict
+
     data = load_mapping(path)
     if set(data) != set(SECTIONS):
         raise ConfigError(f"a serve run config holds exactly {', '.join(SECTIONS)}", file=str(path))

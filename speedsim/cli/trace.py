@@ -11,7 +11,6 @@ from speedsim.config.base import BYTES_PER_ELEMENT
 from speedsim.config.errors import ConfigError
 from speedsim.config.loader import parse_override
 from speedsim.config.workload import load_workload
-from speedsim.trace import build_trace
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -41,6 +40,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
         io.check_out_file(args.out)
     overrides = [workload_override(s) for s in args.set]
     workload = load_workload(args.workload, overrides)
+    from speedsim.trace import build_trace
+
     trace = build_trace(workload, bytes_per_element=BYTES_PER_ELEMENT[args.precision])
     if args.out:
         io.write_csv(trace, Path(args.out))

@@ -9,8 +9,9 @@ the same numbers.
 from __future__ import annotations
 
 import math
+from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple, Optional
 
 from pydantic import Field, model_validator
 
@@ -119,6 +120,56 @@ class Energy(Frozen):
     static_power_w: NonNegFloat = 0.0  # leakage and clock, paid for the whole elapsed time
 
 
+class ComputeUnit(NamedTuple):
+    """A compute unit as every module past the config sees it. Units are data: the
+    cost model, the metrics, the energy and the reports iterate over ``Hardware.units``
+    and branch on a unit's ``kind``, never on its name, so another unit of a known kind
+    is one more entry here and its config section, not an edit of those modules."""
+
+    name: str  # its config section, a work item's ``unit``, the prefix of its summary keys
+    # matrix: GEMMs folded on the systolic arrays of its ``Array`` section, weights through
+    # the weight buffer, MACs at ``energy.mac_pj``, utilization = MACs / (PEs · cycles);
+    # elementwise: element-wise ops (and attention MACs) in the lanes of its ``Vector`` section,
+    # parameters resident in the weight buffer's parameter share, each operation at
+    # ``energy.vector_op_pj``, utilization = busy cycles / cycles
+    kind: Literal["matrix", "elementwise"]
+    stream_share: float  # of the activation buffer: its stream area (``speedsim.hw.cost``)
+    energy_part: str  # the ``energy_j`` part its operations are charged to
+
+
+# The accelerator's compute units: their names are the only place the modules past the
+# config learn that an "array" and a "vector" unit exist (``tests/test_units_as_data.py``).
+UNITS = (ComputeUnit("array", "matrix", 3 / 8, "compute"),
+         ComputeUnit("vector", "elementwise", 1 / 8, "vector"))
+
+
+class Placement(NamedTuple):
+    """Which compute unit runs each class of op (``speedsim.strategies.builder``)."""
+
+    gemm: str  # projections, the MLP, the LM head: the first matrix unit
+    attention: str  # attn_score / attn_value: ``attention_on``
+    elementwise: str  # norms, softmax, activations, residual adds, the embedding: the first elementwise unit
+    matrix: frozenset[str]  # the matrix units: their items are GEMM-shaped (m, k, n, count)
+
+
+def placement(attention_on: str, units: tuple[ComputeUnit, ...] = UNITS) -> Placement:
+    """The ``Placement`` of ``units`` with attention on the unit ``attention_on``."""
+    first = {kind: next((u.name for u in units if u.kind == kind), None)
+             for kind in ("matrix", "elementwise")}
+    if None in first.values():
+        raise ValueError("the hardware needs a matrix and an elementwise compute unit")
+    if attention_on not in {u.name for u in units}:
+        raise ValueError(f"attention_on: no compute unit {attention_on!r}")
+    return Placement(first["matrix"], attention_on, first["elementwise"],
+                     frozenset(u.name for u in units if u.kind == "matrix"))
+
+
+@cache
+def units_by_name(hw_class: type) -> dict[str, ComputeUnit]:
+    """A ``Hardware`` class's units by name (looked up per work item on hot paths)."""
+    return {u.name: u for u in hw_class.units}
+
+
 class Hardware(Frozen):
     """One accelerator: clock, precision, arrays, vector unit, DRAM, DMA, buffers, energy."""
 
@@ -141,6 +192,9 @@ class Hardware(Frozen):
     # still reading its own KV (bytes add up, only the issue is shared)
     attention_issue: Literal["per_token", "batched"] = "per_token"
     weight_prefetch: Literal["ahead", "per_op"] = "ahead"  # ahead: across items as slots allow; per_op: not before the item starts
+    # the compute units, in the order every table and report lists them: class data, the
+    # same for every instance (a subclass may declare others, with their sections)
+    units: ClassVar[tuple[ComputeUnit, ...]] = UNITS
 
     @property
     def bytes_per_element(self) -> int:
@@ -157,9 +211,26 @@ class Hardware(Frozen):
 
     @property
     def compute_units(self) -> tuple[str, ...]:
-        """The compute units, each named by its config section (a work item's ``unit``);
+        """The compute units' names, each its config section (a work item's ``unit``);
         the replay runs one SimPy process per unit, each also a DRAM client."""
-        return ("array", "vector")
+        return tuple(u.name for u in self.units)
+
+    def unit(self, name: str) -> ComputeUnit:
+        """The compute unit ``name`` (a work item's ``unit``)."""
+        try:
+            return units_by_name(type(self))[name]
+        except KeyError:
+            raise ValueError(f"no compute unit {name!r} (units: "
+                             f"{', '.join(self.compute_units)})") from None
+
+    def section(self, unit: str) -> Any:
+        """The config section of the compute unit ``unit`` (its ``Array`` or ``Vector``)."""
+        return getattr(self, self.unit(unit).name)
+
+    @property
+    def placement(self) -> Placement:
+        """Which unit runs each class of op."""
+        return placement(self.attention_on, self.units)
 
     def compute_cycles(self, cycles: int) -> int:
         """``cycles`` of a compute unit at ``sustained_clock_hz``, counted in cycles of ``clock_hz``."""

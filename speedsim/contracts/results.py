@@ -27,9 +27,8 @@ OCCUPANCY_COLUMNS = ("buffer", "cycle", "bytes")
 
 
 class Roofline(NamedTuple):
-    cycles: int  # max of the three bounds
-    array_cycles: int
-    vector_cycles: int
+    cycles: int  # max of the bounds: each compute unit's and the DRAM's
+    unit_cycles: dict[str, int]  # per compute unit (``Hardware.compute_units``): its busy cycles
     dram_cycles: int
     dram_bytes: int
 

@@ -17,15 +17,13 @@ from collections import deque
 from dataclasses import dataclass, field, fields
 from itertools import repeat
 from operator import attrgetter
-from typing import Hashable, Literal, Optional, Sequence
-
-Unit = Literal["array", "vector"]
+from typing import Hashable, Optional, Sequence
 
 
 @dataclass(frozen=True, slots=True)
 class WorkItem:
     id: int  # unique, and every dep id is smaller (items come in topological order)
-    unit: Unit  # "array" for GEMMs (and attention when hw.attention_on == array)
+    unit: str  # the compute unit that runs it (``Hardware.placement``: GEMMs on the matrix unit)
     op: str  # trace op kind (qkv, attn_score, softmax, ...)
     phase: str  # prefill | decode
     deps: tuple[int, ...] = ()

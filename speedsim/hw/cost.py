@@ -50,7 +50,10 @@ On-chip placement (what needs DRAM and what does not) is also decided here:
   fewest-piece cut that fits, the latter is kept (``item_tiles``). Without
   double buffering nothing overlaps (one slot: transfer, then compute), so
   the largest tile is best and the tile is the whole slot, as before.
-* **Vector-unit parameters** (norm scales and shifts: items on the vector unit
+* **Units.** What an item costs follows its unit's *kind* (``Hardware.unit``): a
+  matrix unit folds GEMMs on its ``Array`` section, a vector unit runs element-wise
+  ops in its ``Vector`` section's lanes. Nothing here names a unit.
+* **Vector-unit parameters** (norm scales and shifts: items on a vector unit
   with a ``weight_key``) live in the weight buffer's parameter share (1/8 of
   it, LRU by key) when they fit there (``param_resident``): fetched once, then
   resident until evicted. Larger ones stream through the activation buffer
@@ -66,8 +69,9 @@ On-chip placement (what needs DRAM and what does not) is also decided here:
   a simplification that keeps the buffer's trace one point per item, not per tile).
 * **KV cache** reads and writes go to DRAM, unless ``hw.buffers.kv`` exists
   and holds the whole KV footprint of the run (``kv_on_chip``).
-* The activation buffer is partitioned: array stream area 3/8, vector stream
-  area 1/8, array working area 1/4, vector working area 1/4. Streamed bytes
+* The activation buffer is partitioned: each compute unit has a stream area
+  (``ComputeUnit.stream_share``: the array 3/8, the vector unit 1/8) and a working
+  area (``ACT_WORK_SHARE``, 1/4 each). Streamed bytes
   (KV reads, spilled inputs, vector-unit parameters) move through the stream
   area in slots (two with double buffering, one without), in tiles of at
   most ``stream_tile_budget`` bytes (*Tile sizes*).
@@ -76,6 +80,7 @@ On-chip placement (what needs DRAM and what does not) is also decided here:
 from __future__ import annotations
 
 import math
+import functools
 from typing import Iterable, NamedTuple, Sequence
 
 from speedsim.config.hw import Hardware
@@ -83,7 +88,6 @@ from speedsim.hw.systolic import array_gemm_cycles, ceil_div
 from speedsim.contracts.results import Roofline
 from speedsim.contracts.workitem import WorkItem
 
-ACT_STREAM_SHARE = {"array": 3 / 8, "vector": 1 / 8}
 ACT_WORK_SHARE = 1 / 4
 PARAM_SHARE = 1 / 8  # of the weight buffer, for vector-unit parameters
 WEIGHT_TILE_LATENCIES = 24  # a weight tile moves for this many DRAM latencies (module docstring)
@@ -180,9 +184,38 @@ def pipeline_tile_bytes(hw: Hardware, latencies: int) -> int:
     return int(latencies * hw.dram_bytes_per_cycle * hw.dram_latency_cycles)
 
 
-def fold_bytes(hw: Hardware) -> int:
-    """Bytes of one array fold of the stationary operand: the finest cut of a GEMM."""
-    return hw.array.rows * hw.array.cols * hw.bytes_per_element
+def matrix_section(hw: Hardware, unit: str | None = None):
+    """The ``Array`` section of the matrix unit ``unit`` (default: the first, which runs
+    the GEMMs: ``Hardware.placement``)."""
+    return hw.section(_first_matrix(type(hw)) if unit is None else unit)
+
+
+@functools.cache
+def _first_matrix(hw_class: type) -> str:
+    return next(u.name for u in hw_class.units if u.kind == "matrix")
+
+
+@functools.cache
+def _of_kind(hw_class: type, kind: str) -> frozenset[str]:
+    return frozenset(u.name for u in hw_class.units if u.kind == kind)
+
+
+def units_of_kind(hw: Hardware, kind: str) -> frozenset[str]:
+    """The names of ``hw``'s compute units of ``kind`` (asked per item on hot paths: the
+    units are class data, ``Hardware.units``)."""
+    return _of_kind(type(hw), kind)
+
+
+def on_matrix(item: WorkItem, hw: Hardware) -> bool:
+    """The item runs on a matrix unit (GEMM-shaped: folds of its ``Array``)."""
+    return item.unit in _of_kind(type(hw), "matrix")
+
+
+def fold_bytes(hw: Hardware, unit: str | None = None) -> int:
+    """Bytes of one array fold of the stationary operand: the finest cut of a GEMM
+    (on the matrix unit ``unit``; default: the one running GEMMs)."""
+    a = matrix_section(hw, unit)
+    return a.rows * a.cols * hw.bytes_per_element
 
 
 def _weight_budget(hw: Hardware) -> int:
@@ -205,8 +238,8 @@ def weight_tile_budget(hw: Hardware) -> int:
 
 def param_resident(item: WorkItem, hw: Hardware) -> bool:
     """A vector item's parameters are kept resident (fetched once per residency)."""
-    return (item.unit == "vector" and item.weight_key is not None
-            and 0 < item.weight_bytes <= param_capacity(hw))
+    return (item.unit in _of_kind(type(hw), "elementwise")
+            and item.weight_key is not None and 0 < item.weight_bytes <= param_capacity(hw))
 
 
 def kv_prefetchable(item: WorkItem, tr: "Traffic", hw: Hardware) -> bool:
@@ -214,11 +247,12 @@ def kv_prefetchable(item: WorkItem, tr: "Traffic", hw: Hardware) -> bool:
     deps: with ``weight_prefetch: ahead`` its stream may start once they have all started,
     since the cache rows it reads exist by then."""
     return bool(tr.kv_read_bytes and not tr.act_read_bytes and item.deps and
-                (item.unit == "array" or param_resident(item, hw) or not tr.weight_bytes))
+                (on_matrix(item, hw) or param_resident(item, hw) or not tr.weight_bytes))
 
 
-def gemm_cycles(m: int, k: int, n: int, gemms: int, hw: Hardware) -> int:
-    """Array cycles of ``gemms`` m×k×n GEMMs under ``hw.array`` (``weight_load`` included).
+def gemm_cycles(m: int, k: int, n: int, gemms: int, hw: Hardware, unit: str | None = None) -> int:
+    """Array cycles of ``gemms`` m×k×n GEMMs on the matrix unit ``unit`` (default: the one
+    running GEMMs; ``weight_load`` included).
 
     ``serial`` is SCALE-Sim's fold model (``speedsim.hw.systolic``). ``overlapped``
     (ws and is, whose stationary operand is preloaded into the PEs row by row in R
@@ -226,7 +260,7 @@ def gemm_cycles(m: int, k: int, n: int, gemms: int, hw: Hardware) -> int:
     every fold but the first of each GEMM saves its R load cycles; os keeps nothing
     stationary to preload and is unchanged.
     """
-    a = hw.array
+    a = matrix_section(hw, unit)
     serial = array_gemm_cycles(m, k, n, gemms, a.rows, a.cols, a.dataflow, a.count, a.split)
     if a.weight_load == "serial" or a.dataflow == "os":
         return serial
@@ -241,7 +275,8 @@ def gemm_cycles(m: int, k: int, n: int, gemms: int, hw: Hardware) -> int:
 
 def stream_slot_bytes(hw: Hardware, unit: str) -> int:
     """Bytes of one of ``unit``'s stream slots: its stream area divided among ``slots``."""
-    return max(1, int(hw.buffers.activation.size_kib * 1024 * ACT_STREAM_SHARE[unit]) // slots(hw))
+    share = hw.unit(unit).stream_share
+    return max(1, int(hw.buffers.activation.size_kib * 1024 * share) // slots(hw))
 
 
 def stream_tile_budget(hw: Hardware, unit: str) -> int:
@@ -320,7 +355,7 @@ def _ganged(item: WorkItem, hw: Hardware) -> tuple[int, int]:
     ganged arrays (``speedsim.hw.systolic.array_gemm_cycles``): whole rounds of GEMMs
     over the arrays, and n-cuts that give every array of a column split (or every
     array of a block split) whole folds."""
-    a = hw.array
+    a = matrix_section(hw, item.unit)
     gemms = max(item.count, 1)
     if a.count == 1:
         return 1, a.cols
@@ -348,9 +383,9 @@ def _gemm_tiles(item: WorkItem, hw: Hardware, n_tiles: int,
     pieces may result), so that a big GEMM is one long run of identical tiles, whose
     periods the engine skips whole.
     """
-    a = hw.array
+    a = matrix_section(hw, item.unit)
     m, k, n, gemms = item.m, item.k, item.n, max(item.count, 1)
-    cyc = lambda mm, kk, nn, g: gemm_cycles(mm, kk, nn, g, hw)
+    cyc = lambda mm, kk, nn, g: gemm_cycles(mm, kk, nn, g, hw, item.unit)
     group, n_align = _ganged(item, hw) if ganged else (1, a.cols)
     if n_tiles <= gemms:
         return [(cyc(m, k, n, g), g * m * k * n) for g in split_aligned(gemms, n_tiles, group, ganged)]
@@ -393,45 +428,60 @@ def _spilled_inputs(act_read_bytes: int, kv: list[int], budget: int) -> list[int
 def item_tiles(item: WorkItem, hw: Hardware, kv_on_chip_: bool) -> list[Tile]:
     """The item as a sequence of tiles whose on-chip bytes fit their buffer slot."""
     tr = item_traffic(item, hw, kv_on_chip_)
-    if item.unit == "array":
-        if min(item.m, item.k, item.n) < 1:
-            raise ValueError(f"work item {item.id} ({item.op}) on the array needs m, k, n >= 1")
-        w_total = tr.weight_bytes
-        s_total = tr.kv_read_bytes + tr.act_read_bytes
-        # what the slots require (cut on array folds, as few pieces as fit) ...
-        n_fit = max(1, ceil_div(w_total, weight_slot_bytes(hw)),
-                    ceil_div(s_total, stream_slot_bytes(hw, "array")))
-        pieces, budget = _gemm_tiles(item, hw, n_fit), stream_slot_bytes(hw, "array")
-        # ... or, finer, the pipeline tiles, cut where the ganged arrays lose nothing,
-        # when such cuts still fit the slots and cost no more
-        n_pipe = max(n_fit, ceil_div(w_total, weight_tile_budget(hw)),
-                     ceil_div(s_total, stream_tile_budget(hw, "array")))
-        if n_pipe > n_fit:
-            free = _gemm_tiles(item, hw, n_pipe, ganged=True)
-            if len(free) >= min(n_fit, len(pieces)) and \
-                    sum(c for c, _ in free) <= sum(c for c, _ in pieces):
-                pieces, budget = free, stream_tile_budget(hw, "array")
-        count = len(pieces)
-        kv = split_even(tr.kv_read_bytes, count)
-        acts = _spilled_inputs(tr.act_read_bytes, kv, budget)
-        if _compute_bound(pieces, w_total + s_total, hw):
-            pieces = [(hw.compute_cycles(c), mac) for c, mac in pieces]
-        return [Tile(w, k + a, c, mac, 0) for w, k, a, (c, mac) in
-                zip(split_even(w_total, count), kv, acts, pieces)]
-    if item.unit != "vector":
-        raise ValueError(f"work item {item.id}: unit must be 'array' or 'vector', got {item.unit!r}")
+    try:
+        kind = hw.unit(item.unit).kind
+    except ValueError as exc:
+        raise ValueError(f"work item {item.id}: {exc}") from None
+    if kind == "matrix":
+        return _matrix_tiles(item, hw, tr)
+    return _vector_tiles(item, hw, tr)
+
+
+def _matrix_tiles(item: WorkItem, hw: Hardware, tr: Traffic) -> list[Tile]:
+    """``item_tiles`` of an item on a matrix unit: its GEMMs cut on folds."""
+    if min(item.m, item.k, item.n) < 1:
+        raise ValueError(f"work item {item.id} ({item.op}) on the {item.unit} needs m, k, n >= 1")
+    w_total = tr.weight_bytes
+    s_total = tr.kv_read_bytes + tr.act_read_bytes
+    # 1. what the slots require (cut on array folds, as few pieces as fit) ...
+    n_fit = max(1, ceil_div(w_total, weight_slot_bytes(hw)),
+                ceil_div(s_total, stream_slot_bytes(hw, item.unit)))
+    pieces, budget = _gemm_tiles(item, hw, n_fit), stream_slot_bytes(hw, item.unit)
+    # 2. ... or, finer, the pipeline tiles, cut where the ganged arrays lose nothing,
+    # when such cuts still fit the slots and cost no more
+    n_pipe = max(n_fit, ceil_div(w_total, weight_tile_budget(hw)),
+                 ceil_div(s_total, stream_tile_budget(hw, item.unit)))
+    if n_pipe > n_fit:
+        free = _gemm_tiles(item, hw, n_pipe, ganged=True)
+        if len(free) >= min(n_fit, len(pieces)) and \
+                sum(c for c, _ in free) <= sum(c for c, _ in pieces):
+            pieces, budget = free, stream_tile_budget(hw, item.unit)
+    # 3. the bytes spread over the pieces
+    count = len(pieces)
+    kv = split_even(tr.kv_read_bytes, count)
+    acts = _spilled_inputs(tr.act_read_bytes, kv, budget)
+    # 4. a compute-bound item runs at the sustained clock
+    if _compute_bound(pieces, w_total + s_total, hw):
+        pieces = [(hw.compute_cycles(c), mac) for c, mac in pieces]
+    return [Tile(w, k + a, c, mac, 0) for w, k, a, (c, mac) in
+            zip(split_even(w_total, count), kv, acts, pieces)]
+
+
+def _vector_tiles(item: WorkItem, hw: Hardware, tr: Traffic) -> list[Tile]:
+    """``item_tiles`` of an item on a vector unit: its cycles spread over its stream tiles."""
+    v = hw.section(item.unit)
     cycles = 0
     if item.elements:
         try:
-            cpe = getattr(hw.vector.cycles_per_element, item.vector_kind)
+            cpe = getattr(v.cycles_per_element, item.vector_kind)
         except AttributeError:
             raise ValueError(f"work item {item.id}: unknown vector_kind {item.vector_kind!r}") from None
-        cycles += vector_cycles(item.elements, hw.vector.lanes, cpe)
-    if item.macs:  # attention mapped to the vector unit: one MAC per lane per cycle
-        cycles += vector_cycles(item.macs, hw.vector.lanes, 1.0)
+        cycles += vector_cycles(item.elements, v.lanes, cpe)
+    if item.macs:  # attention mapped to a vector unit: one MAC per lane per cycle
+        cycles += vector_cycles(item.macs, v.lanes, 1.0)
     params = 0 if param_resident(item, hw) else tr.weight_bytes
     s_total = params + tr.kv_read_bytes + tr.act_read_bytes
-    n_tiles = max(1, ceil_div(s_total, stream_tile_budget(hw, "vector")))
+    n_tiles = max(1, ceil_div(s_total, stream_tile_budget(hw, item.unit)))
     return [Tile(0, s, c, mac, v) for s, c, mac, v in
             zip(split_even(s_total, n_tiles), split_even(cycles, n_tiles),
                 split_even(item.macs, n_tiles), split_even(item.vector_ops, n_tiles))]
@@ -493,7 +543,7 @@ def compulsory_weights(items: Sequence[WorkItem], hw: Hardware) -> list[bool]:
     out = [True] * len(items)
     for i, it in enumerate(items):
         key = it.weight_key
-        if key is None or (it.unit != "array" and not param_resident(it, hw)):
+        if key is None or (not on_matrix(it, hw) and not param_resident(it, hw)):
             continue
         if key in seen:
             out[i] = False
@@ -503,9 +553,10 @@ def compulsory_weights(items: Sequence[WorkItem], hw: Hardware) -> list[bool]:
 
 
 def roofline(items: Sequence[WorkItem], hw: Hardware, plan_: CostPlan | None = None) -> Roofline:
-    """Lower bound on the cycles of ``items``: max(array-, vector-, DRAM-bound time).
+    """Lower bound on the cycles of ``items``: the most of each compute unit's and the
+    DRAM's bound.
 
-    Array and vector cycles are the sums of ``item_tiles`` cycles (each unit
+    A unit's cycles are the sum of its items' ``item_tiles`` cycles (each unit
     runs one tile at a time). DRAM bytes are the compulsory ones: each weight
     key fetched once (keyless weights every time), all DRAM KV and spilled
     activation traffic; their time is bytes at the effective bandwidth plus one
@@ -513,7 +564,7 @@ def roofline(items: Sequence[WorkItem], hw: Hardware, plan_: CostPlan | None = N
     (``compulsory_weights``).
     """
     p = plan_ if plan_ is not None else plan(items, hw)
-    busy = {"array": 0, "vector": 0}
+    busy = dict.fromkeys(hw.compute_units, 0)
     dram_bytes = 0
     for it, weights in zip(items, compulsory_weights(items, hw)):
         busy[it.unit] += p.sums[it.id].cycles
@@ -521,5 +572,4 @@ def roofline(items: Sequence[WorkItem], hw: Hardware, plan_: CostPlan | None = N
         dram_bytes += (tr.weight_bytes if weights else 0) + tr.kv_read_bytes + tr.kv_write_bytes \
             + tr.act_read_bytes + tr.act_write_bytes
     dram = transfer_cycles(dram_bytes, hw.dram_bytes_per_cycle) + (hw.dram_latency_cycles if dram_bytes else 0)
-    return Roofline(max(busy["array"], busy["vector"], dram), busy["array"], busy["vector"], dram,
-                    dram_bytes)
+    return Roofline(max(*busy.values(), dram), busy, dram, dram_bytes)

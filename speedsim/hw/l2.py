@@ -75,7 +75,7 @@ def through_cache(items: Sequence[WorkItem], hw: Hardware) -> list[WorkItem]:
     if hw.buffers.weight.kind != "cache":
         return list(items)
     cache = LruChunks(int(hw.buffers.weight.size_kib * 1024) // CHUNK_BYTES)
-    return [_through(it, cache) for it in items]
+    return [_through(it, cache, hw) for it in items]
 
 
 def _tensor(key: Hashable) -> Hashable:
@@ -86,11 +86,11 @@ def _tensor(key: Hashable) -> Hashable:
     return key
 
 
-def _through(it: WorkItem, cache: LruChunks) -> WorkItem:
+def _through(it: WorkItem, cache: LruChunks, hw: Hardware) -> WorkItem:
     streamed = it.kv_read_bytes + it.kv_write_bytes
     if streamed:
         cache.stream(streamed, it.id)
-    if it.unit != "array" or it.weight_key is None or not it.weight_bytes:
+    if hw.unit(it.unit).kind != "matrix" or it.weight_key is None or not it.weight_bytes:
         return it
     missed = it.weight_bytes - cache.sweep(_tensor(it.weight_key), it.weight_bytes)
     return replace(it, weight_key=("l2 miss", it.id) if missed else None, weight_bytes=missed)

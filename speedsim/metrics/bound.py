@@ -3,7 +3,7 @@
 A pure function of the event log (``SimResult.log``) and the decode window
 ``[start, end)`` (TTFT to the last commit, in cycles):
 
-1. every log row of unit ``r`` (``array``/``vector`` compute, ``dram``
+1. every log row of resource ``r`` (a compute unit's compute, ``dram``
    transfers) spreads its ``busy_cycles`` evenly over its span
    ``[start_cycle, end_cycle)``: a density ``busy_cycles / span`` (a merged row
    of a weight stream that moved data half the time has density 1/2);
@@ -13,15 +13,15 @@ A pure function of the event log (``SimResult.log``) and the decode window
    utilization and ``1 - max_r u_r`` to ``latency`` (waiting on dependencies,
    DRAM latency, issue gaps).
 
-The four shares add up to 1 (``docs/metrics.md``).
+The shares (``dram``, each compute unit's, ``latency``) add up to 1 (``docs/metrics.md``).
 """
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import pandas as pd
-
-RESOURCES = ("dram", "array", "vector")
 
 
 def _utilization(start: np.ndarray, end: np.ndarray, busy: np.ndarray,
@@ -37,9 +37,11 @@ def _utilization(start: np.ndarray, end: np.ndarray, busy: np.ndarray,
     return np.minimum(np.cumsum(delta)[:len(edges) - 1], 1.0)
 
 
-def bound_by(log: pd.DataFrame, start: int, end: int) -> dict[str, float]:
-    """Shares of ``[start, end)`` with ``dram``/``array``/``vector``/``latency`` critical."""
-    out = {r: 0.0 for r in (*RESOURCES, "latency")}
+def bound_by(log: pd.DataFrame, start: int, end: int, units: Sequence[str]) -> dict[str, float]:
+    """Shares of ``[start, end)`` with ``dram``, each of the compute ``units`` or
+    ``latency`` critical (a tie goes to the first of them)."""
+    resources = ("dram", *units)
+    out = {r: 0.0 for r in (*resources, "latency")}
     if end <= start:
         return out
     s0 = log["start_cycle"].to_numpy(dtype=np.int64)
@@ -48,12 +50,12 @@ def bound_by(log: pd.DataFrame, start: int, end: int) -> dict[str, float]:
     busy = log["busy_cycles"].to_numpy() * _kept(s0, e0, s, e)
     edges = _sorted_unique(np.concatenate([[start, end], s, e]))
     unit = log["unit"].to_numpy()
-    util = np.stack([_utilization(s[m], e[m], busy[m], edges) for m in (unit == r for r in RESOURCES)])
+    util = np.stack([_utilization(s[m], e[m], busy[m], edges) for m in (unit == r for r in resources)])
     lengths = np.diff(edges).astype(np.float64)
     best = util.argmax(axis=0)
-    for i, r in enumerate(RESOURCES):
+    for i, r in enumerate(resources):
         out[r] = float((lengths * util[i] * (best == i)).sum()) / (end - start)
-    out["latency"] = 1.0 - sum(out[r] for r in RESOURCES)
+    out["latency"] = 1.0 - sum(out[r] for r in resources)
     return out
 
 

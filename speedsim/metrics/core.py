@@ -12,7 +12,7 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
-from speedsim.config.hw import Hardware
+from speedsim.config.hw import ComputeUnit, Hardware
 from speedsim.config.workload import Workload
 from speedsim.contracts.plan import Plan
 
@@ -64,27 +64,34 @@ def _percentile(values: np.ndarray, q: float) -> float:
 
 
 def utilization(sim: Any, hw: Hardware) -> dict[str, Any]:
-    """Array, vector and DRAM utilization and buffer occupancy over the whole run."""
+    """Each compute unit's (``<unit>_utilization``, in ``hw.units`` order) and the DRAM's
+    utilization and buffer occupancy over the whole run."""
     cycles = max(int(sim.total_cycles), 1)
-    return {
-        "array_utilization": array_utilization(sim.items, hw, cycles),
-        "vector_utilization": vector_utilization(sim.log, cycles),
-        "dram_bandwidth_utilization": dram_bandwidth_utilization(sim.items, hw, cycles),
-        "buffers": occupancy_stats(sim.occupancy, hw, cycles),
-    }
+    out: dict[str, Any] = {f"{u.name}_utilization": unit_utilization(sim, hw, u, cycles)
+                           for u in hw.units}
+    out["dram_bandwidth_utilization"] = dram_bandwidth_utilization(sim.items, hw, cycles)
+    out["buffers"] = occupancy_stats(sim.occupancy, hw, cycles)
+    return out
 
 
-def array_utilization(items: pd.DataFrame, hw: Hardware, cycles: int) -> float:
-    """Useful (committed) MACs of array items / (PEs · cycles)."""
+def unit_utilization(sim: Any, hw: Hardware, unit: ComputeUnit, cycles: int) -> float:
+    """A matrix unit's ``matrix_utilization``, an elementwise unit's ``busy_utilization``."""
+    if unit.kind == "matrix":
+        return matrix_utilization(sim.items, unit.name, hw.section(unit.name).pes, cycles)
+    return busy_utilization(sim.log, unit.name, cycles)
+
+
+def matrix_utilization(items: pd.DataFrame, unit: str, pes: int, cycles: int) -> float:
+    """Useful (committed) MACs of the items on ``unit`` / (its ``pes`` · cycles)."""
     useful = 1.0 - items["wasted_fraction"].to_numpy()
-    on_array = (items["unit"] == "array").to_numpy()
-    return float((items["macs"].to_numpy() * useful)[on_array].sum()) / (hw.array.pes * cycles)
+    on_unit = (items["unit"] == unit).to_numpy()
+    return float((items["macs"].to_numpy() * useful)[on_unit].sum()) / (pes * cycles)
 
 
-def vector_utilization(log: pd.DataFrame, cycles: int) -> float:
-    """Vector-unit busy cycles (its compute intervals) / cycles."""
-    vec = log[(log["unit"] == "vector") & (log["kind"] == "compute")]
-    return float((vec["end_cycle"] - vec["start_cycle"]).sum()) / cycles
+def busy_utilization(log: pd.DataFrame, unit: str, cycles: int) -> float:
+    """The busy cycles of ``unit`` (its compute intervals) / cycles."""
+    busy = log[(log["unit"] == unit) & (log["kind"] == "compute")]
+    return float((busy["end_cycle"] - busy["start_cycle"]).sum()) / cycles
 
 
 def dram_bandwidth_utilization(items: pd.DataFrame, hw: Hardware, cycles: int) -> float:
@@ -204,11 +211,12 @@ def run_tokens(wl: Workload) -> int:
     return wl.generation.batch * wl.generation.new_tokens
 
 
-def decode_bound_by(plan: Plan, sim: Any) -> dict[str, float]:
+def decode_bound_by(plan: Plan, sim: Any, hw: Hardware) -> dict[str, float]:
     """``speedsim.metrics.bound.bound_by`` over the decode window: TTFT to the last commit."""
     from speedsim.metrics.bound import bound_by
 
     end = sim.items["end_cycle"].to_numpy()
     start = int(end[plan.prefill_last_item])
     commits = commit_cycles(plan, sim.items)
-    return bound_by(sim.log, start, int(commits[-1]) if len(commits) else start)
+    return bound_by(sim.log, start, int(commits[-1]) if len(commits) else start,
+                    hw.compute_units)

@@ -3,10 +3,12 @@ per-item table and the ``Hardware``. Every byte count comes from the item table'
 DRAM columns, the work items' own sizes and the pure placement rules of
 ``speedsim.hw.cost`` (which KV stays on chip); the engine only reports what moved.
 
-All parts in joules:
+All parts in joules. Each compute unit's operations go to its ``energy_part``
+(``Hardware.units``: the array's to ``compute``, the vector unit's to ``vector``), priced
+by its kind:
 
-* ``compute`` = Σ MACs of array items × ``energy.mac_pj``
-* ``vector``  = Σ (vector_ops + MACs of vector-unit items) × ``energy.vector_op_pj``
+* matrix units: Σ MACs of their items × ``energy.mac_pj``
+* elementwise units: Σ (vector_ops + MACs of their items) × ``energy.vector_op_pj``
 * ``sram``    = Σ over buffers of bytes written into plus bytes read out of the
   buffer × its ``energy_pj_per_byte`` (``sram_bytes``). Per item:
   weight buffer = bytes fetched into it + the item's weight bytes read out
@@ -19,7 +21,7 @@ All parts in joules:
 * ``dram``    = bits moved (weights fetched, KV reads and writes, spilled
   activations) × ``dram.energy_pj_per_bit``
 * ``static``  = ``static_power_w`` × total cycles / ``clock_hz`` (idle cycles cost too)
-* ``total``   = the sum of the five parts
+* ``total``   = the sum of the parts above
 * ``wasted``  = Σ over items of the item's dynamic energy × its ``wasted_fraction``
   (a share of the total, not an extra part; static energy is not attributed)
 """
@@ -39,7 +41,18 @@ from speedsim.hw import cost
 from speedsim.metrics.core import item_dram_bytes
 
 PJ = 1e-12
-PARTS = ("total", "dram", "sram", "compute", "vector", "static", "wasted")
+
+
+def parts(hw: Hardware) -> tuple[str, ...]:
+    """The ``energy_j`` keys, in order: the units' parts between ``sram`` and ``static``
+    (``compute`` and ``vector`` for the array and the vector unit)."""
+    units = tuple(dict.fromkeys(u.energy_part for u in hw.units))
+    return ("total", "dram", "sram", *units, "static", "wasted")
+
+
+def _on_matrix(unit: np.ndarray, hw: Hardware) -> np.ndarray:
+    """Per item, from its ``unit`` column: it runs on a matrix unit."""
+    return np.isin(unit, [u.name for u in hw.units if u.kind == "matrix"])
 
 
 def _columns(items: Sequence[WorkItem], names: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -52,7 +65,7 @@ def _columns(items: Sequence[WorkItem], names: tuple[str, ...]) -> dict[str, np.
 def sram_bytes(items: Sequence[WorkItem], table: pd.DataFrame, hw: Hardware) -> dict[str, np.ndarray]:
     """Per item (in id order) and buffer: bytes written into plus read out of it."""
     items = sorted(items, key=lambda it: it.id)
-    on_array = np.array([it.unit == "array" for it in items])
+    on_array = _on_matrix(np.array([it.unit for it in items]), hw)
     size = _columns(items, _SIZES)
     fetched = table["weight_bytes_fetched"].to_numpy(dtype=np.float64)
     kv_dram = table["kv_read_bytes"].to_numpy(dtype=np.float64) + table["kv_write_bytes"].to_numpy(dtype=np.float64)
@@ -81,25 +94,37 @@ def _sram_pj(items: Sequence[WorkItem], table: pd.DataFrame, hw: Hardware) -> np
 
 def per_item_energy_j(items: Sequence[WorkItem], table: pd.DataFrame, hw: Hardware) -> dict[str, np.ndarray]:
     """Dynamic energy of each item (in id order), by part."""
-    on_array = (table["unit"] == "array").to_numpy()
+    out = {part: np.zeros(len(table)) for part in parts(hw)[3:-2]}
+    for unit, pj in _operation_pj(table, hw).items():
+        out[hw.unit(unit).energy_part] += pj * PJ
+    out["sram"] = _sram_pj(items, table, hw) * PJ
+    out["dram"] = item_dram_bytes(table) * 8 * hw.dram.energy_pj_per_bit * PJ
+    return out
+
+
+def _operation_pj(table: pd.DataFrame, hw: Hardware) -> dict[str, np.ndarray]:
+    """Per compute unit, per item (0 off the unit): picojoules of its operations."""
+    unit = table["unit"].to_numpy()
     macs = table["macs"].to_numpy(dtype=float)
     vops = table["vector_ops"].to_numpy(dtype=float)
-    return {
-        "compute": np.where(on_array, macs, 0.0) * hw.energy.mac_pj * PJ,
-        "vector": (vops + np.where(on_array, 0.0, macs)) * hw.energy.vector_op_pj * PJ,
-        "sram": _sram_pj(items, table, hw) * PJ,
-        "dram": item_dram_bytes(table) * 8 * hw.dram.energy_pj_per_bit * PJ,
-    }
+    out = {}
+    for u in hw.units:
+        ops = macs * hw.energy.mac_pj if u.kind == "matrix" else (vops + macs) * hw.energy.vector_op_pj
+        out[u.name] = np.where(unit == u.name, ops, 0.0)
+    return out
 
 
 def energy(items: Sequence[WorkItem], sim: Any, hw: Hardware) -> dict[str, float]:
-    """Energy breakdown in joules (``PARTS``) of the replay ``sim`` of ``items`` on ``hw``."""
-    parts = per_item_energy_j(items, sim.items, hw)
-    out = {name: float(v.sum()) for name, v in parts.items()}
+    """Energy breakdown in joules (``parts``) of the replay ``sim`` of ``items`` on ``hw``."""
+    per_item = per_item_energy_j(items, sim.items, hw)
+    out = {name: float(v.sum()) for name, v in per_item.items()}
     out["static"] = hw.energy.static_power_w * sim.total_cycles / hw.clock_hz
-    out["total"] = out["dram"] + out["sram"] + out["compute"] + out["vector"] + out["static"]
-    out["wasted"] = wasted_j(parts, sim.items)
-    return {k: out[k] for k in PARTS}
+    total = out["dram"] + out["sram"]
+    for part in parts(hw)[3:-2]:  # the units' parts
+        total += out[part]
+    out["total"] = total + out["static"]
+    out["wasted"] = wasted_j(per_item, sim.items)
+    return {k: out[k] for k in parts(hw)}
 
 
 def wasted_j(parts: dict[str, np.ndarray], table: pd.DataFrame) -> float:

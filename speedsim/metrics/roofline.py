@@ -116,16 +116,16 @@ def roofline_decode_cycles(plan: Plan, hw: Hardware, costed: cost.CostPlan | Non
 def resource_bound_cycles(items: Sequence[WorkItem], last: int, hw: Hardware,
                           costed: cost.CostPlan) -> int:
     """The busiest resource's cycles over the decode items ``last`` depends on (itself
-    included): array and vector cycles summed; DRAM, the KV, activation and streamed
-    parameter bytes plus the array weight bytes a weight buffer of its size cannot avoid
-    (resident vector parameters may stay on chip: not counted)."""
+    included): each compute unit's cycles summed; DRAM, the KV, activation and streamed
+    parameter bytes plus the matrix units' weight bytes a weight buffer of its size cannot
+    avoid (resident vector parameters may stay on chip: not counted)."""
     cone = [it for it, needed in zip(items, dependency_cone(items, last)) if needed
             and it.phase == "decode"]
     if not cone:
         return 0
     tr = _traffic(cone, costed)
-    array = np.array([it.unit == "array" and it.weight_key is not None for it in cone])
-    kept = array | np.array([it.unit == "vector" and cost.param_resident(it, hw) for it in cone])
+    array = np.array([cost.on_matrix(it, hw) and it.weight_key is not None for it in cone])
+    kept = array | np.array([cost.param_resident(it, hw) for it in cone])
     other = tr["kv_read_bytes"] + tr["kv_write_bytes"] + tr["act_read_bytes"] \
         + tr["act_write_bytes"] + np.where(kept, 0, tr["weight_bytes"])  # kept: may stay on chip
     weights = unavoidable_weight_bytes([it.weight_key for it, a in zip(cone, array) if a],
@@ -134,7 +134,7 @@ def resource_bound_cycles(items: Sequence[WorkItem], last: int, hw: Hardware,
     dram = cost.transfer_cycles(int(other.sum()) + weights, hw.dram_bytes_per_cycle)
     compute = compute_cycles(cone, costed)
     units = np.array([it.unit for it in cone])
-    return int(max(dram, compute[units == "array"].sum(), compute[units == "vector"].sum()))
+    return int(max(dram, *(compute[units == u].sum() for u in hw.compute_units)))
 
 
 def _traffic(items: Sequence[WorkItem], costed: cost.CostPlan) -> dict[str, np.ndarray]:

@@ -35,7 +35,7 @@ def strategy_metrics(plan: Plan, sim: SimResult, hw: Hardware, wl: Workload,
     m["energy_per_token_j"] = m["energy_j"]["total"] / core.run_tokens(wl)
     m["committed_tokens"] = wl.generation.new_tokens
     m["roofline_decode_s"] = roofline_decode_s(plan, hw, sim.costed)
-    m["bound_by"] = core.decode_bound_by(plan, sim)
+    m["bound_by"] = core.decode_bound_by(plan, sim, hw)
     if accepted is not None:
         m["speculation"] = core.speculation(plan, accepted, expected)
     return m

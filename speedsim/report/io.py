@@ -16,12 +16,12 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import IO, Any, Callable, Optional
+from typing import IO, TYPE_CHECKING, Any, Callable, Optional
 
 import numpy as np
-import pandas as pd
 
-from speedsim.report.csvtext import csv_text
+if TYPE_CHECKING:  # pandas loads with the first table written (``speedsim run`` starts without)
+    import pandas as pd
 
 
 def write_atomic(path: Path, write: Callable[[IO], Any], *, binary: bool = False) -> None:
@@ -80,6 +80,8 @@ def write_json_atomic(obj: Any, path: Path, indent: int | None = 2) -> None:
 
 def write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
     """``frame.to_csv(path, index=False)``, the same bytes (``speedsim.report.csvtext``)."""
+    from speedsim.report.csvtext import csv_text
+
     text = csv_text(frame)
     write_atomic(path, lambda fh: fh.write(text))
 

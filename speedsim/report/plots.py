@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from speedsim.config.hw import UNITS
 from speedsim.config.errors import ConfigError
 from speedsim.metrics.core import DRAM_BYTE_COLUMNS, item_dram_bytes
 from speedsim.report.timeline import SUMMARY_DECODE_TOKENS
@@ -44,9 +45,9 @@ STRATEGY_COLOURS = {"sequential": OKABE_ITO["blue"], "speed": OKABE_ITO["vermill
                     "draft_spec": OKABE_ITO["reddish_purple"], "shallow": OKABE_ITO["orange"]}
 WASTED_HATCH = "///"
 
-ENERGY_PARTS = ("dram", "sram", "compute", "vector", "static")
-_ENERGY_COLOURS = {"dram": "blue", "sram": "sky_blue", "compute": "orange", "vector": "yellow",
-                   "static": "reddish_purple"}
+ENERGY_FIXED = ("dram", "sram", "static")  # every energy_j has them; the units' parts between
+_ENERGY_COLOURS = {"dram": "blue", "sram": "sky_blue", "static": "reddish_purple"}
+_UNIT_ENERGY_COLOURS = ("orange", "yellow", "bluish_green", "vermillion", "black")
 
 # Op kinds of the array, and the groups the timeline colours unit intervals by.
 ARRAY_OPS = ("qkv", "attn_score", "attn_value", "out_proj", "mlp_up", "mlp_down", "lm_head")
@@ -342,8 +343,10 @@ def plot_sweep(df: pd.DataFrame, x: str, metric: str, *, title: Optional[str] = 
 
 # -- 3. roofline ---------------------------------------------------------------------------------
 
-def roofline_table(items: pd.DataFrame) -> pd.DataFrame:
-    """One row per array work item with MACs: its DRAM bytes and the array time it accounts for.
+def roofline_table(items: pd.DataFrame, unit: Optional[str] = None) -> pd.DataFrame:
+    """One row per work item with MACs on the matrix unit ``unit`` (``Hardware.placement.gemm``;
+    by default the first declared, the array): its DRAM bytes and the array time it
+    accounts for.
 
     ``items`` is ``SimResult.items`` (``items_<s>.csv``). The array runs one
     item at a time, so its timeline is cut at each item's compute end: an
@@ -355,9 +358,10 @@ def roofline_table(items: pd.DataFrame) -> pd.DataFrame:
     """
     _require(items, ("item", "op", "unit", "phase", "macs", "start_cycle", "compute_end_cycle",
                      *DRAM_BYTE_COLUMNS), "items")
-    a = items[items["unit"] == "array"].sort_values(["compute_end_cycle", "item"], kind="stable")
+    unit = unit or next(u.name for u in UNITS if u.kind == "matrix")
+    a = items[items["unit"] == unit].sort_values(["compute_end_cycle", "item"], kind="stable")
     if a.empty:
-        raise ConfigError("items: no array work items")
+        raise ConfigError(f"items: no {unit} work items")
     end = a["compute_end_cycle"].to_numpy(dtype=np.int64)
     prev = np.concatenate([[a["start_cycle"].iloc[0]], end[:-1]])
     out = pd.DataFrame({
@@ -402,7 +406,8 @@ def plot_roofline(tables: TableOrTables, hw, *, title: Optional[str] = None) -> 
     array time, so a point may sit above the bandwidth roof: prefetch hid it.
     """
     tables = _tables(tables, "roofline")
-    peak_macs = hw.array.pes * hw.clock_hz  # MAC/s
+    array = hw.section(hw.placement.gemm)
+    peak_macs = array.pes * hw.clock_hz  # MAC/s
     bw = hw.dram.bandwidth_gb_s * 1e9  # bytes/s
     ridge = peak_macs / bw  # MAC/byte
     points = {n: roofline_points(t, hw.clock_hz) for n, t in tables.items()}
@@ -445,12 +450,22 @@ def plot_roofline(tables: TableOrTables, hw, *, title: Optional[str] = None) -> 
     handles += [Line2D([], [], marker=">", ls="", color="grey", label="no DRAM bytes (resident)")]
     roof_handles, _ = axes[0].get_legend_handles_labels()
     fig.legend(handles=roof_handles + handles, loc="outside right center", fontsize=7)
-    fig.suptitle(title or f"Roofline of the {hw.array.rows}×{hw.array.cols}×{hw.array.count} array "
+    fig.suptitle(title or f"Roofline of the {array.rows}×{array.cols}×{array.count} array "
                           f"({hw.name}), ops per phase and kind")
     return fig
 
 
 # -- 4. energy -----------------------------------------------------------------------------------
+
+def energy_parts(summary: Mapping[str, Any]) -> tuple[str, ...]:
+    """The stacked parts of ``plot_energy``: ``dram``, ``sram``, the compute units' parts
+    (``energy_j``'s keys between ``sram`` and ``static`` in the first strategy: ``compute``,
+    ``vector``), ``static``."""
+    first = next(iter(summary["strategies"].values()), {}).get("energy_j")
+    keys = list(first) if isinstance(first, Mapping) else []
+    units = keys[keys.index("sram") + 1:keys.index("static")] \
+        if "sram" in keys and "static" in keys else []
+    return ("dram", "sram", *units, "static")
 
 def plot_energy(summary: Mapping[str, Any], *, per_token: bool = False,
                 title: Optional[str] = None) -> Figure:
@@ -465,21 +480,23 @@ def plot_energy(summary: Mapping[str, Any], *, per_token: bool = False,
     if not strategies:
         raise ConfigError("summary: no strategies")
     names = list(strategies)
+    stacked = energy_parts(summary)
     parts = {}
     for n in names:
         e = strategies[n].get("energy_j")
-        if not isinstance(e, Mapping) or any(k not in e for k in ENERGY_PARTS):
-            raise ConfigError(f"summary: strategies.{n}.energy_j lacks one of {', '.join(ENERGY_PARTS)}")
+        if not isinstance(e, Mapping) or any(k not in e for k in stacked):
+            raise ConfigError(f"summary: strategies.{n}.energy_j lacks one of {', '.join(stacked)}")
         scale = 1.0 / (strategies[n]["committed_tokens"] * _batch(summary)) if per_token else 1.0
-        parts[n] = {k: float(e[k]) * scale for k in (*ENERGY_PARTS, "total", "wasted") if k in e}
+        parts[n] = {k: float(e[k]) * scale for k in (*stacked, "total", "wasted") if k in e}
     factor, unit = energy_scale(max(p["total"] for p in parts.values()))
     fig = _new_figure(1.6 * len(names) + 4.0, 4.4)
     ax = fig.add_subplot()
     x = np.arange(len(names))
     bottom = np.zeros(len(names))
-    for part in ENERGY_PARTS:
+    colours = {**dict(zip(stacked[2:-1], _UNIT_ENERGY_COLOURS)), **_ENERGY_COLOURS}
+    for part in stacked:
         h = np.array([parts[n][part] for n in names]) * factor
-        ax.bar(x, h, 0.6, bottom=bottom, color=OKABE_ITO[_ENERGY_COLOURS[part]], edgecolor="black",
+        ax.bar(x, h, 0.6, bottom=bottom, color=OKABE_ITO[colours[part]], edgecolor="black",
                linewidth=0.4, label=part)
         bottom += h
     wasted = np.array([parts[n].get("wasted", 0.0) for n in names]) * factor
@@ -768,5 +785,5 @@ def plot_occupancy(occupancy: TableOrTables, clock_hz: float, *, hw=None,
 
 __all__ = ["OKABE_ITO", "STAGES_KEY", "RATE_KEY", "SPEEDUP_KEY", "commit_gaps", "plot_token_latency",
            "speedup_pivot", "plot_speedup_map", "roofline_table", "roofline_points",
-           "plot_roofline", "plot_energy", "timeline_frame", "default_window", "plot_timeline",
+           "plot_roofline", "energy_parts", "plot_energy", "timeline_frame", "default_window", "plot_timeline",
            "plot_occupancy", "plot_pareto", "strategy_colour", "time_scale", "energy_scale"]

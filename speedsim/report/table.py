@@ -18,6 +18,27 @@ def _kind_bytes(m: dict[str, Any], *kinds: str) -> float:
     return sum(m["dram_bytes_by_kind"][k] for k in kinds)
 
 
+def rows(m: dict[str, Any]) -> list[Row]:
+    """The table's rows for strategies whose metrics are like ``m``: a row per compute
+    unit (its ``<unit>_utilization``) and per unit energy part (``energy_j``'s keys
+    between ``sram`` and ``static``), in the summary's order."""
+    units = [k.removesuffix("_utilization") for k in m
+             if k.endswith("_utilization") and k != "dram_bandwidth_utilization"]
+    energy = list(m["energy_j"])
+    parts = energy[energy.index("sram") + 1:energy.index("static")]
+    return [*ROWS[:_UTIL_AT], *(_util_row(u) for u in units), *ROWS[_UTIL_AT:_ENERGY_AT],
+            *(_energy_row(p, p) for p in parts), *ROWS[_ENERGY_AT:]]
+
+
+def _util_row(unit: str) -> Row:
+    return (f"{unit} util.", lambda m: f"{m[f'{unit}_utilization'] * 100:.1f} %")
+
+
+def _energy_row(label: str, key: str) -> Row:
+    return (f"  {label}", lambda m: human(m["energy_j"][key], "J"))
+
+
+# the rows every table has; the units' rows go in at _UTIL_AT and _ENERGY_AT (``rows``)
 ROWS: list[Row] = [
     ("TTFT", lambda m: human(m["ttft_s"], "s")),
     ("decode time", lambda m: human(m["decode_time_s"], "s")),
@@ -26,21 +47,21 @@ ROWS: list[Row] = [
     ("inter-token p99", lambda m: human(m["inter_token_p99_s"], "s")),
     ("tokens/s (batch)", lambda m: f"{m['tokens_per_s']:,.1f}"),
     ("cycles", lambda m: human(m["cycles"], "")),
-    ("array util.", lambda m: f"{m['array_utilization'] * 100:.1f} %"),
-    ("vector util.", lambda m: f"{m['vector_utilization'] * 100:.1f} %"),
     ("DRAM bandwidth util.", lambda m: f"{m['dram_bandwidth_utilization'] * 100:.1f} %"),
     ("DRAM traffic", lambda m: human(m["dram_bytes"], "B")),
     ("  weights", lambda m: human(_kind_bytes(m, "weight_bytes"), "B")),
     ("  KV reads + writes", lambda m: human(_kind_bytes(m, "kv_read_bytes", "kv_write_bytes"), "B")),
     ("MACs", lambda m: human(m["macs"], "")),
     ("energy", lambda m: human(m["energy_j"]["total"], "J")),
-    *((f"  {part}", lambda m, k=key: human(m["energy_j"][k], "J"))
-      for part, key in (("DRAM", "dram"), ("SRAM", "sram"), ("compute", "compute"),
-                        ("vector", "vector"), ("static", "static"))),
+    _energy_row("DRAM", "dram"),
+    _energy_row("SRAM", "sram"),
+    _energy_row("static", "static"),
     ("energy per token", lambda m: human(m["energy_per_token_j"], "J")),
     ("wasted energy", lambda m: human(m["energy_j"].get("wasted", 0.0), "J")),
     ("bound by (share)", lambda m: _bound_by(m["bound_by"])),
 ]
+_UTIL_AT = [label for label, _ in ROWS].index("DRAM bandwidth util.")
+_ENERGY_AT = [label for label, _ in ROWS].index("  static")
 
 SPEC_ROWS: list[Row] = [
     ("launched", lambda s: f"{s['launched']}"),
@@ -57,13 +78,10 @@ SPEC_ROWS: list[Row] = [
 BOUND_NOTE = ("roofline bound: the least decode time this plan's dependencies, its busiest "
               "unit and the weight traffic a weight buffer of this size cannot avoid allow; "
               "achieved = bound / decode time (100 %: nothing left to gain on this hardware).")
-_SHORT = {"dram": "DRAM", "array": "array", "vector": "vector", "latency": "latency"}
-
-
 def _bound_by(shares: dict[str, float]) -> str:
     """The resource critical the longest, and its share: ``array 99 %``."""
     name = max(shares, key=shares.get)
-    return f"{_SHORT.get(name, name)} {shares[name] * 100:.0f}%"
+    return f"{'DRAM' if name == 'dram' else name} {shares[name] * 100:.0f}%"
 
 
 def _header(name: str) -> str:
@@ -103,7 +121,7 @@ def summary_table(summary: dict[str, Any]) -> Table:
     table.add_column("metric", no_wrap=True)
     for n in names:
         table.add_column(_header(n), justify="right", min_width=10)
-    for label, get in ROWS:
+    for label, get in rows(summary["strategies"][names[0]]):
         table.add_row(label, *(get(summary["strategies"][n]) for n in names))
     table.add_row("roofline bound", *(human(summary["roofline"][n], "s") for n in names))
     table.add_row("  achieved", *(f"{summary['roofline_fraction'][n] * 100:.1f} %" for n in names))

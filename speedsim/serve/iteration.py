@@ -33,6 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Callable, Sequence, Union
 
+from speedsim.config.hw import Placement
 from speedsim.contracts.oprow import OpRow
 from speedsim.contracts.workitem import WorkItem
 from speedsim.strategies.builder import ItemBuilder
@@ -114,11 +115,11 @@ def bases(it: Iteration) -> list[int]:
     return out
 
 
-def work_items(parts: Iteration, rows: RowSource, attention_on: str,
+def work_items(parts: Iteration, rows: RowSource, placement: Placement,
                attention_batched: bool, copies: int = 1) -> tuple[list[WorkItem], list[int]]:
     """The items of ``copies`` back-to-back runs of ``parts`` (each part waits for the
     previous one's last items), and the number of items in each copy."""
-    b = ItemBuilder(attention_on)
+    b = ItemBuilder(placement)
     prev: Deps = ()
     sizes = []
     for _ in range(copies):

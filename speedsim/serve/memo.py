@@ -50,6 +50,7 @@ from math import floor, log2
 import numpy as np
 
 from speedsim.config.hw import Hardware
+from speedsim.hw.cost import matrix_section
 from speedsim.metrics.energy import per_item_energy_j
 from speedsim.serve.iteration import Iteration, RowSource, bases, build, skeleton, work_items
 from speedsim.sim.engine import replay
@@ -107,7 +108,8 @@ class IterationCosts:
         x = float(np.mean(bases(it)))
         if all(part[1] == "prefill" for part in shape):  # its cost steps with the prompt's tiles
             return self._at(shape, counts, round(x))
-        anchor = within_tiles(shape, counts, count_anchor(shape, counts), self.hw.array.rows)
+        anchor = within_tiles(shape, counts, count_anchor(shape, counts),
+                              matrix_section(self.hw).rows)
         lo, hi = grid_points(x, GRID_POINTS_PER_OCTAVE)
         # the axes off their grid point: (fraction of the way to the next one, axis); the
         # vertices of the simplex that holds the point: each moves one more axis up
@@ -139,7 +141,7 @@ class IterationCosts:
         """The second of two back-to-back copies of ``it``, replayed (module docstring)."""
         self.replays += 1
         hw = self.hw
-        items, sizes = work_items(it, self.rows, hw.attention_on, hw.attention_issue == "batched",
+        items, sizes = work_items(it, self.rows, hw.placement, hw.attention_issue == "batched",
                                   copies=2)
         sim = replay(items, hw)
         first = sizes[0]

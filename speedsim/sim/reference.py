@@ -268,7 +268,7 @@ class _Reference:
     def _kv_only(self, it: WorkItem) -> bool:
         """The item's stream is KV reads only (no spilled inputs, no streamed parameters)."""
         tr = self.plan.traffic[it.id]
-        streamed_params = it.unit == "vector" and not cost.param_resident(it, self.hw) \
+        streamed_params = not cost.on_matrix(it, self.hw) and not cost.param_resident(it, self.hw) \
             and tr.weight_bytes
         return bool(tr.kv_read_bytes and not tr.act_read_bytes and not streamed_params)
 

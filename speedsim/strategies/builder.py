@@ -12,6 +12,7 @@ from typing import Hashable, Iterable, Sequence
 
 import pandas as pd
 
+from speedsim.config.hw import Placement
 from speedsim.contracts.oprow import OpRow
 from speedsim.contracts.workitem import FIELDS, WorkItem, items_from_columns
 from speedsim.trace.schema import ATTENTION_OPS, GEMM_OPS, NO_WEIGHTS
@@ -57,14 +58,14 @@ class ItemBuilder:
     out once; equal residency keys are kept as one object.
     """
 
-    def __init__(self, attention_on: str):
+    def __init__(self, placement: Placement):
         self._items: list[WorkItem] = []
         # per item added since ``items`` was last read, one list per value: no object per
         # item beyond its own values (the garbage collector would scan each one again)
         self._pending: dict[str, list] = {f: [] for f in _PENDING}
         self._shapes: dict[tuple, tuple] = {}  # (rows sans position and layer, slot, scope)
         self._keys: dict[Hashable, Hashable] = {}
-        self.attention_on = attention_on
+        self.placement = placement  # which unit runs each class of op
 
     @property
     def items(self) -> list[WorkItem]:
@@ -110,11 +111,13 @@ class ItemBuilder:
         # length (attention); the weights are the first row's
         (phase, _, _, weight_set, op, m, k, n, count, _, _, elements, _,
          act_in_bytes, act_out_bytes, kv_read_bytes, kv_write_bytes, macs, vector_ops) = total
-        on_array = op in GEMM_OPS or (op in ATTENTION_OPS and self.attention_on == "array")
+        p = self.placement
+        unit = p.gemm if op in GEMM_OPS else p.attention if op in ATTENTION_OPS else p.elementwise
+        on_array = unit in p.matrix  # GEMM-shaped
         weights = weight_set != NO_WEIGHTS and first.weight_bytes > 0
         key = _weight_key(first, slot, scope) if weights else None
         return (
-            "array" if on_array else "vector",  # unit
+            unit,
             op,
             phase,
             # stacked GEMM rows share the weights; attention stays one GEMM per (sequence, head)
@@ -122,7 +125,7 @@ class ItemBuilder:
             k if on_array else 0,  # k
             n if on_array else 0,  # n
             (1 if op in GEMM_OPS else count) if on_array else 0,  # count
-            # attention on the vector unit costs its MACs (one per lane per cycle), no elements
+            # attention on an elementwise unit costs its MACs (one per lane per cycle), no elements
             0 if on_array else elements,  # elements
             VECTOR_KIND.get(op, "") if not on_array and elements else "",  # vector_kind
             self._keys.setdefault(key, key),  # weight_key

@@ -67,7 +67,7 @@ class DraftSpec:
         return cls(cfg.draft_tokens, trace, dm.n_layers, acc, ctx)
 
     def plan(self, inp: StrategyInput) -> Plan:
-        return draft_spec_plan(self.name, ItemBuilder(inp.attention_on), inp.index,
+        return draft_spec_plan(self.name, ItemBuilder(inp.placement), inp.index,
                                TraceIndex(self.draft_trace), self.schedule, inp.n_layers,
                                self.draft_layers, inp.prompt_tokens)
 

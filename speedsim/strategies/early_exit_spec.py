@@ -59,7 +59,7 @@ class EarlyExitSpec:
         return cls(cfg.draft_tokens, E, acc, ctx)
 
     def plan(self, inp: StrategyInput) -> Plan:
-        return early_exit_plan(self.name, ItemBuilder(inp.attention_on), inp.index,
+        return early_exit_plan(self.name, ItemBuilder(inp.placement), inp.index,
                                self.schedule, inp.n_layers, self.E, inp.prompt_tokens)
 
     def outcome(self, plan: Plan) -> Outcome:

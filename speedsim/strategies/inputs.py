@@ -12,6 +12,7 @@ from functools import cached_property
 
 import pandas as pd
 
+from speedsim.config.hw import Placement
 from speedsim.strategies.builder import TraceIndex
 
 
@@ -22,7 +23,7 @@ class StrategyInput:
     layer_sets: tuple[int, ...]  # weight set of each layer
     prompt_tokens: int  # P
     new_tokens: int  # generated tokens per sequence; token 0 comes from prefill
-    attention_on: str  # "array" | "vector" (hardware choice)
+    placement: Placement  # which compute unit runs each class of op (``Hardware.placement``)
     attention_batched: bool = False  # one attention item for all tokens in flight (hw choice)
 
     @cached_property

@@ -36,7 +36,7 @@ class Sequential:
         return Outcome(self.ctx.record.committed, greedy_carried(self.ctx, plan))
 
     def plan(self, inp: StrategyInput) -> Plan:
-        builder = ItemBuilder(inp.attention_on)
+        builder = ItemBuilder(inp.placement)
         index = inp.index
         N, P = inp.n_layers, inp.prompt_tokens
         first, last = prefill(builder, index, N, exec_id=0)

@@ -41,7 +41,7 @@ class Shallow:
         return cls(E, run)
 
     def plan(self, inp: StrategyInput) -> Plan:
-        return shallow_plan(self.name, ItemBuilder(inp.attention_on), inp.index,
+        return shallow_plan(self.name, ItemBuilder(inp.placement), inp.index,
                             inp.n_layers, self.E, inp.prompt_tokens, inp.decode_executions)
 
     def outcome(self, plan: Plan) -> Outcome:

@@ -129,7 +129,7 @@ class Speed:
 
     def plan(self, inp: StrategyInput) -> Plan:
         st = _PlanState(inp, self.schedule(self.acceptance.accepted), self.layout,
-                        ItemBuilder(inp.attention_on), inp.index)
+                        ItemBuilder(inp.placement), inp.index)
         # 1. prefill, as in sequential decoding
         first, last = prefill(st.b, st.index, inp.n_layers, exec_id=0)
         st.pred_item[0] = last

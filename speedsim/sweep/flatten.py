@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 from typing import Any, Optional, Sequence
 
-from speedsim.config.hw import Hardware
+from speedsim.config.hw import UNITS, Hardware
 
 
 def flatten_summary(summary: dict[str, Any], hw: Hardware) -> dict[str, Any]:
@@ -39,7 +39,7 @@ def _walk(flat: dict[str, Any], prefix: str, obj: Any) -> None:
 
 def silicon(hw: Hardware) -> dict[str, Any]:
     b = hw.buffers
-    pes = hw.array.pes
+    pes = sum(hw.section(u.name).pes for u in hw.units if u.kind == "matrix")
     sram_kib = sum(x.size_kib for x in (b.weight, b.activation, b.accumulator, b.kv)
                    if x is not None)
     return {"silicon.pes": pes, "silicon.sram_kib": sram_kib,
@@ -48,15 +48,17 @@ def silicon(hw: Hardware) -> dict[str, Any]:
 
 _BUFFER_STATS = ("peak_bytes", "mean_bytes", "capacity_bytes")
 VS_SEQUENTIAL = ("throughput_vs_sequential", "tpot_speedup_p50")  # served beside sequential only
+_UNIT_PARTS = tuple(dict.fromkeys(u.energy_part for u in UNITS))
 STRATEGY_METRICS: frozenset[str] = frozenset([
     "ttft_s", "decode_time_s", "decode_tokens", "time_per_token_s", "inter_token_p50_s",
-    "inter_token_p99_s", "tokens_per_s", "end_to_end_s", "cycles", "array_utilization",
-    "vector_utilization", "dram_bandwidth_utilization", "macs", "vector_ops", "dram_bytes",
+    "inter_token_p99_s", "tokens_per_s", "end_to_end_s", "cycles",
+    *(f"{u.name}_utilization" for u in UNITS), "dram_bandwidth_utilization", "macs",
+    "vector_ops", "dram_bytes",
     *(f"dram_bytes_by_kind.{k}_bytes" for k in ("weight", "kv_read", "kv_write", "act")),
     "wasted_macs", "wasted_dram_bytes",
-    *(f"energy_j.{k}" for k in ("total", "dram", "sram", "compute", "vector", "static", "wasted")),
+    *(f"energy_j.{k}" for k in ("total", "dram", "sram", *_UNIT_PARTS, "static", "wasted")),
     "energy_per_token_j", "committed_tokens", "roofline_decode_s",
-    *(f"bound_by.{k}" for k in ("dram", "array", "vector", "latency")),
+    *(f"bound_by.{k}" for k in ("dram", *(u.name for u in UNITS), "latency")),
     *(f"buffers.{b}.{s}" for b in ("weight", "activation", "accumulator", "kv") for s in _BUFFER_STATS),
     *(f"speculation.{k}" for k in (
         "launched", "committed", "flushed", "flushes", "acceptance_rate", "mean_tokens_in_flight",
