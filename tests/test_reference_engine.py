@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from speedsim.config import load_hardware, load_workload
 from speedsim.contracts.workitem import WorkItem
-from speedsim.sim.engine import ITEM_COLUMNS, replay
+from speedsim.contracts.results import ITEM_COLUMNS
+from speedsim.sim.engine import replay
 from speedsim.sim.reference import RefDram, RefWeightBuffer, reference_replay
 from test_sim_engine import decode_like, gemm, long_runs, random_dags, small_hw, spans, vec
 

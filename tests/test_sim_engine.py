@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from speedsim.config.hw import hardware_from_dict
 from speedsim.hw import cost
 from speedsim.hw.systolic import gemm_cycles
-from speedsim.sim.engine import ITEM_COLUMNS, LOG_COLUMNS, replay
+from speedsim.contracts.results import ITEM_COLUMNS, LOG_COLUMNS
+from speedsim.sim.engine import replay
 from speedsim.contracts.workitem import WorkItem
 
 

@@ -17,8 +17,8 @@ Invariant: at most one transfer moves data at any cycle; demand never waits for 
 **Weight buffer**: weight tiles keyed ``prefix + (tile index,)``, LRU; a tile is
 pinned from its issue until its compute ends and only unpinned tiles are evicted;
 a resident tile is not fetched again; resident bytes never exceed the capacity
-(asserted). **Parameter cache**: the buffer's share for vector-unit parameters,
-LRU by key, whole entries.
+(asserted). **Parameter cache**: the buffer's share for vector-unit parameters, a
+``WeightBuffer`` of whole entries, never pinned.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from bisect import bisect_right
 from collections import OrderedDict, deque
 from itertools import chain
 from dataclasses import dataclass
+from functools import cache, partial
 from typing import Hashable
 
 from speedsim.config.hw import Hardware
@@ -49,8 +50,6 @@ class Periodic:
       ``period.cycles`` cycles on;
     * ``forget()``: the stretch that marked is over.
     """
-
-    keyed = False  # whether ``relative`` says anything (the skipper skips asking if not)
 
     def relative(self, now: int) -> Hashable:
         return ()
@@ -125,56 +124,41 @@ class _Busy:
             t = max(t, b)
         return (t if start is None else start), t + cycles
 
-    def _tail(self, now: int) -> range:
-        """Indices of the intervals still running after ``now``."""
+    def tail(self, now: int) -> list[tuple[int, int]]:
+        """The intervals still running after ``now``: their part after ``now``."""
         k = len(self.ends)
         while k > self.head and self.ends[k - 1] > now:
             k -= 1
-        return range(k, len(self.ends))
-
-    def relative(self, now: int) -> tuple:
-        return tuple([(self.starts[k] - now if self.starts[k] > now else 0, self.ends[k] - now)
-                      for k in self._tail(now)])
+        return [(max(a, now), b) for a, b in zip(self.starts[k:], self.ends[k:])]
 
     def shift(self, now: int, by: int) -> None:
         """Move the part of every interval after ``now`` on by ``by``."""
-        tail = self._tail(now)
-        moved = [(max(self.starts[k], now) + by, self.ends[k] + by) for k in tail]
-        if tail:
-            del self.starts[tail.start + 1:], self.ends[tail.start + 1:]
+        moved = self.tail(now)
+        if moved:
+            k = len(self.ends) - len(moved)
+            del self.starts[k + 1:], self.ends[k + 1:]
             if self.starts[-1] < now:  # the part up to now stays where it was
                 self.ends[-1] = now
             else:
                 self.starts.pop(), self.ends.pop()
-        for a, b in moved:
-            self.starts.append(a)
-            self.ends.append(b)
+        self.starts.extend([a + by for a, _ in moved])
+        self.ends.extend([b + by for _, b in moved])
 
 
 class Dram(Periodic):
     """DRAM with demand and bulk classes and the DMA engines of the bulk class."""
 
-    keyed = True
-
     def __init__(self, hw: Hardware):
-        self.hw = hw
+        # ``dram_transfer_cycles`` memoized: a run moves a few sizes, many times
+        self.cycles = cache(partial(dram_transfer_cycles, hw=hw))
         self.latency = hw.dram_latency_cycles
         self.engines = hw.dma.engines
         self.demand_free = 0
         self.busy = _Busy()
         self.pending: list[BulkTransfer] = []  # bulk transfers not yet finished, in order
         self.arrivals: deque[int] = deque(maxlen=self.engines)  # of the last bulk transfers
-        self.bytes_moved = 0
         self.last_issue = 0
         self.retired_finish = 0  # finish of the last bulk transfer retired
-        self._cycles: dict[int, int] = {}
-
-    def cycles(self, bytes_: int) -> int:
-        """``dram_transfer_cycles`` of ``bytes_`` (memoized: a run moves a few sizes, many times)."""
-        hit = self._cycles.get(bytes_)
-        if hit is None:
-            hit = self._cycles[bytes_] = dram_transfer_cycles(bytes_, self.hw)
-        return hit
 
     def demand(self, now: int, bytes_: int) -> tuple[int, int, int]:
         """Book a demand transfer issued at ``now``: (start, end, arrival) cycles."""
@@ -182,7 +166,6 @@ class Dram(Periodic):
         self.last_issue = now
         start = now if now > self.demand_free else self.demand_free
         end = self.demand_free = start + self.cycles(bytes_)
-        self.bytes_moved += bytes_
         if end > start:
             self.busy.add(start, end)
             self._replan(start, end)
@@ -194,7 +177,6 @@ class Dram(Periodic):
         self.last_issue = now
         self.retire(now)
         tr = BulkTransfer(now, self.cycles(bytes_), bytes_)  # issue, cycles, bytes
-        self.bytes_moved += bytes_
         self.pending.append(tr)
         origin = self._origin(len(self.pending) - 1)
         tr.plan(origin, *self.busy.serve(origin, tr.cycles), self.latency)
@@ -243,10 +225,7 @@ class Dram(Periodic):
                 tuple([a - now if a > now else 0 for a in self.arrivals]),
                 tuple([t - now if t > now else 0  # pending transfers: four cycles each
                        for tr in self.pending for t in (tr.start, tr.finish, tr.arrival, tr.origin)]),
-                self.busy.relative(now))
-
-    def mark(self, it) -> int:
-        return self.bytes_moved
+                tuple([(a - now, b - now) for a, b in self.busy.tail(now)]))
 
     def skip(self, since: int, now: int, period) -> None:
         """The DRAM ``period.times`` periods on: every cycle after ``now`` moved on, the bulk
@@ -254,12 +233,10 @@ class Dram(Periodic):
         by = period.times * period.cycles
         mv = lambda t: t + by if t > now else t
         self.demand_free, self.retired_finish = mv(self.demand_free), mv(self.retired_finish)
-        self.arrivals = deque([a + by if a > now else a for a in self.arrivals], self.engines)
-        pending = set(map(id, self.pending))
-        for tr in chain(self.pending, [tr for tr in period.transfers if id(tr) not in pending]):
-            tr.shift(now, by)
+        self.arrivals = deque(map(mv, self.arrivals), self.engines)
+        for tr in {id(tr): tr for tr in chain(self.pending, period.transfers)}.values():
+            tr.shift(now, by)  # each once, pending or only in flight
         self.busy.shift(now, by)
-        self.bytes_moved += period.times * (self.bytes_moved - since)
 
 
 class WeightBuffer(Periodic):
@@ -294,10 +271,8 @@ class WeightBuffer(Periodic):
     def release(self, key: tuple) -> None:
         if self._journal is not None:
             self._journal.append((key, None, 0))
-        left = self.pins[key] - 1
-        if left:
-            self.pins[key] = left
-        else:
+        self.pins[key] -= 1
+        if not self.pins[key]:
             del self.pins[key]
 
     def first_resident(self, prefix: tuple, first: int) -> int | None:
@@ -309,8 +284,7 @@ class WeightBuffer(Periodic):
 
     def mark(self, it) -> int:
         """Journal the calls from here on (the skipper replays them); where they begin."""
-        if self._journal is None:
-            self._journal = []
+        self._journal = [] if self._journal is None else self._journal
         return len(self._journal)
 
     def forget(self) -> None:
@@ -368,42 +342,13 @@ class WeightBuffer(Periodic):
         """Evict unpinned tiles, least recently used first, until ``bytes_`` fit; the bytes freed."""
         if bytes_ > self.capacity:
             raise ValueError(f"weight tile of {bytes_} bytes exceeds the buffer ({self.capacity} bytes)")
-        need = self.used + bytes_ - self.capacity
-        resident, pins, freed = self.resident, self.pins, 0
-        while need > 0:
-            for old in resident:  # least recently used first; pinned tiles stay
-                if old not in pins:
-                    break
-            else:
-                raise AssertionError(f"weight buffer: pinned tiles leave no room for {bytes_} bytes "
-                                     f"at cycle {cycle}")
-            size = resident.pop(old)
-            self.used -= size
-            freed += size
-            need -= size
-        return freed
-
-
-class ParamCache:
-    """Resident vector-unit parameters: whole entries by key, LRU, within ``capacity_bytes``."""
-
-    def __init__(self, capacity_bytes: int, trace):
-        self.capacity = capacity_bytes
-        self.entries: OrderedDict[Hashable, int] = OrderedDict()
-        self.used = 0
-        self._trace = trace
-
-    def lookup(self, key: Hashable, bytes_: int, cycle: int) -> bool:
-        """True on a hit; on a miss the entry is made resident (evicting LRU ones)."""
-        if key in self.entries:
-            self.entries.move_to_end(key)
-            return True
         freed = 0
         while self.used + bytes_ > self.capacity:
-            size = self.entries.popitem(last=False)[1]
+            old = next((k for k in self.resident if k not in self.pins), None)  # LRU first
+            if old is None:
+                raise AssertionError(f"weight buffer: pinned tiles leave no room for {bytes_} bytes "
+                                     f"at cycle {cycle}")
+            size = self.resident.pop(old)
             self.used -= size
             freed += size
-        self.entries[key] = bytes_
-        self.used += bytes_
-        self._trace.change(cycle, bytes_ - freed)
-        return False
+        return freed

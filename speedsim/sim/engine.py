@@ -15,11 +15,9 @@ overlap. For each item (docs/hardware.md has the timing rules):
 4. its outputs leave as one demand transfer when the last tile ends; it is
    *done* when they have arrived.
 
-Time is integer cycles. Transfers are booked with the DRAM
-(``speedsim.hw.units.Dram``, computed arithmetically) at the cycle they are
-issued, so requests reach the memory controller in time order; a unit waiting
-for a weight tile re-reads its arrival on waking, as demand booked meanwhile
-may have pushed it back.
+Time is integer cycles. Transfers are booked with the DRAM (``speedsim.hw.units.Dram``)
+at the cycle they are issued, so requests reach it in time order; a unit waiting for
+a weight tile re-reads its arrival on waking (demand booked meanwhile may push it back).
 
 Who owns which state: the DRAM its bookings and pending bulk transfers; the
 weight buffer its resident tiles and pins; the parameter cache its entries; each
@@ -29,12 +27,11 @@ loader its cursor and the tiles it issued until taken; ``Occupancy`` and ``Log``
 are written from outside it; parts move on in whole periods only through the
 state protocol ``speedsim.hw.units.Periodic``.
 
-The cost scales with work items, not tiles: whenever no other unit can act
-before they end, a unit's tiles are played in arithmetic and whole periods of
-repeating tiles skipped (``speedsim.sim.skipper``), exactly; ``closed_form_runs=
-False`` plays every tile as a SimPy step instead, with identical results.
-Invariants checked in every run: buffer occupancy never exceeds capacity, every
-item is done after its deps, DRAM requests arrive in time order.
+The cost scales with work items, not tiles: whenever no other unit can act before
+they end, a unit's tiles are played in arithmetic and whole periods of repeating tiles
+skipped (``speedsim.sim.skipper``), exactly. Invariants checked in every run: buffer
+occupancy never exceeds capacity, items end after their deps, DRAM requests come in
+time order.
 """
 
 from __future__ import annotations
@@ -44,16 +41,14 @@ from typing import Sequence
 import simpy
 
 from speedsim.config.hw import Hardware
-from speedsim.contracts.results import ITEM_COLUMNS, LOG_COLUMNS, OCCUPANCY_COLUMNS, SimResult
+from speedsim.contracts.results import SimResult
 from speedsim.contracts.workitem import WorkItem, check_dag
 from speedsim.hw import cost
 from speedsim.hw.cost import CostPlan
-from speedsim.hw.units import BulkTransfer, Dram, ParamCache, WeightBuffer
-from speedsim.sim.loaders import StreamGate, StreamLoader, WeightLoader
+from speedsim.hw.units import BulkTransfer, Dram, WeightBuffer
+from speedsim.sim.loaders import StreamLoader, WeightLoader
 from speedsim.sim.skipper import Shapes, Stretch
 from speedsim.sim.tables import ItemRecord, Log, Occupancy, items_frame, occupancy_frame
-
-__all__ = ["ITEM_COLUMNS", "LOG_COLUMNS", "OCCUPANCY_COLUMNS", "SimResult", "replay"]
 
 
 class _Replay:
@@ -67,19 +62,17 @@ class _Replay:
         params = cost.param_capacity(hw)
         self.wbuf = WeightBuffer(cost.weight_buffer_bytes(hw) - params,
                                  self.occupancy.trace("weight", replayed_by_owner=True))
-        self.params = ParamCache(params, self.occupancy.trace("weight"))
+        self.params = WeightBuffer(params, self.occupancy.trace("weight"))
         self.units = hw.compute_units
         self.by_unit = {u: [it for it in items if it.unit == u] for u in self.units}
         self.weights = WeightLoader(list(items), self.plan.tiles, cost.slots(hw),
                                     hw.weight_prefetch == "per_op", self.dram, self.wbuf)
-        self.gates = StreamGate(hw, self.plan, self.weights.started)
         held = self.occupancy.trace("activation")
-        self.streams = {u: StreamLoader(u, self.by_unit[u], self.plan.tiles, cost.slots(hw),
-                                        self.gates.open_for, self.dram, self.log, held)
+        self.streams = {u: StreamLoader(self.by_unit[u], self.plan, cost.slots(hw), hw,
+                                        self.weights.started, self.dram, self.log, held)
                         for u in self.units}
         self.done_at: dict[int, int] = {}
-        # item id -> its done event, made when first waited for (most items never are:
-        # a 7B run has ~100k items, and making their events cost a third of the set-up)
+        # item id -> its done event, made when first waited for (most items never are)
         self.done_ev: dict[int, simpy.Event] = {}
         self.records: list[ItemRecord] = []
         self.events, self.fast = 0, fast and not per_tile
@@ -100,14 +93,12 @@ class _Replay:
             self.env.process(self._unit(u))
         self.env.run()
         assert len(self.done_at) == len(self.items), "replay ended with items not done"
-        self.gates = self.streams = self.done_ev = self.env = None  # no cycles left to collect
+        self.streams = self.done_ev = self.env = None  # no cycles left to collect
 
     def _started(self, it: WorkItem) -> None:
         """``it`` has started: prefetches gated on starts may go (weight tiles too under
-        ``per_op``). Every other change of a loader's gates or slots (a release, an issue
-        overhead ending) pumps that loader where it happens, so a stream loader with a free
-        slot is waiting for its next item's gate, which a start opens only if it is one of
-        that item's deps: the item the loader's last pump stopped at."""
+        ``per_op``; stream tiles of the item a loader's last pump stopped at, if a dep).
+        Every other change of gates or slots pumps its loader where it happens."""
         self.weights.started.add(it.id)
         if self.weights.per_op:
             self.weights.pump(self.env.now)
@@ -134,8 +125,9 @@ class _Replay:
             self._started(it)  # prefetches gated on this start go first, its own streams after
             if overhead:
                 yield self.sleep(overhead)
-            self.gates.issuing.add(it.id)
-            self.streams[unit].pump(self.env.now)
+            self.streams[unit].issuing.add(it.id)
+            if self.streams[unit].gated is it:  # else this gate opening changes nothing now
+                self.streams[unit].pump(self.env.now)
             # 2. parameters, then the tiles
             first = yield from self._tiles(unit, it, self._params(it))
             # 3. outputs
@@ -152,21 +144,21 @@ class _Replay:
         while j < len(tiles):
             horizon = self._horizon(unit) if self.fast else -1
             if horizon >= 0 and (first is not None or param_at <= env.now):
-                played = Stretch(self, unit, it, tiles, horizon).play(j, env.now)
-                if played:
-                    first = played.first_start if first is None else first
-                    yield self.sleep(played.end - env.now)
-                    j = played.next_tile
+                k, end, start = Stretch(self, unit, it, tiles, horizon).play(j, env.now)
+                if k > j:
+                    first = start if first is None else first
+                    yield self.sleep(end - env.now)
+                    j = k
                     continue
             t = tiles[j]
-            key, at = yield from self._tile_inputs(unit, it, j, t, param_at if j == 0 else 0)
+            at = yield from self._tile_inputs(unit, it, j, t, param_at if j == 0 else 0)
             first = env.now if first is None else first
             if t.cycles:
                 yield self.sleep(t.cycles)
             if log.per_tile:
                 log.add(unit, it, "compute", "", at, env.now, 0, t.macs, t.vector_ops, j)
-            if key is not None:
-                self.weights.release(key, env.now)
+            if t.weight_bytes:
+                self.weights.release(it, j, env.now)
             if t.stream_bytes:
                 self.streams[unit].release(t.stream_bytes, env.now)
             j += 1
@@ -181,19 +173,21 @@ class _Replay:
         """The first cycle another unit may act again (each is blocked on a dep), or -1 if
         one may act at any time."""
         horizon = float("inf")
-        for other in self.units:
-            d = self.blocked[other]
-            if other == unit or d == -1:
-                continue
-            if d is None:
+        for other, d in self.blocked.items():
+            if d is None and other != unit:
                 return -1
-            horizon = min(horizon, self.done_at.get(d, float("inf")))
+            if other != unit and d != -1:
+                horizon = min(horizon, self.done_at.get(d, horizon))
         return horizon if horizon >= self.env.now else -1
 
     def _params(self, it: WorkItem) -> int:
         """Fetch a vector item's parameters on a miss; the cycle they are on chip."""
         now = self.env.now
-        if not cost.param_resident(it, self.hw) or self.params.lookup(it.weight_key, it.weight_bytes, now):
+        if not cost.param_resident(it, self.hw):
+            return now
+        hit = self.params.acquire(it.weight_key, it.weight_bytes, now)
+        self.params.release(it.weight_key)  # never pinned: read once the issue overhead ends
+        if hit:
             return now
         start, end, arrival = self.dram.demand(now, it.weight_bytes)
         self.log.add("dram", it, "load", "param", start, end, it.weight_bytes)
@@ -202,7 +196,7 @@ class _Replay:
 
     def _tile_inputs(self, unit: str, it: WorkItem, j: int, t: cost.Tile, param_at: int):
         """Wait until tile ``j``'s weights, stream bytes and parameters are on chip."""
-        env, key = self.env, None
+        env = self.env
         if param_at > env.now:
             yield self.sleep(param_at - env.now)
         if t.stream_bytes:
@@ -210,13 +204,13 @@ class _Replay:
             if at > env.now:
                 yield self.sleep(at - env.now)
         if t.weight_bytes:
-            key, tr = self.weights.take(it, j)
-            if isinstance(tr, BulkTransfer):
+            tr = self.weights.take(it, j)
+            if tr.__class__ is BulkTransfer:
                 while tr.arrival > env.now:  # demand booked meanwhile may push it back
                     yield self.sleep(tr.arrival - env.now)
                 self.log.add("dram", it, "load", "weight", tr.start, tr.finish, tr.bytes_,
                              tile=j, busy=tr.cycles)
-        return key, env.now
+        return env.now
 
     def _store(self, it: WorkItem) -> int:
         """Book the item's outputs (one demand transfer); the cycle they have arrived."""

@@ -22,7 +22,7 @@ tiles and, for weights, all miss.
 
 from __future__ import annotations
 
-from typing import Callable, Hashable, NamedTuple
+from typing import NamedTuple
 
 from speedsim.config.hw import Hardware
 from speedsim.contracts.workitem import WorkItem
@@ -30,17 +30,6 @@ from speedsim.hw import cost
 from speedsim.hw.cost import CostPlan, Tile
 from speedsim.hw.units import BulkTransfer, Periodic
 from speedsim.sim.tables import Log
-
-_FIELDS = {"weight_bytes": Tile._fields.index("weight_bytes"),
-           "stream_bytes": Tile._fields.index("stream_bytes")}
-_CARRIES = {"weight_bytes": 0, "stream_bytes": 1}  # the loader's flag in ``Period.carries``
-
-
-class Issued(NamedTuple):
-    """A weight tile issued: its residency key, and its transfer (or, a hit, its issue cycle)."""
-
-    key: tuple
-    transfer: BulkTransfer | int
 
 
 class _Entry(NamedTuple):
@@ -69,14 +58,14 @@ def _next_index(cache: dict, tiles: list[Tile], field: int) -> list[int]:
 
 
 class _Loader(Periodic):
-    """A cursor (``i``, ``j``: tile j of ``items[i]``) over the tiles with ``field`` bytes,
-    and the tiles issued through ``slots`` slots, not yet taken: (item id, j) -> arrival."""
+    """A cursor (``i``, ``j``: tile j of ``items[i]``) over the tiles with bytes in ``Tile``
+    field ``field``, and the tiles issued through ``slots`` slots, not yet taken: (item id,
+    j) -> arrival. ``carries``: the loader's flag in ``Period.carries``."""
 
-    keyed = True
+    field, carries = Tile._fields.index("weight_bytes"), 0
 
-    def __init__(self, items: list[WorkItem], tiles: dict[int, list[Tile]], field: str,
-                 slots: int):
-        self.field, self.carries, skips = _FIELDS[field], _CARRIES[field], {}
+    def __init__(self, items: list[WorkItem], tiles: dict[int, list[Tile]], slots: int):
+        skips = {}
         self.items = [_Entry(it, t, nxt) for it in items  # those with such tiles
                       if (nxt := _next_index(skips, t := tiles[it.id], self.field))[0] < len(t)]
         self.i = self.j = 0
@@ -100,10 +89,7 @@ class _Loader(Periodic):
     def ahead(self, it: WorkItem, k: int) -> int | None:
         """Tiles issued past tile ``k`` of ``it`` (the cursor within ``it``), else None."""
         nxt = self.next_tile()
-        if nxt is None:
-            return None
-        item, _, _ = nxt
-        return self.j - k if item is it else None
+        return self.j - k if nxt is not None and nxt[0] is it else None
 
     def relative(self, now: int) -> tuple:
         return tuple([v - now if v > now else 0 for v in self.issued.values()])
@@ -117,17 +103,16 @@ class _Loader(Periodic):
         return min(period.times, (period.issue_ends[self.carries] - self.j) // period.tiles)
 
     def skip(self, since, now: int, period) -> None:
-        """Rename the item's tiles in flight ``period.times`` periods on; move the cursor."""
+        """Rename the item's tiles in flight ``period.times`` periods on, a stream tile's
+        arrival still ahead moved on with it (a weight tile's transfer is moved by
+        ``Dram.skip``, a hit's issue cycle has passed); move the cursor."""
         if not period.carries[self.carries]:
             return
-        n, iid = period.times * period.tiles, period.item.id
+        n, iid, by = period.times * period.tiles, period.item.id, period.times * period.cycles
         moved = [(key, self.issued.pop(key)) for key in list(self.issued) if key[0] == iid]
         for (_, j), value in moved:  # keys: (item id, tile index)
-            self.issued[(iid, j + n)] = self._moved(value, period, n, now)
+            self.issued[(iid, j + n)] = value + by if value.__class__ is int and value > now else value
         self.j += n
-
-    def _moved(self, value, period, n: int, now: int):
-        return value + period.times * period.cycles if value > now else value
 
 
 class WeightLoader(_Loader):
@@ -136,7 +121,7 @@ class WeightLoader(_Loader):
 
     def __init__(self, items: list[WorkItem], tiles: dict[int, list[Tile]], slots: int,
                  per_op: bool, dram, wbuf):
-        super().__init__(items, tiles, "weight_bytes", slots)
+        super().__init__(items, tiles, slots)
         self.per_op, self.dram, self.wbuf = per_op, dram, wbuf
         self.started: set[int] = set()  # items started (the gate under ``per_op``)
         self.fetched: dict[int, int] = {}
@@ -153,34 +138,33 @@ class WeightLoader(_Loader):
                 return
             self.j += 1
             self.in_flight += 1
-            key = tile_key(it, j)
-            if self.wbuf.acquire(key, bytes_, now):
-                self.issued[(it.id, j)] = Issued(key, now)
+            if self.wbuf.acquire(tile_key(it, j), bytes_, now):
+                self.issued[(it.id, j)] = now
                 self.hits += 1
             else:
-                self.issued[(it.id, j)] = Issued(key, self.dram.bulk(now, bytes_))
+                self.issued[(it.id, j)] = self.dram.bulk(now, bytes_)
                 self.fetched[it.id] = self.fetched.get(it.id, 0) + bytes_
                 self.fetched_total += bytes_
 
-    def take(self, it: WorkItem, j: int) -> Issued | None:
-        """Tile ``j`` of ``it`` as issued, if it was."""
-        return self.issued.pop((it.id, j), None)
+    def take(self, it: WorkItem, j: int) -> BulkTransfer | int:
+        """Tile ``j`` of ``it`` as issued: its transfer (or, a hit, its issue cycle)."""
+        return self.issued.pop((it.id, j))
 
-    def release(self, key: Hashable, now: int) -> None:
-        self.wbuf.release(key)
+    def release(self, it: WorkItem, j: int, now: int) -> None:
+        self.wbuf.release(tile_key(it, j))
         self.in_flight -= 1
         self.pump(now)
 
     def transfers(self, it: WorkItem) -> list[BulkTransfer]:
-        return [v.transfer for (iid, _), v in self.issued.items()
-                if iid == it.id and isinstance(v.transfer, BulkTransfer)]
+        return [tr for (iid, _), tr in self.issued.items()
+                if iid == it.id and tr.__class__ is BulkTransfer]
 
     def relative(self, now: int) -> tuple:
         """Arrivals in flight (negative: a hit), and the hits so far (equal at two moments
         only when no tile between them hit)."""
         return tuple([(tr.arrival - now if tr.arrival > now else 0)
                       if tr.__class__ is BulkTransfer else -1
-                      for _, tr in self.issued.values()]), self.hits
+                      for tr in self.issued.values()]), self.hits
 
     def mark(self, it: WorkItem) -> int:
         return self.fetched_total
@@ -201,19 +185,22 @@ class WeightLoader(_Loader):
             self.fetched[period.item.id] += grown
             self.fetched_total += grown
 
-    def _moved(self, value, period, n: int, now: int):
-        """The renamed tile's key; its transfer is shifted by the DRAM (``Dram.skip``)."""
-        return Issued(tile_key(period.item, value.key[-1] + n), value.transfer)
-
 
 class StreamLoader(_Loader):
-    """Issues one unit's stream tiles in its tile order through ``slots`` stream slots,
-    when ``gate(item)`` allows; logs their transfers and the bytes they hold."""
+    """Issues one unit's stream tiles in its tile order through ``slots`` stream slots once
+    the item's gate opens (module docstring: ``issuing`` holds the items whose issue
+    overhead has ended, ``started`` those started; once open, always); logs their transfers
+    and the bytes they hold."""
 
-    def __init__(self, unit: str, items: list[WorkItem], tiles: dict[int, list[Tile]],
-                 slots: int, gate: Callable[[WorkItem], bool], dram, log: Log, held):
-        super().__init__(items, tiles, "stream_bytes", slots)
-        self.unit, self.gate, self.dram, self.log, self.held = unit, gate, dram, log, held
+    field, carries = Tile._fields.index("stream_bytes"), 1
+
+    def __init__(self, items: list[WorkItem], costed: CostPlan, slots: int, hw: Hardware,
+                 started: set[int], dram, log: Log, held):
+        super().__init__(items, costed.tiles, slots)
+        self.started, self.dram, self.log, self.held = started, dram, log, held
+        self.issuing: set[int] = set()
+        self.kv_only = set() if hw.weight_prefetch == "per_op" else {
+            e.item.id for e in self.items if cost.kv_prefetchable(e.item, costed.traffic[e.item.id], hw)}
         # the item whose closed gate stopped the last pump (before the first: the first item)
         self.gated: WorkItem | None = self.items[0].item if self.items else None
 
@@ -228,7 +215,7 @@ class StreamLoader(_Loader):
             if nxt is None:
                 break
             it, j, bytes_ = nxt
-            if not self.gate(it):
+            if it.id not in self.issuing and not (it.id in self.kv_only and self.started.issuperset(it.deps)):
                 self.gated = it
                 break
             self.j += 1
@@ -248,30 +235,3 @@ class StreamLoader(_Loader):
     def release(self, bytes_: int, now: int) -> None:
         self.in_flight -= 1
         self.pump(now, bytes_)
-
-
-class StreamGate:
-    """When an item's stream tiles may be issued (module docstring); once yes, always (its
-    deps stay started, its issue overhead stays ended)."""
-
-    def __init__(self, hw: Hardware, costed: CostPlan, started: set[int]):
-        self.hw, self.plan, self.started = hw, costed, started
-        self.per_op = hw.weight_prefetch == "per_op"
-        self.issuing: set[int] = set()  # items whose issue overhead has ended
-        self.open: set[int] = set()
-        self.kv_only: dict[int, bool] = {}
-
-    def open_for(self, it: WorkItem) -> bool:
-        if it.id in self.open:
-            return True
-        if it.id in self.issuing or not self.per_op and self._prefetchable(it) \
-                and self.started.issuperset(it.deps):
-            self.open.add(it.id)
-            return True
-        return False
-
-    def _prefetchable(self, it: WorkItem) -> bool:
-        hit = self.kv_only.get(it.id)
-        if hit is None:
-            hit = self.kv_only[it.id] = cost.kv_prefetchable(it, self.plan.traffic[it.id], self.hw)
-        return hit

@@ -1,10 +1,9 @@
 """One period skipper for any run of tiles: play in arithmetic, skip whole periods.
 
 While no other unit can act (each waits for an item that finishes later), a
-unit's tiles are played without SimPy events (``Stretch``): each tile books the
-same transfers at the same cycles as the tile-by-tile steps would, through the
-same loaders, buffer and DRAM, since nothing else acts meanwhile (a transfer's
-arrival, read when its tile is next, is final).
+unit's tiles are played without SimPy events (``Stretch``), booking the same
+transfers at the same cycles as tile-by-tile steps would, through the same parts
+(nothing else acts meanwhile, so an arrival read when its tile is next is final).
 
 Inside a stretch, before each tile ``k`` at cycle ``now``, the skipper takes the
 *relative state* of every stateful part (the state protocol
@@ -26,9 +25,8 @@ as long as:
 Then ``m`` whole periods are skipped at once: every part's ``skip`` moves it on
 as ``m`` more periods would (DRAM cycles after ``now`` shifted, transfers and
 occupancy points repeated, tiles in flight renamed, buffer calls replayed until
-the buffer's own relative state repeats, then renamed). Nothing is approximated;
-the suite checks identical items, logs and occupancy against tile-by-tile replay
-and against the separate reference engine (``speedsim.sim.reference``).
+the buffer's own relative state repeats, then renamed). Nothing is approximated:
+the suite checks equality with tile-by-tile replay and ``speedsim.sim.reference``.
 """
 
 from __future__ import annotations
@@ -39,12 +37,11 @@ from speedsim.contracts.workitem import WorkItem
 from speedsim.hw.cost import Tile
 from speedsim.hw.units import BulkTransfer
 
-# shorter remaining stretches are just played, and a jump by another period than the
-# tiles' own skips at least this many tiles: two visits and a jump cost about what playing
-# 10 to 15 tiles costs (the default run replays a fifth faster than at 6), and a short jump
-# clears the moments the tiles' own period is found from
+# shorter remaining stretches are just played, and a jump by another period than the tiles'
+# own skips at least this many tiles: two visits and a jump cost about what playing 10 to 15
+# tiles costs, and a short jump clears the moments the tiles' own period is found from
 MIN_RUN = 16
-MAX_PERIOD = 4  # earlier moments of one state kept, i.e. periods tried, in tiles
+MAX_PERIOD = 4  # earlier moments of one state kept, i.e. periods tried
 MAX_PATTERN = 16  # the longest period of the tiles themselves looked for (``pattern``)
 
 
@@ -63,23 +60,6 @@ class Period(NamedTuple):
     issue_ends: tuple[int, int]
     carries: tuple[bool, bool]
     transfers: list[BulkTransfer]
-
-
-class Played(NamedTuple):
-    """What a stretch played: the next tile, the compute end of the last tile played and the
-    compute start of the first."""
-
-    next_tile: int
-    end: int
-    first_start: int
-
-
-class Moment(NamedTuple):
-    """Before tile ``tile`` at ``cycle``: the parts' ``mark``s."""
-
-    tile: int
-    cycle: int
-    marks: list
 
 
 class Shapes:
@@ -138,14 +118,15 @@ class Stretch:
     first cycle another unit may act), whole periods skipped (module docstring)."""
 
     def __init__(self, replay, unit: str, it: WorkItem, tiles: list[Tile], horizon: float):
-        self.r, self.it, self.tiles, self.horizon = replay, it, tiles, horizon
+        self.it, self.tiles, self.horizon, self.shapes = it, tiles, horizon, replay.shapes
         self.weights, self.stream, self.log = replay.weights, replay.streams[unit], replay.log
-        self.parts = replay.parts[unit]
-        self.seen: dict[tuple, list[Moment]] = {}
-        self.pattern = replay.shapes.pattern(tiles)
+        # state -> earlier moments of it: (tile, cycle, the parts' ``mark``s)
+        self.parts, self.seen = replay.parts[unit], {}
+        self.pattern = self.shapes.pattern(tiles)
 
-    def play(self, j: int, now: int) -> Played | None:
-        """What was played from tile ``j`` at ``now``, or None when no tile could be."""
+    def play(self, j: int, now: int) -> tuple[int, int, int]:
+        """Play from tile ``j`` at ``now``: (the next tile, ``j`` if none could be played; the
+        last tile's compute end; the first's compute start)."""
         k, first, n = j, -1, len(self.tiles)
         try:
             while k < n:
@@ -163,7 +144,7 @@ class Stretch:
         finally:
             for part in self.parts if n - j > MIN_RUN else ():  # (shorter: never visited)
                 part.forget()
-        return Played(k, now, first) if k > j else None
+        return k, now, first
 
     def _start(self, k: int, now: int) -> int | None:
         """When tile ``k`` starts computing (its bytes on chip), or None if it cannot be
@@ -172,11 +153,10 @@ class Stretch:
         if t.stream_bytes:
             at = self.stream.issued[(self.it.id, k)]
         if t.weight_bytes:
-            got = self.weights.issued.get((self.it.id, k))
-            if got is None:
+            tr = self.weights.issued.get((self.it.id, k))
+            if tr is None:
                 return None
-            if got.transfer.__class__ is BulkTransfer and got.transfer.arrival > at:
-                at = got.transfer.arrival
+            at = tr.arrival if tr.__class__ is BulkTransfer and tr.arrival > at else at
         start = now if now > at else at
         return None if start + t.cycles > self.horizon else start
 
@@ -184,40 +164,32 @@ class Stretch:
         """What the end of tile ``k`` does: its weight load's log row, its slots freed."""
         t, it = self.tiles[k], self.it
         if t.weight_bytes:
-            key, tr = self.weights.take(it, k)
+            tr = self.weights.take(it, k)
             if tr.__class__ is BulkTransfer:
                 self.log.add("dram", it, "load", "weight", tr.start, tr.finish, tr.bytes_, 0, 0,
                              -1, tr.cycles)
-            self.weights.release(key, now)
+            self.weights.release(it, k, now)
         if t.stream_bytes:
             self.stream.take(it, k)
             self.stream.release(t.stream_bytes, now)
 
     def _visit(self, k: int, now: int) -> tuple[int, int]:
         """Before tile ``k`` at ``now``: skip whole periods from an earlier moment of the same
-        state if there is one (the tiles' own period first), else remember this one."""
-        key = (self.weights.ahead(self.it, k), self.stream.ahead(self.it, k),
-               tuple([part.relative(now) for part in self.parts if part.keyed]))
+        state and phase in the tiles' own period (the latest first), else remember this one."""
+        key = (k % self.pattern, self.weights.ahead(self.it, k), self.stream.ahead(self.it, k),
+               tuple([part.relative(now) for part in self.parts]))
         earlier = self.seen.setdefault(key, [])
-        for snap in self._candidates(earlier, k):
-            jumped = self._jump(k, now, *snap)
+        for k0, t0, marks in earlier[::-1]:  # the shortest period first
+            jumped = self._jump(k, now, k0, t0, marks)
             if jumped is not None:
                 return jumped
-        earlier.append(Moment(k, now, [part.mark(self.it) for part in self.parts]))
-        del earlier[:-max(MAX_PERIOD, self.pattern)]
+        earlier.append((k, now, [part.mark(self.it) for part in self.parts]))
+        del earlier[:-MAX_PERIOD]
         return k, now
-
-    def _candidates(self, earlier: list[Moment], k: int) -> list[Moment]:
-        """The earlier moments of this state to try: ``pattern`` tiles back, then the
-        ``MAX_PERIOD`` latest, the shortest period first."""
-        recent = earlier[:-MAX_PERIOD - 1:-1]
-        if self.pattern <= MAX_PERIOD:
-            return recent
-        return [snap for snap in earlier if snap.tile == k - self.pattern] + recent
 
     def _jump(self, k: int, now: int, k0: int, t0: int, marks: list) -> tuple[int, int] | None:
         p, cycles = k - k0, now - t0
-        end, issue_ends, carries = self.r.shapes.ends(self.tiles, k0, p)
+        end, issue_ends, carries = self.shapes.ends(self.tiles, k0, p)
         times = (end - k) // p if cycles > 0 else 0
         if times and self.horizon != float("inf"):
             times = min(times, int((self.horizon - now) // cycles))
