@@ -12,8 +12,9 @@ from speedsim.config.hw import load_hardware
 from speedsim.config.traffic import Slo, traffic_from_dict
 from speedsim.config.workload import load_workload
 from speedsim.serve import per_request, serve
-from speedsim.serve.iteration import SpeedStep, Wave, build, skeleton
-from speedsim.serve.memo import Cost, IterationCosts, count_anchor, grid_points, within_tiles
+from speedsim.serve.iteration import SpeedStep, Wave
+from speedsim.serve.keys import coordinates, corner
+from speedsim.serve.memo import Cost, IterationCosts, cell, corners, grid_points, tile_points
 from speedsim.serve.metrics import distribution, meets_slo, request_table, summary
 from speedsim.serve.progress import Sequential
 from speedsim.serve.requests import Request, make_requests
@@ -230,20 +231,77 @@ def test_grid_points():
     assert grid_points(100.0, 8) == (96, 104) and grid_points(1000.0, 8) == (960, 1024)
 
 
-def test_count_anchor_uses_one_spacing_per_part_and_never_empties_a_part():
-    one = (("", "decode", (0,), ((0,), (1,))),)
-    assert count_anchor(one, (13, 3)) == [(12, 16), (0, 4)]  # 16 rows: spacing 4
-    five = (("", "decode", (0,), tuple((j,) for j in range(5))),)
-    assert count_anchor(five, (3, 3, 3, 3, 3)) == [(2, 4)] * 5
-    assert count_anchor(five, (7, 6, 7, 7, 7)) == [(7, 8)] + [(0, 8)] * 4  # spacing 8
+def test_tile_points_never_straddle_a_tile():
+    """Rows on h100 (tiles of 16, a point every 8): a tile's first and last row are points,
+    and a cell lies inside one tile (16 → 17 rows costs +20 % for a SPEED step)."""
+    assert tile_points(0, 16, 8) == (0, 0) and tile_points(1, 16, 8) == (1, 1)
+    assert tile_points(16, 16, 8) == (16, 16) and tile_points(17, 16, 8) == (17, 17)
+    assert tile_points(20, 16, 8) == (17, 25) and tile_points(30, 16, 8) == (25, 32)
+    assert tile_points(70.5, 32, 32) == (65, 96)  # a KV length: one cell per tile of columns
+    assert tile_points(64.25, 32, 32) == (64, 64)  # between two tiles: rounded
+    for v in np.arange(1, 100, 0.25):
+        lo, hi = tile_points(v, 16, 8)
+        assert lo <= v <= hi and (lo - 1) // 16 == (hi - 1) // 16 or lo == hi == round(v), v
 
 
-def test_skeleton_and_build_invert_each_other():
-    it = (Wave("draft", "decode", (-1, 0), ((90, (-1, 0)), (90, (0,)), (90, (0,)))),
-          SpeedStep(2, (0, 0), ((90, 90), ())))
-    shape, counts = skeleton(it)
-    assert counts == (1, 2, 2, 0)  # every SPEED stage counted, an empty one too
-    assert build(shape, counts, 90) == it
+def test_cells_follow_the_array_dimension_that_the_coordinate_fills():
+    h100, edge = load_hardware("hw_configs/h100.yaml").array, load_hardware(EDGE).array
+    assert cell("rows", 20, h100) == (17, 25, 3 / 8)  # tiles of 16 rows
+    assert cell("rows", 20, edge) == (17, 25, 3 / 8) and cell("rows", 32, edge) == (32, 32, 0.0)
+    assert cell("kv", 40, h100) == (33, 64, 7 / 31)  # output stationary: the scores' N, 32 columns
+    assert cell("count", 13, h100) == (12, 14, 0.5)  # groups: 4 points per octave
+
+
+def test_corners_weigh_multilinearly():
+    got = dict(corners([(1, 5, 0.25), (10, 20, 0.5), (7, 7, 0.0)]))
+    assert got == {(1, 10, 7): 0.375, (1, 20, 7): 0.375, (5, 10, 7): 0.125, (5, 20, 7): 0.125}
+    assert corners([(3, 3, 0.0)]) == [((3,), 1.0)]
+
+
+def test_keys_of_a_verify_wave_and_the_part_at_a_corner():
+    """Rows, groups and the KV length of the batched attention (Σ over rows of base +
+    offset + 1, over groups × t_max: 560 / 9); a corner puts one group of t_max rows first,
+    spreads the rest, and sets every group at the base that gives that length."""
+    every_k = tuple(tuple(range(k + 1)) for k in range(5))
+    w = Wave("", "decode", (0, 1), ((90, (0, 1, 2)), (100, (0, 1)), (80, (0,))), every_k)
+    structure, coords = coordinates(w)
+    assert coords == [("rows", 6), ("count", 3), ("kv", pytest.approx(560 / 9, rel=1e-15))]
+    # (62 · 9 − (6 + 3 + 1)) / 6 = 91.3; with 3 + 2 + 2 rows, (558 − 12) / 7 = 78
+    assert corner(structure, (6, 3, 62)).groups == ((91, (0, 1, 2)), (91, (0, 1)), (91, (0,)))
+    assert corner(structure, (7, 3, 62)).groups == ((78, (0, 1, 2)), (78, (0, 1)), (78, (0, 1)))
+    assert corner(structure, (4, 3, 62)) is None  # t_max = 3 and two more groups: 5 rows at least
+    assert corner(structure, (10, 3, 62)) is None  # more than 3 rows in a group
+    assert corner(structure, (6, 3, 1)) is None  # a row before position 1
+    single = Wave("", "decode", (0,), ((90, (0,)), (95, (0,))))
+    assert coordinates(single)[1] == [("rows", 2), ("kv", 93.5)]
+
+
+def test_keys_of_a_speed_step_and_of_a_prefill():
+    step = SpeedStep(4, (0,) * 8, ((90,), (80, 70), (), (60,)))
+    structure, coords = coordinates(step)
+    assert coords == [("rows", 4), ("kv", 76.0)] and structure[-1] is True  # the heads run
+    assert corner(structure, (5, 76)).in_stage == ((75, 75), (75,), (75,), (75,))
+    middle = coordinates(SpeedStep(4, (0,) * 8, ((), (80, 70), (60,), ())))[0]
+    assert corner(middle, (3, 71)).in_stage == ((), (70, 70), (70,), ())
+    prefill = Wave("", "prefill", (-1, 0), ((64, (0,)), (20, (0,))))
+    structure, coords = coordinates(prefill)
+    assert coords == [] and corner(structure, ()) == prefill  # never interpolated
+
+
+def test_a_corner_is_composed_from_a_few_layers_exactly():
+    """A replay of two layers per part, each left-out layer costing what the last kept one
+    added, is the replay of all of them, to the cycle (edge: the trained model)."""
+    hw, wl = load_hardware(EDGE), load_workload(STRATEGIES)
+    bank = RowBank({"": wl.model}, hw.bytes_per_element)
+    costs = IterationCosts(hw, bank, depth=bank.depth)
+    N = wl.model.n_layers
+    step = (SpeedStep(wl.stages, (0,) * N, ((90, 91), (88,), (87,), (80, 84))[:wl.stages]),)
+    verify = (Wave("", "decode", (-1, 0), ((90, (0,)),) * 3),
+              Wave("", "decode", (*range(1, N), N), ((90, (0, 1)),) * 3))
+    for it in (step, verify):
+        whole, composed = costs.replayed(it), costs._composed(it)
+        assert composed.cycles == whole.cycles
+        assert composed.dynamic_j == pytest.approx(whole.dynamic_j, rel=1e-12)
 
 
 @pytest.fixture(scope="module")
@@ -256,38 +314,42 @@ def edge_costs():
 
 
 def test_memo_at_grid_points_is_the_replay(edge_costs):
+    """One request at 96 (KV 97: the first of a tile of 32); nine at mean 96 (9 rows: a
+    point every 8 rows): the memo's cost is the replay of nine at 96."""
     hw, bank, at = edge_costs
-    memo, exact = IterationCosts(hw, bank), IterationCosts(hw, bank, exact=True)
-    assert memo(at(96, 96)) == exact(at(96, 96))
-    assert memo(at(95, 97)) == exact(at(96, 96))  # the mean base is what is keyed
-    assert (memo.calls, memo.replays) == (2, 1)
+    memo, exact = IterationCosts(hw, bank, depth=bank.depth), IterationCosts(hw, bank, exact=True)
+    assert memo(at(96)) == exact(at(96))
+    got, want = memo(at(*[95, 97] * 4, 96)), exact(at(*[96] * 9))
+    assert got.cycles == want.cycles and got.dynamic_j == pytest.approx(want.dynamic_j, rel=1e-12)
+    assert (memo.calls, memo.corners) == (2, 3)  # the first corner also replayed whole
 
 
-def test_memo_between_grid_points_interpolates_over_the_cell_simplex(edge_costs):
-    """Five requests at mean base 98: 5 is a grid point (spacing 1 below 8), so x alone
-    is interpolated, 2/8 of the way from 96 to 104. Nine at 98: counts anchor 8, half-way
-    to 10 (spacing 2); x a quarter of the way to 104: corners (8, 96), (10, 96), (10, 104)
-    with weights 1/2, 1/4, 1/4."""
+def test_memo_between_grid_points_interpolates_over_the_cell(edge_costs):
+    """Five requests at 100: rows half-way from 1 to 9, KV 101 4/31 of the way from 97 to
+    128: the four corners' replays weighed (1/2 · 27/31, 1/2 · 4/31, ...)."""
     hw, bank, at = edge_costs
-    memo, exact = IterationCosts(hw, bank), IterationCosts(hw, bank, exact=True)
-    lo, hi = exact(at(*[96] * 5)), exact(at(*[104] * 5))
-    got = memo(at(97, 97, 98, 99, 99))
-    assert got.cycles == pytest.approx(0.75 * lo.cycles + 0.25 * hi.cycles, rel=1e-12)
-    corners = [exact(at(*[96] * 8)), exact(at(*[96] * 10)), exact(at(*[104] * 10))]
-    got = memo(at(*[98] * 9))
+    memo, exact = IterationCosts(hw, bank, depth=bank.depth), IterationCosts(hw, bank, exact=True)
+    got = memo(at(*[100] * 5))
+    want = {(n, b): exact(at(*[b] * n)) for n in (1, 9) for b in (96, 127)}
+    w = {96: 27 / 31, 127: 4 / 31}
     for field in ("cycles", "dynamic_j"):
-        want = sum(w * getattr(c, field) for w, c in zip((0.5, 0.25, 0.25), corners))
-        assert getattr(got, field) == pytest.approx(want, rel=1e-12)
-    assert memo.replays == 2 + 3
+        expected = sum(0.5 * w[b] * getattr(c, field) for (n, b), c in want.items())
+        assert getattr(got, field) == pytest.approx(expected, rel=1e-12)
+    assert memo.corners == 4 + 1  # the first corner also replayed whole
 
 
-def test_the_memo_never_interpolates_across_a_tile_of_rows():
-    """h100's arrays take 16 rows per tile: a SPEED step of 4 × 4 rows and one of 4 × 5 differ
-    by a fold, so counts whose cell spans 16 → 17 rows are taken exactly."""
-    speed = (("speed", 4, (0,) * 8, (0, 1, 2, 3)),)
-    cell = [(4, 8)] * 4
-    assert within_tiles(speed, (5, 5, 5, 5), cell, 16) == [(5, 6)] * 4  # 16 .. 32 rows
-    assert within_tiles(speed, (5, 5, 5, 5), cell, 32) == cell  # 16 .. 32 rows: one tile of 32
-    verify = (("", "decode", (0,), ((0, 1, 2), (0,))),)  # 3 rows a group, then 1
-    assert within_tiles(verify, (5, 1), [(4, 6), (0, 2)], 32) == [(4, 6), (0, 2)]  # 12 .. 20
-    assert within_tiles(verify, (5, 1), [(4, 6), (0, 2)], 16) == [(5, 6), (1, 2)]
+def test_memo_error_on_a_small_run_is_within_its_bound():
+    """The memo against replaying every iteration (``audit``) on a short Poisson run of the
+    trained model on edge: no strategy's summed cycles off by more than 0.5 %, and its
+    median latencies within 1 % (the bound of ``speedsim.serve.memo``)."""
+    hw, wl = load_hardware(EDGE), load_workload(STRATEGIES)
+    t = traffic(arrivals={"process": "poisson", "rate_rps": 40.0, "seed": 3}, requests=6,
+                prompt_tokens=48, output_tokens={"dist": "uniform", "low": 6, "high": 14, "seed": 1},
+                scheduler={"max_batch": 4})
+    audited, memo = serve(hw, wl, t, audit=True), serve(hw, wl, t)
+    for name, entry in audited.summary["strategies"].items():
+        audit = entry["memo"]["audit"]
+        assert abs(audit["total_rel_error"]) <= 5e-3, (name, audit)
+        mine = memo.summary["strategies"][name]
+        for key in ("ttft_s", "tpot_s", "e2e_s"):
+            assert mine[key]["p50"] == pytest.approx(entry[key]["p50"], rel=1e-2), (name, key)

@@ -77,7 +77,7 @@ def serve(hw: Hardware, wl: Workload, traffic: Traffic, strategies: Optional[Seq
         bank = RowBank(_models(wl), hw.bytes_per_element)
         limits = Limits(traffic.scheduler.max_batch, traffic.scheduler.max_prefill_tokens)
         entries, tables = {}, []
-        costs = IterationCosts(hw, bank, exact, audit)  # shared: prefills are the same
+        costs = IterationCosts(hw, bank, exact, audit, bank.depth)  # shared: prefills are the same
         for stepper in steppers(wl, names, draws.__getitem__):
             # 3. the server, iteration by iteration
             costs.start()

@@ -21,11 +21,9 @@ previous token in ``speedsim.strategies``):
   embed first, and the early head (leaving stage 0) and the final head
   (leaving the last stage) fuse at the end.
 
-``skeleton`` takes an iteration apart into its structure (the parts, and the
-row patterns in each: a group's offsets, a SPEED stage) and its counts (groups
-per pattern); ``build`` makes the iteration of a structure with given counts,
-every group at one base. That is what the memo (``speedsim.serve.memo``)
-replays.
+``shortened`` keeps the first few of a part's repeated layers (a wave's layers
+0 .. N − 1, a SPEED step's layer steps), and ``work_items`` marks where each of
+them ends: the memo (``speedsim.serve.memo``) replays a part so and composes it.
 """
 
 from __future__ import annotations
@@ -49,8 +47,8 @@ class Wave:
     phase: str  # prefill | decode
     layers: tuple[int, ...]
     groups: tuple[Group, ...]  # canonical order: more rows first (``canonical``)
-    # row patterns (offsets) this part may have besides its own (``skeleton`` counts them,
-    # 0 when absent, so that iterations differing only in a rare pattern share a structure)
+    # row patterns (offsets) this part may have besides its own (part of its structure in
+    # the memo's key, ``speedsim.serve.keys``, so that it does not vary with the groups')
     patterns: tuple[tuple[int, ...], ...] = ()
 
 
@@ -59,6 +57,8 @@ class SpeedStep:
     stages: int  # G
     layer_sets: tuple[int, ...]  # weight set of each target layer
     in_stage: tuple[tuple[int, ...], ...]  # per stage g: positions of its executions
+    # the layer steps j run (``shortened``); () every one, 0 .. N / G − 1
+    layer_steps: tuple[int, ...] = ()
 
 
 Part = Union[Wave, SpeedStep]
@@ -74,61 +74,43 @@ def canonical(groups: Sequence[Group]) -> tuple[Group, ...]:
     return tuple(sorted(groups, key=lambda g: (-len(g[1]), g[1], -g[0])))
 
 
-def skeleton(it: Iteration) -> tuple[tuple, tuple[int, ...]]:
-    """(``it``'s structure, its counts): per part, each row pattern (a group's offsets,
-    those the part declares possible included; every SPEED stage) and how many groups
-    (executions) have it, 0 included. ``build`` inverts it."""
-    shapes, counts = [], []
-    for p in it:
-        if isinstance(p, Wave):
-            patterns = sorted({off for _, off in p.groups} | set(p.patterns),
-                              key=lambda o: (-len(o), o))
-            counts += [sum(1 for _, off in p.groups if off == o) for o in patterns]
-            shapes.append((p.scope, p.phase, p.layers, tuple(patterns), p.patterns))
-        else:
-            counts += [len(s) for s in p.in_stage]
-            shapes.append(("speed", p.stages, p.layer_sets, tuple(range(p.stages))))
-    return tuple(shapes), tuple(counts)
-
-
-def build(shape: tuple, counts: Sequence[int], base: int) -> Iteration:
-    """The iteration of ``skeleton`` ``shape`` with ``counts`` groups (executions) per
-    pattern, every one at ``base``."""
-    parts: list[Part] = []
-    at = 0
-    for s in shape:
-        n = counts[at:at + len(s[3])]
-        at += len(s[3])
-        if s[0] == "speed":
-            parts.append(SpeedStep(s[1], s[2], tuple((base,) * c for c in n)))
-        else:
-            groups = tuple((base, o) for o, c in zip(s[3], n) for _ in range(c))
-            parts.append(Wave(s[0], s[1], s[2], groups, s[4]))
-    return tuple(parts)
-
-
-def bases(it: Iteration) -> list[int]:
-    """Every group's base (each SPEED execution's position)."""
-    out: list[int] = []
-    for p in it:
-        out += [b for b, _ in p.groups] if isinstance(p, Wave) else [b for s in p.in_stage for b in s]
-    return out
-
-
 def work_items(parts: Iteration, rows: RowSource, placement: Placement,
-               attention_batched: bool, copies: int = 1) -> tuple[list[WorkItem], list[int]]:
+               attention_batched: bool, copies: int = 1,
+               marks: list[list[int]] | None = None) -> tuple[list[WorkItem], list[int]]:
     """The items of ``copies`` back-to-back runs of ``parts`` (each part waits for the
-    previous one's last items), and the number of items in each copy."""
+    previous one's last items), and the number of items in each copy. ``marks``: per
+    part of the last copy, the id of each layer's (layer step's) last item is appended."""
     b = ItemBuilder(placement)
     prev: Deps = ()
     sizes = []
-    for _ in range(copies):
+    for copy in range(copies):
         start = len(b.items)
-        for p in parts:
-            prev = (_wave(b, p, rows, prev) if isinstance(p, Wave)
-                    else _speed_step(b, p, rows, prev, attention_batched))
+        for i, p in enumerate(parts):
+            mark = marks[i] if marks is not None and copy == copies - 1 else None
+            prev = (_wave(b, p, rows, prev, mark) if isinstance(p, Wave)
+                    else _speed_step(b, p, rows, prev, attention_batched, mark))
         sizes.append(len(b.items) - start)
     return b.items, sizes
+
+
+def middle_layers(p: Part, depth: Callable[[str], int]) -> tuple[int, ...]:
+    """The repeated layers of part ``p`` (``depth(scope)``: its model's layer count): a
+    wave's layers 0 .. N − 1 it runs (not the embedding, not the head); a SPEED step's
+    layer steps."""
+    if isinstance(p, SpeedStep):
+        return p.layer_steps or tuple(range(len(p.layer_sets) // p.stages))
+    return tuple(layer for layer in p.layers if 0 <= layer < depth(p.scope))
+
+
+def shortened(p: Part, depth: Callable[[str], int], keep: int) -> Part:
+    """``p`` with only the first ``keep`` of its repeated layers (``middle_layers``)."""
+    mid = middle_layers(p, depth)
+    if len(mid) <= keep:
+        return p
+    if isinstance(p, SpeedStep):
+        return replace(p, layer_steps=mid[:keep])
+    drop = set(mid[keep:])
+    return replace(p, layers=tuple(layer for layer in p.layers if layer not in drop))
 
 
 Deps = tuple[int, ...]
@@ -138,7 +120,8 @@ def _add(b: ItemBuilder, rows: list[OpRow], deps: Deps, slot: int, scope: str = 
     return (b.add(rows, deps=deps, tokens=(), slot=slot, label=rows[0].op, scope=scope),)
 
 
-def _wave(b: ItemBuilder, w: Wave, rows: RowSource, prev: Deps) -> Deps:
+def _wave(b: ItemBuilder, w: Wave, rows: RowSource, prev: Deps,
+          marks: list[int] | None = None) -> Deps:
     """Every layer's ops, one item each, in one chain."""
     for layer in w.layers:
         per_group = [[rows(w.scope, w.phase, base + off if w.phase == "decode" else base, layer)
@@ -150,6 +133,8 @@ def _wave(b: ItemBuilder, w: Wave, rows: RowSource, prev: Deps) -> Deps:
             elif stacked[0].op in _KV_DIM and len(stacked) > 1:
                 stacked = [batched_attention(stacked)]
             prev = _add(b, stacked, prev, slot, w.scope)
+        if marks is not None:
+            marks.append(prev[0])
     return prev
 
 
@@ -174,7 +159,7 @@ def batched_attention(rows: list[OpRow]) -> OpRow:
 
 
 def _speed_step(b: ItemBuilder, s: SpeedStep, rows: RowSource, prev: Deps,
-                batched: bool) -> Deps:
+                batched: bool, marks: list[int] | None = None) -> Deps:
     """Embeds of the stage-0 entrants, the L layer steps, then both heads; each
     execution keeps its own chain (``lanes``), fused items wait for all they serve."""
     G, N = s.stages, len(s.layer_sets)
@@ -184,8 +169,10 @@ def _speed_step(b: ItemBuilder, s: SpeedStep, rows: RowSource, prev: Deps,
     entrants = [e for e, (g, _) in enumerate(execs) if g == 0]
     if entrants:
         _fused(b, lanes, entrants, [rows("", "decode", execs[e][1], -1)[0] for e in entrants], 0)
-    for j in range(L):
+    for j in s.layer_steps or range(L):
         _layer_step(b, s, rows, execs, lanes, j, L, batched)
+        if marks is not None:
+            marks.append(max(d for lane in lanes for d in lane))
     heads = [(e, rows("", "decode", p, N)) for e, (g, p) in enumerate(execs) if g in (0, G - 1)]
     for o in range(len(heads[0][1]) if heads else 0):
         _fused(b, lanes, [e for e, _ in heads], [h[o] for _, h in heads], 0)

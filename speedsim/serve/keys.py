@@ -1,0 +1,129 @@
+"""The memo's view of one part of an iteration: its structure, a few coordinates, and the
+part that a point of those coordinates stands for (``speedsim.serve.memo``).
+
+A part's cost is decided, up to what the memo's error measures, by:
+
+- a decode ``Wave``: its model, phase and layers, the row patterns it may have, the
+  longest pattern present (t_max: the queries of its batched attention), and the
+  coordinates *rows* R (the dense GEMMs' M), *groups* n (attention GEMMs, KV reads)
+  and *KV length* ℓ of their batched attention (``attention_length``: the mean KV
+  length of their rows, weighed as the GEMM's MACs, ``iteration.batched_attention``:
+  the GEMM's cost steps with the tiles ℓ fills); with one row per group ℓ is the
+  mean position + 1, R = n, and n is not a coordinate of its own;
+- a prefill ``Wave`` of one prompt: its model and layers, and the coordinate *prompt*
+  (its tokens: the GEMMs' rows and the attention's KV length at once); of several
+  prompts: its model, layers and prompts, no coordinate (how the prompts spread
+  around their mean matters, and such prefills are few);
+- a ``SpeedStep``: G, the layer sets and whether any execution is in the first or the
+  last stage (the heads run); *rows* M (executions in flight: every dense GEMM of a
+  cycle-shared step takes them all) and *KV length* x̄ + 1. How the executions
+  spread over the stages changes a 7B step on h100 by < 0.05 % (the heads' rows
+  from 6 to 17 of 16 to 24 executions).
+
+``corner`` builds the part of given coordinates: one group of the longest pattern and
+the other rows spread as evenly as the patterns allow over the other groups, every
+group at the one base that gives the KV length ℓ (decode); the prefill of that prompt,
+or of those prompts; the
+executions spread evenly over the stages (SPEED). ``None`` where no part has the
+coordinates (fewer rows than groups, more than t_max per group, a base before 1).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from speedsim.serve.iteration import Part, SpeedStep, Wave, canonical
+
+# coordinate kinds, gridded by the memo: rows of a GEMM, a prompt's tokens (rows and KV length
+# at once), groups, KV length
+ROWS, PROMPT, COUNT, KV = "rows", "prompt", "count", "kv"
+
+
+def coordinates(p: Part) -> tuple[tuple, list[tuple[str, float]]]:
+    """(``p``'s structure, its coordinates as (kind, value)) (module docstring)."""
+    if isinstance(p, SpeedStep):
+        n = [len(s) for s in p.in_stage]
+        M, x = sum(n), _mean([b for s in p.in_stage for b in s])
+        heads = p.stages <= 2 or n[0] + n[-1] > 0
+        return ("speed", p.stages, p.layer_sets, heads), [(ROWS, M), (KV, x + 1)]
+    if p.phase == "prefill":
+        if len(p.groups) == 1:
+            return ("prefill", p.scope, p.layers, 1), [(PROMPT, p.groups[0][0])]
+        return ("prefill", p.scope, p.layers, tuple(b for b, _ in p.groups)), []
+    rows = [len(off) for _, off in p.groups]
+    R, n, t_max = sum(rows), len(rows), max(rows)
+    patterns = tuple(sorted({off for _, off in p.groups} | set(p.patterns),
+                            key=lambda o: (len(o), o)))
+    kv = attention_length(p.groups, t_max)
+    if t_max == 1:
+        return ("decode", p.scope, p.layers, patterns, 1), [(ROWS, R), (KV, kv)]
+    return ("decode", p.scope, p.layers, patterns, t_max), [(ROWS, R), (COUNT, n), (KV, kv)]
+
+
+def attention_length(groups, t_max: int) -> float:
+    """The KV length of the groups' batched attention GEMM (``iteration.batched_attention``:
+    the one that keeps the MACs of t_max queries per group): Σ over the groups' rows of
+    the row's KV length (base + offset + 1), over groups × t_max."""
+    return sum(len(off) * b + _offsets(off) for b, off in groups) / (len(groups) * t_max)
+
+
+def _offsets(off: tuple[int, ...]) -> int:
+    return sum(o + 1 for o in off)
+
+
+def corner(structure: tuple, point: tuple[int, ...]) -> Optional[Part]:
+    """The part of ``structure`` at the coordinates ``point`` (module docstring)."""
+    kind = structure[0]
+    if kind == "speed":
+        return _speed(structure, point)
+    if kind == "prefill":
+        _, scope, layers, prompts = structure
+        prompts = point if prompts == 1 else prompts
+        return Wave(scope, "prefill", layers, tuple((b, (0,)) for b in prompts))
+    _, scope, layers, patterns, t_max = structure
+    if t_max == 1:
+        (R, kv), n = point, point[0]
+    else:
+        R, n, kv = point
+    lengths = _spread(R, n, t_max)
+    if lengths is None:
+        return None
+    by_length = {len(o): o for o in reversed(patterns)}  # the first pattern of each length
+    if any(t not in by_length for t in lengths):
+        return None
+    offsets = [by_length[t] for t in lengths]
+    # the base that gives the batched attention this KV length, to within half a position
+    x = round((kv * n * t_max - sum(map(_offsets, offsets))) / R)
+    if x + min(o[0] for o in offsets) < 1:  # a row before position 1
+        return None
+    return Wave(scope, "decode", layers, canonical([(x, o) for o in offsets]))
+
+
+def _spread(R: int, n: int, t_max: int) -> Optional[list[int]]:
+    """Row counts of n groups: one of t_max, R − t_max spread as evenly as can be over
+    the others; None if that cannot be (1 <= each <= t_max)."""
+    if n < 1 or R < t_max + n - 1 or R > n * t_max:
+        return None
+    if n == 1:
+        return [t_max] if R == t_max else None
+    q, r = divmod(R - t_max, n - 1)
+    return [t_max] + [q + 1] * r + [q] * (n - 1 - r)
+
+
+def _speed(structure: tuple, point: tuple[int, ...]) -> Optional[SpeedStep]:
+    """M executions spread evenly over the G stages, or over the middle ones when none is
+    in the first or last (no heads)."""
+    _, G, layer_sets, heads = structure
+    M, kv = point
+    if kv < 2:  # no execution before position 1
+        return None
+    stages = range(G) if heads else range(1, G - 1)
+    q, r = divmod(M, len(stages))
+    counts = [0] * G
+    for i, g in enumerate(stages):
+        counts[g] = q + (i < r)
+    return SpeedStep(G, layer_sets, tuple((kv - 1,) * c for c in counts))
+
+
+def _mean(values: list[int]) -> float:
+    return sum(values) / len(values)
