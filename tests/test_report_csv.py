@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from speedsim.report.csvtext import csv_text
+from speedsim.report.io import write_csv_atomic
 
 TEXT = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x2FF, blacklist_categories=("Cs",)), max_size=6)
 
@@ -38,3 +39,14 @@ def test_frames_it_does_not_cover_go_to_pandas():
 def test_any_rows(rows):
     frame = pd.DataFrame(rows, columns=["i", "f", "s"])
     assert csv_text(frame) == frame.to_csv(index=False)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(-2**63 + 1, 2**63 - 1), st.floats(allow_nan=True), TEXT),
+                max_size=12), st.integers(1, 5))
+def test_a_file_written_in_blocks_of_rows_is_the_whole_frames_csv(tmp_path_factory, rows, block):
+    frame = pd.DataFrame(rows, columns=["i", "f", "s"])
+    frame["o"] = [None if i % 3 == 0 else str(i) for i in range(len(frame))]  # blocks of mixed kind
+    path = tmp_path_factory.mktemp("csv") / "t.csv"
+    write_csv_atomic(frame, path, block=block)
+    assert path.read_bytes() == frame.to_csv(index=False).encode("utf-8")

@@ -35,13 +35,13 @@ _POW10 = 10 ** np.arange(19, dtype=np.int64)  # 1, 10, …, 10^18: a number's di
 PAD = 0  # the byte before a right-aligned text (a text holding it goes to pandas)
 
 
-def csv_text(frame: pd.DataFrame) -> str:
-    """``frame.to_csv(index=False)`` (module docstring)."""
+def csv_text(frame: pd.DataFrame, header: bool = True) -> str:
+    """``frame.to_csv(index=False, header=header)`` (module docstring)."""
     cells = _cells(frame) if _covered(frame) else None
     if cells is None:
-        return frame.to_csv(index=False)
-    header = ",".join(map(_csv_field, frame.columns)) + "\n"
-    return header + _join(cells, len(frame)).decode("utf-8")
+        return frame.to_csv(index=False, header=header)
+    names = ",".join(map(_csv_field, frame.columns)) + "\n" if header else ""
+    return names + _join(cells, len(frame)).decode("utf-8")
 
 
 def _covered(frame: pd.DataFrame) -> bool:

@@ -78,12 +78,16 @@ def write_json_atomic(obj: Any, path: Path, indent: int | None = 2) -> None:
     write_text_atomic(json_text(obj, indent) + "\n", path)
 
 
-def write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
-    """``frame.to_csv(path, index=False)``, the same bytes (``speedsim.report.csvtext``)."""
+def write_csv_atomic(frame: pd.DataFrame, path: Path, block: int = 50_000) -> None:
+    """``frame.to_csv(path, index=False)``, the same bytes (``speedsim.report.csvtext``),
+    ``block`` rows at a time: a 7B run's tables never stand in memory as one text."""
     from speedsim.report.csvtext import csv_text
 
-    text = csv_text(frame)
-    write_atomic(path, lambda fh: fh.write(text))
+    def write(fh) -> None:
+        for at in range(0, max(len(frame), 1), block):
+            fh.write(csv_text(frame.iloc[at:at + block], header=at == 0))
+
+    write_atomic(path, write)
 
 
 def _jsonable(obj: Any) -> Any:
