@@ -3,8 +3,6 @@ latency and per-item overheads stay in seconds and peak figures keep the boost c
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import yaml
 
@@ -53,8 +51,22 @@ def test_sustained_above_boost_is_refused():
         _hw("h200", sustained_clock_hz=2.5e9)
 
 
-def test_shipped_gpus_carry_a_measured_sustained_clock():
-    for name in ("h100", "h200"):
-        hw = load_hardware(HW / f"{name}.yaml")
-        assert hw.sustained_clock_hz is not None and hw.sustained_clock_hz < hw.clock_hz
-        assert math.isfinite(hw.sustained_clock_hz)
+def test_the_h200_carries_its_measured_sustained_clock():
+    """1455 MHz after 3 s of 8192^3 matmuls (benchmarks/gpu/results/h200/run2/env.csv)."""
+    env = (HW.parent / "benchmarks/gpu/results/h200/run2/env.csv").read_text()
+    warm = next(line for line in env.splitlines() if line.startswith('"nvsmi_warm'))
+    measured_mhz = float(warm.split('","')[1].split(" MHz")[0])
+    hw = load_hardware(HW / "h200.yaml")
+    assert hw.sustained_clock_hz == measured_mhz * 1e6 < hw.clock_hz
+
+
+def test_the_sustained_clock_brings_the_h200_matmul_closer():
+    """Measured 8192^3: 795 TFLOP/s (results/h200/ceiling.csv); at the boost clock the model
+    says 923 (+16 %), at the sustained clock 739 (-7 %)."""
+    import csv
+    rows = csv.DictReader((HW.parent / "benchmarks/gpu/results/h200/ceiling.csv").open())
+    measured = next(float(r["ms"]) for r in rows if r["what"] == "mm_8192^3") * 1e-3
+    sustained = gemm_time_s(load_hardware(HW / "h200.yaml"), 8192, 8192, 8192)
+    boost = gemm_time_s(_hw("h200"), 8192, 8192, 8192)
+    assert abs(sustained / measured - 1) < abs(boost / measured - 1)
+    assert abs(sustained / measured - 1) < 0.10

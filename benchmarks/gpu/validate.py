@@ -59,7 +59,8 @@ def compare(gpu: str) -> pd.DataFrame:
 
 
 def main(argv: list[str]) -> int:
-    gpus = argv[1:] or sorted(p.parent.name for p in (HERE / "results").glob("*/e2e.csv"))
+    gpus = argv[1:] or sorted({p.relative_to(HERE / "results").parts[0]
+                               for p in (HERE / "results").glob("*/**/e2e.csv")})
     for gpu in gpus:
         df = compare(gpu)
         print(f"\n{gpu}: decode of 31 tokens, ms (error = simulated / measured - 1)")
