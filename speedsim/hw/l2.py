@@ -69,11 +69,11 @@ class LruChunks:
             self.touch(("stream", tag), c)
 
 
-def through_cache(items: Sequence[WorkItem], hw: Hardware) -> list[WorkItem]:
-    """The items as the engine should replay them behind an L2 (module docstring); the
-    items unchanged when the weight buffer is a scratchpad."""
+def through_cache(items: Sequence[WorkItem], hw: Hardware) -> Sequence[WorkItem]:
+    """The items as the engine should replay them behind an L2 (module docstring);
+    ``items`` itself when the weight buffer is a scratchpad."""
     if hw.buffers.weight.kind != "cache":
-        return list(items)
+        return items
     cache = LruChunks(int(hw.buffers.weight.size_kib * 1024) // CHUNK_BYTES)
     return [_through(it, cache, hw) for it in items]
 
