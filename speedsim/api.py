@@ -41,6 +41,7 @@ from speedsim.contracts.plan import Plan
 from speedsim.contracts.workitem import WorkItem
 from speedsim.forking import run_forked
 from speedsim.hw import cost
+from speedsim.hw.l2 import through_cache
 from speedsim.metrics.strategy import strategy_metrics
 from speedsim.model.decoder import GenerationRecord
 from speedsim.model.reference_cache import RecordCache, cached_generate
@@ -184,9 +185,14 @@ def _run_strategy(strategy: Strategy, base: StrategyInput, hw: Hardware, wl: Wor
 def _measured_run(strategy: Strategy, base: StrategyInput, hw: Hardware,
                   wl: Workload) -> StrategyRun:
     plan = strategy.plan(base)
-    costed = cost.plan(plan.items, hw)
-    check_tiles_fit(plan.items, hw, costed)
-    sim = replay(plan.items, hw, costed=costed)
+    # what the engine replays: behind an L2 (hw/l2.py), the bytes that miss; the plan's own
+    # items stay for the metrics, so that the roofline bounds any buffer of that size
+    items = through_cache(plan.items, hw)
+    costed = cost.plan(items, hw)
+    check_tiles_fit(items, hw, costed)
+    sim = replay(items, hw, costed=costed)
+    if items is not plan.items:
+        sim = replace(sim, costed=None)
     outcome = strategy.outcome(plan)
     spec = strategy.speculative
     metrics = strategy_metrics(plan, sim, hw, wl, outcome.accepted if spec else None,

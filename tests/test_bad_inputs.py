@@ -132,6 +132,9 @@ def test_misspelt_required_key_in_yaml_names_what_was_typed(tmp_path, tiny):
     ("workload.model.n_layers=1e12", ["model.n_layers", "valid integer"]),
     ("hw.precision=int9", ["precision", "'int8'"]),
     ("hw.attention_on=gpu", ["attention_on", "'array' or 'vector'"]),
+    ("hw.buffers.activation.kind=cache", ["buffers.activation.kind", "only the weight buffer"]),
+    ("hw.buffers.weight.kind=l2", ["buffers.weight.kind", "'scratchpad' or 'cache'"]),
+    ("hw.sustained_clock_hz=9e12", ["sustained_clock_hz", "above clock_hz"]),
     ("workload.model.weights.source=pakaged", ["model.weights", "pakaged"]),
 ])
 def test_bad_override(tiny, override, words):

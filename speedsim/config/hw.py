@@ -8,6 +8,7 @@ the same numbers.
 
 from __future__ import annotations
 
+import math
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, NamedTuple, Optional
@@ -87,6 +88,9 @@ class Buffer(Frozen):
 
     size_kib: PosFloat  # capacity
     energy_pj_per_byte: NonNegFloat = 0.0  # per byte read or written
+    # scratchpad: software-managed (weights LRU by tile, KV bypasses it; docs/hardware.md);
+    # cache: a hardware cache in front of the DRAM, a GPU's L2 (weight buffer only; hw/l2.py)
+    kind: Literal["scratchpad", "cache"] = "scratchpad"
 
 
 class Buffers(Frozen):
@@ -97,6 +101,15 @@ class Buffers(Frozen):
     accumulator: Buffer
     kv: Optional[Buffer] = None  # None: KV cache streams from DRAM through the activation buffer
     double_buffering: bool = True  # two tile slots per buffer: fetch the next tile during the current one
+
+    @model_validator(mode="after")
+    def _only_weights_cache(self) -> "Buffers":
+        for name in ("activation", "accumulator", "kv"):
+            buffer = getattr(self, name)
+            if buffer is not None and buffer.kind != "scratchpad":
+                raise KeyedValueError(f"{name}.kind", f"{buffer.kind}: only the weight buffer "
+                                      "may be a cache (a GPU's L2)")
+        return self
 
 
 class Energy(Frozen):
@@ -161,7 +174,11 @@ class Hardware(Frozen):
     """One accelerator: clock, precision, arrays, vector unit, DRAM, DMA, buffers, energy."""
 
     name: str  # shown in reports
-    clock_hz: PosFloat  # one cycle of every unit
+    clock_hz: PosFloat  # one cycle of every unit; the boost clock behind peak figures (roofline, TFLOP/s)
+    # the clock under sustained tensor-core load (measured; a GPU at its power limit throttles
+    # below its boost clock): the array cycles of a compute-bound item (cycles > DRAM time) last
+    # clock_hz / this longer; memory-bound items run at clock_hz. Absent: always clock_hz
+    sustained_clock_hz: Optional[PosFloat] = None
     precision: Precision = "int8"  # bytes and energy per element
     array: Array
     vector: Vector
@@ -215,9 +232,22 @@ class Hardware(Frozen):
         """Which unit runs each class of op."""
         return placement(self.attention_on, self.units)
 
+    def compute_cycles(self, cycles: int) -> int:
+        """``cycles`` of a compute unit at ``sustained_clock_hz``, counted in cycles of ``clock_hz``."""
+        if self.sustained_clock_hz is None:
+            return cycles
+        return math.ceil(cycles * self.clock_hz / self.sustained_clock_hz - 1e-9)
+
     def op_overhead_cycles(self, unit: str) -> int:
         """Cycles a unit spends issuing one work item (``<unit>.op_overhead_ns``)."""
         return int(round(getattr(self, unit).op_overhead_ns * 1e-9 * self.clock_hz))
+
+    @model_validator(mode="after")
+    def _sustained_below_boost(self) -> "Hardware":
+        if self.sustained_clock_hz is not None and self.sustained_clock_hz > self.clock_hz:
+            raise KeyedValueError("sustained_clock_hz", f"{self.sustained_clock_hz:g} is above "
+                                  f"clock_hz {self.clock_hz:g}, the boost clock")
+        return self
 
     @model_validator(mode="after")
     def _buffers_hold_a_tile(self) -> "Hardware":

@@ -404,6 +404,15 @@ def _gemm_tiles(item: WorkItem, hw: Hardware, n_tiles: int,
     return pieces * gemms
 
 
+def _compute_bound(pieces: list[tuple[int, int]], dram_bytes: int, hw: Hardware) -> bool:
+    """Whether an array item's cycles at ``clock_hz`` outlast its DRAM bytes at the
+    achievable bandwidth: such an item runs at ``sustained_clock_hz`` (a GPU holds its
+    boost clock while memory-bound, well under its power limit, and drops to the sustained
+    clock under tensor-core load; docs/hardware.md)."""
+    return (hw.sustained_clock_hz is not None
+            and sum(c for c, _ in pieces) > transfer_cycles(dram_bytes, hw.dram_bytes_per_cycle))
+
+
 def _spilled_inputs(act_read_bytes: int, kv: list[int], budget: int) -> list[int]:
     """Per tile of an array item, the spilled input bytes it brings: in full stream slots
     from the first tile (the room its KV share leaves in each), or evenly where there
@@ -451,6 +460,9 @@ def _matrix_tiles(item: WorkItem, hw: Hardware, tr: Traffic) -> list[Tile]:
     count = len(pieces)
     kv = split_even(tr.kv_read_bytes, count)
     acts = _spilled_inputs(tr.act_read_bytes, kv, budget)
+    # 4. a compute-bound item runs at the sustained clock
+    if _compute_bound(pieces, w_total + s_total, hw):
+        pieces = [(hw.compute_cycles(c), mac) for c, mac in pieces]
     return [Tile(w, k + a, c, mac, 0) for w, k, a, (c, mac) in
             zip(split_even(w_total, count), kv, acts, pieces)]
 

@@ -1,0 +1,76 @@
+"""speedsim against the end-to-end decode runs measured by ``e2e.py`` (no GPU needed).
+
+For every case of ``cases.py`` measured on a GPU (``results/<gpu>/e2e.csv``), simulate the
+same workload on ``hw_configs/<gpu>.yaml`` and compare the decode time of the 31 tokens
+after the first, sequentially and by SPEED, and SPEED's speedup. Run
+``python benchmarks/gpu/validate.py [GPU ...]`` for the table (docs/calibration.md §6);
+``tests/test_gpu_e2e.py`` asserts the bounds on the same rows.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+
+
+def _cases():
+    spec = importlib.util.spec_from_file_location("gpu_cases", HERE / "cases.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def measured(gpu: str) -> pd.DataFrame:
+    """One row per case: measured sequential and SPEED decode ms (median of the runs)."""
+    runs = sorted((HERE / "results" / gpu).glob("**/e2e.csv"))
+    df = pd.concat([pd.read_csv(p) for p in runs])
+    df = df.groupby(["shape", "batch", "ctx", "strategy"], as_index=False).ms.median()
+    return df.pivot_table(index=["shape", "batch", "ctx"], columns="strategy",
+                          values="ms").reset_index()
+
+
+def simulated(gpu: str, shape: str, batch: int, ctx: int) -> tuple[float, float]:
+    """speedsim's (sequential, SPEED) decode ms of one case on ``hw_configs/<gpu>.yaml``."""
+    from speedsim.api import simulate
+    from speedsim.config.hw import load_hardware
+    from speedsim.config.workload import workload_from_dict
+
+    hw = load_hardware(ROOT / "hw_configs" / f"{gpu}.yaml")
+    run = simulate(hw, workload_from_dict(_cases().workload_dict(shape, batch, ctx)))
+    return tuple(run.runs[s].metrics["decode_time_s"] * 1e3 for s in ("sequential", "speed"))
+
+
+def compare(gpu: str) -> pd.DataFrame:
+    """Measured vs simulated, with the relative errors (simulated / measured - 1)."""
+    m = measured(gpu)
+    sims = [simulated(gpu, r.shape, r.batch, r.ctx) for r in m.itertuples()]
+    m["sim_sequential"], m["sim_speed"] = zip(*sims)
+    m["speedup"] = m.sequential / m.speed
+    m["sim_speedup"] = m.sim_sequential / m.sim_speed
+    for col in ("sequential", "speed", "speedup"):
+        m[f"err_{col}"] = m[f"sim_{col}"] / m[col] - 1
+    return m
+
+
+def main(argv: list[str]) -> int:
+    gpus = argv[1:] or sorted({p.relative_to(HERE / "results").parts[0]
+                               for p in (HERE / "results").glob("*/**/e2e.csv")})
+    for gpu in gpus:
+        df = compare(gpu)
+        print(f"\n{gpu}: decode of 31 tokens, ms (error = simulated / measured - 1)")
+        print(df.round({"sequential": 2, "speed": 2, "sim_sequential": 2, "sim_speed": 2,
+                        "speedup": 3, "sim_speedup": 3, "err_sequential": 3, "err_speed": 3,
+                        "err_speedup": 3}).to_string(index=False))
+        worst = df[["err_sequential", "err_speed", "err_speedup"]].abs().max()
+        print("worst |error|:", worst.round(3).to_dict())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
