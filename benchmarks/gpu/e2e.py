@@ -31,10 +31,8 @@ Usage on the GPU machine: ``python3 e2e.py OUT_DIR CASES_JSON [--only SHAPE,...]
 
 from __future__ import annotations
 
-import csv
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -44,54 +42,18 @@ from types import SimpleNamespace
 import torch
 import torch.nn.functional as F
 
+import measure  # beside this file: its Sink, median, nvidia-smi query and graph capture
+from measure import Sink, median, nvsmi
+
 DT = torch.bfloat16
 DEV = "cpu" if os.environ.get("E2E_DRY") else "cuda"  # E2E_DRY=1: logic check without a GPU
 REPS = 7
 WARMUP = 2
 
 
-def median(xs):
-    s = sorted(xs)
-    n = len(s)
-    return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
-
-
-class Sink:
-    """Rows -> CSV, flushed after every row so partial results survive a crash."""
-
-    def __init__(self, path: Path, fields: list[str]):
-        self.f = open(path, "w", newline="")
-        self.w = csv.DictWriter(self.f, fieldnames=fields)
-        self.w.writeheader()
-
-    def add(self, **row) -> None:
-        self.w.writerow(row)
-        self.f.flush()
-
-
-def nvsmi(q: str) -> str:
-    try:
-        return subprocess.run(["nvidia-smi", f"--query-gpu={q}", "--format=csv,noheader,nounits"],
-                              capture_output=True, text=True, timeout=10).stdout.strip()
-    except Exception as e:  # noqa: BLE001 (diagnostic only)
-        return f"n/a ({e})"
-
-
 def capture(fn):
-    """``fn`` captured in one CUDA graph (after two eager warm-up calls on a side stream)."""
-    if DEV == "cpu":
-        return SimpleNamespace(replay=fn)
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        for _ in range(2):
-            fn()
-    torch.cuda.current_stream().wait_stream(s)
-    torch.cuda.synchronize()
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        fn()
-    return g
+    """``measure.capture`` (one CUDA graph); on the CPU dry run, ``fn`` itself."""
+    return SimpleNamespace(replay=fn) if DEV == "cpu" else measure.capture(fn)
 
 
 def time_sequence(graphs: list, reps: int = REPS) -> float:

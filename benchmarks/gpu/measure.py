@@ -56,8 +56,9 @@ def copies_for(bytes_per_launch: int, lo: int = 4) -> int:
     return max(lo, min(MAX_COPIES, math.ceil(ROT_BYTES / max(1, bytes_per_launch))))
 
 
-def time_graph(fn, reps: int = REPS) -> tuple[float, float]:
-    """Capture ``fn`` (which launches work) in a CUDA graph; median and min replay ms."""
+def capture(fn) -> "torch.cuda.CUDAGraph":
+    """``fn`` (which launches work) captured in one CUDA graph, after two eager warm-up
+    calls on a side stream."""
     s = torch.cuda.Stream()
     s.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(s):
@@ -68,6 +69,12 @@ def time_graph(fn, reps: int = REPS) -> tuple[float, float]:
     g = torch.cuda.CUDAGraph()
     with torch.cuda.graph(g):
         fn()
+    return g
+
+
+def time_graph(fn, reps: int = REPS) -> tuple[float, float]:
+    """Capture ``fn`` (which launches work) in a CUDA graph; median and min replay ms."""
+    g = capture(fn)
     for _ in range(WARMUP):
         g.replay()
     torch.cuda.synchronize()
