@@ -86,6 +86,7 @@ import numpy as np
 
 from speedsim.config.hw import Hardware
 from speedsim.hw.cost import matrix_section
+from speedsim.hw.l2 import through_cache
 from speedsim.metrics.energy import per_item_energy_j
 from speedsim.serve.iteration import (Iteration, Part, RowSource, SpeedStep, middle_layers,
                                       shortened, work_items)
@@ -250,7 +251,7 @@ class IterationCosts:
         hw = self.hw
         items, sizes = work_items(it, self.rows, hw.placement, hw.attention_issue == "batched",
                                   copies=2, marks=marks)
-        sim = replay(items, hw)
+        sim = replay(through_cache(items, hw), hw)  # behind an L2, its misses (hw/l2.py)
         first = sizes[0]
         ends = sim.items["end_cycle"].to_numpy()
         end_first = int(ends[:first].max())
