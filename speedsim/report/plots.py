@@ -409,12 +409,8 @@ def plot_roofline(tables: TableOrTables, hw, *, title: Optional[str] = None) -> 
     array = hw.section(hw.placement.gemm)
     peak_macs = array.pes * hw.clock_hz  # MAC/s
     bw = hw.dram.bandwidth_gb_s * 1e9  # bytes/s
-    ridge = peak_macs / bw  # MAC/byte
     points = {n: roofline_points(t, hw.clock_hz) for n, t in tables.items()}
-    finite = np.concatenate([p["intensity_macs_per_byte"].to_numpy() for p in points.values()])
-    finite = finite[np.isfinite(finite) & (finite > 0)]
-    x_lo = min(finite.min() if finite.size else ridge, ridge) / 4
-    x_hi = max(finite.max() if finite.size else ridge, ridge) * 8
+    x_lo, x_hi = _roofline_x_range(points, peak_macs / bw)
     ncols = min(len(points), ROOFLINE_COLUMNS)  # five strategies: a 3 × 2 grid, not one strip
     nrows = -(-len(points) // ncols)
     fig = _new_figure(4.6 * ncols + 1.8, 3.8 * nrows + 0.6)
@@ -422,37 +418,61 @@ def plot_roofline(tables: TableOrTables, hw, *, title: Optional[str] = None) -> 
     for spare in grid.flat[len(points):]:
         spare.remove()
     axes = grid.flat[:len(points)]
-    xs = np.geomspace(x_lo, x_hi, 200)
-    markers = {"decode": "o", "prefill": "s"}
     for ax, (name, pts) in zip(axes, points.items()):
-        ax.plot(xs, np.minimum(peak_macs, xs * bw), color="black", lw=1.5,
-                label=f"attainable: peak compute {peak_macs / 1e9:,.0f} GMAC/s, {bw / 1e9:g} GB/s")
-        ax.plot(xs, np.minimum(peak_macs, xs * bw * hw.dram.efficiency), color="black", lw=1,
-                ls="--", label=f"effective bandwidth (× {hw.dram.efficiency:g})")
-        for _, p in pts.iterrows():
-            x = p["intensity_macs_per_byte"]
-            edge = not np.isfinite(x)
-            ax.scatter(x_hi / 1.5 if edge else x, p["achieved_macs_per_s"], s=55,
-                       marker=">" if edge else markers.get(p["phase"], "D"),
-                       color=OKABE_ITO[_OP_COLOURS.get(p["op"], "yellow")], edgecolor="black",
-                       linewidths=0.5, zorder=3)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlim(x_lo, x_hi)
-        ax.set_xlabel("operational intensity [MAC / DRAM byte]")
-        ax.set_title(name)
-        ax.grid(True, which="both", alpha=0.25)
+        _roofline_panel(ax, name, pts, hw, peak_macs, bw, (x_lo, x_hi))
     for row in grid:
         row[0].set_ylabel("achieved throughput [MAC/s]")
-    all_ops = list(dict.fromkeys(op for p in points.values() for op in p["op"]))
-    handles = [Patch(color=OKABE_ITO[_OP_COLOURS.get(op, "yellow")], label=op) for op in all_ops]
-    handles += [Line2D([], [], marker=m, ls="", color="grey", label=ph) for ph, m in markers.items()]
-    handles += [Line2D([], [], marker=">", ls="", color="grey", label="no DRAM bytes (resident)")]
     roof_handles, _ = axes[0].get_legend_handles_labels()
-    fig.legend(handles=roof_handles + handles, loc="outside right center", fontsize=7)
+    fig.legend(handles=roof_handles + _roofline_key(points), loc="outside right center", fontsize=7)
     fig.suptitle(title or f"Roofline of the {array.rows}×{array.cols}×{array.count} array "
                           f"({hw.name}), ops per phase and kind")
     return fig
+
+
+_ROOFLINE_MARKERS = {"decode": "o", "prefill": "s"}
+
+
+def _roofline_x_range(points: Mapping[str, pd.DataFrame], ridge: float) -> tuple[float, float]:
+    """Intensity axis: every finite point and the ridge, with room on both sides."""
+    finite = np.concatenate([p["intensity_macs_per_byte"].to_numpy() for p in points.values()])
+    finite = finite[np.isfinite(finite) & (finite > 0)]
+    x_lo = min(finite.min() if finite.size else ridge, ridge) / 4
+    x_hi = max(finite.max() if finite.size else ridge, ridge) * 8
+    return x_lo, x_hi
+
+
+def _roofline_panel(ax, name: str, pts: pd.DataFrame, hw, peak_macs: float, bw: float,
+                    x_range: tuple[float, float]) -> None:
+    """One strategy's panel: the attainable roofs and its ops (``plot_roofline``)."""
+    x_lo, x_hi = x_range
+    xs = np.geomspace(x_lo, x_hi, 200)
+    ax.plot(xs, np.minimum(peak_macs, xs * bw), color="black", lw=1.5,
+            label=f"attainable: peak compute {peak_macs / 1e9:,.0f} GMAC/s, {bw / 1e9:g} GB/s")
+    ax.plot(xs, np.minimum(peak_macs, xs * bw * hw.dram.efficiency), color="black", lw=1,
+            ls="--", label=f"effective bandwidth (× {hw.dram.efficiency:g})")
+    for _, p in pts.iterrows():
+        x = p["intensity_macs_per_byte"]
+        edge = not np.isfinite(x)
+        ax.scatter(x_hi / 1.5 if edge else x, p["achieved_macs_per_s"], s=55,
+                   marker=">" if edge else _ROOFLINE_MARKERS.get(p["phase"], "D"),
+                   color=OKABE_ITO[_OP_COLOURS.get(p["op"], "yellow")], edgecolor="black",
+                   linewidths=0.5, zorder=3)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(x_lo, x_hi)
+    ax.set_xlabel("operational intensity [MAC / DRAM byte]")
+    ax.set_title(name)
+    ax.grid(True, which="both", alpha=0.25)
+
+
+def _roofline_key(points: Mapping[str, pd.DataFrame]) -> list:
+    """Legend entries for the op kinds (colour), phases (marker) and resident ops."""
+    all_ops = list(dict.fromkeys(op for p in points.values() for op in p["op"]))
+    handles = [Patch(color=OKABE_ITO[_OP_COLOURS.get(op, "yellow")], label=op) for op in all_ops]
+    handles += [Line2D([], [], marker=m, ls="", color="grey", label=ph)
+                for ph, m in _ROOFLINE_MARKERS.items()]
+    return handles + [Line2D([], [], marker=">", ls="", color="grey",
+                             label="no DRAM bytes (resident)")]
 
 
 # -- 4. energy -----------------------------------------------------------------------------------
