@@ -58,7 +58,7 @@ def test_distribution_temperature_top_k_top_p_by_hand():
 
 def test_greedy_is_the_one_hot_argmax_ties_to_the_first():
     logits = np.array([[0.0, 2.0, 2.0, 1.0], [5.0, 0.0, 0.0, 0.0]])
-    for s in (None, Sampling(temperature=0.0, top_p=0.5)):
+    for s in (None, Sampling(temperature=0.0), Sampling.model_construct(temperature=0.0, top_p=0.5)):
         assert sm.distribution(logits, s).tolist() == [[0, 1, 0, 0], [1, 0, 0, 0]]
 
 

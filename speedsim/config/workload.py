@@ -159,7 +159,7 @@ class Sampling(Frozen):
     """Sampled decoding (``speedsim.model.sampling``): the target's logits / temperature,
     kept to the top_k most probable tokens, then to the nucleus of mass top_p, renormalized.
     Temperature 0 is greedy decoding (argmax), exactly as without ``sampling``; top_p,
-    top_k and seed then change nothing."""
+    top_k and seed would then change nothing, so giving one with it is a config error."""
 
     temperature: NonNegFloat = 0.0  # logits are divided by it; 0 means greedy (argmax)
     top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0  # keep the smallest set of most
@@ -170,6 +170,14 @@ class Sampling(Frozen):
     @property
     def greedy(self) -> bool:
         return self.temperature == 0.0
+
+    @model_validator(mode="after")
+    def _no_inert_keys(self) -> "Sampling":
+        inert = sorted(self.model_fields_set - {"temperature"}) if self.greedy else []
+        if inert:
+            raise _at(inert[0], f"{inert[0]} changes nothing at temperature 0 (greedy decoding): "
+                                "drop it, or set a temperature above 0")
+        return self
 
 
 class Generation(Frozen):
