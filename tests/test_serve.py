@@ -22,6 +22,7 @@ from speedsim.serve.rows import RowBank
 from speedsim.serve.scheduler import Limits, retime, run_server
 
 EDGE = "hw_configs/edge.yaml"
+H100 = "hw_configs/h100.yaml"  # a GPU: no per-item overheads, weights behind an L2
 STRATEGIES = "workloads/strategies.yaml"  # every strategy on the trained model, 32 tokens
 
 
@@ -33,19 +34,34 @@ def traffic(**keys):
 
 
 @pytest.fixture(scope="module")
-def edge_run():
-    hw, wl = load_hardware(EDGE), load_workload(STRATEGIES)
-    return hw, wl, simulate(hw, wl)
+def runs():
+    """``speedsim run`` of the trained model (batch 1) per hardware, computed once."""
+    done = {}
+
+    def run(hw_path: str):
+        if hw_path not in done:
+            hw, wl = load_hardware(hw_path), load_workload(STRATEGIES)
+            done[hw_path] = hw, wl, simulate(hw, wl)
+        return done[hw_path]
+    return run
 
 
 # -- against speedsim run -------------------------------------------------------------------
 
-@pytest.mark.parametrize("exact, tolerance", [(True, 1e-4), (False, 5e-3)])
-def test_vanishing_load_tpot_equals_run_at_batch_1(edge_run, exact, tolerance):
+@pytest.mark.parametrize("hw_path, exact, tolerance", [
+    (EDGE, True, 1e-4), (EDGE, False, 5e-3), (H100, True, 2e-3), (H100, False, 5e-3)])
+def test_vanishing_load_tpot_equals_run_at_batch_1(runs, hw_path, exact, tolerance):
     """Requests far apart: every strategy's TPOT is ``speedsim run``'s at batch 1, within
-    0.5 % through the memo, and within 0.01 % replaying every iteration (what remains:
-    the run's first decode items may start before its prefill's last one ends)."""
-    hw, wl, run = edge_run
+    0.5 % through the memo (the issue's bound), and replaying every iteration within
+    0.01 % on edge (what remains: the run's first decode items may start before its
+    prefill's last one ends) and 0.2 % on h100, where the weights fit the L2: there the
+    run's first draft pass reads the draft model's final norm for the first time (one
+    DRAM latency, draft_spec −0.10 %), which a served iteration, costed after a copy of
+    itself, finds resident. What this pins on h100: prefill's norm parameters resident
+    for decode (``hw.l2.handed_on``; without, −0.34 % to −1.27 %), each part's L2
+    verdict taken in its iteration (``memo.verdicts``; without, draft_spec −5.1 %) and
+    a SPEED step keyed by its occupied stages (``keys``; without, −9.9 %)."""
+    hw, wl, run = runs(hw_path)
     g = wl.generation
     t = traffic(arrivals={"process": "constant", "rate_rps": 0.01}, requests=2,
                 prompt_tokens=g.prompt_tokens, output_tokens=g.new_tokens)
@@ -279,8 +295,10 @@ def test_keys_of_a_verify_wave_and_the_part_at_a_corner():
 def test_keys_of_a_speed_step_and_of_a_prefill():
     step = SpeedStep(4, (0,) * 8, ((90,), (80, 70), (), (60,)))
     structure, coords = coordinates(step)
-    assert coords == [("rows", 4), ("kv", 76.0)] and structure[-1] is True  # the heads run
-    assert corner(structure, (5, 76)).in_stage == ((75, 75), (75,), (75,), (75,))
+    assert coords == [("rows", 4), ("kv", 76.0)]
+    assert structure[-1] == (True, True, False, True)  # the occupied stages
+    assert corner(structure, (5, 76)).in_stage == ((75, 75), (75, 75), (), (75,))
+    assert corner(structure, (2, 76)) is None  # three stages occupied: three executions at least
     middle = coordinates(SpeedStep(4, (0,) * 8, ((), (80, 70), (60,), ())))[0]
     assert corner(middle, (3, 71)).in_stage == ((), (70, 70), (70,), ())
     prefill = Wave("", "prefill", (-1, 0), ((64, (0,)), (20, (0,))))

@@ -59,6 +59,19 @@ costs ~0.05 s; the memo replays a few hundred small parts and composes them:
    and a structure whose two costs differ by more than ``COMPOSED_TOLERANCE`` is
    never composed.
 
+5. **L2.** Behind an L2 (``buffers.weight.kind: cache``, ``speedsim.hw.l2``) what a
+   part's weights cost depends on the rest of its iteration: a verify wave after four
+   draft passes finds the target's weights evicted, alone it finds them resident
+   (draft_spec −5.1 % at vanishing load on h100, the trained model, when parts were
+   costed alone). So each part carries the L2's *verdict* in its iteration
+   (``verdicts``): where no weight of two copies of the iteration hits even without KV
+   traffic (``_hits_nothing``, once per sequence of the parts' weight reads: LRU is a
+   stack algorithm, so KV traffic only adds misses), every weight misses (``ALL_MISS``:
+   the 7B shapes, each layer larger than the L2); else the L2 pass over two copies of
+   the iteration decides each part's missed bytes per (tensor, occurrence), and the
+   part is keyed by that verdict too, its corners replayed with it imposed and never
+   composed (its layers may hit and miss apart).
+
 Each corner is replayed once and kept, across strategies (a prefill of the same
 prompt is the same part for each).
 
@@ -79,14 +92,15 @@ traffic/poisson.yaml.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from math import floor, gcd, log2
 
 import numpy as np
 
 from speedsim.config.hw import Hardware
 from speedsim.hw.cost import matrix_section
-from speedsim.hw.l2 import through_cache
+from speedsim.hw.l2 import handed_on, tensor_of, through_cache
 from speedsim.metrics.energy import per_item_energy_j
 from speedsim.serve.iteration import (Iteration, Part, RowSource, SpeedStep, middle_layers,
                                       shortened, work_items)
@@ -98,6 +112,7 @@ ROW_STEP = 8  # rows between two grid points inside a tile of the array's rows
 KEPT_LAYERS = 2  # repeated layers a corner's replay keeps; the rest are its last one's repeats
 PROMPT_TOLERANCE = 2e-3  # a prompt's cell missing its first point by more: not interpolated
 COMPOSED_TOLERANCE = 1e-3  # a structure whose composed cost misses its full replay by more: full
+ALL_MISS = "all miss"  # the L2 verdict of a part none of whose weights can stay resident
 
 
 @dataclass(frozen=True)
@@ -117,6 +132,9 @@ class IterationCosts:
         self._memo: dict[tuple, Cost] = {}
         self._composable: dict[tuple, bool] = {}  # per structure: its composed cost checked
         self._cells: dict[tuple, bool] = {}  # per grid cell: whether it is interpolated
+        self._never_hit: dict[tuple, bool] = {}  # per iteration's weight accesses (``verdicts``)
+        self._verdict_ids: dict[tuple, int] = {}  # a part's L2 verdict -> its id
+        self._verdict_tables: list[dict] = []  # id -> {(tensor, occurrence): missed bytes}
         self.replays = 0
         self.corners = 0  # replays of grid-cell corners (the memo's own)
         self.calls = 0
@@ -151,18 +169,89 @@ class IterationCosts:
     def memoized(self, it: Iteration) -> Cost:
         """The memo's cost of ``it``: the sum of its parts' (module docstring)."""
         cycles = dynamic = 0.0
-        for p in it:
-            c = self.part(p)
+        for p, verdict in zip(it, self.verdicts(it)):
+            c = self.part(p, verdict)
             cycles, dynamic = cycles + c.cycles, dynamic + c.dynamic_j
         return Cost(cycles, dynamic)
 
-    def part(self, p: Part) -> Cost:
+    def verdicts(self, it: Iteration) -> tuple:
+        """Per part of ``it``: what the L2 decides for its weights within the iteration
+        (module docstring, *L2*): None without an L2; ``ALL_MISS`` where none of the
+        iteration's weights can stay resident; else the id of its missed bytes per
+        (tensor, occurrence in the part), from the L2 pass over two copies of ``it``."""
+        if self.hw.buffers.weight.kind != "cache":
+            return (None,) * len(it)
+        accesses = tuple(map(_weight_accesses, it))
+        never = self._never_hit.get(accesses)
+        if never is None:
+            never = self._never_hit[accesses] = self._hits_nothing(it)
+        return (ALL_MISS,) * len(it) if never else self._in_context(it)
+
+    def _hits_nothing(self, it: Iteration) -> bool:
+        """Whether no weight of two copies of ``it`` hits the L2 even without KV traffic:
+        then none does with any KV traffic (LRU is a stack algorithm: more accesses between
+        two uses never turn a miss into a hit) nor at any rows (the weights read depend on
+        ``_weight_accesses`` alone)."""
+        items, _ = self._items(it)
+        dry = [replace(x, kv_read_bytes=0, kv_write_bytes=0) for x in items]
+        return all(a.weight_bytes == b.weight_bytes for a, b in zip(dry, through_cache(dry, self.hw)))
+
+    def _in_context(self, it: Iteration) -> tuple:
+        """The L2 pass over two copies of ``it``: per part of the second, its verdict."""
+        ends: list[int] = []
+        items, _ = self._items(it, ends)
+        out = through_cache(items, self.hw)
+        bounds = ends[len(it) - 1:]
+        return tuple(self._verdict(items[a:b], out[a:b]) for a, b in zip(bounds, bounds[1:]))
+
+    def _verdict(self, items: list, passed: list):
+        """One part's verdict: ``ALL_MISS``, or the id of its missed bytes per (tensor,
+        occurrence)."""
+        seen: Counter = Counter()
+        table = []
+        for x, y in zip(items, passed):
+            if self._matrix_weights(x):
+                t = tensor_of(x)
+                table.append(((t, seen[t]), y.weight_bytes))
+                seen[t] += 1
+        if all(x.weight_bytes == y.weight_bytes for x, y in zip(items, passed)):
+            return ALL_MISS
+        key = tuple(table)
+        if key not in self._verdict_ids:
+            self._verdict_ids[key] = len(self._verdict_tables)
+            self._verdict_tables.append(dict(table))
+        return self._verdict_ids[key]
+
+    def _matrix_weights(self, x) -> bool:
+        return x.weight_key is not None and x.weight_bytes > 0 and \
+            self.hw.unit(x.unit).kind == "matrix"
+
+    def _imposed(self, items: list, sizes: list[int], verdict) -> list:
+        """The items behind the L2 as ``verdict`` decides (each copy counting its tensors'
+        occurrences afresh; one the verdict does not know misses)."""
+        if verdict == ALL_MISS:
+            return [handed_on(x, x.weight_bytes, self.hw) for x in items]
+        table, out, start = self._verdict_tables[verdict], [], 0
+        for size in sizes:
+            seen: Counter = Counter()
+            for x in items[start:start + size]:
+                missed = x.weight_bytes
+                if self._matrix_weights(x):
+                    t = tensor_of(x)
+                    missed = table.get((t, seen[t]), x.weight_bytes)
+                    seen[t] += 1
+                out.append(handed_on(x, missed, self.hw))
+            start += size
+        return out
+
+    def part(self, p: Part, verdict=None) -> Cost:
         """The multilinear interpolation of the part's cost between the corners of its grid
         cell (``cell``), each corner's part (``keys.corner``) replayed once. A cell with a
         corner that no part has (``_interpolable``) is taken at the part's own rows and
         groups, the KV length alone interpolated, or failing that not at all (the KV
         length rounded, as the batched attention rounds it)."""
         structure, coords = coordinates(p)
+        structure = (structure, verdict)  # the memo's: a part's cost depends on the L2's verdict
         cells = [cell(kind, v, matrix_section(self.hw)) for kind, v in coords]
         if not self._interpolable(structure, coords, cells):
             cells = [c if kind == KV else (v, v, 0.0) for (kind, v), c in zip(coords, cells)]
@@ -197,40 +286,45 @@ class IterationCosts:
     def _valid(self, structure: tuple, point_weight: tuple) -> bool:
         point = point_weight[0]
         key = (structure, point)
-        return key in self._memo or corner(structure, point) is not None
+        return key in self._memo or corner(structure[0], point) is not None
 
     def _at(self, structure: tuple, point: tuple[int, ...]) -> Cost:
+        """``structure``: (the part's, its L2 verdict)."""
         key = (structure, point)
         cost = self._memo.get(key)
         if cost is None:
             self.corners += 1
-            cost = self._memo[key] = self.composed(structure[:3], (corner(structure, point),))
+            (part, verdict) = structure
+            cost = self._memo[key] = self.composed((*part[:3], verdict),
+                                                   (corner(part, point),), verdict)
         return cost
 
-    def composed(self, shape: tuple, it: Iteration) -> Cost:
+    def composed(self, shape: tuple, it: Iteration, verdict=None) -> Cost:
         """``it``'s cost from a replay of its first ``KEPT_LAYERS`` repeated layers per part
         (``shortened``), each further layer costing what the last kept one added (module
         docstring); the first corner of each ``shape`` (kind, model and layers) is replayed
         whole as well, and the shape composed only if the two agree within
-        ``COMPOSED_TOLERANCE``."""
-        if self.depth is None or self._composable.get(shape) is False:
-            return self.replayed(it)
-        cost = self._composed(it)
+        ``COMPOSED_TOLERANCE``. ``verdict``: the L2's (``verdicts``); a part whose weights
+        may stay resident is never composed (its layers may hit and miss apart)."""
+        if self.depth is None or self._composable.get(shape) is False \
+                or verdict not in (None, ALL_MISS):
+            return self.replayed(it, verdict)
+        cost = self._composed(it, verdict)
         if shape not in self._composable:
             self.corners += 1  # the memo's own replay too
-            whole = self.replayed(it)
+            whole = self.replayed(it, verdict)
             self._composable[shape] = abs(cost.cycles / whole.cycles - 1) <= COMPOSED_TOLERANCE
             return whole
         return cost
 
-    def _composed(self, it: Iteration) -> Cost:
+    def _composed(self, it: Iteration, verdict=None) -> Cost:
         """1. the iteration with ``KEPT_LAYERS`` repeated layers per part, replayed as
         ``replayed`` does, the last copy's layers marked; 2. its cost plus, per part, the
         layers left out times what its last kept layer added (cycles from the previous
         layer's end to its own, the dynamic energy of its items)."""
         short = tuple(shortened(p, self.depth, KEPT_LAYERS) for p in it)
         marks: list[list[int]] = [[] for _ in it]
-        cost, ends, energy = self._replay(short, marks)
+        cost, ends, energy = self._replay(short, marks, verdict)
         cycles, dynamic = cost.cycles, cost.dynamic_j
         done_by = np.maximum.accumulate(ends)  # every item up to this one has ended
         for p, q, m in zip(it, short, marks):
@@ -241,23 +335,39 @@ class IterationCosts:
                 dynamic += left_out * float(energy[before + 1:last + 1].sum())
         return Cost(cycles, dynamic)
 
-    def replayed(self, it: Iteration) -> Cost:
-        """The second of two back-to-back copies of ``it``, replayed (module docstring)."""
-        return self._replay(it)[0]
+    def replayed(self, it: Iteration, verdict=None) -> Cost:
+        """The second of two back-to-back copies of ``it``, replayed (module docstring);
+        behind an L2, its own pass (``verdict`` None) or ``verdict``'s misses."""
+        return self._replay(it, verdict=verdict)[0]
 
-    def _replay(self, it: Iteration, marks: list[list[int]] | None = None):
+    def _items(self, it: Iteration, part_ends: list[int] | None = None,
+               marks: list[list[int]] | None = None):
+        hw = self.hw
+        return work_items(it, self.rows, hw.placement, hw.attention_issue == "batched",
+                          copies=2, marks=marks, part_ends=part_ends)
+
+    def _replay(self, it: Iteration, marks: list[list[int]] | None = None, verdict=None):
         """(cost, every item's end cycle, every item's dynamic energy) of ``replayed``."""
         self.replays += 1
         hw = self.hw
-        items, sizes = work_items(it, self.rows, hw.placement, hw.attention_issue == "batched",
-                                  copies=2, marks=marks)
-        sim = replay(through_cache(items, hw), hw)  # behind an L2, its misses (hw/l2.py)
+        items, sizes = self._items(it, marks=marks)
+        passed = through_cache(items, hw) if verdict is None else \
+            self._imposed(items, sizes, verdict)  # behind an L2, its misses (hw/l2.py)
+        sim = replay(passed, hw)
         first = sizes[0]
         ends = sim.items["end_cycle"].to_numpy()
         end_first = int(ends[:first].max())
         energy = sum(per_item_energy_j(items, sim.items, hw).values())
         dynamic = float(energy[first:].sum())
         return Cost(float(sim.total_cycles - end_first), dynamic), ends, energy
+
+
+def _weight_accesses(p: Part) -> tuple:
+    """What decides which weights a part reads, in which order: a wave's model, phase and
+    layers (one item per op, whatever its rows); a SPEED step's layers and occupied stages."""
+    if isinstance(p, SpeedStep):
+        return (p.stages, p.layer_sets, p.layer_steps, tuple(bool(s) for s in p.in_stage))
+    return (p.scope, p.phase, p.layers)
 
 
 def _middle_marks(p, depth, marks: list[int]) -> list[int]:
