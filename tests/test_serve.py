@@ -356,6 +356,25 @@ def test_memo_between_grid_points_interpolates_over_the_cell(edge_costs):
     assert memo.corners == 4 + 1  # the first corner also replayed whole
 
 
+def test_parts_and_their_boundaries_add_up_to_the_iteration():
+    """A draft pass then a verify pass of the 7B shape on h100, both at grid points (one
+    row, KV 128): each part alone is a corner's replay, and the iteration costs their sum
+    plus each boundary's cycles (the verify after the draft: +3,072; the draft after the
+    verify: -2,005), the whole replay to the cycle; the parts alone miss it by 1,067."""
+    hw = load_hardware(H100)
+    wl = load_workload("workloads/llama7b_cycle_u8_strategies.yaml")
+    bank = RowBank({"": wl.model, "draft": wl.strategies.draft_spec.draft_model},
+                   hw.bytes_per_element)
+    N, Nd = wl.model.n_layers, wl.strategies.draft_spec.draft_model.n_layers
+    it = (Wave("draft", "decode", (-1, *range(Nd), Nd), ((127, (0,)),)),
+          Wave("", "decode", (-1, *range(N), N), ((127, (0,)),)))
+    costs = IterationCosts(hw, bank, depth=bank.depth)
+    whole = costs.replayed(it)
+    assert costs(it) == Cost(whole.cycles, pytest.approx(whole.dynamic_j, rel=1e-12))
+    alone = sum(costs.part(p, v).cycles for p, v in zip(it, costs.verdicts(it)))
+    assert (costs.boundaries(it, costs.verdicts(it)), whole.cycles - alone) == (1067, 1067)
+
+
 def test_memo_error_on_a_small_shipped_run_is_within_one_percent():
     """The memo against replaying every iteration of the memo's own run (``audit``: the
     same iteration sequence retimed from the replayed costs) on the first 8 requests of

@@ -13,17 +13,26 @@ the iteration (cold buffers, nothing loading) would miss.
 Memo. A 7B serving run has tens of thousands of iterations, and a replay of one
 costs ~0.05 s; the memo replays a few hundred small parts and composes them:
 
-1. **Parts add up.** An iteration's parts run one after the other (each waits
-   for the previous one's last items), so its cost is the sum of its parts'
-   costs, each part costed alone as above (two copies of itself). What this
-   misses is the overlap at the boundary between two different parts (the next
-   part's first weights loading during the previous one's tail): −0.05 % on a
-   7B draft-and-verify step on h100, 0 on early exit's.
+1. **Parts add up, with their boundaries.** An iteration's parts run one after
+   the other (each waits for the previous one's last items), so its cost is the
+   sum of its parts' costs, each part costed alone as above (two copies of
+   itself), plus, at each boundary between two parts of different structures
+   (cyclic: the last part precedes the first, as the previous iteration's does),
+   what the later part takes more after the earlier one than after a copy of
+   itself (its first weights load during another tail: a 7B verify pass after a
+   draft pass on h100 +3,072 cycles at one row, +16 k at 31; a draft pass after
+   a verify −2,005). Without them the memo's summed cycles ran 0.02 to 0.06 %
+   short on draft-and-verify steps, which TTFT (mostly the wait for the running
+   iteration) amplified to −1.2 %. A boundary is measured once per pair of
+   *anchors* (``_anchor``: each part's coordinates on a coarse octave grid) as a
+   replay of the pair with ``KEPT_LAYERS`` layers each, less the later part so
+   replayed alone: exact to the cycle at the anchors (the 7B draft and verify
+   passes).
 2. **Key.** A part is keyed by its structure and a few coordinates
    (``speedsim.serve.keys``): a decode wave by its rows R, its groups n (when a
    group has several rows) and the KV length ℓ of its batched attention; a
    prefill of one prompt by its tokens (of several: by the prompts, never
-   interpolated); a SPEED step by its executions M, whether the heads run, and
+   interpolated); a SPEED step by its executions M, its occupied stages, and
    their mean KV length.
 3. **Grid.** Rows on points that never straddle a tile of the array's rows T
    (``tile_points``: each tile's first row k·T + 1, every ``ROW_STEP`` rows after
@@ -81,7 +90,9 @@ the corner's even spread (SPEED: each stage's attention is sized by its own
 executions' mean KV length where attention is issued per token, the corner's by the
 step's: single SPEED iterations on traffic/trace.yaml up to 8 % off; keying each
 stage's KV length brings that to 2 % but makes the 1,000-request 7B run 7 times slower,
-and shifting stages by whole KV tiles biases h100), and the boundary between parts.
+and shifting stages by whole KV tiles biases h100), and a boundary's variation between
+its anchors (a 7B verify after a draft: +3,072 cycles at 1 to 3 draft rows, +11,163 at
+7 and 8, anchored at 4).
 ``audit`` measures it on the memo's own schedule (every iteration also replayed, the
 same iteration sequence retimed: ``scheduler.retime``); ``benchmarks/bench_serve.py``
 reports that and, apart, the difference between two separate runs (memo, every
@@ -112,6 +123,7 @@ ROW_STEP = 8  # rows between two grid points inside a tile of the array's rows
 KEPT_LAYERS = 2  # repeated layers a corner's replay keeps; the rest are its last one's repeats
 PROMPT_TOLERANCE = 2e-3  # a prompt's cell missing its first point by more: not interpolated
 COMPOSED_TOLERANCE = 1e-3  # a structure whose composed cost misses its full replay by more: full
+ANCHORS_PER_OCTAVE = 2  # of rows, groups and prompt tokens where a boundary is measured
 ALL_MISS = "all miss"  # the L2 verdict of a part none of whose weights can stay resident
 
 
@@ -135,6 +147,8 @@ class IterationCosts:
         self._never_hit: dict[tuple, bool] = {}  # per iteration's weight accesses (``verdicts``)
         self._verdict_ids: dict[tuple, int] = {}  # a part's L2 verdict -> its id
         self._verdict_tables: list[dict] = []  # id -> {(tensor, occurrence): missed bytes}
+        self._boundaries: dict[tuple, float] = {}  # two parts' anchors -> a boundary's cycles
+        self._alones: dict[tuple, float] = {}  # (short part, verdict) -> its cycles alone
         self.replays = 0
         self.corners = 0  # replays of grid-cell corners (the memo's own)
         self.calls = 0
@@ -169,10 +183,70 @@ class IterationCosts:
     def memoized(self, it: Iteration) -> Cost:
         """The memo's cost of ``it``: the sum of its parts' (module docstring)."""
         cycles = dynamic = 0.0
-        for p, verdict in zip(it, self.verdicts(it)):
+        verdicts = self.verdicts(it)
+        for p, verdict in zip(it, verdicts):
             c = self.part(p, verdict)
             cycles, dynamic = cycles + c.cycles, dynamic + c.dynamic_j
-        return Cost(cycles, dynamic)
+        return Cost(cycles + self.boundaries(it, verdicts), dynamic)
+
+    def boundaries(self, it: Iteration, verdicts: tuple) -> float:
+        """Σ over the boundaries between two parts of different structures (cyclic: the
+        last part precedes the first, as the previous iteration's does) of the cycles the
+        later part takes more after the earlier one than after a copy of itself (module
+        docstring, *Boundaries*)."""
+        if len(it) < 2:
+            return 0.0
+        keyed = [coordinates(p) for p in it]
+        return sum(self._boundary(keyed[j - 1], verdicts[j - 1], keyed[j], verdicts[j])
+                   for j in range(len(it)) if keyed[j - 1][0] != keyed[j][0])
+
+    def _boundary(self, a: tuple, va, b: tuple, vb) -> float:
+        """One boundary's cycles: ``a`` then ``b`` (each (structure, coordinates)) at the
+        low corners of their cells (``_anchor``), replayed as a pair with their first
+        ``KEPT_LAYERS`` layers, less ``b`` so replayed alone; kept per anchors."""
+        (sa, pa), (sb, pb) = self._anchor(*a), self._anchor(*b)
+        key = (sa, va, pa, sb, vb, pb)
+        delta = self._boundaries.get(key)
+        if delta is None:
+            self.corners += 1
+            pair = tuple(self._short(corner(s, pt)) for s, pt in ((sa, pa), (sb, pb)))
+            after = self._replay(pair, verdicts=(va, vb))
+            ends, part_ends = after[1], after[3]
+            span = float(ends.max() - ends[:part_ends[2]].max())  # b's, after a, in copy 2
+            delta = self._boundaries[key] = span - self._alone(pair[1], vb)
+        return delta
+
+    def _alone(self, p: Part, verdict) -> float:
+        """Cycles of ``p`` after a copy of itself, kept per part and verdict."""
+        key = (p, verdict)
+        if key not in self._alones:
+            self.corners += 1
+            self._alones[key] = self.replayed((p,), (verdict,)).cycles
+        return self._alones[key]
+
+    def _anchor(self, structure: tuple, coords: list) -> tuple[tuple, tuple[int, ...]]:
+        """(structure, point) a boundary is measured at: each coordinate at its grid point
+        below on a coarse octave grid (``ANCHORS_PER_OCTAVE``; a KV length on one point per
+        octave: a boundary's items are embeddings, norms, dense GEMMs and heads, attention
+        only as it cancels) if a part has that point, else with the part's own rows and
+        groups, else its own coordinates rounded; a prefill of several prompts as one of
+        their tokens (its rows at the boundary)."""
+        if structure[0] == "prefill" and structure[3] != 1:
+            structure, coords = (*structure[:3], 1), [(PROMPT, sum(structure[3]))]
+        low = [grid_points(v, 1 if kind == KV else ANCHORS_PER_OCTAVE)[0] for kind, v in coords]
+        if any(kind == COUNT for kind, _ in coords):  # rows, groups, KV: groups that fit the rows
+            t_max = structure[-1]
+            R = max(low[0], t_max)
+            low[:2] = R, min(max(low[1], -(-R // t_max)), R - t_max + 1)
+        for point in (tuple(low),
+                      tuple(lo if kind == KV else round(v) for (kind, v), lo in zip(coords, low)),
+                      tuple(round(v) for _, v in coords)):
+            if corner(structure, point) is not None:
+                return structure, point
+        raise AssertionError(f"no part at {structure} {coords}")  # a part's own point is one
+
+    def _short(self, p: Part) -> Part:
+        return p if self.depth is None else shortened(p, self.depth, KEPT_LAYERS)
 
     def verdicts(self, it: Iteration) -> tuple:
         """Per part of ``it``: what the L2 decides for its weights within the iteration
@@ -226,22 +300,20 @@ class IterationCosts:
         return x.weight_key is not None and x.weight_bytes > 0 and \
             self.hw.unit(x.unit).kind == "matrix"
 
-    def _imposed(self, items: list, sizes: list[int], verdict) -> list:
-        """The items behind the L2 as ``verdict`` decides (each copy counting its tensors'
-        occurrences afresh; one the verdict does not know misses)."""
-        if verdict == ALL_MISS:
-            return [handed_on(x, x.weight_bytes, self.hw) for x in items]
-        table, out, start = self._verdict_tables[verdict], [], 0
-        for size in sizes:
-            seen: Counter = Counter()
-            for x in items[start:start + size]:
+    def _imposed(self, items: list, part_ends: list[int], verdicts: tuple) -> list:
+        """The items behind the L2 as each part's verdict decides (``part_ends``: where each
+        part of each copy ends; each counts its tensors' occurrences afresh; one the
+        verdict does not know misses)."""
+        out: list = []
+        for end, verdict in zip(part_ends, verdicts * (len(part_ends) // len(verdicts))):
+            table, seen = ({} if verdict == ALL_MISS else self._verdict_tables[verdict]), Counter()
+            for x in items[len(out):end]:
                 missed = x.weight_bytes
                 if self._matrix_weights(x):
                     t = tensor_of(x)
                     missed = table.get((t, seen[t]), x.weight_bytes)
                     seen[t] += 1
                 out.append(handed_on(x, missed, self.hw))
-            start += size
         return out
 
     def part(self, p: Part, verdict=None) -> Cost:
@@ -308,11 +380,11 @@ class IterationCosts:
         may stay resident is never composed (its layers may hit and miss apart)."""
         if self.depth is None or self._composable.get(shape) is False \
                 or verdict not in (None, ALL_MISS):
-            return self.replayed(it, verdict)
+            return self.replayed(it, (verdict,))
         cost = self._composed(it, verdict)
         if shape not in self._composable:
             self.corners += 1  # the memo's own replay too
-            whole = self.replayed(it, verdict)
+            whole = self.replayed(it, (verdict,))
             self._composable[shape] = abs(cost.cycles / whole.cycles - 1) <= COMPOSED_TOLERANCE
             return whole
         return cost
@@ -324,7 +396,7 @@ class IterationCosts:
         layer's end to its own, the dynamic energy of its items)."""
         short = tuple(shortened(p, self.depth, KEPT_LAYERS) for p in it)
         marks: list[list[int]] = [[] for _ in it]
-        cost, ends, energy = self._replay(short, marks, verdict)
+        cost, ends, energy, _ = self._replay(short, marks, (verdict,))
         cycles, dynamic = cost.cycles, cost.dynamic_j
         done_by = np.maximum.accumulate(ends)  # every item up to this one has ended
         for p, q, m in zip(it, short, marks):
@@ -335,10 +407,10 @@ class IterationCosts:
                 dynamic += left_out * float(energy[before + 1:last + 1].sum())
         return Cost(cycles, dynamic)
 
-    def replayed(self, it: Iteration, verdict=None) -> Cost:
+    def replayed(self, it: Iteration, verdicts: tuple | None = None) -> Cost:
         """The second of two back-to-back copies of ``it``, replayed (module docstring);
-        behind an L2, its own pass (``verdict`` None) or ``verdict``'s misses."""
-        return self._replay(it, verdict=verdict)[0]
+        behind an L2, its own pass (``verdicts`` None) or each part's verdict's misses."""
+        return self._replay(it, verdicts=verdicts)[0]
 
     def _items(self, it: Iteration, part_ends: list[int] | None = None,
                marks: list[list[int]] | None = None):
@@ -346,20 +418,23 @@ class IterationCosts:
         return work_items(it, self.rows, hw.placement, hw.attention_issue == "batched",
                           copies=2, marks=marks, part_ends=part_ends)
 
-    def _replay(self, it: Iteration, marks: list[list[int]] | None = None, verdict=None):
-        """(cost, every item's end cycle, every item's dynamic energy) of ``replayed``."""
+    def _replay(self, it: Iteration, marks: list[list[int]] | None = None,
+                verdicts: tuple | None = None):
+        """(cost, every item's end cycle, every item's dynamic energy, where each part of
+        each copy ends) of ``replayed``."""
         self.replays += 1
         hw = self.hw
-        items, sizes = self._items(it, marks=marks)
-        passed = through_cache(items, hw) if verdict is None else \
-            self._imposed(items, sizes, verdict)  # behind an L2, its misses (hw/l2.py)
+        part_ends: list[int] = []
+        items, sizes = self._items(it, part_ends, marks)
+        passed = through_cache(items, hw) if verdicts is None or verdicts[0] is None else \
+            self._imposed(items, part_ends, verdicts)  # behind an L2, its misses (hw/l2.py)
         sim = replay(passed, hw)
         first = sizes[0]
         ends = sim.items["end_cycle"].to_numpy()
         end_first = int(ends[:first].max())
         energy = sum(per_item_energy_j(items, sim.items, hw).values())
         dynamic = float(energy[first:].sum())
-        return Cost(float(sim.total_cycles - end_first), dynamic), ends, energy
+        return Cost(float(sim.total_cycles - end_first), dynamic), ends, energy, part_ends
 
 
 def _weight_accesses(p: Part) -> tuple:
