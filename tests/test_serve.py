@@ -263,7 +263,9 @@ def test_tile_points_never_straddle_a_tile():
 def test_cells_follow_the_array_dimension_that_the_coordinate_fills():
     h100, edge = load_hardware("hw_configs/h100.yaml").array, load_hardware(EDGE).array
     assert cell("rows", 20, h100) == (17, 25, 3 / 8)  # tiles of 16 rows
-    assert cell("rows", 20, edge) == (17, 25, 3 / 8) and cell("rows", 32, edge) == (32, 32, 0.0)
+    assert cell("rows", 40, edge) == (33, 41, 7 / 8) and cell("rows", 64, edge) == (64, 64, 0.0)
+    assert cell("rows", 5, h100) == (5, 5, 0.0)  # the first tile: a point on every row
+    assert cell("rows", 20.5, edge) == (20, 21, 0.5)
     assert cell("kv", 40, h100) == (33, 64, 7 / 31)  # output stationary: the scores' N, 32 columns
     assert cell("count", 13, h100) == (12, 14, 0.5)  # groups: 4 points per octave
 
@@ -333,7 +335,7 @@ def edge_costs():
 
 def test_memo_at_grid_points_is_the_replay(edge_costs):
     """One request at 96 (KV 97: the first of a tile of 32); nine at mean 96 (9 rows: a
-    point every 8 rows): the memo's cost is the replay of nine at 96."""
+    point, as every row of the first tile of 32): the memo's cost is the replay of nine at 96."""
     hw, bank, at = edge_costs
     memo, exact = IterationCosts(hw, bank, depth=bank.depth), IterationCosts(hw, bank, exact=True)
     assert memo(at(96)) == exact(at(96))
@@ -343,12 +345,13 @@ def test_memo_at_grid_points_is_the_replay(edge_costs):
 
 
 def test_memo_between_grid_points_interpolates_over_the_cell(edge_costs):
-    """Five requests at 100: rows half-way from 1 to 9, KV 101 4/31 of the way from 97 to
-    128: the four corners' replays weighed (1/2 · 27/31, 1/2 · 4/31, ...)."""
+    """37 requests at 100: rows half-way from 33 to 41 (a point every 8 rows past the first
+    tile of 32), KV 101 4/31 of the way from 97 to 128: the four corners' replays weighed
+    (1/2 · 27/31, 1/2 · 4/31, ...)."""
     hw, bank, at = edge_costs
     memo, exact = IterationCosts(hw, bank, depth=bank.depth), IterationCosts(hw, bank, exact=True)
-    got = memo(at(*[100] * 5))
-    want = {(n, b): exact(at(*[b] * n)) for n in (1, 9) for b in (96, 127)}
+    got = memo(at(*[100] * 37))
+    want = {(n, b): exact(at(*[b] * n)) for n in (33, 41) for b in (96, 127)}
     w = {96: 27 / 31, 127: 4 / 31}
     for field in ("cycles", "dynamic_j"):
         expected = sum(0.5 * w[b] * getattr(c, field) for (n, b), c in want.items())

@@ -25,7 +25,7 @@ costs ~0.05 s; the memo replays a few hundred small parts and composes them:
    short on draft-and-verify steps, which TTFT (mostly the wait for the running
    iteration) amplified to −1.2 %. A boundary is measured once per pair of
    *anchors* (``_anchor``: each part's coordinates on a coarse octave grid) as a
-   replay of the pair with ``KEPT_LAYERS`` layers each, less the later part so
+   replay of the pair with ``BOUNDARY_LAYERS`` layer each, less the later part so
    replayed alone: exact to the cycle at the anchors (the 7B draft and verify
    passes).
 2. **Key.** A part is keyed by its structure and a few coordinates
@@ -39,10 +39,16 @@ costs ~0.05 s; the memo replays a few hundred small parts and composes them:
    it, and its last row (k + 1)·T), since a GEMM's cost jumps where its rows fill
    one more tile (16 → 17 rows: +20 % for a SPEED step on h100) and is affine in
    the rows within one (82.1 k to 83.8 k cycles per row across the tiles of a 7B
-   decode step on h100); a prompt's tokens likewise within tiles of gcd(rows,
-   columns) (its rows and its KV length at once); a KV length on one cell per tile
-   of the dimension it fills (the array's columns, output stationary: +5 % from
-   KV 64 to 65 on edge, flat within [65, 96]); groups on
+   decode step on h100), except that the first tile has a point on every row: there
+   the cost wiggles with the rows (edge, a decode wave: +27,047, +25,565, +26,859,
+   +25,565 cycles per row, period 4, from integer tiling of the KV and activation
+   transfers), a large share of a small batch's cost, and points every ``ROW_STEP``
+   rows, all at one phase of it, put the memo 0.07 % below the replay at 2 to 4
+   rows (shallow's TTFT p90 on traffic/trace.yaml: −1.15 %); a prompt's tokens
+   likewise within tiles of gcd(rows, columns) (its rows and its KV length at
+   once); a KV length on one cell per tile of the dimension it fills (the array's
+   columns, output stationary: +5 % from KV 64 to 65 on edge, flat within
+   [65, 96]); groups on
    ``COUNT_POINTS_PER_OCTAVE`` points per octave. A point's cost is the
    multilinear interpolation between the corners of its cell: with w_i = (c_i −
    lo_i) / (hi_i − lo_i) per coordinate,
@@ -119,8 +125,9 @@ from speedsim.serve.keys import COUNT, KV, PROMPT, ROWS, coordinates, corner
 from speedsim.sim.engine import replay
 
 COUNT_POINTS_PER_OCTAVE = 4  # of the groups of a decode wave
-ROW_STEP = 8  # rows between two grid points inside a tile of the array's rows
+ROW_STEP = 8  # rows between two grid points inside a tile of the array's rows (but the first)
 KEPT_LAYERS = 2  # repeated layers a corner's replay keeps; the rest are its last one's repeats
+BOUNDARY_LAYERS = 1  # repeated layers a boundary's pair replay keeps (tails and heads only)
 PROMPT_TOLERANCE = 2e-3  # a prompt's cell missing its first point by more: not interpolated
 COMPOSED_TOLERANCE = 1e-3  # a structure whose composed cost misses its full replay by more: full
 ANCHORS_PER_OCTAVE = 2  # of rows, groups and prompt tokens where a boundary is measured
@@ -203,7 +210,7 @@ class IterationCosts:
     def _boundary(self, a: tuple, va, b: tuple, vb) -> float:
         """One boundary's cycles: ``a`` then ``b`` (each (structure, coordinates)) at the
         low corners of their cells (``_anchor``), replayed as a pair with their first
-        ``KEPT_LAYERS`` layers, less ``b`` so replayed alone; kept per anchors."""
+        ``BOUNDARY_LAYERS`` layer, less ``b`` so replayed alone; kept per anchors."""
         (sa, pa), (sb, pb) = self._anchor(*a), self._anchor(*b)
         key = (sa, va, pa, sb, vb, pb)
         delta = self._boundaries.get(key)
@@ -246,7 +253,7 @@ class IterationCosts:
         raise AssertionError(f"no part at {structure} {coords}")  # a part's own point is one
 
     def _short(self, p: Part) -> Part:
-        return p if self.depth is None else shortened(p, self.depth, KEPT_LAYERS)
+        return p if self.depth is None else shortened(p, self.depth, BOUNDARY_LAYERS)
 
     def verdicts(self, it: Iteration) -> tuple:
         """Per part of ``it``: what the L2 decides for its weights within the iteration
@@ -268,7 +275,8 @@ class IterationCosts:
         ``_weight_accesses`` alone)."""
         items, _ = self._items(it)
         dry = [replace(x, kv_read_bytes=0, kv_write_bytes=0) for x in items]
-        return all(a.weight_bytes == b.weight_bytes for a, b in zip(dry, through_cache(dry, self.hw)))
+        passed = through_cache(dry, self.hw)
+        return all(a.weight_bytes == b.weight_bytes for a, b in zip(dry, passed))
 
     def _in_context(self, it: Iteration) -> tuple:
         """The L2 pass over two copies of ``it``: per part of the second, its verdict."""
@@ -465,12 +473,13 @@ def corners(cells: list[tuple[int, int, float]]) -> list[tuple[tuple[int, ...], 
 def cell(kind: str, v: float, array) -> tuple[int, int, float]:
     """(grid point lo <= v, grid point hi > v, (v − lo) / (hi − lo)) of coordinate ``v`` of
     ``kind`` (``keys``) on ``array`` (the hardware's): rows, prompt tokens and KV lengths
-    on points that never straddle a tile of the array's dimension they fill, groups on an
-    octave grid (module docstring)."""
+    on points that never straddle a tile of the array's dimension they fill (rows of the
+    first tile on every row), groups on an octave grid (module docstring)."""
     if kind == COUNT:
         lo, hi = grid_points(v, COUNT_POINTS_PER_OCTAVE)
     else:
-        lo, hi = tile_points(v, *_tiling(kind, array))
+        tile, step = _tiling(kind, array)
+        lo, hi = tile_points(v, tile, 1 if kind == ROWS and v <= tile else step)
     return (lo, hi, (v - lo) / (hi - lo)) if hi > lo else (lo, lo, 0.0)
 
 
