@@ -292,6 +292,12 @@ def test_keys_of_a_verify_wave_and_the_part_at_a_corner():
     assert corner(structure, (6, 3, 1)) is None  # a row before position 1
     single = Wave("", "decode", (0,), ((90, (0,)), (95, (0,))))
     assert coordinates(single)[1] == [("rows", 2), ("kv", 93.5)]
+    # one group: its merged attention reads its longest KV (positions 90..94: 95), the
+    # length whose tiles its cost steps with; the corner there is the same group
+    alone = Wave("", "decode", (0, 1), ((90, (0, 1, 2, 3, 4)),), every_k)
+    structure, coords = coordinates(alone)
+    assert coords == [("rows", 5), ("count", 1), ("kv", 95)]
+    assert corner(structure, (5, 1, 95)).groups == alone.groups
 
 
 def test_keys_of_a_speed_step_and_of_a_prefill():
@@ -375,7 +381,7 @@ def test_parts_and_their_boundaries_add_up_to_the_iteration():
     whole = costs.replayed(it)
     assert costs(it) == Cost(whole.cycles, pytest.approx(whole.dynamic_j, rel=1e-12))
     alone = sum(costs.part(p, v).cycles for p, v in zip(it, costs.verdicts(it)))
-    assert (costs.boundaries(it, costs.verdicts(it)), whole.cycles - alone) == (1067, 1067)
+    assert (costs.boundaries(it, costs.verdicts(it)).cycles, whole.cycles - alone) == (1067, 1067)
 
 
 def test_memo_error_on_a_small_shipped_run_is_within_one_percent():

@@ -8,8 +8,11 @@ A part's cost is decided, up to what the memo's error measures, by:
   coordinates *rows* R (the dense GEMMs' M), *groups* n (attention GEMMs, KV reads)
   and *KV length* ℓ of their batched attention (``attention_length``: the mean KV
   length of their rows, weighed as the GEMM's MACs, ``iteration.batched_attention``:
-  the GEMM's cost steps with the tiles ℓ fills); with one row per group ℓ is the
-  mean position + 1, R = n, and n is not a coordinate of its own;
+  the GEMM's cost steps with the tiles ℓ fills); of one group, its longest KV length,
+  which its merged attention reads (``strategies.verify.merged``: a verify of 5 rows
+  with ℓ its mean stepped inside a cell, 2 positions before its tile's end, and the
+  memo ran up to +1.5 % on edge); with one row per group ℓ is the mean position + 1,
+  R = n, and n is not a coordinate of its own;
 - a prefill ``Wave`` of one prompt: its model and layers, and the coordinate *prompt*
   (its tokens: the GEMMs' rows and the attention's KV length at once); of several
   prompts: its model, layers and prompts, no coordinate (how the prompts spread
@@ -55,7 +58,7 @@ def coordinates(p: Part) -> tuple[tuple, list[tuple[str, float]]]:
     R, n, t_max = sum(rows), len(rows), max(rows)
     patterns = tuple(sorted({off for _, off in p.groups} | set(p.patterns),
                             key=lambda o: (len(o), o)))
-    kv = attention_length(p.groups, t_max)
+    kv = attention_length(p.groups, t_max) if n > 1 else p.groups[0][0] + max(p.groups[0][1]) + 1
     if t_max == 1:
         return ("decode", p.scope, p.layers, patterns, 1), [(ROWS, R), (KV, kv)]
     return ("decode", p.scope, p.layers, patterns, t_max), [(ROWS, R), (COUNT, n), (KV, kv)]
@@ -93,8 +96,10 @@ def corner(structure: tuple, point: tuple[int, ...]) -> Optional[Part]:
     if any(t not in by_length for t in lengths):
         return None
     offsets = [by_length[t] for t in lengths]
-    # the base that gives the batched attention this KV length, to within half a position
-    x = round((kv * n * t_max - sum(map(_offsets, offsets))) / R)
+    # the base that gives the batched attention this KV length, to within half a position;
+    # one group's attention reads its longest KV
+    x = kv - 1 - max(offsets[0]) if n == 1 else \
+        round((kv * n * t_max - sum(map(_offsets, offsets))) / R)
     if x + min(o[0] for o in offsets) < 1:  # a row before position 1
         return None
     return Wave(scope, "decode", layers, canonical([(x, o) for o in offsets]))

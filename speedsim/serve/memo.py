@@ -154,8 +154,8 @@ class IterationCosts:
         self._never_hit: dict[tuple, bool] = {}  # per iteration's weight accesses (``verdicts``)
         self._verdict_ids: dict[tuple, int] = {}  # a part's L2 verdict -> its id
         self._verdict_tables: list[dict] = []  # id -> {(tensor, occurrence): missed bytes}
-        self._boundaries: dict[tuple, float] = {}  # two parts' anchors -> a boundary's cycles
-        self._alones: dict[tuple, float] = {}  # (short part, verdict) -> its cycles alone
+        self._boundaries: dict[tuple, Cost] = {}  # two parts' anchors -> a boundary's cost
+        self._alones: dict[tuple, Cost] = {}  # (short part, verdict) -> its cost alone
         self.replays = 0
         self.corners = 0  # replays of grid-cell corners (the memo's own)
         self.calls = 0
@@ -194,41 +194,45 @@ class IterationCosts:
         for p, verdict in zip(it, verdicts):
             c = self.part(p, verdict)
             cycles, dynamic = cycles + c.cycles, dynamic + c.dynamic_j
-        return Cost(cycles + self.boundaries(it, verdicts), dynamic)
+        edges = self.boundaries(it, verdicts)
+        return Cost(cycles + edges.cycles, dynamic + edges.dynamic_j)
 
-    def boundaries(self, it: Iteration, verdicts: tuple) -> float:
+    def boundaries(self, it: Iteration, verdicts: tuple) -> Cost:
         """Σ over the boundaries between two parts of different structures (cyclic: the
-        last part precedes the first, as the previous iteration's does) of the cycles the
-        later part takes more after the earlier one than after a copy of itself (module
-        docstring, *Boundaries*)."""
-        if len(it) < 2:
-            return 0.0
+        last part precedes the first, as the previous iteration's does) of what the later
+        part costs more after the earlier one than after a copy of itself (module
+        docstring, *Parts add up*)."""
         keyed = [coordinates(p) for p in it]
-        return sum(self._boundary(keyed[j - 1], verdicts[j - 1], keyed[j], verdicts[j])
-                   for j in range(len(it)) if keyed[j - 1][0] != keyed[j][0])
+        edges = [self._boundary(keyed[j - 1], verdicts[j - 1], keyed[j], verdicts[j])
+                 for j in range(len(it)) if len(it) > 1 and keyed[j - 1][0] != keyed[j][0]]
+        return Cost(sum(e.cycles for e in edges), sum(e.dynamic_j for e in edges))
 
-    def _boundary(self, a: tuple, va, b: tuple, vb) -> float:
-        """One boundary's cycles: ``a`` then ``b`` (each (structure, coordinates)) at the
-        low corners of their cells (``_anchor``), replayed as a pair with their first
-        ``BOUNDARY_LAYERS`` layer, less ``b`` so replayed alone; kept per anchors."""
+    def _boundary(self, a: tuple, va, b: tuple, vb) -> Cost:
+        """One boundary: ``a`` then ``b`` (each (structure, coordinates)) at their anchors
+        (``_anchor``), replayed as a pair with ``BOUNDARY_LAYERS`` layer each: ``b``'s
+        cycles and dynamic energy after ``a`` less ``b``'s so replayed alone (after a copy
+        of itself: a weight resident there may have been evicted by ``a``); kept per
+        anchors."""
         (sa, pa), (sb, pb) = self._anchor(*a), self._anchor(*b)
         key = (sa, va, pa, sb, vb, pb)
         delta = self._boundaries.get(key)
         if delta is None:
             self.corners += 1
             pair = tuple(self._short(corner(s, pt)) for s, pt in ((sa, pa), (sb, pb)))
-            after = self._replay(pair, verdicts=(va, vb))
-            ends, part_ends = after[1], after[3]
-            span = float(ends.max() - ends[:part_ends[2]].max())  # b's, after a, in copy 2
-            delta = self._boundaries[key] = span - self._alone(pair[1], vb)
+            _, ends, energy, part_ends = self._replay(pair, verdicts=(va, vb))
+            after = Cost(float(ends.max() - ends[:part_ends[2]].max()),  # b's, in copy 2
+                         float(energy[part_ends[2]:part_ends[3]].sum()))
+            alone = self._alone(pair[1], vb)
+            delta = self._boundaries[key] = Cost(after.cycles - alone.cycles,
+                                                 after.dynamic_j - alone.dynamic_j)
         return delta
 
-    def _alone(self, p: Part, verdict) -> float:
-        """Cycles of ``p`` after a copy of itself, kept per part and verdict."""
+    def _alone(self, p: Part, verdict) -> Cost:
+        """``p``'s cost after a copy of itself, kept per part and verdict."""
         key = (p, verdict)
         if key not in self._alones:
             self.corners += 1
-            self._alones[key] = self.replayed((p,), (verdict,)).cycles
+            self._alones[key] = self.replayed((p,), (verdict,))
         return self._alones[key]
 
     def _anchor(self, structure: tuple, coords: list) -> tuple[tuple, tuple[int, ...]]:
