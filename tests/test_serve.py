@@ -49,12 +49,13 @@ def runs():
 # -- against speedsim run -------------------------------------------------------------------
 
 @pytest.mark.parametrize("hw_path, exact, tolerance", [
-    (EDGE, True, 1e-4), (EDGE, False, 5e-3), (H100, True, 2e-3), (H100, False, 5e-3)])
+    (EDGE, True, 1e-4), (EDGE, False, 1e-3), (H100, True, 2e-3), (H100, False, 2e-3)])
 def test_vanishing_load_tpot_equals_run_at_batch_1(runs, hw_path, exact, tolerance):
-    """Requests far apart: every strategy's TPOT is ``speedsim run``'s at batch 1, within
-    0.5 % through the memo (the issue's bound), and replaying every iteration within
-    0.01 % on edge (what remains: the run's first decode items may start before its
-    prefill's last one ends) and 0.2 % on h100, where the weights fit the L2: there the
+    """Requests far apart: every strategy's TPOT is ``speedsim run``'s at batch 1 (the
+    issue's bound: 0.5 %), through the memo within 0.1 % on edge (measured ≤ 0.024 %)
+    and 0.2 % on h100 (≤ 0.10 %), and replaying every iteration within 0.01 % on edge
+    (what remains: the run's first decode items may start before its prefill's last one
+    ends) and 0.2 % on h100, where the weights fit the L2: there the
     run's first draft pass reads the draft model's final norm for the first time (one
     DRAM latency, draft_spec −0.10 %), which a served iteration, costed after a copy of
     itself, finds resident. What this pins on h100: prefill's norm parameters resident

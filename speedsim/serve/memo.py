@@ -18,10 +18,12 @@ costs ~0.05 s; the memo replays a few hundred small parts and composes them:
    sum of its parts' costs, each part costed alone as above (two copies of
    itself), plus, at each boundary between two parts of different structures
    (cyclic: the last part precedes the first, as the previous iteration's does),
-   what the later part takes more after the earlier one than after a copy of
-   itself (its first weights load during another tail: a 7B verify pass after a
-   draft pass on h100 +3,072 cycles at one row, +16 k at 31; a draft pass after
-   a verify −2,005). Without them the memo's summed cycles ran 0.02 to 0.06 %
+   what the later part costs more after the earlier one than after a copy of
+   itself: cycles (its first weights load during another tail: a 7B verify pass
+   after a draft pass on h100 +3,072 cycles at one row, +16 k at 31; a draft pass
+   after a verify −2,005) and dynamic energy (a weight resident after a copy of
+   itself may be evicted by the other part: edge's head-only pass of early exit,
+   −0.54 % of the energy per token when missed). Without them the memo's summed cycles ran 0.02 to 0.06 %
    short on draft-and-verify steps, which TTFT (mostly the wait for the running
    iteration) amplified to −1.2 %. A boundary is measured once per pair of
    *anchors* (``_anchor``: each part's coordinates on a coarse octave grid) as a
