@@ -23,9 +23,9 @@ costs ~0.05 s; the memo replays a few hundred small parts and composes them:
    after a draft pass on h100 +3,072 cycles at one row, +16 k at 31; a draft pass
    after a verify −2,005) and dynamic energy (a weight resident after a copy of
    itself may be evicted by the other part: edge's head-only pass of early exit,
-   −0.54 % of the energy per token when missed). Without them the memo's summed cycles ran 0.02 to 0.06 %
-   short on draft-and-verify steps, which TTFT (mostly the wait for the running
-   iteration) amplified to −1.2 %. A boundary is measured once per pair of
+   −0.54 % of the energy per token when missed). Without them the memo's summed
+   cycles ran 0.02 to 0.06 % short on draft-and-verify steps, which TTFT (mostly
+   the wait for the running iteration) amplified to −1.2 %. A boundary is measured once per pair of
    *anchors* (``_anchor``: each part's coordinates on a coarse octave grid) as a
    replay of the pair with ``BOUNDARY_LAYERS`` layer each, less the later part so
    replayed alone: exact to the cycle at the anchors (the 7B draft and verify
