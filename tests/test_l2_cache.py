@@ -90,3 +90,18 @@ def test_a_model_that_fits_the_l2_fetches_its_weights_once():
     once = _weight_bytes(_hw(mib=60))
     assert layer + head <= once < 1.1 * (layer + head)
     assert _weight_bytes(_hw(mib=16)) > 10 * (layer + head)  # 16 MiB: swept every token
+
+
+def test_vector_parameters_are_one_tensor_in_prefill_and_decode():
+    """A norm's parameters keep their engine-side residency but are named by their tensor,
+    so that decode finds prefill's resident (the same bytes); a matrix item's misses get a
+    key of their own. Keyed by phase (as the strategies key them), the first decode token
+    of a run on h100 paid one DRAM latency per norm."""
+    norm = [WorkItem(id=i, unit="vector", op="norm", phase=ph, elements=768, vector_kind="norm",
+                     weight_key=(ph, 0, "norm", 0), weight_bytes=1536, vector_ops=768)
+            for i, ph in enumerate(("prefill", "decode"))]
+    out = through_cache(norm, _hw())
+    assert [x.weight_key for x in out] == [(0, "norm", 0)] * 2
+    assert [x.weight_bytes for x in out] == [1536] * 2
+    gemm = through_cache([_gemm(0, "A", 2)], _hw())[0]
+    assert (gemm.weight_key, gemm.weight_bytes) == (("l2 miss", 0), 2 * MIB)

@@ -22,6 +22,7 @@ from speedsim.serve.rows import RowBank
 from speedsim.serve.scheduler import Limits, retime, run_server
 
 EDGE = "hw_configs/edge.yaml"
+H100 = "hw_configs/h100.yaml"  # a GPU: no per-item overheads, weights behind an L2
 STRATEGIES = "workloads/strategies.yaml"  # every strategy on the trained model, 32 tokens
 
 
@@ -33,19 +34,35 @@ def traffic(**keys):
 
 
 @pytest.fixture(scope="module")
-def edge_run():
-    hw, wl = load_hardware(EDGE), load_workload(STRATEGIES)
-    return hw, wl, simulate(hw, wl)
+def runs():
+    """``speedsim run`` of the trained model (batch 1) per hardware, computed once."""
+    done = {}
+
+    def run(hw_path: str):
+        if hw_path not in done:
+            hw, wl = load_hardware(hw_path), load_workload(STRATEGIES)
+            done[hw_path] = hw, wl, simulate(hw, wl)
+        return done[hw_path]
+    return run
 
 
 # -- against speedsim run -------------------------------------------------------------------
 
-@pytest.mark.parametrize("exact, tolerance", [(True, 1e-4), (False, 5e-3)])
-def test_vanishing_load_tpot_equals_run_at_batch_1(edge_run, exact, tolerance):
-    """Requests far apart: every strategy's TPOT is ``speedsim run``'s at batch 1, within
-    0.5 % through the memo, and within 0.01 % replaying every iteration (what remains:
-    the run's first decode items may start before its prefill's last one ends)."""
-    hw, wl, run = edge_run
+@pytest.mark.parametrize("hw_path, exact, tolerance", [
+    (EDGE, True, 1e-4), (EDGE, False, 1e-3), (H100, True, 2e-3), (H100, False, 2e-3)])
+def test_vanishing_load_tpot_equals_run_at_batch_1(runs, hw_path, exact, tolerance):
+    """Requests far apart: every strategy's TPOT is ``speedsim run``'s at batch 1 (the
+    issue's bound: 0.5 %), through the memo within 0.1 % on edge (measured ≤ 0.024 %)
+    and 0.2 % on h100 (≤ 0.10 %), and replaying every iteration within 0.01 % on edge
+    (what remains: the run's first decode items may start before its prefill's last one
+    ends) and 0.2 % on h100, where the weights fit the L2: there the
+    run's first draft pass reads the draft model's final norm for the first time (one
+    DRAM latency, draft_spec −0.10 %), which a served iteration, costed after a copy of
+    itself, finds resident. What this pins on h100: prefill's norm parameters resident
+    for decode (``hw.l2.handed_on``; without, −0.34 % to −1.27 %), each part's L2
+    verdict taken in its iteration (``memo.verdicts``; without, draft_spec −5.1 %) and
+    a SPEED step keyed by its occupied stages (``keys``; without, −9.9 %)."""
+    hw, wl, run = runs(hw_path)
     g = wl.generation
     t = traffic(arrivals={"process": "constant", "rate_rps": 0.01}, requests=2,
                 prompt_tokens=g.prompt_tokens, output_tokens=g.new_tokens)
@@ -247,7 +264,9 @@ def test_tile_points_never_straddle_a_tile():
 def test_cells_follow_the_array_dimension_that_the_coordinate_fills():
     h100, edge = load_hardware("hw_configs/h100.yaml").array, load_hardware(EDGE).array
     assert cell("rows", 20, h100) == (17, 25, 3 / 8)  # tiles of 16 rows
-    assert cell("rows", 20, edge) == (17, 25, 3 / 8) and cell("rows", 32, edge) == (32, 32, 0.0)
+    assert cell("rows", 40, edge) == (33, 41, 7 / 8) and cell("rows", 64, edge) == (64, 64, 0.0)
+    assert cell("rows", 5, h100) == (5, 5, 0.0)  # the first tile: a point on every row
+    assert cell("rows", 20.5, edge) == (20, 21, 0.5)
     assert cell("kv", 40, h100) == (33, 64, 7 / 31)  # output stationary: the scores' N, 32 columns
     assert cell("count", 13, h100) == (12, 14, 0.5)  # groups: 4 points per octave
 
@@ -274,13 +293,21 @@ def test_keys_of_a_verify_wave_and_the_part_at_a_corner():
     assert corner(structure, (6, 3, 1)) is None  # a row before position 1
     single = Wave("", "decode", (0,), ((90, (0,)), (95, (0,))))
     assert coordinates(single)[1] == [("rows", 2), ("kv", 93.5)]
+    # one group: its merged attention reads its longest KV (positions 90..94: 95), the
+    # length whose tiles its cost steps with; the corner there is the same group
+    alone = Wave("", "decode", (0, 1), ((90, (0, 1, 2, 3, 4)),), every_k)
+    structure, coords = coordinates(alone)
+    assert coords == [("rows", 5), ("count", 1), ("kv", 95)]
+    assert corner(structure, (5, 1, 95)).groups == alone.groups
 
 
 def test_keys_of_a_speed_step_and_of_a_prefill():
     step = SpeedStep(4, (0,) * 8, ((90,), (80, 70), (), (60,)))
     structure, coords = coordinates(step)
-    assert coords == [("rows", 4), ("kv", 76.0)] and structure[-1] is True  # the heads run
-    assert corner(structure, (5, 76)).in_stage == ((75, 75), (75,), (75,), (75,))
+    assert coords == [("rows", 4), ("kv", 76.0)]
+    assert structure[-1] == (True, True, False, True)  # the occupied stages
+    assert corner(structure, (5, 76)).in_stage == ((75, 75), (75, 75), (), (75,))
+    assert corner(structure, (2, 76)) is None  # three stages occupied: three executions at least
     middle = coordinates(SpeedStep(4, (0,) * 8, ((), (80, 70), (60,), ())))[0]
     assert corner(middle, (3, 71)).in_stage == ((), (70, 70), (70,), ())
     prefill = Wave("", "prefill", (-1, 0), ((64, (0,)), (20, (0,))))
@@ -315,7 +342,7 @@ def edge_costs():
 
 def test_memo_at_grid_points_is_the_replay(edge_costs):
     """One request at 96 (KV 97: the first of a tile of 32); nine at mean 96 (9 rows: a
-    point every 8 rows): the memo's cost is the replay of nine at 96."""
+    point, as every row of the first tile of 32): the memo's cost is the replay of nine at 96."""
     hw, bank, at = edge_costs
     memo, exact = IterationCosts(hw, bank, depth=bank.depth), IterationCosts(hw, bank, exact=True)
     assert memo(at(96)) == exact(at(96))
@@ -325,17 +352,37 @@ def test_memo_at_grid_points_is_the_replay(edge_costs):
 
 
 def test_memo_between_grid_points_interpolates_over_the_cell(edge_costs):
-    """Five requests at 100: rows half-way from 1 to 9, KV 101 4/31 of the way from 97 to
-    128: the four corners' replays weighed (1/2 · 27/31, 1/2 · 4/31, ...)."""
+    """37 requests at 100: rows half-way from 33 to 41 (a point every 8 rows past the first
+    tile of 32), KV 101 4/31 of the way from 97 to 128: the four corners' replays weighed
+    (1/2 · 27/31, 1/2 · 4/31, ...)."""
     hw, bank, at = edge_costs
     memo, exact = IterationCosts(hw, bank, depth=bank.depth), IterationCosts(hw, bank, exact=True)
-    got = memo(at(*[100] * 5))
-    want = {(n, b): exact(at(*[b] * n)) for n in (1, 9) for b in (96, 127)}
+    got = memo(at(*[100] * 37))
+    want = {(n, b): exact(at(*[b] * n)) for n in (33, 41) for b in (96, 127)}
     w = {96: 27 / 31, 127: 4 / 31}
     for field in ("cycles", "dynamic_j"):
         expected = sum(0.5 * w[b] * getattr(c, field) for (n, b), c in want.items())
         assert getattr(got, field) == pytest.approx(expected, rel=1e-12)
     assert memo.corners == 4 + 1  # the first corner also replayed whole
+
+
+def test_parts_and_their_boundaries_add_up_to_the_iteration():
+    """A draft pass then a verify pass of the 7B shape on h100, both at grid points (one
+    row, KV 128): each part alone is a corner's replay, and the iteration costs their sum
+    plus each boundary's cycles (the verify after the draft: +3,072; the draft after the
+    verify: -2,005), the whole replay to the cycle; the parts alone miss it by 1,067."""
+    hw = load_hardware(H100)
+    wl = load_workload("workloads/llama7b_cycle_u8_strategies.yaml")
+    bank = RowBank({"": wl.model, "draft": wl.strategies.draft_spec.draft_model},
+                   hw.bytes_per_element)
+    N, Nd = wl.model.n_layers, wl.strategies.draft_spec.draft_model.n_layers
+    it = (Wave("draft", "decode", (-1, *range(Nd), Nd), ((127, (0,)),)),
+          Wave("", "decode", (-1, *range(N), N), ((127, (0,)),)))
+    costs = IterationCosts(hw, bank, depth=bank.depth)
+    whole = costs.replayed(it)
+    assert costs(it) == Cost(whole.cycles, pytest.approx(whole.dynamic_j, rel=1e-12))
+    alone = sum(costs.part(p, v).cycles for p, v in zip(it, costs.verdicts(it)))
+    assert (costs.boundaries(it, costs.verdicts(it)).cycles, whole.cycles - alone) == (1067, 1067)
 
 
 def test_memo_error_on_a_small_shipped_run_is_within_one_percent():

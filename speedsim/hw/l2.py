@@ -22,7 +22,8 @@ kernels in one stream, one after another, so issue order is access order):
   beyond the item's compute and overhead (the L2's bandwidth, several times the DRAM's,
   is not modelled).
 
-Vector-unit parameters keep their parameter cache (``speedsim.hw.units.ParamCache``).
+Vector-unit parameters keep the engine's parameter cache, named by their tensor (phase
+dropped, as the L2's chunks are): prefill's norm parameters are resident for decode.
 """
 
 from __future__ import annotations
@@ -78,12 +79,26 @@ def through_cache(items: Sequence[WorkItem], hw: Hardware) -> Sequence[WorkItem]
     return [_through(it, cache, hw) for it in items]
 
 
-def _tensor(key: Hashable) -> Hashable:
-    """The tensor a weight key names: the key without its phase (strategies key prefill and
-    decode apart because the scratchpad cuts them into different tiles; the L2 holds bytes)."""
+def tensor_of(it: WorkItem) -> Hashable:
+    """The tensor an item's weight key names: the key without its phase (strategies key
+    prefill and decode apart because the scratchpad cuts them into different tiles; the L2
+    holds bytes)."""
+    key = it.weight_key
     if isinstance(key, tuple):
         return tuple(k for k in key if k not in PHASES)
     return key
+
+
+def handed_on(it: WorkItem, missed: int, hw: Hardware) -> WorkItem:
+    """``it`` as the engine replays it when ``missed`` of its weight bytes missed the L2
+    (module docstring): a matrix item keeps the missed bytes under a key of its own; a
+    vector item's parameters are named by their tensor, so that prefill's stay resident
+    for decode in the engine's parameter cache (the same bytes)."""
+    if it.weight_key is None or not it.weight_bytes:
+        return it
+    if hw.unit(it.unit).kind != "matrix":
+        return replace(it, weight_key=tensor_of(it))
+    return replace(it, weight_key=("l2 miss", it.id) if missed else None, weight_bytes=missed)
 
 
 def _through(it: WorkItem, cache: LruChunks, hw: Hardware) -> WorkItem:
@@ -91,6 +106,5 @@ def _through(it: WorkItem, cache: LruChunks, hw: Hardware) -> WorkItem:
     if streamed:
         cache.stream(streamed, it.id)
     if hw.unit(it.unit).kind != "matrix" or it.weight_key is None or not it.weight_bytes:
-        return it
-    missed = it.weight_bytes - cache.sweep(_tensor(it.weight_key), it.weight_bytes)
-    return replace(it, weight_key=("l2 miss", it.id) if missed else None, weight_bytes=missed)
+        return handed_on(it, 0, hw)
+    return handed_on(it, it.weight_bytes - cache.sweep(tensor_of(it), it.weight_bytes), hw)

@@ -76,10 +76,12 @@ def canonical(groups: Sequence[Group]) -> tuple[Group, ...]:
 
 def work_items(parts: Iteration, rows: RowSource, placement: Placement,
                attention_batched: bool, copies: int = 1,
-               marks: list[list[int]] | None = None) -> tuple[list[WorkItem], list[int]]:
+               marks: list[list[int]] | None = None,
+               part_ends: list[int] | None = None) -> tuple[list[WorkItem], list[int]]:
     """The items of ``copies`` back-to-back runs of ``parts`` (each part waits for the
     previous one's last items), and the number of items in each copy. ``marks``: per
-    part of the last copy, the id of each layer's (layer step's) last item is appended."""
+    part of the last copy, the id of each layer's (layer step's) last item is appended;
+    ``part_ends``: after each part of each copy, the number of items so far."""
     b = ItemBuilder(placement)
     prev: Deps = ()
     sizes = []
@@ -89,6 +91,8 @@ def work_items(parts: Iteration, rows: RowSource, placement: Placement,
             mark = marks[i] if marks is not None and copy == copies - 1 else None
             prev = (_wave(b, p, rows, prev, mark) if isinstance(p, Wave)
                     else _speed_step(b, p, rows, prev, attention_batched, mark))
+            if part_ends is not None:
+                part_ends.append(len(b.items))
         sizes.append(len(b.items) - start)
     return b.items, sizes
 

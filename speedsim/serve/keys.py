@@ -8,24 +8,29 @@ A part's cost is decided, up to what the memo's error measures, by:
   coordinates *rows* R (the dense GEMMs' M), *groups* n (attention GEMMs, KV reads)
   and *KV length* ℓ of their batched attention (``attention_length``: the mean KV
   length of their rows, weighed as the GEMM's MACs, ``iteration.batched_attention``:
-  the GEMM's cost steps with the tiles ℓ fills); with one row per group ℓ is the
-  mean position + 1, R = n, and n is not a coordinate of its own;
+  the GEMM's cost steps with the tiles ℓ fills); of one group, its longest KV length,
+  which its merged attention reads (``strategies.verify.merged``: a verify of 5 rows
+  with ℓ its mean stepped inside a cell, 2 positions before its tile's end, and the
+  memo ran up to +1.5 % on edge); with one row per group ℓ is the mean position + 1,
+  R = n, and n is not a coordinate of its own;
 - a prefill ``Wave`` of one prompt: its model and layers, and the coordinate *prompt*
   (its tokens: the GEMMs' rows and the attention's KV length at once); of several
   prompts: its model, layers and prompts, no coordinate (how the prompts spread
   around their mean matters, and such prefills are few);
-- a ``SpeedStep``: G, the layer sets and whether any execution is in the first or the
-  last stage (the heads run); *rows* M (executions in flight: every dense GEMM of a
-  cycle-shared step takes them all) and *KV length* x̄ + 1. How the executions
-  spread over the stages changes a 7B step on h100 by < 0.05 % (the heads' rows
-  from 6 to 17 of 16 to 24 executions).
+- a ``SpeedStep``: G, the layer sets and which stages hold an execution (so whether
+  the heads run, and how many attention items a layer step issues where attention is
+  issued per token: a lone request's step with 4 stages occupied costs 41 % more than
+  with 1 on h100, the trained model, at 4 executions against 1); *rows* M (executions
+  in flight: every dense GEMM of a cycle-shared step takes them all) and *KV length*
+  x̄ + 1. How the executions spread over the occupied stages changes a 7B step on h100
+  by < 0.05 % (the heads' rows from 6 to 17 of 16 to 24 executions).
 
 ``corner`` builds the part of given coordinates: one group of the longest pattern and
 the other rows spread as evenly as the patterns allow over the other groups, every
 group at the one base that gives the KV length ℓ (decode); the prefill of that prompt,
-or of those prompts; the
-executions spread evenly over the stages (SPEED). ``None`` where no part has the
-coordinates (fewer rows than groups, more than t_max per group, a base before 1).
+or of those prompts; the executions spread evenly over the occupied stages (SPEED).
+``None`` where no part has the coordinates (fewer rows than groups or occupied stages,
+more than t_max per group, a base before 1).
 """
 
 from __future__ import annotations
@@ -42,10 +47,9 @@ ROWS, PROMPT, COUNT, KV = "rows", "prompt", "count", "kv"
 def coordinates(p: Part) -> tuple[tuple, list[tuple[str, float]]]:
     """(``p``'s structure, its coordinates as (kind, value)) (module docstring)."""
     if isinstance(p, SpeedStep):
-        n = [len(s) for s in p.in_stage]
-        M, x = sum(n), _mean([b for s in p.in_stage for b in s])
-        heads = p.stages <= 2 or n[0] + n[-1] > 0
-        return ("speed", p.stages, p.layer_sets, heads), [(ROWS, M), (KV, x + 1)]
+        M, x = sum(map(len, p.in_stage)), _mean([b for s in p.in_stage for b in s])
+        occupied = tuple(bool(s) for s in p.in_stage)
+        return ("speed", p.stages, p.layer_sets, occupied), [(ROWS, M), (KV, x + 1)]
     if p.phase == "prefill":
         if len(p.groups) == 1:
             return ("prefill", p.scope, p.layers, 1), [(PROMPT, p.groups[0][0])]
@@ -54,7 +58,7 @@ def coordinates(p: Part) -> tuple[tuple, list[tuple[str, float]]]:
     R, n, t_max = sum(rows), len(rows), max(rows)
     patterns = tuple(sorted({off for _, off in p.groups} | set(p.patterns),
                             key=lambda o: (len(o), o)))
-    kv = attention_length(p.groups, t_max)
+    kv = attention_length(p.groups, t_max) if n > 1 else p.groups[0][0] + max(p.groups[0][1]) + 1
     if t_max == 1:
         return ("decode", p.scope, p.layers, patterns, 1), [(ROWS, R), (KV, kv)]
     return ("decode", p.scope, p.layers, patterns, t_max), [(ROWS, R), (COUNT, n), (KV, kv)]
@@ -92,8 +96,10 @@ def corner(structure: tuple, point: tuple[int, ...]) -> Optional[Part]:
     if any(t not in by_length for t in lengths):
         return None
     offsets = [by_length[t] for t in lengths]
-    # the base that gives the batched attention this KV length, to within half a position
-    x = round((kv * n * t_max - sum(map(_offsets, offsets))) / R)
+    # the base that gives the batched attention this KV length, to within half a position;
+    # one group's attention reads its longest KV
+    x = kv - 1 - max(offsets[0]) if n == 1 else \
+        round((kv * n * t_max - sum(map(_offsets, offsets))) / R)
     if x + min(o[0] for o in offsets) < 1:  # a row before position 1
         return None
     return Wave(scope, "decode", layers, canonical([(x, o) for o in offsets]))
@@ -111,13 +117,12 @@ def _spread(R: int, n: int, t_max: int) -> Optional[list[int]]:
 
 
 def _speed(structure: tuple, point: tuple[int, ...]) -> Optional[SpeedStep]:
-    """M executions spread evenly over the G stages, or over the middle ones when none is
-    in the first or last (no heads)."""
-    _, G, layer_sets, heads = structure
+    """M executions spread evenly over the occupied stages."""
+    _, G, layer_sets, occupied = structure
     M, kv = point
-    if kv < 2:  # no execution before position 1
+    stages = [g for g in range(G) if occupied[g]]
+    if kv < 2 or M < len(stages):  # no execution before position 1; an occupied stage empty
         return None
-    stages = range(G) if heads else range(1, G - 1)
     q, r = divmod(M, len(stages))
     counts = [0] * G
     for i, g in enumerate(stages):

@@ -13,27 +13,44 @@ the iteration (cold buffers, nothing loading) would miss.
 Memo. A 7B serving run has tens of thousands of iterations, and a replay of one
 costs ~0.05 s; the memo replays a few hundred small parts and composes them:
 
-1. **Parts add up.** An iteration's parts run one after the other (each waits
-   for the previous one's last items), so its cost is the sum of its parts'
-   costs, each part costed alone as above (two copies of itself). What this
-   misses is the overlap at the boundary between two different parts (the next
-   part's first weights loading during the previous one's tail): −0.05 % on a
-   7B draft-and-verify step on h100, 0 on early exit's.
+1. **Parts add up, with their boundaries.** An iteration's parts run one after
+   the other (each waits for the previous one's last items), so its cost is the
+   sum of its parts' costs, each part costed alone as above (two copies of
+   itself), plus, at each boundary between two parts of different structures
+   (cyclic: the last part precedes the first, as the previous iteration's does),
+   what the later part costs more after the earlier one than after a copy of
+   itself: cycles (its first weights load during another tail: a 7B verify pass
+   after a draft pass on h100 +3,072 cycles at one row, +16 k at 31; a draft pass
+   after a verify −2,005) and dynamic energy (a weight resident after a copy of
+   itself may be evicted by the other part: edge's head-only pass of early exit,
+   −0.54 % of the energy per token when missed). Without them the memo's summed
+   cycles ran 0.02 to 0.06 % short on draft-and-verify steps, which TTFT (mostly
+   the wait for the running iteration) amplified to −1.2 %. A boundary is measured once per pair of
+   *anchors* (``_anchor``: each part's coordinates on a coarse octave grid) as a
+   replay of the pair with ``BOUNDARY_LAYERS`` layer each, less the later part so
+   replayed alone: exact to the cycle at the anchors (the 7B draft and verify
+   passes).
 2. **Key.** A part is keyed by its structure and a few coordinates
    (``speedsim.serve.keys``): a decode wave by its rows R, its groups n (when a
    group has several rows) and the KV length ℓ of its batched attention; a
    prefill of one prompt by its tokens (of several: by the prompts, never
-   interpolated); a SPEED step by its executions M, whether the heads run, and
+   interpolated); a SPEED step by its executions M, its occupied stages, and
    their mean KV length.
 3. **Grid.** Rows on points that never straddle a tile of the array's rows T
    (``tile_points``: each tile's first row k·T + 1, every ``ROW_STEP`` rows after
    it, and its last row (k + 1)·T), since a GEMM's cost jumps where its rows fill
    one more tile (16 → 17 rows: +20 % for a SPEED step on h100) and is affine in
    the rows within one (82.1 k to 83.8 k cycles per row across the tiles of a 7B
-   decode step on h100); a prompt's tokens likewise within tiles of gcd(rows,
-   columns) (its rows and its KV length at once); a KV length on one cell per tile
-   of the dimension it fills (the array's columns, output stationary: +5 % from
-   KV 64 to 65 on edge, flat within [65, 96]); groups on
+   decode step on h100), except that the first tile has a point on every row: there
+   the cost wiggles with the rows (edge, a decode wave: +27,047, +25,565, +26,859,
+   +25,565 cycles per row, period 4, from integer tiling of the KV and activation
+   transfers), a large share of a small batch's cost, and points every ``ROW_STEP``
+   rows, all at one phase of it, put the memo 0.07 % below the replay at 2 to 4
+   rows (shallow's TTFT p90 on traffic/trace.yaml: −1.15 %); a prompt's tokens
+   likewise within tiles of gcd(rows, columns) (its rows and its KV length at
+   once); a KV length on one cell per tile of the dimension it fills (the array's
+   columns, output stationary: +5 % from KV 64 to 65 on edge, flat within
+   [65, 96]); groups on
    ``COUNT_POINTS_PER_OCTAVE`` points per octave. A point's cost is the
    multilinear interpolation between the corners of its cell: with w_i = (c_i −
    lo_i) / (hi_i − lo_i) per coordinate,
@@ -59,6 +76,19 @@ costs ~0.05 s; the memo replays a few hundred small parts and composes them:
    and a structure whose two costs differ by more than ``COMPOSED_TOLERANCE`` is
    never composed.
 
+5. **L2.** Behind an L2 (``buffers.weight.kind: cache``, ``speedsim.hw.l2``) what a
+   part's weights cost depends on the rest of its iteration: a verify wave after four
+   draft passes finds the target's weights evicted, alone it finds them resident
+   (draft_spec −5.1 % at vanishing load on h100, the trained model, when parts were
+   costed alone). So each part carries the L2's *verdict* in its iteration
+   (``verdicts``): where no weight of two copies of the iteration hits even without KV
+   traffic (``_hits_nothing``, once per sequence of the parts' weight reads: LRU is a
+   stack algorithm, so KV traffic only adds misses), every weight misses (``ALL_MISS``:
+   the 7B shapes, each layer larger than the L2); else the L2 pass over two copies of
+   the iteration decides each part's missed bytes per (tensor, occurrence), and the
+   part is keyed by that verdict too, its corners replayed with it imposed and never
+   composed (its layers may hit and miss apart).
+
 Each corner is replayed once and kept, across strategies (a prefill of the same
 prompt is the same part for each).
 
@@ -68,7 +98,9 @@ the corner's even spread (SPEED: each stage's attention is sized by its own
 executions' mean KV length where attention is issued per token, the corner's by the
 step's: single SPEED iterations on traffic/trace.yaml up to 8 % off; keying each
 stage's KV length brings that to 2 % but makes the 1,000-request 7B run 7 times slower,
-and shifting stages by whole KV tiles biases h100), and the boundary between parts.
+and shifting stages by whole KV tiles biases h100), and a boundary's variation between
+its anchors (a 7B verify after a draft: +3,072 cycles at 1 to 3 draft rows, +11,163 at
+7 and 8, anchored at 4).
 ``audit`` measures it on the memo's own schedule (every iteration also replayed, the
 same iteration sequence retimed: ``scheduler.retime``); ``benchmarks/bench_serve.py``
 reports that and, apart, the difference between two separate runs (memo, every
@@ -79,14 +111,15 @@ traffic/poisson.yaml.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from math import floor, gcd, log2
 
 import numpy as np
 
 from speedsim.config.hw import Hardware
 from speedsim.hw.cost import matrix_section
-from speedsim.hw.l2 import through_cache
+from speedsim.hw.l2 import handed_on, tensor_of, through_cache
 from speedsim.metrics.energy import per_item_energy_j
 from speedsim.serve.iteration import (Iteration, Part, RowSource, SpeedStep, middle_layers,
                                       shortened, work_items)
@@ -94,10 +127,13 @@ from speedsim.serve.keys import COUNT, KV, PROMPT, ROWS, coordinates, corner
 from speedsim.sim.engine import replay
 
 COUNT_POINTS_PER_OCTAVE = 4  # of the groups of a decode wave
-ROW_STEP = 8  # rows between two grid points inside a tile of the array's rows
+ROW_STEP = 8  # rows between two grid points inside a tile of the array's rows (but the first)
 KEPT_LAYERS = 2  # repeated layers a corner's replay keeps; the rest are its last one's repeats
+BOUNDARY_LAYERS = 1  # repeated layers a boundary's pair replay keeps (tails and heads only)
 PROMPT_TOLERANCE = 2e-3  # a prompt's cell missing its first point by more: not interpolated
 COMPOSED_TOLERANCE = 1e-3  # a structure whose composed cost misses its full replay by more: full
+ANCHORS_PER_OCTAVE = 2  # of rows, groups and prompt tokens where a boundary is measured
+ALL_MISS = "all miss"  # the L2 verdict of a part none of whose weights can stay resident
 
 
 @dataclass(frozen=True)
@@ -117,6 +153,11 @@ class IterationCosts:
         self._memo: dict[tuple, Cost] = {}
         self._composable: dict[tuple, bool] = {}  # per structure: its composed cost checked
         self._cells: dict[tuple, bool] = {}  # per grid cell: whether it is interpolated
+        self._never_hit: dict[tuple, bool] = {}  # per iteration's weight accesses (``verdicts``)
+        self._verdict_ids: dict[tuple, int] = {}  # a part's L2 verdict -> its id
+        self._verdict_tables: list[dict] = []  # id -> {(tensor, occurrence): missed bytes}
+        self._boundaries: dict[tuple, Cost] = {}  # two parts' anchors -> a boundary's cost
+        self._alones: dict[tuple, Cost] = {}  # (short part, verdict) -> its cost alone
         self.replays = 0
         self.corners = 0  # replays of grid-cell corners (the memo's own)
         self.calls = 0
@@ -151,18 +192,152 @@ class IterationCosts:
     def memoized(self, it: Iteration) -> Cost:
         """The memo's cost of ``it``: the sum of its parts' (module docstring)."""
         cycles = dynamic = 0.0
-        for p in it:
-            c = self.part(p)
+        verdicts = self.verdicts(it)
+        for p, verdict in zip(it, verdicts):
+            c = self.part(p, verdict)
             cycles, dynamic = cycles + c.cycles, dynamic + c.dynamic_j
-        return Cost(cycles, dynamic)
+        edges = self.boundaries(it, verdicts)
+        return Cost(cycles + edges.cycles, dynamic + edges.dynamic_j)
 
-    def part(self, p: Part) -> Cost:
+    def boundaries(self, it: Iteration, verdicts: tuple) -> Cost:
+        """Σ over the boundaries between two parts of different structures (cyclic: the
+        last part precedes the first, as the previous iteration's does) of what the later
+        part costs more after the earlier one than after a copy of itself (module
+        docstring, *Parts add up*)."""
+        keyed = [coordinates(p) for p in it]
+        edges = [self._boundary(keyed[j - 1], verdicts[j - 1], keyed[j], verdicts[j])
+                 for j in range(len(it)) if len(it) > 1 and keyed[j - 1][0] != keyed[j][0]]
+        return Cost(sum(e.cycles for e in edges), sum(e.dynamic_j for e in edges))
+
+    def _boundary(self, a: tuple, va, b: tuple, vb) -> Cost:
+        """One boundary: ``a`` then ``b`` (each (structure, coordinates)) at their anchors
+        (``_anchor``), replayed as a pair with ``BOUNDARY_LAYERS`` layer each: ``b``'s
+        cycles and dynamic energy after ``a`` less ``b``'s so replayed alone (after a copy
+        of itself: a weight resident there may have been evicted by ``a``); kept per
+        anchors."""
+        (sa, pa), (sb, pb) = self._anchor(*a), self._anchor(*b)
+        key = (sa, va, pa, sb, vb, pb)
+        delta = self._boundaries.get(key)
+        if delta is None:
+            self.corners += 1
+            pair = tuple(self._short(corner(s, pt)) for s, pt in ((sa, pa), (sb, pb)))
+            _, ends, energy, part_ends = self._replay(pair, verdicts=(va, vb))
+            after = Cost(float(ends.max() - ends[:part_ends[2]].max()),  # b's, in copy 2
+                         float(energy[part_ends[2]:part_ends[3]].sum()))
+            alone = self._alone(pair[1], vb)
+            delta = self._boundaries[key] = Cost(after.cycles - alone.cycles,
+                                                 after.dynamic_j - alone.dynamic_j)
+        return delta
+
+    def _alone(self, p: Part, verdict) -> Cost:
+        """``p``'s cost after a copy of itself, kept per part and verdict."""
+        key = (p, verdict)
+        if key not in self._alones:
+            self.corners += 1
+            self._alones[key] = self.replayed((p,), (verdict,))
+        return self._alones[key]
+
+    def _anchor(self, structure: tuple, coords: list) -> tuple[tuple, tuple[int, ...]]:
+        """(structure, point) a boundary is measured at: each coordinate at its grid point
+        below on a coarse octave grid (``ANCHORS_PER_OCTAVE``; a KV length on one point per
+        octave: a boundary's items are embeddings, norms, dense GEMMs and heads, attention
+        only as it cancels) if a part has that point, else with the part's own rows and
+        groups, else its own coordinates rounded; a prefill of several prompts as one of
+        their tokens (its rows at the boundary)."""
+        if structure[0] == "prefill" and structure[3] != 1:
+            structure, coords = (*structure[:3], 1), [(PROMPT, sum(structure[3]))]
+        low = [grid_points(v, 1 if kind == KV else ANCHORS_PER_OCTAVE)[0] for kind, v in coords]
+        if any(kind == COUNT for kind, _ in coords):  # rows, groups, KV: groups that fit the rows
+            t_max = structure[-1]
+            R = max(low[0], t_max)
+            low[:2] = R, min(max(low[1], -(-R // t_max)), R - t_max + 1)
+        for point in (tuple(low),
+                      tuple(lo if kind == KV else round(v) for (kind, v), lo in zip(coords, low)),
+                      tuple(round(v) for _, v in coords)):
+            if corner(structure, point) is not None:
+                return structure, point
+        raise AssertionError(f"no part at {structure} {coords}")  # a part's own point is one
+
+    def _short(self, p: Part) -> Part:
+        return p if self.depth is None else shortened(p, self.depth, BOUNDARY_LAYERS)
+
+    def verdicts(self, it: Iteration) -> tuple:
+        """Per part of ``it``: what the L2 decides for its weights within the iteration
+        (module docstring, *L2*): None without an L2; ``ALL_MISS`` where none of the
+        iteration's weights can stay resident; else the id of its missed bytes per
+        (tensor, occurrence in the part), from the L2 pass over two copies of ``it``."""
+        if self.hw.buffers.weight.kind != "cache":
+            return (None,) * len(it)
+        accesses = tuple(map(_weight_accesses, it))
+        never = self._never_hit.get(accesses)
+        if never is None:
+            never = self._never_hit[accesses] = self._hits_nothing(it)
+        return (ALL_MISS,) * len(it) if never else self._in_context(it)
+
+    def _hits_nothing(self, it: Iteration) -> bool:
+        """Whether no weight of two copies of ``it`` hits the L2 even without KV traffic:
+        then none does with any KV traffic (LRU is a stack algorithm: more accesses between
+        two uses never turn a miss into a hit) nor at any rows (the weights read depend on
+        ``_weight_accesses`` alone)."""
+        items, _ = self._items(it)
+        dry = [replace(x, kv_read_bytes=0, kv_write_bytes=0) for x in items]
+        passed = through_cache(dry, self.hw)
+        return all(a.weight_bytes == b.weight_bytes for a, b in zip(dry, passed))
+
+    def _in_context(self, it: Iteration) -> tuple:
+        """The L2 pass over two copies of ``it``: per part of the second, its verdict."""
+        ends: list[int] = []
+        items, _ = self._items(it, ends)
+        out = through_cache(items, self.hw)
+        bounds = ends[len(it) - 1:]
+        return tuple(self._verdict(items[a:b], out[a:b]) for a, b in zip(bounds, bounds[1:]))
+
+    def _verdict(self, items: list, passed: list):
+        """One part's verdict: ``ALL_MISS``, or the id of its missed bytes per (tensor,
+        occurrence)."""
+        seen: Counter = Counter()
+        table = []
+        for x, y in zip(items, passed):
+            if self._matrix_weights(x):
+                t = tensor_of(x)
+                table.append(((t, seen[t]), y.weight_bytes))
+                seen[t] += 1
+        if all(x.weight_bytes == y.weight_bytes for x, y in zip(items, passed)):
+            return ALL_MISS
+        key = tuple(table)
+        if key not in self._verdict_ids:
+            self._verdict_ids[key] = len(self._verdict_tables)
+            self._verdict_tables.append(dict(table))
+        return self._verdict_ids[key]
+
+    def _matrix_weights(self, x) -> bool:
+        return x.weight_key is not None and x.weight_bytes > 0 and \
+            self.hw.unit(x.unit).kind == "matrix"
+
+    def _imposed(self, items: list, part_ends: list[int], verdicts: tuple) -> list:
+        """The items behind the L2 as each part's verdict decides (``part_ends``: where each
+        part of each copy ends; each counts its tensors' occurrences afresh; one the
+        verdict does not know misses)."""
+        out: list = []
+        for end, verdict in zip(part_ends, verdicts * (len(part_ends) // len(verdicts))):
+            table, seen = ({} if verdict == ALL_MISS else self._verdict_tables[verdict]), Counter()
+            for x in items[len(out):end]:
+                missed = x.weight_bytes
+                if self._matrix_weights(x):
+                    t = tensor_of(x)
+                    missed = table.get((t, seen[t]), x.weight_bytes)
+                    seen[t] += 1
+                out.append(handed_on(x, missed, self.hw))
+        return out
+
+    def part(self, p: Part, verdict=None) -> Cost:
         """The multilinear interpolation of the part's cost between the corners of its grid
         cell (``cell``), each corner's part (``keys.corner``) replayed once. A cell with a
         corner that no part has (``_interpolable``) is taken at the part's own rows and
         groups, the KV length alone interpolated, or failing that not at all (the KV
         length rounded, as the batched attention rounds it)."""
         structure, coords = coordinates(p)
+        structure = (structure, verdict)  # the memo's: a part's cost depends on the L2's verdict
         cells = [cell(kind, v, matrix_section(self.hw)) for kind, v in coords]
         if not self._interpolable(structure, coords, cells):
             cells = [c if kind == KV else (v, v, 0.0) for (kind, v), c in zip(coords, cells)]
@@ -197,40 +372,45 @@ class IterationCosts:
     def _valid(self, structure: tuple, point_weight: tuple) -> bool:
         point = point_weight[0]
         key = (structure, point)
-        return key in self._memo or corner(structure, point) is not None
+        return key in self._memo or corner(structure[0], point) is not None
 
     def _at(self, structure: tuple, point: tuple[int, ...]) -> Cost:
+        """``structure``: (the part's, its L2 verdict)."""
         key = (structure, point)
         cost = self._memo.get(key)
         if cost is None:
             self.corners += 1
-            cost = self._memo[key] = self.composed(structure[:3], (corner(structure, point),))
+            (part, verdict) = structure
+            cost = self._memo[key] = self.composed((*part[:3], verdict),
+                                                   (corner(part, point),), verdict)
         return cost
 
-    def composed(self, shape: tuple, it: Iteration) -> Cost:
+    def composed(self, shape: tuple, it: Iteration, verdict=None) -> Cost:
         """``it``'s cost from a replay of its first ``KEPT_LAYERS`` repeated layers per part
         (``shortened``), each further layer costing what the last kept one added (module
         docstring); the first corner of each ``shape`` (kind, model and layers) is replayed
         whole as well, and the shape composed only if the two agree within
-        ``COMPOSED_TOLERANCE``."""
-        if self.depth is None or self._composable.get(shape) is False:
-            return self.replayed(it)
-        cost = self._composed(it)
+        ``COMPOSED_TOLERANCE``. ``verdict``: the L2's (``verdicts``); a part whose weights
+        may stay resident is never composed (its layers may hit and miss apart)."""
+        if self.depth is None or self._composable.get(shape) is False \
+                or verdict not in (None, ALL_MISS):
+            return self.replayed(it, (verdict,))
+        cost = self._composed(it, verdict)
         if shape not in self._composable:
             self.corners += 1  # the memo's own replay too
-            whole = self.replayed(it)
+            whole = self.replayed(it, (verdict,))
             self._composable[shape] = abs(cost.cycles / whole.cycles - 1) <= COMPOSED_TOLERANCE
             return whole
         return cost
 
-    def _composed(self, it: Iteration) -> Cost:
+    def _composed(self, it: Iteration, verdict=None) -> Cost:
         """1. the iteration with ``KEPT_LAYERS`` repeated layers per part, replayed as
         ``replayed`` does, the last copy's layers marked; 2. its cost plus, per part, the
         layers left out times what its last kept layer added (cycles from the previous
         layer's end to its own, the dynamic energy of its items)."""
         short = tuple(shortened(p, self.depth, KEPT_LAYERS) for p in it)
         marks: list[list[int]] = [[] for _ in it]
-        cost, ends, energy = self._replay(short, marks)
+        cost, ends, energy, _ = self._replay(short, marks, (verdict,))
         cycles, dynamic = cost.cycles, cost.dynamic_j
         done_by = np.maximum.accumulate(ends)  # every item up to this one has ended
         for p, q, m in zip(it, short, marks):
@@ -241,23 +421,42 @@ class IterationCosts:
                 dynamic += left_out * float(energy[before + 1:last + 1].sum())
         return Cost(cycles, dynamic)
 
-    def replayed(self, it: Iteration) -> Cost:
-        """The second of two back-to-back copies of ``it``, replayed (module docstring)."""
-        return self._replay(it)[0]
+    def replayed(self, it: Iteration, verdicts: tuple | None = None) -> Cost:
+        """The second of two back-to-back copies of ``it``, replayed (module docstring);
+        behind an L2, its own pass (``verdicts`` None) or each part's verdict's misses."""
+        return self._replay(it, verdicts=verdicts)[0]
 
-    def _replay(self, it: Iteration, marks: list[list[int]] | None = None):
-        """(cost, every item's end cycle, every item's dynamic energy) of ``replayed``."""
+    def _items(self, it: Iteration, part_ends: list[int] | None = None,
+               marks: list[list[int]] | None = None):
+        hw = self.hw
+        return work_items(it, self.rows, hw.placement, hw.attention_issue == "batched",
+                          copies=2, marks=marks, part_ends=part_ends)
+
+    def _replay(self, it: Iteration, marks: list[list[int]] | None = None,
+                verdicts: tuple | None = None):
+        """(cost, every item's end cycle, every item's dynamic energy, where each part of
+        each copy ends) of ``replayed``."""
         self.replays += 1
         hw = self.hw
-        items, sizes = work_items(it, self.rows, hw.placement, hw.attention_issue == "batched",
-                                  copies=2, marks=marks)
-        sim = replay(through_cache(items, hw), hw)  # behind an L2, its misses (hw/l2.py)
+        part_ends: list[int] = []
+        items, sizes = self._items(it, part_ends, marks)
+        passed = through_cache(items, hw) if verdicts is None or verdicts[0] is None else \
+            self._imposed(items, part_ends, verdicts)  # behind an L2, its misses (hw/l2.py)
+        sim = replay(passed, hw)
         first = sizes[0]
         ends = sim.items["end_cycle"].to_numpy()
         end_first = int(ends[:first].max())
         energy = sum(per_item_energy_j(items, sim.items, hw).values())
         dynamic = float(energy[first:].sum())
-        return Cost(float(sim.total_cycles - end_first), dynamic), ends, energy
+        return Cost(float(sim.total_cycles - end_first), dynamic), ends, energy, part_ends
+
+
+def _weight_accesses(p: Part) -> tuple:
+    """What decides which weights a part reads, in which order: a wave's model, phase and
+    layers (one item per op, whatever its rows); a SPEED step's layers and occupied stages."""
+    if isinstance(p, SpeedStep):
+        return (p.stages, p.layer_sets, p.layer_steps, tuple(bool(s) for s in p.in_stage))
+    return (p.scope, p.phase, p.layers)
 
 
 def _middle_marks(p, depth, marks: list[int]) -> list[int]:
@@ -280,12 +479,13 @@ def corners(cells: list[tuple[int, int, float]]) -> list[tuple[tuple[int, ...], 
 def cell(kind: str, v: float, array) -> tuple[int, int, float]:
     """(grid point lo <= v, grid point hi > v, (v − lo) / (hi − lo)) of coordinate ``v`` of
     ``kind`` (``keys``) on ``array`` (the hardware's): rows, prompt tokens and KV lengths
-    on points that never straddle a tile of the array's dimension they fill, groups on an
-    octave grid (module docstring)."""
+    on points that never straddle a tile of the array's dimension they fill (rows of the
+    first tile on every row), groups on an octave grid (module docstring)."""
     if kind == COUNT:
         lo, hi = grid_points(v, COUNT_POINTS_PER_OCTAVE)
     else:
-        lo, hi = tile_points(v, *_tiling(kind, array))
+        tile, step = _tiling(kind, array)
+        lo, hi = tile_points(v, tile, 1 if kind == ROWS and v <= tile else step)
     return (lo, hi, (v - lo) / (hi - lo)) if hi > lo else (lo, lo, 0.0)
 
 
