@@ -1,0 +1,166 @@
+"""How much of the replay skipping whole periods of items could save (issue #25): a census.
+
+Skipping periods of items means: when the whole machine, at the start of item ``i``, is in the
+state it was in at the start of item ``i - p`` (relative to that moment and that item), and the
+items from ``i`` on have the shapes of those from ``i - p`` on, the next items do what the last
+``p`` did, shifted in time and renamed, so their records, log rows and buffer points could be
+copied instead of replayed. This counts, per strategy, the item starts at which no other unit
+can act (each waits for an item not yet done, and no SimPy event is pending), those whose state
+was seen ``p`` items earlier with the same item shapes, and the most common periods ``p``.
+
+The state (``machine_state``): every unit's wait, relative to the item; the DRAM's ``relative``
+and its last issue; each loader's cursor, tiles in flight (unclamped transfer cycles: a log row
+keeps a transfer's start), open gates and gated item; the weight buffer and parameter cache in
+LRU order, each key named by the offset of the next item that uses it; the log rows of the next
+``WINDOW`` items; each buffer trace's last point. The shape (``item_shape``): unit, tile list,
+relative deps, traffic, and the offset of the next item using the same weights. A census, not
+a proof: an exact skipper must show its key complete (see ``bench_reuse.py`` for reuse of one
+item's tiles, the other route).
+
+    .venv/bin/python benchmarks/bench_item_periods.py [--new-tokens 32] [--strategies sequential,speed]
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+from collections import Counter, defaultdict
+
+import speedsim.sim.engine as engine
+from speedsim.api import RunContext, get_strategy, strategy_input, through_cache
+from speedsim.config import load_hardware, load_workload
+from speedsim.hw import cost
+from speedsim.hw.units import BulkTransfer
+
+WINDOW = 24  # items ahead whose log rows are part of the state (prefetched streams open rows)
+ROW_KINDS = (("load", "stream"), ("load", "weight"), ("load", "param"), ("store", "output"))
+
+
+def _next_use(uses: dict, key, pos: int) -> int | None:
+    """Offset from ``pos`` of the first item at or after it using weights ``key``, or None."""
+    ids = uses.get(key, ())
+    q = bisect.bisect_left(ids, pos)
+    return ids[q] - pos if q < len(ids) else None
+
+
+def _buffer(buf, uses: dict, pos: int) -> tuple:
+    """LRU order of ``buf``: (key named by its next use, tile index, bytes, pins) per entry.
+    Weight tiles are keyed ``(weight_key, j)`` or ``("anonymous", id, j)``; parameters by key."""
+    named = []
+    for k, b in buf.resident.items():
+        tiled = len(k) == 2 or k[0] == "anonymous"
+        name = ("anon", k[1] - pos) if k[0] == "anonymous" and tiled else \
+            _next_use(uses, k[0] if tiled else k, pos)
+        named.append((name, k[-1] if tiled else None, b, buf.pins.get(k, 0)))
+    return tuple(named)
+
+
+def _loader(ld, now: int, pos: int) -> tuple:
+    """Cursor (item relative to ``pos``, tile), slots taken, tiles in flight."""
+    item = ld.items[ld.i].item.id - pos if ld.i < len(ld.items) else None
+    flight = tuple(((iid - pos, j), (v.start - now, v.finish - now, v.arrival - now)
+                    if v.__class__ is BulkTransfer else max(v - now, 0))
+                   for (iid, j), v in ld.issued.items())
+    return item, ld.j, ld.in_flight, flight
+
+
+def _rows(r, pos: int, now: int) -> tuple:
+    """The log rows of the next ``WINDOW`` items, relative."""
+    keys = [("dram", "dram", *kind) for kind in ROW_KINDS] + [(u, u, "compute", "") for u in r.units]
+    rows = []
+    for iid in range(pos, pos + WINDOW):
+        for name, *key in keys:
+            row = r.log.rows.get((iid, *key, -1))
+            if row is not None:
+                rows.append((iid - pos, name, *key[1:], row.start_cycle - now, row.end_cycle - now,
+                             row.bytes, row.busy_cycles))
+    return tuple(rows)
+
+
+def machine_state(r, it) -> tuple | None:
+    """The replay ``r``'s state at ``it``'s start, relative (module docstring), or None if
+    another unit may act or an event is pending."""
+    now, pos = r.env.now, it.id
+    if r.env.peek() != float("inf"):
+        return None
+    waits = []
+    for unit, dep in r.blocked.items():
+        if unit != it.unit:
+            if dep is None or (dep != -1 and dep in r.done_at):
+                return None
+            waits.append((unit, dep if dep == -1 else dep - pos))
+    streams = tuple((u, _loader(s, now, pos), None if s.gated is None else s.gated.id - pos,
+                     tuple(sorted(x - pos for x in s.issuing if x >= pos)))
+                    for u, s in r.streams.items())
+    traces = tuple((name, max(t.pts[-2] - now, -1), t.pts[-1], t.pts[-3] if len(t.pts) > 2 else None)
+                   for name, t in r.occupancy.traces.items() if t.pts)
+    return (it.unit, tuple(waits), r.dram.relative(now), max(r.dram.last_issue - now, 0),
+            _loader(r.weights, now, pos), streams, _buffer(r.wbuf, r.uses, pos),
+            _buffer(r.params, r.uses, pos), _rows(r, pos, now), traces,
+            tuple(sorted(x - pos for x in r.weights.started if x >= pos)))
+
+
+def item_shape(r, it) -> tuple:
+    """What besides the state decides what ``it`` does (module docstring)."""
+    again = None if it.weight_key is None else _next_use(r.uses, it.weight_key, it.id + 1)
+    return (it.unit, id(r.plan.tiles[it.id]), tuple(it.id - d for d in it.deps),
+            r.plan.traffic[it.id], it.weight_bytes, again)
+
+
+def census(hw_path: str, wl_path: str, new_tokens: int, strategy: str) -> tuple[int, int, Counter]:
+    """(items, item starts where nothing else can act, periods of repeated starts)."""
+    hw = load_hardware(hw_path)
+    wl = load_workload(wl_path, [("generation.new_tokens", new_tokens)])
+    base = strategy_input(hw, wl)
+    ctx = RunContext(wl, base, hw.bytes_per_element, None, None)
+    items = through_cache(get_strategy(strategy).configure(ctx).plan(base).items, hw)
+    uses = defaultdict(list)
+    for it in items:
+        if it.weight_key is not None:
+            uses[it.weight_key].append(it.id)
+    states, started = {}, engine._Replay._started
+
+    def observed(r, it):
+        r.uses = uses
+        states[it.id] = machine_state(r, it), item_shape(r, it)
+        return started(r, it)
+
+    engine._Replay._started = observed
+    try:
+        engine.replay(items, hw, costed=cost.plan(items, hw))
+    finally:
+        engine._Replay._started = started
+    return len(items), sum(s is not None for s, _ in states.values()), _periods(states)
+
+
+def _periods(states: dict) -> Counter:
+    """Per period p, the item starts in the state of the start p items before, whose item
+    had the same shape."""
+    last, periods = {}, Counter()
+    for i in sorted(states):
+        state, shape = states[i]
+        if state is None:
+            continue
+        j = last.get(state)
+        last[state] = i
+        if j is not None and states[j][1] == shape:
+            periods[i - j] += 1
+    return periods
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--hw", default="hw_configs/edge.yaml")
+    p.add_argument("--workload", default="workloads/llama7b_cycle_u8.yaml")
+    p.add_argument("--new-tokens", type=int, default=32)
+    p.add_argument("--strategies", default="sequential,speed")
+    args = p.parse_args()
+    for name in args.strategies.split(","):
+        n, quiet, periods = census(args.hw, args.workload, args.new_tokens, name)
+        print(f"{name}: {n} items; {quiet} start while nothing else can act; "
+              f"{sum(periods.values())} of them in the state and shape of an earlier start; "
+              f"periods (items: starts) {dict(periods.most_common(6))}")
+
+
+if __name__ == "__main__":
+    main()
