@@ -11,8 +11,8 @@ was seen ``p`` items earlier with the same item shapes, and the most common peri
 The state (``machine_state``): every unit's wait, relative to the item; the DRAM's ``relative``
 and its last issue; each loader's cursor, tiles in flight (unclamped transfer cycles: a log row
 keeps a transfer's start), open gates and gated item; the weight buffer and parameter cache in
-LRU order, each key named by the offset of the next item that uses it; the log rows of the next
-``WINDOW`` items; each buffer trace's last point. The shape (``item_shape``): unit, tile list,
+LRU order, each key named by the offset of the next item that uses it; the log rows of the items
+not started; each buffer trace's last point. The shape (``item_shape``): unit, tile list,
 relative deps, traffic, and the offset of the next item using the same weights. A census, not
 a proof: an exact skipper must show its key complete (see ``bench_reuse.py`` for reuse of one
 item's tiles, the other route).
@@ -32,7 +32,7 @@ from speedsim.config import load_hardware, load_workload
 from speedsim.hw import cost
 from speedsim.hw.units import BulkTransfer
 
-WINDOW = 24  # items ahead whose log rows are part of the state (prefetched streams open rows)
+WINDOW = 24  # items ahead whose shapes and gates are part of the state (loaders look ahead)
 ROW_KINDS = (("load", "stream"), ("load", "weight"), ("load", "param"), ("store", "output"))
 
 
@@ -65,14 +65,15 @@ def _loader(ld, now: int, pos: int) -> tuple:
 
 
 def _rows(r, pos: int, now: int) -> tuple:
-    """The log rows of the next ``WINDOW`` items, relative."""
-    keys = [("dram", "dram", *kind) for kind in ROW_KINDS] + [(u, u, "compute", "") for u in r.units]
+    """The log rows of the items from ``pos`` on, relative: an item not started has rows only
+    for the stream tiles a loader issued it, which it holds until the item takes them."""
+    ahead = sorted({pos, *(iid for s in r.streams.values() for iid, _ in s.issued)})
     rows = []
-    for iid in range(pos, pos + WINDOW):
-        for name, *key in keys:
-            row = r.log.rows.get((iid, *key, -1))
+    for iid in ahead:
+        for kind in ROW_KINDS:
+            row = r.log.rows.get((iid, "dram", *kind, -1))
             if row is not None:
-                rows.append((iid - pos, name, *key[1:], row.start_cycle - now, row.end_cycle - now,
+                rows.append((iid - pos, kind, row.start_cycle - now, row.end_cycle - now,
                              row.bytes, row.busy_cycles))
     return tuple(rows)
 
@@ -90,14 +91,14 @@ def machine_state(r, it) -> tuple | None:
                 return None
             waits.append((unit, dep if dep == -1 else dep - pos))
     streams = tuple((u, _loader(s, now, pos), None if s.gated is None else s.gated.id - pos,
-                     tuple(sorted(x - pos for x in s.issuing if x >= pos)))
+                     tuple(x - pos for x in range(pos, pos + WINDOW) if x in s.issuing))
                     for u, s in r.streams.items())
     traces = tuple((name, max(t.pts[-2] - now, -1), t.pts[-1], t.pts[-3] if len(t.pts) > 2 else None)
                    for name, t in r.occupancy.traces.items() if t.pts)
     return (it.unit, tuple(waits), r.dram.relative(now), max(r.dram.last_issue - now, 0),
             _loader(r.weights, now, pos), streams, _buffer(r.wbuf, r.uses, pos),
             _buffer(r.params, r.uses, pos), _rows(r, pos, now), traces,
-            tuple(sorted(x - pos for x in r.weights.started if x >= pos)))
+            tuple(x - pos for x in range(pos, pos + WINDOW) if x in r.weights.started))
 
 
 def item_shape(r, it) -> tuple:
