@@ -102,9 +102,12 @@ def machine_state(r, it) -> tuple | None:
 
 
 def item_shape(r, it) -> tuple:
-    """What besides the state decides what ``it`` does (module docstring)."""
+    """What besides the state decides what ``it`` does (module docstring); a dep more than
+    ``WINDOW`` items back counts as one (None), done by the time it matters (checked where
+    it does: ``bench_item_skip``)."""
     again = None if it.weight_key is None else _next_use(r.uses, it.weight_key, it.id + 1)
-    return (it.unit, id(r.plan.tiles[it.id]), tuple(it.id - d for d in it.deps),
+    return (it.unit, id(r.plan.tiles[it.id]),
+            tuple(it.id - d if it.id - d <= WINDOW else None for d in it.deps),
             r.plan.traffic[it.id], it.weight_bytes, again)
 
 

@@ -1,0 +1,267 @@
+"""Route (b) of issue #25 tried outside the core: skip whole periods of items, checked exact.
+
+``ItemSkipping`` is a ``_Replay`` that, at each item start where nothing else can act, takes the
+machine's state (``bench_item_periods.machine_state``: cycles relative to now, item ids to the
+item, weight keys named by their next use). When it equals the state at the start ``p`` items
+before, and the next items have the shapes of those ``p`` (``WINDOW`` more than it skips), the
+next ``m`` periods do what the last one did, ``P`` cycles later each. It then copies that
+period's item records, log rows and fetched bytes ``m`` times, repeats the buffers' points, and
+moves every part on as the ``m·p`` items would have left it: the DRAM's cycles after now (and
+the transfers in flight whole: they become the renamed items'), the loaders' cursors and tiles in
+flight ``m·p`` items on, the buffers' keys renamed to those of the items that next use them, the
+rows of items not started moved on; units waiting for a skipped item wake and move past it.
+Once a period was skipped, states are taken only at items of the shape it started at (an
+anchor) until that shape stops coming back, so most played items pay no state.
+
+Prints per strategy: items skipped, replay CPU seconds of production and of the prototype, and
+whether the items, log and occupancy frames are equal (exact: the run stops with an error if
+not). A prototype to measure the route: it writes the parts' fields from outside, which the core
+forbids (``tests/test_core_structure.py``), and is not a production path. Not shown, which a core
+version must: that the state is complete, that a renamed key's next user lies among the items
+compared, and that a dep far back never decides an item's ready cycle; naming keys by their next
+use only within the reach of LRU eviction would let SPEED's steps repeat too (its next uses grow
+by a few items per layer), but a first try of it was not exact on SPEED and is not here.
+
+    .venv/bin/python benchmarks/bench_item_skip.py [--new-tokens 256] [--strategies sequential,speed]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import OrderedDict, defaultdict
+
+import speedsim.sim.engine as engine
+from bench_item_periods import ROW_KINDS, WINDOW, _next_use, item_shape, machine_state
+from speedsim.api import RunContext, get_strategy, strategy_input, through_cache
+from speedsim.config import load_hardware, load_workload
+from speedsim.hw import cost
+from speedsim.hw.units import BulkTransfer
+from speedsim.sim.skipper import Period
+from speedsim.sim.tables import ItemRecord, Row
+
+
+class ItemSkipping(engine._Replay):
+    """A replay that skips whole periods of items (module docstring)."""
+
+    def __init__(self, items, hw, costed):
+        super().__init__(items, hw, True, False, costed)
+        assert all(it.id == n for n, it in enumerate(items)), "item ids must be positions"
+        self.uses = defaultdict(list)
+        for it in items:
+            if it.weight_key is not None:
+                self.uses[it.weight_key].append(it.id)
+        self.seen, self.record, self.shapes_ = {}, {}, {}
+        self.skipped = self.done_below = 0
+        self.anchor, self.anchor_period, self.missed = None, 0, 0
+        self.cursors = [{e.item.id: n for n, e in enumerate(ld.items)} for ld in self._loaders()]
+        self.created, add = {}, self.log.add
+
+        def add_in_order(unit, it, kind, category, *args, **kw):  # creation order: frame ties
+            self.created.setdefault((it.id, unit, kind, category, -1), len(self.created))
+            return add(unit, it, kind, category, *args, **kw)
+
+        self.log.add = add_in_order
+
+    def _loaders(self) -> list:
+        return [self.weights, *self.streams.values()]
+
+    def shape(self, i: int) -> tuple:
+        if i not in self.shapes_:
+            self.shapes_[i] = item_shape(self, self.items[i])
+        return self.shapes_[i]
+
+    def _unit(self, unit: str):
+        """``_Replay._unit``, but an item skipped meanwhile is passed over."""
+        overhead, todo, n = self.hw.op_overhead_cycles(unit), self.by_unit[unit], 0
+        while n < len(todo):
+            it = todo[n]
+            if it.id in self.done_at:
+                n += 1
+                continue
+            ready = yield from self._wait_deps(it)
+            if it.id in self.done_at:
+                continue
+            skip = self._try(it)
+            if skip:
+                yield self.sleep(skip)
+                continue
+            self._started(it)
+            if overhead:
+                yield self.sleep(overhead)
+            self.streams[unit].issuing.add(it.id)
+            if self.streams[unit].gated is it:
+                self.streams[unit].pump(self.env.now)
+            first = yield from self._tiles(unit, it, self._params(it))
+            compute_end = self.env.now
+            self._finish(it, self._store(it))
+            self.record[it.id] = ItemRecord(it, ready, first, compute_end, self.done_at[it.id],
+                                            len(self.plan.tiles[it.id]))
+            self.records.append(self.record[it.id])
+            n += 1
+        self.blocked[unit] = -1
+
+    def _try(self, it) -> int:
+        """Skip periods from ``it`` on if its start repeats an earlier one: the cycles skipped."""
+        i, now, shape = it.id, self.env.now, self.shape(it.id)
+        if self.anchor is not None and shape != self.anchor:
+            self.missed += 1
+            if self.missed > 4 * self.anchor_period:
+                self.anchor = None  # that shape stopped coming back: take states everywhere
+            return 0
+        self.missed, state = 0, machine_state(self, it)
+        if state is None:
+            return 0
+        earlier = self.seen.get((state, shape))
+        self.seen[(state, shape)] = i, now, self._marks()
+        while self.done_below in self.record:
+            self.done_below += 1
+        if earlier is None or now <= earlier[1] or self.done_below < i:
+            return 0
+        j, t0, marks = earlier
+        times = self._times(i, i - j)
+        if times < 1:
+            return 0
+        self._skip(i, j, now - t0, times, marks)
+        self.anchor, self.anchor_period = shape, i - j
+        return times * (now - t0)
+
+    def _marks(self) -> tuple:
+        return ({name: len(t.pts) for name, t in self.occupancy.traces.items()},
+                self.weights.fetched_total, self.weights.hits)
+
+    def _times(self, i: int, p: int) -> int:
+        """Whole periods of ``p`` items from ``i`` on whose shapes repeat, ``WINDOW`` short (the
+        loaders look ahead), and whose deps from before ``i`` (far back: ``item_shape``) are
+        done by now."""
+        q, n, now, done = 0, len(self.items), self.env.now, self.done_at
+        while i + q < n and self.shape(i + q) == self.shape(i - p + q % p) and all(
+                d >= i or done.get(d, now + 1) <= now for d in self.items[i + q].deps):
+            q += 1
+        return (q - WINDOW) // p if i + q < n else 0
+
+    def _skip(self, i: int, j: int, cycles: int, times: int, marks: tuple) -> None:
+        """Items ``i`` … ``i + times·p - 1`` as copies of ``j`` … ``i - 1`` (module docstring)."""
+        p, now = i - j, self.env.now
+        by, n = times * cycles, times * (i - j)
+        ahead = [(k, self.log.rows.pop(k)) for x in range(i, i + WINDOW) for k in self._row_keys(x)
+                 if k in self.log.rows]
+        fetched = {x: self.weights.fetched.pop(x) for x in range(i, i + WINDOW) if x in self.weights.fetched}
+        for q in range(n):
+            self._copy(self.items[i + q], self.items[j + q % p], (q // p + 1) * cycles)
+        for k, row in ahead:
+            self._row(self.items[k[0] + n], k, row, by)
+        for x, v in fetched.items():
+            self.weights.fetched[x + n] = v
+        for name, t in self.occupancy.traces.items():
+            t.repeat(marks[0].get(name, 0), cycles, times)
+        self.weights.fetched_total += times * (self.weights.fetched_total - marks[1])
+        self.weights.hits += times * (self.weights.hits - marks[2])
+        self._move_parts(i, now, by, n)
+        for x in range(i, i + n):  # units waiting for a skipped item wake and pass it
+            ev = self.done_ev.get(x)
+            if ev is not None and not ev.triggered:
+                ev.succeed()
+        self.skipped += n
+
+    def _row_keys(self, x: int) -> list[tuple]:
+        return [(x, "dram", *kind, -1) for kind in ROW_KINDS] + \
+            [(x, u, "compute", "", -1) for u in self.units]
+
+    def _copy(self, x, y, shift: int) -> None:
+        """Item ``x`` does what ``y`` did, ``shift`` cycles later."""
+        r = self.record[y.id]
+        self.record[x.id] = ItemRecord(x, r.ready + shift, r.start + shift, r.compute_end + shift,
+                                       r.done + shift, r.tiles)
+        self.records.append(self.record[x.id])
+        self.done_at[x.id] = self.done_at[y.id] + shift
+        if y.id in self.weights.fetched:
+            self.weights.fetched[x.id] = self.weights.fetched[y.id]
+        for k in sorted((k for k in self._row_keys(y.id) if k in self.log.rows), key=self.created.get):
+            self._row(x, k, self.log.rows[k], shift)
+        self.weights.started.add(x.id)
+        for s in self.streams.values():
+            s.issuing.add(x.id)
+
+    def _row(self, x, key: tuple, row: Row, shift: int) -> None:
+        """``row`` (key ``key``) as item ``x``'s, ``shift`` cycles later."""
+        new = (x.id, *key[1:])
+        self.created[new] = len(self.created)
+        self.log.rows[new] = Row(row.unit, x.id, x.op, row.kind, row.category, row.start_cycle + shift,
+                                 row.end_cycle + shift, row.bytes, row.macs, row.vector_ops,
+                                 x.wasted_fraction, x.step, -1, row.busy_cycles)
+
+    def _move_parts(self, i: int, now: int, by: int, n: int) -> None:
+        """DRAM, transfers in flight, loaders and buffers ``n`` items and ``by`` cycles on, at
+        item ``i``'s start."""
+        flight = {id(v): v for ld in self._loaders() for v in ld.issued.values()
+                  if v.__class__ is BulkTransfer}
+        self.dram.skip(None, now, Period(None, 0, 0, by, 1, 0, (0, 0), (False, False),
+                                         list(flight.values())))
+        for tr in flight.values():  # the renamed items' transfers: their past cycles move too
+            tr.issue += by
+            tr.start, tr.finish, tr.arrival, tr.origin = [
+                t + by if t <= now else t for t in (tr.start, tr.finish, tr.arrival, tr.origin)]
+        for ld, cursor in zip(self._loaders(), self.cursors):
+            moved = [((iid + n, j), v + by if v.__class__ is int and v > now else v)
+                     for (iid, j), v in ld.issued.items()]
+            ld.issued = dict(moved)
+            if ld.i < len(ld.items):
+                ld.i = cursor[ld.items[ld.i].item.id + n]
+        for s in self.streams.values():
+            s.gated = None if s.gated is None else self.items[s.gated.id + n]
+        for buf, tiled in ((self.wbuf, True), (self.params, False)):
+            names = {k: self._renamed(k, i, n, tiled) for k in buf.resident}
+            buf.resident = OrderedDict((names[k], b) for k, b in buf.resident.items())
+            buf.pins = {names[k]: c for k, c in buf.pins.items()}
+
+    def _renamed(self, key: tuple, i: int, n: int, tiled: bool) -> tuple:
+        """A buffer key at item ``i``'s start as the item ``n`` after its next user names it (a
+        key not used again stays: no item asks for it). Not checked: that the next user lies
+        within the items whose shapes were compared (a key used again far ahead is evicted
+        long before on these workloads; the frames' equality is what this run checks)."""
+        if tiled and key[0] == "anonymous":
+            return ("anonymous", key[1] + n, key[2])
+        nxt = _next_use(self.uses, key[0] if tiled else key, i)
+        if nxt is None or i + nxt + n >= len(self.items):
+            return key
+        wk = self.items[i + nxt + n].weight_key
+        return (wk, key[1]) if tiled else wk
+
+
+def replay(items, hw, costed, skipping: bool):
+    """The replay's items, log and occupancy frames, total cycles, items skipped."""
+    r = ItemSkipping(items, hw, costed) if skipping else engine._Replay(items, hw, True, False, costed)
+    r.run()
+    frames = (engine.items_frame(r.records, r.plan.traffic, r.weights.fetched, hw), r.log.frame(),
+              engine.occupancy_frame(r.occupancy, hw))
+    return frames, int(max(r.done_at.values())), getattr(r, "skipped", 0)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--hw", default="hw_configs/edge.yaml")
+    p.add_argument("--workload", default="workloads/llama7b_cycle_u8.yaml")
+    p.add_argument("--new-tokens", type=int, default=256)
+    p.add_argument("--strategies", default="sequential,speed")
+    args = p.parse_args()
+    hw = load_hardware(args.hw)
+    wl = load_workload(args.workload, [("generation.new_tokens", args.new_tokens)])
+    base = strategy_input(hw, wl)
+    ctx = RunContext(wl, base, hw.bytes_per_element, None, None)
+    for name in args.strategies.split(","):
+        items = through_cache(get_strategy(name).configure(ctx).plan(base).items, hw)
+        costed, runs = cost.plan(items, hw), []
+        for skipping in (False, True):
+            t0 = time.process_time()
+            runs.append((*replay(items, hw, costed, skipping), time.process_time() - t0))
+        (a, cycles_a, _, s_a), (b, cycles_b, skipped, s_b) = runs
+        equal = cycles_a == cycles_b and all(x.equals(y) for x, y in zip(a, b))
+        print(f"{name}: {len(items)} items, {skipped} skipped; replay CPU {s_a:.2f} s, "
+              f"skipping {s_b:.2f} s ({s_a / s_b:.2f}x); frames {'equal' if equal else 'DIFFER'}",
+              flush=True)
+        assert equal, f"{name}: the prototype is not exact"
+
+
+if __name__ == "__main__":
+    main()
