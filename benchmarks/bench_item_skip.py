@@ -127,7 +127,11 @@ class ItemSkipping(engine._Replay):
         return times * (now - t0)
 
     def _marks(self) -> tuple:
-        return ({name: len(t.pts) for name, t in self.occupancy.traces.items()},
+        """Where each trace's period begins (at a point of this cycle, which the cycle's later
+        changes still move), the bytes fetched and the hits so far."""
+        now = self.env.now
+        return ({name: len(t.pts) - 2 * (len(t.pts) > 0 and t.pts[-2] == now)
+                 for name, t in self.occupancy.traces.items()},
                 self.weights.fetched_total, self.weights.hits)
 
     def _times(self, i: int, p: int) -> int:
@@ -154,7 +158,7 @@ class ItemSkipping(engine._Replay):
         for x, v in fetched.items():
             self.weights.fetched[x + n] = v
         for name, t in self.occupancy.traces.items():
-            t.repeat(marks[0].get(name, 0), cycles, times)
+            self._repeat(t, marks[0].get(name, 0), cycles, times, now)
         self.weights.fetched_total += times * (self.weights.fetched_total - marks[1])
         self.weights.hits += times * (self.weights.hits - marks[2])
         self._move_parts(i, now, by, n)
@@ -163,6 +167,19 @@ class ItemSkipping(engine._Replay):
             if ev is not None and not ev.triggered:
                 ev.succeed()
         self.skipped += n
+
+    @staticmethod
+    def _repeat(trace, since: int, cycles: int, times: int, now: int) -> None:
+        """``times`` copies of the trace's points of the period; a point of this cycle (which
+        the copies' first point replaces, as this cycle's changes would move it) comes back at
+        the end, ``times · cycles`` later."""
+        pts, end = trace.pts, None
+        if pts and pts[-2] == now:
+            end = (pts[-2] + times * cycles, pts[-1])
+            del pts[-2:]
+        trace.repeat(since, cycles, times)
+        if end is not None:
+            pts.extend(end)
 
     def _row_keys(self, x: int) -> list[tuple]:
         return [(x, "dram", *kind, -1) for kind in ROW_KINDS] + \
