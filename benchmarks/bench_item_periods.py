@@ -11,11 +11,12 @@ was seen ``p`` items earlier with the same item shapes, and the most common peri
 The state (``machine_state``): every unit's wait, relative to the item; the DRAM's ``relative``
 and its last issue; each loader's cursor, tiles in flight (unclamped transfer cycles: a log row
 keeps a transfer's start), open gates and gated item; the weight buffer and parameter cache in
-LRU order, each key named by the offset of the next item that uses it; the log rows of the items
-not started; each buffer trace's last point. The shape (``item_shape``): unit, tile list,
-relative deps, traffic, and the offset of the next item using the same weights. A census, not
-a proof: an exact skipper must show its key complete (see ``bench_reuse.py`` for reuse of one
-item's tiles, the other route).
+LRU order, each key named by the offset of the next item that uses it, or None where LRU has
+surely evicted it by then (``Uses``); the log rows of the items not started; each buffer trace's
+last point. The shape (``item_shape``): unit, tile list, deps within ``WINDOW`` items, traffic,
+and the offset of the next item using the same weights (as for keys). A census, not a proof: an
+exact skipper must show its key complete (``bench_item_skip.py`` tries one and checks it against
+production; ``bench_reuse.py`` counts reuse of one item's tiles, the other route).
 
     .venv/bin/python benchmarks/bench_item_periods.py [--new-tokens 32] [--strategies sequential,speed]
 """
@@ -36,22 +37,73 @@ WINDOW = 24  # items ahead whose shapes and gates are part of the state (loaders
 ROW_KINDS = (("load", "stream"), ("load", "weight"), ("load", "param"), ("store", "output"))
 
 
-def _next_use(uses: dict, key, pos: int) -> int | None:
-    """Offset from ``pos`` of the first item at or after it using weights ``key``, or None."""
-    ids = uses.get(key, ())
-    q = bisect.bisect_left(ids, pos)
-    return ids[q] - pos if q < len(ids) else None
+MARGIN = 3  # buffers' worth of newer keys after which an untouched key is surely evicted
 
 
-def _buffer(buf, uses: dict, pos: int) -> tuple:
+class Uses:
+    """Which items use which weights, and how far a key left untouched can still be hit: once
+    the distinct keys that items ``pos`` … touch weigh more than ``MARGIN`` buffers, an
+    unpinned key resident at ``pos`` has been evicted (LRU evicts it before any of those newer
+    ones; the margin covers tiles prefetched before ``pos``). Both buffers are filled in list
+    order (the weight loader walks its items so; parameters are the vector unit's, in order)."""
+
+    def __init__(self, r):
+        self.ids = defaultdict(list)
+        for it in r.items:
+            if it.weight_key is not None:
+                self.ids[it.weight_key].append(it.id)
+        self.param = {it.id: (it.weight_key, it.weight_bytes) for it in r.items
+                      if cost.param_resident(it, r.hw)}
+        sums = {}
+        for e in r.weights.items:  # tile lists are shared by items of one shape
+            if id(e.tiles) not in sums:
+                sums[id(e.tiles)] = sum(t.weight_bytes for t in e.tiles)
+        weights = {e.item.id: (e.item.weight_key or e.item.id, sums[id(e.tiles)])
+                   for e in r.weights.items}
+        n = len(r.items)
+        self.reach = {"weight": _reach(n, weights, MARGIN * r.wbuf.capacity),
+                      "param": _reach(n, self.param, MARGIN * r.params.capacity)}
+
+    def next(self, key, pos: int, buffer: str | None = None) -> int | None:
+        """Offset from ``pos`` of the first item at or after it using weights ``key``; None if
+        none does, or (``buffer`` given: the key unpinned there) not before it is evicted."""
+        ids = self.ids.get(key, ())
+        q = bisect.bisect_left(ids, pos)
+        offset = ids[q] - pos if q < len(ids) else None
+        if offset is not None and buffer is not None and offset >= self.reach[buffer][pos]:
+            return None
+        return offset
+
+
+def _reach(n: int, touched: dict, capacity: int) -> list:
+    """Per position, the items from it whose distinct keys first weigh more than ``capacity``
+    (``touched``: item id -> (key, bytes)); infinite where they never do."""
+    reach, counts, total, hi = [float("inf")] * (n + 1), Counter(), 0, 0
+    for lo in range(n):
+        while hi < n and total <= capacity:
+            if hi in touched:
+                key, b = touched[hi]
+                total += b if not counts[key] else 0
+                counts[key] += 1
+            hi += 1
+        if total > capacity:
+            reach[lo] = hi - lo
+        if lo in touched:
+            key, b = touched[lo]
+            counts[key] -= 1
+            total -= b if not counts[key] else 0
+    return reach
+
+
+def _buffer(buf, uses: Uses, pos: int, name: str) -> tuple:
     """LRU order of ``buf``: (key named by its next use, tile index, bytes, pins) per entry.
     Weight tiles are keyed ``(weight_key, j)`` or ``("anonymous", id, j)``; parameters by key."""
-    named = []
+    named, tiled = [], name == "weight"
     for k, b in buf.resident.items():
-        tiled = len(k) == 2 or k[0] == "anonymous"
-        name = ("anon", k[1] - pos) if k[0] == "anonymous" and tiled else \
-            _next_use(uses, k[0] if tiled else k, pos)
-        named.append((name, k[-1] if tiled else None, b, buf.pins.get(k, 0)))
+        pins = buf.pins.get(k, 0)
+        use = ("anon", k[1] - pos) if tiled and k[0] == "anonymous" else \
+            uses.next(k[0] if tiled else k, pos, None if pins else name)
+        named.append((use, k[-1] if tiled else None, b, pins))
     return tuple(named)
 
 
@@ -96,8 +148,8 @@ def machine_state(r, it) -> tuple | None:
     traces = tuple((name, max(t.pts[-2] - now, -1), t.pts[-1], t.pts[-3] if len(t.pts) > 2 else None)
                    for name, t in r.occupancy.traces.items() if t.pts)
     return (it.unit, tuple(waits), r.dram.relative(now), max(r.dram.last_issue - now, 0),
-            _loader(r.weights, now, pos), streams, _buffer(r.wbuf, r.uses, pos),
-            _buffer(r.params, r.uses, pos), _rows(r, pos, now), traces,
+            _loader(r.weights, now, pos), streams, _buffer(r.wbuf, r.uses, pos, "weight"),
+            _buffer(r.params, r.uses, pos, "param"), _rows(r, pos, now), traces,
             tuple(x - pos for x in range(pos, pos + WINDOW) if x in r.weights.started))
 
 
@@ -105,7 +157,8 @@ def item_shape(r, it) -> tuple:
     """What besides the state decides what ``it`` does (module docstring); a dep more than
     ``WINDOW`` items back counts as one (None), done by the time it matters (checked where
     it does: ``bench_item_skip``)."""
-    again = None if it.weight_key is None else _next_use(r.uses, it.weight_key, it.id + 1)
+    again = None if it.weight_key is None else \
+        r.uses.next(it.weight_key, it.id + 1, "param" if it.id in r.uses.param else "weight")
     return (it.unit, id(r.plan.tiles[it.id]),
             tuple(it.id - d if it.id - d <= WINDOW else None for d in it.deps),
             r.plan.traffic[it.id], it.weight_bytes, again)
@@ -118,14 +171,10 @@ def census(hw_path: str, wl_path: str, new_tokens: int, strategy: str) -> tuple[
     base = strategy_input(hw, wl)
     ctx = RunContext(wl, base, hw.bytes_per_element, None, None)
     items = through_cache(get_strategy(strategy).configure(ctx).plan(base).items, hw)
-    uses = defaultdict(list)
-    for it in items:
-        if it.weight_key is not None:
-            uses[it.weight_key].append(it.id)
     states, started = {}, engine._Replay._started
 
     def observed(r, it):
-        r.uses = uses
+        r.uses = getattr(r, "uses", None) or Uses(r)
         states[it.id] = machine_state(r, it), item_shape(r, it)
         return started(r, it)
 

@@ -2,14 +2,16 @@
 
 ``ItemSkipping`` is a ``_Replay`` that, at each item start where nothing else can act, takes the
 machine's state (``bench_item_periods.machine_state``: cycles relative to now, item ids to the
-item, weight keys named by their next use). When it equals the state at the start ``p`` items
-before, and the next items have the shapes of those ``p`` (``WINDOW`` more than it skips), the
+item, weight keys named by their next use while LRU has not surely evicted them). When it equals
+the state at the start ``p`` items before, and the next items have the shapes of those ``p`` (as
+far beyond what it skips as the loaders and the named keys look), the
 next ``m`` periods do what the last one did, ``P`` cycles later each. It then copies that
 period's item records, log rows and fetched bytes ``m`` times, repeats the buffers' points, and
 moves every part on as the ``m·p`` items would have left it: the DRAM's cycles after now (and
 the transfers in flight whole: they become the renamed items'), the loaders' cursors and tiles in
-flight ``m·p`` items on, the buffers' keys renamed to those of the items that next use them, the
-rows of items not started moved on; units waiting for a skipped item wake and move past it.
+flight ``m·p`` items on, the buffers' keys renamed to those of the items that next use them (a
+key evicted before any use: a fresh one), the rows of items not started moved on; units waiting
+for a skipped item wake and move past it.
 Once a period was skipped, states are taken only at items of the shape it started at (an
 anchor) until that shape stops coming back, so most played items pay no state.
 
@@ -17,10 +19,8 @@ Prints per strategy: items skipped, replay CPU seconds of production and of the 
 whether the items, log and occupancy frames are equal (exact: the run stops with an error if
 not). A prototype to measure the route: it writes the parts' fields from outside, which the core
 forbids (``tests/test_core_structure.py``), and is not a production path. Not shown, which a core
-version must: that the state is complete, that a renamed key's next user lies among the items
-compared, and that a dep far back never decides an item's ready cycle; naming keys by their next
-use only within the reach of LRU eviction would let SPEED's steps repeat too (its next uses grow
-by a few items per layer), but a first try of it was not exact on SPEED and is not here.
+version must: that the state is complete, and that a dep far back never decides an item's ready
+cycle (both hold on the runs checked here, by the frames' equality).
 
     .venv/bin/python benchmarks/bench_item_skip.py [--new-tokens 256] [--strategies sequential,speed]
 """
@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict
 
 import speedsim.sim.engine as engine
-from bench_item_periods import ROW_KINDS, WINDOW, _next_use, item_shape, machine_state
+from bench_item_periods import ROW_KINDS, WINDOW, Uses, item_shape, machine_state
 from speedsim.api import RunContext, get_strategy, strategy_input, through_cache
 from speedsim.config import load_hardware, load_workload
 from speedsim.hw import cost
@@ -47,10 +47,7 @@ class ItemSkipping(engine._Replay):
     def __init__(self, items, hw, costed):
         super().__init__(items, hw, True, False, costed)
         assert all(it.id == n for n, it in enumerate(items)), "item ids must be positions"
-        self.uses = defaultdict(list)
-        for it in items:
-            if it.weight_key is not None:
-                self.uses[it.weight_key].append(it.id)
+        self.uses, self.gone = Uses(self), 0
         self.seen, self.record, self.shapes_ = {}, {}, {}
         self.skipped = self.done_below = 0
         self.anchor, self.anchor_period, self.missed = None, 0, 0
@@ -119,7 +116,7 @@ class ItemSkipping(engine._Replay):
         if earlier is None or now <= earlier[1] or self.done_below < i:
             return 0
         j, t0, marks = earlier
-        times = self._times(i, i - j)
+        times = self._times(i, i - j, max(WINDOW, *(o + 1 for o in self._next_uses(i) if o is not None)))
         if times < 1:
             return 0
         self._skip(i, j, now - t0, times, marks)
@@ -134,15 +131,21 @@ class ItemSkipping(engine._Replay):
                  for name, t in self.occupancy.traces.items()},
                 self.weights.fetched_total, self.weights.hits)
 
-    def _times(self, i: int, p: int) -> int:
-        """Whole periods of ``p`` items from ``i`` on whose shapes repeat, ``WINDOW`` short (the
-        loaders look ahead), and whose deps from before ``i`` (far back: ``item_shape``) are
-        done by now."""
+    def _next_uses(self, i: int) -> list:
+        """The next-use offsets that name the buffers' keys at item ``i``'s start."""
+        return [self.uses.next(k if name == "param" else k[0], i, None if k in buf.pins else name)
+                for buf, name in ((self.wbuf, "weight"), (self.params, "param"))
+                for k in buf.resident if name == "param" or k[0] != "anonymous"]
+
+    def _times(self, i: int, p: int, ahead: int) -> int:
+        """Whole periods of ``p`` items from ``i`` on whose shapes repeat, ``ahead`` short (the
+        items the loaders and the buffers' keys look to), and whose deps from before ``i`` (far
+        back: ``item_shape``) are done by now."""
         q, n, now, done = 0, len(self.items), self.env.now, self.done_at
         while i + q < n and self.shape(i + q) == self.shape(i - p + q % p) and all(
                 d >= i or done.get(d, now + 1) <= now for d in self.items[i + q].deps):
             q += 1
-        return (q - WINDOW) // p if i + q < n else 0
+        return (q - ahead) // p if i + q < n else 0
 
     def _skip(self, i: int, j: int, cycles: int, times: int, marks: tuple) -> None:
         """Items ``i`` … ``i + times·p - 1`` as copies of ``j`` … ``i - 1`` (module docstring)."""
@@ -227,21 +230,21 @@ class ItemSkipping(engine._Replay):
                 ld.i = cursor[ld.items[ld.i].item.id + n]
         for s in self.streams.values():
             s.gated = None if s.gated is None else self.items[s.gated.id + n]
-        for buf, tiled in ((self.wbuf, True), (self.params, False)):
-            names = {k: self._renamed(k, i, n, tiled) for k in buf.resident}
+        for buf, name in ((self.wbuf, "weight"), (self.params, "param")):
+            names = {k: self._renamed(k, i, n, name, k in buf.pins) for k in buf.resident}
             buf.resident = OrderedDict((names[k], b) for k, b in buf.resident.items())
             buf.pins = {names[k]: c for k, c in buf.pins.items()}
 
-    def _renamed(self, key: tuple, i: int, n: int, tiled: bool) -> tuple:
-        """A buffer key at item ``i``'s start as the item ``n`` after its next user names it (a
-        key not used again stays: no item asks for it). Not checked: that the next user lies
-        within the items whose shapes were compared (a key used again far ahead is evicted
-        long before on these workloads; the frames' equality is what this run checks)."""
+    def _renamed(self, key: tuple, i: int, n: int, name: str, pinned: bool) -> tuple:
+        """A buffer key at item ``i``'s start as the item ``n`` after its next user names it; a
+        key no item asks for before it is evicted becomes a fresh one no item asks for."""
+        tiled = name == "weight"
         if tiled and key[0] == "anonymous":
             return ("anonymous", key[1] + n, key[2])
-        nxt = _next_use(self.uses, key[0] if tiled else key, i)
-        if nxt is None or i + nxt + n >= len(self.items):
-            return key
+        nxt = self.uses.next(key[0] if tiled else key, i, None if pinned else name)
+        if nxt is None:
+            self.gone += 1
+            return ("gone", self.gone, 0) if tiled else ("gone", self.gone)
         wk = self.items[i + nxt + n].weight_key
         return (wk, key[1]) if tiled else wk
 
