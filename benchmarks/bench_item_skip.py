@@ -15,9 +15,10 @@ for a skipped item wake and move past it.
 Once a period was skipped, states are taken only at items of the shape it started at (an
 anchor) until that shape stops coming back, so most played items pay no state.
 
-Prints per strategy: items skipped, replay CPU seconds of production and of the prototype, and
-whether the items, log and occupancy frames are equal (exact: the run stops with an error if
-not). A prototype to measure the route: it writes the parts' fields from outside, which the core
+Runs ``simulate`` (the workload's acceptance and reference run as in production) with each
+strategy's items replayed twice, and prints per strategy: items skipped, replay CPU seconds of
+production and of the prototype, and whether the items, log and occupancy frames are equal
+(exact: the run stops with an error if not). A prototype to measure the route: it writes the parts' fields from outside, which the core
 forbids (``tests/test_core_structure.py``), and is not a production path. Not shown, which a core
 version must: that the state is complete, and that a dep far back never decides an item's ready
 cycle (both hold on the runs checked here, by the frames' equality).
@@ -30,10 +31,11 @@ from __future__ import annotations
 import argparse
 import time
 from collections import OrderedDict
+from pathlib import Path
 
+import speedsim.api as api
 import speedsim.sim.engine as engine
 from bench_item_periods import ROW_KINDS, WINDOW, Uses, item_shape, machine_state
-from speedsim.api import RunContext, get_strategy, strategy_input, through_cache
 from speedsim.config import load_hardware, load_workload
 from speedsim.hw import cost
 from speedsim.hw.units import BulkTransfer
@@ -258,6 +260,33 @@ def replay(items, hw, costed, skipping: bool):
     return frames, int(max(r.done_at.values())), getattr(r, "skipped", 0)
 
 
+def compare(hw_path: str, wl_path: str, new_tokens: int, strategies: list[str]) -> None:
+    """Run ``simulate`` with every strategy's items replayed by production and the prototype
+    (the workload's own acceptance and reference run included); print and check each pair."""
+    hw = load_hardware(hw_path)
+    wl = load_workload(wl_path, [("generation.new_tokens", new_tokens)])
+
+    def both(items, hw_, costed=None, **kw):
+        costed = costed if costed is not None else cost.plan(items, hw_)
+        runs = []
+        for skipping in (False, True):
+            t0 = time.process_time()
+            runs.append((*replay(items, hw_, costed, skipping), time.process_time() - t0))
+        (a, cycles_a, _, s_a), (b, cycles_b, skipped, s_b) = runs
+        equal = cycles_a == cycles_b and all(x.equals(y) for x, y in zip(a, b))
+        print(f"{Path(hw_path).stem} {Path(wl_path).stem}: {len(items)} items, {skipped} "
+              f"skipped; replay CPU {s_a:.2f} s, skipping {s_b:.2f} s ({s_a / s_b:.2f}x); "
+              f"frames {'equal' if equal else 'DIFFER'}", flush=True)
+        assert equal, "the prototype is not exact"
+        return engine.replay(items, hw_, costed=costed, **kw)
+
+    saved, api.replay = api.replay, both
+    try:
+        api.simulate(hw, wl, strategies)
+    finally:
+        api.replay = saved
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--hw", default="hw_configs/edge.yaml")
@@ -265,22 +294,7 @@ def main() -> None:
     p.add_argument("--new-tokens", type=int, default=256)
     p.add_argument("--strategies", default="sequential,speed")
     args = p.parse_args()
-    hw = load_hardware(args.hw)
-    wl = load_workload(args.workload, [("generation.new_tokens", args.new_tokens)])
-    base = strategy_input(hw, wl)
-    ctx = RunContext(wl, base, hw.bytes_per_element, None, None)
-    for name in args.strategies.split(","):
-        items = through_cache(get_strategy(name).configure(ctx).plan(base).items, hw)
-        costed, runs = cost.plan(items, hw), []
-        for skipping in (False, True):
-            t0 = time.process_time()
-            runs.append((*replay(items, hw, costed, skipping), time.process_time() - t0))
-        (a, cycles_a, _, s_a), (b, cycles_b, skipped, s_b) = runs
-        equal = cycles_a == cycles_b and all(x.equals(y) for x, y in zip(a, b))
-        print(f"{name}: {len(items)} items, {skipped} skipped; replay CPU {s_a:.2f} s, "
-              f"skipping {s_b:.2f} s ({s_a / s_b:.2f}x); frames {'equal' if equal else 'DIFFER'}",
-              flush=True)
-        assert equal, f"{name}: the prototype is not exact"
+    compare(args.hw, args.workload, args.new_tokens, args.strategies.split(","))
 
 
 if __name__ == "__main__":
