@@ -13,7 +13,9 @@ flight ``m·p`` items on, the buffers' keys renamed to those of the items that n
 key evicted before any use: a fresh one), the rows of items not started moved on; units waiting
 for a skipped item wake and move past it.
 Once a period was skipped, states are taken only at items of the shape it started at (an
-anchor) until that shape stops coming back, so most played items pay no state.
+anchor) until that shape stops coming back, so most played items pay no state; a look of
+``LOOK`` items that finds no period is followed by a pause twice as long as the last (at most
+``MAX_PAUSE`` items), so a run without periods pays little.
 
 Runs ``simulate`` (the workload's acceptance and reference run as in production) with each
 strategy's items replayed twice, and prints per strategy: items skipped, replay CPU seconds of
@@ -43,6 +45,9 @@ from speedsim.sim.skipper import Period
 from speedsim.sim.tables import ItemRecord, Row
 
 
+LOOK, MAX_PAUSE = 256, 4096  # items a look for a period spans; the longest pause after none
+
+
 class ItemSkipping(engine._Replay):
     """A replay that skips whole periods of items (module docstring)."""
 
@@ -53,6 +58,7 @@ class ItemSkipping(engine._Replay):
         self.seen, self.record, self.shapes_ = {}, {}, {}
         self.skipped = self.done_below = 0
         self.anchor, self.anchor_period, self.missed = None, 0, 0
+        self.looked = self.resume = self.pause = 0  # where the current look began; back-off
         self.cursors = [{e.item.id: n for n, e in enumerate(ld.items)} for ld in self._loaders()]
         self.created, add = {}, self.log.add
 
@@ -103,6 +109,12 @@ class ItemSkipping(engine._Replay):
     def _try(self, it) -> int:
         """Skip periods from ``it`` on if its start repeats an earlier one: the cycles skipped."""
         i, now, shape = it.id, self.env.now, self.shape(it.id)
+        if i < self.resume:  # backing off: no period was found in the last look
+            return 0
+        if i - self.looked >= LOOK:  # a look of LOOK items found none: pause twice as long
+            self.pause = min(2 * self.pause or LOOK, MAX_PAUSE)
+            self.resume, self.looked = i + self.pause, i + self.pause
+            return 0
         if self.anchor is not None and shape != self.anchor:
             self.missed += 1
             if self.missed > 4 * self.anchor_period:
@@ -123,6 +135,7 @@ class ItemSkipping(engine._Replay):
             return 0
         self._skip(i, j, now - t0, times, marks)
         self.anchor, self.anchor_period = shape, i - j
+        self.pause, self.looked = 0, i + times * (i - j)
         return times * (now - t0)
 
     def _marks(self) -> tuple:
