@@ -191,7 +191,7 @@ class Hardware(Frozen):
     # kernel, as GPUs run decode attention) for all tokens in flight at a layer step, each
     # still reading its own KV (bytes add up, only the issue is shared)
     attention_issue: Literal["per_token", "batched"] = "per_token"
-    weight_prefetch: Literal["ahead", "per_op"] = "ahead"  # ahead: across items as slots allow; per_op: not before the item starts
+    weight_prefetch: Literal["ahead", "per_op"] = "ahead"  # ahead: across items as slots allow; per_op: not before the item's issue overhead ends
     # the compute units, in the order every table and report lists them: class data, the
     # same for every instance (a subclass may declare others, with their sections)
     units: ClassVar[tuple[ComputeUnit, ...]] = UNITS

@@ -27,11 +27,10 @@ loader its cursor and the tiles it issued until taken; ``Occupancy`` and ``Log``
 are written from outside it; parts move on in whole periods only through the
 state protocol ``speedsim.hw.units.Periodic``.
 
-The cost scales with work items, not tiles: whenever no other unit can act before
-they end, a unit's tiles are played in arithmetic and whole periods of repeating tiles
-skipped (``speedsim.sim.skipper``), exactly. Invariants checked in every run: buffer
-occupancy never exceeds capacity, items end after their deps, DRAM requests come in
-time order.
+The cost scales with work items, not tiles: whenever no other unit can act before they
+end, a unit's tiles are played in arithmetic and whole periods of repeating tiles skipped
+(``speedsim.sim.skipper``), exactly. Invariants checked in every run: buffer occupancy
+never exceeds capacity, items end after their deps, DRAM requests come in time order.
 """
 
 from __future__ import annotations
@@ -96,12 +95,10 @@ class _Replay:
         self.streams = self.done_ev = self.env = None  # no cycles left to collect
 
     def _started(self, it: WorkItem) -> None:
-        """``it`` has started: prefetches gated on starts may go (weight tiles too under
-        ``per_op``; stream tiles of the item a loader's last pump stopped at, if a dep).
-        Every other change of gates or slots pumps its loader where it happens."""
-        self.weights.started.add(it.id)
-        if self.weights.per_op:
-            self.weights.pump(self.env.now)
+        """``it`` has started: stream tiles gated on its start may go (of the item a loader's
+        last pump stopped at, if a dep); other gates and slots pump where they change."""
+        if not self.weights.per_op:  # the weight gate under ``per_op`` is the issue's end
+            self.weights.started.add(it.id)
         for s in self.streams.values():
             if s.gated is not None and it.id in s.gated.deps:
                 s.pump(self.env.now)
@@ -122,9 +119,12 @@ class _Replay:
         for it in self.by_unit[unit]:
             # 1. ready, start, issue overhead
             ready = yield from self._wait_deps(it)
-            self._started(it)  # prefetches gated on this start go first, its own streams after
+            self._started(it)  # prefetches gated on this start go first, its own loads after
             if overhead:
                 yield self.sleep(overhead)
+            if self.weights.per_op:  # its weight tiles: a kernel loads nothing before launch
+                self.weights.started.add(it.id)
+                self.weights.pump(self.env.now)
             self.streams[unit].issuing.add(it.id)
             if self.streams[unit].gated is it:  # else this gate opening changes nothing now
                 self.streams[unit].pump(self.env.now)

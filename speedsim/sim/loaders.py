@@ -7,7 +7,7 @@ taken, with their arrival.
 
 * ``WeightLoader``: weight tiles of all items in list order, so the next item's
   first tiles load while the current one computes (``weight_prefetch: ahead``);
-  under ``per_op`` a tile also waits for its item to start. A resident tile is a
+  under ``per_op`` a tile also waits for its item's issue overhead to end. A resident tile is a
   hit (it arrives at its issue), a miss a bulk DRAM transfer.
 * ``StreamLoader``: one unit's stream tiles (KV reads, spilled inputs, streamed
   parameters) in its tile order, as demand transfers, once the item's gate opens:
@@ -123,7 +123,7 @@ class WeightLoader(_Loader):
                  per_op: bool, dram, wbuf):
         super().__init__(items, tiles, slots)
         self.per_op, self.dram, self.wbuf = per_op, dram, wbuf
-        self.started: set[int] = set()  # items started (the gate under ``per_op``)
+        self.started: set[int] = set()  # items started (``ahead``) or issued (the gate under ``per_op``)
         self.fetched: dict[int, int] = {}
         self.fetched_total = self.hits = 0
 

@@ -13,7 +13,8 @@ disagreement points at a bug in one of the two:
   the item is *done* when they have arrived;
 * **weight tiles** (array items have them) are issued in list order over all items
   through ``slots`` weight slots (2 with double buffering): a slot frees when its
-  tile has computed; under ``per_op`` a tile also waits for its item to start.
+  tile has computed; under ``per_op`` a tile also waits for its item's issue overhead
+  to end (a kernel loads nothing before it is launched).
   The weight buffer is an LRU of tiles keyed ``(weight_key, j)``, pinned from
   issue to compute end; a resident tile is a hit (no transfer), a miss is a
   **bulk** DRAM transfer;
@@ -245,7 +246,7 @@ class _Reference:
     def _loaders(self, slots: int) -> None:
         tiles = self.plan.tiles
         self.weights = _Loader(_queue(list(self.items), tiles, "weight_bytes"), slots,
-                               lambda it: not self.per_op or it.id in self.started,
+                               lambda it: not self.per_op or it.id in self.issuing,
                                self._issue_weight)
         self.streams = {u: _Loader(_queue(self.by_unit[u], tiles, "stream_bytes"), slots,
                                    self._stream_may_issue, self._issue_stream)
