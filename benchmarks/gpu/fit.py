@@ -38,11 +38,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-PEAK_GB_S = 4800.0        # H200 SXM HBM3e, NVIDIA H200 datasheet
 LATENCY_NS = 500.0        # global-memory load latency of Hopper, order of 500 ns (hw_configs/h100.yaml)
 RUNS = ("", "run2")       # two independent device runs; their median is the measurement
 LAYER_VECTOR_OPS = {"layernorm": 2, "add": 2, "silu_mul": 1}   # per decoder layer
 DEFAULT_DIR = Path(__file__).resolve().parent / "results" / "h200"
+
+
+def peak_gb_s(results: Path) -> float:
+    """The datasheet bandwidth of the GPU whose results these are (``results/<gpu>``)."""
+    import yaml
+    cfg = yaml.safe_load((Path(__file__).resolve().parents[2] / "hw_configs" / f"{results.resolve().name}.yaml").read_text())
+    return float(cfg["dram"]["bandwidth_gb_s"])
 
 
 def read(results: Path, name: str) -> pd.DataFrame:
@@ -70,10 +76,10 @@ def gemv_rows(results: Path) -> pd.DataFrame:
     return g
 
 
-def fit_array(g: pd.DataFrame) -> tuple[float, float]:
+def fit_array(g: pd.DataFrame, peak: float) -> tuple[float, float]:
     """(intercept_us, efficiency) of t = c + bytes / (eff * peak)."""
     c, s = relative_lstsq(g.ms.values * 1e3, [np.ones(len(g)), g.bytes.values / 1e6])
-    return float(c), float(1.0 / s / PEAK_GB_S * 1e3)
+    return float(c), float(1.0 / s / peak * 1e3)
 
 
 def vector_rows(results: Path) -> pd.DataFrame:
@@ -81,16 +87,16 @@ def vector_rows(results: Path) -> pd.DataFrame:
     return v[v.op.isin(list(LAYER_VECTOR_OPS)) & (v.rows <= 16)].copy()
 
 
-def fit_vector(v: pd.DataFrame, eff: float) -> float:
+def fit_vector(v: pd.DataFrame, eff: float, peak: float) -> float:
     """Intercept (us) of t = c + bytes/(eff*peak), ops weighted by their count per layer."""
-    stream_us = v.bytes.values / (eff * PEAK_GB_S) / 1e3
+    stream_us = v.bytes.values / (eff * peak) / 1e3
     w = v.op.map(LAYER_VECTOR_OPS).values.astype(float)
     t = v.ms.values * 1e3
     return float(np.sum(w * (t - stream_us) / t) / np.sum(w / t))
 
 
-def stream_us(bytes_: float, intercept_us: float, eff: float) -> float:
-    return intercept_us + bytes_ / (eff * PEAK_GB_S) / 1e3
+def stream_us(bytes_: float, intercept_us: float, eff: float, peak: float) -> float:
+    return intercept_us + bytes_ / (eff * peak) / 1e3
 
 
 def attention_rows(results: Path) -> pd.DataFrame:
@@ -99,14 +105,14 @@ def attention_rows(results: Path) -> pd.DataFrame:
 
 
 def layer_items_us(d: int, heads: int, d_ff: int, t: int, ctx: int, c_a: float, c_v: float,
-                   eff: float) -> dict[str, float]:
+                   eff: float, peak: float) -> dict[str, float]:
     """Closed-form time of each of a layer's 12 items, run one after another."""
     e = 2  # bf16
-    gemv = lambda k, n: stream_us(e * (k * n + t * (k + n)), c_a, eff)
-    vec = lambda elems: stream_us(e * elems, c_v, eff)
+    gemv = lambda k, n: stream_us(e * (k * n + t * (k + n)), c_a, eff, peak)
+    vec = lambda elems: stream_us(e * elems, c_v, eff, peak)
     kv = e * t * d * (ctx + 1)  # K (or V) of t tokens, ctx+1 positions
-    return {"norm": vec(2 * t * d), "qkv": gemv(d, 3 * d), "attn_score": stream_us(kv, c_a, eff),
-            "softmax": vec(2 * t * heads * (ctx + 1)), "attn_value": stream_us(kv, c_a, eff),
+    return {"norm": vec(2 * t * d), "qkv": gemv(d, 3 * d), "attn_score": stream_us(kv, c_a, eff, peak),
+            "softmax": vec(2 * t * heads * (ctx + 1)), "attn_value": stream_us(kv, c_a, eff, peak),
             "out_proj": gemv(d, d), "residual": vec(3 * t * d), "norm2": vec(2 * t * d),
             "mlp_up": gemv(d, 2 * d_ff), "act": vec(3 * t * d_ff), "mlp_down": gemv(d_ff, d),
             "residual2": vec(3 * t * d)}
@@ -120,41 +126,43 @@ def layer_rows(results: Path) -> pd.DataFrame:
     return lay[(lay.attn == "sdpa") & (lay.resident == 0)]
 
 
-def fit_vector_from_layers(lay: pd.DataFrame, c_a: float, eff: float) -> float:
+def fit_vector_from_layers(lay: pd.DataFrame, c_a: float, eff: float, peak: float) -> float:
     """Vector intercept (us) minimising the layers' relative error, array intercept fixed."""
     lay = lay[lay.d_model.isin(FIT_LAYERS)]
     t = lay.ms.values * 1e3
     base = np.array([sum(layer_items_us(r.d_model, r.heads, r.d_ff, r.tokens, r.ctx, c_a, 0.0,
-                                        eff).values()) for r in lay.itertuples()])
+                                        eff, peak).values()) for r in lay.itertuples()])
     vector_items = 6.0
     return float(np.sum((t - base) * vector_items / t**2) / np.sum((vector_items / t) ** 2))
 
 
 def fitted(results: Path) -> dict[str, float]:
     """The config values: efficiency, latency and the two per-op overheads (ns)."""
-    c_a, eff = fit_array(gemv_rows(results))
-    c_v = fit_vector_from_layers(layer_rows(results), c_a, eff)
+    peak = peak_gb_s(results)
+    c_a, eff = fit_array(gemv_rows(results), peak)
+    c_v = fit_vector_from_layers(layer_rows(results), c_a, eff, peak)
     return {"dram.efficiency": eff, "dram.latency_ns": LATENCY_NS,
             "array.op_overhead_ns": c_a * 1e3 - LATENCY_NS,
             "vector.op_overhead_ns": c_v * 1e3 - LATENCY_NS,
             "intercept_array_us": c_a, "intercept_vector_us": c_v,
-            "intercept_vector_isolated_ops_us": fit_vector(vector_rows(results), eff)}
+            "intercept_vector_isolated_ops_us": fit_vector(vector_rows(results), eff, peak)}
 
 
 def op_errors(results: Path, fit: dict[str, float]) -> pd.DataFrame:
     """Predicted vs measured per op (the per-op error table)."""
     c_a, c_v, eff = fit["intercept_array_us"], fit["intercept_vector_us"], fit["dram.efficiency"]
+    peak = peak_gb_s(results)
     g = gemv_rows(results)
-    rows = [("gemv", f"{r.M}x{r.K}x{r.N}", r.ms * 1e3, stream_us(r.bytes, c_a, eff))
+    rows = [("gemv", f"{r.M}x{r.K}x{r.N}", r.ms * 1e3, stream_us(r.bytes, c_a, eff, peak))
             for r in g.itertuples()]
     a = attention_rows(results)
     for r in a.itertuples():
         kv = r.kv_bytes if r.op != "softmax" else 2 * 2 * r.tokens * r.heads * r.kv_len
         c = c_v if r.op == "softmax" else c_a
         rows.append((r.op, f"t{r.tokens} h{r.heads} L{r.kv_len}", r.ms * 1e3,
-                     stream_us(kv, c, eff)))
+                     stream_us(kv, c, eff, peak)))
     for r in vector_rows(results).itertuples():
-        rows.append((r.op, f"{r.rows}x{r.cols}", r.ms * 1e3, stream_us(r.bytes, c_v, eff)))
+        rows.append((r.op, f"{r.rows}x{r.cols}", r.ms * 1e3, stream_us(r.bytes, c_v, eff, peak)))
     df = pd.DataFrame(rows, columns=["op", "shape", "measured_us", "predicted_us"])
     return df.assign(error=df.predicted_us / df.measured_us - 1)
 
@@ -164,7 +172,7 @@ def layer_check(results: Path, fit: dict[str, float]) -> pd.DataFrame:
     for r in layer_rows(results).itertuples():
         items = layer_items_us(r.d_model, r.heads, r.d_ff, r.tokens, r.ctx,
                                fit["intercept_array_us"], fit["intercept_vector_us"],
-                               fit["dram.efficiency"])
+                               fit["dram.efficiency"], peak_gb_s(results))
         rows.append((r.d_model, r.tokens, r.ms * 1e3, sum(items.values())))
     df = pd.DataFrame(rows, columns=["d_model", "tokens", "measured_us", "closed_form_us"])
     return df.assign(error=df.closed_form_us / df.measured_us - 1)

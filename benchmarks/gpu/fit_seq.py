@@ -41,9 +41,22 @@ LAYERS = (8, 16)   # simulated depths; their difference is 8 layers
 
 
 def measured(results: list[Path]) -> pd.DataFrame:
-    """seq.csv of every run, the median per case (µs per layer)."""
-    df = pd.concat([pd.read_csv(p) for r in results for p in sorted(r.glob("**/seq.csv"))])
-    df = df.groupby(["shape", "rows", "resident"], as_index=False).ms_per_layer.median()
+    """µs per layer of every case (median over runs): ``seq.csv`` where measured, else the
+    single graph-replayed layers of ``measure.py`` (``layer.csv``: fused attention, weights
+    rotated over copies, so streamed)."""
+    seq = [p for r in results for p in sorted(r.glob("**/seq.csv"))]
+    if seq:
+        df = pd.concat([pd.read_csv(p) for p in seq])
+        dims = pd.DataFrame([(k, v["d_model"], v["n_heads"], v["d_ff"]) for k, v in SHAPES.items()],
+                            columns=["shape", "d_model", "n_heads", "d_ff"])
+        df = df.merge(dims, on="shape")
+    else:
+        df = pd.concat([pd.read_csv(p) for r in results for p in sorted(r.glob("**/layer.csv"))])
+        df = df[(df.attn == "sdpa") & (df.resident == 0)].rename(
+            columns={"heads": "n_heads", "tokens": "rows", "ms": "ms_per_layer"})
+        df["shape"] = "d" + df.d_model.astype(str)
+    keys = ["shape", "d_model", "n_heads", "d_ff", "rows", "resident"]
+    df = df.groupby(keys, as_index=False).ms_per_layer.median()
     return df.assign(us=df.ms_per_layer * 1e3)
 
 
@@ -51,13 +64,14 @@ def hw_dict(gpu: str) -> dict:
     return yaml.safe_load((ROOT / "hw_configs" / f"{gpu}.yaml").read_text())
 
 
-def layer_us(base: dict, shape: str, rows: int, resident: bool, o_a: float, o_v: float) -> float:
-    """speedsim's time of one layer of the sequence, overheads o_a, o_v in µs."""
-    return _layer_us(yaml.safe_dump(base), shape, rows, resident, o_a, o_v)
+def layer_us(base: dict, dims: tuple[int, int, int], rows: int, resident: bool, o_a: float,
+             o_v: float) -> float:
+    """speedsim's time of one layer (d_model, heads, d_ff) of the sequence, overheads in µs."""
+    return _layer_us(yaml.safe_dump(base), dims, rows, resident, o_a, o_v)
 
 
 @lru_cache(maxsize=None)
-def _layer_us(base_yaml: str, shape: str, rows: int, resident: bool, o_a: float,
+def _layer_us(base_yaml: str, dims: tuple[int, int, int], rows: int, resident: bool, o_a: float,
               o_v: float) -> float:
     from speedsim.api import simulate
     from speedsim.config.hw import hardware_from_dict
@@ -66,13 +80,11 @@ def _layer_us(base_yaml: str, shape: str, rows: int, resident: bool, o_a: float,
     data = copy.deepcopy(yaml.safe_load(base_yaml))
     data["array"]["op_overhead_ns"], data["vector"]["op_overhead_ns"] = o_a * 1e3, o_v * 1e3
     hw = hardware_from_dict(data)
-    s = dict(SHAPES[shape])
-    s.pop("unique_layers")
-    vocab = s.pop("vocab")
+    s = dict(zip(("d_model", "n_heads", "d_ff"), dims))
     t = []
     for n in LAYERS:
         wl = workload_from_dict({
-            "name": "seq", "model": {**s, "n_layers": n, "vocab_size": vocab, "max_seq_len": 4096,
+            "name": "seq", "model": {**s, "n_layers": n, "vocab_size": 32000, "max_seq_len": 4096,
                                      "mlp": "gated_gelu", "weights": {"source": "shape_only"},
                                      "sharing": {"scheme": "cycle", "unique_layers": 1 if resident else n}},
             "generation": {"prompt_tokens": KV, "new_tokens": 2, "batch": rows, "seed": 0},
@@ -83,8 +95,8 @@ def _layer_us(base_yaml: str, shape: str, rows: int, resident: bool, o_a: float,
 
 def predicted(base: dict, m: pd.DataFrame, s: float, ratio: float) -> np.ndarray:
     """speedsim's µs per layer of every case at scale s."""
-    return np.array([layer_us(base, r.shape, int(r.rows), bool(r.resident), s, s / ratio)
-                     for r in m.itertuples()])
+    return np.array([layer_us(base, (int(r.d_model), int(r.n_heads), int(r.d_ff)), int(r.rows),
+                              bool(r.resident), s, s / ratio) for r in m.itertuples()])
 
 
 def loss(base: dict, m: pd.DataFrame, s: float, ratio: float) -> float:
