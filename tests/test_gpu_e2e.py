@@ -1,0 +1,77 @@
+"""speedsim against whole decode runs measured on GPUs (issue #29).
+
+Every case that ``benchmarks/gpu/e2e.py`` measured (``benchmarks/gpu/results/<gpu>/**/e2e.csv``:
+sequential and SPEED decode of cycle-shared shapes, bf16, CUDA graphs) is simulated on
+``hw_configs/<gpu>.yaml`` by ``benchmarks/gpu/validate.py`` and compared: each decode time
+within 10 % of the measurement, SPEED's speedup within 5 %. Nothing is skipped for a GPU
+whose results are committed.
+
+The cases that miss today are listed in ``MISSES`` and expected to fail, strictly (a case
+that starts to pass fails the test until it is taken off the list): on the H100 the small
+shapes (d_model 768), whose SPEED stage steps are dominated by per-kernel costs that the
+model does not hold, yet: the greedy argmax after the LM head, and the measured harness's
+moves of the hidden states between stages (docs/calibration.md §7).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "gpu" / "results"
+GPUS = sorted({p.relative_to(RESULTS).parts[0] for p in RESULTS.glob("*/**/e2e.csv")})
+
+
+def _module(name: str):
+    spec = importlib.util.spec_from_file_location(f"gpu_{name}", ROOT / f"benchmarks/gpu/{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+CASES = _module("cases").case_ids()
+# (gpu, shape, batch, context, what): measured on the H100, 2026-12-07 (results/h100/e2e/)
+MISSES = {
+    ("h100", "s01b", 4, 128, "sequential"), ("h100", "s01b_l2", 4, 2048, "sequential"),
+    *(("h100", s, b, c, "speed") for s in ("s01b", "s01b_l2") for b in (1, 4) for c in (128, 2048)),
+    *(("h100", "s01b", b, c, "speedup") for b in (1, 4) for c in (128, 2048)),
+    ("h100", "s01b_l2", 1, 128, "speedup"), ("h100", "s01b_l2", 1, 2048, "speedup"),
+    ("h100", "s01b_l2", 4, 128, "speedup"), ("h100", "s2b", 1, 128, "speedup"),
+}
+BOUND = {"sequential": 0.10, "speed": 0.10, "speedup": 0.05}
+
+
+@pytest.fixture(scope="module")
+def compared():
+    validate = _module("validate")
+    return {gpu: validate.compare(gpu).set_index(["shape", "batch", "ctx"]) for gpu in GPUS}
+
+
+def _params():
+    for gpu in GPUS:
+        for case in CASES:
+            for what in BOUND:
+                key = (gpu, *case, what)
+                marks = [pytest.mark.xfail(strict=True, reason="a known miss (module doc)")] \
+                    if key in MISSES else []
+                yield pytest.param(*key, marks=marks, id="-".join(map(str, key)))
+
+
+@pytest.mark.xfail(strict=True, reason="the H200 could not be started in the session that "
+                                       "measured the H100 (docs/calibration.md §7)")
+def test_results_of_both_gpus_are_committed():
+    assert {"h100", "h200"} <= set(GPUS), GPUS
+
+
+@pytest.mark.parametrize("gpu", GPUS)
+def test_every_case_was_measured(compared, gpu):
+    assert sorted(compared[gpu].index) == sorted(CASES)
+
+
+@pytest.mark.parametrize("gpu, shape, batch, ctx, what", list(_params()))
+def test_within_bounds(compared, gpu, shape, batch, ctx, what):
+    error = compared[gpu].loc[(shape, batch, ctx), f"err_{what}"]
+    assert abs(error) <= BOUND[what], f"{gpu} {shape} b{batch} c{ctx} {what}: {error:+.3f}"
