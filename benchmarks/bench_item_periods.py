@@ -23,11 +23,11 @@ production; ``bench_reuse.py`` counts reuse of one item's tiles, the other route
 
 from __future__ import annotations
 
-import argparse
 import bisect
 from collections import Counter, defaultdict
 
 import speedsim.sim.engine as engine
+from bench_reuse import replay_args  # beside this file
 from speedsim.api import RunContext, get_strategy, strategy_input, through_cache
 from speedsim.config import load_hardware, load_workload
 from speedsim.hw import cost
@@ -202,12 +202,7 @@ def _periods(states: dict) -> Counter:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--hw", default="hw_configs/edge.yaml")
-    p.add_argument("--workload", default="workloads/llama7b_cycle_u8.yaml")
-    p.add_argument("--new-tokens", type=int, default=32)
-    p.add_argument("--strategies", default="sequential,speed")
-    args = p.parse_args()
+    args = replay_args(__doc__)
     for name in args.strategies.split(","):
         n, quiet, periods = census(args.hw, args.workload, args.new_tokens, name)
         print(f"{name}: {n} items; {quiet} start while nothing else can act; "

@@ -30,13 +30,13 @@ cycle (both hold on the runs checked here, by the frames' equality).
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections import OrderedDict
 from pathlib import Path
 
 import speedsim.api as api
 import speedsim.sim.engine as engine
+from bench_reuse import replay_args  # beside this file
 from bench_item_periods import ROW_KINDS, WINDOW, Uses, item_shape, machine_state
 from speedsim.config import load_hardware, load_workload
 from speedsim.hw import cost
@@ -301,12 +301,7 @@ def compare(hw_path: str, wl_path: str, new_tokens: int, strategies: list[str]) 
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--hw", default="hw_configs/edge.yaml")
-    p.add_argument("--workload", default="workloads/llama7b_cycle_u8.yaml")
-    p.add_argument("--new-tokens", type=int, default=256)
-    p.add_argument("--strategies", default="sequential,speed")
-    args = p.parse_args()
+    args = replay_args(__doc__, new_tokens=256)
     compare(args.hw, args.workload, args.new_tokens, args.strategies.split(","))
 
 

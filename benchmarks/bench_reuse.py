@@ -63,13 +63,18 @@ def census(hw_path: str, wl_path: str, new_tokens: int, strategies: list[str]) -
     return dict(stats)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def replay_args(doc: str, new_tokens: int = 32) -> argparse.Namespace:
+    """The arguments of the replay censuses (this one, bench_item_periods, bench_item_skip)."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument("--hw", default="hw_configs/edge.yaml")
     p.add_argument("--workload", default="workloads/llama7b_cycle_u8.yaml")
-    p.add_argument("--new-tokens", type=int, default=32)
+    p.add_argument("--new-tokens", type=int, default=new_tokens)
     p.add_argument("--strategies", default="sequential,speed")
-    args = p.parse_args()
+    return p.parse_args()
+
+
+def main() -> None:
+    args = replay_args(__doc__)
     for name in args.strategies.split(","):
         stats = census(args.hw, args.workload, args.new_tokens, [name])
         total = [sum(col) for col in zip(*stats.values())]
