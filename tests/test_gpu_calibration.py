@@ -56,6 +56,24 @@ needs_engine = pytest.mark.xfail(
     reason="the replay engine does not charge array/vector.op_overhead_ns yet (issue 11)")
 
 
+def test_a_kernel_loads_its_weights_only_once_launched():
+    """Under ``per_op`` a streamed GEMV's weights wait for its issue overhead: its time grows
+    by the whole overhead, cycle for cycle (fit.py's t = o + λ + B / (η β)); prefetched
+    ``ahead`` they load during the issue, which hides the overhead behind the stream."""
+    data = yaml.safe_load((HW / "h200.yaml").read_text())
+    grown = {}
+    for prefetch in ("per_op", "ahead"):
+        data["weight_prefetch"], cycles = prefetch, []
+        for ns in (0.0, 10_000.0):
+            data["array"]["op_overhead_ns"] = ns
+            hw = hardware_from_dict(data)
+            cycles.append(round(gemm_time_s(hw, 1, 8192, 8192) * hw.clock_hz))
+        grown[prefetch] = cycles[1] - cycles[0]
+    overhead = hardware_from_dict(data).op_overhead_cycles(hardware_from_dict(data).placement.gemm)
+    assert grown["per_op"] == overhead
+    assert grown["ahead"] < overhead
+
+
 # -- the fit -----------------------------------------------------------------
 
 @pytest.mark.parametrize("gpu", ["h100", "h200"])
