@@ -44,7 +44,7 @@ from speedsim.contracts.results import SimResult
 from speedsim.contracts.workitem import WorkItem, check_dag
 from speedsim.hw import cost
 from speedsim.hw.cost import CostPlan
-from speedsim.hw.units import BulkTransfer, Dram, WeightBuffer
+from speedsim.hw.units import Dram, WeightBuffer
 from speedsim.sim.loaders import StreamLoader, WeightLoader
 from speedsim.sim.skipper import Shapes, Stretch
 from speedsim.sim.tables import ItemRecord, Log, Occupancy, items_frame, occupancy_frame
@@ -65,7 +65,7 @@ class _Replay:
         self.units = hw.compute_units
         self.by_unit = {u: [it for it in items if it.unit == u] for u in self.units}
         self.weights = WeightLoader(list(items), self.plan.tiles, cost.slots(hw),
-                                    hw.weight_prefetch == "per_op", self.dram, self.wbuf)
+                                    hw.weight_prefetch == "per_op", self.dram, self.wbuf, self.log)
         held = self.occupancy.trace("activation")
         self.streams = {u: StreamLoader(self.by_unit[u], self.plan, cost.slots(hw), hw,
                                         self.weights.started, self.dram, self.log, held)
@@ -160,7 +160,7 @@ class _Replay:
             if t.weight_bytes:
                 self.weights.release(it, j, env.now)
             if t.stream_bytes:
-                self.streams[unit].release(t.stream_bytes, env.now)
+                self.streams[unit].release(it, j, t.stream_bytes, env.now)
             j += 1
         first = env.now if first is None else first
         if not log.per_tile:
@@ -200,16 +200,12 @@ class _Replay:
         if param_at > env.now:
             yield self.sleep(param_at - env.now)
         if t.stream_bytes:
-            at = self.streams[unit].take(it, j)
+            at = self.streams[unit].arrival(it, j)
             if at > env.now:
                 yield self.sleep(at - env.now)
-        if t.weight_bytes:
-            tr = self.weights.take(it, j)
-            if tr.__class__ is BulkTransfer:
-                while tr.arrival > env.now:  # demand booked meanwhile may push it back
-                    yield self.sleep(tr.arrival - env.now)
-                self.log.add("dram", it, "load", "weight", tr.start, tr.finish, tr.bytes_,
-                             tile=j, busy=tr.cycles)
+        if t.weight_bytes:  # demand booked meanwhile may push its arrival back
+            while (at := self.weights.arrival(it, j)) > env.now:
+                yield self.sleep(at - env.now)
         return env.now
 
     def _store(self, it: WorkItem) -> int:

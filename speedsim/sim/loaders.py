@@ -86,6 +86,12 @@ class _Loader(Periodic):
         self.i, self.j = i, j
         return None
 
+    def arrival(self, it: WorkItem, j: int) -> int | None:
+        """When tile ``j`` of ``it`` is on chip as booked by now (a bulk transfer's may still
+        move; a hit's: its issue), or None if not issued yet."""
+        v = self.issued.get((it.id, j))
+        return v.arrival if v.__class__ is BulkTransfer else v
+
     def ahead(self, it: WorkItem, k: int) -> int | None:
         """Tiles issued past tile ``k`` of ``it`` (the cursor within ``it``), else None."""
         nxt = self.next_tile()
@@ -120,9 +126,9 @@ class WeightLoader(_Loader):
     ahead of their compute; the bytes each item fetched (``fetched``)."""
 
     def __init__(self, items: list[WorkItem], tiles: dict[int, list[Tile]], slots: int,
-                 per_op: bool, dram, wbuf):
+                 per_op: bool, dram, wbuf, log: Log):
         super().__init__(items, tiles, slots)
-        self.per_op, self.dram, self.wbuf = per_op, dram, wbuf
+        self.per_op, self.dram, self.wbuf, self.log = per_op, dram, wbuf, log
         self.started: set[int] = set()  # items started (``ahead``) or issued (the gate under ``per_op``)
         self.fetched: dict[int, int] = {}
         self.fetched_total = self.hits = 0
@@ -146,11 +152,13 @@ class WeightLoader(_Loader):
                 self.fetched[it.id] = self.fetched.get(it.id, 0) + bytes_
                 self.fetched_total += bytes_
 
-    def take(self, it: WorkItem, j: int) -> BulkTransfer | int:
-        """Tile ``j`` of ``it`` as issued: its transfer (or, a hit, its issue cycle)."""
-        return self.issued.pop((it.id, j))
-
     def release(self, it: WorkItem, j: int, now: int) -> None:
+        """Tile ``j`` of ``it`` has computed: log its transfer (final: it has arrived), unpin
+        it, free its slot."""
+        tr = self.issued.pop((it.id, j))
+        if tr.__class__ is BulkTransfer:
+            self.log.add("dram", it, "load", "weight", tr.start, tr.finish, tr.bytes_, tile=j,
+                         busy=tr.cycles)
         self.wbuf.release(tile_key(it, j))
         self.in_flight -= 1
         self.pump(now)
@@ -227,11 +235,8 @@ class StreamLoader(_Loader):
         if delta:
             self.held.change(now, delta)
 
-    def take(self, it: WorkItem, j: int) -> int:
-        """The arrival of tile ``j`` of ``it`` (issued by now: every earlier stream tile of
-        the unit has released its slot)."""
-        return self.issued.pop((it.id, j))
-
-    def release(self, bytes_: int, now: int) -> None:
+    def release(self, it: WorkItem, j: int, bytes_: int, now: int) -> None:
+        """Tile ``j`` of ``it`` (``bytes_`` stream bytes) has computed: free its slot."""
+        del self.issued[(it.id, j)]
         self.in_flight -= 1
         self.pump(now, bytes_)

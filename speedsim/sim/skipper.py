@@ -119,7 +119,7 @@ class Stretch:
 
     def __init__(self, replay, unit: str, it: WorkItem, tiles: list[Tile], horizon: float):
         self.it, self.tiles, self.horizon, self.shapes = it, tiles, horizon, replay.shapes
-        self.weights, self.stream, self.log = replay.weights, replay.streams[unit], replay.log
+        self.weights, self.stream = replay.weights, replay.streams[unit]
         # state -> earlier moments of it: (tile, cycle, the parts' ``mark``s)
         self.parts, self.seen = replay.parts[unit], {}
         self.pattern = self.shapes.pattern(tiles)
@@ -151,27 +151,22 @@ class Stretch:
         played here: its weights not issued yet, or it would end after the horizon."""
         t, at = self.tiles[k], now
         if t.stream_bytes:
-            at = self.stream.issued[(self.it.id, k)]
+            at = self.stream.arrival(self.it, k)
         if t.weight_bytes:
-            tr = self.weights.issued.get((self.it.id, k))
-            if tr is None:
+            weights = self.weights.arrival(self.it, k)
+            if weights is None:
                 return None
-            at = tr.arrival if tr.__class__ is BulkTransfer and tr.arrival > at else at
+            at = weights if weights > at else at
         start = now if now > at else at
         return None if start + t.cycles > self.horizon else start
 
     def _done(self, k: int, now: int) -> None:
-        """What the end of tile ``k`` does: its weight load's log row, its slots freed."""
-        t, it = self.tiles[k], self.it
+        """What the end of tile ``k`` does: its slots freed."""
+        t = self.tiles[k]
         if t.weight_bytes:
-            tr = self.weights.take(it, k)
-            if tr.__class__ is BulkTransfer:
-                self.log.add("dram", it, "load", "weight", tr.start, tr.finish, tr.bytes_, 0, 0,
-                             -1, tr.cycles)
-            self.weights.release(it, k, now)
+            self.weights.release(self.it, k, now)
         if t.stream_bytes:
-            self.stream.take(it, k)
-            self.stream.release(t.stream_bytes, now)
+            self.stream.release(self.it, k, t.stream_bytes, now)
 
     def _visit(self, k: int, now: int) -> tuple[int, int]:
         """Before tile ``k`` at ``now``: skip whole periods from an earlier moment of the same
