@@ -231,8 +231,7 @@ class ItemSkipping(engine._Replay):
         item ``i``'s start."""
         flight = {id(v): v for ld in self._loaders() for v in ld.issued.values()
                   if v.__class__ is BulkTransfer}
-        self.dram.skip(None, now, Period(None, 0, 0, by, 1, 0, (0, 0), (False, False),
-                                         list(flight.values())))
+        self.dram.skip(None, now, Period(None, 0, 0, by, 1, (0, 0), (False, False)))
         for tr in flight.values():  # the renamed items' transfers: their past cycles move too
             tr.issue += by
             tr.start, tr.finish, tr.arrival, tr.origin = [

@@ -163,10 +163,6 @@ class WeightLoader(_Loader):
         self.in_flight -= 1
         self.pump(now)
 
-    def transfers(self, it: WorkItem) -> list[BulkTransfer]:
-        return [tr for (iid, _), tr in self.issued.items()
-                if iid == it.id and tr.__class__ is BulkTransfer]
-
     def relative(self, now: int) -> tuple:
         """Arrivals in flight (negative: a hit), and the hits so far (equal at two moments
         only when no tile between them hit)."""

@@ -35,7 +35,6 @@ from typing import NamedTuple
 
 from speedsim.contracts.workitem import WorkItem
 from speedsim.hw.cost import Tile
-from speedsim.hw.units import BulkTransfer
 
 # shorter remaining stretches are just played, and a jump by another period than the tiles'
 # own skips at least this many tiles: two visits and a jump cost about what playing 10 to 15
@@ -47,19 +46,16 @@ MAX_PATTERN = 16  # the longest period of the tiles themselves looked for (``pat
 
 class Period(NamedTuple):
     """``times`` repetitions of the last ``tiles`` tiles (``cycles`` cycles) of ``item``, from
-    its tile ``at`` on. Its tiles repeat up to ``end``, their weight and stream bytes up to
-    ``issue_ends``; ``carries``: whether the period's tiles have weight, stream bytes;
-    ``transfers``: the item's bulk transfers in flight (the DRAM may no longer hold them)."""
+    its tile ``at`` on; its weight and stream bytes repeat up to ``issue_ends``; ``carries``:
+    whether the period's tiles have weight, stream bytes."""
 
     item: WorkItem
     at: int
     tiles: int
     cycles: int
     times: int
-    end: int
     issue_ends: tuple[int, int]
     carries: tuple[bool, bool]
-    transfers: list[BulkTransfer]
 
 
 class Shapes:
@@ -191,8 +187,7 @@ class Stretch:
         least = p if p == self.pattern else MIN_RUN
         if times < 1 or times * p < least:
             return None
-        period = Period(self.it, k, p, cycles, times, end, issue_ends, carries,
-                        self.weights.transfers(self.it))
+        period = Period(self.it, k, p, cycles, times, issue_ends, carries)
         for part, since in zip(self.parts, marks):
             times = part.room(since, period)  # never more than ``period.times``
             if times < period.times:
