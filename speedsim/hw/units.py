@@ -303,7 +303,12 @@ class WeightBuffer(Periodic):
         before = self._relative_to(prefix, 0)
         for t in range(1, period.times + 1):
             since = len(self._trace.pts)
-            self._replay(calls, t * period.tiles, t * period.cycles)
+            for key, bytes_, cycle in calls:
+                moved = key[:-1] + (key[-1] + t * period.tiles,)
+                if bytes_ is None:
+                    self.release(moved)
+                else:
+                    self.acquire(moved, bytes_, cycle + t * period.cycles)
             grew, count = len(self.resident) != count, len(self.resident)
             state = None if grew else self._relative_to(prefix, t * period.tiles)
             if state is not None and state == before:
@@ -311,14 +316,6 @@ class WeightBuffer(Periodic):
                 self._trace.repeat(since, period.cycles, period.times - t)
                 return
             before = state
-
-    def _replay(self, calls: list[tuple], tiles: int, cycles: int) -> None:
-        for key, bytes_, cycle in calls:
-            moved = key[:-1] + (key[-1] + tiles,)
-            if bytes_ is None:
-                self.release(moved)
-            else:
-                self.acquire(moved, bytes_, cycle + cycles)
 
     def _relative_to(self, prefix: tuple, base: int) -> tuple | None:
         """Resident tiles and pins (all resident), indices relative to ``base``, when all

@@ -131,7 +131,7 @@ class WeightLoader(_Loader):
         self.per_op, self.dram, self.wbuf, self.log = per_op, dram, wbuf, log
         self.started: set[int] = set()  # items started (``ahead``) or issued (the gate under ``per_op``)
         self.fetched: dict[int, int] = {}
-        self.fetched_total = self.hits = 0
+        self.hits = 0
 
     def pump(self, now: int) -> None:
         """Issue every tile whose slot is free and whose item allows it."""
@@ -150,7 +150,6 @@ class WeightLoader(_Loader):
             else:
                 self.issued[(it.id, j)] = self.dram.bulk(now, bytes_)
                 self.fetched[it.id] = self.fetched.get(it.id, 0) + bytes_
-                self.fetched_total += bytes_
 
     def release(self, it: WorkItem, j: int, now: int) -> None:
         """Tile ``j`` of ``it`` has computed: log its transfer (final: it has arrived), unpin
@@ -171,7 +170,8 @@ class WeightLoader(_Loader):
                       for tr in self.issued.values()]), self.hits
 
     def mark(self, it: WorkItem) -> int:
-        return self.fetched_total
+        """The bytes ``it`` fetched so far (the loader's cursor stays in ``it`` up to a skip)."""
+        return self.fetched.get(it.id, 0)
 
     def room(self, since, period) -> int:
         """Also: every tile the periods issue misses."""
@@ -185,9 +185,8 @@ class WeightLoader(_Loader):
     def skip(self, since: int, now: int, period) -> None:
         super().skip(since, now, period)
         if period.carries[self.carries]:
-            grown = period.times * (self.fetched_total - since)
-            self.fetched[period.item.id] += grown
-            self.fetched_total += grown
+            iid = period.item.id
+            self.fetched[iid] += period.times * (self.fetched[iid] - since)
 
 
 class StreamLoader(_Loader):
