@@ -46,7 +46,7 @@ from speedsim.hw import cost
 from speedsim.hw.cost import CostPlan
 from speedsim.hw.units import Dram, WeightBuffer
 from speedsim.sim.loaders import StreamLoader, WeightLoader
-from speedsim.sim.skipper import Shapes, Stretch
+from speedsim.sim.skipper import Stretch
 from speedsim.sim.tables import ItemRecord, Log, Occupancy, items_frame, occupancy_frame
 
 
@@ -63,10 +63,11 @@ class _Replay:
                                  self.occupancy.trace("weight", replayed_by_owner=True))
         self.params = WeightBuffer(params, self.occupancy.trace("weight"))
         self.by_unit = {u: [it for it in items if it.unit == u] for u in hw.compute_units}
-        self.weights = WeightLoader(list(items), self.plan.tiles, cost.slots(hw),
+        self.shapes = cost.TileShapes()
+        self.weights = WeightLoader(list(items), self.plan.tiles, self.shapes, cost.slots(hw),
                                     hw.weight_prefetch == "per_op", self.dram, self.wbuf, self.log)
         held = self.occupancy.trace("activation")
-        self.streams = {u: StreamLoader(self.by_unit[u], self.plan, cost.slots(hw), hw,
+        self.streams = {u: StreamLoader(self.by_unit[u], self.plan, self.shapes, cost.slots(hw), hw,
                                         self.weights.started, self.dram, self.log, held)
                         for u in self.by_unit}
         self.done_at: dict[int, int] = {}
@@ -75,7 +76,6 @@ class _Replay:
         self.records: list[ItemRecord] = []
         self.events, self.fast = 0, fast and not per_tile
         self.blocked: dict[str, int | None] = dict.fromkeys(self.by_unit)
-        self.shapes = Shapes()
         # per unit, the stateful parts a stretch of its tiles moves on (``Periodic``)
         self.parts = {u: [self.dram, self.wbuf, self.occupancy, self.log, self.weights,
                           self.streams[u]] for u in self.by_unit}

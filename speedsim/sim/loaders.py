@@ -27,7 +27,7 @@ from typing import NamedTuple
 from speedsim.config.hw import Hardware
 from speedsim.contracts.workitem import WorkItem
 from speedsim.hw import cost
-from speedsim.hw.cost import CostPlan, Tile
+from speedsim.hw.cost import CostPlan, Tile, TileShapes
 from speedsim.hw.units import BulkTransfer, Periodic
 from speedsim.sim.tables import Log
 
@@ -45,18 +45,6 @@ def tile_key(it: WorkItem, j: int) -> tuple:
     return (it.weight_key, j) if it.weight_key is not None else ("anonymous", it.id, j)
 
 
-def _next_index(cache: dict, tiles: list[Tile], field: int) -> list[int]:
-    """Per tile index j, the first index >= j whose tile has bytes in ``field`` (cached by
-    tile list: items of one shape share theirs)."""
-    hit = cache.get(id(tiles))
-    if hit is None:
-        hit = [len(tiles)] * (len(tiles) + 1)
-        for j in range(len(tiles) - 1, -1, -1):
-            hit[j] = j if tiles[j][field] else hit[j + 1]
-        cache[id(tiles)] = hit
-    return hit
-
-
 class _Loader(Periodic):
     """A cursor (``i``, ``j``: tile j of ``items[i]``) over the tiles with bytes in ``Tile``
     field ``field``, and the tiles issued through ``slots`` slots, not yet taken: (item id,
@@ -64,10 +52,10 @@ class _Loader(Periodic):
 
     field, carries = Tile._fields.index("weight_bytes"), 0
 
-    def __init__(self, items: list[WorkItem], tiles: dict[int, list[Tile]], slots: int):
-        skips = {}
+    def __init__(self, items: list[WorkItem], tiles: dict[int, list[Tile]], shapes: TileShapes,
+                 slots: int):
         self.items = [_Entry(it, t, nxt) for it in items  # those with such tiles
-                      if (nxt := _next_index(skips, t := tiles[it.id], self.field))[0] < len(t)]
+                      if (nxt := shapes.next_with(t := tiles[it.id], self.field))[0] < len(t)]
         self.i = self.j = 0
         self.slots, self.in_flight = slots, 0
         self.issued: dict[tuple[int, int], object] = {}
@@ -125,9 +113,9 @@ class WeightLoader(_Loader):
     """Issues the weight tiles of the units that hold weights, in list order, ``slots``
     ahead of their compute; the bytes each item fetched (``fetched``)."""
 
-    def __init__(self, items: list[WorkItem], tiles: dict[int, list[Tile]], slots: int,
-                 per_op: bool, dram, wbuf, log: Log):
-        super().__init__(items, tiles, slots)
+    def __init__(self, items: list[WorkItem], tiles: dict[int, list[Tile]], shapes: TileShapes,
+                 slots: int, per_op: bool, dram, wbuf, log: Log):
+        super().__init__(items, tiles, shapes, slots)
         self.per_op, self.dram, self.wbuf, self.log = per_op, dram, wbuf, log
         self.started: set[int] = set()  # items started (``ahead``) or issued (the gate under ``per_op``)
         self.fetched: dict[int, int] = {}
@@ -197,9 +185,9 @@ class StreamLoader(_Loader):
 
     field, carries = Tile._fields.index("stream_bytes"), 1
 
-    def __init__(self, items: list[WorkItem], costed: CostPlan, slots: int, hw: Hardware,
-                 started: set[int], dram, log: Log, held):
-        super().__init__(items, costed.tiles, slots)
+    def __init__(self, items: list[WorkItem], costed: CostPlan, shapes: TileShapes, slots: int,
+                 hw: Hardware, started: set[int], dram, log: Log, held):
+        super().__init__(items, costed.tiles, shapes, slots)
         self.started, self.dram, self.log, self.held = started, dram, log, held
         self.issuing: set[int] = set()
         self.kv_only = set() if hw.weight_prefetch == "per_op" else {

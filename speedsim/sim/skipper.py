@@ -15,7 +15,7 @@ after an earlier moment ``k0``, and the tiles from ``k0`` on repeat with period
 as long as:
 
 * the tiles keep repeating and each computes for some cycles, and the bytes of the
-  tiles the loaders issue meanwhile too (``Shapes.ends``, each loader's ``room``);
+  tiles the loaders issue meanwhile too (``cost.TileShapes.ends``, each loader's ``room``);
 * no other unit can act: the periods end by the horizon;
 * every weight tile the periods issue misses (the loader's state counts hits,
   so it repeats only over periods without one; ``WeightLoader.room`` checks the
@@ -41,7 +41,6 @@ from speedsim.hw.cost import Tile
 # tiles costs, and a short jump clears the moments the tiles' own period is found from
 MIN_RUN = 16
 MAX_PERIOD = 4  # earlier moments of one state kept, i.e. periods tried
-MAX_PATTERN = 16  # the longest period of the tiles themselves looked for (``pattern``)
 
 
 class Period(NamedTuple):
@@ -56,57 +55,6 @@ class Period(NamedTuple):
     times: int
     issue_ends: tuple[int, int]
     carries: tuple[bool, bool]
-
-
-class Shapes:
-    """Facts about tile lists, cached per list (items of one shape share theirs)."""
-
-    def __init__(self):
-        self._ends: dict[tuple, tuple] = {}  # (tile list id, k0, p) -> ``ends``
-        self._stops: dict[tuple, list[int]] = {}
-        self._patterns: dict[int, int] = {}
-
-    def ends(self, tiles: list[Tile], k0: int, p: int) -> tuple:
-        """A period of ``p`` tiles from ``k0``: where it ends (the first index >= ``k0 + p``
-        whose tile differs from the one ``p`` before, or >= ``k0`` whose tile has no cycles);
-        where its weight, stream bytes stop repeating (the tiles the loaders issue but the
-        period does not compute); whether its tiles carry weight, stream bytes."""
-        key = (id(tiles), k0, p)
-        hit = self._ends.get(key)
-        if hit is None:
-            at, sample = min(k0 + p, len(tiles)), tiles[k0:k0 + p]
-            hit = self._ends[key] = (
-                min(self._index(tiles, p, None)[at], self._index(tiles, 0, None)[min(k0, len(tiles))]),
-                (self._index(tiles, p, "weight_bytes")[at], self._index(tiles, p, "stream_bytes")[at]),
-                (any(t.weight_bytes for t in sample), any(t.stream_bytes for t in sample)))
-        return hit
-
-    def _index(self, tiles: list[Tile], p: int, field: str | None) -> list[int]:
-        """Per index i, the first index >= i that stops a period of ``p`` (0: no cycles)."""
-        ends = self._stops.get((id(tiles), p, field))
-        if ends is None:
-            n = len(tiles)
-            ends = self._stops[(id(tiles), p, field)] = [n] * (n + 1)
-            same = (lambda a, b: a == b) if field is None else \
-                (lambda a, b: getattr(a, field) == getattr(b, field))
-            for i in range(n - 1, -1, -1):
-                stop = tiles[i].cycles == 0 if p == 0 else i < p or not same(tiles[i], tiles[i - p])
-                ends[i] = i if stop else ends[i + 1]
-        return ends
-
-    def pattern(self, tiles: list[Tile]) -> int:
-        """The period p <= ``MAX_PATTERN`` of ``tiles``' first stretch, where the first tile
-        comes back after a different one, if the first p tiles repeat there, else 1. A head
-        cut into 5 equal pieces and a shorter one: 6."""
-        hit = self._patterns.get(id(tiles))
-        if hit is None:
-            n, first = len(tiles), tiles[0]
-            run = next((j for j in range(1, min(n, MAX_PATTERN)) if tiles[j] != first), None)
-            back = None if run is None else next(
-                (j for j in range(run + 1, min(n, MAX_PATTERN + 1)) if tiles[j] == first), None)
-            hit = self._patterns[id(tiles)] = \
-                back if back and tiles[back:2 * back] == tiles[:back] else 1
-        return hit
 
 
 class Stretch:
