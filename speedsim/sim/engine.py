@@ -19,9 +19,9 @@ Time is integer cycles. Transfers are booked with the DRAM (``speedsim.hw.units.
 at the cycle they are issued, so requests reach it in time order; a unit waiting for
 a weight tile re-reads its arrival on waking (demand booked meanwhile may push it back).
 
-Who owns which state: the DRAM its bookings and pending bulk transfers; the
+Who owns which state: the DRAM its bookings and bulk transfers until they arrive; the
 weight buffer its resident tiles and pins; the parameter cache its entries; each
-loader its cursor and the tiles it issued until taken; ``Occupancy`` and ``Log``
+loader its cursor and the tiles it issued until computed; ``Occupancy`` and ``Log``
 (``speedsim.sim.tables``) the records; this module only the items' progress
 (started, issuing, done, and which dep each unit waits for). No part's fields
 are written from outside it; parts move on in whole periods only through the

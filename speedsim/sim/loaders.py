@@ -2,8 +2,8 @@
 
 A loader walks a fixed list of tiles (a cursor over its items' tiles that carry its
 kind of bytes) through ``slots`` slots (2 with double buffering, else 1): tile g is
-issued once tile g − slots has computed. It owns the tiles it issued until they are
-taken, with their arrival.
+issued once tile g − slots has computed. It owns the tiles it issued until they have
+computed (``release``), with their arrival.
 
 * ``WeightLoader``: weight tiles of all items in list order, so the next item's
   first tiles load while the current one computes (``weight_prefetch: ahead``);
@@ -47,8 +47,8 @@ def tile_key(it: WorkItem, j: int) -> tuple:
 
 class _Loader(Periodic):
     """A cursor (``i``, ``j``: tile j of ``items[i]``) over the tiles with bytes in ``Tile``
-    field ``field``, and the tiles issued through ``slots`` slots, not yet taken: (item id,
-    j) -> arrival. ``carries``: the loader's flag in ``Period.carries``."""
+    field ``field``, and the tiles issued through ``slots`` slots, not yet released: (item
+    id, j) -> arrival. ``carries``: the loader's flag in ``Period.carries``."""
 
     field, carries = Tile._fields.index("weight_bytes"), 0
 
