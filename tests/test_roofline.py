@@ -129,8 +129,13 @@ def test_the_cone_of_the_last_commit_leaves_out_what_it_does_not_wait_for():
 def test_a_run_with_busy_dram_achieves_most_of_its_bound(workload):
     """Issue 31: h100 × a 7B shape read 49 % of the bound with the DRAM 88 % busy, because
     the bound assumed every weight stayed on chip. A run whose DRAM is ≥ 85 % busy is
-    DRAM-bound: the bound must be at least 80 % achieved."""
-    hw_ = load_hardware("hw_configs/h100.yaml", [("dram.efficiency", 1.0)])
+    DRAM-bound: the bound must be at least 80 % achieved. (The h100 of issue 31: weights
+    prefetched across items, no per-item overheads; as calibrated, a 7B run keeps the DRAM
+    71 % busy, the rest of its time going to kernel overheads the bound leaves out.)"""
+    hw_ = load_hardware("hw_configs/h100.yaml", [("dram.efficiency", 1.0),
+                                                 ("weight_prefetch", "ahead"),
+                                                 ("array.op_overhead_ns", 0),
+                                                 ("vector.op_overhead_ns", 0)])
     wl = load_workload(f"workloads/{workload}.yaml", [("generation.new_tokens", 16)])
     s = simulate(hw_, wl).summary
     busy = {n: m["dram_bandwidth_utilization"] for n, m in s["strategies"].items()}
