@@ -200,7 +200,7 @@ class ItemSkipping(engine._Replay):
 
     def _row_keys(self, x: int) -> list[tuple]:
         return [(x, "dram", *kind, -1) for kind in ROW_KINDS] + \
-            [(x, u, "compute", "", -1) for u in self.units]
+            [(x, u, "compute", "", -1) for u in self.by_unit]
 
     def _copy(self, x, y, shift: int) -> None:
         """Item ``x`` does what ``y`` did, ``shift`` cycles later."""
