@@ -99,7 +99,7 @@ class ItemSkipping(engine._Replay):
                 self.streams[unit].pump(self.env.now)
             first = yield from self._tiles(unit, it, self._params(it))
             compute_end = self.env.now
-            self._finish(it, self._store(it))
+            self._finish(it)
             self.record[it.id] = ItemRecord(it, ready, first, compute_end, self.done_at[it.id],
                                             len(self.plan.tiles[it.id]))
             self.records.append(self.record[it.id])
@@ -140,11 +140,11 @@ class ItemSkipping(engine._Replay):
 
     def _marks(self) -> tuple:
         """Where each trace's period begins (at a point of this cycle, which the cycle's later
-        changes still move), the bytes fetched and the hits so far."""
+        changes still move), (a place kept) and the hits so far."""
         now = self.env.now
         return ({name: len(t.pts) - 2 * (len(t.pts) > 0 and t.pts[-2] == now)
                  for name, t in self.occupancy.traces.items()},
-                self.weights.fetched_total, self.weights.hits)
+                None, self.weights.hits)
 
     def _next_uses(self, i: int) -> list:
         """The next-use offsets that name the buffers' keys at item ``i``'s start."""
@@ -177,7 +177,6 @@ class ItemSkipping(engine._Replay):
             self.weights.fetched[x + n] = v
         for name, t in self.occupancy.traces.items():
             self._repeat(t, marks[0].get(name, 0), cycles, times, now)
-        self.weights.fetched_total += times * (self.weights.fetched_total - marks[1])
         self.weights.hits += times * (self.weights.hits - marks[2])
         self._move_parts(i, now, by, n)
         for x in range(i, i + n):  # units waiting for a skipped item wake and pass it
@@ -201,7 +200,7 @@ class ItemSkipping(engine._Replay):
 
     def _row_keys(self, x: int) -> list[tuple]:
         return [(x, "dram", *kind, -1) for kind in ROW_KINDS] + \
-            [(x, u, "compute", "", -1) for u in self.units]
+            [(x, u, "compute", "", -1) for u in self.by_unit]
 
     def _copy(self, x, y, shift: int) -> None:
         """Item ``x`` does what ``y`` did, ``shift`` cycles later."""
@@ -231,8 +230,7 @@ class ItemSkipping(engine._Replay):
         item ``i``'s start."""
         flight = {id(v): v for ld in self._loaders() for v in ld.issued.values()
                   if v.__class__ is BulkTransfer}
-        self.dram.skip(None, now, Period(None, 0, 0, by, 1, 0, (0, 0), (False, False),
-                                         list(flight.values())))
+        self.dram.skip(None, now, Period(None, 0, 0, by, 1, (0, 0), (False, False)))
         for tr in flight.values():  # the renamed items' transfers: their past cycles move too
             tr.issue += by
             tr.start, tr.finish, tr.arrival, tr.origin = [

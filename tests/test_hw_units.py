@@ -17,7 +17,6 @@ class Period(NamedTuple):
 
     times: int
     cycles: int
-    transfers: tuple = ()
     tiles: int = 1
 
 

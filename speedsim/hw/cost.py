@@ -81,7 +81,8 @@ from __future__ import annotations
 
 import math
 import functools
-from typing import Iterable, NamedTuple, Sequence
+from operator import attrgetter
+from typing import Callable, Hashable, Iterable, NamedTuple, Sequence
 
 from speedsim.config.hw import Hardware
 from speedsim.hw.systolic import array_gemm_cycles, ceil_div
@@ -573,3 +574,67 @@ def roofline(items: Sequence[WorkItem], hw: Hardware, plan_: CostPlan | None = N
             + tr.act_read_bytes + tr.act_write_bytes
     dram = transfer_cycles(dram_bytes, hw.dram_bytes_per_cycle) + (hw.dram_latency_cycles if dram_bytes else 0)
     return Roofline(max(*busy.values(), dram), busy, dram, dram_bytes)
+
+
+MAX_PATTERN = 16  # the longest period of a tile list looked for (``TileShapes.pattern``)
+
+
+class TileShapes:
+    """Facts about tile lists, cached per list (items of one shape share theirs): where the
+    next tile with bytes of a kind is (the loaders' cursors, ``speedsim.sim.loaders``), where
+    a period of tiles stops repeating and a list's own period (``speedsim.sim.skipper``)."""
+
+    def __init__(self):
+        self._firsts: dict[tuple, list[int]] = {}  # (tile list id, what stops) -> ``_first``
+        self._ends: dict[tuple, tuple] = {}  # (tile list id, k0, p) -> ``ends``
+        self._patterns: dict[int, int] = {}
+
+    def next_with(self, tiles: list[Tile], field: int) -> list[int]:
+        """Per index j, the first index >= j whose tile has bytes in ``Tile`` field ``field``."""
+        return self._first(tiles, field, lambda i: tiles[i][field])
+
+    def ends(self, tiles: list[Tile], k0: int, p: int) -> tuple:
+        """A period of ``p`` tiles from ``k0``: where it ends (the first index >= ``k0 + p``
+        whose tile differs from the one ``p`` before, or >= ``k0`` whose tile has no cycles);
+        where its weight, stream bytes stop repeating (the tiles the loaders issue but the
+        period does not compute); whether its tiles carry weight, stream bytes."""
+        key = (id(tiles), k0, p)
+        hit = self._ends.get(key)
+        if hit is None:
+            at, sample = min(k0 + p, len(tiles)), tiles[k0:k0 + p]
+            idle = self._first(tiles, "idle", lambda i: tiles[i].cycles == 0)
+            hit = self._ends[key] = (
+                min(self._differs(tiles, p, None)[at], idle[min(k0, len(tiles))]),
+                (self._differs(tiles, p, "weight_bytes")[at],
+                 self._differs(tiles, p, "stream_bytes")[at]),
+                (any(t.weight_bytes for t in sample), any(t.stream_bytes for t in sample)))
+        return hit
+
+    def _differs(self, tiles: list[Tile], p: int, field: str | None) -> list[int]:
+        """Per index i, the first index >= i whose tile (its ``field``) differs from the one
+        ``p`` before (or has none ``p`` before)."""
+        get = (lambda t: t) if field is None else attrgetter(field)
+        return self._first(tiles, (p, field), lambda i: i < p or get(tiles[i]) != get(tiles[i - p]))
+
+    def _first(self, tiles: list[Tile], what: Hashable, stop: Callable[[int], bool]) -> list[int]:
+        """Per index i, the first index >= i where ``stop`` holds, else ``len(tiles)``."""
+        hit = self._firsts.get((id(tiles), what))
+        if hit is None:
+            hit = self._firsts[(id(tiles), what)] = [len(tiles)] * (len(tiles) + 1)
+            for i in range(len(tiles) - 1, -1, -1):
+                hit[i] = i if stop(i) else hit[i + 1]
+        return hit
+
+    def pattern(self, tiles: list[Tile]) -> int:
+        """The period p <= ``MAX_PATTERN`` of ``tiles``' first stretch, where the first tile
+        comes back after a different one, if the first p tiles repeat there, else 1. A head
+        cut into 5 equal pieces and a shorter one: 6."""
+        hit = self._patterns.get(id(tiles))
+        if hit is None:
+            n, first = len(tiles), tiles[0]
+            run = next((j for j in range(1, min(n, MAX_PATTERN)) if tiles[j] != first), None)
+            back = None if run is None else next(
+                (j for j in range(run + 1, min(n, MAX_PATTERN + 1)) if tiles[j] == first), None)
+            hit = self._patterns[id(tiles)] = \
+                back if back and tiles[back:2 * back] == tiles[:back] else 1
+        return hit

@@ -156,9 +156,9 @@ class Dram(Periodic):
         self.demand_free = 0
         self.busy = _Busy()
         self.pending: list[BulkTransfer] = []  # bulk transfers not yet finished, in order
-        self.arrivals: deque[int] = deque(maxlen=self.engines)  # of the last bulk transfers
+        # the last ``engines`` finished: every one finished and not yet arrived is among them
+        self.retired: deque[BulkTransfer] = deque(maxlen=self.engines)
         self.last_issue = 0
-        self.retired_finish = 0  # finish of the last bulk transfer retired
 
     def demand(self, now: int, bytes_: int) -> tuple[int, int, int]:
         """Book a demand transfer issued at ``now``: (start, end, arrival) cycles."""
@@ -185,18 +185,16 @@ class Dram(Periodic):
     def retire(self, now: int) -> None:
         """Forget bulk transfers and demand intervals that can change nothing any more."""
         while self.pending and self.pending[0].finish <= now:
-            done = self.pending.pop(0)
-            self.arrivals.append(done.arrival)
-            self.retired_finish = done.finish
+            self.retired.append(self.pending.pop(0))
         self.busy.prune(self.pending[0].issue if self.pending else now)
 
     def _origin(self, i: int) -> int:
         """First cycle pending transfer ``i`` may move: issued, its predecessor finished, an
         engine free (the one of the transfer ``engines`` before it, when that has arrived)."""
-        prev = self.pending[i - 1].finish if i else self.retired_finish
+        prev = self.pending[i - 1].finish if i else self.retired[-1].finish if self.retired else 0
         back = i - self.engines
         engine = self.pending[back].arrival if back >= 0 else \
-            self.arrivals[back] if -back <= len(self.arrivals) else 0
+            self.retired[back].arrival if -back <= len(self.retired) else 0
         return max(self.pending[i].issue, prev, engine)
 
     def _replan(self, a: int, b: int) -> None:
@@ -220,22 +218,21 @@ class Dram(Periodic):
     # --- the state protocol (``Periodic``) -----------------------------------------------
 
     def relative(self, now: int) -> tuple:
+        """(A retired transfer has finished by ``now``: only its arrival may lie ahead.)"""
         return (self.demand_free - now if self.demand_free > now else 0,
-                self.retired_finish - now if self.retired_finish > now else 0,
-                tuple([a - now if a > now else 0 for a in self.arrivals]),
+                tuple([tr.arrival - now if tr.arrival > now else 0 for tr in self.retired]),
                 tuple([t - now if t > now else 0  # pending transfers: four cycles each
                        for tr in self.pending for t in (tr.start, tr.finish, tr.arrival, tr.origin)]),
                 tuple([(a - now, b - now) for a, b in self.busy.tail(now)]))
 
     def skip(self, since: int, now: int, period) -> None:
-        """The DRAM ``period.times`` periods on: every cycle after ``now`` moved on, the bulk
-        transfers still pending and those of ``period.transfers`` (in flight elsewhere)."""
+        """The DRAM ``period.times`` periods on: every cycle after ``now`` moved on, those of
+        the bulk transfers not yet arrived too (the loader holds the same objects)."""
         by = period.times * period.cycles
-        mv = lambda t: t + by if t > now else t
-        self.demand_free, self.retired_finish = mv(self.demand_free), mv(self.retired_finish)
-        self.arrivals = deque(map(mv, self.arrivals), self.engines)
-        for tr in {id(tr): tr for tr in chain(self.pending, period.transfers)}.values():
-            tr.shift(now, by)  # each once, pending or only in flight
+        if self.demand_free > now:
+            self.demand_free += by
+        for tr in chain(self.retired, self.pending):
+            tr.shift(now, by)
         self.busy.shift(now, by)
 
 
@@ -306,7 +303,12 @@ class WeightBuffer(Periodic):
         before = self._relative_to(prefix, 0)
         for t in range(1, period.times + 1):
             since = len(self._trace.pts)
-            self._replay(calls, t * period.tiles, t * period.cycles)
+            for key, bytes_, cycle in calls:
+                moved = key[:-1] + (key[-1] + t * period.tiles,)
+                if bytes_ is None:
+                    self.release(moved)
+                else:
+                    self.acquire(moved, bytes_, cycle + t * period.cycles)
             grew, count = len(self.resident) != count, len(self.resident)
             state = None if grew else self._relative_to(prefix, t * period.tiles)
             if state is not None and state == before:
@@ -314,14 +316,6 @@ class WeightBuffer(Periodic):
                 self._trace.repeat(since, period.cycles, period.times - t)
                 return
             before = state
-
-    def _replay(self, calls: list[tuple], tiles: int, cycles: int) -> None:
-        for key, bytes_, cycle in calls:
-            moved = key[:-1] + (key[-1] + tiles,)
-            if bytes_ is None:
-                self.release(moved)
-            else:
-                self.acquire(moved, bytes_, cycle + cycles)
 
     def _relative_to(self, prefix: tuple, base: int) -> tuple | None:
         """Resident tiles and pins (all resident), indices relative to ``base``, when all

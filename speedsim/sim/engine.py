@@ -19,9 +19,9 @@ Time is integer cycles. Transfers are booked with the DRAM (``speedsim.hw.units.
 at the cycle they are issued, so requests reach it in time order; a unit waiting for
 a weight tile re-reads its arrival on waking (demand booked meanwhile may push it back).
 
-Who owns which state: the DRAM its bookings and pending bulk transfers; the
+Who owns which state: the DRAM its bookings and bulk transfers until they arrive; the
 weight buffer its resident tiles and pins; the parameter cache its entries; each
-loader its cursor and the tiles it issued until taken; ``Occupancy`` and ``Log``
+loader its cursor and the tiles it issued until computed; ``Occupancy`` and ``Log``
 (``speedsim.sim.tables``) the records; this module only the items' progress
 (started, issuing, done, and which dep each unit waits for). No part's fields
 are written from outside it; parts move on in whole periods only through the
@@ -44,9 +44,9 @@ from speedsim.contracts.results import SimResult
 from speedsim.contracts.workitem import WorkItem, check_dag
 from speedsim.hw import cost
 from speedsim.hw.cost import CostPlan
-from speedsim.hw.units import BulkTransfer, Dram, WeightBuffer
+from speedsim.hw.units import Dram, WeightBuffer
 from speedsim.sim.loaders import StreamLoader, WeightLoader
-from speedsim.sim.skipper import Shapes, Stretch
+from speedsim.sim.skipper import Stretch
 from speedsim.sim.tables import ItemRecord, Log, Occupancy, items_frame, occupancy_frame
 
 
@@ -62,24 +62,23 @@ class _Replay:
         self.wbuf = WeightBuffer(cost.weight_buffer_bytes(hw) - params,
                                  self.occupancy.trace("weight", replayed_by_owner=True))
         self.params = WeightBuffer(params, self.occupancy.trace("weight"))
-        self.units = hw.compute_units
-        self.by_unit = {u: [it for it in items if it.unit == u] for u in self.units}
-        self.weights = WeightLoader(list(items), self.plan.tiles, cost.slots(hw),
-                                    hw.weight_prefetch == "per_op", self.dram, self.wbuf)
+        self.by_unit = {u: [it for it in items if it.unit == u] for u in hw.compute_units}
+        self.shapes = cost.TileShapes()
+        self.weights = WeightLoader(list(items), self.plan.tiles, self.shapes, cost.slots(hw),
+                                    hw.weight_prefetch == "per_op", self.dram, self.wbuf, self.log)
         held = self.occupancy.trace("activation")
-        self.streams = {u: StreamLoader(self.by_unit[u], self.plan, cost.slots(hw), hw,
+        self.streams = {u: StreamLoader(self.by_unit[u], self.plan, self.shapes, cost.slots(hw), hw,
                                         self.weights.started, self.dram, self.log, held)
-                        for u in self.units}
+                        for u in self.by_unit}
         self.done_at: dict[int, int] = {}
         # item id -> its done event, made when first waited for (most items never are)
         self.done_ev: dict[int, simpy.Event] = {}
         self.records: list[ItemRecord] = []
         self.events, self.fast = 0, fast and not per_tile
-        self.blocked: dict[str, int | None] = dict.fromkeys(self.units)
-        self.shapes = Shapes()
+        self.blocked: dict[str, int | None] = dict.fromkeys(self.by_unit)
         # per unit, the stateful parts a stretch of its tiles moves on (``Periodic``)
         self.parts = {u: [self.dram, self.wbuf, self.occupancy, self.log, self.weights,
-                          self.streams[u]] for u in self.units}
+                          self.streams[u]] for u in self.by_unit}
 
     def sleep(self, cycles: int):
         """A SimPy timeout of ``cycles``, counted."""
@@ -88,7 +87,7 @@ class _Replay:
 
     def run(self) -> None:
         self.weights.pump(0)
-        for u in self.units:
+        for u in self.by_unit:
             self.env.process(self._unit(u))
         self.env.run()
         assert len(self.done_at) == len(self.items), "replay ended with items not done"
@@ -132,7 +131,7 @@ class _Replay:
             first = yield from self._tiles(unit, it, self._params(it))
             # 3. outputs
             compute_end = self.env.now
-            self._finish(it, self._store(it))
+            self._finish(it)
             self.records.append(ItemRecord(it, ready, first, compute_end, self.done_at[it.id],
                                            len(self.plan.tiles[it.id])))
         self.blocked[unit] = -1  # finished: waits for nothing, issues nothing
@@ -160,7 +159,7 @@ class _Replay:
             if t.weight_bytes:
                 self.weights.release(it, j, env.now)
             if t.stream_bytes:
-                self.streams[unit].release(t.stream_bytes, env.now)
+                self.streams[unit].release(it, j, t.stream_bytes, env.now)
             j += 1
         first = env.now if first is None else first
         if not log.per_tile:
@@ -189,10 +188,8 @@ class _Replay:
         self.params.release(it.weight_key)  # never pinned: read once the issue overhead ends
         if hit:
             return now
-        start, end, arrival = self.dram.demand(now, it.weight_bytes)
-        self.log.add("dram", it, "load", "param", start, end, it.weight_bytes)
         self.weights.fetched[it.id] = it.weight_bytes
-        return arrival
+        return self._demand(it, "load", "param", it.weight_bytes)
 
     def _tile_inputs(self, unit: str, it: WorkItem, j: int, t: cost.Tile, param_at: int):
         """Wait until tile ``j``'s weights, stream bytes and parameters are on chip."""
@@ -200,32 +197,27 @@ class _Replay:
         if param_at > env.now:
             yield self.sleep(param_at - env.now)
         if t.stream_bytes:
-            at = self.streams[unit].take(it, j)
+            at = self.streams[unit].arrival(it, j)
             if at > env.now:
                 yield self.sleep(at - env.now)
-        if t.weight_bytes:
-            tr = self.weights.take(it, j)
-            if tr.__class__ is BulkTransfer:
-                while tr.arrival > env.now:  # demand booked meanwhile may push it back
-                    yield self.sleep(tr.arrival - env.now)
-                self.log.add("dram", it, "load", "weight", tr.start, tr.finish, tr.bytes_,
-                             tile=j, busy=tr.cycles)
+        if t.weight_bytes:  # demand booked meanwhile may push its arrival back
+            while (at := self.weights.arrival(it, j)) > env.now:
+                yield self.sleep(at - env.now)
         return env.now
 
-    def _store(self, it: WorkItem) -> int:
-        """Book the item's outputs (one demand transfer); the cycle they have arrived."""
-        tr = self.plan.traffic[it.id]
-        out, now = tr.kv_write_bytes + tr.act_write_bytes, self.env.now
-        if not out:
-            return now
-        start, end, arrival = self.dram.demand(now, out)
-        self.log.add("dram", it, "store", "output", start, end, out)
+    def _demand(self, it: WorkItem, kind: str, category: str, bytes_: int) -> int:
+        """Book and log a demand transfer of ``it``'s ``bytes_`` now; the cycle they arrive."""
+        start, end, arrival = self.dram.demand(self.env.now, bytes_)
+        self.log.add("dram", it, kind, category, start, end, bytes_)
         return arrival
 
-    def _finish(self, it: WorkItem, done: int) -> None:
-        """Mark ``it`` done at cycle ``done``; its event fires then. Done now and not
-        waited for yet, it needs no event: a later waiter sees ``done_at`` has passed."""
-        self.done_at[it.id] = done
+    def _finish(self, it: WorkItem) -> None:
+        """Book the item's outputs (one demand transfer); it is done once they have arrived,
+        and its event fires then. Done now and not waited for yet, it needs no event: a later
+        waiter sees ``done_at`` has passed."""
+        tr = self.plan.traffic[it.id]
+        out = tr.kv_write_bytes + tr.act_write_bytes
+        done = self.done_at[it.id] = self._demand(it, "store", "output", out) if out else self.env.now
         ev = self.done_ev.get(it.id)
         if done > self.env.now:
             ev = ev or self.done_ev.setdefault(it.id, self.env.event())

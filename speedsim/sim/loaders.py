@@ -2,8 +2,8 @@
 
 A loader walks a fixed list of tiles (a cursor over its items' tiles that carry its
 kind of bytes) through ``slots`` slots (2 with double buffering, else 1): tile g is
-issued once tile g − slots has computed. It owns the tiles it issued until they are
-taken, with their arrival.
+issued once tile g − slots has computed. It owns the tiles it issued until they have
+computed (``release``), with their arrival.
 
 * ``WeightLoader``: weight tiles of all items in list order, so the next item's
   first tiles load while the current one computes (``weight_prefetch: ahead``);
@@ -27,7 +27,7 @@ from typing import NamedTuple
 from speedsim.config.hw import Hardware
 from speedsim.contracts.workitem import WorkItem
 from speedsim.hw import cost
-from speedsim.hw.cost import CostPlan, Tile
+from speedsim.hw.cost import CostPlan, Tile, TileShapes
 from speedsim.hw.units import BulkTransfer, Periodic
 from speedsim.sim.tables import Log
 
@@ -45,29 +45,17 @@ def tile_key(it: WorkItem, j: int) -> tuple:
     return (it.weight_key, j) if it.weight_key is not None else ("anonymous", it.id, j)
 
 
-def _next_index(cache: dict, tiles: list[Tile], field: int) -> list[int]:
-    """Per tile index j, the first index >= j whose tile has bytes in ``field`` (cached by
-    tile list: items of one shape share theirs)."""
-    hit = cache.get(id(tiles))
-    if hit is None:
-        hit = [len(tiles)] * (len(tiles) + 1)
-        for j in range(len(tiles) - 1, -1, -1):
-            hit[j] = j if tiles[j][field] else hit[j + 1]
-        cache[id(tiles)] = hit
-    return hit
-
-
 class _Loader(Periodic):
     """A cursor (``i``, ``j``: tile j of ``items[i]``) over the tiles with bytes in ``Tile``
-    field ``field``, and the tiles issued through ``slots`` slots, not yet taken: (item id,
-    j) -> arrival. ``carries``: the loader's flag in ``Period.carries``."""
+    field ``field``, and the tiles issued through ``slots`` slots, not yet released: (item
+    id, j) -> arrival. ``carries``: the loader's flag in ``Period.carries``."""
 
     field, carries = Tile._fields.index("weight_bytes"), 0
 
-    def __init__(self, items: list[WorkItem], tiles: dict[int, list[Tile]], slots: int):
-        skips = {}
+    def __init__(self, items: list[WorkItem], tiles: dict[int, list[Tile]], shapes: TileShapes,
+                 slots: int):
         self.items = [_Entry(it, t, nxt) for it in items  # those with such tiles
-                      if (nxt := _next_index(skips, t := tiles[it.id], self.field))[0] < len(t)]
+                      if (nxt := shapes.next_with(t := tiles[it.id], self.field))[0] < len(t)]
         self.i = self.j = 0
         self.slots, self.in_flight = slots, 0
         self.issued: dict[tuple[int, int], object] = {}
@@ -85,6 +73,12 @@ class _Loader(Periodic):
             i, j = i + 1, 0
         self.i, self.j = i, j
         return None
+
+    def arrival(self, it: WorkItem, j: int) -> int | None:
+        """When tile ``j`` of ``it`` is on chip as booked by now (a bulk transfer's may still
+        move; a hit's: its issue), or None if not issued yet."""
+        v = self.issued.get((it.id, j))
+        return v.arrival if v.__class__ is BulkTransfer else v
 
     def ahead(self, it: WorkItem, k: int) -> int | None:
         """Tiles issued past tile ``k`` of ``it`` (the cursor within ``it``), else None."""
@@ -119,13 +113,13 @@ class WeightLoader(_Loader):
     """Issues the weight tiles of the units that hold weights, in list order, ``slots``
     ahead of their compute; the bytes each item fetched (``fetched``)."""
 
-    def __init__(self, items: list[WorkItem], tiles: dict[int, list[Tile]], slots: int,
-                 per_op: bool, dram, wbuf):
-        super().__init__(items, tiles, slots)
-        self.per_op, self.dram, self.wbuf = per_op, dram, wbuf
+    def __init__(self, items: list[WorkItem], tiles: dict[int, list[Tile]], shapes: TileShapes,
+                 slots: int, per_op: bool, dram, wbuf, log: Log):
+        super().__init__(items, tiles, shapes, slots)
+        self.per_op, self.dram, self.wbuf, self.log = per_op, dram, wbuf, log
         self.started: set[int] = set()  # items started (``ahead``) or issued (the gate under ``per_op``)
         self.fetched: dict[int, int] = {}
-        self.fetched_total = self.hits = 0
+        self.hits = 0
 
     def pump(self, now: int) -> None:
         """Issue every tile whose slot is free and whose item allows it."""
@@ -144,20 +138,17 @@ class WeightLoader(_Loader):
             else:
                 self.issued[(it.id, j)] = self.dram.bulk(now, bytes_)
                 self.fetched[it.id] = self.fetched.get(it.id, 0) + bytes_
-                self.fetched_total += bytes_
-
-    def take(self, it: WorkItem, j: int) -> BulkTransfer | int:
-        """Tile ``j`` of ``it`` as issued: its transfer (or, a hit, its issue cycle)."""
-        return self.issued.pop((it.id, j))
 
     def release(self, it: WorkItem, j: int, now: int) -> None:
+        """Tile ``j`` of ``it`` has computed: log its transfer (final: it has arrived), unpin
+        it, free its slot."""
+        tr = self.issued.pop((it.id, j))
+        if tr.__class__ is BulkTransfer:
+            self.log.add("dram", it, "load", "weight", tr.start, tr.finish, tr.bytes_, tile=j,
+                         busy=tr.cycles)
         self.wbuf.release(tile_key(it, j))
         self.in_flight -= 1
         self.pump(now)
-
-    def transfers(self, it: WorkItem) -> list[BulkTransfer]:
-        return [tr for (iid, _), tr in self.issued.items()
-                if iid == it.id and tr.__class__ is BulkTransfer]
 
     def relative(self, now: int) -> tuple:
         """Arrivals in flight (negative: a hit), and the hits so far (equal at two moments
@@ -167,7 +158,8 @@ class WeightLoader(_Loader):
                       for tr in self.issued.values()]), self.hits
 
     def mark(self, it: WorkItem) -> int:
-        return self.fetched_total
+        """The bytes ``it`` fetched so far (the loader's cursor stays in ``it`` up to a skip)."""
+        return self.fetched.get(it.id, 0)
 
     def room(self, since, period) -> int:
         """Also: every tile the periods issue misses."""
@@ -181,9 +173,8 @@ class WeightLoader(_Loader):
     def skip(self, since: int, now: int, period) -> None:
         super().skip(since, now, period)
         if period.carries[self.carries]:
-            grown = period.times * (self.fetched_total - since)
-            self.fetched[period.item.id] += grown
-            self.fetched_total += grown
+            iid = period.item.id
+            self.fetched[iid] += period.times * (self.fetched[iid] - since)
 
 
 class StreamLoader(_Loader):
@@ -194,9 +185,9 @@ class StreamLoader(_Loader):
 
     field, carries = Tile._fields.index("stream_bytes"), 1
 
-    def __init__(self, items: list[WorkItem], costed: CostPlan, slots: int, hw: Hardware,
-                 started: set[int], dram, log: Log, held):
-        super().__init__(items, costed.tiles, slots)
+    def __init__(self, items: list[WorkItem], costed: CostPlan, shapes: TileShapes, slots: int,
+                 hw: Hardware, started: set[int], dram, log: Log, held):
+        super().__init__(items, costed.tiles, shapes, slots)
         self.started, self.dram, self.log, self.held = started, dram, log, held
         self.issuing: set[int] = set()
         self.kv_only = set() if hw.weight_prefetch == "per_op" else {
@@ -227,11 +218,8 @@ class StreamLoader(_Loader):
         if delta:
             self.held.change(now, delta)
 
-    def take(self, it: WorkItem, j: int) -> int:
-        """The arrival of tile ``j`` of ``it`` (issued by now: every earlier stream tile of
-        the unit has released its slot)."""
-        return self.issued.pop((it.id, j))
-
-    def release(self, bytes_: int, now: int) -> None:
+    def release(self, it: WorkItem, j: int, bytes_: int, now: int) -> None:
+        """Tile ``j`` of ``it`` (``bytes_`` stream bytes) has computed: free its slot."""
+        del self.issued[(it.id, j)]
         self.in_flight -= 1
         self.pump(now, bytes_)

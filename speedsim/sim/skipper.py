@@ -15,7 +15,7 @@ after an earlier moment ``k0``, and the tiles from ``k0`` on repeat with period
 as long as:
 
 * the tiles keep repeating and each computes for some cycles, and the bytes of the
-  tiles the loaders issue meanwhile too (``Shapes.ends``, each loader's ``room``);
+  tiles the loaders issue meanwhile too (``cost.TileShapes.ends``, each loader's ``room``);
 * no other unit can act: the periods end by the horizon;
 * every weight tile the periods issue misses (the loader's state counts hits,
   so it repeats only over periods without one; ``WeightLoader.room`` checks the
@@ -35,82 +35,26 @@ from typing import NamedTuple
 
 from speedsim.contracts.workitem import WorkItem
 from speedsim.hw.cost import Tile
-from speedsim.hw.units import BulkTransfer
 
 # shorter remaining stretches are just played, and a jump by another period than the tiles'
 # own skips at least this many tiles: two visits and a jump cost about what playing 10 to 15
 # tiles costs, and a short jump clears the moments the tiles' own period is found from
 MIN_RUN = 16
 MAX_PERIOD = 4  # earlier moments of one state kept, i.e. periods tried
-MAX_PATTERN = 16  # the longest period of the tiles themselves looked for (``pattern``)
 
 
 class Period(NamedTuple):
     """``times`` repetitions of the last ``tiles`` tiles (``cycles`` cycles) of ``item``, from
-    its tile ``at`` on. Its tiles repeat up to ``end``, their weight and stream bytes up to
-    ``issue_ends``; ``carries``: whether the period's tiles have weight, stream bytes;
-    ``transfers``: the item's bulk transfers in flight (the DRAM may no longer hold them)."""
+    its tile ``at`` on; its weight and stream bytes repeat up to ``issue_ends``; ``carries``:
+    whether the period's tiles have weight, stream bytes."""
 
     item: WorkItem
     at: int
     tiles: int
     cycles: int
     times: int
-    end: int
     issue_ends: tuple[int, int]
     carries: tuple[bool, bool]
-    transfers: list[BulkTransfer]
-
-
-class Shapes:
-    """Facts about tile lists, cached per list (items of one shape share theirs)."""
-
-    def __init__(self):
-        self._ends: dict[tuple, tuple] = {}  # (tile list id, k0, p) -> ``ends``
-        self._stops: dict[tuple, list[int]] = {}
-        self._patterns: dict[int, int] = {}
-
-    def ends(self, tiles: list[Tile], k0: int, p: int) -> tuple:
-        """A period of ``p`` tiles from ``k0``: where it ends (the first index >= ``k0 + p``
-        whose tile differs from the one ``p`` before, or >= ``k0`` whose tile has no cycles);
-        where its weight, stream bytes stop repeating (the tiles the loaders issue but the
-        period does not compute); whether its tiles carry weight, stream bytes."""
-        key = (id(tiles), k0, p)
-        hit = self._ends.get(key)
-        if hit is None:
-            at, sample = min(k0 + p, len(tiles)), tiles[k0:k0 + p]
-            hit = self._ends[key] = (
-                min(self._index(tiles, p, None)[at], self._index(tiles, 0, None)[min(k0, len(tiles))]),
-                (self._index(tiles, p, "weight_bytes")[at], self._index(tiles, p, "stream_bytes")[at]),
-                (any(t.weight_bytes for t in sample), any(t.stream_bytes for t in sample)))
-        return hit
-
-    def _index(self, tiles: list[Tile], p: int, field: str | None) -> list[int]:
-        """Per index i, the first index >= i that stops a period of ``p`` (0: no cycles)."""
-        ends = self._stops.get((id(tiles), p, field))
-        if ends is None:
-            n = len(tiles)
-            ends = self._stops[(id(tiles), p, field)] = [n] * (n + 1)
-            same = (lambda a, b: a == b) if field is None else \
-                (lambda a, b: getattr(a, field) == getattr(b, field))
-            for i in range(n - 1, -1, -1):
-                stop = tiles[i].cycles == 0 if p == 0 else i < p or not same(tiles[i], tiles[i - p])
-                ends[i] = i if stop else ends[i + 1]
-        return ends
-
-    def pattern(self, tiles: list[Tile]) -> int:
-        """The period p <= ``MAX_PATTERN`` of ``tiles``' first stretch, where the first tile
-        comes back after a different one, if the first p tiles repeat there, else 1. A head
-        cut into 5 equal pieces and a shorter one: 6."""
-        hit = self._patterns.get(id(tiles))
-        if hit is None:
-            n, first = len(tiles), tiles[0]
-            run = next((j for j in range(1, min(n, MAX_PATTERN)) if tiles[j] != first), None)
-            back = None if run is None else next(
-                (j for j in range(run + 1, min(n, MAX_PATTERN + 1)) if tiles[j] == first), None)
-            hit = self._patterns[id(tiles)] = \
-                back if back and tiles[back:2 * back] == tiles[:back] else 1
-        return hit
 
 
 class Stretch:
@@ -119,7 +63,7 @@ class Stretch:
 
     def __init__(self, replay, unit: str, it: WorkItem, tiles: list[Tile], horizon: float):
         self.it, self.tiles, self.horizon, self.shapes = it, tiles, horizon, replay.shapes
-        self.weights, self.stream, self.log = replay.weights, replay.streams[unit], replay.log
+        self.weights, self.stream = replay.weights, replay.streams[unit]
         # state -> earlier moments of it: (tile, cycle, the parts' ``mark``s)
         self.parts, self.seen = replay.parts[unit], {}
         self.pattern = self.shapes.pattern(tiles)
@@ -151,27 +95,22 @@ class Stretch:
         played here: its weights not issued yet, or it would end after the horizon."""
         t, at = self.tiles[k], now
         if t.stream_bytes:
-            at = self.stream.issued[(self.it.id, k)]
+            at = self.stream.arrival(self.it, k)
         if t.weight_bytes:
-            tr = self.weights.issued.get((self.it.id, k))
-            if tr is None:
+            weights = self.weights.arrival(self.it, k)
+            if weights is None:
                 return None
-            at = tr.arrival if tr.__class__ is BulkTransfer and tr.arrival > at else at
+            at = weights if weights > at else at
         start = now if now > at else at
         return None if start + t.cycles > self.horizon else start
 
     def _done(self, k: int, now: int) -> None:
-        """What the end of tile ``k`` does: its weight load's log row, its slots freed."""
-        t, it = self.tiles[k], self.it
+        """What the end of tile ``k`` does: its slots freed."""
+        t = self.tiles[k]
         if t.weight_bytes:
-            tr = self.weights.take(it, k)
-            if tr.__class__ is BulkTransfer:
-                self.log.add("dram", it, "load", "weight", tr.start, tr.finish, tr.bytes_, 0, 0,
-                             -1, tr.cycles)
-            self.weights.release(it, k, now)
+            self.weights.release(self.it, k, now)
         if t.stream_bytes:
-            self.stream.take(it, k)
-            self.stream.release(t.stream_bytes, now)
+            self.stream.release(self.it, k, t.stream_bytes, now)
 
     def _visit(self, k: int, now: int) -> tuple[int, int]:
         """Before tile ``k`` at ``now``: skip whole periods from an earlier moment of the same
@@ -196,8 +135,7 @@ class Stretch:
         least = p if p == self.pattern else MIN_RUN
         if times < 1 or times * p < least:
             return None
-        period = Period(self.it, k, p, cycles, times, end, issue_ends, carries,
-                        self.weights.transfers(self.it))
+        period = Period(self.it, k, p, cycles, times, issue_ends, carries)
         for part, since in zip(self.parts, marks):
             times = part.room(since, period)  # never more than ``period.times``
             if times < period.times:
