@@ -22,7 +22,7 @@ from speedsim.serve.rows import RowBank
 from speedsim.serve.scheduler import Limits, retime, run_server
 
 EDGE = "hw_configs/edge.yaml"
-H100 = "hw_configs/h100.yaml"  # a GPU: no per-item overheads, weights behind an L2
+H100 = "hw_configs/h100.yaml"  # a GPU: per-item overheads, a per-op kernel stream, an L2
 STRATEGIES = "workloads/strategies.yaml"  # every strategy on the trained model, 32 tokens
 
 
@@ -53,15 +53,16 @@ def runs():
 def test_vanishing_load_tpot_equals_run_at_batch_1(runs, hw_path, exact, tolerance):
     """Requests far apart: every strategy's TPOT is ``speedsim run``'s at batch 1 (the
     issue's bound: 0.5 %), through the memo within 0.1 % on edge (measured ≤ 0.024 %)
-    and 0.2 % on h100 (≤ 0.10 %), and replaying every iteration within 0.01 % on edge
+    and 0.2 % on h100 (≤ 0.07 %), and replaying every iteration within 0.01 % on edge
     (what remains: the run's first decode items may start before its prefill's last one
     ends) and 0.2 % on h100, where the weights fit the L2: there the
     run's first draft pass reads the draft model's final norm for the first time (one
-    DRAM latency, draft_spec −0.10 %), which a served iteration, costed after a copy of
-    itself, finds resident. What this pins on h100: prefill's norm parameters resident
-    for decode (``hw.l2.handed_on``; without, −0.34 % to −1.27 %), each part's L2
-    verdict taken in its iteration (``memo.verdicts``; without, draft_spec −5.1 %) and
-    a SPEED step keyed by its occupied stages (``keys``; without, −9.9 %)."""
+    DRAM latency), which a served iteration, costed after a copy of itself, finds
+    resident. What this pins on h100: prefill's norm parameters resident for decode
+    (``hw.l2.handed_on``), each part's L2 verdict taken in its iteration
+    (``memo.verdicts``) and a SPEED step keyed by its occupied stages (``keys``); on the
+    h100 before its calibration (no overheads, weights prefetched ahead) they were worth
+    −0.34 % to −1.27 %, draft_spec −5.1 % and SPEED −9.9 % (docs/serving.md)."""
     hw, wl, run = runs(hw_path)
     g = wl.generation
     t = traffic(arrivals={"process": "constant", "rate_rps": 0.01}, requests=2,
@@ -250,7 +251,8 @@ def test_grid_points():
 
 def test_tile_points_never_straddle_a_tile():
     """Rows on h100 (tiles of 16, a point every 8): a tile's first and last row are points,
-    and a cell lies inside one tile (16 → 17 rows costs +20 % for a SPEED step)."""
+    and a cell lies inside one tile (16 → 17 rows cost +19 % for a SPEED step on the h100
+    before its calibration, where weight tiles were prefetched ahead)."""
     assert tile_points(0, 16, 8) == (0, 0) and tile_points(1, 16, 8) == (1, 1)
     assert tile_points(16, 16, 8) == (16, 16) and tile_points(17, 16, 8) == (17, 17)
     assert tile_points(20, 16, 8) == (17, 25) and tile_points(30, 16, 8) == (25, 32)

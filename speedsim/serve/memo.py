@@ -39,9 +39,10 @@ costs ~0.05 s; the memo replays a few hundred small parts and composes them:
 3. **Grid.** Rows on points that never straddle a tile of the array's rows T
    (``tile_points``: each tile's first row k·T + 1, every ``ROW_STEP`` rows after
    it, and its last row (k + 1)·T), since a GEMM's cost jumps where its rows fill
-   one more tile (16 → 17 rows: +20 % for a SPEED step on h100) and is affine in
-   the rows within one (82.1 k to 83.8 k cycles per row across the tiles of a 7B
-   decode step on h100), except that the first tile has a point on every row: there
+   one more tile (16 → 17 rows: +19 % for a SPEED step on the h100 before its
+   calibration, weights prefetched ahead; +0.3 % on the calibrated one, whose kernel
+   overheads dominate) and is affine in the rows within one (82.1 k to 83.8 k cycles
+   per row across the tiles of a 7B decode step on that earlier h100), except that the first tile has a point on every row: there
    the cost wiggles with the rows (edge, a decode wave: +27,047, +25,565, +26,859,
    +25,565 cycles per row, period 4, from integer tiling of the KV and activation
    transfers), a large share of a small batch's cost, and points every ``ROW_STEP``
@@ -79,8 +80,8 @@ costs ~0.05 s; the memo replays a few hundred small parts and composes them:
 5. **L2.** Behind an L2 (``buffers.weight.kind: cache``, ``speedsim.hw.l2``) what a
    part's weights cost depends on the rest of its iteration: a verify wave after four
    draft passes finds the target's weights evicted, alone it finds them resident
-   (draft_spec −5.1 % at vanishing load on h100, the trained model, when parts were
-   costed alone). So each part carries the L2's *verdict* in its iteration
+   (draft_spec −5.1 % at vanishing load on the h100 before its calibration, the trained
+   model, when parts were costed alone). So each part carries the L2's *verdict* in its iteration
    (``verdicts``): where no weight of two copies of the iteration hits even without KV
    traffic (``_hits_nothing``, once per sequence of the parts' weight reads: LRU is a
    stack algorithm, so KV traffic only adds misses), every weight misses (``ALL_MISS``:
