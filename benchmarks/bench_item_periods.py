@@ -150,7 +150,7 @@ def machine_state(r, it) -> tuple | None:
     return (it.unit, tuple(waits), r.dram.relative(now), max(r.dram.last_issue - now, 0),
             _loader(r.weights, now, pos), streams, _buffer(r.wbuf, r.uses, pos, "weight"),
             _buffer(r.params, r.uses, pos, "param"), _rows(r, pos, now), traces,
-            tuple(x - pos for x in range(pos, pos + WINDOW) if x in r.weights.started))
+            tuple(x - pos for x in range(pos, pos + WINDOW) if x in r.started))
 
 
 def item_shape(r, it) -> tuple:

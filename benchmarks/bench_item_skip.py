@@ -94,9 +94,8 @@ class ItemSkipping(engine._Replay):
             self._started(it)
             if overhead:
                 yield self.sleep(overhead)
-            self.streams[unit].issuing.add(it.id)
-            if self.streams[unit].gated is it:
-                self.streams[unit].pump(self.env.now)
+            self.weights.launched(it, self.env.now)
+            self.streams[unit].launched(it, self.env.now)
             first = yield from self._tiles(unit, it, self._params(it))
             compute_end = self.env.now
             self._finish(it)
@@ -213,7 +212,9 @@ class ItemSkipping(engine._Replay):
             self.weights.fetched[x.id] = self.weights.fetched[y.id]
         for k in sorted((k for k in self._row_keys(y.id) if k in self.log.rows), key=self.created.get):
             self._row(x, k, self.log.rows[k], shift)
-        self.weights.started.add(x.id)
+        self.started.add(x.id)
+        if self.weights.per_op:
+            self.weights.issued_items.add(x.id)
         for s in self.streams.values():
             s.issuing.add(x.id)
 

@@ -67,8 +67,9 @@ class _Replay:
         self.weights = WeightLoader(list(items), self.plan.tiles, self.shapes, cost.slots(hw),
                                     hw.weight_prefetch == "per_op", self.dram, self.wbuf, self.log)
         held = self.occupancy.trace("activation")
+        self.started: set[int] = set()  # items started (a stream's gate under ``ahead``)
         self.streams = {u: StreamLoader(self.by_unit[u], self.plan, self.shapes, cost.slots(hw), hw,
-                                        self.weights.started, self.dram, self.log, held)
+                                        self.started, self.dram, self.log, held)
                         for u in self.by_unit}
         self.done_at: dict[int, int] = {}
         # item id -> its done event, made when first waited for (most items never are)
@@ -96,8 +97,7 @@ class _Replay:
     def _started(self, it: WorkItem) -> None:
         """``it`` has started: stream tiles gated on its start may go (of the item a loader's
         last pump stopped at, if a dep); other gates and slots pump where they change."""
-        if not self.weights.per_op:  # the weight gate under ``per_op`` is the issue's end
-            self.weights.started.add(it.id)
+        self.started.add(it.id)
         for s in self.streams.values():
             if s.gated is not None and it.id in s.gated.deps:
                 s.pump(self.env.now)
@@ -121,12 +121,8 @@ class _Replay:
             self._started(it)  # prefetches gated on this start go first, its own loads after
             if overhead:
                 yield self.sleep(overhead)
-            if self.weights.per_op:  # its weight tiles: a kernel loads nothing before launch
-                self.weights.started.add(it.id)
-                self.weights.pump(self.env.now)
-            self.streams[unit].issuing.add(it.id)
-            if self.streams[unit].gated is it:  # else this gate opening changes nothing now
-                self.streams[unit].pump(self.env.now)
+            self.weights.launched(it, self.env.now)  # its weights first, then its streams
+            self.streams[unit].launched(it, self.env.now)
             # 2. parameters, then the tiles
             first = yield from self._tiles(unit, it, self._params(it))
             # 3. outputs

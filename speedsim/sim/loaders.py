@@ -117,7 +117,7 @@ class WeightLoader(_Loader):
                  slots: int, per_op: bool, dram, wbuf, log: Log):
         super().__init__(items, tiles, shapes, slots)
         self.per_op, self.dram, self.wbuf, self.log = per_op, dram, wbuf, log
-        self.started: set[int] = set()  # items started (``ahead``) or issued (the gate under ``per_op``)
+        self.issued_items: set[int] = set()  # items whose issue overhead has ended (``per_op``)
         self.fetched: dict[int, int] = {}
         self.hits = 0
 
@@ -128,7 +128,7 @@ class WeightLoader(_Loader):
             if nxt is None:
                 return
             it, j, bytes_ = nxt
-            if self.per_op and it.id not in self.started:
+            if self.per_op and it.id not in self.issued_items:
                 return
             self.j += 1
             self.in_flight += 1
@@ -138,6 +138,13 @@ class WeightLoader(_Loader):
             else:
                 self.issued[(it.id, j)] = self.dram.bulk(now, bytes_)
                 self.fetched[it.id] = self.fetched.get(it.id, 0) + bytes_
+
+    def launched(self, it: WorkItem, now: int) -> None:
+        """``it``'s issue overhead has ended: under ``per_op`` its weight tiles may load now
+        (a kernel loads nothing before it is launched)."""
+        if self.per_op:
+            self.issued_items.add(it.id)
+            self.pump(now)
 
     def release(self, it: WorkItem, j: int, now: int) -> None:
         """Tile ``j`` of ``it`` has computed: log its transfer (final: it has arrived), unpin
@@ -217,6 +224,12 @@ class StreamLoader(_Loader):
             self.issued[(it.id, j)] = arrival
         if delta:
             self.held.change(now, delta)
+
+    def launched(self, it: WorkItem, now: int) -> None:
+        """``it``'s issue overhead has ended: its gate opens (pumping if it stopped the last pump)."""
+        self.issuing.add(it.id)
+        if self.gated is it:  # else this gate opening changes nothing now
+            self.pump(now)
 
     def release(self, it: WorkItem, j: int, bytes_: int, now: int) -> None:
         """Tile ``j`` of ``it`` (``bytes_`` stream bytes) has computed: free its slot."""
