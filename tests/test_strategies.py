@@ -21,13 +21,13 @@ from speedsim.trace import build_trace
 from speedsim.trace.schema import GEMM_OPS
 
 
-def _input(wl, attention_on="array", attention_batched=False):
+def _input(wl, attention_on="array", attention_batched=False, pick="fused"):
     trace = build_trace(wl, bytes_per_element=1)
     T = wl.generation.new_tokens
     return trace, StrategyInput(trace=trace, n_layers=wl.model.n_layers,
                                 layer_sets=shape_layer_sets(wl.model),
                                 prompt_tokens=wl.generation.prompt_tokens, new_tokens=T,
-                                placement=placement(attention_on),
+                                placement=placement(attention_on, pick=pick),
                                 attention_batched=attention_batched)
 
 
@@ -61,13 +61,17 @@ def test_items_are_topological_and_ids_dense(tiny_workload):
         assert all(d < it.id for it in plan.items for d in it.deps)
 
 
-def test_sequential_plan_has_every_trace_row_once(tiny_workload):
+@pytest.mark.parametrize("pick", ["fused", "kernel"])
+def test_sequential_plan_has_every_trace_row_once(tiny_workload, pick):
+    """Every row is an item, but a fused pick's (done in the LM head's drain: no item)."""
     wl = tiny_workload()
-    trace, inp = _input(wl)
+    trace, inp = _input(wl, pick=pick)
     plan = _planner("sequential", wl).plan(inp)
-    rows = trace
+    rows = trace if pick == "kernel" else trace[trace["op"] != "pick"]
     assert len(plan.items) == len(rows)
+    assert [it.op for it in plan.items] == list(rows["op"])
     assert sum(it.macs for it in plan.items) == rows["macs"].sum()
+    assert sum(it.vector_ops for it in plan.items) == rows["vector_ops"].sum()
     assert all(it.wasted_fraction == 0 for it in plan.items)
 
 

@@ -47,9 +47,9 @@ def test_columns_dtypes_and_order(tiny_workload):
     assert list(dec.position) == sorted(dec.position)
     one = dec[dec.position == P + 3]
     # the same rows for every strategy: no early-exit head (SPEED runs the layer-N head rows)
-    assert list(one.op) == ["embed"] + LAYER_OPS * N + ["norm", "lm_head"]
-    assert list(one.layer) == [-1] + [l for l in range(N) for _ in LAYER_OPS] + [N] * 2
-    assert len(pre) == 1 + 12 * N + 2
+    assert list(one.op) == ["embed"] + LAYER_OPS * N + ["norm", "lm_head", "pick"]
+    assert list(one.layer) == [-1] + [l for l in range(N) for _ in LAYER_OPS] + [N] * 3
+    assert len(pre) == 1 + 12 * N + 3
 
     # weight sets: layers use theirs, heads HEAD_SET, parameter-free ops NO_WEIGHTS
     layer_rows = one[(one.layer >= 0) & (one.layer < N)]
@@ -57,6 +57,16 @@ def test_columns_dtypes_and_order(tiny_workload):
     assert (layer_rows[free].weight_set == NO_WEIGHTS).all()
     assert (layer_rows[~free].weight_set == layer_rows[~free].layer % 2).all()
     assert (one[one.op.isin(["embed", "lm_head"])].weight_set == HEAD_SET).all()
+
+    # the pick: the B x V logits in (2 bytes each), one id per sequence out, no weights
+    V = 64
+    for rows in (pre, dec):
+        pick = rows[rows.op == "pick"]
+        assert len(pick) == len(rows[rows.op == "lm_head"])
+        assert (pick.weight_set == NO_WEIGHTS).all() and (pick.weight_bytes == 0).all()
+        assert (pick.elements == 2 * V).all() and (pick.vector_ops == 2 * V).all()
+        assert (pick.act_in_bytes == 2 * V * 2).all() and (pick.act_out_bytes == 2 * 2).all()
+        assert (pick.macs == 0).all() and (pick.kv_read_bytes == 0).all()
 
     # decode attention sizes
     att = dec[dec.op == "attn_score"]
@@ -104,7 +114,7 @@ def test_7b_shape_builds(tiny_workload):
                       model__weights={"source": "shape_only"}, strategies={"sequential": {}},
                       generation__prompt_tokens=128, generation__new_tokens=256)
     t = build_trace(w, bytes_per_element=2)
-    assert len(t) == 256 * (1 + 32 * 12 + 2)
+    assert len(t) == 256 * (1 + 32 * 12 + 3)
     assert int(t.macs.sum()) == total_macs(w.model, w.generation)
     qkv = t[(t.phase == "decode") & (t.op == "qkv")]
     assert (qkv.weight_bytes == 4096 * 3 * 4096 * 2).all()

@@ -56,6 +56,7 @@ class VectorCycles(Frozen):
     activation: PosFloat = 2.0  # GELU by a piecewise/LUT approximation
     residual: PosFloat = 1.0  # one add
     embed: PosFloat = 1.0  # gather + positional add
+    pick: PosFloat = 1.0  # the greedy pick: one compare-and-select per logit (read only with ``pick: kernel``)
 
 
 class Vector(Frozen):
@@ -150,18 +151,26 @@ class Placement(NamedTuple):
     attention: str  # attn_score / attn_value: ``attention_on``
     elementwise: str  # norms, softmax, activations, residual adds, the embedding: the first elementwise unit
     matrix: frozenset[str]  # the matrix units: their items are GEMM-shaped (m, k, n, count)
+    # the greedy pick after an LM head (``pick``): kernel, the first elementwise unit, as an
+    # item of its own; fused, None: done as the LM head's output drains, no item
+    pick: Optional[str] = None
 
 
-def placement(attention_on: str, units: tuple[ComputeUnit, ...] = UNITS) -> Placement:
-    """The ``Placement`` of ``units`` with attention on the unit ``attention_on``."""
+def placement(attention_on: str, units: tuple[ComputeUnit, ...] = UNITS,
+              pick: str = "fused") -> Placement:
+    """The ``Placement`` of ``units`` with attention on the unit ``attention_on`` and the
+    greedy pick ``fused`` into the LM head or issued as a vector ``kernel``."""
     first = {kind: next((u.name for u in units if u.kind == kind), None)
              for kind in ("matrix", "elementwise")}
     if None in first.values():
         raise ValueError("the hardware needs a matrix and an elementwise compute unit")
     if attention_on not in {u.name for u in units}:
         raise ValueError(f"attention_on: no compute unit {attention_on!r}")
+    if pick not in ("fused", "kernel"):
+        raise ValueError(f"pick: fused or kernel, got {pick!r}")
     return Placement(first["matrix"], attention_on, first["elementwise"],
-                     frozenset(u.name for u in units if u.kind == "matrix"))
+                     frozenset(u.name for u in units if u.kind == "matrix"),
+                     first["elementwise"] if pick == "kernel" else None)
 
 
 @cache
@@ -192,6 +201,12 @@ class Hardware(Frozen):
     # still reading its own KV (bytes add up, only the issue is shared)
     attention_issue: Literal["per_token", "batched"] = "per_token"
     weight_prefetch: Literal["ahead", "per_op"] = "ahead"  # ahead: across items as slots allow; per_op: not before the item's issue overhead ends
+    # the greedy pick (argmax, or the sampler) that turns an LM head's logits into token ids:
+    # fused: in the vector post-processing of the head's output tiles as the array drains
+    # them, hidden behind the head's weight-bound GEMV (an NPU; no item, no cost); kernel: a
+    # vector item of its own after every LM head (a GPU's argmax kernel), reading the logits
+    # and writing the ids, costed and charged as any vector op (``cycles_per_element.pick``)
+    pick: Literal["fused", "kernel"] = "fused"
     # the compute units, in the order every table and report lists them: class data, the
     # same for every instance (a subclass may declare others, with their sections)
     units: ClassVar[tuple[ComputeUnit, ...]] = UNITS
@@ -230,7 +245,7 @@ class Hardware(Frozen):
     @property
     def placement(self) -> Placement:
         """Which unit runs each class of op."""
-        return placement(self.attention_on, self.units)
+        return placement(self.attention_on, self.units, self.pick)
 
     def compute_cycles(self, cycles: int) -> int:
         """``cycles`` of a compute unit at ``sustained_clock_hz``, counted in cycles of ``clock_hz``."""

@@ -163,12 +163,15 @@ def embed(params: Params, tokens: np.ndarray, start: int,
 
 def head(params: Params, x: np.ndarray, pos: int = 0, layer: int = -1,
          rec: Optional[Recorder] = None) -> np.ndarray:
-    """Final LayerNorm + LM head tied to the embedding: x [R, d] -> logits [R, V]."""
+    """Final LayerNorm + LM head tied to the embedding: x [R, d] -> logits [R, V]. The
+    caller picks the R ids from them; the pick is reported here, as the head's last op
+    (one element in per logit, one out per id)."""
     h = layer_norm(x, params.ln_f_w, params.ln_f_b)
     _vector(rec, pos, layer, "norm", x.size, x.size, h.size,
             weight_elems=2 * x.shape[-1], weights="head")
     logits = h @ params.tok_emb.T
     _gemm(rec, pos, layer, "lm_head", -1, h, params.tok_emb.T, logits, weights="head")
+    _vector(rec, pos, layer, "pick", logits.size, logits.size, x.shape[0])
     return logits
 
 

@@ -3,6 +3,12 @@
 ``ItemBuilder`` turns trace rows into work items. Rows of several executions
 that use the same weights fuse into one item: GEMM rows stack (``m`` adds up),
 the weights are counted once, activations and KV bytes add up.
+
+The pick rows after every LM head (``pick``) are the one place where the hardware
+decides whether a row is an item at all: with ``pick: kernel`` a vector item of its
+own; with ``pick: fused`` (``Placement.pick`` None) no item, the pick being done as
+the head's output drains, so ``add`` answers the LM head item it would have waited
+for. Every strategy and the serving iterations build through ``add``: one entrance.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from speedsim.contracts.workitem import FIELDS, WorkItem, items_from_columns
 from speedsim.trace.schema import ATTENTION_OPS, GEMM_OPS, NO_WEIGHTS
 
 VECTOR_KIND = {"embed": "embed", "norm": "norm", "softmax": "softmax", "act": "activation",
-               "residual": "residual"}
+               "residual": "residual", "pick": "pick"}
 
 
 class TraceIndex:
@@ -86,8 +92,11 @@ class ItemBuilder:
 
         ``wasted``: per row, the share of it that is wasted work (bool or fraction).
         ``scope`` names a model other than the target (a draft model): its weights
-        get residency keys of their own."""
+        get residency keys of their own. A fused pick (module doc) adds nothing and
+        returns its one dependency, the LM head item."""
         first = rows[0]
+        if first.op == "pick" and self.placement.pick is None:
+            return _fused_pick(deps)
         key = ((_ROW_SHAPE(first),) if len(rows) == 1 else tuple(map(_ROW_SHAPE, rows)), slot, scope)
         shape = self._shapes.get(key)
         if shape is None:
@@ -112,7 +121,8 @@ class ItemBuilder:
         (phase, _, _, weight_set, op, m, k, n, count, _, _, elements, _,
          act_in_bytes, act_out_bytes, kv_read_bytes, kv_write_bytes, macs, vector_ops) = total
         p = self.placement
-        unit = p.gemm if op in GEMM_OPS else p.attention if op in ATTENTION_OPS else p.elementwise
+        unit = (p.gemm if op in GEMM_OPS else p.attention if op in ATTENTION_OPS
+                else p.pick if op == "pick" else p.elementwise)
         on_array = unit in p.matrix  # GEMM-shaped
         weights = weight_set != NO_WEIGHTS and first.weight_bytes > 0
         key = _weight_key(first, slot, scope) if weights else None
@@ -141,6 +151,14 @@ _SHAPE_FIELDS = tuple(f for f in FIELDS if f not in _PER_ITEM)
 _PENDING = ("shape",) + _PER_ITEM[1:]  # what ``add`` records (ids follow from the count)
 # an op row's fields but its position and layer: all that an item's shape reads of it
 _ROW_SHAPE = itemgetter(*(i for i, f in enumerate(OpRow._fields) if f not in ("position", "layer")))
+
+
+def _fused_pick(deps: Iterable[int]) -> int:
+    """The item a fused pick is part of: the one LM head item it depends on."""
+    heads = set(deps)
+    if len(heads) != 1:
+        raise ValueError(f"a fused pick follows one LM head item, got dependencies {sorted(heads)}")
+    return heads.pop()
 
 
 _ADDITIVE = ("m", "count", "elements", "act_in_bytes", "act_out_bytes", "kv_read_bytes",

@@ -276,8 +276,9 @@ def _head_kinds(st: _PlanState, g: int) -> list[str]:
 
 def _heads(st: _PlanState, in_flight: list[tuple[int, int]]) -> None:
     """Early (and second) heads for the executions leaving the exit stages, the final head
-    for the one leaving the last stage: all the trace's layer-N head rows (final norm +
-    tied LM head), so the step's heads are one norm and one LM-head item."""
+    for the one leaving the last stage: all the trace's layer-N head rows (final norm,
+    tied LM head, pick), so the step's heads are one norm, one LM-head item and, where the
+    hardware issues the pick as a kernel, one pick item (``speedsim.strategies.builder``)."""
     N, P = st.inp.n_layers, st.P
     heads = [(e, st.index.ops("decode", P + st.k_of(e), N), kind)  # (exec, rows, kind)
              for e, g in in_flight for kind in _head_kinds(st, g)]

@@ -8,15 +8,18 @@ Columns (all integers unless noted):
 =================  ==========================================================
 phase              str: ``prefill`` | ``decode``
 position           absolute position of the input token (prefill: 0)
-layer              0..N-1 for decoder layers; -1 for ``embed``; N for the LM head
-                   and the final norm (the head rows: every exit head of every
-                   strategy — early, second, final, a draft's — runs these rows)
+layer              0..N-1 for decoder layers; -1 for ``embed``; N for the final
+                   norm, the LM head and the pick of the ids (the head rows: every
+                   exit head of every strategy — early, second, final, a draft's —
+                   runs these rows)
 weight_set         0..U-1 for decoder-layer weights; ``HEAD_SET`` (-2) for the
                    tied embedding / LM head and the final norm; ``NO_WEIGHTS``
                    (-1) for ops with no parameters (attention, softmax, act,
-                   residual)
+                   residual, pick)
 op                 str: embed, norm, qkv, attn_score, softmax, attn_value,
-                   out_proj, residual, mlp_up, act, mlp_down, lm_head
+                   out_proj, residual, mlp_up, act, mlp_down, lm_head, pick
+                   (the greedy pick, or the sampler: logits in, one id per row
+                   out; an item only where the hardware says ``pick: kernel``)
 m, k, n            GEMM shape Y[m,n] = X[m,k] W[k,n]; 0 for vector ops. For
                    attention: one GEMM per (sequence, head) — ``count`` of them
 count              number of independent m×k×n GEMMs (attention: batch*heads;
@@ -43,4 +46,4 @@ COLUMNS = OpRow._fields
 
 GEMM_OPS = ("qkv", "out_proj", "mlp_up", "mlp_down", "lm_head")
 ATTENTION_OPS = ("attn_score", "attn_value")
-VECTOR_OPS = ("embed", "norm", "softmax", "act", "residual")
+VECTOR_OPS = ("embed", "norm", "softmax", "act", "residual", "pick")

@@ -65,13 +65,15 @@ def _layer_rows(dm: Dims, B: int, t: int, L: np.ndarray) -> list[tuple]:
 
 
 def _head_rows(dm: Dims, B: int) -> list[tuple]:
-    """Final norm + tied LM head on B rows (one position of each sequence), at layer N."""
+    """Final norm + tied LM head + the pick of the ids on B rows (one position of each
+    sequence), at layer N."""
     d, V = dm.d, dm.vocab
     return [
         _row(dm.n_layers, HEAD_SET, "norm", elements=B * d, weight=2 * d, act_in=B * d,
              act_out=B * d),
         _row(dm.n_layers, HEAD_SET, "lm_head", m=B, k=d, n=V, count=1, weight=V * d,
              act_in=B * d, act_out=B * V, macs=B * d * V),
+        _row(dm.n_layers, NO_WEIGHTS, "pick", elements=B * V, act_in=B * V, act_out=B),
     ]
 
 
