@@ -118,6 +118,14 @@ def test_misspelt_required_key_in_yaml_names_what_was_typed(tmp_path, tiny):
                     "(did you mean 'bandwidth_gb_s'?)")
 
 
+def test_bad_pick_in_yaml_names_the_file_and_key(tmp_path, tiny):
+    hw = tmp_path / "hw.yaml"
+    hw.write_text(Path("hw_configs/h100.yaml").read_text().replace("pick: kernel", "pick: argmax"))
+    text = assert_config_error(["run", str(hw), str(tiny)])
+    assert text.startswith(f"speedsim: error: {hw}: pick: "), text
+    assert "'fused' or 'kernel'" in text and "'argmax'" in text, text
+
+
 @pytest.mark.parametrize("override, words", [
     ("hw.dram.bandwith_gb_s=3", ["dram.bandwith_gb_s", "did you mean 'bandwidth_gb_s'"]),
     ("hw.dramm.bandwidth_gb_s=3", ["dramm", "did you mean 'dram'"]),
@@ -135,6 +143,9 @@ def test_misspelt_required_key_in_yaml_names_what_was_typed(tmp_path, tiny):
     ("hw.buffers.activation.kind=cache", ["buffers.activation.kind", "only the weight buffer"]),
     ("hw.buffers.weight.kind=l2", ["buffers.weight.kind", "'scratchpad' or 'cache'"]),
     ("hw.sustained_clock_hz=9e12", ["sustained_clock_hz", "above clock_hz"]),
+    ("hw.pick=kernal", ["pick", "'fused' or 'kernel'", "'kernal'"]),
+    ("hw.pick=true", ["pick", "'fused' or 'kernel'"]),
+    ("hw.vector.cycles_per_element.pik=1", ["vector.cycles_per_element.pik", "did you mean 'pick'"]),
     ("workload.model.weights.source=pakaged", ["model.weights", "pakaged"]),
 ])
 def test_bad_override(tiny, override, words):
@@ -151,6 +162,7 @@ def test_bad_override(tiny, override, words):
     ("hw.array.rows=-4", ["array.rows", "greater than 0"]),
     ("hw.buffers.weight.size_kib=1", ["buffers.weight.size_kib", "cannot hold 2 32x32 int8"]),
     ("hw.buffers.accumulator.size_kib=0.5", ["buffers.accumulator.size_kib", "cannot hold 1"]),
+    ("hw.vector.cycles_per_element.pick=0", ["vector.cycles_per_element.pick", "greater than 0"]),
     ("workload.generation.new_tokens=1", ["generation.new_tokens", "greater than or equal to 2"]),
     ("workload.generation.batch=0", ["generation.batch"]),
     ("workload.strategies.speed.stages=3", ["strategies.speed.stages", "must divide n_layers=4"]),
