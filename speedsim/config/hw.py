@@ -202,10 +202,11 @@ class Hardware(Frozen):
     attention_issue: Literal["per_token", "batched"] = "per_token"
     weight_prefetch: Literal["ahead", "per_op"] = "ahead"  # ahead: across items as slots allow; per_op: not before the item's issue overhead ends
     # the greedy pick (argmax, or the sampler) that turns an LM head's logits into token ids:
-    # fused: in the vector post-processing of the head's output tiles as the array drains
-    # them, hidden behind the head's weight-bound GEMV (an NPU; no item, no cost); kernel: a
-    # vector item of its own after every LM head (a GPU's argmax kernel), reading the logits
-    # and writing the ids, costed and charged as any vector op (``cycles_per_element.pick``)
+    # fused: an NPU's vector unit picks from the head's output tiles as the array drains them
+    # (no item: its V/lanes cycles hide behind a GEMV streaming V·d weights, and its B·V
+    # vector ops' energy is negligible beside those weights'); kernel: a vector item of its
+    # own after every LM head (a GPU's argmax kernel) reading the B·V logits and writing the
+    # B ids, costed and charged as any vector op (``vector.cycles_per_element.pick``)
     pick: Literal["fused", "kernel"] = "fused"
     # the compute units, in the order every table and report lists them: class data, the
     # same for every instance (a subclass may declare others, with their sections)
