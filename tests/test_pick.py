@@ -24,6 +24,7 @@ from conftest import TINY
 from speedsim.api import simulate
 from speedsim.config.hw import placement
 from speedsim.config.workload import workload_from_dict
+from speedsim.report import plots
 from speedsim.serve.iteration import SpeedStep, Wave, work_items
 from speedsim.serve.rows import RowBank
 from test_metrics import hw
@@ -178,3 +179,11 @@ def test_a_served_speed_step_picks_once(pick, picks):
     prefill = (Wave("", "prefill", (-1, 0, 1, 2), ((2, (0,)),)),)
     items, _ = work_items(prefill, bank, placement("array", pick=pick), False)
     assert [it.op for it in items][-2:] == (["lm_head", "pick"] if picks else ["norm", "lm_head"])
+
+
+def test_the_timeline_names_the_greedy_pick(runs):
+    for pick, shown in (("kernel", True), ("fused", False)):
+        frame = plots.timeline_frame(runs[pick])
+        ax = plots.plot_timeline(frame, "sequential").axes[0]
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert ("greedy pick" in legend) == shown and "LM head" in legend, legend

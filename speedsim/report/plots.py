@@ -56,10 +56,11 @@ _OP_COLOURS = dict(zip(ARRAY_OPS, ("blue", "orange", "sky_blue", "bluish_green",
 OP_GROUPS = {"qkv": "projections", "out_proj": "projections",
              "attn_score": "attention", "softmax": "attention", "attn_value": "attention",
              "mlp_up": "MLP", "act": "MLP", "mlp_down": "MLP",
-             "lm_head": "LM head", "embed": "norm / residual / embed", "norm": "norm / residual / embed",
-             "residual": "norm / residual / embed"}
+             "lm_head": "LM head", "pick": "greedy pick", "embed": "norm / residual / embed",
+             "norm": "norm / residual / embed", "residual": "norm / residual / embed"}
 _GROUP_COLOURS = {"projections": "blue", "attention": "orange", "MLP": "bluish_green",
-                  "LM head": "reddish_purple", "norm / residual / embed": "sky_blue"}
+                  "LM head": "reddish_purple", "greedy pick": "yellow",
+                  "norm / residual / embed": "sky_blue"}
 _TOKEN_COLOURS = {"committed": "bluish_green", "flushed": "vermillion", "prefill": "yellow"}
 
 # Column names of a sweep over SPEED's own knobs (sweeps/speed_space.yaml).
