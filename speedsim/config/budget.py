@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from speedsim.config.errors import ConfigError
 
 OPS_PER_LAYER = 12  # qkv, attn_score, softmax, attn_value, out_proj, 2 norms, 2 residuals, mlp
-OPS_PER_TOKEN = 3  # embed, final norm, LM head
+OPS_PER_TOKEN = 3  # embed, final norm, LM head (a pick kernel, ``pick: kernel``, is one more)
 BYTES_PER_ITEM = 4096
 FLOAT32_BYTES = 4
 GIB = 1024 ** 3

@@ -15,8 +15,8 @@ against. This module only turns it into work items:
 - the execution leaving stage d1 − 1 (the exit depth; 1 by default) gets the
   early head, the one leaving stage d2 − 1 a second head when a second
   proposal is configured, the one leaving the last stage the final head. They
-  are all the final norm + tied LM head (the trace's layer-N head rows, as for
-  every strategy), so the heads of one stage step fuse into one item.
+  are all the final norm + tied LM head + pick (the trace's layer-N head rows, as
+  for every strategy), so the heads of one stage step fuse into one item per op.
 - an execution enters stage 0 once the prediction it carries exists: the head
   its predecessor made in the step before (early, second, or — after a flush —
   final).

@@ -76,7 +76,7 @@ def fused_layers(b: ItemBuilder, index: TraceIndex, pas: Pass, layers: Sequence[
 
 
 def head_layer(n_layers: int) -> int:
-    """The trace's layer index of the final head (norm + tied LM head): N.
+    """The trace's layer index of the final head (norm + tied LM head + pick): N.
 
     The exit head of early-exit drafting and of the shallow model is the same
     final norm and tied LM head, on the hidden state after layer E - 1: the
