@@ -8,11 +8,11 @@ P .. P+new_tokens-2 ascending (token 0 comes from the prefill, so the last
 generated token is never an input). Within a position: ``embed`` (layer -1),
 layers 0..N-1 each as norm, qkv, attn_score, softmax, attn_value, out_proj,
 residual, norm, mlp_up, act, mlp_down, residual; then the head (norm,
-lm_head, pick, layer N). The trace is the same for every strategy (and every
-hardware): an early exit runs the head rows on an earlier hidden state (the
-strategies say when); the pick becomes a work item only where the hardware
-issues it as a kernel (``pick: kernel``; ``fused`` hides it in the LM head's
-drain: ``speedsim.strategies.builder``).
+lm_head, pick, layer N). The trace is the same for every strategy, and for
+every hardware of one element size: an early exit runs the head rows on an
+earlier hidden state (the strategies say when); the pick becomes a work item
+only where the hardware issues it as a kernel (``pick: kernel``; ``fused``
+hides it in the LM head's drain: ``speedsim.strategies.builder``).
 
 Sizes (B batch, t tokens per sequence — P in prefill, 1 in decode — m = B·t,
 L = kv_len = position + t, H heads, kvh KV heads, dh head size):
