@@ -42,11 +42,10 @@ EVERY_STRATEGY = {
                    "draft_model": {**MODEL, "n_layers": 1, "sharing": {"scheme": "none"}}}}
 
 
-def workload(strategies=None, **generation):
+def workload(strategies=None):
     data = copy.deepcopy(TINY)
     data["model"] = copy.deepcopy(MODEL)
-    data["generation"] = {"prompt_tokens": 2, "new_tokens": 4, "batch": 1, "seed": 0,
-                          **generation}
+    data["generation"] = {"prompt_tokens": 2, "new_tokens": 4, "batch": 1, "seed": 0}
     data["strategies"] = strategies or {"sequential": {}, "speed": SPEED}
     return workload_from_dict(data)
 
