@@ -8,6 +8,11 @@ What it measures (one CSV each, written to OUT_DIR):
                  occupied at each step read from ``cases.json``, i.e. the schedule speedsim
                  derives, flushes included). Time of the whole decode (31 tokens after the
                  first): events around the back-to-back graph replays, median of REPS runs.
+                 Two SPEED harnesses: ``speed``, the ring step (``Model.ring_step``: a token
+                 moves on by where its last layer writes, no copies; what validate.py
+                 compares), and ``speed_roll``, the first harness (``Model.speed_step``:
+                 the stages' hidden states copied, rolled and copied back every step, 3-4
+                 small kernels more; measured beside it to show what the moves cost).
 - ``steps.csv``  every distinct SPEED stage step (and the sequential token step) replayed
                  alone, back to back: its time, for diagnosis.
 - ``seq.csv``    layer-kernel sequences: n consecutive decoder layers, each with its own
@@ -102,10 +107,15 @@ class Model:
         cache = (U, self.G, batch, self.h, kv_len + 1, self.dh)
         self.k, self.v = rnd(*cache, scale=1.0), rnd(*cache, scale=1.0)
         self.x = rnd(self.G * batch, d, scale=1.0)      # SPEED: row block g = the token in stage g
+        # the ring step's two buffers: G + 1 row blocks each (stage g's output at g + 1)
+        self.ring = [rnd((self.G + 1) * batch, d, scale=1.0) for _ in range(2)]
+        self.heads = torch.cat([torch.arange(batch, 2 * batch),
+                                torch.arange(self.G * batch, (self.G + 1) * batch)]).to(DEV)
         self.ids = torch.zeros(2 * batch, dtype=torch.long, device=DEV)
 
-    def layer(self, x, j: int, g0: int, g1: int):
-        """One decoder layer with weight set j for the tokens of stages g0..g1-1 (rows of x)."""
+    def layer(self, x, j: int, g0: int, g1: int, out=None):
+        """One decoder layer with weight set j for the tokens of stages g0..g1-1 (rows of x);
+        the last residual add writes into ``out`` when given (no copy after it)."""
         d, h, dh, f, L = self.d, self.h, self.dh, self.f, self.L
         m, k = x.shape[0], g1 - g0
         a = F.layer_norm(x, (d,), *self.ln[2 * j])
@@ -119,7 +129,7 @@ class Model:
         x = x + F.linear(o.reshape(m, d), self.wo[j])
         b = F.layer_norm(x, (d,), *self.ln[2 * j + 1])
         u = F.linear(b, self.wup[j])
-        return x + F.linear(F.gelu(u[:, :f]) * u[:, f:], self.wdown[j])
+        return torch.add(x, F.linear(F.gelu(u[:, :f]) * u[:, f:], self.wdown[j]), out=out)
 
     def head(self, x):
         """Final norm, tied LM head, greedy argmax."""
@@ -156,6 +166,35 @@ class Model:
             self.x[:B].copy_(self.embed(self.ids[:B]))
 
 
+    def ring_step(self, stages: tuple[int, ...], parity: int):
+        """The same stage step as a serving engine would write it, with no moves: the
+        tokens of stages g0..g1-1 read row blocks g0..g1-1 of one buffer and their last
+        layer writes blocks g0+1..g1 of the other (a token moves on by where it is written;
+        the buffers swap every step); the exit head reads block 1, the final head block G
+        (one gather when both); argmax writes the ids in place; the predicted token's
+        embedding is written into block 0. Kernels beyond the layers and heads: the
+        gather in a step with both heads, and the embedding's add (as in sequential)."""
+        B, G = self.B, self.G
+        src, dst = self.ring[parity], self.ring[1 - parity]
+        g0, g1 = stages[0], stages[-1] + 1
+        assert list(stages) == list(range(g0, g1)), stages
+        x = src[g0 * B:g1 * B]
+        for j in range(self.U):
+            x = self.layer(x, j, g0, g1, out=dst[(g0 + 1) * B:(g1 + 1) * B] if j == self.U - 1
+                           else None)
+        exit_, final = g0 == 0, g1 == G
+        if exit_ and final:
+            h = dst[B:3 * B] if G == 2 else dst.index_select(0, self.heads)
+        elif exit_ or final:
+            h = dst[B:2 * B] if exit_ else dst[G * B:(G + 1) * B]
+        if exit_ or final:
+            n = h.shape[0]
+            torch.argmax(F.linear(F.layer_norm(h, (self.d,), *self.ln[-1]), self.emb), -1,
+                         out=self.ids[:n])
+        if exit_:
+            torch.add(F.embedding(self.ids[:B], self.emb), self.pos[self.L], out=dst[:B])
+
+
 def e2e_case(sink: Sink, steps_sink: Sink, c: dict) -> None:
     decode = c["new_tokens"] - 1
     m = Model(c, c["batch"], c["ctx"] + c["new_tokens"] // 2)
@@ -165,13 +204,21 @@ def e2e_case(sink: Sink, steps_sink: Sink, c: dict) -> None:
     sink.add(**key, strategy="sequential", steps=decode, tokens=decode, ms=ms)
     steps_sink.add(**key, stages="seq", ms=time_sequence([g] * 20) / 20)
     del g
-    patterns = {tuple(s) for s in c["speed_steps"]}
-    graphs = {p: capture(lambda p=p: m.speed_step(p)) for p in sorted(patterns)}
+    patterns = sorted({tuple(s) for s in c["speed_steps"]})
+    graphs = {p: capture(lambda p=p: m.speed_step(p)) for p in patterns}
     ms = time_sequence([graphs[tuple(s)] for s in c["speed_steps"]])
-    sink.add(**key, strategy="speed", steps=len(c["speed_steps"]), tokens=decode, ms=ms)
+    sink.add(**key, strategy="speed_roll", steps=len(c["speed_steps"]), tokens=decode, ms=ms)
     for p, gp in graphs.items():
-        steps_sink.add(**key, stages="-".join(map(str, p)), ms=time_sequence([gp] * 20) / 20)
-    del graphs, m
+        steps_sink.add(**key, stages="roll:" + "-".join(map(str, p)),
+                       ms=time_sequence([gp] * 20) / 20)
+    del graphs
+    ring = {(p, q): capture(lambda p=p, q=q: m.ring_step(p, q)) for p in patterns for q in (0, 1)}
+    ms = time_sequence([ring[tuple(s), i % 2] for i, s in enumerate(c["speed_steps"])])
+    sink.add(**key, strategy="speed", steps=len(c["speed_steps"]), tokens=decode, ms=ms)
+    for p in patterns:
+        steps_sink.add(**key, stages="-".join(map(str, p)),
+                       ms=time_sequence([ring[p, 0], ring[p, 1]] * 10) / 20)
+    del ring, m
     torch.cuda.empty_cache()
 
 
