@@ -8,9 +8,10 @@ whose results are committed.
 
 The cases that miss today are listed in ``MISSES`` and expected to fail, strictly (a case
 that starts to pass fails the test until it is taken off the list): on the H100 the small
-shapes (d_model 768), whose SPEED stage steps are dominated by per-kernel costs that the
-model does not hold, yet: the greedy argmax after the LM head, and the measured harness's
-moves of the hidden states between stages (docs/calibration.md §7).
+shapes (d_model 768), whose SPEED stage steps cost more than modelled, the more so the more
+rows are in flight (docs/calibration.md §7). The greedy argmax after every LM head is
+modelled (``pick: kernel``); it took three cases off the list (s01b batch 1 SPEED at both
+contexts, s2b batch 1 context 128 speedup).
 """
 
 from __future__ import annotations
@@ -37,12 +38,10 @@ CASES = _module("cases").case_ids()
 # SPEED timed with the ring step of run 2)
 MISSES = {
     ("h100", "s01b", 4, 128, "sequential"), ("h100", "s01b_l2", 4, 2048, "sequential"),
-    *(("h100", s, b, c, "speed") for s, b, c in [("s01b", 1, 128), ("s01b", 1, 2048),
-                                                  ("s01b", 4, 128)]),
+    ("h100", "s01b", 4, 128, "speed"),
     *(("h100", "s01b_l2", b, c, "speed") for b in (1, 4) for c in (128, 2048)),
     ("h100", "s01b", 1, 2048, "speedup"), ("h100", "s01b", 4, 2048, "speedup"),
     *(("h100", "s01b_l2", b, c, "speedup") for b, c in [(1, 128), (1, 2048), (4, 128)]),
-    ("h100", "s2b", 1, 128, "speedup"),
 }
 BOUND = {"sequential": 0.10, "speed": 0.10, "speedup": 0.05}
 
