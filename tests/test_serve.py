@@ -280,16 +280,17 @@ def test_corners_weigh_multilinearly():
 
 
 def test_keys_of_a_verify_wave_and_the_part_at_a_corner():
-    """Rows, groups and the KV length of the batched attention (Σ over rows of base +
-    offset + 1, over groups × t_max: 560 / 9); a corner puts one group of t_max rows first,
-    spreads the rest, and sets every group at the base that gives that length."""
+    """Rows, groups and the KV length their attention reads (per group its longest, base
+    + longest offset + 1, averaged over the groups: (93 + 102 + 81) / 3); a corner puts
+    one group of t_max rows first, spreads the rest, and sets the groups at bases as
+    nearly equal as read that length exactly, the later ones one position longer."""
     every_k = tuple(tuple(range(k + 1)) for k in range(5))
     w = Wave("", "decode", (0, 1), ((90, (0, 1, 2)), (100, (0, 1)), (80, (0,))), every_k)
     structure, coords = coordinates(w)
-    assert coords == [("rows", 6), ("count", 3), ("kv", pytest.approx(560 / 9, rel=1e-15))]
-    # (62 · 9 − (6 + 3 + 1)) / 6 = 91.3; with 3 + 2 + 2 rows, (558 − 12) / 7 = 78
-    assert corner(structure, (6, 3, 62)).groups == ((91, (0, 1, 2)), (91, (0, 1)), (91, (0,)))
-    assert corner(structure, (7, 3, 62)).groups == ((78, (0, 1, 2)), (78, (0, 1)), (78, (0, 1)))
+    assert coords == [("rows", 6), ("count", 3), ("kv", 92)]
+    # 62 · 3 − (3 + 2 + 1) = 180: 60 each; with 3 + 2 + 2 rows, 186 − 7 = 179: 59, 60, 60
+    assert corner(structure, (6, 3, 62)).groups == ((60, (0, 1, 2)), (60, (0, 1)), (60, (0,)))
+    assert corner(structure, (7, 3, 62)).groups == ((59, (0, 1, 2)), (60, (0, 1)), (60, (0, 1)))
     assert corner(structure, (4, 3, 62)) is None  # t_max = 3 and two more groups: 5 rows at least
     assert corner(structure, (10, 3, 62)) is None  # more than 3 rows in a group
     assert corner(structure, (6, 3, 1)) is None  # a row before position 1
