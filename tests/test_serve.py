@@ -280,28 +280,36 @@ def test_corners_weigh_multilinearly():
 
 
 def test_keys_of_a_verify_wave_and_the_part_at_a_corner():
-    """Rows, groups and the KV length their attention reads (per group its longest, base
-    + longest offset + 1, averaged over the groups: (93 + 102 + 81) / 3); a corner puts
-    one group of t_max rows first, spreads the rest, and sets the groups at bases as
-    nearly equal as read that length exactly, the later ones one position longer."""
+    """Rows, groups, the KV length of the batched attention (Σ over rows of base +
+    offset + 1, over groups × t_max: 560 / 9) and the skew (mean base over the groups,
+    270 / 3, less over the rows, 550 / 6); a corner puts one group of t_max rows first,
+    spreads the rest, and sets every group at the base that gives that length, the
+    groups of fewer rows Δ further for a skew (Δ = skew / (n_p / n − R_p / R))."""
     every_k = tuple(tuple(range(k + 1)) for k in range(5))
     w = Wave("", "decode", (0, 1), ((90, (0, 1, 2)), (100, (0, 1)), (80, (0,))), every_k)
     structure, coords = coordinates(w)
-    assert coords == [("rows", 6), ("count", 3), ("kv", 92)]
-    # 62 · 3 − (3 + 2 + 1) = 180: 60 each; with 3 + 2 + 2 rows, 186 − 7 = 179: 59, 60, 60
-    assert corner(structure, (6, 3, 62)).groups == ((60, (0, 1, 2)), (60, (0, 1)), (60, (0,)))
-    assert corner(structure, (7, 3, 62)).groups == ((59, (0, 1, 2)), (60, (0, 1)), (60, (0, 1)))
-    assert corner(structure, (4, 3, 62)) is None  # t_max = 3 and two more groups: 5 rows at least
-    assert corner(structure, (10, 3, 62)) is None  # more than 3 rows in a group
-    assert corner(structure, (6, 3, 1)) is None  # a row before position 1
+    assert coords == [("rows", 6), ("count", 3), ("kv", pytest.approx(560 / 9, rel=1e-15)),
+                      ("skew", pytest.approx(90 - 550 / 6, rel=1e-15))]
+    # (62 · 9 − (6 + 3 + 1)) / 6 = 91.3; with 3 + 2 + 2 rows, (558 − 12) / 7 = 78
+    assert corner(structure, (6, 3, 62, 0)).groups == ((91, (0, 1, 2)), (91, (0, 1)), (91, (0,)))
+    assert corner(structure, (7, 3, 62, 0)).groups == ((78, (0, 1, 2)), (78, (0, 1)), (78, (0, 1)))
+    # skew 8: Δ = 8 / (2/3 − 3/6) = 48, the base (558 − 10 − 3 · 48) / 6 = 67.3
+    assert corner(structure, (6, 3, 62, 8)).groups == ((67, (0, 1, 2)), (115, (0, 1)), (115, (0,)))
+    assert coordinates(corner(structure, (6, 3, 62, 8)))[1][3] == ("skew", 8)
+    full = Wave("", "decode", (0, 1), ((90, (0, 1, 2)), (80, (0, 1, 2))), every_k)
+    assert coordinates(full)[1][3] == ("skew", 0)  # every group of t_max rows: no skew
+    assert corner(coordinates(full)[0], (6, 2, 88, 8)) is None  # no shorter group to skew
+    assert corner(structure, (4, 3, 62, 0)) is None  # t_max = 3 and two more groups: 5 rows at least
+    assert corner(structure, (10, 3, 62, 0)) is None  # more than 3 rows in a group
+    assert corner(structure, (6, 3, 1, 0)) is None  # a row before position 1
     single = Wave("", "decode", (0,), ((90, (0,)), (95, (0,))))
     assert coordinates(single)[1] == [("rows", 2), ("kv", 93.5)]
     # one group: its merged attention reads its longest KV (positions 90..94: 95), the
     # length whose tiles its cost steps with; the corner there is the same group
     alone = Wave("", "decode", (0, 1), ((90, (0, 1, 2, 3, 4)),), every_k)
     structure, coords = coordinates(alone)
-    assert coords == [("rows", 5), ("count", 1), ("kv", 95)]
-    assert corner(structure, (5, 1, 95)).groups == alone.groups
+    assert coords == [("rows", 5), ("count", 1), ("kv", 95), ("skew", 0)]
+    assert corner(structure, (5, 1, 95, 0)).groups == alone.groups
 
 
 def test_keys_of_a_speed_step_and_of_a_prefill():

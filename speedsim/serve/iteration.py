@@ -85,11 +85,12 @@ def work_items(parts: Iteration, rows: RowSource, placement: Placement,
     b = ItemBuilder(placement)
     prev: Deps = ()
     sizes = []
+    stacks: dict[tuple[Wave, int], list] = {}  # a wave's layer's items' rows: the same in each copy
     for copy in range(copies):
         start = len(b.items)
         for i, p in enumerate(parts):
             mark = marks[i] if marks is not None and copy == copies - 1 else None
-            prev = (_wave(b, p, rows, prev, mark) if isinstance(p, Wave)
+            prev = (_wave(b, p, rows, prev, mark, stacks) if isinstance(p, Wave)
                     else _speed_step(b, p, rows, prev, attention_batched, mark))
             if part_ends is not None:
                 part_ends.append(len(b.items))
@@ -125,21 +126,35 @@ def _add(b: ItemBuilder, rows: list[OpRow], deps: Deps, slot: int, scope: str = 
 
 
 def _wave(b: ItemBuilder, w: Wave, rows: RowSource, prev: Deps,
-          marks: list[int] | None = None) -> Deps:
-    """Every layer's ops, one item each, in one chain."""
+          marks: list[int] | None = None, stacks: dict | None = None) -> Deps:
+    """Every layer's ops, one item each, in one chain (``stacks``: each layer's items'
+    rows, kept across calls)."""
+    stacks = {} if stacks is None else stacks
     for layer in w.layers:
-        per_group = [[rows(w.scope, w.phase, base + off if w.phase == "decode" else base, layer)
-                      for off in offsets] for base, offsets in w.groups]
-        for o, (_, slot) in enumerate(with_slots(per_group[0][0])):
-            stacked = [r for group in per_group for r in merged([ops[o] for ops in group])]
-            if stacked[0].op == "embed":  # gathers rows of one table: one row, bytes summed
-                stacked = merged(stacked)
-            elif stacked[0].op in _KV_DIM and len(stacked) > 1:
-                stacked = [batched_attention(stacked)]
+        key = (w, layer)
+        if key not in stacks:
+            stacks[key] = _layer_items(w, rows, layer)
+        for stacked, slot in stacks[key]:
             prev = _add(b, stacked, prev, slot, w.scope)
         if marks is not None:
             marks.append(prev[0])
     return prev
+
+
+def _layer_items(w: Wave, rows: RowSource, layer: int) -> list[tuple[list[OpRow], int]]:
+    """(rows, slot) of each item of one layer of ``w``: dense ops stack every row of
+    every group; attention and the embedding merge each group's rows (module docstring)."""
+    per_group = [[rows(w.scope, w.phase, base + off if w.phase == "decode" else base, layer)
+                  for off in offsets] for base, offsets in w.groups]
+    out = []
+    for o, (_, slot) in enumerate(with_slots(per_group[0][0])):
+        stacked = [r for group in per_group for r in merged([ops[o] for ops in group])]
+        if stacked[0].op == "embed":  # gathers rows of one table: one row, bytes summed
+            stacked = merged(stacked)
+        elif stacked[0].op in _KV_DIM and len(stacked) > 1:
+            stacked = [batched_attention(stacked)]
+        out.append((stacked, slot))
+    return out
 
 
 _KV_DIM = {"attn_score": "n", "attn_value": "k"}  # the attention GEMM dimension that is KV

@@ -6,14 +6,13 @@ A part's cost is decided, up to what the memo's error measures, by:
 - a decode ``Wave``: its model, phase and layers, the row patterns it may have, the
   longest pattern present (t_max: the queries of its batched attention), and the
   coordinates *rows* R (the dense GEMMs' M), *groups* n (attention GEMMs, KV reads)
-  and *KV length* ℓ (``kv_read_length``): the mean over its groups of the KV length
-  each group's merged attention reads, its longest (``strategies.verify.merged``), so
-  that the corner at ℓ reads the part's KV bytes exactly. Weighing each group by its
-  rows instead (the batched GEMM's MACs) missed the bytes wherever a group's rows and
-  its KV length go together: a request's last verify has fewer rows and, the request
-  being old, the longest KV; on h100 (7B) such verify waves ran 0.1 to 0.37 % short,
-  the whole of draft_spec's summed −0.011 %, and its TTFT p90 −1.85 %. With one row
-  per group ℓ is the mean position + 1, R = n, and n is not a coordinate of its own;
+  and *KV length* ℓ of their batched attention (``attention_length``: the mean KV
+  length of their rows, weighed as the GEMM's MACs, ``iteration.batched_attention``:
+  the GEMM's cost steps with the tiles ℓ fills); of one group, its longest KV length,
+  which its merged attention reads (``strategies.verify.merged``: a verify of 5 rows
+  with ℓ its mean stepped inside a cell, 2 positions before its tile's end, and the
+  memo ran up to +1.5 % on edge); with one row per group ℓ is the mean position + 1,
+  R = n, and n is not a coordinate of its own;
 - a prefill ``Wave`` of one prompt: its model and layers, and the coordinate *prompt*
   (its tokens: the GEMMs' rows and the attention's KV length at once); of several
   prompts: its model, layers and prompts, no coordinate (how the prompts spread
@@ -27,9 +26,8 @@ A part's cost is decided, up to what the memo's error measures, by:
   by < 0.05 % (the heads' rows from 6 to 17 of 16 to 24 executions).
 
 ``corner`` builds the part of given coordinates: one group of the longest pattern and
-the other rows spread as evenly as the patterns allow over the other groups, at bases
-as nearly equal as give the KV length ℓ exactly (the later groups one position longer;
-decode); the prefill of that prompt,
+the other rows spread as evenly as the patterns allow over the other groups, every
+group at the one base that gives the KV length ℓ (decode); the prefill of that prompt,
 or of those prompts; the executions spread evenly over the occupied stages (SPEED).
 ``None`` where no part has the coordinates (fewer rows than groups or occupied stages,
 more than t_max per group, a base before 1).
@@ -42,8 +40,8 @@ from typing import Optional
 from speedsim.serve.iteration import Part, SpeedStep, Wave, canonical
 
 # coordinate kinds, gridded by the memo: rows of a GEMM, a prompt's tokens (rows and KV length
-# at once), groups, KV length
-ROWS, PROMPT, COUNT, KV = "rows", "prompt", "count", "kv"
+# at once), groups, KV length, how much further the groups of fewer rows read (``skew``)
+ROWS, PROMPT, COUNT, KV, SKEW = "rows", "prompt", "count", "kv", "skew"
 
 
 def coordinates(p: Part) -> tuple[tuple, list[tuple[str, float]]]:
@@ -60,20 +58,31 @@ def coordinates(p: Part) -> tuple[tuple, list[tuple[str, float]]]:
     R, n, t_max = sum(rows), len(rows), max(rows)
     patterns = tuple(sorted({off for _, off in p.groups} | set(p.patterns),
                             key=lambda o: (len(o), o)))
-    kv = kv_read_length(p.groups)
+    kv = attention_length(p.groups, t_max) if n > 1 else p.groups[0][0] + max(p.groups[0][1]) + 1
     if t_max == 1:
         return ("decode", p.scope, p.layers, patterns, 1), [(ROWS, R), (KV, kv)]
-    return ("decode", p.scope, p.layers, patterns, t_max), [(ROWS, R), (COUNT, n), (KV, kv)]
+    return ("decode", p.scope, p.layers, patterns, t_max), \
+        [(ROWS, R), (COUNT, n), (KV, kv), (SKEW, skew(p.groups))]
 
 
-def kv_read_length(groups) -> float:
-    """The mean over ``groups`` of the KV length each group's merged attention reads:
-    base + its longest offset + 1."""
-    return sum(_read(b, off) for b, off in groups) / len(groups)
+def skew(groups) -> float:
+    """How much further the groups' attention reads than their rows' weighing says: the
+    mean base over the groups less the mean over their rows (0 when every group has as
+    many rows; > 0 when the groups of fewer rows sit at longer KV, as a request's last,
+    short verify does)."""
+    R = sum(len(off) for _, off in groups)
+    return sum(b for b, _ in groups) / len(groups) - sum(len(off) * b for b, off in groups) / R
 
 
-def _read(base: int, off: tuple[int, ...]) -> int:
-    return base + max(off) + 1
+def attention_length(groups, t_max: int) -> float:
+    """The KV length of the groups' batched attention GEMM (``iteration.batched_attention``:
+    the one that keeps the MACs of t_max queries per group): Σ over the groups' rows of
+    the row's KV length (base + offset + 1), over groups × t_max."""
+    return sum(len(off) * b + _offsets(off) for b, off in groups) / (len(groups) * t_max)
+
+
+def _offsets(off: tuple[int, ...]) -> int:
+    return sum(o + 1 for o in off)
 
 
 def corner(structure: tuple, point: tuple[int, ...]) -> Optional[Part]:
@@ -87,9 +96,9 @@ def corner(structure: tuple, point: tuple[int, ...]) -> Optional[Part]:
         return Wave(scope, "prefill", layers, tuple((b, (0,)) for b in prompts))
     _, scope, layers, patterns, t_max = structure
     if t_max == 1:
-        (R, kv), n = point, point[0]
+        (R, kv), n, tilt = point, point[0], 0
     else:
-        R, n, kv = point
+        R, n, kv, tilt = point
     lengths = _spread(R, n, t_max)
     if lengths is None:
         return None
@@ -97,14 +106,28 @@ def corner(structure: tuple, point: tuple[int, ...]) -> Optional[Part]:
     if any(t not in by_length for t in lengths):
         return None
     offsets = [by_length[t] for t in lengths]
-    # bases whose reads sum to n·ℓ: q each, the last r groups one more
-    q, r = divmod(round(kv * n) - sum(_read(0, o) for o in offsets), n)
-    bases = [q] * (n - r) + [q + 1] * r
-    if q + min(o[0] for o in offsets) < 1:  # a row before position 1
+    bases = _bases(offsets, n, t_max, kv, tilt)
+    if bases is None or any(b + o[0] < 1 for b, o in zip(bases, offsets)):  # a row before 1
         return None
     return Wave(scope, "decode", layers, canonical(list(zip(bases, offsets))))
 
 
+def _bases(offsets: list[tuple[int, ...]], n: int, t_max: int, kv: int,
+           tilt: int) -> Optional[list[int]]:
+    """Bases that give the groups' batched attention KV length ``kv`` (to within half a
+    position; one group reads its longest KV) and skew ``tilt``: the groups of fewer than
+    t_max rows Δ positions further than the others (``skew`` = Δ (n_p / n − R_p / R));
+    None if that cannot be (a skew without such a group)."""
+    R = sum(map(len, offsets))
+    if n == 1:
+        return None if tilt else [kv - 1 - max(offsets[0])]
+    short = [len(o) < t_max for o in offsets]
+    n_p, R_p = sum(short), sum(len(o) for o, s in zip(offsets, short) if s)
+    if tilt and not n_p:
+        return None
+    delta = round(tilt / (n_p / n - R_p / R)) if tilt else 0
+    x = round((kv * n * t_max - sum(map(_offsets, offsets)) - R_p * delta) / R)
+    return [x + delta if s else x for s in short]
 def _spread(R: int, n: int, t_max: int) -> Optional[list[int]]:
     """Row counts of n groups: one of t_max, R − t_max spread as evenly as can be over
     the others; None if that cannot be (1 <= each <= t_max)."""

@@ -124,7 +124,7 @@ from speedsim.hw.l2 import handed_on, tensor_of, through_cache
 from speedsim.metrics.energy import per_item_energy_j
 from speedsim.serve.iteration import (Iteration, Part, RowSource, SpeedStep, middle_layers,
                                       shortened, work_items)
-from speedsim.serve.keys import COUNT, KV, PROMPT, ROWS, coordinates, corner
+from speedsim.serve.keys import COUNT, KV, PROMPT, ROWS, SKEW, coordinates, corner
 from speedsim.sim.engine import replay
 
 COUNT_POINTS_PER_OCTAVE = 4  # of the groups of a decode wave
@@ -134,6 +134,7 @@ BOUNDARY_LAYERS = 1  # repeated layers a boundary's pair replay keeps (tails and
 PROMPT_TOLERANCE = 2e-3  # a prompt's cell missing its first point by more: not interpolated
 COMPOSED_TOLERANCE = 1e-3  # a structure whose composed cost misses its full replay by more: full
 ANCHORS_PER_OCTAVE = 2  # of rows, groups and prompt tokens where a boundary is measured
+SKEW_STEP = 8  # positions between two grid points of a decode wave's skew (``keys.skew``)
 ALL_MISS = "all miss"  # the L2 verdict of a part none of whose weights can stay resident
 
 
@@ -247,14 +248,16 @@ class IterationCosts:
         their tokens (its rows at the boundary)."""
         if structure[0] == "prefill" and structure[3] != 1:
             structure, coords = (*structure[:3], 1), [(PROMPT, sum(structure[3]))]
-        low = [grid_points(v, 1 if kind == KV else ANCHORS_PER_OCTAVE)[0] for kind, v in coords]
+        low = [0 if kind == SKEW else grid_points(v, 1 if kind == KV else ANCHORS_PER_OCTAVE)[0]
+               for kind, v in coords]
         if any(kind == COUNT for kind, _ in coords):  # rows, groups, KV: groups that fit the rows
             t_max = structure[-1]
             R = max(low[0], t_max)
             low[:2] = R, min(max(low[1], -(-R // t_max)), R - t_max + 1)
         for point in (tuple(low),
-                      tuple(lo if kind == KV else round(v) for (kind, v), lo in zip(coords, low)),
-                      tuple(round(v) for _, v in coords)):
+                      tuple(lo if kind in (KV, SKEW) else round(v)
+                            for (kind, v), lo in zip(coords, low)),
+                      tuple(0 if kind == SKEW else round(v) for kind, v in coords)):
             if corner(structure, point) is not None:
                 return structure, point
         raise AssertionError(f"no part at {structure} {coords}")  # a part's own point is one
@@ -341,7 +344,7 @@ class IterationCosts:
         structure = (structure, verdict)  # the memo's: a part's cost depends on the L2's verdict
         cells = [cell(kind, v, matrix_section(self.hw)) for kind, v in coords]
         if not self._interpolable(structure, coords, cells):
-            cells = [c if kind == KV else (v, v, 0.0) for (kind, v), c in zip(coords, cells)]
+            cells = [c if kind in (KV, SKEW) else (v, v, 0.0) for (kind, v), c in zip(coords, cells)]
             if not self._interpolable(structure, coords, cells):
                 cells = [(round(v), round(v), 0.0) for _, v in coords]
         return self._interpolated(structure, cells)
@@ -484,6 +487,9 @@ def cell(kind: str, v: float, array) -> tuple[int, int, float]:
     first tile on every row), groups on an octave grid (module docstring)."""
     if kind == COUNT:
         lo, hi = grid_points(v, COUNT_POINTS_PER_OCTAVE)
+    elif kind == SKEW:
+        lo = floor(v / SKEW_STEP) * SKEW_STEP
+        hi = lo if v == lo else lo + SKEW_STEP
     else:
         tile, step = _tiling(kind, array)
         lo, hi = tile_points(v, tile, 1 if kind == ROWS and v <= tile else step)
