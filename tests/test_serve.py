@@ -299,6 +299,8 @@ def test_keys_of_a_verify_wave_and_the_part_at_a_corner():
     full = Wave("", "decode", (0, 1), ((90, (0, 1, 2)), (80, (0, 1, 2))), every_k)
     assert coordinates(full)[1][3] == ("skew", 0)  # every group of t_max rows: no skew
     assert corner(coordinates(full)[0], (6, 2, 88, 8)) is None  # no shorter group to skew
+    drafts = Wave("draft", "decode", (0, 1), w.groups, every_k)
+    assert coordinates(drafts)[1][3] == ("skew", 0)  # a draft model's waves: never skewed
     assert corner(structure, (4, 3, 62, 0)) is None  # t_max = 3 and two more groups: 5 rows at least
     assert corner(structure, (10, 3, 62, 0)) is None  # more than 3 rows in a group
     assert corner(structure, (6, 3, 1, 0)) is None  # a row before position 1

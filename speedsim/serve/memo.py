@@ -52,7 +52,8 @@ costs ~0.05 s; the memo replays a few hundred small parts and composes them:
    once); a KV length on one cell per tile of the dimension it fills (the array's
    columns, output stationary: +5 % from KV 64 to 65 on edge, flat within
    [65, 96]); groups on
-   ``COUNT_POINTS_PER_OCTAVE`` points per octave. A point's cost is the
+   ``COUNT_POINTS_PER_OCTAVE`` points per octave; a skew (``keys.skew``) on multiples
+   of ``SKEW_STEP`` positions (its KV bytes are affine in it). A point's cost is the
    multilinear interpolation between the corners of its cell: with w_i = (c_i −
    lo_i) / (hi_i − lo_i) per coordinate,
 
@@ -61,9 +62,10 @@ costs ~0.05 s; the memo replays a few hundred small parts and composes them:
    exact for a cost affine in each coordinate including products such as n·ℓ (the
    KV bytes). A corner's cost is the replay of the part that ``keys.corner``
    builds there (its rows spread evenly over its groups, its executions over the
-   stages, every group at one base). Where a corner is no part (fewer rows than
-   groups) the part's own rows and groups are taken, the KV length alone
-   interpolated; a prompt's cell is interpolated only if the interpolation at
+   stages, every group at one base, its shorter groups further for a skew). Where a
+   corner is no part (fewer rows than groups) the part's own rows and groups are
+   taken, the KV length and skew alone interpolated, failing that the skew left out
+   (a corner with a group before position 1); a prompt's cell is interpolated only if the interpolation at
    the first point asked for in it agrees with that point's replay within
    ``PROMPT_TOLERANCE`` (a prefill's cost steps every few tokens on edge).
 4. **Composition.** A corner is replayed with only its first ``KEPT_LAYERS``
@@ -338,15 +340,19 @@ class IterationCosts:
         """The multilinear interpolation of the part's cost between the corners of its grid
         cell (``cell``), each corner's part (``keys.corner``) replayed once. A cell with a
         corner that no part has (``_interpolable``) is taken at the part's own rows and
-        groups, the KV length alone interpolated, or failing that not at all (the KV
+        groups, the KV length and skew alone interpolated; failing that, without a skew
+        (its corners would put a group before position 1); failing that not at all (the KV
         length rounded, as the batched attention rounds it)."""
         structure, coords = coordinates(p)
         structure = (structure, verdict)  # the memo's: a part's cost depends on the L2's verdict
         cells = [cell(kind, v, matrix_section(self.hw)) for kind, v in coords]
-        if not self._interpolable(structure, coords, cells):
-            cells = [c if kind in (KV, SKEW) else (v, v, 0.0) for (kind, v), c in zip(coords, cells)]
+        for fallback in (_own_rows_and_groups, _no_skew):
+            if self._interpolable(structure, coords, cells):
+                break
+            cells = fallback(coords, cells)
+        else:
             if not self._interpolable(structure, coords, cells):
-                cells = [(round(v), round(v), 0.0) for _, v in coords]
+                cells = _no_skew(coords, [(round(v), round(v), 0.0) for _, v in coords])
         return self._interpolated(structure, cells)
 
     def _interpolated(self, structure: tuple, cells: list[tuple[int, int, float]]) -> Cost:
@@ -453,6 +459,14 @@ class IterationCosts:
         energy = sum(per_item_energy_j(items, sim.items, hw).values())
         dynamic = float(energy[first:].sum())
         return Cost(float(sim.total_cycles - end_first), dynamic), ends, energy, part_ends
+
+
+def _own_rows_and_groups(coords: list, cells: list) -> list:
+    return [c if kind in (KV, SKEW) else (v, v, 0.0) for (kind, v), c in zip(coords, cells)]
+
+
+def _no_skew(coords: list, cells: list) -> list:
+    return [(0, 0, 0.0) if kind == SKEW else c for (kind, _), c in zip(coords, cells)]
 
 
 def _weight_accesses(p: Part) -> tuple:
