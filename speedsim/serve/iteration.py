@@ -153,8 +153,17 @@ def _layer_items(w: Wave, rows: RowSource, layer: int) -> list[tuple[list[OpRow]
             stacked = merged(stacked)
         elif stacked[0].op in _KV_DIM and len(stacked) > 1:
             stacked = [batched_attention(stacked)]
+        elif len(stacked) > 1:  # one row of their sums: the item ``ItemBuilder.add`` makes of them
+            stacked = [summed(stacked)]
         out.append((stacked, slot))
     return out
+
+
+def summed(rows: list[OpRow]) -> OpRow:
+    """Rows of one op stacked as one row: M and every additive field summed, the rest the
+    first's (``strategies.builder``: the item's shape reads no more of them)."""
+    return rows[0]._replace(m=sum(r.m for r in rows),
+                            **{f: sum(getattr(r, f) for r in rows) for f in _SUMMED})
 
 
 _KV_DIM = {"attn_score": "n", "attn_value": "k"}  # the attention GEMM dimension that is KV
@@ -229,6 +238,8 @@ def _layer_step(b: ItemBuilder, s: SpeedStep, rows: RowSource, execs: list[tuple
                 rows = [ops[e][o][0] for e in sub]
                 if row0.op in _KV_DIM and len(rows) > 1:
                     rows = [batched_attention(rows)]
+                elif len(rows) > 1:
+                    rows = [summed(rows)]
                 _fused(b, lanes, sub, rows, slot)
 
 

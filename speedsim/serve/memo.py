@@ -197,18 +197,19 @@ class IterationCosts:
         """The memo's cost of ``it``: the sum of its parts' (module docstring)."""
         cycles = dynamic = 0.0
         verdicts = self.verdicts(it)
-        for p, verdict in zip(it, verdicts):
-            c = self.part(p, verdict)
+        keyed = [coordinates(p) for p in it]
+        for k, verdict in zip(keyed, verdicts):
+            c = self._part(*k, verdict)
             cycles, dynamic = cycles + c.cycles, dynamic + c.dynamic_j
-        edges = self.boundaries(it, verdicts)
+        edges = self.boundaries(it, verdicts, keyed)
         return Cost(cycles + edges.cycles, dynamic + edges.dynamic_j)
 
-    def boundaries(self, it: Iteration, verdicts: tuple) -> Cost:
+    def boundaries(self, it: Iteration, verdicts: tuple, keyed: list | None = None) -> Cost:
         """Σ over the boundaries between two parts of different structures (cyclic: the
         last part precedes the first, as the previous iteration's does) of what the later
         part costs more after the earlier one than after a copy of itself (module
         docstring, *Parts add up*)."""
-        keyed = [coordinates(p) for p in it]
+        keyed = keyed or [coordinates(p) for p in it]
         edges = [self._boundary(keyed[j - 1], verdicts[j - 1], keyed[j], verdicts[j])
                  for j in range(len(it)) if len(it) > 1 and keyed[j - 1][0] != keyed[j][0]]
         return Cost(sum(e.cycles for e in edges), sum(e.dynamic_j for e in edges))
@@ -343,7 +344,9 @@ class IterationCosts:
         groups, the KV length and skew alone interpolated; failing that, without a skew
         (its corners would put a group before position 1); failing that not at all (the KV
         length rounded, as the batched attention rounds it)."""
-        structure, coords = coordinates(p)
+        return self._part(*coordinates(p), verdict)
+
+    def _part(self, structure: tuple, coords: list, verdict) -> Cost:
         structure = (structure, verdict)  # the memo's: a part's cost depends on the L2's verdict
         cells = [cell(kind, v, matrix_section(self.hw)) for kind, v in coords]
         for fallback in (_own_rows_and_groups, _no_skew):
