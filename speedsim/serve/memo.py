@@ -136,6 +136,8 @@ BOUNDARY_LAYERS = 1  # repeated layers a boundary's pair replay keeps (tails and
 PROMPT_TOLERANCE = 2e-3  # a prompt's cell missing its first point by more: not interpolated
 COMPOSED_TOLERANCE = 1e-3  # a structure whose composed cost misses its full replay by more: full
 ANCHORS_PER_OCTAVE = 2  # of rows, groups and prompt tokens where a boundary is measured
+KV_TOLERANCE = 3e-4  # a KV cell whose middle misses its chord by more: halved
+LINE_CHECK_USES = 16  # points a KV cell of the grid serves before its middle is checked
 SKEW_STEP = 8  # positions between two grid points of a decode wave's skew (``keys.skew``)
 ALL_MISS = "all miss"  # the L2 verdict of a part none of whose weights can stay resident
 
@@ -157,6 +159,8 @@ class IterationCosts:
         self._memo: dict[tuple, Cost] = {}
         self._composable: dict[tuple, bool] = {}  # per structure: its composed cost checked
         self._cells: dict[tuple, bool] = {}  # per grid cell: whether it is interpolated
+        self._lines: dict[tuple, bool] = {}  # per KV cell: whether its cost is linear enough
+        self._uses: Counter = Counter()  # per KV cell of the grid: the points it has served
         self._never_hit: dict[tuple, bool] = {}  # per iteration's weight accesses (``verdicts``)
         self._verdict_ids: dict[tuple, int] = {}  # a part's L2 verdict -> its id
         self._verdict_tables: list[dict] = []  # id -> {(tensor, occurrence): missed bytes}
@@ -356,7 +360,42 @@ class IterationCosts:
         else:
             if not self._interpolable(structure, coords, cells):
                 cells = _no_skew(coords, [(round(v), round(v), 0.0) for _, v in coords])
-        return self._interpolated(structure, cells)
+        return self._interpolated(structure, self._refined(structure, coords, cells))
+
+    def _refined(self, structure: tuple, coords: list, cells: list) -> list:
+        """``cells`` with the KV length's halved, down to one position, while the replay at
+        its middle misses the chord between its ends by more than ``KV_TOLERANCE`` (the
+        other coordinates at their cell's low corner; checked once per cell, from the
+        ``LINE_CHECK_USES``-th point it serves on: a sum's error is its busiest cells'): a
+        cost that jumps inside a cell (module docstring, *Grid*)."""
+        i = next((j for j, (kind, _) in enumerate(coords) if kind == KV), None)
+        if i is None:
+            return cells
+        (lo, hi, _), v = cells[i], coords[i][1]
+        others = [c[0] for c in cells]
+        self._uses[structure, tuple(others), hi] += 1
+        if self._uses[structure, tuple(others), hi] < LINE_CHECK_USES:
+            return cells
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if self._linear(structure, others, i, (lo, mid, hi)):
+                break
+            lo, hi = (lo, mid) if v <= mid else (mid, hi)
+        return [*cells[:i], (lo, hi, (v - lo) / (hi - lo)) if hi > lo else cells[i], *cells[i + 1:]]
+
+    def _linear(self, structure: tuple, others: list, i: int, kvs: tuple[int, int, int]) -> bool:
+        """Whether the cost at the middle KV length ``kvs[1]`` is within ``KV_TOLERANCE`` of
+        the chord between ``kvs[0]`` and ``kvs[2]`` (kept; True where a point is no part)."""
+        key = (structure, tuple(others[:i] + others[i + 1:]), kvs)
+        ok = self._lines.get(key)
+        if ok is None:
+            points = [tuple(others[:i] + [k] + others[i + 1:]) for k in kvs]
+            ok = not all(self._valid(structure, (pt, 1.0)) for pt in points)
+            if not ok:
+                (a, m, b), (lo, mid, hi) = (self._at(structure, pt).cycles for pt in points), kvs
+                ok = abs((a + (b - a) * (mid - lo) / (hi - lo)) / m - 1) <= KV_TOLERANCE
+            self._lines[key] = ok
+        return ok
 
     def _interpolated(self, structure: tuple, cells: list[tuple[int, int, float]]) -> Cost:
         cycles = dynamic = 0.0
