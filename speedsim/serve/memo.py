@@ -137,7 +137,7 @@ PROMPT_TOLERANCE = 2e-3  # a prompt's cell missing its first point by more: not 
 COMPOSED_TOLERANCE = 1e-3  # a structure whose composed cost misses its full replay by more: full
 ANCHORS_PER_OCTAVE = 2  # of rows, groups and prompt tokens where a boundary is measured
 KV_TOLERANCE = 3e-4  # a KV cell whose middle misses its chord by more: halved
-LINE_CHECK_USES = 16  # points a KV cell of the grid serves before its middle is checked
+LINE_CHECK_USES = 48  # points a KV cell of the grid serves before its middle is checked
 SKEW_STEP = 8  # positions between two grid points of a decode wave's skew (``keys.skew``)
 ALL_MISS = "all miss"  # the L2 verdict of a part none of whose weights can stay resident
 
@@ -398,10 +398,20 @@ class IterationCosts:
         return ok
 
     def _interpolated(self, structure: tuple, cells: list[tuple[int, int, float]]) -> Cost:
+        """Multilinear between the cell's corners, but for a skew (the last coordinate of a
+        wave of several rows per group, ``keys.skew``): its step measured at the cell's
+        lowest corner only, as what the skew moves (the KV bytes) adds to the rest."""
         cycles = dynamic = 0.0
-        for point, weight in corners(cells):
+        skewed = structure[0][0] == "decode" and structure[0][-1] > 1 and cells[-1][2] > 0
+        (lo, hi, w) = cells[-1] if skewed else (0, 0, 0.0)
+        flat = cells[:-1] + [(lo, lo, 0.0)] if skewed else cells
+        for point, weight in corners(flat):
             c = self._at(structure, point)
             cycles, dynamic = cycles + weight * c.cycles, dynamic + weight * c.dynamic_j
+        if skewed:
+            low = tuple(c[0] for c in cells[:-1])
+            a, b = self._at(structure, (*low, lo)), self._at(structure, (*low, hi))
+            cycles, dynamic = cycles + w * (b.cycles - a.cycles), dynamic + w * (b.dynamic_j - a.dynamic_j)
         return Cost(cycles, dynamic)
 
     def _interpolable(self, structure: tuple, coords: list, cells: list) -> bool:
