@@ -162,13 +162,14 @@ def _layer_items(w: Wave, rows: RowSource, layer: int) -> list[tuple[list[OpRow]
 def summed(rows: list[OpRow]) -> OpRow:
     """Rows of one op stacked as one row: M and every additive field summed, the rest the
     first's (``strategies.builder``: the item's shape reads no more of them)."""
-    return rows[0]._replace(m=sum(r.m for r in rows),
-                            **{f: sum(getattr(r, f) for r in rows) for f in _SUMMED})
+    columns = list(zip(*rows))
+    return rows[0]._replace(**{f: sum(columns[i]) for f, i in _STACKED_AT})
 
 
 _KV_DIM = {"attn_score": "n", "attn_value": "k"}  # the attention GEMM dimension that is KV
 _SUMMED = ("count", "elements", "act_in_bytes", "act_out_bytes", "kv_read_bytes",
            "kv_write_bytes", "macs", "vector_ops")
+_STACKED_AT = tuple((f, OpRow._fields.index(f)) for f in ("m", *_SUMMED))
 
 
 def batched_attention(rows: list[OpRow]) -> OpRow:
