@@ -282,17 +282,19 @@ def test_corners_weigh_multilinearly():
 def test_keys_of_a_verify_wave_and_the_part_at_a_corner():
     """Rows, groups, the KV length of the batched attention (Σ over rows of base +
     offset + 1, over groups × t_max: 560 / 9) and the skew (mean base over the groups,
-    270 / 3, less over the rows, 550 / 6); a corner puts one group of t_max rows first,
-    spreads the rest, and sets every group at the base that gives that length, the
+    270 / 3, less over the rows, 550 / 6); a corner fills groups of t_max rows first,
+    then one with what is left, the others of one row, and sets every group at the base
+    that gives that length, the
     groups of fewer rows Δ further for a skew (Δ = skew / (n_p / n − R_p / R))."""
     every_k = tuple(tuple(range(k + 1)) for k in range(5))
     w = Wave("", "decode", (0, 1), ((90, (0, 1, 2)), (100, (0, 1)), (80, (0,))), every_k)
     structure, coords = coordinates(w)
     assert coords == [("rows", 6), ("count", 3), ("kv", pytest.approx(560 / 9, rel=1e-15)),
                       ("skew", pytest.approx(90 - 550 / 6, rel=1e-15))]
-    # (62 · 9 − (6 + 3 + 1)) / 6 = 91.3; with 3 + 2 + 2 rows, (558 − 12) / 7 = 78
+    # (62 · 9 − (6 + 3 + 1)) / 6 = 91.3; 7 rows fill groups of 3 first: 3 + 3 + 1 rows,
+    # (558 − 13) / 7 = 77.9
     assert corner(structure, (6, 3, 62, 0)).groups == ((91, (0, 1, 2)), (91, (0, 1)), (91, (0,)))
-    assert corner(structure, (7, 3, 62, 0)).groups == ((78, (0, 1, 2)), (78, (0, 1)), (78, (0, 1)))
+    assert corner(structure, (7, 3, 62, 0)).groups == ((78, (0, 1, 2)), (78, (0, 1, 2)), (78, (0,)))
     # skew 8: Δ = 8 / (2/3 − 3/6) = 48, the base (558 − 10 − 3 · 48) / 6 = 67.3
     assert corner(structure, (6, 3, 62, 8)).groups == ((67, (0, 1, 2)), (115, (0, 1)), (115, (0,)))
     assert coordinates(corner(structure, (6, 3, 62, 8)))[1][3] == ("skew", 8)
