@@ -346,6 +346,44 @@ def test_a_corner_is_composed_from_a_few_layers_exactly():
         assert composed.dynamic_j == pytest.approx(whole.dynamic_j, rel=1e-12)
 
 
+def stubbed_memo(edge_costs, monkeypatch, cost) -> IterationCosts:
+    """A memo whose every corner is a part and costs ``cost(point)`` cycles."""
+    hw, bank, _ = edge_costs
+    costs = IterationCosts(hw, bank, depth=bank.depth)
+    monkeypatch.setattr(costs, "_at", lambda structure, point: Cost(cost(point), 0.0))
+    monkeypatch.setattr(costs, "_valid", lambda structure, point_weight: True)
+    return costs
+
+
+def test_a_kv_cell_with_a_jump_is_halved_down_to_it(edge_costs, monkeypatch):
+    """KV cell [97, 128] of a cost that jumps by 500 at 110: from its ``LINE_CHECK_USES``-th
+    point on, halved while its middle misses the chord (112: chord 1,353.9, cost 1,612;
+    104: 1,337.3 against 1,104; 100 on it), so KV 100.5 is read between 97 and 104."""
+    costs = stubbed_memo(edge_costs, monkeypatch,
+                         lambda point: 1000.0 + point[1] + (500 if point[1] >= 110 else 0))
+    structure = (("decode", "", (0,), ((0,),), 1), None)
+    coords, cells = [("rows", 4), ("kv", 100.5)], [(4, 4, 0.0), (97, 128, 3.5 / 31)]
+    for _ in range(memo.LINE_CHECK_USES - 1):
+        assert costs._refined(structure, coords, cells) == cells  # not yet checked
+    assert costs._refined(structure, coords, cells) == [(4, 4, 0.0), (97, 104, 0.5)]
+    assert costs._interpolated(structure, [(4, 4, 0.0), (97, 104, 0.5)]).cycles == 1100.5
+    after = [("rows", 4), ("kv", 120.25)]  # past the jump: its half [112, 128], then [112, 120]...
+    assert costs._refined(structure, after, [(4, 4, 0.0), (97, 128, 23.25 / 31)])[1][:2] == (112, 128)
+
+
+def test_a_skew_steps_as_at_its_cells_lowest_corner(edge_costs, monkeypatch):
+    """A verify wave's cell in (rows, groups, KV, skew): the rest multilinear at the skew's
+    low end, plus w × the skew's step at the lowest corner (a cost with a KV × skew term
+    gives that term's low-corner value, not its interpolation)."""
+    cost = lambda p: 10.0 * p[0] + 100.0 * p[1] + p[2] + 3.0 * p[3] + 0.5 * p[2] * p[3]
+    costs = stubbed_memo(edge_costs, monkeypatch, cost)
+    structure = (("decode", "", (0,), ((0,), (0, 1)), 2), None)
+    cells = [(17, 25, 0.5), (8, 10, 0.5), (97, 128, 0.25), (0, 8, 0.5)]
+    got = costs._interpolated(structure, cells).cycles
+    rest = 10 * 21 + 100 * 9 + 104.75  # at skew 0
+    assert got == pytest.approx(rest + 0.5 * (3 * 8 + 0.5 * 97 * 8), rel=1e-12)
+
+
 @pytest.fixture(scope="module")
 def edge_costs():
     hw, wl = load_hardware(EDGE), load_workload(STRATEGIES)

@@ -61,8 +61,10 @@ costs ~0.05 s; the memo replays a few hundred small parts and composes them:
 
    exact for a cost affine in each coordinate including products such as n·ℓ (the
    KV bytes). A corner's cost is the replay of the part that ``keys.corner``
-   builds there (its rows spread evenly over its groups, its executions over the
-   stages, every group at one base, its shorter groups further for a skew). Where a
+   builds there (its rows filling groups of t_max first, its executions spread evenly
+   over the stages, every group at one base, its shorter groups further for a skew;
+   a skew's step is taken at the cell's lowest corner only, as what it moves, the KV
+   bytes, adds to the rest: 3 corners for a verify wave's KV and skew, not 4). Where a
    corner is no part (fewer rows than groups) the part's own rows and groups are
    taken, the KV length and skew alone interpolated, failing that the skew left out
    (a corner with a group before position 1); a prompt's cell is interpolated only if the interpolation at
