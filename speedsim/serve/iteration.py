@@ -37,6 +37,7 @@ from speedsim.contracts.workitem import WorkItem
 from speedsim.strategies.builder import ItemBuilder
 from speedsim.strategies.common import with_slots
 from speedsim.strategies.verify import merged
+from speedsim.trace.schema import ATTENTION_OPS
 
 Group = tuple[int, tuple[int, ...]]  # (base, offsets): one request's rows
 
@@ -147,8 +148,9 @@ def _layer_items(w: Wave, rows: RowSource, layer: int) -> list[tuple[list[OpRow]
     per_group = [[rows(w.scope, w.phase, base + off if w.phase == "decode" else base, layer)
                   for off in offsets] for base, offsets in w.groups]
     out = []
-    for o, (_, slot) in enumerate(with_slots(per_group[0][0])):
-        stacked = [r for group in per_group for r in merged([ops[o] for ops in group])]
+    for o, (row, slot) in enumerate(with_slots(per_group[0][0])):
+        stacked = [r for group in per_group for r in merged([ops[o] for ops in group])] \
+            if row.op in _MERGED else [ops[o] for group in per_group for ops in group]
         if stacked[0].op == "embed":  # gathers rows of one table: one row, bytes summed
             stacked = merged(stacked)
         elif stacked[0].op in _KV_DIM and len(stacked) > 1:
@@ -167,6 +169,7 @@ def summed(rows: list[OpRow]) -> OpRow:
 
 
 _KV_DIM = {"attn_score": "n", "attn_value": "k"}  # the attention GEMM dimension that is KV
+_MERGED = (*ATTENTION_OPS, "embed")  # ops whose rows of one group ``merged`` merges
 _SUMMED = ("count", "elements", "act_in_bytes", "act_out_bytes", "kv_read_bytes",
            "kv_write_bytes", "macs", "vector_ops")
 _STACKED_AT = tuple((f, OpRow._fields.index(f)) for f in ("m", *_SUMMED))
