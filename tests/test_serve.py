@@ -280,27 +280,40 @@ def test_corners_weigh_multilinearly():
 
 
 def test_keys_of_a_verify_wave_and_the_part_at_a_corner():
-    """Rows, groups and the KV length of the batched attention (Σ over rows of base +
-    offset + 1, over groups × t_max: 560 / 9); a corner puts one group of t_max rows first,
-    spreads the rest, and sets every group at the base that gives that length."""
+    """Rows, groups, the KV length of the batched attention (Σ over rows of base +
+    offset + 1, over groups × t_max: 560 / 9) and the skew (mean base over the groups,
+    270 / 3, less over the rows, 550 / 6); a corner fills groups of t_max rows first,
+    then one with what is left, the others of one row, and sets every group at the base
+    that gives that length, the
+    groups of fewer rows Δ further for a skew (Δ = skew / (n_p / n − R_p / R))."""
     every_k = tuple(tuple(range(k + 1)) for k in range(5))
     w = Wave("", "decode", (0, 1), ((90, (0, 1, 2)), (100, (0, 1)), (80, (0,))), every_k)
     structure, coords = coordinates(w)
-    assert coords == [("rows", 6), ("count", 3), ("kv", pytest.approx(560 / 9, rel=1e-15))]
-    # (62 · 9 − (6 + 3 + 1)) / 6 = 91.3; with 3 + 2 + 2 rows, (558 − 12) / 7 = 78
-    assert corner(structure, (6, 3, 62)).groups == ((91, (0, 1, 2)), (91, (0, 1)), (91, (0,)))
-    assert corner(structure, (7, 3, 62)).groups == ((78, (0, 1, 2)), (78, (0, 1)), (78, (0, 1)))
-    assert corner(structure, (4, 3, 62)) is None  # t_max = 3 and two more groups: 5 rows at least
-    assert corner(structure, (10, 3, 62)) is None  # more than 3 rows in a group
-    assert corner(structure, (6, 3, 1)) is None  # a row before position 1
+    assert coords == [("rows", 6), ("count", 3), ("kv", pytest.approx(560 / 9, rel=1e-15)),
+                      ("skew", pytest.approx(90 - 550 / 6, rel=1e-15))]
+    # (62 · 9 − (6 + 3 + 1)) / 6 = 91.3; 7 rows fill groups of 3 first: 3 + 3 + 1 rows,
+    # (558 − 13) / 7 = 77.9
+    assert corner(structure, (6, 3, 62, 0)).groups == ((91, (0, 1, 2)), (91, (0, 1)), (91, (0,)))
+    assert corner(structure, (7, 3, 62, 0)).groups == ((78, (0, 1, 2)), (78, (0, 1, 2)), (78, (0,)))
+    # skew 8: Δ = 8 / (2/3 − 3/6) = 48, the base (558 − 10 − 3 · 48) / 6 = 67.3
+    assert corner(structure, (6, 3, 62, 8)).groups == ((67, (0, 1, 2)), (115, (0, 1)), (115, (0,)))
+    assert coordinates(corner(structure, (6, 3, 62, 8)))[1][3] == ("skew", 8)
+    full = Wave("", "decode", (0, 1), ((90, (0, 1, 2)), (80, (0, 1, 2))), every_k)
+    assert coordinates(full)[1][3] == ("skew", 0)  # every group of t_max rows: no skew
+    assert corner(coordinates(full)[0], (6, 2, 88, 8)) is None  # no shorter group to skew
+    drafts = Wave("draft", "decode", (0, 1), w.groups, every_k)
+    assert coordinates(drafts)[1][3] == ("skew", 0)  # a draft model's waves: never skewed
+    assert corner(structure, (4, 3, 62, 0)) is None  # t_max = 3 and two more groups: 5 rows at least
+    assert corner(structure, (10, 3, 62, 0)) is None  # more than 3 rows in a group
+    assert corner(structure, (6, 3, 1, 0)) is None  # a row before position 1
     single = Wave("", "decode", (0,), ((90, (0,)), (95, (0,))))
     assert coordinates(single)[1] == [("rows", 2), ("kv", 93.5)]
     # one group: its merged attention reads its longest KV (positions 90..94: 95), the
     # length whose tiles its cost steps with; the corner there is the same group
     alone = Wave("", "decode", (0, 1), ((90, (0, 1, 2, 3, 4)),), every_k)
     structure, coords = coordinates(alone)
-    assert coords == [("rows", 5), ("count", 1), ("kv", 95)]
-    assert corner(structure, (5, 1, 95)).groups == alone.groups
+    assert coords == [("rows", 5), ("count", 1), ("kv", 95), ("skew", 0)]
+    assert corner(structure, (5, 1, 95, 0)).groups == alone.groups
 
 
 def test_keys_of_a_speed_step_and_of_a_prefill():
@@ -331,6 +344,44 @@ def test_a_corner_is_composed_from_a_few_layers_exactly():
         whole, composed = costs.replayed(it), costs._composed(it)
         assert composed.cycles == whole.cycles
         assert composed.dynamic_j == pytest.approx(whole.dynamic_j, rel=1e-12)
+
+
+def stubbed_memo(edge_costs, monkeypatch, cost) -> IterationCosts:
+    """A memo whose every corner is a part and costs ``cost(point)`` cycles."""
+    hw, bank, _ = edge_costs
+    costs = IterationCosts(hw, bank, depth=bank.depth)
+    monkeypatch.setattr(costs, "_at", lambda structure, point: Cost(cost(point), 0.0))
+    monkeypatch.setattr(costs, "_valid", lambda structure, point_weight: True)
+    return costs
+
+
+def test_a_kv_cell_with_a_jump_is_halved_down_to_it(edge_costs, monkeypatch):
+    """KV cell [97, 128] of a cost that jumps by 500 at 110: from its ``LINE_CHECK_USES``-th
+    point on, halved while its middle misses the chord (112: chord 1,353.9, cost 1,612;
+    104: 1,337.3 against 1,104; 100 on it), so KV 100.5 is read between 97 and 104."""
+    costs = stubbed_memo(edge_costs, monkeypatch,
+                         lambda point: 1000.0 + point[1] + (500 if point[1] >= 110 else 0))
+    structure = (("decode", "", (0,), ((0,),), 1), None)
+    coords, cells = [("rows", 4), ("kv", 100.5)], [(4, 4, 0.0), (97, 128, 3.5 / 31)]
+    for _ in range(memo.LINE_CHECK_USES - 1):
+        assert costs._refined(structure, coords, cells) == cells  # not yet checked
+    assert costs._refined(structure, coords, cells) == [(4, 4, 0.0), (97, 104, 0.5)]
+    assert costs._interpolated(structure, [(4, 4, 0.0), (97, 104, 0.5)]).cycles == 1100.5
+    after = [("rows", 4), ("kv", 120.25)]  # past the jump: its half [112, 128], then [112, 120]...
+    assert costs._refined(structure, after, [(4, 4, 0.0), (97, 128, 23.25 / 31)])[1][:2] == (112, 128)
+
+
+def test_a_skew_steps_as_at_its_cells_lowest_corner(edge_costs, monkeypatch):
+    """A verify wave's cell in (rows, groups, KV, skew): the rest multilinear at the skew's
+    low end, plus w × the skew's step at the lowest corner (a cost with a KV × skew term
+    gives that term's low-corner value, not its interpolation)."""
+    cost = lambda p: 10.0 * p[0] + 100.0 * p[1] + p[2] + 3.0 * p[3] + 0.5 * p[2] * p[3]
+    costs = stubbed_memo(edge_costs, monkeypatch, cost)
+    structure = (("decode", "", (0,), ((0,), (0, 1)), 2), None)
+    cells = [(17, 25, 0.5), (8, 10, 0.5), (97, 128, 0.25), (0, 8, 0.5)]
+    got = costs._interpolated(structure, cells).cycles
+    rest = 10 * 21 + 100 * 9 + 104.75  # at skew 0
+    assert got == pytest.approx(rest + 0.5 * (3 * 8 + 0.5 * 97 * 8), rel=1e-12)
 
 
 @pytest.fixture(scope="module")

@@ -102,7 +102,8 @@ def dram_bandwidth_utilization(items: pd.DataFrame, hw: Hardware, cycles: int) -
 
 def item_dram_bytes(items: pd.DataFrame) -> np.ndarray:
     """DRAM bytes each item moved: weights fetched, KV read and written, activations."""
-    return items[list(DRAM_BYTE_COLUMNS)].sum(axis=1).to_numpy(dtype=np.int64)
+    return np.sum([items[c].to_numpy(dtype=np.int64) for c in DRAM_BYTE_COLUMNS], axis=0,
+                  dtype=np.int64)
 
 
 def dram_bytes(items: pd.DataFrame) -> int:

@@ -37,6 +37,7 @@ from speedsim.contracts.workitem import WorkItem
 from speedsim.strategies.builder import ItemBuilder
 from speedsim.strategies.common import with_slots
 from speedsim.strategies.verify import merged
+from speedsim.trace.schema import ATTENTION_OPS
 
 Group = tuple[int, tuple[int, ...]]  # (base, offsets): one request's rows
 
@@ -85,11 +86,12 @@ def work_items(parts: Iteration, rows: RowSource, placement: Placement,
     b = ItemBuilder(placement)
     prev: Deps = ()
     sizes = []
+    stacks: dict[tuple[Wave, int], list] = {}  # a wave's layer's items' rows: the same in each copy
     for copy in range(copies):
         start = len(b.items)
         for i, p in enumerate(parts):
             mark = marks[i] if marks is not None and copy == copies - 1 else None
-            prev = (_wave(b, p, rows, prev, mark) if isinstance(p, Wave)
+            prev = (_wave(b, p, rows, prev, mark, stacks) if isinstance(p, Wave)
                     else _speed_step(b, p, rows, prev, attention_batched, mark))
             if part_ends is not None:
                 part_ends.append(len(b.items))
@@ -125,26 +127,52 @@ def _add(b: ItemBuilder, rows: list[OpRow], deps: Deps, slot: int, scope: str = 
 
 
 def _wave(b: ItemBuilder, w: Wave, rows: RowSource, prev: Deps,
-          marks: list[int] | None = None) -> Deps:
-    """Every layer's ops, one item each, in one chain."""
+          marks: list[int] | None = None, stacks: dict | None = None) -> Deps:
+    """Every layer's ops, one item each, in one chain (``stacks``: each layer's items'
+    rows, kept across calls)."""
+    stacks = {} if stacks is None else stacks
     for layer in w.layers:
-        per_group = [[rows(w.scope, w.phase, base + off if w.phase == "decode" else base, layer)
-                      for off in offsets] for base, offsets in w.groups]
-        for o, (_, slot) in enumerate(with_slots(per_group[0][0])):
-            stacked = [r for group in per_group for r in merged([ops[o] for ops in group])]
-            if stacked[0].op == "embed":  # gathers rows of one table: one row, bytes summed
-                stacked = merged(stacked)
-            elif stacked[0].op in _KV_DIM and len(stacked) > 1:
-                stacked = [batched_attention(stacked)]
+        key = (w, layer)
+        if key not in stacks:
+            stacks[key] = _layer_items(w, rows, layer)
+        for stacked, slot in stacks[key]:
             prev = _add(b, stacked, prev, slot, w.scope)
         if marks is not None:
             marks.append(prev[0])
     return prev
 
 
+def _layer_items(w: Wave, rows: RowSource, layer: int) -> list[tuple[list[OpRow], int]]:
+    """(rows, slot) of each item of one layer of ``w``: dense ops stack every row of
+    every group; attention and the embedding merge each group's rows (module docstring)."""
+    per_group = [[rows(w.scope, w.phase, base + off if w.phase == "decode" else base, layer)
+                  for off in offsets] for base, offsets in w.groups]
+    out = []
+    for o, (row, slot) in enumerate(with_slots(per_group[0][0])):
+        stacked = [r for group in per_group for r in merged([ops[o] for ops in group])] \
+            if row.op in _MERGED else [ops[o] for group in per_group for ops in group]
+        if stacked[0].op == "embed":  # gathers rows of one table: one row, bytes summed
+            stacked = merged(stacked)
+        elif stacked[0].op in _KV_DIM and len(stacked) > 1:
+            stacked = [batched_attention(stacked)]
+        elif len(stacked) > 1:  # one row of their sums: the item ``ItemBuilder.add`` makes of them
+            stacked = [summed(stacked)]
+        out.append((stacked, slot))
+    return out
+
+
+def summed(rows: list[OpRow]) -> OpRow:
+    """Rows of one op stacked as one row: M and every additive field summed, the rest the
+    first's (``strategies.builder``: the item's shape reads no more of them)."""
+    columns = list(zip(*rows))
+    return rows[0]._replace(**{f: sum(columns[i]) for f, i in _STACKED_AT})
+
+
 _KV_DIM = {"attn_score": "n", "attn_value": "k"}  # the attention GEMM dimension that is KV
+_MERGED = (*ATTENTION_OPS, "embed")  # ops whose rows of one group ``merged`` merges
 _SUMMED = ("count", "elements", "act_in_bytes", "act_out_bytes", "kv_read_bytes",
            "kv_write_bytes", "macs", "vector_ops")
+_STACKED_AT = tuple((f, OpRow._fields.index(f)) for f in ("m", *_SUMMED))
 
 
 def batched_attention(rows: list[OpRow]) -> OpRow:
@@ -214,6 +242,8 @@ def _layer_step(b: ItemBuilder, s: SpeedStep, rows: RowSource, execs: list[tuple
                 rows = [ops[e][o][0] for e in sub]
                 if row0.op in _KV_DIM and len(rows) > 1:
                     rows = [batched_attention(rows)]
+                elif len(rows) > 1:
+                    rows = [summed(rows)]
                 _fused(b, lanes, sub, rows, slot)
 
 

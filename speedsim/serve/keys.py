@@ -12,7 +12,18 @@ A part's cost is decided, up to what the memo's error measures, by:
   which its merged attention reads (``strategies.verify.merged``: a verify of 5 rows
   with ℓ its mean stepped inside a cell, 2 positions before its tile's end, and the
   memo ran up to +1.5 % on edge); with one row per group ℓ is the mean position + 1,
-  R = n, and n is not a coordinate of its own;
+  R = n, and n is not a coordinate of its own. With several rows per group, the
+  target model's waves also have the coordinate *skew* S (``skew``: the mean base over
+  the groups less the mean over the rows), since ℓ weighs a group by its rows while
+  its KV bytes count once per group: a request's last verify has fewer rows and, the
+  request being old, the longest KV, so the verify waves that end requests read more
+  KV than the corner of their ℓ (7B on h100: 0.1 to 0.24 % of such a wave short, the
+  whole of draft_spec's summed −0.0098 % and its TTFT p90 −1.85 % over the first 60
+  requests; keyed, with ``corner``'s filled groups, +0.0004 % and −0.04 %). Keying ℓ
+  by the bytes instead breaks the
+  edge, whose attention steps with the GEMM's tiles (draft_spec iterations up to
+  −2.3 %). A draft model's catch-up waves (1 or 2 rows per group, not by age) keep S =
+  0: their skew has no sign, and keying it doubled their corners;
 - a prefill ``Wave`` of one prompt: its model and layers, and the coordinate *prompt*
   (its tokens: the GEMMs' rows and the attention's KV length at once); of several
   prompts: its model, layers and prompts, no coordinate (how the prompts spread
@@ -25,12 +36,15 @@ A part's cost is decided, up to what the memo's error measures, by:
   x̄ + 1. How the executions spread over the occupied stages changes a 7B step on h100
   by < 0.05 % (the heads' rows from 6 to 17 of 16 to 24 executions).
 
-``corner`` builds the part of given coordinates: one group of the longest pattern and
-the other rows spread as evenly as the patterns allow over the other groups, every
-group at the one base that gives the KV length ℓ (decode); the prefill of that prompt,
-or of those prompts; the executions spread evenly over the occupied stages (SPEED).
+``corner`` builds the part of given coordinates: as many groups of the longest pattern
+as the rows allow, one of what is left, the others of one row (as the verify waves that
+end requests have them; a skew then needs a small shift of few groups, where rows spread
+evenly over the groups needed one of hundreds of positions, past position 1: a 7B verify
+at 48 rows, 11 groups and skew 18 fell back to none, −0.47 %), every group at the one
+base that gives the KV length ℓ, the groups of fewer rows Δ further for a skew S
+(``_bases``; decode); the prefill of that prompt, or of those prompts; the executions spread evenly over the occupied stages (SPEED).
 ``None`` where no part has the coordinates (fewer rows than groups or occupied stages,
-more than t_max per group, a base before 1).
+more than t_max per group, a base before 1, a skew without a shorter group).
 """
 
 from __future__ import annotations
@@ -40,8 +54,8 @@ from typing import Optional
 from speedsim.serve.iteration import Part, SpeedStep, Wave, canonical
 
 # coordinate kinds, gridded by the memo: rows of a GEMM, a prompt's tokens (rows and KV length
-# at once), groups, KV length
-ROWS, PROMPT, COUNT, KV = "rows", "prompt", "count", "kv"
+# at once), groups, KV length, how much further the groups of fewer rows read (``skew``)
+ROWS, PROMPT, COUNT, KV, SKEW = "rows", "prompt", "count", "kv", "skew"
 
 
 def coordinates(p: Part) -> tuple[tuple, list[tuple[str, float]]]:
@@ -61,7 +75,17 @@ def coordinates(p: Part) -> tuple[tuple, list[tuple[str, float]]]:
     kv = attention_length(p.groups, t_max) if n > 1 else p.groups[0][0] + max(p.groups[0][1]) + 1
     if t_max == 1:
         return ("decode", p.scope, p.layers, patterns, 1), [(ROWS, R), (KV, kv)]
-    return ("decode", p.scope, p.layers, patterns, t_max), [(ROWS, R), (COUNT, n), (KV, kv)]
+    return ("decode", p.scope, p.layers, patterns, t_max), \
+        [(ROWS, R), (COUNT, n), (KV, kv), (SKEW, 0 if p.scope else skew(p.groups))]
+
+
+def skew(groups) -> float:
+    """How much further the groups' attention reads than their rows' weighing says: the
+    mean base over the groups less the mean over their rows (0 when every group has as
+    many rows; > 0 when the groups of fewer rows sit at longer KV, as a request's last,
+    short verify does)."""
+    R = sum(len(off) for _, off in groups)
+    return sum(b for b, _ in groups) / len(groups) - sum(len(off) * b for b, off in groups) / R
 
 
 def attention_length(groups, t_max: int) -> float:
@@ -86,34 +110,48 @@ def corner(structure: tuple, point: tuple[int, ...]) -> Optional[Part]:
         return Wave(scope, "prefill", layers, tuple((b, (0,)) for b in prompts))
     _, scope, layers, patterns, t_max = structure
     if t_max == 1:
-        (R, kv), n = point, point[0]
+        (R, kv), n, tilt = point, point[0], 0
     else:
-        R, n, kv = point
-    lengths = _spread(R, n, t_max)
+        R, n, kv, tilt = point
+    lengths = _fill(R, n, t_max)
     if lengths is None:
         return None
     by_length = {len(o): o for o in reversed(patterns)}  # the first pattern of each length
     if any(t not in by_length for t in lengths):
         return None
     offsets = [by_length[t] for t in lengths]
-    # the base that gives the batched attention this KV length, to within half a position;
-    # one group's attention reads its longest KV
-    x = kv - 1 - max(offsets[0]) if n == 1 else \
-        round((kv * n * t_max - sum(map(_offsets, offsets))) / R)
-    if x + min(o[0] for o in offsets) < 1:  # a row before position 1
+    bases = _bases(offsets, n, t_max, kv, tilt)
+    if bases is None or any(b + o[0] < 1 for b, o in zip(bases, offsets)):  # a row before 1
         return None
-    return Wave(scope, "decode", layers, canonical([(x, o) for o in offsets]))
+    return Wave(scope, "decode", layers, canonical(list(zip(bases, offsets))))
 
 
-def _spread(R: int, n: int, t_max: int) -> Optional[list[int]]:
-    """Row counts of n groups: one of t_max, R − t_max spread as evenly as can be over
-    the others; None if that cannot be (1 <= each <= t_max)."""
+def _bases(offsets: list[tuple[int, ...]], n: int, t_max: int, kv: int,
+           tilt: int) -> Optional[list[int]]:
+    """Bases that give the groups' batched attention KV length ``kv`` (to within half a
+    position; one group reads its longest KV) and skew ``tilt``: the groups of fewer than
+    t_max rows Δ positions further than the others (``skew`` = Δ (n_p / n − R_p / R));
+    None if that cannot be (a skew without such a group)."""
+    R = sum(map(len, offsets))
+    if n == 1:
+        return None if tilt else [kv - 1 - max(offsets[0])]
+    short = [len(o) < t_max for o in offsets]
+    n_p, R_p = sum(short), sum(len(o) for o, s in zip(offsets, short) if s)
+    if tilt and not n_p:
+        return None
+    delta = round(tilt / (n_p / n - R_p / R)) if tilt else 0
+    x = round((kv * n * t_max - sum(map(_offsets, offsets)) - R_p * delta) / R)
+    return [x + delta if s else x for s in short]
+def _fill(R: int, n: int, t_max: int) -> Optional[list[int]]:
+    """Row counts of n groups: as many of t_max as R allows, then one of what is left,
+    the others of one row (as requests that end draft less); None if that cannot be (a
+    group of t_max, 1 <= each <= t_max)."""
     if n < 1 or R < t_max + n - 1 or R > n * t_max:
         return None
-    if n == 1:
-        return [t_max] if R == t_max else None
-    q, r = divmod(R - t_max, n - 1)
-    return [t_max] + [q + 1] * r + [q] * (n - 1 - r)
+    if t_max == 1:
+        return [1] * n
+    full, left = divmod(R - n, t_max - 1)  # rows beyond one per group
+    return [t_max] * full + ([1 + left] if full < n else []) + [1] * (n - full - 1)
 
 
 def _speed(structure: tuple, point: tuple[int, ...]) -> Optional[SpeedStep]:

@@ -52,7 +52,8 @@ costs ~0.05 s; the memo replays a few hundred small parts and composes them:
    once); a KV length on one cell per tile of the dimension it fills (the array's
    columns, output stationary: +5 % from KV 64 to 65 on edge, flat within
    [65, 96]); groups on
-   ``COUNT_POINTS_PER_OCTAVE`` points per octave. A point's cost is the
+   ``COUNT_POINTS_PER_OCTAVE`` points per octave; a skew (``keys.skew``) on multiples
+   of ``SKEW_STEP`` positions (its KV bytes are affine in it). A point's cost is the
    multilinear interpolation between the corners of its cell: with w_i = (c_i −
    lo_i) / (hi_i − lo_i) per coordinate,
 
@@ -60,10 +61,13 @@ costs ~0.05 s; the memo replays a few hundred small parts and composes them:
 
    exact for a cost affine in each coordinate including products such as n·ℓ (the
    KV bytes). A corner's cost is the replay of the part that ``keys.corner``
-   builds there (its rows spread evenly over its groups, its executions over the
-   stages, every group at one base). Where a corner is no part (fewer rows than
-   groups) the part's own rows and groups are taken, the KV length alone
-   interpolated; a prompt's cell is interpolated only if the interpolation at
+   builds there (its rows filling groups of t_max first, its executions spread evenly
+   over the stages, every group at one base, its shorter groups further for a skew;
+   a skew's step is taken at the cell's lowest corner only, as what it moves, the KV
+   bytes, adds to the rest: 3 corners for a verify wave's KV and skew, not 4). Where a
+   corner is no part (fewer rows than groups) the part's own rows and groups are
+   taken, the KV length and skew alone interpolated, failing that the skew left out
+   (a corner with a group before position 1); a prompt's cell is interpolated only if the interpolation at
    the first point asked for in it agrees with that point's replay within
    ``PROMPT_TOLERANCE`` (a prefill's cost steps every few tokens on edge).
 4. **Composition.** A corner is replayed with only its first ``KEPT_LAYERS``
@@ -93,8 +97,27 @@ costs ~0.05 s; the memo replays a few hundred small parts and composes them:
 Each corner is replayed once and kept, across strategies (a prefill of the same
 prompt is the same part for each).
 
+**What a TTFT sees.** A TTFT is mostly the wait for the running iteration, so its error
+is the drift of the absolute clock at the request's admission (the memo's summed error
+since the server last idled) far more than its own prefill's: 7B on h100, first 60
+requests, per request (a) the prefill's own error and (b) the clock's drift at its
+admission were 0.05 µs and −46 µs (sequential), −173 µs (draft_spec), of a TTFT of
+11 ms. So what matters is the *sign* of the memo's errors, and three of its sources
+were one-signed: the verify waves that end requests (``keys.skew``), a cost that jumps
+inside a KV cell, and a KV cell's chord through two points of a sawtooth (below).
+
+6. **KV cells checked.** A KV cell that has served ``LINE_CHECK_USES`` points has its
+   middle replayed (the other coordinates at their low corner); while that misses the
+   chord between the cell's ends by more than ``KV_TOLERANCE`` the cell is halved,
+   down to one position. Shallow on h100 (8 layers, 5 rows): the cost drops 2,560
+   cycles at KV 159 inside [129, 160], and the memo ran up to 0.096 % below a stretch
+   of iterations.
+
 **Error bound.** What the memo misses: curvature within a cell (on edge a decode
-wave's cost wiggles by ±0.1 % within one KV tile), the spread of the requests around
+wave's cost wiggles by ±0.1 % within one KV tile; on h100 a sawtooth of ±1.6e-4 whose
+period, 4 to 15 positions, depends on the rows, from the engine's integer cycles, so
+that a cell's chord may lie above or below it throughout: shallow's summed −0.0018 %
+over the first 60 requests, its TTFT mean about −1 %), the spread of the requests around
 the corner's even spread (SPEED: each stage's attention is sized by its own
 executions' mean KV length where attention is issued per token, the corner's by the
 step's: single SPEED iterations on traffic/trace.yaml up to 8 % off; keying each
@@ -124,7 +147,7 @@ from speedsim.hw.l2 import handed_on, tensor_of, through_cache
 from speedsim.metrics.energy import per_item_energy_j
 from speedsim.serve.iteration import (Iteration, Part, RowSource, SpeedStep, middle_layers,
                                       shortened, work_items)
-from speedsim.serve.keys import COUNT, KV, PROMPT, ROWS, coordinates, corner
+from speedsim.serve.keys import COUNT, KV, PROMPT, ROWS, SKEW, coordinates, corner
 from speedsim.sim.engine import replay
 
 COUNT_POINTS_PER_OCTAVE = 4  # of the groups of a decode wave
@@ -134,6 +157,9 @@ BOUNDARY_LAYERS = 1  # repeated layers a boundary's pair replay keeps (tails and
 PROMPT_TOLERANCE = 2e-3  # a prompt's cell missing its first point by more: not interpolated
 COMPOSED_TOLERANCE = 1e-3  # a structure whose composed cost misses its full replay by more: full
 ANCHORS_PER_OCTAVE = 2  # of rows, groups and prompt tokens where a boundary is measured
+KV_TOLERANCE = 3e-4  # a KV cell whose middle misses its chord by more: halved
+LINE_CHECK_USES = 16  # points a KV cell of the grid serves before its middle is checked
+SKEW_STEP = 8  # positions between two grid points of a decode wave's skew (``keys.skew``)
 ALL_MISS = "all miss"  # the L2 verdict of a part none of whose weights can stay resident
 
 
@@ -154,10 +180,13 @@ class IterationCosts:
         self._memo: dict[tuple, Cost] = {}
         self._composable: dict[tuple, bool] = {}  # per structure: its composed cost checked
         self._cells: dict[tuple, bool] = {}  # per grid cell: whether it is interpolated
+        self._lines: dict[tuple, bool] = {}  # per KV cell: whether its cost is linear enough
+        self._uses: Counter = Counter()  # per KV cell of the grid: the points it has served
         self._never_hit: dict[tuple, bool] = {}  # per iteration's weight accesses (``verdicts``)
         self._verdict_ids: dict[tuple, int] = {}  # a part's L2 verdict -> its id
         self._verdict_tables: list[dict] = []  # id -> {(tensor, occurrence): missed bytes}
         self._boundaries: dict[tuple, Cost] = {}  # two parts' anchors -> a boundary's cost
+        self._parts: dict[tuple, bool] = {}  # (structure, point) -> whether a part has it
         self._alones: dict[tuple, Cost] = {}  # (short part, verdict) -> its cost alone
         self.replays = 0
         self.corners = 0  # replays of grid-cell corners (the memo's own)
@@ -194,18 +223,19 @@ class IterationCosts:
         """The memo's cost of ``it``: the sum of its parts' (module docstring)."""
         cycles = dynamic = 0.0
         verdicts = self.verdicts(it)
-        for p, verdict in zip(it, verdicts):
-            c = self.part(p, verdict)
+        keyed = [coordinates(p) for p in it]
+        for k, verdict in zip(keyed, verdicts):
+            c = self._part(*k, verdict)
             cycles, dynamic = cycles + c.cycles, dynamic + c.dynamic_j
-        edges = self.boundaries(it, verdicts)
+        edges = self.boundaries(it, verdicts, keyed)
         return Cost(cycles + edges.cycles, dynamic + edges.dynamic_j)
 
-    def boundaries(self, it: Iteration, verdicts: tuple) -> Cost:
+    def boundaries(self, it: Iteration, verdicts: tuple, keyed: list | None = None) -> Cost:
         """Σ over the boundaries between two parts of different structures (cyclic: the
         last part precedes the first, as the previous iteration's does) of what the later
         part costs more after the earlier one than after a copy of itself (module
         docstring, *Parts add up*)."""
-        keyed = [coordinates(p) for p in it]
+        keyed = keyed or [coordinates(p) for p in it]
         edges = [self._boundary(keyed[j - 1], verdicts[j - 1], keyed[j], verdicts[j])
                  for j in range(len(it)) if len(it) > 1 and keyed[j - 1][0] != keyed[j][0]]
         return Cost(sum(e.cycles for e in edges), sum(e.dynamic_j for e in edges))
@@ -247,17 +277,25 @@ class IterationCosts:
         their tokens (its rows at the boundary)."""
         if structure[0] == "prefill" and structure[3] != 1:
             structure, coords = (*structure[:3], 1), [(PROMPT, sum(structure[3]))]
-        low = [grid_points(v, 1 if kind == KV else ANCHORS_PER_OCTAVE)[0] for kind, v in coords]
+        low = [0 if kind == SKEW else grid_points(v, 1 if kind == KV else ANCHORS_PER_OCTAVE)[0]
+               for kind, v in coords]
         if any(kind == COUNT for kind, _ in coords):  # rows, groups, KV: groups that fit the rows
             t_max = structure[-1]
             R = max(low[0], t_max)
             low[:2] = R, min(max(low[1], -(-R // t_max)), R - t_max + 1)
         for point in (tuple(low),
-                      tuple(lo if kind == KV else round(v) for (kind, v), lo in zip(coords, low)),
-                      tuple(round(v) for _, v in coords)):
-            if corner(structure, point) is not None:
+                      tuple(lo if kind in (KV, SKEW) else round(v)
+                            for (kind, v), lo in zip(coords, low)),
+                      tuple(0 if kind == SKEW else round(v) for kind, v in coords)):
+            if self._is_part(structure, point):
                 return structure, point
         raise AssertionError(f"no part at {structure} {coords}")  # a part's own point is one
+
+    def _is_part(self, structure: tuple, point: tuple[int, ...]) -> bool:
+        key = (structure, point)
+        if key not in self._parts:
+            self._parts[key] = corner(structure, point) is not None
+        return self._parts[key]
 
     def _short(self, p: Part) -> Part:
         return p if self.depth is None else shortened(p, self.depth, BOUNDARY_LAYERS)
@@ -335,22 +373,73 @@ class IterationCosts:
         """The multilinear interpolation of the part's cost between the corners of its grid
         cell (``cell``), each corner's part (``keys.corner``) replayed once. A cell with a
         corner that no part has (``_interpolable``) is taken at the part's own rows and
-        groups, the KV length alone interpolated, or failing that not at all (the KV
+        groups, the KV length and skew alone interpolated; failing that, without a skew
+        (its corners would put a group before position 1); failing that not at all (the KV
         length rounded, as the batched attention rounds it)."""
-        structure, coords = coordinates(p)
+        return self._part(*coordinates(p), verdict)
+
+    def _part(self, structure: tuple, coords: list, verdict) -> Cost:
         structure = (structure, verdict)  # the memo's: a part's cost depends on the L2's verdict
         cells = [cell(kind, v, matrix_section(self.hw)) for kind, v in coords]
-        if not self._interpolable(structure, coords, cells):
-            cells = [c if kind == KV else (v, v, 0.0) for (kind, v), c in zip(coords, cells)]
+        for fallback in (_own_rows_and_groups, _no_skew):
+            if self._interpolable(structure, coords, cells):
+                break
+            cells = fallback(coords, cells)
+        else:
             if not self._interpolable(structure, coords, cells):
-                cells = [(round(v), round(v), 0.0) for _, v in coords]
-        return self._interpolated(structure, cells)
+                cells = _no_skew(coords, [(round(v), round(v), 0.0) for _, v in coords])
+        return self._interpolated(structure, self._refined(structure, coords, cells))
+
+    def _refined(self, structure: tuple, coords: list, cells: list) -> list:
+        """``cells`` with the KV length's halved, down to one position, while the replay at
+        its middle misses the chord between its ends by more than ``KV_TOLERANCE`` (the
+        other coordinates at their cell's low corner; checked once per cell, from the
+        ``LINE_CHECK_USES``-th point it serves on: a sum's error is its busiest cells'): a
+        cost that jumps inside a cell (module docstring, *Grid*)."""
+        i = next((j for j, (kind, _) in enumerate(coords) if kind == KV), None)
+        if i is None:
+            return cells
+        (lo, hi, _), v = cells[i], coords[i][1]
+        others = [c[0] for c in cells]
+        self._uses[structure, tuple(others), hi] += 1
+        if self._uses[structure, tuple(others), hi] < LINE_CHECK_USES:
+            return cells
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if self._linear(structure, others, i, (lo, mid, hi)):
+                break
+            lo, hi = (lo, mid) if v <= mid else (mid, hi)
+        return [*cells[:i], (lo, hi, (v - lo) / (hi - lo)) if hi > lo else cells[i], *cells[i + 1:]]
+
+    def _linear(self, structure: tuple, others: list, i: int, kvs: tuple[int, int, int]) -> bool:
+        """Whether the cost at the middle KV length ``kvs[1]`` is within ``KV_TOLERANCE`` of
+        the chord between ``kvs[0]`` and ``kvs[2]`` (kept; True where a point is no part)."""
+        key = (structure, tuple(others[:i] + others[i + 1:]), kvs)
+        ok = self._lines.get(key)
+        if ok is None:
+            points = [tuple(others[:i] + [k] + others[i + 1:]) for k in kvs]
+            ok = not all(self._valid(structure, (pt, 1.0)) for pt in points)
+            if not ok:
+                (a, m, b), (lo, mid, hi) = (self._at(structure, pt).cycles for pt in points), kvs
+                ok = abs((a + (b - a) * (mid - lo) / (hi - lo)) / m - 1) <= KV_TOLERANCE
+            self._lines[key] = ok
+        return ok
 
     def _interpolated(self, structure: tuple, cells: list[tuple[int, int, float]]) -> Cost:
+        """Multilinear between the cell's corners, but for a skew (the last coordinate of a
+        wave of several rows per group, ``keys.skew``): its step measured at the cell's
+        lowest corner only, as what the skew moves (the KV bytes) adds to the rest."""
         cycles = dynamic = 0.0
-        for point, weight in corners(cells):
+        skewed = structure[0][0] == "decode" and structure[0][-1] > 1 and cells[-1][2] > 0
+        (lo, hi, w) = cells[-1] if skewed else (0, 0, 0.0)
+        flat = cells[:-1] + [(lo, lo, 0.0)] if skewed else cells
+        for point, weight in corners(flat):
             c = self._at(structure, point)
             cycles, dynamic = cycles + weight * c.cycles, dynamic + weight * c.dynamic_j
+        if skewed:
+            low = tuple(c[0] for c in cells[:-1])
+            a, b = self._at(structure, (*low, lo)), self._at(structure, (*low, hi))
+            cycles, dynamic = cycles + w * (b.cycles - a.cycles), dynamic + w * (b.dynamic_j - a.dynamic_j)
         return Cost(cycles, dynamic)
 
     def _interpolable(self, structure: tuple, coords: list, cells: list) -> bool:
@@ -452,6 +541,14 @@ class IterationCosts:
         return Cost(float(sim.total_cycles - end_first), dynamic), ends, energy, part_ends
 
 
+def _own_rows_and_groups(coords: list, cells: list) -> list:
+    return [c if kind in (KV, SKEW) else (v, v, 0.0) for (kind, v), c in zip(coords, cells)]
+
+
+def _no_skew(coords: list, cells: list) -> list:
+    return [(0, 0, 0.0) if kind == SKEW else c for (kind, _), c in zip(coords, cells)]
+
+
 def _weight_accesses(p: Part) -> tuple:
     """What decides which weights a part reads, in which order: a wave's model, phase and
     layers (one item per op, whatever its rows); a SPEED step's layers and occupied stages."""
@@ -484,6 +581,9 @@ def cell(kind: str, v: float, array) -> tuple[int, int, float]:
     first tile on every row), groups on an octave grid (module docstring)."""
     if kind == COUNT:
         lo, hi = grid_points(v, COUNT_POINTS_PER_OCTAVE)
+    elif kind == SKEW:
+        lo = floor(v / SKEW_STEP) * SKEW_STEP
+        hi = lo if v == lo else lo + SKEW_STEP
     else:
         tile, step = _tiling(kind, array)
         lo, hi = tile_points(v, tile, 1 if kind == ROWS and v <= tile else step)

@@ -25,9 +25,17 @@ class RowBank:
         self._models = models  # scope -> model shape
         self._bpe = bytes_per_element
         self._blocks: dict[tuple[str, str, int], TraceIndex] = {}
+        self._rows: dict[tuple[str, str, int, int], list[OpRow]] = {}
 
     def __call__(self, scope: str, phase: str, base: int, layer: int) -> list[OpRow]:
         """Decode: ``base`` is the position; prefill: the prompt's tokens."""
+        key = (scope, phase, base, layer)
+        rows = self._rows.get(key)
+        if rows is None:
+            rows = self._rows[key] = self._lookup(scope, phase, base, layer)
+        return rows
+
+    def _lookup(self, scope: str, phase: str, base: int, layer: int) -> list[OpRow]:
         if phase == "prefill":
             return self._block(scope, phase, base, 2).ops(phase, 0, layer)
         first = max(1, base - base % DECODE_BLOCK)
