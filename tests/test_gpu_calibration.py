@@ -1,11 +1,11 @@
 """GPU calibration: the fitted config values, and the simulator against measured kernels.
 
-The H200 measurements are this project's own (``benchmarks/gpu/results/h200/``, from
-``benchmarks/gpu/measure.py``); the A100 ones are LLMCompass's published matmul latencies,
-read from ``../shared/data/llmcompass/`` (skipped when absent). The single-layer checks run
-the full simulator; they need the per-op overheads and ``weight_prefetch: per_op`` of the
-replay engine (interfaces §2) and are expected to fail, strictly, while the engine ignores
-those keys.
+The H100 and H200 measurements are this project's own (``benchmarks/gpu/results/``, from
+``benchmarks/gpu/measure.py`` and ``e2e.py``); the A100 ones are LLMCompass's published
+matmul latencies, read from ``../shared/data/llmcompass/`` (skipped when absent). The layer
+checks run the full simulator against the layer sequences of ``e2e.py`` (``seq.csv``); they
+need the per-op overheads and ``weight_prefetch: per_op`` of the replay engine (interfaces
+§2) and are expected to fail, strictly, while the engine ignores those keys.
 """
 
 from __future__ import annotations
@@ -118,50 +118,7 @@ def test_closed_form_gemv_error_is_small_for_the_decoder_shapes():
     assert gemv.error.abs().max() < 0.13
 
 
-# -- the simulator against the H200 measurements --------------------------------
-
-def _layer_workload(d: int, heads: int, d_ff: int, tokens: int, ctx: int) -> dict:
-    """One gated decoder layer, ``tokens`` sequences decoding at KV length ctx + 1."""
-    return {"name": "gpu_layer",
-            "model": {"d_model": d, "n_heads": heads, "d_ff": d_ff, "n_layers": 1,
-                      "vocab_size": 256, "max_seq_len": ctx + 2, "mlp": "gated_gelu",
-                      "sharing": {"scheme": "none"}, "weights": {"source": "shape_only"}},
-            "generation": {"prompt_tokens": ctx, "new_tokens": 2, "batch": tokens, "seed": 0},
-            "strategies": {"sequential": {}}}
-
-
-def predicted_layer_us(d: int, heads: int, d_ff: int, tokens: int, ctx: int = 1024,
-                       gpu: str = "h200") -> float:
-    """Simulated time of the decode step's 12 layer items (norm .. residual) on ``gpu``."""
-    run = simulate(load_hardware(HW / f"{gpu}.yaml"),
-                   workload_from_dict(_layer_workload(d, heads, d_ff, tokens, ctx)))
-    items = run.runs["sequential"].sim.items
-    dec = items[items.phase == "decode"].reset_index(drop=True)
-    first = dec.index[dec.op == "norm"][0]
-    last = dec.index[dec.op == "residual"][1]
-    assert list(dec.op[first:last + 1]) == ["norm", "qkv", "attn_score", "softmax", "attn_value",
-                                            "out_proj", "residual", "norm", "mlp_up", "act",
-                                            "mlp_down", "residual"]
-    start = dec.end_cycle[first - 1]  # the embedding before it
-    return (dec.end_cycle[last] - start) / load_hardware(HW / f"{gpu}.yaml").clock_hz * 1e6
-
-
-def measured_layer_us(d: int, tokens: int, gpu: str = "h200") -> float:
-    lay = _load_fit().layer_rows(RESULTS.parent / gpu)
-    return float(lay[(lay.d_model == d) & (lay.tokens == tokens)].ms.iloc[0] * 1e3)
-
-
-@needs_engine
-@pytest.mark.parametrize("d, heads, d_ff, tokens, tol", [
-    (4096, 32, 11008, 1, 0.10), (4096, 32, 11008, 4, 0.10), (4096, 32, 11008, 16, 0.10),
-    (2048, 16, 5504, 1, 0.15), (2048, 16, 5504, 4, 0.15), (2048, 16, 5504, 16, 0.15)])
-def test_h200_single_decoder_layer(d, heads, d_ff, tokens, tol):
-    """One decoder layer alone in a graph (measure.py, layer.csv): each replay also pays
-    the graph's launch, which layers inside a decode step share (hence 15 % at d 2048)."""
-    predicted = predicted_layer_us(d, heads, d_ff, tokens)
-    measured = measured_layer_us(d, tokens)
-    assert predicted == pytest.approx(measured, rel=tol)
-
+# -- the simulator against the layer sequences measured on each GPU ------------
 
 def _load_fit_seq():
     spec = importlib.util.spec_from_file_location("gpu_fit_seq",
@@ -172,16 +129,17 @@ def _load_fit_seq():
 
 
 @needs_engine
+@pytest.mark.parametrize("gpu", ["h100", "h200"])
 @pytest.mark.parametrize("shape", ["s7b", "s2b"])
-def test_h100_layers_as_decode_runs_them_within_ten_percent(shape):
-    """d_model 4096 and 2048 on the H100: the time per layer of 8 layers in one CUDA graph
+def test_layers_as_decode_runs_them_within_ten_percent(gpu, shape):
+    """d_model 4096 and 2048 on each GPU: the time per layer of 8 layers in one CUDA graph
     (e2e.py, seq.csv: 1..16 rows, weights streamed or one resident set) against speedsim's
     (fit_seq.py: the difference of a 16- and an 8-layer decode step)."""
     fs = _load_fit_seq()
-    m = fs.measured([RESULTS.parent / "h100"])
+    m = fs.measured([RESULTS.parent / gpu / "e2e"])
     m = m[m["shape"] == shape]
-    hw = load_hardware(HW / "h100.yaml")
-    pred = fs.predicted(fs.hw_dict("h100"), m, hw.array.op_overhead_ns / 1e3,
+    hw = load_hardware(HW / f"{gpu}.yaml")
+    pred = fs.predicted(fs.hw_dict(gpu), m, hw.array.op_overhead_ns / 1e3,
                         hw.array.op_overhead_ns / hw.vector.op_overhead_ns)
     errors = pred / m.us.values - 1
     assert len(m) == 10 and abs(errors).max() < 0.10, errors
