@@ -15,8 +15,10 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
+import yaml
 
 from speedsim.cli import main
+from speedsim.config.hw import hardware_from_dict
 
 EDGE, GEN = "hw_configs/edge.yaml", "workloads/gen.yaml"
 TINY = """\
@@ -124,6 +126,18 @@ def test_bad_pick_in_yaml_names_the_file_and_key(tmp_path, tiny):
     text = assert_config_error(["run", str(hw), str(tiny)])
     assert text.startswith(f"speedsim: error: {hw}: pick: "), text
     assert "'fused' or 'kernel'" in text and "'argmax'" in text, text
+
+
+def test_a_pick_cost_without_a_pick_item_is_refused(tiny):
+    """``vector.cycles_per_element.pick`` changes nothing where the pick is fused (edge):
+    refused, naming the key; with ``pick: kernel`` it is accepted."""
+    text = assert_config_error(["run", EDGE, str(tiny), "--set",
+                                "hw.vector.cycles_per_element.pick=2"])
+    assert "vector.cycles_per_element.pick" in text and "pick: fused" in text, text
+    data = yaml.safe_load(Path(EDGE).read_text())
+    data["pick"] = "kernel"
+    data["vector"].setdefault("cycles_per_element", {})["pick"] = 2.0
+    assert hardware_from_dict(data).vector.cycles_per_element.pick == 2.0
 
 
 @pytest.mark.parametrize("override, words", [

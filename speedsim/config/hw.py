@@ -56,7 +56,7 @@ class VectorCycles(Frozen):
     activation: PosFloat = 2.0  # GELU by a piecewise/LUT approximation
     residual: PosFloat = 1.0  # one add
     embed: PosFloat = 1.0  # gather + positional add
-    pick: PosFloat = 1.0  # the greedy pick: one compare-and-select per logit (read only with ``pick: kernel``)
+    pick: PosFloat = 1.0  # the greedy pick: a compare-and-select per logit (``pick: kernel`` only)
 
 
 class Vector(Frozen):
@@ -263,6 +263,15 @@ class Hardware(Frozen):
         if self.sustained_clock_hz is not None and self.sustained_clock_hz > self.clock_hz:
             raise KeyedValueError("sustained_clock_hz", f"{self.sustained_clock_hz:g} is above "
                                   f"clock_hz {self.clock_hz:g}, the boost clock")
+        return self
+
+    @model_validator(mode="after")
+    def _pick_cost_only_for_a_kernel(self) -> "Hardware":
+        # (one at its default is what a resolved config carries: it reruns)
+        cost = self.vector.cycles_per_element
+        if self.pick == "fused" and cost.pick != type(cost).model_fields["pick"].default:
+            raise KeyedValueError("vector.cycles_per_element.pick", "changes nothing with "
+                                  "pick: fused (no pick item): drop it, or set pick: kernel")
         return self
 
     @model_validator(mode="after")

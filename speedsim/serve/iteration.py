@@ -34,7 +34,7 @@ from typing import Callable, Sequence, Union
 from speedsim.config.hw import Placement
 from speedsim.contracts.oprow import OpRow
 from speedsim.contracts.workitem import WorkItem
-from speedsim.strategies.builder import ItemBuilder
+from speedsim.strategies.builder import ItemBuilder, stacked as stacked_row
 from speedsim.strategies.common import with_slots
 from speedsim.strategies.verify import merged
 from speedsim.trace.schema import ATTENTION_OPS
@@ -155,24 +155,16 @@ def _layer_items(w: Wave, rows: RowSource, layer: int) -> list[tuple[list[OpRow]
             stacked = merged(stacked)
         elif stacked[0].op in _KV_DIM and len(stacked) > 1:
             stacked = [batched_attention(stacked)]
-        elif len(stacked) > 1:  # one row of their sums: the item ``ItemBuilder.add`` makes of them
-            stacked = [summed(stacked)]
+        elif len(stacked) > 1:  # one row of their sums, as ``ItemBuilder.add`` makes it
+            stacked = [stacked_row(stacked)]
         out.append((stacked, slot))
     return out
-
-
-def summed(rows: list[OpRow]) -> OpRow:
-    """Rows of one op stacked as one row: M and every additive field summed, the rest the
-    first's (``strategies.builder``: the item's shape reads no more of them)."""
-    columns = list(zip(*rows))
-    return rows[0]._replace(**{f: sum(columns[i]) for f, i in _STACKED_AT})
 
 
 _KV_DIM = {"attn_score": "n", "attn_value": "k"}  # the attention GEMM dimension that is KV
 _MERGED = (*ATTENTION_OPS, "embed")  # ops whose rows of one group ``merged`` merges
 _SUMMED = ("count", "elements", "act_in_bytes", "act_out_bytes", "kv_read_bytes",
            "kv_write_bytes", "macs", "vector_ops")
-_STACKED_AT = tuple((f, OpRow._fields.index(f)) for f in ("m", *_SUMMED))
 
 
 def batched_attention(rows: list[OpRow]) -> OpRow:
@@ -243,7 +235,7 @@ def _layer_step(b: ItemBuilder, s: SpeedStep, rows: RowSource, execs: list[tuple
                 if row0.op in _KV_DIM and len(rows) > 1:
                     rows = [batched_attention(rows)]
                 elif len(rows) > 1:
-                    rows = [summed(rows)]
+                    rows = [stacked_row(rows)]
                 _fused(b, lanes, sub, rows, slot)
 
 

@@ -42,7 +42,8 @@ end requests have them; a skew then needs a small shift of few groups, where row
 evenly over the groups needed one of hundreds of positions, past position 1: a 7B verify
 at 48 rows, 11 groups and skew 18 fell back to none, −0.47 %), every group at the one
 base that gives the KV length ℓ, the groups of fewer rows Δ further for a skew S
-(``_bases``; decode); the prefill of that prompt, or of those prompts; the executions spread evenly over the occupied stages (SPEED).
+(``_bases``; decode); the prefill of that prompt, or of those prompts; the executions
+spread evenly over the occupied stages (SPEED).
 ``None`` where no part has the coordinates (fewer rows than groups or occupied stages,
 more than t_max per group, a base before 1, a skew without a shorter group).
 """
@@ -142,6 +143,8 @@ def _bases(offsets: list[tuple[int, ...]], n: int, t_max: int, kv: int,
     delta = round(tilt / (n_p / n - R_p / R)) if tilt else 0
     x = round((kv * n * t_max - sum(map(_offsets, offsets)) - R_p * delta) / R)
     return [x + delta if s else x for s in short]
+
+
 def _fill(R: int, n: int, t_max: int) -> Optional[list[int]]:
     """Row counts of n groups: as many of t_max as R allows, then one of what is left,
     the others of one row (as requests that end draft less); None if that cannot be (a

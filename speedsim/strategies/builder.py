@@ -100,7 +100,7 @@ class ItemBuilder:
         key = ((_ROW_SHAPE(first),) if len(rows) == 1 else tuple(map(_ROW_SHAPE, rows)), slot, scope)
         shape = self._shapes.get(key)
         if shape is None:
-            total = first if len(rows) == 1 else _stacked(rows)
+            total = first if len(rows) == 1 else stacked(rows)
             shape = self._shapes[key] = self._shape(first, total, slot, scope)
         pending = self._pending
         item_id = len(self._items) + len(pending["step"])
@@ -115,7 +115,7 @@ class ItemBuilder:
 
     def _shape(self, first: OpRow, total: OpRow, slot: int, scope: str) -> tuple:
         """The ``_SHAPE_FIELDS`` of an item for rows whose first is ``first`` and whose sum
-        is ``total`` (``_stacked``)."""
+        is ``total`` (``stacked``)."""
         # the summed fields (OpRow order), and k, n: every row's (GEMMs) or the longest KV
         # length (attention); the weights are the first row's
         (phase, _, _, weight_set, op, m, k, n, count, _, _, elements, _,
@@ -173,7 +173,7 @@ _ADDITIVE_AT = tuple(OpRow._fields.index(f) for f in _ADDITIVE)
 _KV_DIM = {"attn_score": "n", "attn_value": "k"}
 
 
-def _stacked(rows: Sequence[OpRow]) -> OpRow:
+def stacked(rows: Sequence[OpRow]) -> OpRow:
     """Rows of several executions as one: additive fields summed, the rest from the first
     (an attention row's KV length: the longest, so no token's keys are cut off)."""
     first = rows[0]
