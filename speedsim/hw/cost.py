@@ -85,9 +85,10 @@ from operator import attrgetter
 from typing import Callable, Hashable, Iterable, NamedTuple, Sequence
 
 from speedsim.config.hw import Hardware
-from speedsim.hw.systolic import array_gemm_cycles, ceil_div
+from speedsim.hw.systolic import array_gemm_cycles, ceil_div, waves
 from speedsim.contracts.results import Roofline
 from speedsim.contracts.workitem import WorkItem
+from speedsim.trace.schema import ATTENTION_OPS
 
 ACT_WORK_SHARE = 1 / 4
 PARAM_SHARE = 1 / 8  # of the weight buffer, for vector-unit parameters
@@ -405,6 +406,23 @@ def _gemm_tiles(item: WorkItem, hw: Hardware, n_tiles: int,
     return pieces * gemms
 
 
+ATTENTION_ITEMS = len(ATTENTION_OPS)  # score and value: the fused kernel's two items here
+
+
+def attention_wave_cycles(item: WorkItem, hw: Hardware) -> int:
+    """Array cycles an attention item adds for its thread blocks' waves (``attention_waves``):
+    one block per (sequence, head) GEMM (``item.count``), dealt to the SMs ``blocks_per_wave``
+    at a time (``systolic.waves``, as ``split: blocks`` deals folds); each wave beyond the
+    first adds ``wave_ns`` to the fused kernel, whose first wave is in the item's fixed cost
+    (the overheads are fitted at one wave). The model issues that kernel as the score and the
+    value item, each carrying half. Zero without ``attention_waves`` and for other items."""
+    w = hw.attention_waves
+    if w is None or item.op not in ATTENTION_OPS:
+        return 0
+    extra = waves(max(item.count, 1), w.blocks_per_wave) - 1
+    return round(extra * w.wave_ns * 1e-9 * hw.clock_hz / ATTENTION_ITEMS)
+
+
 def _compute_bound(pieces: list[tuple[int, int]], dram_bytes: int, hw: Hardware) -> bool:
     """Whether an array item's cycles at ``clock_hz`` outlast its DRAM bytes at the
     achievable bandwidth: such an item runs at ``sustained_clock_hz`` (a GPU holds its
@@ -464,6 +482,9 @@ def _matrix_tiles(item: WorkItem, hw: Hardware, tr: Traffic) -> list[Tile]:
     # 4. a compute-bound item runs at the sustained clock
     if _compute_bound(pieces, w_total + s_total, hw):
         pieces = [(hw.compute_cycles(c), mac) for c, mac in pieces]
+    # 5. a GPU's attention: its waves of thread blocks beyond the first
+    pieces = [(c + w, mac) for (c, mac), w in
+              zip(pieces, split_even(attention_wave_cycles(item, hw), count))]
     return [Tile(w, k + a, c, mac, 0) for w, k, a, (c, mac) in
             zip(split_even(w_total, count), kv, acts, pieces)]
 
@@ -514,7 +535,8 @@ class CostPlan(NamedTuple):
 
 def _shape(item: WorkItem) -> tuple:
     """Everything ``item_tiles`` and ``item_traffic`` read, i.e. what makes two items cost the same."""
-    return (item.unit, item.m, item.k, item.n, item.count, item.elements, item.vector_kind,
+    return (item.unit, item.op in ATTENTION_OPS, item.m, item.k, item.n, item.count,
+            item.elements, item.vector_kind,
             item.weight_key is None, item.weight_bytes, item.act_in_bytes, item.act_out_bytes, item.kv_read_bytes,
             item.kv_write_bytes, item.macs, item.vector_ops)
 
