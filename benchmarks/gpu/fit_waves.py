@@ -6,10 +6,14 @@ attention of a step (cuDNN's SDPA flash kernel) runs one thread block per (seque
 head): rows x heads blocks, with rows = batch x the stages in flight. At short KV its time
 follows the waves those blocks take over the SMs (``sm_count`` of ``env.csv``), not its
 bytes (docs/calibration.md §7): one wave up to 132 blocks, two up to 264, three up to 396.
-The fit is least squares of ``t = a + wave_ns · (waves − 1)`` over every step of every
-kernels file; ``a`` (the kernel at one wave) is the part the per-item overheads already
-hold, ``wave_ns`` the config value. Run ``python benchmarks/gpu/fit_waves.py GPU`` (no GPU
-needed): it prints the fit and each step's residual.
+The fit is least squares of ``t = a + wave_ns · (waves − 1)`` over every step of the kernels
+files at short KV (context ``SHORT_CTX``: KV 145, L2-resident); ``a`` (the kernel at one
+wave) is the part the per-item overheads already hold, ``wave_ns`` the config value. At
+context 2048 (KV 2065) each block streams its row's keys from HBM and the kernel's time
+follows its bytes (s01b_l2 batch 4 on the H100: 18, 40 and 61 µs at one, two and three
+waves, about its 68-203 MB at the achievable bandwidth), which speedsim charges as the
+item's KV stream; those files are not fitted. Run ``python benchmarks/gpu/fit_waves.py GPU``
+(no GPU needed): it prints the fit and each step's residual.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from cases import SHAPES  # noqa: E402  (beside this file)
 
+SHORT_CTX = 128  # the contexts whose attention is fitted (module docstring)
 ATTENTION = "sdpa"  # in the fused attention kernel's name (cuDNN: ..._sdpa_..._flash_fprop_...)
 
 
@@ -37,7 +42,7 @@ def attention_steps(gpu_dir: Path) -> pd.DataFrame:
     """One row per (file, step pattern): rows, blocks and the fused attention's µs (the mean
     of its kernels in the step, one per layer step)."""
     out = []
-    for path in sorted(gpu_dir.glob("kernels_*.csv")):
+    for path in sorted(gpu_dir.glob(f"kernels_*_c{SHORT_CTX}.csv")):
         df = pd.read_csv(path)
         df = df[df.kernel.str.contains(ATTENTION)]
         for (shape, batch, stages), g in df.groupby(["shape", "batch", "stages"]):
