@@ -58,6 +58,11 @@ On-chip placement (what needs DRAM and what does not) is also decided here:
   it, LRU by key) when they fit there (``param_resident``): fetched once, then
   resident until evicted. Larger ones stream through the activation buffer
   every time, like KV reads.
+* **Attention in waves** (``attention_waves``, the GPU configs): an attention item's
+  (sequence, head) GEMMs are a fused kernel's thread blocks, dealt to the SMs in waves;
+  each wave beyond the first adds array cycles (``attention_wave_cycles``), spread over
+  the item's tiles, so they overlap its KV stream as the blocks' loads do. A prefill's
+  query tiles are not counted as blocks of their own (one block per sequence and head).
 * **Activations** of an item stay in the activation buffer when
   ``act_in_bytes + act_out_bytes`` fits its working area (a quarter of the
   buffer, per unit); otherwise the inputs are read from and the outputs
