@@ -148,6 +148,7 @@ from speedsim.metrics.energy import per_item_energy_j
 from speedsim.serve.iteration import (Iteration, Part, RowSource, SpeedStep, middle_layers,
                                       shortened, work_items)
 from speedsim.serve.keys import COUNT, KV, PROMPT, ROWS, SKEW, coordinates, corner
+from speedsim.serve.quanta import kv_items, transfer_cycles
 from speedsim.sim.engine import replay
 
 COUNT_POINTS_PER_OCTAVE = 4  # of the groups of a decode wave
@@ -188,6 +189,7 @@ class IterationCosts:
         self._boundaries: dict[tuple, Cost] = {}  # two parts' anchors -> a boundary's cost
         self._parts: dict[tuple, bool] = {}  # (structure, point) -> whether a part has it
         self._alones: dict[tuple, Cost] = {}  # (short part, verdict) -> its cost alone
+        self._quanta: dict[tuple, tuple] = {}  # (structure, point) -> its KV staircase (``quanta``)
         self.replays = 0
         self.corners = 0  # replays of grid-cell corners (the memo's own)
         self.calls = 0
@@ -420,27 +422,59 @@ class IterationCosts:
             points = [tuple(others[:i] + [k] + others[i + 1:]) for k in kvs]
             ok = not all(self._valid(structure, (pt, 1.0)) for pt in points)
             if not ok:
-                (a, m, b), (lo, mid, hi) = (self._at(structure, pt).cycles for pt in points), kvs
+                (a, m, b), (lo, mid, hi) = (self._smooth(structure, pt) for pt in points), kvs
                 ok = abs((a + (b - a) * (mid - lo) / (hi - lo)) / m - 1) <= KV_TOLERANCE
             self._lines[key] = ok
         return ok
 
     def _interpolated(self, structure: tuple, cells: list[tuple[int, int, float]]) -> Cost:
-        """Multilinear between the cell's corners, but for a skew (the last coordinate of a
-        wave of several rows per group, ``keys.skew``): its step measured at the cell's
-        lowest corner only, as what the skew moves (the KV bytes) adds to the rest."""
+        """Multilinear between the cell's corners (``_weighted``); a decode part's KV
+        staircase (``quanta``) taken out of the corners' cycles and its own added."""
+        weighted = self._weighted(structure, cells)
         cycles = dynamic = 0.0
-        skewed = structure[0][0] == "decode" and structure[0][-1] > 1 and cells[-1][2] > 0
-        (lo, hi, w) = cells[-1] if skewed else (0, 0, 0.0)
-        flat = cells[:-1] + [(lo, lo, 0.0)] if skewed else cells
-        for point, weight in corners(flat):
+        for point, weight in weighted:
             c = self._at(structure, point)
             cycles, dynamic = cycles + weight * c.cycles, dynamic + weight * c.dynamic_j
-        if skewed:
-            low = tuple(c[0] for c in cells[:-1])
-            a, b = self._at(structure, (*low, lo)), self._at(structure, (*low, hi))
-            cycles, dynamic = cycles + w * (b.cycles - a.cycles), dynamic + w * (b.dynamic_j - a.dynamic_j)
+        if self._stepped(structure):
+            repeats, items, kv, steps = zip(*(self._quantum(structure, pt) for pt, _ in weighted))
+            weights = np.array([w for _, w in weighted])
+            own = np.rint(weights @ np.array(kv)).astype(int)  # the part's KV bytes (affine)
+            cycles += repeats[0] * transfer_cycles(items[0], own, self.hw) - weights @ np.array(steps)
         return Cost(cycles, dynamic)
+
+    def _weighted(self, structure: tuple, cells: list[tuple[int, int, float]]) -> list:
+        """(corner, weight) of the multilinear interpolation in ``cells``, but for a skew (the
+        last coordinate of a wave of several rows per group, ``keys.skew``): its step
+        measured at the cell's lowest corner only (weights w and −w there), as what the
+        skew moves (the KV bytes) adds to the rest."""
+        skewed = structure[0][0] == "decode" and structure[0][-1] > 1 and cells[-1][2] > 0
+        if not skewed:
+            return corners(cells)
+        lo, hi, w = cells[-1]
+        low = tuple(c[0] for c in cells[:-1])
+        return corners(cells[:-1] + [(lo, lo, 0.0)]) + [((*low, lo), -w), ((*low, hi), w)]
+
+    def _stepped(self, structure: tuple) -> bool:
+        """Whether the part's KV reads' staircase is taken apart (``quanta``): a decode
+        part's (a wave's, a SPEED step's) whose KV is in DRAM (no KV buffer)."""
+        return structure[0][0] != "prefill" and self.hw.buffers.kv is None
+
+    def _quantum(self, structure: tuple, point: tuple[int, ...]) -> tuple:
+        """(repeats, KV-reading items of one layer, their KV bytes, the staircase's cycles:
+        ``quanta.transfer_cycles`` times the repeats) of the corner at ``point``."""
+        key = (structure, point)
+        q = self._quanta.get(key)
+        if q is None:
+            repeats, items = kv_items(corner(structure[0], point), self.rows, self.hw, self.depth)
+            kv = [x.kv_read_bytes for x in items]
+            q = self._quanta[key] = (repeats, items, kv,
+                                     repeats * transfer_cycles(items, kv, self.hw))
+        return q
+
+    def _smooth(self, structure: tuple, point: tuple[int, ...]) -> float:
+        """The corner's cycles less its KV staircase's (``_stepped``), if taken apart."""
+        cycles = self._at(structure, point).cycles
+        return cycles - self._quantum(structure, point)[3] if self._stepped(structure) else cycles
 
     def _interpolable(self, structure: tuple, coords: list, cells: list) -> bool:
         """Whether the part's cell may be interpolated (once per cell): every corner is a

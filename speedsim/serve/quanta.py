@@ -1,0 +1,50 @@
+"""The quantized part of a decode part's cost: its KV reads' DRAM transfers
+(``speedsim.serve.memo``, *Quanta*).
+
+An attention item's KV read is cut into stream tiles (``cost.item_tiles``, its bytes
+split evenly), and a tile's transfer lasts until its busiest DRAM channel has moved its
+share (``cost.dram_transfer_cycles``): ⌈granules / channels⌉ granules of
+``dram.interleave_bytes``. So a tile's transfer steps by one granule's time every
+``channels · interleave_bytes`` bytes (20 KiB on h100), and between two steps it is flat:
+the cost of a decode wave is a staircase in its KV bytes, not a line. Its corners sit at
+whole KV lengths (every row at one position), whose bytes land on a step (5 rows of the 7B
+shape on h100: 2 tiles of 20 KiB · ℓ each), and the iterations between them (rows at
+different positions: ℓ = 233.2) on the next one up; a chord through the corners runs
+below every such point (−0.8 of a step at ℓ + 0.2, −0.2 at ℓ + 0.8), one-signed.
+
+``transfer_cycles`` is that staircase itself, from the same cost functions the engine
+waits on: the memo interpolates a part's cost less its corners' staircase and adds the
+part's own (exact where the KV read is on the critical path, as decode's is).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Callable, Sequence
+
+from speedsim.config.hw import Hardware
+from speedsim.contracts.workitem import WorkItem
+from speedsim.hw.cost import dram_transfer_cycles, item_tiles
+from speedsim.serve.iteration import (KV_OPS, Part, RowSource, middle_layers, shortened,
+                                      work_items)
+
+
+def kv_items(p: Part, rows: RowSource, hw: Hardware,
+             depth: Callable[[str], int] | None) -> tuple[int, tuple[WorkItem, ...]]:
+    """(how many times they repeat, the KV-reading items of one repeated layer) of ``p``
+    (every layer's attention reads the same KV, ``iteration.middle_layers``); without
+    ``depth``, (1, those of every layer)."""
+    repeats = 1 if depth is None else len(middle_layers(p, depth))
+    one = p if depth is None or not repeats else shortened(p, depth, 1)
+    items, _ = work_items((one,), rows, hw.placement, hw.attention_issue == "batched")
+    return repeats, tuple(x for x in items if x.op in KV_OPS and x.kv_read_bytes)
+
+
+def transfer_cycles(items: Sequence[WorkItem], kv_bytes: Sequence[int], hw: Hardware) -> int:
+    """Σ over ``items``, each reading ``kv_bytes`` of KV, of its stream tiles' DRAM
+    transfer cycles (module docstring)."""
+    total = 0
+    for x, b in zip(items, kv_bytes):
+        tiles = item_tiles(replace(x, kv_read_bytes=int(b)), hw, False)
+        total += sum(dram_transfer_cycles(t.stream_bytes, hw) for t in tiles)
+    return total
