@@ -48,3 +48,9 @@ def transfer_cycles(items: Sequence[WorkItem], kv_bytes: Sequence[int], hw: Hard
         tiles = item_tiles(replace(x, kv_read_bytes=int(b)), hw, False)
         total += sum(dram_transfer_cycles(t.stream_bytes, hw) for t in tiles)
     return total
+
+
+def tile_counts(items: Sequence[WorkItem], kv_bytes: Sequence[float], hw: Hardware) -> tuple:
+    """How many stream tiles each of ``items`` is cut into, reading ``kv_bytes`` of KV."""
+    return tuple(len(item_tiles(replace(x, kv_read_bytes=round(b)), hw, False))
+                 for x, b in zip(items, kv_bytes))
