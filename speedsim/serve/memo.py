@@ -148,7 +148,7 @@ from speedsim.metrics.energy import per_item_energy_j
 from speedsim.serve.iteration import (Iteration, Part, RowSource, SpeedStep, middle_layers,
                                       shortened, work_items)
 from speedsim.serve.keys import COUNT, KV, PROMPT, ROWS, SKEW, coordinates, corner
-from speedsim.serve.quanta import kv_items, tile_counts, transfer_cycles
+from speedsim.serve.quanta import kv_items, kv_lengths, tile_counts, transfer_cycles
 from speedsim.sim.engine import replay
 
 COUNT_POINTS_PER_OCTAVE = 4  # of the groups of a decode wave
@@ -178,6 +178,7 @@ class IterationCosts:
                  depth=None):
         self.hw, self.rows, self.exact = hw, rows, exact
         self.depth = depth  # scope -> its model's layer count; None: corners replayed whole
+        self._batched = hw.attention_issue == "batched"
         self._memo: dict[tuple, Cost] = {}
         self._composable: dict[tuple, bool] = {}  # per structure: its composed cost checked
         self._cells: dict[tuple, bool] = {}  # per grid cell: whether it is interpolated
@@ -227,8 +228,8 @@ class IterationCosts:
         cycles = dynamic = 0.0
         verdicts = self.verdicts(it)
         keyed = [coordinates(p) for p in it]
-        for k, verdict in zip(keyed, verdicts):
-            c = self._part(*k, verdict)
+        for p, k, verdict in zip(it, keyed, verdicts):
+            c = self._part(*k, verdict, p)
             cycles, dynamic = cycles + c.cycles, dynamic + c.dynamic_j
         edges = self.boundaries(it, verdicts, keyed)
         return Cost(cycles + edges.cycles, dynamic + edges.dynamic_j)
@@ -379,9 +380,9 @@ class IterationCosts:
         groups, the KV length and skew alone interpolated; failing that, without a skew
         (its corners would put a group before position 1); failing that not at all (the KV
         length rounded, as the batched attention rounds it)."""
-        return self._part(*coordinates(p), verdict)
+        return self._part(*coordinates(p), verdict, p)
 
-    def _part(self, structure: tuple, coords: list, verdict) -> Cost:
+    def _part(self, structure: tuple, coords: list, verdict, p: Part | None = None) -> Cost:
         structure = (structure, verdict)  # the memo's: a part's cost depends on the L2's verdict
         cells = [cell(kind, v, matrix_section(self.hw)) for kind, v in coords]
         for fallback in (_own_rows_and_groups, _no_skew):
@@ -392,7 +393,7 @@ class IterationCosts:
             if not self._interpolable(structure, coords, cells):
                 cells = _no_skew(coords, [(round(v), round(v), 0.0) for _, v in coords])
         cells = self._refined(structure, coords, self._tiled(structure, coords, cells))
-        return self._interpolated(structure, cells)
+        return self._interpolated(structure, cells, p)
 
     def _tiled(self, structure: tuple, coords: list, cells: list) -> list:
         """``cells`` with the KV length's cut where a KV read's stream tiles change in
@@ -421,7 +422,7 @@ class IterationCosts:
             ends = [others[:i] + (k,) + others[i + 1:] for k in (lo, hi)]
             cuts = ()
             if all(self._valid(structure, (pt, 1.0)) for pt in ends):
-                (_, items, a, _), (_, _, b, _) = (self._quantum(structure, pt) for pt in ends)
+                (_, items, a, *_), (_, _, b, *_) = (self._quantum(structure, pt) for pt in ends)
                 count = lambda k: tile_counts(items, [x + (y - x) * (k - lo) / (hi - lo)
                                                       for x, y in zip(a, b)], self.hw)
                 cuts = _changes(count, lo, hi)
@@ -463,18 +464,23 @@ class IterationCosts:
             self._lines[key] = ok
         return ok
 
-    def _interpolated(self, structure: tuple, cells: list[tuple[int, int, float]]) -> Cost:
+    def _interpolated(self, structure: tuple, cells: list[tuple[int, int, float]],
+                      p: Part | None = None) -> Cost:
         """Multilinear between the cell's corners (``_weighted``); a decode part's KV
-        staircase (``quanta``) taken out of the corners' cycles and its own added."""
+        staircase (``quanta``) taken out of the corners' cycles and part ``p``'s own added
+        (its KV bytes from its own KV lengths, ``quanta.kv_lengths``; without ``p``,
+        interpolated)."""
         weighted = self._weighted(structure, cells)
         cycles = dynamic = 0.0
         for point, weight in weighted:
             c = self._at(structure, point)
             cycles, dynamic = cycles + weight * c.cycles, dynamic + weight * c.dynamic_j
         if self._stepped(structure):
-            repeats, items, kv, steps = zip(*(self._quantum(structure, pt) for pt, _ in weighted))
+            repeats, items, kv, steps, lengths = zip(*(self._quantum(structure, pt)
+                                                       for pt, _ in weighted))
             weights = np.array([w for _, w in weighted])
-            own = np.rint(weights @ np.array(kv)).astype(int)  # the part's KV bytes (affine)
+            own = self._own_bytes(p, items[0], kv[0], lengths[0]) if p is not None else \
+                np.rint(weights @ np.array(kv)).astype(int)
             cycles += repeats[0] * transfer_cycles(items[0], own, self.hw) - weights @ np.array(steps)
         return Cost(cycles, dynamic)
 
@@ -492,8 +498,12 @@ class IterationCosts:
 
     def _stepped(self, structure: tuple) -> bool:
         """Whether the part's KV reads' staircase is taken apart (``quanta``): a decode
-        part's (a wave's, a SPEED step's) whose KV is in DRAM (no KV buffer)."""
-        return structure[0][0] != "prefill" and self.hw.buffers.kv is None
+        part's (a wave's, a SPEED step's) whose KV is in DRAM (no KV buffer) and read when
+        its item issues (``weight_prefetch: per_op``; read ahead, behind earlier items, the
+        staircase does not reach the part's end: edge, 2 rows of the trained model, −4.6e-4
+        per iteration when taken apart, −0.4e-4 not)."""
+        return structure[0][0] != "prefill" and self.hw.buffers.kv is None \
+            and self.hw.weight_prefetch == "per_op"
 
     def _quantum(self, structure: tuple, point: tuple[int, ...]) -> tuple:
         """(repeats, KV-reading items of one layer, their KV bytes, the staircase's cycles:
@@ -503,9 +513,19 @@ class IterationCosts:
         if q is None:
             repeats, items = kv_items(corner(structure[0], point), self.rows, self.hw, self.depth)
             kv = [x.kv_read_bytes for x in items]
+            lengths = kv_lengths(corner(structure[0], point), self._batched)
             q = self._quanta[key] = (repeats, items, kv,
-                                     repeats * transfer_cycles(items, kv, self.hw))
+                                     repeats * transfer_cycles(items, kv, self.hw), lengths)
         return q
+
+    def _own_bytes(self, p: Part, items: tuple, kv: list[int], lengths: tuple) -> list[int]:
+        """Part ``p``'s KV bytes per item of one layer: the corner's bytes per KV position
+        (``items`` reading ``kv`` bytes over ``lengths`` positions) times ``p``'s own."""
+        if not items:  # no attention (a head)
+            return []
+        own = kv_lengths(p, self._batched)
+        assert len(own) == len(items), "a part and its corner issue the same KV items"
+        return [b // n * m for b, n, m in zip(kv, lengths, own)]
 
     def _smooth(self, structure: tuple, point: tuple[int, ...]) -> float:
         """The corner's cycles less its KV staircase's (``_stepped``), if taken apart."""

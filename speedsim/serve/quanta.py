@@ -25,8 +25,8 @@ from typing import Callable, Sequence
 from speedsim.config.hw import Hardware
 from speedsim.contracts.workitem import WorkItem
 from speedsim.hw.cost import dram_transfer_cycles, item_tiles
-from speedsim.serve.iteration import (KV_OPS, Part, RowSource, middle_layers, shortened,
-                                      work_items)
+from speedsim.serve.iteration import (KV_OPS, Part, RowSource, SpeedStep, middle_layers,
+                                      shortened, work_items)
 
 
 def kv_items(p: Part, rows: RowSource, hw: Hardware,
@@ -54,3 +54,21 @@ def tile_counts(items: Sequence[WorkItem], kv_bytes: Sequence[float], hw: Hardwa
     """How many stream tiles each of ``items`` is cut into, reading ``kv_bytes`` of KV."""
     return tuple(len(item_tiles(replace(x, kv_read_bytes=round(b)), hw, False))
                  for x, b in zip(items, kv_bytes))
+
+
+def kv_lengths(p: Part, batched: bool) -> tuple[int, ...]:
+    """Per KV-reading item of one layer of ``p`` (in ``kv_items``' order), the sum of the
+    KV lengths it reads: a decode row at position x reads x + 1 positions, a group its
+    longest row's (``strategies.verify.merged``); a SPEED step's items per weight set, op,
+    and (attention issued per token) stage, as ``iteration._layer_step`` issues them."""
+    if not isinstance(p, SpeedStep):
+        return tuple(sum(b + max(off) + 1 for b, off in p.groups) for _ in KV_OPS)
+    L = len(p.layer_sets) // p.stages
+    j = (p.layer_steps or (0,))[0]
+    by_set: dict[int, dict[int, int]] = {}  # weight set -> stage -> Σ KV lengths
+    for g, positions in enumerate(p.in_stage):
+        for x in positions:
+            stages = by_set.setdefault(p.layer_sets[g * L + j], {})
+            stages[g] = stages.get(g, 0) + x + 1
+    sums = [[sum(st.values())] if batched else list(st.values()) for st in by_set.values()]
+    return tuple(s for per_set in sums for _ in KV_OPS for s in per_set)
