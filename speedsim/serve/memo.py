@@ -148,7 +148,7 @@ from speedsim.metrics.energy import per_item_energy_j
 from speedsim.serve.iteration import (Iteration, Part, RowSource, SpeedStep, middle_layers,
                                       shortened, work_items)
 from speedsim.serve.keys import COUNT, KV, PROMPT, ROWS, SKEW, coordinates, corner
-from speedsim.serve.quanta import kv_items, kv_lengths, tile_counts, transfer_cycles
+from speedsim.serve.quanta import Staircase, kv_lengths, staircase, tile_counts, transfer_cycles
 from speedsim.sim.engine import replay
 
 COUNT_POINTS_PER_OCTAVE = 4  # of the groups of a decode wave
@@ -190,7 +190,7 @@ class IterationCosts:
         self._boundaries: dict[tuple, Cost] = {}  # two parts' anchors -> a boundary's cost
         self._parts: dict[tuple, bool] = {}  # (structure, point) -> whether a part has it
         self._alones: dict[tuple, Cost] = {}  # (short part, verdict) -> its cost alone
-        self._quanta: dict[tuple, tuple] = {}  # (structure, point) -> its KV staircase (``quanta``)
+        self._stairs: dict[tuple, Staircase] = {}  # (structure, point) -> its KV reads (``quanta``)
         self._cuts: dict[tuple, tuple] = {}  # KV cell -> where its reads' tiles change in number
         self.replays = 0
         self.corners = 0  # replays of grid-cell corners (the memo's own)
@@ -424,9 +424,9 @@ class IterationCosts:
         its end)."""
         lo, hi, _ = cell
         ends = [others[:i] + (k,) + others[i + 1:] for k in (lo, hi)]
-        (_, items, a, *_), (_, _, b, *_) = (self._quantum(structure, pt) for pt in ends)
-        at = lambda k: tile_counts(items, [x + (y - x) * (k - lo) / (hi - lo)
-                                           for x, y in zip(a, b)], self.hw)
+        a, b = (self._staircase(structure, pt) for pt in ends)
+        at = lambda k: tile_counts(a.items, [x + (y - x) * (k - lo) / (hi - lo)
+                                             for x, y in zip(a.kv, b.kv)], self.hw)
         return at(v) == at(cut - 1)
 
     def _tile_cuts(self, structure: tuple, others: tuple, i: int, lo: int, hi: int) -> tuple:
@@ -439,9 +439,9 @@ class IterationCosts:
             ends = [others[:i] + (k,) + others[i + 1:] for k in (lo, hi)]
             cuts = ()
             if all(self._valid(structure, (pt, 1.0)) for pt in ends):
-                (_, items, a, *_), (_, _, b, *_) = (self._quantum(structure, pt) for pt in ends)
-                count = lambda k: tile_counts(items, [x + (y - x) * (k - lo) / (hi - lo)
-                                                      for x, y in zip(a, b)], self.hw)
+                a, b = (self._staircase(structure, pt) for pt in ends)
+                count = lambda k: tile_counts(a.items, [x + (y - x) * (k - lo) / (hi - lo)
+                                                        for x, y in zip(a.kv, b.kv)], self.hw)
                 cuts = _changes(count, lo, hi)
             self._cuts[key] = cuts
         return cuts
@@ -493,12 +493,9 @@ class IterationCosts:
             c = self._at(structure, point)
             cycles, dynamic = cycles + weight * c.cycles, dynamic + weight * c.dynamic_j
         if self._stepped(structure):
-            repeats, items, kv, steps, lengths = zip(*(self._quantum(structure, pt)
-                                                       for pt, _ in weighted))
-            weights = np.array([w for _, w in weighted])
-            own = self._own_bytes(p, items[0], kv[0], lengths[0]) if p is not None else \
-                np.rint(weights @ np.array(kv)).astype(int)
-            cycles += repeats[0] * transfer_cycles(items[0], own, self.hw) - weights @ np.array(steps)
+            stairs = [self._staircase(structure, pt) for pt, _ in weighted]
+            cycles += self._own_steps(p, stairs, [w for _, w in weighted]) - \
+                sum(w * s.cycles for (_, w), s in zip(weighted, stairs))
         return Cost(cycles, dynamic)
 
     def _weighted(self, structure: tuple, cells: list[tuple[int, int, float]]) -> list:
@@ -522,32 +519,35 @@ class IterationCosts:
         return structure[0][0] != "prefill" and self.hw.buffers.kv is None \
             and self.hw.weight_prefetch == "per_op"
 
-    def _quantum(self, structure: tuple, point: tuple[int, ...]) -> tuple:
-        """(repeats, KV-reading items of one layer, their KV bytes, the staircase's cycles:
-        ``quanta.transfer_cycles`` times the repeats) of the corner at ``point``."""
-        key = (structure, point)
-        q = self._quanta.get(key)
-        if q is None:
-            repeats, items = kv_items(corner(structure[0], point), self.rows, self.hw, self.depth)
-            kv = [x.kv_read_bytes for x in items]
-            lengths = kv_lengths(corner(structure[0], point), self._batched)
-            q = self._quanta[key] = (repeats, items, kv,
-                                     repeats * transfer_cycles(items, kv, self.hw), lengths)
-        return q
+    def _staircase(self, structure: tuple, point: tuple[int, ...]) -> Staircase:
+        """The ``quanta.Staircase`` of the corner at ``point`` (whatever its L2 verdict)."""
+        key = (structure[0], point)
+        if key not in self._stairs:
+            self._stairs[key] = staircase(corner(structure[0], point), self.rows, self.hw,
+                                          self.depth)
+        return self._stairs[key]
 
-    def _own_bytes(self, p: Part, items: tuple, kv: list[int], lengths: tuple) -> list[int]:
-        """Part ``p``'s KV bytes per item of one layer: the corner's bytes per KV position
-        (``items`` reading ``kv`` bytes over ``lengths`` positions) times ``p``'s own."""
-        if not items:  # no attention (a head)
-            return []
-        own = kv_lengths(p, self._batched)
-        assert len(own) == len(items), "a part and its corner issue the same KV items"
-        return [b // n * m for b, n, m in zip(kv, lengths, own)]
+    def _own_steps(self, p: Part | None, stairs: list[Staircase], weights: list[float]) -> float:
+        """What part ``p``'s KV reads cost in DRAM transfers (``quanta.transfer_cycles``): its
+        bytes are the first corner's per KV position times its own positions (without
+        ``p``: the corners' bytes interpolated); its tiles the corners' where they agree."""
+        first = stairs[0]
+        if not first.items:  # no attention (a head)
+            return 0.0
+        if p is None:
+            own = [round(sum(w * s.kv[i] for w, s in zip(weights, stairs)))
+                   for i in range(len(first.kv))]
+        else:
+            lengths = kv_lengths(p, self._batched)
+            assert len(lengths) == len(first.items), "a part and its corner issue the same KV items"
+            own = [b // n * m for b, n, m in zip(first.kv, first.lengths, lengths)]
+        counts = first.counts if all(s.counts == first.counts for s in stairs) else None
+        return first.repeats * transfer_cycles(first.items, own, self.hw, counts)
 
     def _smooth(self, structure: tuple, point: tuple[int, ...]) -> float:
         """The corner's cycles less its KV staircase's (``_stepped``), if taken apart."""
         cycles = self._at(structure, point).cycles
-        return cycles - self._quantum(structure, point)[3] if self._stepped(structure) else cycles
+        return cycles - self._staircase(structure, point).cycles if self._stepped(structure) else cycles
 
     def _interpolable(self, structure: tuple, coords: list, cells: list) -> bool:
         """Whether the part's cell may be interpolated (once per cell): every corner is a

@@ -20,11 +20,11 @@ part's own (exact where the KV read is on the critical path, as decode's is).
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 from speedsim.config.hw import Hardware
 from speedsim.contracts.workitem import WorkItem
-from speedsim.hw.cost import dram_transfer_cycles, item_tiles
+from speedsim.hw.cost import dram_transfer_cycles, item_tiles, split_even
 from speedsim.serve.iteration import (KV_OPS, Part, RowSource, SpeedStep, middle_layers,
                                       shortened, work_items)
 
@@ -36,18 +36,62 @@ def kv_items(p: Part, rows: RowSource, hw: Hardware,
     ``depth``, (1, those of every layer)."""
     repeats = 1 if depth is None else len(middle_layers(p, depth))
     one = p if depth is None or not repeats else shortened(p, depth, 1)
-    items, _ = work_items((one,), rows, hw.placement, hw.attention_issue == "batched")
+    kv_rows = lambda scope, phase, base, layer: (  # the embedding too: a SPEED step's first
+        [r for r in rows(scope, phase, base, layer) if layer < 0 or r.op in KV_OPS])
+    items, _ = work_items((one,), kv_rows, hw.placement, hw.attention_issue == "batched")
     return repeats, tuple(x for x in items if x.op in KV_OPS and x.kv_read_bytes)
 
 
-def transfer_cycles(items: Sequence[WorkItem], kv_bytes: Sequence[int], hw: Hardware) -> int:
+class Staircase(NamedTuple):
+    """One corner's KV reads (``kv_items``) and what they cost in DRAM transfers."""
+
+    repeats: int  # layers (layer steps) whose KV items are ``items``
+    items: tuple[WorkItem, ...]  # the KV-reading items of one layer
+    kv: tuple[int, ...]  # their KV bytes
+    lengths: tuple[int, ...]  # their KV positions (``kv_lengths``)
+    counts: tuple[int, ...] | None  # their stream tiles, where those stream the KV alone
+    cycles: int  # repeats × ``transfer_cycles``
+
+
+def staircase(p: Part, rows: RowSource, hw: Hardware, depth) -> Staircase:
+    """``p``'s ``Staircase`` (``depth`` as ``kv_items``)."""
+    repeats, items = kv_items(p, rows, hw, depth)
+    kv = tuple(x.kv_read_bytes for x in items)
+    counts = _counts(items, hw)
+    return Staircase(repeats, items, kv, kv_lengths(p, hw.attention_issue == "batched"),
+                     counts, repeats * transfer_cycles(items, kv, hw, counts))
+
+
+def _counts(items: Sequence[WorkItem], hw: Hardware) -> tuple[int, ...] | None:
+    """Each item's stream tile count, if every item's tiles stream its KV read alone, split
+    evenly (``cost.item_tiles``: no spilled inputs); else None."""
+    counts = []
+    for x in items:
+        tiles = item_tiles(x, hw, False)
+        if sorted(t.stream_bytes for t in tiles) != sorted(split_even(x.kv_read_bytes, len(tiles))):
+            return None
+        counts.append(len(tiles))
+    return tuple(counts)
+
+
+def transfer_cycles(items: Sequence[WorkItem], kv_bytes: Sequence[int], hw: Hardware,
+                    counts: Sequence[int] | None = None) -> int:
     """Σ over ``items``, each reading ``kv_bytes`` of KV, of its stream tiles' DRAM
-    transfer cycles (module docstring)."""
+    transfer cycles (module docstring); ``counts``: the items' tile counts there, each
+    streaming its KV alone (``_counts``), else each item is cut by ``cost.item_tiles``."""
+    if counts is not None:
+        return sum(_even(int(b), c, hw) for b, c in zip(kv_bytes, counts))
     total = 0
     for x, b in zip(items, kv_bytes):
         tiles = item_tiles(replace(x, kv_read_bytes=int(b)), hw, False)
         total += sum(dram_transfer_cycles(t.stream_bytes, hw) for t in tiles)
     return total
+
+
+def _even(total: int, parts: int, hw: Hardware) -> int:
+    """Transfer cycles of ``total`` bytes in ``parts`` tiles split evenly (``split_even``)."""
+    base, extra = divmod(total, parts)
+    return extra * dram_transfer_cycles(base + 1, hw) + (parts - extra) * dram_transfer_cycles(base, hw)
 
 
 def tile_counts(items: Sequence[WorkItem], kv_bytes: Sequence[float], hw: Hardware) -> tuple:
