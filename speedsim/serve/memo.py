@@ -192,6 +192,7 @@ class IterationCosts:
         self._alones: dict[tuple, Cost] = {}  # (short part, verdict) -> its cost alone
         self._stairs: dict[tuple, Staircase] = {}  # (structure, point) -> its KV reads (``quanta``)
         self._cuts: dict[tuple, tuple] = {}  # KV cell -> where its reads' tiles change in number
+        self._tile_uses: Counter = Counter()  # per KV cell of the grid: the points it has served
         self.replays = 0
         self.corners = 0  # replays of grid-cell corners (the memo's own)
         self.calls = 0
@@ -402,12 +403,18 @@ class IterationCosts:
         """``cells`` with the KV length's cut where a KV read's stream tiles change in
         number (``_tile_cuts``): the engine's overlap of a read with its compute steps
         there (the 7B shallow wave at 5 rows on h100: 2,560 cycles cheaper from KV 159 on,
-        2 tiles to 3). A point between the two sides keeps the one position between them."""
+        2 tiles to 3), from the ``LINE_CHECK_USES``-th point the cell serves on (each cut
+        costs its cell two more corners; a sum's error is its busiest cells'). A point
+        between the two sides is read on its own side, a fraction of a position past the
+        end of that side's cell."""
         i = next((j for j, (kind, _) in enumerate(coords) if kind == KV), None)
         if i is None or not self._stepped(structure) or cells[i][1] <= cells[i][0]:
             return cells
         (lo, hi, _), v = cells[i], coords[i][1]
         others = tuple(c[0] for c in cells)
+        self._tile_uses[structure, others, hi] += 1
+        if self._tile_uses[structure, others, hi] < LINE_CHECK_USES:
+            return cells
         for cut in self._tile_cuts(structure, others, i, lo, hi):
             if v < cut:
                 below = v <= cut - 1 or self._tile_side(structure, others, i, cells[i], v, cut)
@@ -547,7 +554,9 @@ class IterationCosts:
     def _smooth(self, structure: tuple, point: tuple[int, ...]) -> float:
         """The corner's cycles less its KV staircase's (``_stepped``), if taken apart."""
         cycles = self._at(structure, point).cycles
-        return cycles - self._staircase(structure, point).cycles if self._stepped(structure) else cycles
+        if not self._stepped(structure):
+            return cycles
+        return cycles - self._staircase(structure, point).cycles
 
     def _interpolable(self, structure: tuple, coords: list, cells: list) -> bool:
         """Whether the part's cell may be interpolated (once per cell): every corner is a

@@ -91,7 +91,8 @@ def transfer_cycles(items: Sequence[WorkItem], kv_bytes: Sequence[int], hw: Hard
 def _even(total: int, parts: int, hw: Hardware) -> int:
     """Transfer cycles of ``total`` bytes in ``parts`` tiles split evenly (``split_even``)."""
     base, extra = divmod(total, parts)
-    return extra * dram_transfer_cycles(base + 1, hw) + (parts - extra) * dram_transfer_cycles(base, hw)
+    return extra * dram_transfer_cycles(base + 1, hw) + \
+        (parts - extra) * dram_transfer_cycles(base, hw)
 
 
 def tile_counts(items: Sequence[WorkItem], kv_bytes: Sequence[float], hw: Hardware) -> tuple:
