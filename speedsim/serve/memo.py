@@ -104,20 +104,38 @@ requests, per request (a) the prefill's own error and (b) the clock's drift at i
 admission were 0.05 µs and −46 µs (sequential), −173 µs (draft_spec), of a TTFT of
 11 ms. So what matters is the *sign* of the memo's errors, and three of its sources
 were one-signed: the verify waves that end requests (``keys.skew``), a cost that jumps
-inside a KV cell, and a KV cell's chord through two points of a sawtooth (below).
+inside a KV cell (6, 7), and a KV cell's chord through a staircase (6).
 
-6. **KV cells checked.** A KV cell that has served ``LINE_CHECK_USES`` points has its
-   middle replayed (the other coordinates at their low corner); while that misses the
-   chord between the cell's ends by more than ``KV_TOLERANCE`` the cell is halved,
-   down to one position. Shallow on h100 (8 layers, 5 rows): the cost drops 2,560
-   cycles at KV 159 inside [129, 160], and the memo ran up to 0.096 % below a stretch
-   of iterations.
+6. **The KV staircase** (``speedsim.serve.quanta``). Where a KV read starts when its
+   item issues (``weight_prefetch: per_op``, the GPUs) its DRAM transfer is on the
+   part's chain, and it is quantized: the read is cut into stream tiles
+   (``cost.item_tiles``, bytes split evenly) and a tile moves ⌈granules / channels⌉
+   granules of ``dram.interleave_bytes`` per channel (``cost.dram_transfer_cycles``),
+   so its time steps once per ``channels · interleave_bytes`` bytes a tile (20 KiB on
+   h100) and is flat between. A corner has every row at one position, and its bytes
+   sit on a step (5 rows of the 7B shape on h100, 2 tiles: 20 KiB · ℓ each), while the
+   iterations between corners (ℓ = 233.2: rows at different positions) are on the next
+   step up, the whole step (+52 cycles a layer) at the first extra row; the chord ran
+   below every such iteration (shallow's summed −0.0015 % over the first 60 requests,
+   its TTFT p50 −1.55 %). So the memo interpolates each corner's cost *less* its KV
+   reads' transfer cycles (``quanta.transfer_cycles``: the engine's own tiles and
+   granules, per layer, times the layers) and adds the part's own, its bytes from its
+   own KV lengths (``quanta.kv_lengths``; a group reads its longest row's): exact where
+   the rest is affine in the cell. A KV cell whose reads change their tile count inside
+   (2 → 3 at KV 159 for those 5 rows: the read then overlaps its compute better, 2,560
+   cycles cheaper) is cut there (``_tile_cuts``, from the same cost functions), from the
+   ``LINE_CHECK_USES``-th point it serves. Where KV is read ahead (edge), the staircase
+   hides behind earlier items and taking it apart made the memo worse (2 rows of the
+   trained model: −4.6e-4 per iteration, against −0.4e-4): not done.
+7. **KV cells checked.** A KV cell that has served ``LINE_CHECK_USES`` points has its
+   middle replayed (the other coordinates at their low corner, the staircase taken
+   out); while that misses the chord between the cell's ends by more than
+   ``KV_TOLERANCE`` the cell is halved, down to one position: a jump of another origin.
 
 **Error bound.** What the memo misses: curvature within a cell (on edge a decode
-wave's cost wiggles by ±0.1 % within one KV tile; on h100 a sawtooth of ±1.6e-4 whose
-period, 4 to 15 positions, depends on the rows, from the engine's integer cycles, so
-that a cell's chord may lie above or below it throughout: shallow's summed −0.0018 %
-over the first 60 requests, its TTFT mean about −1 %), the spread of the requests around
+wave's cost wiggles by ±0.1 % within one KV tile; on h100, the staircase taken out, a
+cycle or so per iteration), the first ``LINE_CHECK_USES`` points of a cell with a jump,
+the spread of the requests around
 the corner's even spread (SPEED: each stage's attention is sized by its own
 executions' mean KV length where attention is issued per token, the corner's by the
 step's: single SPEED iterations on traffic/trace.yaml up to 8 % off; keying each
