@@ -166,7 +166,8 @@ from speedsim.metrics.energy import per_item_energy_j
 from speedsim.serve.iteration import (Iteration, Part, RowSource, SpeedStep, middle_layers,
                                       shortened, work_items)
 from speedsim.serve.keys import COUNT, KV, PROMPT, ROWS, SKEW, coordinates, corner
-from speedsim.serve.quanta import Staircase, kv_lengths, staircase, tile_counts, transfer_cycles
+from speedsim.serve.quanta import (Staircase, kv_lengths, quanta_key, staircase, tile_counts,
+                                   transfer_cycles)
 from speedsim.sim.engine import replay
 
 COUNT_POINTS_PER_OCTAVE = 4  # of the groups of a decode wave
@@ -211,6 +212,7 @@ class IterationCosts:
         self._stairs: dict[tuple, Staircase] = {}  # (structure, point) -> its KV reads (``quanta``)
         self._cuts: dict[tuple, tuple] = {}  # KV cell -> where its reads' tiles change in number
         self._tile_uses: Counter = Counter()  # per KV cell of the grid: the points it has served
+        self._counts: dict[tuple, tuple] = {}  # KV items and their bytes' slots -> their tiles
         self.replays = 0
         self.corners = 0  # replays of grid-cell corners (the memo's own)
         self.calls = 0
@@ -555,7 +557,8 @@ class IterationCosts:
     def _own_steps(self, p: Part | None, stairs: list[Staircase], weights: list[float]) -> float:
         """What part ``p``'s KV reads cost in DRAM transfers (``quanta.transfer_cycles``): its
         bytes are the first corner's per KV position times its own positions (without
-        ``p``: the corners' bytes interpolated); its tiles the corners' where they agree."""
+        ``p``: the corners' bytes interpolated); its tiles the corners' where they agree,
+        else ``_own_counts``."""
         first = stairs[0]
         if not first.items:  # no attention (a head)
             return 0.0
@@ -566,8 +569,19 @@ class IterationCosts:
             lengths = kv_lengths(p, self._batched)
             assert len(lengths) == len(first.items), "a part and its corner issue the same KV items"
             own = [b // n * m for b, n, m in zip(first.kv, first.lengths, lengths)]
-        counts = first.counts if all(s.counts == first.counts for s in stairs) else None
+        counts = first.counts if all(s.counts == first.counts for s in stairs) else \
+            self._own_counts(first, own) if all(s.counts for s in stairs) else None
         return first.repeats * transfer_cycles(first.items, own, self.hw, counts)
+
+    def _own_counts(self, first: Staircase, own: list[int]) -> tuple[int, ...]:
+        """The stream tiles of ``first``'s items reading ``own`` bytes (``quanta.tile_counts``),
+        kept per item and per how many stream slots and pipeline tiles the bytes fill, which
+        alone decide them where a tile streams its KV alone (``quanta.Staircase.counts``)."""
+        key = (id(first), *(quanta_key(x, b, self.hw) for x, b in zip(first.items, own)))
+        counts = self._counts.get(key)
+        if counts is None:
+            counts = self._counts[key] = tile_counts(first.items, own, self.hw)
+        return counts
 
     def _smooth(self, structure: tuple, point: tuple[int, ...]) -> float:
         """The corner's cycles less its KV staircase's (``_stepped``), if taken apart."""

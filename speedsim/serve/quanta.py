@@ -24,7 +24,8 @@ from typing import Callable, NamedTuple, Sequence
 
 from speedsim.config.hw import Hardware
 from speedsim.contracts.workitem import WorkItem
-from speedsim.hw.cost import dram_transfer_cycles, item_tiles, split_even
+from speedsim.hw.cost import (dram_transfer_cycles, item_tiles, split_even, stream_slot_bytes,
+                              stream_tile_budget)
 from speedsim.serve.iteration import (KV_OPS, Part, RowSource, SpeedStep, middle_layers,
                                       shortened, work_items)
 
@@ -117,3 +118,11 @@ def kv_lengths(p: Part, batched: bool) -> tuple[int, ...]:
             stages[g] = stages.get(g, 0) + x + 1
     sums = [[sum(st.values())] if batched else list(st.values()) for st in by_set.values()]
     return tuple(s for per_set in sums for _ in KV_OPS for s in per_set)
+
+
+def quanta_key(x: WorkItem, kv_bytes: int, hw: Hardware) -> tuple[int, int]:
+    """What decides how many stream tiles ``x`` reading ``kv_bytes`` of KV alone is cut
+    into (``cost.item_tiles``, no weights, no spilled inputs): the stream slots and the
+    pipeline tiles those bytes fill."""
+    return (-(-kv_bytes // stream_slot_bytes(hw, x.unit)),
+            -(-kv_bytes // stream_tile_budget(hw, x.unit)))
