@@ -148,7 +148,8 @@ same iteration sequence retimed: ``scheduler.retime``); ``benchmarks/bench_serve
 reports that and, apart, the difference between two separate runs (memo, every
 iteration replayed), which also holds the schedule's sensitivity; docs/serving.md
 has the numbers. ``tests/test_serve.py`` pins ≤ 1 % on the first 8 requests of
-traffic/poisson.yaml.
+traffic/poisson.yaml, and the summed cycles of 64 iterations across the h100's KV
+staircase within 5e-6 of the replay (the chord: −5.2e-5).
 """
 
 from __future__ import annotations
