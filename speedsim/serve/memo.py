@@ -104,7 +104,7 @@ requests, per request (a) the prefill's own error and (b) the clock's drift at i
 admission were 0.05 µs and −46 µs (sequential), −173 µs (draft_spec), of a TTFT of
 11 ms. So what matters is the *sign* of the memo's errors, and three of its sources
 were one-signed: the verify waves that end requests (``keys.skew``), a cost that jumps
-inside a KV cell (6, 7), and a KV cell's chord through a staircase (6).
+inside a KV cell (7), and a KV cell's chord through a staircase (6).
 
 6. **The KV staircase** (``speedsim.serve.quanta``). Where a KV read starts when its
    item issues (``weight_prefetch: per_op``, the GPUs) its DRAM transfer is on the
@@ -121,21 +121,25 @@ inside a KV cell (6, 7), and a KV cell's chord through a staircase (6).
    reads' transfer cycles (``quanta.transfer_cycles``: the engine's own tiles and
    granules, per layer, times the layers) and adds the part's own, its bytes from its
    own KV lengths (``quanta.kv_lengths``; a group reads its longest row's): exact where
-   the rest is affine in the cell. A KV cell whose reads change their tile count inside
-   (2 → 3 at KV 159 for those 5 rows: the read then overlaps its compute better, 2,560
-   cycles cheaper) is cut there (``_tile_cuts``, from the same cost functions), from the
-   ``LINE_CHECK_USES``-th point it serves. Where KV is read ahead (edge), the staircase
-   hides behind earlier items and taking it apart made the memo worse (2 rows of the
-   trained model: −4.6e-4 per iteration, against −0.4e-4): not done.
+   the rest is affine in the cell. Where a read's tile count changes inside a cell
+   (2 → 3 at KV 159 for those 5 rows: the read then overlaps its compute better,
+   2,560 cycles cheaper) the cost jumps: 7 below. Where KV is read ahead (edge), the
+   staircase hides behind earlier items and taking it apart made the memo worse (2 rows
+   of the trained model: −4.6e-4 per iteration, against −0.4e-4): not done.
 7. **KV cells checked.** A KV cell that has served ``LINE_CHECK_USES`` points has its
    middle replayed (the other coordinates at their low corner, the staircase taken
    out); while that misses the chord between the cell's ends by more than
-   ``KV_TOLERANCE`` the cell is halved, down to one position: a jump of another origin.
+   ``KV_TOLERANCE`` the cell is halved, down to one position (shallow on h100, 8 layers
+   at 5 rows: the jump at KV 159, 8.4e-4 of the part, inside [129, 160]). Cutting the
+   cells where a read's tile count changes, from the same cost functions, found the same
+   jumps and more, smaller ones (a SPEED step of many executions changes its tile count
+   every few positions), for a third more corners of SPEED steps (the 1,000-request run
+   4 s slower, at the issue's 60 s bound): not done.
 
 **Error bound.** What the memo misses: curvature within a cell (on edge a decode
 wave's cost wiggles by ±0.1 % within one KV tile; on h100, the staircase taken out, a
-cycle or so per iteration), the first ``LINE_CHECK_USES`` points of a cell with a jump,
-the spread of the requests around
+cycle or so per iteration), the first ``LINE_CHECK_USES`` points of a cell with a jump
+and a jump under ``KV_TOLERANCE``, the spread of the requests around
 the corner's even spread (SPEED: each stage's attention is sized by its own
 executions' mean KV length where attention is issued per token, the corner's by the
 step's: single SPEED iterations on traffic/trace.yaml up to 8 % off; keying each
@@ -211,8 +215,6 @@ class IterationCosts:
         self._parts: dict[tuple, bool] = {}  # (structure, point) -> whether a part has it
         self._alones: dict[tuple, Cost] = {}  # (short part, verdict) -> its cost alone
         self._stairs: dict[tuple, Staircase] = {}  # (structure, point) -> its KV reads (``quanta``)
-        self._cuts: dict[tuple, tuple] = {}  # KV cell -> where its reads' tiles change in number
-        self._tile_uses: Counter = Counter()  # per KV cell of the grid: the points it has served
         self._counts: dict[tuple, tuple] = {}  # KV items and their bytes' slots -> their tiles
         self.replays = 0
         self.corners = 0  # replays of grid-cell corners (the memo's own)
@@ -417,62 +419,7 @@ class IterationCosts:
         else:
             if not self._interpolable(structure, coords, cells):
                 cells = _no_skew(coords, [(round(v), round(v), 0.0) for _, v in coords])
-        cells = self._refined(structure, coords, self._tiled(structure, coords, cells))
-        return self._interpolated(structure, cells, p)
-
-    def _tiled(self, structure: tuple, coords: list, cells: list) -> list:
-        """``cells`` with the KV length's cut where a KV read's stream tiles change in
-        number (``_tile_cuts``): the engine's overlap of a read with its compute steps
-        there (the 7B shallow wave at 5 rows on h100: 2,560 cycles cheaper from KV 159 on,
-        2 tiles to 3), from the ``LINE_CHECK_USES``-th point the cell serves on (each cut
-        costs its cell two more corners; a sum's error is its busiest cells'). A point
-        between the two sides is read on its own side, a fraction of a position past the
-        end of that side's cell."""
-        i = next((j for j, (kind, _) in enumerate(coords) if kind == KV), None)
-        if i is None or not self._stepped(structure) or cells[i][1] <= cells[i][0]:
-            return cells
-        (lo, hi, _), v = cells[i], coords[i][1]
-        others = tuple(c[0] for c in cells)
-        self._tile_uses[structure, others, hi] += 1
-        if self._tile_uses[structure, others, hi] < LINE_CHECK_USES:
-            return cells
-        for cut in self._tile_cuts(structure, others, i, lo, hi):
-            if v < cut:
-                below = v <= cut - 1 or self._tile_side(structure, others, i, cells[i], v, cut)
-                lo, hi = (lo, cut - 1) if below else (cut, hi)
-                break
-            lo = cut
-        return [*cells[:i], (lo, hi, (v - lo) / (hi - lo)) if hi > lo else (lo, lo, 0.0),
-                *cells[i + 1:]]
-
-    def _tile_side(self, structure: tuple, others: tuple, i: int, cell: tuple, v: float,
-                   cut: int) -> bool:
-        """Whether KV length ``v`` in (cut − 1, cut) is cut into as many tiles as at cut − 1
-        (then read on the cell below, else on the cell above, a fraction of a position past
-        its end)."""
-        lo, hi, _ = cell
-        ends = [others[:i] + (k,) + others[i + 1:] for k in (lo, hi)]
-        a, b = (self._staircase(structure, pt) for pt in ends)
-        at = lambda k: tile_counts(a.items, [x + (y - x) * (k - lo) / (hi - lo)
-                                             for x, y in zip(a.kv, b.kv)], self.hw)
-        return at(v) == at(cut - 1)
-
-    def _tile_cuts(self, structure: tuple, others: tuple, i: int, lo: int, hi: int) -> tuple:
-        """The KV lengths in (lo, hi] (the other coordinates at ``others``) where a KV
-        item's stream tiles (``cost.item_tiles``) change in number, its bytes affine in the
-        KV length between the corners ``lo`` and ``hi``; kept per cell. No corner: none."""
-        key = (structure, others, i, lo, hi)
-        cuts = self._cuts.get(key)
-        if cuts is None:
-            ends = [others[:i] + (k,) + others[i + 1:] for k in (lo, hi)]
-            cuts = ()
-            if all(self._valid(structure, (pt, 1.0)) for pt in ends):
-                a, b = (self._staircase(structure, pt) for pt in ends)
-                count = lambda k: tile_counts(a.items, [x + (y - x) * (k - lo) / (hi - lo)
-                                                        for x, y in zip(a.kv, b.kv)], self.hw)
-                cuts = _changes(count, lo, hi)
-            self._cuts[key] = cuts
-        return cuts
+        return self._interpolated(structure, self._refined(structure, coords, cells), p)
 
     def _refined(self, structure: tuple, coords: list, cells: list) -> list:
         """``cells`` with the KV length's halved, down to one position, while the replay at
@@ -690,18 +637,6 @@ class IterationCosts:
         return Cost(float(sim.total_cycles - end_first), dynamic), ends, energy, part_ends
 
 
-def _changes(f, lo: int, hi: int) -> tuple[int, ...]:
-    """The integers k in (lo, hi] where ``f(k)`` differs from ``f(k − 1)``, found by
-    bisection (``f`` piecewise constant, few pieces)."""
-    if f(lo) == f(hi):
-        return ()
-    a, b = lo, hi  # f(a) == f(lo) != f(b)
-    while b - a > 1:
-        m = (a + b) // 2
-        a, b = (m, b) if f(m) == f(lo) else (a, m)
-    return (b, *_changes(f, b, hi))
-
-
 def _own_rows_and_groups(coords: list, cells: list) -> list:
     return [c if kind in (KV, SKEW) else (v, v, 0.0) for (kind, v), c in zip(coords, cells)]
 
@@ -727,12 +662,11 @@ def _middle_marks(p, depth, marks: list[int]) -> list[int]:
 
 def corners(cells: list[tuple[int, int, float]]) -> list[tuple[tuple[int, ...], float]]:
     """The corners of a grid cell with their multilinear weights: per coordinate (lo, hi,
-    w), lo with weight 1 − w and hi with weight w (hi alone, w = 0, left out; w outside
-    [0, 1] extrapolates, ``_tiled``)."""
+    w), lo with weight 1 − w and hi with weight w (hi alone, w = 0, left out)."""
     out: list[tuple[tuple[int, ...], float]] = [((), 1.0)]
     for lo, hi, w in cells:
         out = [(pt + (lo,), wt * (1 - w)) for pt, wt in out] + \
-              ([(pt + (hi,), wt * w) for pt, wt in out] if w else [])
+              ([(pt + (hi,), wt * w) for pt, wt in out] if w > 0 else [])
     return out
 
 
