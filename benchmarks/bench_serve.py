@@ -78,11 +78,13 @@ def memo_error(traffic: str, hw: str, wl: str, requests: int | None) -> dict:
 
 def same_schedule(audit: dict, pct) -> dict:
     """Per strategy: iterations, the summed cycles' error, the largest and mean |error| of
-    one iteration, and the worst summary metric's error (``AUDITED_METRICS``)."""
+    one iteration, its mean signed error (a bias), and the worst summary metric's error
+    (``AUDITED_METRICS``)."""
     name, worst = max(audit["summary_rel_error"].items(), key=lambda kv: abs(kv[1]))
     return {"iterations": audit["iterations"], "total": pct(audit["total_rel_error"]),
             "iteration_max_abs": f"{audit['max_abs_rel_error'] * 100:.3f} %",
             "iteration_mean_abs": f"{audit['mean_abs_rel_error'] * 100:.3f} %",
+            "iteration_mean_signed": f"{audit['mean_rel_error'] * 100:+.5f} %",
             "summary_worst": f"{name} {pct(worst)}"}
 
 

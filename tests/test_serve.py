@@ -17,6 +17,7 @@ from speedsim.serve.keys import KV, coordinates, corner
 from speedsim.serve.memo import Cost, IterationCosts, cell, corners, grid_points, tile_points
 from speedsim.serve.metrics import distribution, meets_slo, request_table, summary
 from speedsim.serve.progress import Sequential
+from speedsim.serve.quanta import kv_items, kv_lengths
 from speedsim.serve.requests import Request, make_requests
 from speedsim.serve.rows import RowBank
 from speedsim.serve.scheduler import Limits, retime, run_server
@@ -24,6 +25,7 @@ from speedsim.serve.scheduler import Limits, retime, run_server
 EDGE = "hw_configs/edge.yaml"
 H100 = "hw_configs/h100.yaml"  # a GPU: per-item overheads, a per-op kernel stream, an L2
 STRATEGIES = "workloads/strategies.yaml"  # every strategy on the trained model, 32 tokens
+LLAMA7B = "workloads/llama7b_cycle_u8_strategies.yaml"  # the 7B cycle-shared shape, every strategy
 
 
 def traffic(**keys):
@@ -445,6 +447,46 @@ def _parts_and_boundaries_add_up(hw, missed: int) -> None:
     assert costs(it) == Cost(whole.cycles, pytest.approx(whole.dynamic_j, rel=1e-12))
     alone = sum(costs.part(p, v).cycles for p, v in zip(it, costs.verdicts(it)))
     assert (costs.boundaries(it, costs.verdicts(it)).cycles, whole.cycles - alone) == (missed, missed)
+
+
+def test_the_memo_is_unbiased_on_a_kv_staircase(monkeypatch):
+    """On h100 (a KV read starts when its item issues) a decode wave's cost is a staircase
+    in its KV bytes: each stream tile's transfer steps by one granule per DRAM channel
+    (``serve.quanta``), and whole KV lengths, the grid's corners, sit on a step. Five
+    requests of the 7B shape decoding side by side for 64 iterations (KV 147.4 to 210.4,
+    across the change from 2 to 3 stream tiles at 159, a jump that halves its cell; cells
+    checked from their first point on, ``LINE_CHECK_USES`` 1): the memo's summed cycles
+    are the replay's within 5e-6; a chord through the corners runs 5.2e-5 short."""
+    hw, wl = load_hardware(H100), load_workload(LLAMA7B)
+    bank = RowBank({"": wl.model}, hw.bytes_per_element)
+    N = wl.model.n_layers
+    rows = (140, 143, 147, 150, 152)
+    its = [(Wave("", "decode", (-1, 0, N), tuple((b + k, (0,)) for b in rows)),) for k in range(64)]
+    exact = IterationCosts(hw, bank, exact=True)
+    replayed = sum(exact(it).cycles for it in its)
+    summed = lambda costs: sum(costs(it).cycles for it in its) / replayed - 1
+    monkeypatch.setattr(memo, "LINE_CHECK_USES", 1)
+    costs = IterationCosts(hw, bank, depth=bank.depth)
+    assert abs(summed(costs)) < 5e-6
+    chord = IterationCosts(hw, bank, depth=bank.depth)
+    monkeypatch.setattr(chord, "_stepped", lambda structure: False)
+    assert summed(chord) < -3e-5
+
+
+def test_kv_lengths_are_what_a_parts_kv_items_read(edge_costs):
+    """``quanta.kv_lengths`` (a part's KV positions per KV-reading item of one layer) times
+    one position's bytes is each item's KV read: a verify wave (groups read their longest
+    row's KV), SPEED steps with attention per stage (edge), over one weight set or one per
+    layer."""
+    hw, bank, _ = edge_costs
+    N = bank.depth("")
+    verify = Wave("", "decode", (-1, 0, 1, N), ((90, (0, 1, 2)), (70, (0,)), (95, (0, 1))))
+    steps = [SpeedStep(2, sets, ((90, 91), (80, 84, 85))) for sets in ((0,) * N, tuple(range(N)))]
+    for p in (verify, *steps):
+        _, items = kv_items(p, bank, hw, bank.depth)
+        lengths = kv_lengths(p, hw.attention_issue == "batched")
+        per_position = {x.kv_read_bytes / n for x, n in zip(items, lengths)}
+        assert len(items) == len(lengths) and len(per_position) == 1, (p, lengths)
 
 
 def test_memo_error_on_a_small_shipped_run_is_within_one_percent():

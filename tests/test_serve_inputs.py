@@ -146,6 +146,7 @@ def test_audit_memo_reports_each_iterations_error(files):
     assert set(audit["summary_rel_error"]) >= {"ttft_s.p99", "tpot_s.p50", "energy_per_token_j"}
     assert memo["replays"] == audit["iterations"] + audit["corner_replays"]
     assert 0 <= audit["mean_abs_rel_error"] <= audit["max_abs_rel_error"] < 0.05
+    assert abs(audit["mean_rel_error"]) <= audit["mean_abs_rel_error"]
 
 
 # -- load sweeps and the load plot ------------------------------------------------------------

@@ -162,6 +162,7 @@ def _layer_items(w: Wave, rows: RowSource, layer: int) -> list[tuple[list[OpRow]
 
 
 _KV_DIM = {"attn_score": "n", "attn_value": "k"}  # the attention GEMM dimension that is KV
+KV_OPS = tuple(_KV_DIM)  # the ops that read the KV cache
 _MERGED = (*ATTENTION_OPS, "embed")  # ops whose rows of one group ``merged`` merges
 _SUMMED = ("count", "elements", "act_in_bytes", "act_out_bytes", "kv_read_bytes",
            "kv_write_bytes", "macs", "vector_ops")

@@ -104,20 +104,42 @@ requests, per request (a) the prefill's own error and (b) the clock's drift at i
 admission were 0.05 µs and −46 µs (sequential), −173 µs (draft_spec), of a TTFT of
 11 ms. So what matters is the *sign* of the memo's errors, and three of its sources
 were one-signed: the verify waves that end requests (``keys.skew``), a cost that jumps
-inside a KV cell, and a KV cell's chord through two points of a sawtooth (below).
+inside a KV cell (7), and a KV cell's chord through a staircase (6).
 
-6. **KV cells checked.** A KV cell that has served ``LINE_CHECK_USES`` points has its
-   middle replayed (the other coordinates at their low corner); while that misses the
-   chord between the cell's ends by more than ``KV_TOLERANCE`` the cell is halved,
-   down to one position. Shallow on h100 (8 layers, 5 rows): the cost drops 2,560
-   cycles at KV 159 inside [129, 160], and the memo ran up to 0.096 % below a stretch
-   of iterations.
+6. **The KV staircase** (``speedsim.serve.quanta``). Where a KV read starts when its
+   item issues (``weight_prefetch: per_op``, the GPUs) its DRAM transfer is on the
+   part's chain, and it is quantized: the read is cut into stream tiles
+   (``cost.item_tiles``, bytes split evenly) and a tile moves ⌈granules / channels⌉
+   granules of ``dram.interleave_bytes`` per channel (``cost.dram_transfer_cycles``),
+   so its time steps once per ``channels · interleave_bytes`` bytes a tile (20 KiB on
+   h100) and is flat between. A corner has every row at one position, and its bytes
+   sit on a step (5 rows of the 7B shape on h100, 2 tiles: 20 KiB · ℓ each), while the
+   iterations between corners (ℓ = 233.2: rows at different positions) are on the next
+   step up, the whole step (+52 cycles a layer) at the first extra row; the chord ran
+   below every such iteration (shallow's summed −0.0015 % over the first 60 requests,
+   its TTFT p50 −1.55 %). So the memo interpolates each corner's cost *less* its KV
+   reads' transfer cycles (``quanta.transfer_cycles``: the engine's own tiles and
+   granules, per layer, times the layers) and adds the part's own, its bytes from its
+   own KV lengths (``quanta.kv_lengths``; a group reads its longest row's): exact where
+   the rest is affine in the cell. Where a read's tile count changes inside a cell
+   (2 → 3 at KV 159 for those 5 rows: the read then overlaps its compute better,
+   2,560 cycles cheaper) the cost jumps: 7 below. Where KV is read ahead (edge), the
+   staircase hides behind earlier items and taking it apart made the memo worse (2 rows
+   of the trained model: −4.6e-4 per iteration, against −0.4e-4): not done.
+7. **KV cells checked.** A KV cell that has served ``LINE_CHECK_USES`` points has its
+   middle replayed (the other coordinates at their low corner, the staircase taken
+   out); while that misses the chord between the cell's ends by more than
+   ``KV_TOLERANCE`` the cell is halved, down to one position (shallow on h100, 8 layers
+   at 5 rows: the jump at KV 159, 8.4e-4 of the part, inside [129, 160]). Cutting the
+   cells where a read's tile count changes, from the same cost functions, found the same
+   jumps and more, smaller ones (a SPEED step of many executions changes its tile count
+   every few positions), for a third more corners of SPEED steps (the 1,000-request run
+   4 s slower, at the issue's 60 s bound): not done.
 
 **Error bound.** What the memo misses: curvature within a cell (on edge a decode
-wave's cost wiggles by ±0.1 % within one KV tile; on h100 a sawtooth of ±1.6e-4 whose
-period, 4 to 15 positions, depends on the rows, from the engine's integer cycles, so
-that a cell's chord may lie above or below it throughout: shallow's summed −0.0018 %
-over the first 60 requests, its TTFT mean about −1 %), the spread of the requests around
+wave's cost wiggles by ±0.1 % within one KV tile; on h100, the staircase taken out, a
+cycle or so per iteration), the first ``LINE_CHECK_USES`` points of a cell with a jump
+and a jump under ``KV_TOLERANCE``, the spread of the requests around
 the corner's even spread (SPEED: each stage's attention is sized by its own
 executions' mean KV length where attention is issued per token, the corner's by the
 step's: single SPEED iterations on traffic/trace.yaml up to 8 % off; keying each
@@ -130,7 +152,8 @@ same iteration sequence retimed: ``scheduler.retime``); ``benchmarks/bench_serve
 reports that and, apart, the difference between two separate runs (memo, every
 iteration replayed), which also holds the schedule's sensitivity; docs/serving.md
 has the numbers. ``tests/test_serve.py`` pins ≤ 1 % on the first 8 requests of
-traffic/poisson.yaml.
+traffic/poisson.yaml, and the summed cycles of 64 iterations across the h100's KV
+staircase within 5e-6 of the replay (the chord: −5.2e-5).
 """
 
 from __future__ import annotations
@@ -148,6 +171,8 @@ from speedsim.metrics.energy import per_item_energy_j
 from speedsim.serve.iteration import (Iteration, Part, RowSource, SpeedStep, middle_layers,
                                       shortened, work_items)
 from speedsim.serve.keys import COUNT, KV, PROMPT, ROWS, SKEW, coordinates, corner
+from speedsim.serve.quanta import (Staircase, kv_lengths, quanta_key, staircase, tile_counts,
+                                   transfer_cycles)
 from speedsim.sim.engine import replay
 
 COUNT_POINTS_PER_OCTAVE = 4  # of the groups of a decode wave
@@ -177,6 +202,7 @@ class IterationCosts:
                  depth=None):
         self.hw, self.rows, self.exact = hw, rows, exact
         self.depth = depth  # scope -> its model's layer count; None: corners replayed whole
+        self._batched = hw.attention_issue == "batched"
         self._memo: dict[tuple, Cost] = {}
         self._composable: dict[tuple, bool] = {}  # per structure: its composed cost checked
         self._cells: dict[tuple, bool] = {}  # per grid cell: whether it is interpolated
@@ -188,6 +214,8 @@ class IterationCosts:
         self._boundaries: dict[tuple, Cost] = {}  # two parts' anchors -> a boundary's cost
         self._parts: dict[tuple, bool] = {}  # (structure, point) -> whether a part has it
         self._alones: dict[tuple, Cost] = {}  # (short part, verdict) -> its cost alone
+        self._stairs: dict[tuple, Staircase] = {}  # (structure, point) -> its KV reads (``quanta``)
+        self._counts: dict[tuple, tuple] = {}  # KV items and their bytes' slots -> their tiles
         self.replays = 0
         self.corners = 0  # replays of grid-cell corners (the memo's own)
         self.calls = 0
@@ -210,13 +238,16 @@ class IterationCosts:
 
     def audit_report(self) -> dict[str, float]:
         """The memo's error against the replay over the audited iterations: the largest and
-        mean |relative error| of one iteration's cycles, and of their sum."""
+        mean |relative error| of one iteration's cycles, their mean signed relative error
+        (a bias: errors of one sign add up), and the error of their sum."""
         pairs = [(e.cycles, m.cycles) for e, m in self.audited or [(Cost(1, 0), Cost(1, 0))]]
         exact, memo = np.array(pairs).T
-        rel = np.abs(memo / exact - 1)
+        signed = memo / exact - 1
+        rel = np.abs(signed)
         return {"iterations": len(self.audited or []), "corner_replays": self.corners,
                 "max_abs_rel_error": float(rel.max()),
                 "mean_abs_rel_error": float(rel.mean()),
+                "mean_rel_error": float(signed.mean()),
                 "total_rel_error": float(memo.sum() / exact.sum() - 1)}
 
     def memoized(self, it: Iteration) -> Cost:
@@ -224,8 +255,8 @@ class IterationCosts:
         cycles = dynamic = 0.0
         verdicts = self.verdicts(it)
         keyed = [coordinates(p) for p in it]
-        for k, verdict in zip(keyed, verdicts):
-            c = self._part(*k, verdict)
+        for p, k, verdict in zip(it, keyed, verdicts):
+            c = self._part(*k, verdict, p)
             cycles, dynamic = cycles + c.cycles, dynamic + c.dynamic_j
         edges = self.boundaries(it, verdicts, keyed)
         return Cost(cycles + edges.cycles, dynamic + edges.dynamic_j)
@@ -376,9 +407,9 @@ class IterationCosts:
         groups, the KV length and skew alone interpolated; failing that, without a skew
         (its corners would put a group before position 1); failing that not at all (the KV
         length rounded, as the batched attention rounds it)."""
-        return self._part(*coordinates(p), verdict)
+        return self._part(*coordinates(p), verdict, p)
 
-    def _part(self, structure: tuple, coords: list, verdict) -> Cost:
+    def _part(self, structure: tuple, coords: list, verdict, p: Part | None = None) -> Cost:
         structure = (structure, verdict)  # the memo's: a part's cost depends on the L2's verdict
         cells = [cell(kind, v, matrix_section(self.hw)) for kind, v in coords]
         for fallback in (_own_rows_and_groups, _no_skew):
@@ -388,7 +419,7 @@ class IterationCosts:
         else:
             if not self._interpolable(structure, coords, cells):
                 cells = _no_skew(coords, [(round(v), round(v), 0.0) for _, v in coords])
-        return self._interpolated(structure, self._refined(structure, coords, cells))
+        return self._interpolated(structure, self._refined(structure, coords, cells), p)
 
     def _refined(self, structure: tuple, coords: list, cells: list) -> list:
         """``cells`` with the KV length's halved, down to one position, while the replay at
@@ -420,27 +451,92 @@ class IterationCosts:
             points = [tuple(others[:i] + [k] + others[i + 1:]) for k in kvs]
             ok = not all(self._valid(structure, (pt, 1.0)) for pt in points)
             if not ok:
-                (a, m, b), (lo, mid, hi) = (self._at(structure, pt).cycles for pt in points), kvs
+                (a, m, b), (lo, mid, hi) = (self._smooth(structure, pt) for pt in points), kvs
                 ok = abs((a + (b - a) * (mid - lo) / (hi - lo)) / m - 1) <= KV_TOLERANCE
             self._lines[key] = ok
         return ok
 
-    def _interpolated(self, structure: tuple, cells: list[tuple[int, int, float]]) -> Cost:
-        """Multilinear between the cell's corners, but for a skew (the last coordinate of a
-        wave of several rows per group, ``keys.skew``): its step measured at the cell's
-        lowest corner only, as what the skew moves (the KV bytes) adds to the rest."""
+    def _interpolated(self, structure: tuple, cells: list[tuple[int, int, float]],
+                      p: Part | None = None) -> Cost:
+        """Multilinear between the cell's corners (``_weighted``); a decode part's KV
+        staircase (``quanta``) taken out of the corners' cycles and part ``p``'s own added
+        (its KV bytes from its own KV lengths, ``quanta.kv_lengths``; without ``p``,
+        interpolated)."""
+        weighted = self._weighted(structure, cells)
         cycles = dynamic = 0.0
-        skewed = structure[0][0] == "decode" and structure[0][-1] > 1 and cells[-1][2] > 0
-        (lo, hi, w) = cells[-1] if skewed else (0, 0, 0.0)
-        flat = cells[:-1] + [(lo, lo, 0.0)] if skewed else cells
-        for point, weight in corners(flat):
+        for point, weight in weighted:
             c = self._at(structure, point)
             cycles, dynamic = cycles + weight * c.cycles, dynamic + weight * c.dynamic_j
-        if skewed:
-            low = tuple(c[0] for c in cells[:-1])
-            a, b = self._at(structure, (*low, lo)), self._at(structure, (*low, hi))
-            cycles, dynamic = cycles + w * (b.cycles - a.cycles), dynamic + w * (b.dynamic_j - a.dynamic_j)
+        if self._stepped(structure):
+            stairs = [self._staircase(structure, pt) for pt, _ in weighted]
+            cycles += self._own_steps(p, stairs, [w for _, w in weighted]) - \
+                sum(w * s.cycles for (_, w), s in zip(weighted, stairs))
         return Cost(cycles, dynamic)
+
+    def _weighted(self, structure: tuple, cells: list[tuple[int, int, float]]) -> list:
+        """(corner, weight) of the multilinear interpolation in ``cells``, but for a skew (the
+        last coordinate of a wave of several rows per group, ``keys.skew``): its step
+        measured at the cell's lowest corner only (weights w and −w there), as what the
+        skew moves (the KV bytes) adds to the rest."""
+        skewed = structure[0][0] == "decode" and structure[0][-1] > 1 and cells[-1][2] > 0
+        if not skewed:
+            return corners(cells)
+        lo, hi, w = cells[-1]
+        low = tuple(c[0] for c in cells[:-1])
+        return corners(cells[:-1] + [(lo, lo, 0.0)]) + [((*low, lo), -w), ((*low, hi), w)]
+
+    def _stepped(self, structure: tuple) -> bool:
+        """Whether the part's KV reads' staircase is taken apart (``quanta``): a decode
+        part's (a wave's, a SPEED step's) whose KV is in DRAM (no KV buffer) and read when
+        its item issues (``weight_prefetch: per_op``; read ahead, behind earlier items, the
+        staircase does not reach the part's end: edge, 2 rows of the trained model, −4.6e-4
+        per iteration when taken apart, −0.4e-4 not)."""
+        return structure[0][0] != "prefill" and self.hw.buffers.kv is None \
+            and self.hw.weight_prefetch == "per_op"
+
+    def _staircase(self, structure: tuple, point: tuple[int, ...]) -> Staircase:
+        """The ``quanta.Staircase`` of the corner at ``point`` (whatever its L2 verdict)."""
+        key = (structure[0], point)
+        if key not in self._stairs:
+            self._stairs[key] = staircase(corner(structure[0], point), self.rows, self.hw,
+                                          self.depth)
+        return self._stairs[key]
+
+    def _own_steps(self, p: Part | None, stairs: list[Staircase], weights: list[float]) -> float:
+        """What part ``p``'s KV reads cost in DRAM transfers (``quanta.transfer_cycles``): its
+        bytes are the first corner's per KV position times its own positions (without
+        ``p``: the corners' bytes interpolated); its tiles the corners' where they agree,
+        else ``_own_counts``."""
+        first = stairs[0]
+        if not first.items:  # no attention (a head)
+            return 0.0
+        if p is None:
+            own = [round(sum(w * s.kv[i] for w, s in zip(weights, stairs)))
+                   for i in range(len(first.kv))]
+        else:
+            lengths = kv_lengths(p, self._batched)
+            assert len(lengths) == len(first.items), "a part and its corner issue the same KV items"
+            own = [b // n * m for b, n, m in zip(first.kv, first.lengths, lengths)]
+        counts = first.counts if all(s.counts == first.counts for s in stairs) else \
+            self._own_counts(first, own) if all(s.counts for s in stairs) else None
+        return first.repeats * transfer_cycles(first.items, own, self.hw, counts)
+
+    def _own_counts(self, first: Staircase, own: list[int]) -> tuple[int, ...]:
+        """The stream tiles of ``first``'s items reading ``own`` bytes (``quanta.tile_counts``),
+        kept per item and per how many stream slots and pipeline tiles the bytes fill, which
+        alone decide them where a tile streams its KV alone (``quanta.Staircase.counts``)."""
+        key = (id(first), *(quanta_key(x, b, self.hw) for x, b in zip(first.items, own)))
+        counts = self._counts.get(key)
+        if counts is None:
+            counts = self._counts[key] = tile_counts(first.items, own, self.hw)
+        return counts
+
+    def _smooth(self, structure: tuple, point: tuple[int, ...]) -> float:
+        """The corner's cycles less its KV staircase's (``_stepped``), if taken apart."""
+        cycles = self._at(structure, point).cycles
+        if not self._stepped(structure):
+            return cycles
+        return cycles - self._staircase(structure, point).cycles
 
     def _interpolable(self, structure: tuple, coords: list, cells: list) -> bool:
         """Whether the part's cell may be interpolated (once per cell): every corner is a
