@@ -160,11 +160,6 @@ def test_a_pick_cost_without_a_pick_item_is_refused(tiny):
     ("hw.pick=kernal", ["pick", "'fused' or 'kernel'", "'kernal'"]),
     ("hw.pick=true", ["pick", "'fused' or 'kernel'"]),
     ("hw.vector.cycles_per_element.pik=1", ["vector.cycles_per_element.pik", "did you mean 'pick'"]),
-    ("hw.attention_waves.wave_ns=1000", ["attention_waves.blocks_per_wave", "missing"]),
-    ("hw.attention_waves={blocks_per_wave: 132, wave_ns: 0}", ["attention_waves.wave_ns",
-                                                               "greater than 0"]),
-    ("hw.attention_waves={blocks_per_wave: 132, wave_ns: 1000, waves: 2}",
-     ["attention_waves.waves", "unknown key"]),
     ("workload.model.weights.source=pakaged", ["model.weights", "pakaged"]),
 ])
 def test_bad_override(tiny, override, words):

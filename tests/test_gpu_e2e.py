@@ -12,10 +12,6 @@ shapes (d_model 768), whose SPEED stage steps cost more than modelled, the more 
 rows are in flight (docs/calibration.md §7), and on the H200 one 2B speedup (+5.3 %). The
 greedy argmax after every LM head is modelled (``pick: kernel``); on the H100 it took three
 cases off the list (s01b batch 1 SPEED at both contexts, s2b batch 1 context 128 speedup).
-Attention that costs per wave of thread blocks (``attention_waves``) moved the small shapes'
-SPEED by 1.0-2.0 points at batch 4, context 128, and took none off; a whole SPEED run also
-exceeds the sum of its stage steps replayed alone by 3-13 µs a step, which no per-step term
-closes (docs/calibration.md §7).
 """
 
 from __future__ import annotations

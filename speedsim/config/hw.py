@@ -113,14 +113,6 @@ class Buffers(Frozen):
         return self
 
 
-class AttentionWaves(Frozen):
-    """A GPU's fused decode attention: one thread block per (sequence, head) GEMM, the
-    blocks dealt to the SMs in waves (as ``array.split: blocks`` deals a GEMM's folds)."""
-
-    blocks_per_wave: PosInt  # thread blocks running at once (SMs x blocks per SM)
-    wave_ns: PosFloat  # what each wave beyond the first adds to the fused kernel
-
-
 class Energy(Frozen):
     """Energy per operation and static power (DRAM and SRAM energy live with them)."""
 
@@ -208,9 +200,6 @@ class Hardware(Frozen):
     # kernel, as GPUs run decode attention) for all tokens in flight at a layer step, each
     # still reading its own KV (bytes add up, only the issue is shared)
     attention_issue: Literal["per_token", "batched"] = "per_token"
-    # a GPU's decode attention at short KV costs per wave of thread blocks, not per byte:
-    # each wave beyond the first adds wave_ns (docs/hardware.md); absent: no such term
-    attention_waves: Optional[AttentionWaves] = None
     weight_prefetch: Literal["ahead", "per_op"] = "ahead"  # ahead: across items as slots allow; per_op: not before the item's issue overhead ends
     # the greedy pick (argmax, or the sampler) that turns an LM head's logits into token ids:
     # fused: an NPU's vector unit picks from the head's output tiles as the array drains them
@@ -274,13 +263,6 @@ class Hardware(Frozen):
         if self.sustained_clock_hz is not None and self.sustained_clock_hz > self.clock_hz:
             raise KeyedValueError("sustained_clock_hz", f"{self.sustained_clock_hz:g} is above "
                                   f"clock_hz {self.clock_hz:g}, the boost clock")
-        return self
-
-    @model_validator(mode="after")
-    def _waves_only_on_the_array(self) -> "Hardware":
-        if self.attention_waves is not None and self.attention_on != "array":
-            raise KeyedValueError("attention_waves", "changes nothing with attention_on: "
-                                  f"{self.attention_on} (thread blocks are a GPU's array items)")
         return self
 
     @model_validator(mode="after")

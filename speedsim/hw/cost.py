@@ -58,11 +58,6 @@ On-chip placement (what needs DRAM and what does not) is also decided here:
   it, LRU by key) when they fit there (``param_resident``): fetched once, then
   resident until evicted. Larger ones stream through the activation buffer
   every time, like KV reads.
-* **Attention in waves** (``attention_waves``, the GPU configs): an attention item's
-  (sequence, head) GEMMs are a fused kernel's thread blocks, dealt to the SMs in waves;
-  each wave beyond the first adds array cycles (``attention_wave_cycles``), spread over
-  the item's tiles, so they overlap its KV stream as the blocks' loads do. A prefill's
-  query tiles are not counted as blocks of their own (one block per sequence and head).
 * **Activations** of an item stay in the activation buffer when
   ``act_in_bytes + act_out_bytes`` fits its working area (a quarter of the
   buffer, per unit); otherwise the inputs are read from and the outputs
@@ -90,10 +85,9 @@ from operator import attrgetter
 from typing import Callable, Hashable, Iterable, NamedTuple, Sequence
 
 from speedsim.config.hw import Hardware
-from speedsim.hw.systolic import array_gemm_cycles, ceil_div, waves
+from speedsim.hw.systolic import array_gemm_cycles, ceil_div
 from speedsim.contracts.results import Roofline
 from speedsim.contracts.workitem import WorkItem
-from speedsim.trace.schema import ATTENTION_OPS
 
 ACT_WORK_SHARE = 1 / 4
 PARAM_SHARE = 1 / 8  # of the weight buffer, for vector-unit parameters
@@ -411,23 +405,6 @@ def _gemm_tiles(item: WorkItem, hw: Hardware, n_tiles: int,
     return pieces * gemms
 
 
-ATTENTION_ITEMS = len(ATTENTION_OPS)  # score and value: the fused kernel's two items here
-
-
-def attention_wave_cycles(item: WorkItem, hw: Hardware) -> int:
-    """Array cycles an attention item adds for its thread blocks' waves (``attention_waves``):
-    one block per (sequence, head) GEMM (``item.count``), dealt to the SMs ``blocks_per_wave``
-    at a time (``systolic.waves``, as ``split: blocks`` deals folds); each wave beyond the
-    first adds ``wave_ns`` to the fused kernel, whose first wave is in the item's fixed cost
-    (the overheads are fitted at one wave). The model issues that kernel as the score and the
-    value item, each carrying half. Zero without ``attention_waves`` and for other items."""
-    w = hw.attention_waves
-    if w is None or item.op not in ATTENTION_OPS:
-        return 0
-    extra = waves(max(item.count, 1), w.blocks_per_wave) - 1
-    return round(extra * w.wave_ns * 1e-9 * hw.clock_hz / ATTENTION_ITEMS)
-
-
 def _compute_bound(pieces: list[tuple[int, int]], dram_bytes: int, hw: Hardware) -> bool:
     """Whether an array item's cycles at ``clock_hz`` outlast its DRAM bytes at the
     achievable bandwidth: such an item runs at ``sustained_clock_hz`` (a GPU holds its
@@ -487,9 +464,6 @@ def _matrix_tiles(item: WorkItem, hw: Hardware, tr: Traffic) -> list[Tile]:
     # 4. a compute-bound item runs at the sustained clock
     if _compute_bound(pieces, w_total + s_total, hw):
         pieces = [(hw.compute_cycles(c), mac) for c, mac in pieces]
-    # 5. a GPU's attention: its waves of thread blocks beyond the first
-    pieces = [(c + w, mac) for (c, mac), w in
-              zip(pieces, split_even(attention_wave_cycles(item, hw), count))]
     return [Tile(w, k + a, c, mac, 0) for w, k, a, (c, mac) in
             zip(split_even(w_total, count), kv, acts, pieces)]
 
@@ -540,8 +514,7 @@ class CostPlan(NamedTuple):
 
 def _shape(item: WorkItem) -> tuple:
     """Everything ``item_tiles`` and ``item_traffic`` read, i.e. what makes two items cost the same."""
-    return (item.unit, item.op in ATTENTION_OPS, item.m, item.k, item.n, item.count,
-            item.elements, item.vector_kind,
+    return (item.unit, item.m, item.k, item.n, item.count, item.elements, item.vector_kind,
             item.weight_key is None, item.weight_bytes, item.act_in_bytes, item.act_out_bytes, item.kv_read_bytes,
             item.kv_write_bytes, item.macs, item.vector_ops)
 

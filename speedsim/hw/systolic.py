@@ -50,12 +50,6 @@ def _all_positive_ints(*values) -> bool:
     return all(type(v) is int and v > 0 for v in values)
 
 
-def waves(blocks: int, per_wave: int) -> int:
-    """Waves in which ``blocks`` units of work run, ``per_wave`` at a time (a GPU's thread
-    blocks over its SMs): ``⌈blocks / per_wave⌉``."""
-    return ceil_div(blocks, per_wave)
-
-
 def gemm_cycles(M: int, K: int, N: int, rows: int, cols: int, dataflow: Dataflow) -> int:
     """Cycles of ``Y[M,N] = X[M,K]·W[K,N]`` on one ``rows``×``cols`` array (SCALE-Sim 3.0.0)."""
     folds, fold = fold_shape(M, K, N, rows, cols, dataflow)
@@ -93,7 +87,7 @@ def array_gemm_cycles(M: int, K: int, N: int, gemms: int, rows: int, cols: int,
         if dataflow != "os":
             raise ValueError(f"split='blocks' needs the os dataflow, got {dataflow!r}")
         folds, fold = fold_shape(M, K, N, rows, cols, dataflow)
-        return waves(gemms * folds, arrays) * fold - 1
+        return ceil_div(gemms * folds, arrays) * fold - 1
     if split != "columns":
         raise ValueError(f"split must be 'columns' or 'blocks', got {split!r}")
     if gemms >= arrays:
