@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from functools import cache
 from pathlib import Path
 
 import pandas as pd
@@ -55,10 +56,15 @@ def steps_sum(gpu: str, shape: str, batch: int, ctx: int, steps: list) -> float:
     """ms of SPEED's schedule as the sum of its stage steps, each graph-replayed alone back to
     back (``steps.csv``, the ring step; median over runs): what the decode would take if a
     step cost the same in the sequence as repeated alone."""
-    df = pd.concat([pd.read_csv(p) for p in sorted((HERE / "results" / gpu).glob("**/steps.csv"))])
-    df = df[(df["shape"] == shape) & (df.batch == batch) & (df.ctx == ctx)]
-    ms = df.groupby("stages").ms.median()
+    ms = _step_ms(gpu).loc[(shape, batch, ctx)]
     return sum(ms["-".join(map(str, s))] for s in steps)
+
+
+@cache
+def _step_ms(gpu: str) -> pd.Series:
+    """Median ms of each stage step of each case, over every ``steps.csv`` of ``gpu``."""
+    df = pd.concat([pd.read_csv(p) for p in sorted((HERE / "results" / gpu).glob("**/steps.csv"))])
+    return df.groupby(["shape", "batch", "ctx", "stages"]).ms.median()
 
 
 def compare(gpu: str) -> pd.DataFrame:
