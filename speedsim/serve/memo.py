@@ -629,9 +629,9 @@ class IterationCosts:
         items, sizes = self._items(it, part_ends, marks)
         passed = through_cache(items, hw) if verdicts is None or verdicts[0] is None else \
             self._imposed(items, part_ends, verdicts)  # behind an L2, its misses (hw/l2.py)
-        sim = replay(passed, hw)
+        sim = replay(passed, hw, frames=False)  # its items' columns: no log, no occupancy
         first = sizes[0]
-        ends = sim.items["end_cycle"].to_numpy()
+        ends = sim.items["end_cycle"]
         end_first = int(ends[:first].max())
         energy = sum(per_item_energy_j(items, sim.items, hw).values())
         dynamic = float(energy[first:].sum())
