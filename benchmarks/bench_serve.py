@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -44,6 +45,8 @@ from bench_cli import host_loop_s  # noqa: E402
 from speedsim.config.hw import load_hardware  # noqa: E402
 from speedsim.config.traffic import load_traffic  # noqa: E402
 from speedsim.config.workload import load_workload  # noqa: E402
+from speedsim.api import strategy_list  # noqa: E402
+from speedsim.forking import default_workers  # noqa: E402
 from speedsim.serve import AUDITED_METRICS, metric, serve  # noqa: E402
 
 EXAMPLES = [("traffic/poisson.yaml", "hw_configs/edge.yaml", "workloads/strategies.yaml"),
@@ -96,19 +99,33 @@ def two_runs(memo: dict, exact: dict, pct) -> dict:
 
 
 def speed(requests: int | None) -> dict:
+    """The 7B run served with the default workers (``speedsim serve``'s: one per strategy, at
+    most one per core, ``serve.WORK`` dealing them) and on one worker; the same result."""
     traffic, hw, wl = EXAMPLES[2]
     over = [("requests", requests)] if requests else []
     args = load_hardware(ROOT / hw), load_workload(ROOT / wl), load_traffic(ROOT / traffic, over)
-    t0, c0 = time.perf_counter(), time.process_time()
-    result = serve(*args)
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    workers = default_workers(len(strategy_list(args[1], None)))
+    report: dict = {"run": f"{traffic} on {hw}, {wl}", "requests": requests or "all"}
+    summaries = []
+    for n in (workers, 1):
+        t0, c0 = time.perf_counter(), cpu_s()
+        result = serve(*args, workers=n)
+        wall, cpu = time.perf_counter() - t0, cpu_s() - c0
+        report[f"workers_{n}"] = {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1)}
+        summaries.append(result.summary)
+    assert summaries[0] == summaries[-1], "the workers changed the result"
     s = result.summary["strategies"]
-    return {"run": f"{traffic} on {hw}, {wl}", "requests": requests or "all",
-            "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
-            "per_strategy": {n: {"iterations": e["memo"]["iterations"],
-                                 "replays": e["memo"]["replays"],
-                                 "throughput_vs_sequential": round(e.get("throughput_vs_sequential", 1.0), 3)}
-                             for n, e in s.items()}}
+    report["per_strategy"] = {n: {"iterations": e["memo"]["iterations"],
+                                  "replays": e["memo"]["replays"],
+                                  "throughput_vs_sequential": round(e.get("throughput_vs_sequential", 1.0), 3)}
+                              for n, e in s.items()}
+    return report
+
+
+def cpu_s() -> float:
+    """CPU seconds of this process and of its finished children (the forked workers)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def main() -> None:

@@ -568,21 +568,25 @@ class IterationCosts:
         if cost is None:
             self.corners += 1
             (part, verdict) = structure
-            cost = self._memo[key] = self.composed((*part[:3], verdict),
-                                                   (corner(part, point),), verdict)
+            it, seen = (corner(part, point),), []
+            cost = self._memo[key] = self.composed((*part[:3], verdict), it, verdict, seen)
+            if self._stepped(structure) and (part, point) not in self._stairs:
+                self._stairs[part, point] = staircase(it[0], self.rows, self.hw, self.depth,
+                                                      replayed=seen[0])
         return cost
 
-    def composed(self, shape: tuple, it: Iteration, verdict=None) -> Cost:
+    def composed(self, shape: tuple, it: Iteration, verdict=None, seen: list | None = None) -> Cost:
         """``it``'s cost from a replay of its first ``KEPT_LAYERS`` repeated layers per part
         (``shortened``), each further layer costing what the last kept one added (module
         docstring); the first corner of each ``shape`` (kind, model and layers) is replayed
         whole as well, and the shape composed only if the two agree within
         ``COMPOSED_TOLERANCE``. ``verdict``: the L2's (``verdicts``); a part whose weights
-        may stay resident is never composed (its layers may hit and miss apart)."""
+        may stay resident is never composed (its layers may hit and miss apart). ``seen``:
+        (the iteration as replayed, the items of its first copy) appended (``_replay``)."""
         if self.depth is None or self._composable.get(shape) is False \
                 or verdict not in (None, ALL_MISS):
-            return self.replayed(it, (verdict,))
-        cost = self._composed(it, verdict)
+            return self._replay(it, verdicts=(verdict,), seen=seen)[0]
+        cost = self._composed(it, verdict, seen)
         if shape not in self._composable:
             self.corners += 1  # the memo's own replay too
             whole = self.replayed(it, (verdict,))
@@ -590,14 +594,14 @@ class IterationCosts:
             return whole
         return cost
 
-    def _composed(self, it: Iteration, verdict=None) -> Cost:
+    def _composed(self, it: Iteration, verdict=None, seen: list | None = None) -> Cost:
         """1. the iteration with ``KEPT_LAYERS`` repeated layers per part, replayed as
         ``replayed`` does, the last copy's layers marked; 2. its cost plus, per part, the
         layers left out times what its last kept layer added (cycles from the previous
         layer's end to its own, the dynamic energy of its items)."""
         short = tuple(shortened(p, self.depth, KEPT_LAYERS) for p in it)
         marks: list[list[int]] = [[] for _ in it]
-        cost, ends, energy, _ = self._replay(short, marks, (verdict,))
+        cost, ends, energy, _ = self._replay(short, marks, (verdict,), seen)
         cycles, dynamic = cost.cycles, cost.dynamic_j
         done_by = np.maximum.accumulate(ends)  # every item up to this one has ended
         for p, q, m in zip(it, short, marks):
@@ -620,13 +624,16 @@ class IterationCosts:
                           copies=2, marks=marks, part_ends=part_ends)
 
     def _replay(self, it: Iteration, marks: list[list[int]] | None = None,
-                verdicts: tuple | None = None):
+                verdicts: tuple | None = None, seen: list | None = None):
         """(cost, every item's end cycle, every item's dynamic energy, where each part of
-        each copy ends) of ``replayed``."""
+        each copy ends) of ``replayed``; ``seen``: (``it``, the items of its first copy)
+        appended (a corner's KV staircase is taken from them, ``quanta.staircase``)."""
         self.replays += 1
         hw = self.hw
         part_ends: list[int] = []
         items, sizes = self._items(it, part_ends, marks)
+        if seen is not None:
+            seen.append((it, items[:sizes[0]]))
         passed = through_cache(items, hw) if verdicts is None or verdicts[0] is None else \
             self._imposed(items, part_ends, verdicts)  # behind an L2, its misses (hw/l2.py)
         sim = replay(passed, hw, frames=False)  # its items' columns: no log, no occupancy
