@@ -18,9 +18,15 @@ speed-up it buys, and the wall time of the 7B serving run the issue sets a targe
 2. Speed: ``traffic/llama7b_poisson.yaml`` (1,000 requests, the 7B cycle-shared shape on
    h100, near sequential decoding's saturation) with every strategy of
    ``workloads/llama7b_cycle_u8_strategies.yaml``, through the memo (target ≤ 60 s on the
-   2-core machine, aim 20 s), with iterations and replays (of iteration parts at the
-   memo's grid corners, ``speedsim.serve.memo``) per strategy; the memo is shared across
-   strategies, so a later strategy replays less.
+   2-core machine, aim 20 s), on the default workers (``speedsim serve``'s: one per
+   strategy, at most one per core, dealt by ``speedsim.serve.WORK``) and on one, the two
+   results checked equal, with iterations and replays (of iteration parts at the memo's
+   grid corners, ``speedsim.serve.memo``) per strategy, each strategy with its own memo.
+   2026-12-07, 2-core shared host (host loop 0.47 s before, 0.28 s after): 28.0 s on two
+   workers (53 CPU seconds), 46.8 s on one; ``speedsim serve`` timed whole by
+   ``farm-bench``, median of 3 runs each paired with the code before (57.3 s): 24.3 s on
+   two workers (24.1 to 24.9 s, 0.42 times the code before), 43.4 s on one (0.83 times).
+   docs/serving.md has the breakdown.
 
 Not a test: wall times depend on the machine. ``host_loop_s`` (``bench_cli``) brackets them.
 

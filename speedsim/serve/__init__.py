@@ -7,7 +7,8 @@ and returns data only:
    model's ``max_seq_len``;
 2. each strategy configures itself as in ``simulate`` (``RunContext``): its
    acceptance outcomes become per-request draws (``progress``);
-3. per strategy: the continuous-batching server (``scheduler``) asks for each
+3. per strategy, on forked workers (``speedsim.forking``, dealt by ``WORK``), each with
+   a memo of its own: the continuous-batching server (``scheduler``) asks for each
    iteration's cost, replayed on the engine from the iteration's work items
    (``iteration``, ``memo``);
 4. the per-request table and the summary (``metrics``), with the resolved
