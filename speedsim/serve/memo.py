@@ -496,7 +496,8 @@ class IterationCosts:
             and self.hw.weight_prefetch == "per_op"
 
     def _staircase(self, structure: tuple, point: tuple[int, ...]) -> Staircase:
-        """The ``quanta.Staircase`` of the corner at ``point`` (whatever its L2 verdict)."""
+        """The ``quanta.Staircase`` of the corner at ``point`` (whatever its L2 verdict): taken
+        from its replay's items when ``_at`` replayed it, else built."""
         key = (structure[0], point)
         if key not in self._stairs:
             self._stairs[key] = staircase(corner(structure[0], point), self.rows, self.hw,
