@@ -18,9 +18,15 @@ speed-up it buys, and the wall time of the 7B serving run the issue sets a targe
 2. Speed: ``traffic/llama7b_poisson.yaml`` (1,000 requests, the 7B cycle-shared shape on
    h100, near sequential decoding's saturation) with every strategy of
    ``workloads/llama7b_cycle_u8_strategies.yaml``, through the memo (target ≤ 60 s on the
-   2-core machine, aim 20 s), with iterations and replays (of iteration parts at the
-   memo's grid corners, ``speedsim.serve.memo``) per strategy; the memo is shared across
-   strategies, so a later strategy replays less.
+   2-core machine, aim 20 s), on the default workers (``speedsim serve``'s: one per
+   strategy, at most one per core, dealt by ``speedsim.serve.WORK``) and on one, the two
+   results checked equal, with iterations and replays (of iteration parts at the memo's
+   grid corners, ``speedsim.serve.memo``) per strategy, each strategy with its own memo.
+   2026-12-07, 2-core shared host (host loop 0.47 s before, 0.28 s after): 28.0 s on two
+   workers (53 CPU seconds), 46.8 s on one; ``speedsim serve`` timed whole by
+   ``farm-bench``, median of 3 runs each paired with the code before (57.3 s): 24.3 s on
+   two workers (24.1 to 24.9 s, 0.42 times the code before), 43.4 s on one (0.83 times).
+   docs/serving.md has the breakdown.
 
 Not a test: wall times depend on the machine. ``host_loop_s`` (``bench_cli``) brackets them.
 
@@ -32,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -44,6 +51,8 @@ from bench_cli import host_loop_s  # noqa: E402
 from speedsim.config.hw import load_hardware  # noqa: E402
 from speedsim.config.traffic import load_traffic  # noqa: E402
 from speedsim.config.workload import load_workload  # noqa: E402
+from speedsim.api import strategy_list  # noqa: E402
+from speedsim.forking import default_workers  # noqa: E402
 from speedsim.serve import AUDITED_METRICS, metric, serve  # noqa: E402
 
 EXAMPLES = [("traffic/poisson.yaml", "hw_configs/edge.yaml", "workloads/strategies.yaml"),
@@ -96,19 +105,33 @@ def two_runs(memo: dict, exact: dict, pct) -> dict:
 
 
 def speed(requests: int | None) -> dict:
+    """The 7B run served with the default workers (``speedsim serve``'s: one per strategy, at
+    most one per core, ``serve.WORK`` dealing them) and on one worker; the same result."""
     traffic, hw, wl = EXAMPLES[2]
     over = [("requests", requests)] if requests else []
     args = load_hardware(ROOT / hw), load_workload(ROOT / wl), load_traffic(ROOT / traffic, over)
-    t0, c0 = time.perf_counter(), time.process_time()
-    result = serve(*args)
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    workers = default_workers(len(strategy_list(args[1], None)))
+    report: dict = {"run": f"{traffic} on {hw}, {wl}", "requests": requests or "all"}
+    summaries = []
+    for n in (workers, 1):
+        t0, c0 = time.perf_counter(), cpu_s()
+        result = serve(*args, workers=n)
+        wall, cpu = time.perf_counter() - t0, cpu_s() - c0
+        report[f"workers_{n}"] = {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1)}
+        summaries.append(result.summary)
+    assert summaries[0] == summaries[-1], "the workers changed the result"
     s = result.summary["strategies"]
-    return {"run": f"{traffic} on {hw}, {wl}", "requests": requests or "all",
-            "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
-            "per_strategy": {n: {"iterations": e["memo"]["iterations"],
-                                 "replays": e["memo"]["replays"],
-                                 "throughput_vs_sequential": round(e.get("throughput_vs_sequential", 1.0), 3)}
-                             for n, e in s.items()}}
+    report["per_strategy"] = {n: {"iterations": e["memo"]["iterations"],
+                                  "replays": e["memo"]["replays"],
+                                  "throughput_vs_sequential": round(e.get("throughput_vs_sequential", 1.0), 3)}
+                              for n, e in s.items()}
+    return report
+
+
+def cpu_s() -> float:
+    """CPU seconds of this process and of its finished children (the forked workers)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def main() -> None:

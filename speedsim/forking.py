@@ -3,8 +3,9 @@
 ``speedsim run`` compares strategies whose simulations share nothing but their
 inputs: each is a pure function of (hardware, workload, strategy), so they can
 run at once on the cores of the machine. ``run_forked`` deals the jobs to
-``workers`` shares, runs the first share in the calling process and each other
-one in a child forked from it: a child
+``workers`` shares (``deal``: job i to share i mod workers, or, given each job's
+expected weight, the heaviest first to the lightest share), runs the first share
+in the calling process and each other one in a child forked from it: a child
 inherits the inputs (trace, configured strategies) instead of having them
 pickled to it, and sends back only its result. Results are those of running the
 jobs one after another — the same objects in the same order, whatever the number
@@ -32,15 +33,18 @@ def default_workers(jobs: int) -> int:
     return max(1, min(jobs, cores or 1))
 
 
-def run_forked(jobs: Sequence[Job], workers: int) -> list[Any]:
-    """``[job() for job in jobs]``, run on up to ``workers`` processes at once: job i goes to
-    worker i mod workers; worker 0 is this process."""
+def run_forked(jobs: Sequence[Job], workers: int,
+               weights: Sequence[float] | None = None) -> list[Any]:
+    """``[job() for job in jobs]``, run on up to ``workers`` processes at once, dealt by
+    ``deal`` (``weights``: each job's expected run time, any unit); worker 0 is this
+    process."""
     if workers < 1:
         raise ValueError(f"workers must be at least 1 (got {workers})")
     workers = min(workers, len(jobs))
     if workers <= 1 or "fork" not in mp.get_all_start_methods():
         return [job() for job in jobs]
-    shares = [list(jobs[w::workers]) for w in range(workers)]
+    dealt = deal(len(jobs), workers, weights)
+    shares = [[jobs[i] for i in share] for share in dealt]
     children = [_start(share) for share in shares[1:]]  # 1. fork the others
     try:
         mine = _run_all(shares[0])  # 2. this process runs its share meanwhile
@@ -52,9 +56,28 @@ def run_forked(jobs: Sequence[Job], workers: int) -> list[Any]:
                 child.terminate()
                 child.join()
     results: list[Any] = [None] * len(jobs)
-    for w, share_results in enumerate([mine, *theirs]):
-        results[w::workers] = share_results
+    for share, share_results in zip(dealt, [mine, *theirs]):
+        for i, result in zip(share, share_results):
+            results[i] = result
     return results
+
+
+def deal(jobs: int, workers: int, weights: Sequence[float] | None = None) -> list[list[int]]:
+    """The job indices of each worker's share, each in job order: job i to worker i mod
+    ``workers``; with ``weights``, each job, heaviest first (ties: the earlier job), to the
+    share of least weight so far (ties: the earlier worker), which bounds the longest share
+    by 4/3 of the best dealing (Graham's LPT rule)."""
+    if weights is None:
+        return [list(range(w, jobs, workers)) for w in range(workers)]
+    if len(weights) != jobs:
+        raise ValueError(f"{len(weights)} weights for {jobs} jobs")
+    shares: list[list[int]] = [[] for _ in range(workers)]
+    loads = [0.0] * workers
+    for i in sorted(range(jobs), key=lambda j: (-weights[j], j)):
+        w = loads.index(min(loads))
+        shares[w].append(i)
+        loads[w] += weights[i]
+    return [sorted(share) for share in shares]
 
 
 def _run_all(share: Sequence[Job]) -> list[Any]:

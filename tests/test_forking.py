@@ -10,7 +10,7 @@ from speedsim.api import simulate
 from speedsim.cli.io import write_run
 from speedsim.config import load_hardware, load_workload
 from speedsim.config.errors import ConfigError
-from speedsim.forking import Ahead, default_workers, run_forked
+from speedsim.forking import Ahead, deal, default_workers, run_forked
 
 
 def test_jobs_come_back_in_order_from_every_worker():
@@ -20,6 +20,24 @@ def test_jobs_come_back_in_order_from_every_worker():
     pids = {pid for _, pid in results}
     assert len(pids) == 2 and os.getpid() in pids  # worker 0 is this process
     assert [pid for _, pid in results[0::2]] == [os.getpid()] * 3
+
+
+def test_weights_deal_the_heaviest_first_to_the_lightest_share():
+    # serving's five strategies (speedsim.serve.WORK): sequential, draft_spec, shallow here
+    assert deal(5, 2, [1, 2, 6, 7, 1]) == [[0, 3, 4], [1, 2]]
+    assert deal(5, 3, [1, 2, 6, 7, 1]) == [[3], [2], [0, 1, 4]]
+    assert deal(4, 2, [1, 1, 1, 1]) == [[0, 2], [1, 3]]  # ties: the earlier job, worker
+    assert deal(5, 2) == [[0, 2, 4], [1, 3]]  # no weights: i mod workers
+    with pytest.raises(ValueError, match="2 weights for 3 jobs"):
+        deal(3, 2, [1, 1])
+
+
+def test_weighted_jobs_come_back_in_order():
+    jobs = [lambda i=i: (i, os.getpid()) for i in range(4)]
+    results = run_forked(jobs, 2, weights=[5, 1, 1, 1])
+    assert [i for i, _ in results] == [0, 1, 2, 3]
+    here = [i for i, pid in results if pid == os.getpid()]
+    assert here in ([0], [1, 2, 3]) and len({pid for _, pid in results}) == 2
 
 
 def test_one_worker_runs_everything_here():

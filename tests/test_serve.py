@@ -3,6 +3,8 @@ stub server, the metrics' formulas, and the memo against full replay."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,7 +19,7 @@ from speedsim.serve.keys import KV, coordinates, corner
 from speedsim.serve.memo import Cost, IterationCosts, cell, corners, grid_points, tile_points
 from speedsim.serve.metrics import distribution, meets_slo, request_table, summary
 from speedsim.serve.progress import Sequential
-from speedsim.serve.quanta import kv_items, kv_lengths
+from speedsim.serve.quanta import kv_items, kv_lengths, staircase
 from speedsim.serve.requests import Request, make_requests
 from speedsim.serve.rows import RowBank
 from speedsim.serve.scheduler import Limits, retime, run_server
@@ -473,6 +475,29 @@ def test_the_memo_is_unbiased_on_a_kv_staircase(monkeypatch):
     assert summed(chord) < -3e-5
 
 
+def test_a_corners_kv_staircase_is_taken_from_its_replay():
+    """The memo takes each corner's KV staircase (``quanta``) from the items its replay
+    built (``quanta.replayed_kv_items``: one repeated layer's KV reads of a replay of the
+    first ``KEPT_LAYERS`` layers, or of all): the same staircase as built afresh, to the
+    byte and cycle, for the corners of a verify wave and of a SPEED step of the 7B shape
+    on h100 (a staircase of both kept layers' reads would double its bytes)."""
+    hw, wl = load_hardware(H100), load_workload(LLAMA7B)
+    bank = RowBank({"": wl.model}, hw.bytes_per_element)
+    N = wl.model.n_layers
+    parts = [Wave("", "decode", (-1, *range(N), N), ((149, (0, 1, 2)), (140, (0,)), (151, (0,)))),
+             SpeedStep(4, tuple(layer % 8 for layer in range(N)), ((150,), (149,), (148, 147), ()))]
+    costs = IterationCosts(hw, bank, depth=bank.depth)
+    for p in parts:
+        costs.part(p, costs.verdicts((p,))[0])
+    kinds = {part[0] for part, _ in costs._stairs}
+    assert kinds == {"decode", "speed"}, kinds
+    plain = lambda items: [replace(x, id=0, deps=()) for x in items]
+    for (part, point), taken in costs._stairs.items():
+        built = staircase(corner(part, point), bank, hw, bank.depth)
+        assert taken._replace(items=()) == built._replace(items=()), (part, point)
+        assert plain(taken.items) == plain(built.items)
+
+
 def test_kv_lengths_are_what_a_parts_kv_items_read(edge_costs):
     """``quanta.kv_lengths`` (a part's KV positions per KV-reading item of one layer) times
     one position's bytes is each item's KV read: a verify wave (groups read their longest
@@ -532,3 +557,23 @@ def test_retime_of_the_same_iterations():
     assert [(t.admitted_s, t.first_token_s, t.finish_s) for t in slow.times] == \
         [(0, 2, 4), (10, 12, 14)]
     assert (slow.busy_s, slow.decode_s, slow.batch_s) == (8, 4, 4)
+
+
+# -- strategies on several workers ----------------------------------------------------------
+
+def test_workers_change_nothing_and_each_strategy_has_its_own_memo():
+    """The first 8 requests of traffic/poisson.yaml on edge: summary and request table the
+    same, to the bit, served on one worker or two (``forking.deal`` by ``serve.WORK``), and
+    each strategy's entry, its memo's replays included, what serving it alone gives: no
+    strategy's costs or replays depend on another's (with one memo shared across the
+    strategies, as before December 2026, draft_spec replayed 101 corners here, 105 alone)."""
+    hw, wl = load_hardware(EDGE), load_workload(STRATEGIES)
+    t = load_traffic("traffic/poisson.yaml", [("requests", 8)])
+    one, two = serve(hw, wl, t, workers=1), serve(hw, wl, t, workers=2)
+    assert one.summary == two.summary
+    pd.testing.assert_frame_equal(one.requests, two.requests)
+    assert list(one.summary["strategies"]) == list(wl.strategies.model_dump(exclude_none=True))
+    alone = serve(hw, wl, t, ["draft_spec"]).summary["strategies"]["draft_spec"]
+    both = one.summary["strategies"]["draft_spec"]
+    assert alone == {k: v for k, v in both.items() if k not in ("throughput_vs_sequential",
+                                                                 "tpot_speedup_p50")}

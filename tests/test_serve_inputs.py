@@ -136,6 +136,12 @@ def test_missing_traffic_file_and_wrong_count(files):
     assert_config_error(["serve", EDGE, wl], "CONFIG", "TRAFFIC.yaml")
 
 
+@pytest.mark.parametrize("workers", ["0", "-2", "two"])
+def test_bad_worker_count(files, workers):
+    wl, tr = files
+    assert_config_error(["serve", EDGE, wl, tr, "--workers", workers], "--workers")
+
+
 def test_audit_memo_reports_each_iterations_error(files):
     wl, tr = files
     rc, lines, err = cli("serve", EDGE, wl, tr, "--json", "--audit-memo", "--strategies", "speed")

@@ -229,6 +229,22 @@ def test_result_schema():
     assert r.events > 0 and r.total_cycles == r.items.end_cycle.max()
 
 
+def test_a_lean_replay_has_the_same_items_and_no_frames():
+    """``frames=False`` (serving's memo): the items' columns are the items table's, to the
+    value (and dtype, numbers); no log or occupancy; the same cycles, events and energy."""
+    from speedsim.metrics.energy import per_item_energy_j
+    items, hw = decode_like(), small_hw(bandwidth_gb_s=0.5)
+    full, lean = replay(items, hw), replay(items, hw, frames=False)
+    assert (lean.log, lean.occupancy) == (None, None)
+    assert list(lean.items) == list(ITEM_COLUMNS)
+    for c in ITEM_COLUMNS:  # (the frame makes text columns strings)
+        assert full.items[c].dtype.kind not in "if" or lean.items[c].dtype == full.items[c].dtype, c
+        assert list(lean.items[c]) == list(full.items[c]), c
+    assert (lean.total_cycles, lean.events) == (full.total_cycles, full.events)
+    for part, joules in per_item_energy_j(items, full.items, hw).items():
+        assert list(per_item_energy_j(items, lean.items, hw)[part]) == list(joules), part
+
+
 def test_occupancy_never_exceeds_capacity():
     hw = small_hw(weight_kib=4)
     r = replay(weight_stream(3, k=64, n=512) + [gemm(3, 1, 64, 512, key=("w", 0), deps=[2])], hw)
@@ -261,6 +277,8 @@ def test_an_over_full_buffer_trips_the_engine_assertion(monkeypatch):
     monkeypatch.setattr(cost, "weight_slot_bytes", lambda hw: 10**9)
     with pytest.raises((AssertionError, ValueError), match="weight"):
         replay(weight_stream(1, k=64, n=512), small_hw())
+    with pytest.raises((AssertionError, ValueError), match="weight"):  # a lean replay too
+        replay(weight_stream(1, k=64, n=512), small_hw(), frames=False)
 
 
 def test_a_weight_key_names_one_size():

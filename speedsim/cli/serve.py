@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import yaml
 
 from speedsim.cli import io
-from speedsim.cli.run import attributed, strategy_names
+from speedsim.cli.run import attributed, strategy_names, worker_count
 from speedsim.config.errors import ConfigError
 from speedsim.config.hw import hardware_from_dict, load_hardware
 from speedsim.config.loader import apply_overrides, load_mapping, parse_override
@@ -45,6 +45,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="override a key: hw.<path>, workload.<path> or traffic.<path>=value")
     p.add_argument("--strategies", help="comma-separated subset, e.g. sequential,speed")
     p.add_argument("--json", action="store_true", help="print summary.json instead of the table")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="processes that serve the strategies at once (default: one per "
+                        "strategy, at most one per CPU core); results do not depend on it")
     p.add_argument("--exact", action="store_true",
                    help="replay every iteration on the engine instead of the memo (slower)")
     p.add_argument("--audit-memo", action="store_true",
@@ -63,12 +66,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         io.check_out_dir(args.out)
     hw, wl, traffic, files = load_serve_configs(args.configs, args.set)
     names = strategy_list(wl, strategy_names(args.strategies))
-    # 2. serve, with a progress bar on long runs
+    workers = worker_count(args.workers, len(names))
+    # 2. serve, with a progress bar on long runs (one bar, whichever worker serves)
     total = len(names) * (traffic.requests or len(traffic.trace_rows()))
     with progress_bar(total) as tick:
         try:
             result = serve(hw, wl, traffic, names, exact=args.exact, audit=args.audit_memo,
-                           tick=tick)
+                           workers=workers, tick=tick)
         except ConfigError as exc:
             raise attributed_serve(exc, files) from None
     # 3. files, then show
@@ -155,11 +159,35 @@ def write_serve(result: ServeResult, out: Path) -> None:
 
 @contextmanager
 def progress_bar(total: int) -> Iterator[Callable[[int], None]]:
-    """``tick(n)`` advancing a bar on stderr for long runs on a terminal; else a no-op."""
+    """``tick(n)`` advancing a bar on stderr for long runs on a terminal; else a no-op.
+    Workers forked while it runs tick a counter in shared memory, which a thread of this
+    process shows (one bar for all of them)."""
     if total < PROGRESS_MIN_REQUESTS or not sys.stderr.isatty():
         yield lambda n: None
         return
+    import multiprocessing as mp
+    import threading
+
     from rich.progress import Progress
+    done, stop = mp.Value("q", 0), threading.Event()
+
+    def tick(n: int) -> None:
+        with done.get_lock():
+            done.value += n
+
     with Progress(transient=True) as bar:
         task = bar.add_task("serving requests", total=total)
-        yield lambda n: bar.advance(task, n)
+        follow = threading.Thread(target=_follow, args=(bar, task, done, stop), daemon=True)
+        follow.start()
+        try:
+            yield tick
+        finally:
+            stop.set()
+            follow.join()
+
+
+def _follow(bar, task, done, stop, every_s: float = 0.2) -> None:
+    """Show ``done``'s count on the bar until ``stop`` is set, and once more then."""
+    while not stop.wait(every_s):
+        bar.update(task, completed=done.value)
+    bar.update(task, completed=done.value)

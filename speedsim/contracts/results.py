@@ -46,11 +46,14 @@ class SimResult:
     ``occupancy``: bytes held per buffer at each cycle the total changed
     (``OCCUPANCY_COLUMNS``).
     ``events``: SimPy events processed.
+    A lean replay (``speedsim.sim.engine.replay(frames=False)``, for callers that read
+    only the items' cycles and bytes) has ``items`` as its columns by name (NumPy arrays,
+    the same values) and no ``log`` or ``occupancy`` (None).
     """
 
-    log: pd.DataFrame
-    items: pd.DataFrame
-    occupancy: pd.DataFrame
+    log: pd.DataFrame | None
+    items: pd.DataFrame | dict[str, Any]
+    occupancy: pd.DataFrame | None
     total_cycles: int
     events: int
     roofline: Roofline

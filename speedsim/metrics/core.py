@@ -101,8 +101,9 @@ def dram_bandwidth_utilization(items: pd.DataFrame, hw: Hardware, cycles: int) -
 
 
 def item_dram_bytes(items: pd.DataFrame) -> np.ndarray:
-    """DRAM bytes each item moved: weights fetched, KV read and written, activations."""
-    return np.sum([items[c].to_numpy(dtype=np.int64) for c in DRAM_BYTE_COLUMNS], axis=0,
+    """DRAM bytes each item moved: weights fetched, KV read and written, activations
+    (``items``: a replay's items table, or its columns by name)."""
+    return np.sum([np.asarray(items[c], dtype=np.int64) for c in DRAM_BYTE_COLUMNS], axis=0,
                   dtype=np.int64)
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from itertools import chain
 from operator import attrgetter
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,8 @@ from speedsim.hw import cost
 from speedsim.metrics.core import item_dram_bytes
 
 PJ = 1e-12
+# a replay's items table (``SimResult.items``), or its columns by name (``frames=False``)
+Table = Union[pd.DataFrame, Mapping[str, np.ndarray]]
 
 
 def parts(hw: Hardware) -> tuple[str, ...]:
@@ -62,19 +64,19 @@ def _columns(items: Sequence[WorkItem], names: tuple[str, ...]) -> dict[str, np.
     return dict(zip(names, flat.reshape(len(items), len(names)).T))
 
 
-def sram_bytes(items: Sequence[WorkItem], table: pd.DataFrame, hw: Hardware) -> dict[str, np.ndarray]:
+def sram_bytes(items: Sequence[WorkItem], table: Table, hw: Hardware) -> dict[str, np.ndarray]:
     """Per item (in id order) and buffer: bytes written into plus read out of it."""
     items = sorted(items, key=lambda it: it.id)
     on_array = _on_matrix(np.array([it.unit for it in items]), hw)
     size = _columns(items, _SIZES)
-    fetched = table["weight_bytes_fetched"].to_numpy(dtype=np.float64)
-    kv_dram = table["kv_read_bytes"].to_numpy(dtype=np.float64) + table["kv_write_bytes"].to_numpy(dtype=np.float64)
+    fetched = np.asarray(table["weight_bytes_fetched"], dtype=np.float64)
+    kv_dram = np.asarray(table["kv_read_bytes"], dtype=np.float64) + np.asarray(table["kv_write_bytes"], dtype=np.float64)
     passing = kv_dram + np.where(on_array, 0.0, fetched)  # written once, read once
     kv_chip = cost.kv_on_chip(items, hw)
     return {
         "weight": np.where(on_array, fetched + size["weight_bytes"], 0.0),
         "activation": size["act_in_bytes"] + size["act_out_bytes"]
-        + table["act_bytes"].to_numpy(dtype=np.float64) + 2 * passing,
+        + np.asarray(table["act_bytes"], dtype=np.float64) + 2 * passing,
         "accumulator": np.where(on_array, 2 * size["act_out_bytes"], 0.0),
         "kv": (size["kv_read_bytes"] + size["kv_write_bytes"]) * kv_chip,
     }
@@ -83,8 +85,8 @@ def sram_bytes(items: Sequence[WorkItem], table: pd.DataFrame, hw: Hardware) -> 
 _SIZES = ("weight_bytes", "act_in_bytes", "act_out_bytes", "kv_read_bytes", "kv_write_bytes")
 
 
-def _sram_pj(items: Sequence[WorkItem], table: pd.DataFrame, hw: Hardware) -> np.ndarray:
-    total = np.zeros(len(table))
+def _sram_pj(items: Sequence[WorkItem], table: Table, hw: Hardware) -> np.ndarray:
+    total = np.zeros(len(table["item"]))
     for name, bytes_ in sram_bytes(items, table, hw).items():
         buf = getattr(hw.buffers, name)
         if buf is not None:
@@ -92,9 +94,9 @@ def _sram_pj(items: Sequence[WorkItem], table: pd.DataFrame, hw: Hardware) -> np
     return total
 
 
-def per_item_energy_j(items: Sequence[WorkItem], table: pd.DataFrame, hw: Hardware) -> dict[str, np.ndarray]:
+def per_item_energy_j(items: Sequence[WorkItem], table: Table, hw: Hardware) -> dict[str, np.ndarray]:
     """Dynamic energy of each item (in id order), by part."""
-    out = {part: np.zeros(len(table)) for part in parts(hw)[3:-2]}
+    out = {part: np.zeros(len(table["item"])) for part in parts(hw)[3:-2]}
     for unit, pj in _operation_pj(table, hw).items():
         out[hw.unit(unit).energy_part] += pj * PJ
     out["sram"] = _sram_pj(items, table, hw) * PJ
@@ -102,11 +104,11 @@ def per_item_energy_j(items: Sequence[WorkItem], table: pd.DataFrame, hw: Hardwa
     return out
 
 
-def _operation_pj(table: pd.DataFrame, hw: Hardware) -> dict[str, np.ndarray]:
+def _operation_pj(table: Table, hw: Hardware) -> dict[str, np.ndarray]:
     """Per compute unit, per item (0 off the unit): picojoules of its operations."""
-    unit = table["unit"].to_numpy()
-    macs = table["macs"].to_numpy(dtype=float)
-    vops = table["vector_ops"].to_numpy(dtype=float)
+    unit = np.asarray(table["unit"])
+    macs = np.asarray(table["macs"], dtype=float)
+    vops = np.asarray(table["vector_ops"], dtype=float)
     out = {}
     for u in hw.units:
         ops = macs * hw.energy.mac_pj if u.kind == "matrix" else (vops + macs) * hw.energy.vector_op_pj

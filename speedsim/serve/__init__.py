@@ -7,7 +7,8 @@ and returns data only:
    model's ``max_seq_len``;
 2. each strategy configures itself as in ``simulate`` (``RunContext``): its
    acceptance outcomes become per-request draws (``progress``);
-3. per strategy: the continuous-batching server (``scheduler``) asks for each
+3. per strategy, on forked workers (``speedsim.forking``, dealt by ``WORK``), each with
+   a memo of its own: the continuous-batching server (``scheduler``) asks for each
    iteration's cost, replayed on the engine from the iteration's work items
    (``iteration``, ``memo``);
 4. the per-request table and the summary (``metrics``), with the resolved
@@ -29,6 +30,7 @@ from speedsim.config.errors import ConfigError
 from speedsim.config.hw import Hardware
 from speedsim.config.traffic import Traffic
 from speedsim.config.workload import Workload
+from speedsim.forking import run_forked
 from speedsim.model.reference_cache import cached_generate
 from speedsim.model.weights import load_params
 from speedsim.report.summary import resolved_config
@@ -60,13 +62,15 @@ class ServeResult:
 
 
 def serve(hw: Hardware, wl: Workload, traffic: Traffic, strategies: Optional[Sequence[str]] = None,
-          *, exact: bool = False, audit: bool = False,
+          *, exact: bool = False, audit: bool = False, workers: int = 1,
           tick: Callable[[int], None] = lambda n: None) -> ServeResult:
     """``exact``: replay every iteration instead of reading the memo; ``audit``: the memo
     drives the run, every iteration is also replayed, and the memo's error is reported
     on each iteration and on the summary metrics of the same iteration sequence
-    (``same_schedule``). ``tick(n)``: n
-    more requests done (one strategy after the other)."""
+    (``same_schedule``). ``workers``: processes that serve the strategies at once
+    (``speedsim.forking``, dealt by ``WORK``); each strategy has a memo of its own, so the
+    result is the same for any number. ``tick(n)``: n more requests done (by any worker;
+    it must be safe to call from a forked process)."""
     names = strategy_list(wl, strategies)
     with collector_paused():
         # 1. the requests
@@ -78,25 +82,41 @@ def serve(hw: Hardware, wl: Workload, traffic: Traffic, strategies: Optional[Seq
         draws = acceptance_draws(hw, wl, [n for n in names if n in SPECULATIVE])
         bank = RowBank(_models(wl), hw.bytes_per_element)
         limits = Limits(traffic.scheduler.max_batch, traffic.scheduler.max_prefill_tokens)
-        entries, tables = {}, []
-        costs = IterationCosts(hw, bank, exact, audit, bank.depth)  # shared: prefills are the same
-        for stepper in steppers(wl, names, draws.__getitem__):
-            # 3. the server, iteration by iteration
-            costs.start()
-            served = run_server(stepper, requests, limits, costs, hw.clock_hz, tick)
-            # 4. per-request table and summary
-            table = request_table(served, requests)
-            entry = summary(served, table, hw, traffic.slo, limits.max_batch)
-            memo = {"iterations": costs.calls, "replays": costs.replays, "exact": exact}
-            if audit:
-                memo["audit"] = {**costs.audit_report(),
-                                 **same_schedule(served, entry, requests, costs, hw, traffic)}
-            entries[stepper.name] = {**entry, "memo": memo}
-            tables.append(table)
+        # 3. one job per strategy: its server, iteration by iteration, then its tables
+        jobs = [partial(serve_strategy, stepper, requests, limits, bank, hw, traffic,
+                        exact, audit, tick)
+                for stepper in steppers(wl, names, draws.__getitem__)]
+        served = run_forked(jobs, workers, weights=[WORK[n] for n in names])
+    entries = {name: entry for name, (entry, _) in zip(names, served)}
     add_advantage(entries)
     doc = {"speedsim_version": __version__, "hardware": hw.name, "workload": wl.name,
            "traffic": traffic.name, "strategies": entries}
-    return ServeResult(hw, wl, traffic, doc, pd.concat(tables, ignore_index=True))
+    return ServeResult(hw, wl, traffic, doc, pd.concat([t for _, t in served], ignore_index=True))
+
+
+# Relative wall time of serving each strategy alone, by which ``serve`` deals them to its
+# workers (``forking.deal``): the 7B cycle-shared shape on h100, 1,000 requests
+# (traffic/llama7b_poisson.yaml), 4.7, 4.8, 10.4, 29.4 and 34.3 s (2026-12-07). A verify
+# wave's corners (groups of k + 1 rows) and a draft pass's make the speculative ones
+# replay most.
+WORK = {"sequential": 1, "shallow": 1, "speed": 2, "early_exit_spec": 6, "draft_spec": 7}
+
+
+def serve_strategy(stepper, requests: list[Request], limits: Limits, bank: RowBank,
+                   hw: Hardware, traffic: Traffic, exact: bool, audit: bool,
+                   tick: Callable[[int], None]) -> tuple[dict[str, Any], pd.DataFrame]:
+    """One strategy served (its summary entry, its rows of the request table), with an
+    iteration-cost memo of its own (``memo.IterationCosts``): its corners are replayed for
+    it alone, so what it costs never depends on what ran before it."""
+    costs = IterationCosts(hw, bank, exact, audit, bank.depth)
+    served = run_server(stepper, requests, limits, costs, hw.clock_hz, tick)
+    table = request_table(served, requests)
+    entry = summary(served, table, hw, traffic.slo, limits.max_batch)
+    memo = {"iterations": costs.calls, "replays": costs.replays, "exact": exact}
+    if audit:
+        memo["audit"] = {**costs.audit_report(),
+                         **same_schedule(served, entry, requests, costs, hw, traffic)}
+    return {**entry, "memo": memo}, table
 
 
 def same_schedule(served, entry: dict, requests: list[Request], costs: IterationCosts,

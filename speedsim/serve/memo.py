@@ -94,8 +94,14 @@ costs ~0.05 s; the memo replays a few hundred small parts and composes them:
    part is keyed by that verdict too, its corners replayed with it imposed and never
    composed (its layers may hit and miss apart).
 
-Each corner is replayed once and kept, across strategies (a prefill of the same
-prompt is the same part for each).
+Each corner is replayed once and kept, for one strategy: each strategy's run has a
+memo of its own (``speedsim.serve.serve_strategy``), so that its costs, and the decisions
+taken as its points come (a prompt's cell checked at its first point, a KV cell's middle
+after ``LINE_CHECK_USES`` points, a structure's composition at its first corner), never
+depend on which strategies ran before it in the same process: the result is the same
+whether the strategies share a process or not. (Shared across the five strategies of
+traffic/llama7b_poisson.yaml, the memo saved 5 % of their replays: the verify waves of
+both draft-and-verify strategies, the prefills; every metric was the same either way.)
 
 **What a TTFT sees.** A TTFT is mostly the wait for the running iteration, so its error
 is the drift of the absolute clock at the request's admission (the memo's summed error
@@ -222,11 +228,6 @@ class IterationCosts:
         # audit: the memo's answer drives the run, and every iteration is also replayed:
         # (replayed, memo) per iteration, for ``scheduler.retime`` of the same sequence
         self.audited: list[tuple[Cost, Cost]] | None = [] if audit else None
-
-    def start(self) -> None:
-        """Count (and audit) from here: the next strategy's run, with the memo kept."""
-        self.replays = self.corners = self.calls = 0
-        self.audited = None if self.audited is None else []
 
     def __call__(self, it: Iteration) -> Cost:
         self.calls += 1
@@ -495,7 +496,8 @@ class IterationCosts:
             and self.hw.weight_prefetch == "per_op"
 
     def _staircase(self, structure: tuple, point: tuple[int, ...]) -> Staircase:
-        """The ``quanta.Staircase`` of the corner at ``point`` (whatever its L2 verdict)."""
+        """The ``quanta.Staircase`` of the corner at ``point`` (whatever its L2 verdict): taken
+        from its replay's items when ``_at`` replayed it, else built."""
         key = (structure[0], point)
         if key not in self._stairs:
             self._stairs[key] = staircase(corner(structure[0], point), self.rows, self.hw,
@@ -567,21 +569,25 @@ class IterationCosts:
         if cost is None:
             self.corners += 1
             (part, verdict) = structure
-            cost = self._memo[key] = self.composed((*part[:3], verdict),
-                                                   (corner(part, point),), verdict)
+            it, seen = (corner(part, point),), []
+            cost = self._memo[key] = self.composed((*part[:3], verdict), it, verdict, seen)
+            if self._stepped(structure) and (part, point) not in self._stairs:
+                self._stairs[part, point] = staircase(it[0], self.rows, self.hw, self.depth,
+                                                      replayed=seen[0])
         return cost
 
-    def composed(self, shape: tuple, it: Iteration, verdict=None) -> Cost:
+    def composed(self, shape: tuple, it: Iteration, verdict=None, seen: list | None = None) -> Cost:
         """``it``'s cost from a replay of its first ``KEPT_LAYERS`` repeated layers per part
         (``shortened``), each further layer costing what the last kept one added (module
         docstring); the first corner of each ``shape`` (kind, model and layers) is replayed
         whole as well, and the shape composed only if the two agree within
         ``COMPOSED_TOLERANCE``. ``verdict``: the L2's (``verdicts``); a part whose weights
-        may stay resident is never composed (its layers may hit and miss apart)."""
+        may stay resident is never composed (its layers may hit and miss apart). ``seen``:
+        (the iteration as replayed, the items of its first copy) appended (``_replay``)."""
         if self.depth is None or self._composable.get(shape) is False \
                 or verdict not in (None, ALL_MISS):
-            return self.replayed(it, (verdict,))
-        cost = self._composed(it, verdict)
+            return self._replay(it, verdicts=(verdict,), seen=seen)[0]
+        cost = self._composed(it, verdict, seen)
         if shape not in self._composable:
             self.corners += 1  # the memo's own replay too
             whole = self.replayed(it, (verdict,))
@@ -589,14 +595,14 @@ class IterationCosts:
             return whole
         return cost
 
-    def _composed(self, it: Iteration, verdict=None) -> Cost:
+    def _composed(self, it: Iteration, verdict=None, seen: list | None = None) -> Cost:
         """1. the iteration with ``KEPT_LAYERS`` repeated layers per part, replayed as
         ``replayed`` does, the last copy's layers marked; 2. its cost plus, per part, the
         layers left out times what its last kept layer added (cycles from the previous
         layer's end to its own, the dynamic energy of its items)."""
         short = tuple(shortened(p, self.depth, KEPT_LAYERS) for p in it)
         marks: list[list[int]] = [[] for _ in it]
-        cost, ends, energy, _ = self._replay(short, marks, (verdict,))
+        cost, ends, energy, _ = self._replay(short, marks, (verdict,), seen)
         cycles, dynamic = cost.cycles, cost.dynamic_j
         done_by = np.maximum.accumulate(ends)  # every item up to this one has ended
         for p, q, m in zip(it, short, marks):
@@ -619,18 +625,21 @@ class IterationCosts:
                           copies=2, marks=marks, part_ends=part_ends)
 
     def _replay(self, it: Iteration, marks: list[list[int]] | None = None,
-                verdicts: tuple | None = None):
+                verdicts: tuple | None = None, seen: list | None = None):
         """(cost, every item's end cycle, every item's dynamic energy, where each part of
-        each copy ends) of ``replayed``."""
+        each copy ends) of ``replayed``; ``seen``: (``it``, the items of its first copy)
+        appended (a corner's KV staircase is taken from them, ``quanta.staircase``)."""
         self.replays += 1
         hw = self.hw
         part_ends: list[int] = []
         items, sizes = self._items(it, part_ends, marks)
+        if seen is not None:
+            seen.append((it, items[:sizes[0]]))
         passed = through_cache(items, hw) if verdicts is None or verdicts[0] is None else \
             self._imposed(items, part_ends, verdicts)  # behind an L2, its misses (hw/l2.py)
-        sim = replay(passed, hw)
+        sim = replay(passed, hw, frames=False)  # its items' columns: no log, no occupancy
         first = sizes[0]
-        ends = sim.items["end_cycle"].to_numpy()
+        ends = sim.items["end_cycle"]
         end_first = int(ends[:first].max())
         energy = sum(per_item_energy_j(items, sim.items, hw).values())
         dynamic = float(energy[first:].sum())

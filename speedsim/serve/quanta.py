@@ -26,8 +26,8 @@ from speedsim.config.hw import Hardware
 from speedsim.contracts.workitem import WorkItem
 from speedsim.hw.cost import (dram_transfer_cycles, item_tiles, split_even, stream_slot_bytes,
                               stream_tile_budget)
-from speedsim.serve.iteration import (KV_OPS, Part, RowSource, SpeedStep, middle_layers,
-                                      shortened, work_items)
+from speedsim.serve.iteration import (KV_OPS, Iteration, Part, RowSource, SpeedStep,
+                                      middle_layers, shortened, work_items)
 
 
 def kv_items(p: Part, rows: RowSource, hw: Hardware,
@@ -43,6 +43,19 @@ def kv_items(p: Part, rows: RowSource, hw: Hardware,
     return repeats, tuple(x for x in items if x.op in KV_OPS and x.kv_read_bytes)
 
 
+def replayed_kv_items(p: Part, replayed: Iteration, items: Sequence[WorkItem],
+                      depth: Callable[[str], int] | None) -> tuple[int, tuple[WorkItem, ...]]:
+    """``kv_items`` of ``p`` from ``items``, one copy of ``replayed`` (``p`` with its first
+    repeated layers, or all of them): their KV-reading items, of its first repeated layer
+    (each repeated layer issues as many, in the same order)."""
+    reads = tuple(x for x in items if x.op in KV_OPS and x.kv_read_bytes)
+    if depth is None:
+        return 1, reads
+    (q,) = replayed
+    layers = len(middle_layers(q, depth))
+    return len(middle_layers(p, depth)), reads[:len(reads) // layers] if layers else reads
+
+
 class Staircase(NamedTuple):
     """One corner's KV reads (``kv_items``) and what they cost in DRAM transfers."""
 
@@ -54,9 +67,13 @@ class Staircase(NamedTuple):
     cycles: int  # repeats × ``transfer_cycles``
 
 
-def staircase(p: Part, rows: RowSource, hw: Hardware, depth) -> Staircase:
-    """``p``'s ``Staircase`` (``depth`` as ``kv_items``)."""
-    repeats, items = kv_items(p, rows, hw, depth)
+def staircase(p: Part, rows: RowSource, hw: Hardware, depth,
+              replayed: tuple[Iteration, Sequence[WorkItem]] | None = None) -> Staircase:
+    """``p``'s ``Staircase`` (``depth`` as ``kv_items``); ``replayed``: (``p`` as a replay of
+    it ran, shortened or whole, the items of one copy), whose KV items are taken
+    (``replayed_kv_items``) instead of built again."""
+    repeats, items = kv_items(p, rows, hw, depth) if replayed is None else \
+        replayed_kv_items(p, *replayed, depth)
     kv = tuple(x.kv_read_bytes for x in items)
     counts = _counts(items, hw)
     return Staircase(repeats, items, kv, kv_lengths(p, hw.attention_issue == "batched"),

@@ -19,13 +19,12 @@ Time is integer cycles. Transfers are booked with the DRAM (``speedsim.hw.units.
 at the cycle they are issued, so requests reach it in time order; a unit waiting for
 a weight tile re-reads its arrival on waking (demand booked meanwhile may push it back).
 
-Who owns which state: the DRAM its bookings and bulk transfers until they arrive; the
-weight buffer its resident tiles and pins; the parameter cache its entries; each
-loader its cursor and the tiles it issued until computed; ``Occupancy`` and ``Log``
-(``speedsim.sim.tables``) the records; this module only the items' progress
-(started, issuing, done, and which dep each unit waits for). No part's fields
-are written from outside it; parts move on in whole periods only through the
-state protocol ``speedsim.hw.units.Periodic``.
+Who owns which state: the DRAM its bookings and bulk transfers until they arrive; the weight
+buffer its resident tiles and pins; the parameter cache its entries; each loader its cursor
+and the tiles it issued until computed; ``Occupancy`` and ``Log`` (``speedsim.sim.tables``)
+the records; this module only the items' progress (started, issuing, done, and which dep
+each unit waits for). No part's fields are written from outside it; parts move on in whole
+periods only through the state protocol ``speedsim.hw.units.Periodic``.
 
 The cost scales with work items, not tiles: whenever no other unit can act before they
 end, a unit's tiles are played in arithmetic and whole periods of repeating tiles skipped
@@ -47,7 +46,7 @@ from speedsim.hw.cost import CostPlan
 from speedsim.hw.units import Dram, WeightBuffer
 from speedsim.sim.loaders import StreamLoader, WeightLoader
 from speedsim.sim.skipper import Stretch
-from speedsim.sim.tables import ItemRecord, Log, Occupancy, items_frame, occupancy_frame
+from speedsim.sim.tables import ItemRecord, Log, Occupancy, item_columns, items_frame, occupancy_frame
 
 
 class _Replay:
@@ -223,22 +222,23 @@ class _Replay:
 
 
 def replay(items: Sequence[WorkItem], hw: Hardware, *, closed_form_runs: bool = True,
-           log_tiles: bool = False, costed: CostPlan | None = None) -> SimResult:
+           log_tiles: bool = False, costed: CostPlan | None = None, frames: bool = True) -> SimResult:
     """Run ``items`` (a DAG in topological order) on ``hw``; see the module docstring.
-
     ``closed_form_runs=False`` plays every tile as its own SimPy step instead of in
     arithmetic with whole periods skipped (``speedsim.sim.skipper``): the result is
     identical (the test suite checks it), only slower. ``log_tiles``: one log row per
     tile (column ``tile``) instead of one per item and kind; it plays every tile.
-    ``costed``: ``cost.plan(items, hw)`` when the caller has it already.
+    ``costed``: ``cost.plan(items, hw)`` when the caller has it already. ``frames=False``:
+    items as columns (``tables.item_columns``), log and occupancy None (capacity checked).
     """
     if not isinstance(hw, Hardware):
         raise TypeError(f"hw must be a Hardware config, got {type(hw).__name__}")
     check_dag(items, hw.compute_units)
     r = _Replay(items, hw, closed_form_runs, log_tiles, costed)
     r.run()
-    return SimResult(log=r.log.frame(),
-                     items=items_frame(r.records, r.plan.traffic, r.weights.fetched, hw),
-                     occupancy=occupancy_frame(r.occupancy, hw),
+    table = items_frame if frames else item_columns
+    return SimResult(log=r.log.frame() if frames else None,
+                     items=table(r.records, r.plan.traffic, r.weights.fetched, hw),
+                     occupancy=occupancy_frame(r.occupancy, hw, frames),
                      total_cycles=int(max(r.done_at.values(), default=0)), events=r.events,
                      roofline=cost.roofline(items, hw, r.plan), hw=hw, costed=r.plan)

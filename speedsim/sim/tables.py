@@ -222,6 +222,13 @@ def items_frame(records: list[ItemRecord], traffic: dict[int, Traffic], fetched:
     start, compute end, done, tiles) per item, in any order. Built column by column."""
     if not records:
         return pd.DataFrame.from_records([], columns=ITEM_COLUMNS)
+    return pd.DataFrame(item_columns(records, traffic, fetched, hw), columns=ITEM_COLUMNS)
+
+
+def item_columns(records: list[ItemRecord], traffic: dict[int, Traffic], fetched: dict[int, int],
+                 hw: Hardware) -> dict[str, np.ndarray]:
+    """``items_frame``'s columns by name, not made a frame (``engine.replay(frames=False)``:
+    a serving memo's replay reads three of them)."""
     records = sorted(records, key=lambda r: r.item.id)
     items = [r.item for r in records]
     ready, start, compute_end, done, n_tiles = _int_matrix([(r.ready, r.start, r.compute_end, r.done, r.tiles) for r in records], 5).T
@@ -236,7 +243,7 @@ def items_frame(records: list[ItemRecord], traffic: dict[int, Traffic], fetched:
                 wasted_fraction=np.array([it.wasted_fraction for it in items], dtype=np.float64),
                 macs=sizes["macs"], vector_ops=sizes["vector_ops"], tiles=n_tiles)
     cols.update(_item_bytes(items, sizes, traffic, fetched, hw))
-    return pd.DataFrame(cols, columns=ITEM_COLUMNS)
+    return cols
 
 
 def _objects(values, n: int) -> np.ndarray:
@@ -278,17 +285,22 @@ def _item_bytes(items: list[WorkItem], sizes: dict[str, np.ndarray], traffic: di
             "kv_sram_bytes": tr["kv_sram_bytes"]}
 
 
-def occupancy_frame(occ: Occupancy, hw: Hardware) -> pd.DataFrame:
-    """Bytes held per buffer at each change point; asserts capacity is never exceeded."""
+def occupancy_frame(occ: Occupancy, hw: Hardware, frame: bool = True) -> pd.DataFrame | None:
+    """Bytes held per buffer at each change point; asserts capacity is never exceeded (and
+    only that, returning None, without ``frame``)."""
     names, cycles, held = [], [], []
     for name in sorted(occ.points):
         pts = np.frombuffer(occ.points[name], dtype=np.int64).reshape(-1, 2)
         cap = getattr(hw.buffers, name).size_kib * 1024
         assert pts[:, 1].max(initial=0) <= cap, \
             f"{name} buffer occupancy {pts[:, 1].max()} bytes exceeds its {cap:.0f} bytes"
+        if not frame:
+            continue
         names.append(np.full(len(pts), name, dtype=object))
         cycles.append(pts[:, 0])
         held.append(pts[:, 1])
+    if not frame:
+        return None
     if not names:
         return pd.DataFrame({"buffer": pd.Series(dtype=str), "cycle": pd.Series(dtype=np.int64),
                              "bytes": pd.Series(dtype=np.int64)})

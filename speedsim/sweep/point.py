@@ -26,7 +26,9 @@ def simulate_point(hw: dict[str, Any], workload: dict[str, Any],
     hwc = hardware_from_dict(hw, file=hw_file)
     wlc = workload_from_dict(workload, file=workload_file, base_dir=base_dir)
     if traffic is not None:
-        served = serve(hwc, wlc, traffic_from_dict(traffic, file="<traffic>"), strategies)
+        # one worker: the sweep already runs its points on processes of their own
+        served = serve(hwc, wlc, traffic_from_dict(traffic, file="<traffic>"), strategies,
+                       workers=1)
         return flat_entries(served.summary["strategies"])
     cache = ReferenceCache(Path(reference_cache_dir)) if reference_cache_dir else None
     return flatten_summary(simulate(hwc, wlc, strategies, reference_cache=cache).summary, hwc)
