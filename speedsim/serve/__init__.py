@@ -86,7 +86,7 @@ def serve(hw: Hardware, wl: Workload, traffic: Traffic, strategies: Optional[Seq
         jobs = [partial(serve_strategy, stepper, requests, limits, bank, hw, traffic,
                         exact, audit, tick)
                 for stepper in steppers(wl, names, draws.__getitem__)]
-        served = run_forked(jobs, workers, weights=[WORK[n] for n in names])
+        served = run_forked(jobs, workers, weights=[WORK.get(n, 1) for n in names])
     entries = {name: entry for name, (entry, _) in zip(names, served)}
     add_advantage(entries)
     doc = {"speedsim_version": __version__, "hardware": hw.name, "workload": wl.name,
@@ -98,7 +98,7 @@ def serve(hw: Hardware, wl: Workload, traffic: Traffic, strategies: Optional[Seq
 # workers (``forking.deal``): the 7B cycle-shared shape on h100, 1,000 requests
 # (traffic/llama7b_poisson.yaml), 4.7, 4.8, 10.4, 29.4 and 34.3 s (2026-12-07). A verify
 # wave's corners (groups of k + 1 rows) and a draft pass's make the speculative ones
-# replay most.
+# replay most. A strategy not listed weighs 1.
 WORK = {"sequential": 1, "shallow": 1, "speed": 2, "early_exit_spec": 6, "draft_spec": 7}
 
 
