@@ -46,7 +46,7 @@ from speedsim.hw.cost import CostPlan
 from speedsim.hw.units import Dram, WeightBuffer
 from speedsim.sim.loaders import StreamLoader, WeightLoader
 from speedsim.sim.skipper import Stretch
-from speedsim.sim.tables import ItemRecord, Log, Occupancy, item_columns, items_frame, occupancy_frame
+from speedsim.sim.tables import ItemRecord, Log, Occupancy, check_capacity, item_columns, items_frame, occupancy_frame
 
 
 class _Replay:
@@ -239,6 +239,6 @@ def replay(items: Sequence[WorkItem], hw: Hardware, *, closed_form_runs: bool = 
     table = items_frame if frames else item_columns
     return SimResult(log=r.log.frame() if frames else None,
                      items=table(r.records, r.plan.traffic, r.weights.fetched, hw),
-                     occupancy=occupancy_frame(r.occupancy, hw, frames),
+                     occupancy=(occupancy_frame if frames else check_capacity)(r.occupancy, hw),
                      total_cycles=int(max(r.done_at.values(), default=0)), events=r.events,
                      roofline=cost.roofline(items, hw, r.plan), hw=hw, costed=r.plan)

@@ -285,24 +285,28 @@ def _item_bytes(items: list[WorkItem], sizes: dict[str, np.ndarray], traffic: di
             "kv_sram_bytes": tr["kv_sram_bytes"]}
 
 
-def occupancy_frame(occ: Occupancy, hw: Hardware, frame: bool = True) -> pd.DataFrame | None:
-    """Bytes held per buffer at each change point; asserts capacity is never exceeded (and
-    only that, returning None, without ``frame``)."""
-    names, cycles, held = [], [], []
-    for name in sorted(occ.points):
-        pts = np.frombuffer(occ.points[name], dtype=np.int64).reshape(-1, 2)
+def check_capacity(occ: Occupancy, hw: Hardware) -> None:
+    """Asserts no buffer ever held more than its capacity."""
+    for name, pts in _points(occ).items():
         cap = getattr(hw.buffers, name).size_kib * 1024
         assert pts[:, 1].max(initial=0) <= cap, \
             f"{name} buffer occupancy {pts[:, 1].max()} bytes exceeds its {cap:.0f} bytes"
-        if not frame:
-            continue
-        names.append(np.full(len(pts), name, dtype=object))
-        cycles.append(pts[:, 0])
-        held.append(pts[:, 1])
-    if not frame:
-        return None
-    if not names:
+
+
+def occupancy_frame(occ: Occupancy, hw: Hardware) -> pd.DataFrame:
+    """Bytes held per buffer at each change point; asserts capacity is never exceeded."""
+    check_capacity(occ, hw)
+    points = _points(occ)
+    if not points:
         return pd.DataFrame({"buffer": pd.Series(dtype=str), "cycle": pd.Series(dtype=np.int64),
                              "bytes": pd.Series(dtype=np.int64)})
-    return pd.DataFrame({"buffer": np.concatenate(names), "cycle": np.concatenate(cycles),
-                         "bytes": np.concatenate(held)})
+    return pd.DataFrame({"buffer": np.concatenate([np.full(len(p), n, dtype=object)
+                                                   for n, p in points.items()]),
+                         "cycle": np.concatenate([p[:, 0] for p in points.values()]),
+                         "bytes": np.concatenate([p[:, 1] for p in points.values()])})
+
+
+def _points(occ: Occupancy) -> dict[str, np.ndarray]:
+    """Each buffer's (cycle, bytes held) change points, by name in sorted order."""
+    return {name: np.frombuffer(occ.points[name], dtype=np.int64).reshape(-1, 2)
+            for name in sorted(occ.points)}
