@@ -7,8 +7,8 @@ pattern's step time (as steps.csv), and the CPU time per graph launch; the seque
 token graph with and without the sleep, as a control (its whole runs match its steps).
 If ``whole_ahead`` falls to ``sum_of_steps``, the gap is the host launching graphs; if
 ``grouped`` does, it is switching between different graphs; if neither, it is on the GPU.
-Prepared in session 14 (docs/calibration.md §7, the gap of 3-13 us a step); not yet run:
-no device was lent when it was ready.
+Prepared in session 14 and run in session 15 on one H100 (``results/h100/gap/``; read in
+docs/calibration.md §7, "Where the gap lies").
 
 Usage on the GPU machine: ``python3 gap.py OUT.csv CASES_JSON SHAPE,BATCH,CTX ...``.
 """
