@@ -673,3 +673,13 @@ def test_out_into_an_earlier_run_leaves_none_of_its_files(tiny, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [
         "acceptance.csv", "items_sequential.csv", "items_speed.csv", "notes.txt", "occupancy_sequential.csv",
         "occupancy_speed.csv", "resolved_config.yaml", "summary.json", "tokens.csv"]
+
+
+def test_pick_lanes_need_a_pick_item_and_fit_in_the_lanes(tiny):
+    """``vector.pick_lanes`` changes nothing under ``pick: fused`` (edge): refused, naming
+    the key; more than the unit's lanes is impossible: refused, naming both."""
+    text = assert_config_error(["run", EDGE, str(tiny), "--set", "hw.vector.pick_lanes=8"])
+    assert "vector.pick_lanes" in text and "pick: fused" in text, text
+    text = assert_config_error(["run", "hw_configs/h100.yaml", str(tiny), "--set",
+                                "hw.vector.pick_lanes=20000"])
+    assert "vector.pick_lanes" in text and "20000 is more than lanes (16896)" in text, text

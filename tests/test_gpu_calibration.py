@@ -118,6 +118,23 @@ def test_closed_form_gemv_error_is_small_for_the_decoder_shapes():
     assert gemv.error.abs().max() < 0.13
 
 
+@pytest.mark.parametrize("gpu", ["h100", "h200"])
+def test_config_carries_the_fitted_pick_and_it_holds_every_argmax(gpu):
+    """The pick's cost per logit is fit_pick.py's over the argmax kernels of the decode
+    steps (one row per SM: ``vector.pick_lanes`` 128), and the model is within 15 % of each
+    shape and batch's median (rows 1-8, V 8,192 and 32,000)."""
+    spec = importlib.util.spec_from_file_location("gpu_fit_pick",
+                                                  ROOT / "benchmarks/gpu/fit_pick.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    hw = load_hardware(HW / f"{gpu}.yaml")
+    c = mod.fit(gpu)
+    assert hw.vector.pick_lanes == 128
+    assert hw.vector.cycles_per_element.pick == pytest.approx(c, abs=0.05)
+    table = mod.table(gpu, c)
+    assert len(table) == {"h100": 4, "h200": 2}[gpu] and table.error.abs().max() < 0.15, table
+
+
 # -- the simulator against the layer sequences measured on each GPU ------------
 
 def _load_fit_seq():

@@ -65,6 +65,18 @@ class Vector(Frozen):
     lanes: PosInt  # elements processed per cycle (attention on the vector unit: MACs per cycle)
     cycles_per_element: VectorCycles = VectorCycles()
     op_overhead_ns: NonNegFloat = 0.0  # fixed cost of issuing one work item (dispatch, launch)
+    # the lanes one row of logits is picked on (``pick: kernel``): a GPU reduces each row in
+    # one thread block on one SM, so a pick of R rows runs ⌈R / (lanes / pick_lanes)⌉ waves of
+    # ⌈V · cycles_per_element.pick / pick_lanes⌉ cycles; absent: the R·V logits spread over
+    # every lane
+    pick_lanes: Optional[PosInt] = None
+
+    @model_validator(mode="after")
+    def _pick_lanes_within_lanes(self) -> "Vector":
+        if self.pick_lanes is not None and self.pick_lanes > self.lanes:
+            raise KeyedValueError("pick_lanes", f"{self.pick_lanes} is more than lanes "
+                                                f"({self.lanes})")
+        return self
 
 
 class Dram(Frozen):
@@ -272,6 +284,9 @@ class Hardware(Frozen):
         if self.pick == "fused" and cost.pick != type(cost).model_fields["pick"].default:
             raise KeyedValueError("vector.cycles_per_element.pick", "changes nothing with "
                                   "pick: fused (no pick item): drop it, or set pick: kernel")
+        if self.pick == "fused" and self.vector.pick_lanes is not None:
+            raise KeyedValueError("vector.pick_lanes", "changes nothing with pick: fused (no "
+                                  "pick item): drop it, or set pick: kernel")
         return self
 
     @model_validator(mode="after")

@@ -477,7 +477,8 @@ def _vector_tiles(item: WorkItem, hw: Hardware, tr: Traffic) -> list[Tile]:
             cpe = getattr(v.cycles_per_element, item.vector_kind)
         except AttributeError:
             raise ValueError(f"work item {item.id}: unknown vector_kind {item.vector_kind!r}") from None
-        cycles += vector_cycles(item.elements, v.lanes, cpe)
+        cycles += pick_cycles(item, hw, cpe) if item.vector_kind == "pick" and v.pick_lanes \
+            else vector_cycles(item.elements, v.lanes, cpe)
     if item.macs:  # attention mapped to a vector unit: one MAC per lane per cycle
         cycles += vector_cycles(item.macs, v.lanes, 1.0)
     params = 0 if param_resident(item, hw) else tr.weight_bytes
@@ -486,6 +487,15 @@ def _vector_tiles(item: WorkItem, hw: Hardware, tr: Traffic) -> list[Tile]:
     return [Tile(0, s, c, mac, v) for s, c, mac, v in
             zip(split_even(s_total, n_tiles), split_even(cycles, n_tiles),
                 split_even(item.macs, n_tiles), split_even(item.vector_ops, n_tiles))]
+
+
+def pick_cycles(item: WorkItem, hw: Hardware, cycles_per_element: float) -> int:
+    """Cycles of a pick whose rows are each reduced on ``pick_lanes`` lanes (``Vector``): the
+    rows (one id out per row) in waves over the lane groups, each wave one row's logits."""
+    v = hw.section(item.unit)
+    rows = max(1, item.act_out_bytes // hw.bytes_per_element)
+    waves = ceil_div(rows, v.lanes // v.pick_lanes)
+    return waves * vector_cycles(item.elements // rows, v.pick_lanes, cycles_per_element)
 
 
 class TileSums(NamedTuple):
