@@ -257,6 +257,23 @@ def test_a_prefetch_gated_on_a_start_books_before_the_starting_items_own_stream(
         assert list(r.items.end_cycle) == [78, 83]
 
 
+def test_a_bulk_pre_empted_in_the_cycle_it_is_granted_starts_when_its_first_byte_moves():
+    # Found by the random DAGs above. Item 0 is done at 482, so item 1's 8 B KV read is issued
+    # then (482..483); item 2 ends its 30-cycle issue overhead at 482 too and issues its 1 B
+    # weight tile (per_op). The reference granted that bulk transfer the port at 482 and lost it
+    # to the demand in the same cycle, and logged 482 as its start though it moved no byte then.
+    hw = small_hw(bandwidth_gb_s=16.0, efficiency=0.7, engines=1, double=False,
+                  interleave_bytes=16, array={"op_overhead_ns": 30.0}, weight_prefetch="per_op")
+    items = [gemm(0, 5, 20, 32, kv_write_bytes=64),
+             WorkItem(id=1, unit="vector", op="attn_score", phase="decode", deps=(0,), m=1, k=8,
+                      n=1, count=1, elements=8, vector_kind="softmax", kv_read_bytes=8, macs=8),
+             gemm(2, 1, 1, 1, key="a"), gemm(3, 1, 1, 1, key="a")]
+    for r in (reference_replay(items, hw), replay(items, hw)):
+        late = r.log[(r.log.unit == "dram") & (r.log.item >= 1)]
+        assert list(zip(late.item, late.category, late.start_cycle, late.end_cycle)) == \
+            [(1, "stream", 482, 483), (2, "weight", 483, 484)]
+
+
 @pytest.mark.parametrize("engine", [replay, reference_replay], ids=["production", "reference"])
 def test_the_compute_units_come_from_the_hardware(engine, monkeypatch):
     """Both engines run one process per unit the hardware names (``Hardware.compute_units``):

@@ -257,7 +257,7 @@ class WeightBuffer(Periodic):
         if key in self.resident:
             self.resident.move_to_end(key)
             return True
-        freed = self._make_room(bytes_, cycle)
+        freed = self._make_room(bytes_, cycle) if self.used + bytes_ > self.capacity else 0
         self.resident[key] = bytes_
         self.used += bytes_
         self._trace.change(cycle, bytes_ - freed)  # the evictions and the fill, at one cycle
@@ -268,14 +268,13 @@ class WeightBuffer(Periodic):
     def release(self, key: tuple) -> None:
         if self._journal is not None:
             self._journal.append((key, None, 0))
-        self.pins[key] -= 1
-        if not self.pins[key]:
+        n = self.pins[key] = self.pins[key] - 1
+        if not n:
             del self.pins[key]
 
     def first_resident(self, prefix: tuple, first: int) -> int | None:
         """The lowest index ``j >= first`` whose tile ``prefix + (j,)`` is resident, or None."""
-        found = [k[-1] for k in self.resident if k[-1] >= first and k[:-1] == prefix]
-        return min(found, default=None)
+        return min((k[-1] for k in self.resident if k[-1] >= first and k[:-1] == prefix), default=None)
 
     # --- the state protocol (``speedsim.sim.skipper``) --------------------------------------
 

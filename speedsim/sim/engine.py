@@ -43,7 +43,7 @@ from speedsim.contracts.results import SimResult
 from speedsim.contracts.workitem import WorkItem, check_dag
 from speedsim.hw import cost
 from speedsim.hw.cost import CostPlan
-from speedsim.hw.units import Dram, WeightBuffer
+from speedsim.hw.units import Dram, Periodic, WeightBuffer
 from speedsim.sim.loaders import StreamLoader, WeightLoader
 from speedsim.sim.skipper import Stretch
 from speedsim.sim.tables import ItemRecord, Log, Occupancy, check_capacity, item_columns, items_frame, occupancy_frame
@@ -67,9 +67,8 @@ class _Replay:
                                     hw.weight_prefetch == "per_op", self.dram, self.wbuf, self.log)
         held = self.occupancy.trace("activation")
         self.started: set[int] = set()  # items started (a stream's gate under ``ahead``)
-        self.streams = {u: StreamLoader(self.by_unit[u], self.plan, self.shapes, cost.slots(hw), hw,
-                                        self.started, self.dram, self.log, held)
-                        for u in self.by_unit}
+        self.streams = {u: StreamLoader(self.by_unit[u], self.plan, self.shapes, cost.slots(hw), hw, self.started,
+                                        self.dram, self.log, held) for u in self.by_unit}
         self.done_at: dict[int, int] = {}
         # item id -> its done event, made when first waited for (most items never are)
         self.done_ev: dict[int, simpy.Event] = {}
@@ -79,6 +78,8 @@ class _Replay:
         # per unit, the stateful parts a stretch of its tiles moves on (``Periodic``)
         self.parts = {u: [self.dram, self.wbuf, self.occupancy, self.log, self.weights,
                           self.streams[u]] for u in self.by_unit}
+        self.relatives = {u: [p.relative for p in ps if type(p).relative is not Periodic.relative]
+                          for u, ps in self.parts.items()}  # of the parts whose relative state varies
 
     def sleep(self, cycles: int):
         """A SimPy timeout of ``cycles``, counted."""
@@ -136,7 +137,9 @@ class _Replay:
         env, log, tiles = self.env, self.log, self.plan.tiles[it.id]
         first, j = None, 0
         while j < len(tiles):
-            horizon = self._horizon(unit) if self.fast else -1
+            t = tiles[j]  # (a last tile that only computes needs no stretch: it plays as one step)
+            bare = j + 1 == len(tiles) and t.cycles and not (t.weight_bytes or t.stream_bytes)
+            horizon = self._horizon(unit) if self.fast and not bare else -1
             if horizon >= 0 and (first is not None or param_at <= env.now):
                 k, end, start = Stretch(self, unit, it, tiles, horizon).play(j, env.now)
                 if k > j:
@@ -144,7 +147,6 @@ class _Replay:
                     yield self.sleep(end - env.now)
                     j = k
                     continue
-            t = tiles[j]
             at = yield from self._tile_inputs(unit, it, j, t, param_at if j == 0 else 0)
             first = env.now if first is None else first
             if t.cycles:
@@ -159,8 +161,7 @@ class _Replay:
         first = env.now if first is None else first
         if not log.per_tile:
             sums = self.plan.sums[it.id]
-            log.add(unit, it, "compute", "", first, env.now, 0, sums.macs, sums.vector_ops,
-                    busy=sums.cycles)
+            log.add(unit, it, "compute", "", first, env.now, 0, sums.macs, sums.vector_ops, busy=sums.cycles)
         return first
 
     def _horizon(self, unit: str) -> float:

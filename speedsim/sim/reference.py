@@ -126,17 +126,20 @@ class RefDram:
 
     def _move(self, cycles: int):
         """Hold the port for ``cycles`` cycles, resuming after each pre-emption by demand;
-        returns the first cycle it moved data."""
+        returns the first cycle it moved data (a grant pre-empted in its own cycle moved none)."""
         start = None
         while cycles:
             with self.port.request(priority=BULK, preempt=False) as req:
+                granted = None
                 try:
                     yield req
-                    start = self.env.now if start is None else start
+                    granted = self.env.now
                     yield self.env.timeout(cycles)
                     cycles = 0
                 except simpy.Interrupt as stop:
                     cycles -= self.env.now - stop.cause.usage_since
+                if start is None and granted is not None and self.env.now > granted:
+                    start = granted
         return start
 
 

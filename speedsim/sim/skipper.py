@@ -65,7 +65,7 @@ class Stretch:
         self.it, self.tiles, self.horizon, self.shapes = it, tiles, horizon, replay.shapes
         self.weights, self.stream = replay.weights, replay.streams[unit]
         # state -> earlier moments of it: (tile, cycle, the parts' ``mark``s)
-        self.parts, self.seen = replay.parts[unit], {}
+        self.parts, self.relatives, self.seen = replay.parts[unit], replay.relatives[unit], {}
         self.pattern = self.shapes.pattern(tiles)
 
     def play(self, j: int, now: int) -> tuple[int, int, int]:
@@ -116,7 +116,7 @@ class Stretch:
         """Before tile ``k`` at ``now``: skip whole periods from an earlier moment of the same
         state and phase in the tiles' own period (the latest first), else remember this one."""
         key = (k % self.pattern, self.weights.ahead(self.it, k), self.stream.ahead(self.it, k),
-               tuple([part.relative(now) for part in self.parts]))
+               tuple([relative(now) for relative in self.relatives]))
         earlier = self.seen.setdefault(key, [])
         for k0, t0, marks in earlier[::-1]:  # the shortest period first
             jumped = self._jump(k, now, k0, t0, marks)

@@ -111,16 +111,19 @@ class Log(Periodic):
 
     def frame(self) -> pd.DataFrame:
         """The rows (``LOG_COLUMNS``) by start cycle, unit and item, ties in logging order.
-        The log hands its rows over, and each column is built once, in that order (a 7B run
-        logs ~200k rows: no second copy of every column while sorting)."""
+        The log hands its rows over; each column is built once, in logging order, then put
+        in that order, one at a time (a 7B run logs ~200k rows: no second copy of every column)."""
         rows, n, self.rows = list(self.rows.values()), len(self.rows), {}
         if not rows:
             return pd.DataFrame.from_records([], columns=LOG_COLUMNS)
-        rank = {u: r for r, u in enumerate(sorted({row.unit for row in rows}))}
-        unit_rank = np.fromiter((rank[row.unit] for row in rows), np.int64, n)
-        order = np.lexsort((_column(rows, "item"), unit_rank, _column(rows, "start_cycle")))  # stable
-        rows = [rows[i] for i in order.tolist()]
-        return pd.DataFrame({c: _column(rows, c) for c in LOG_COLUMNS})
+        cols = {c: _column(rows, c) for c in LOG_COLUMNS}
+        del rows
+        rank = {u: r for r, u in enumerate(sorted(set(cols["unit"].tolist())))}
+        unit_rank = np.fromiter(map(rank.__getitem__, cols["unit"].tolist()), np.int64, n)
+        order = np.lexsort((cols["item"], unit_rank, cols["start_cycle"]))  # stable
+        for c in LOG_COLUMNS:
+            cols[c] = cols[c][order]
+        return pd.DataFrame(cols)
 
 
 def _column(rows: list[Row], name: str) -> np.ndarray:
