@@ -14,6 +14,10 @@ of workers — because no job reads anything another one writes.
 Forking needs the ``fork`` start method (Linux, macOS); elsewhere, and for one
 worker, the jobs run one after another in the calling process. A child's
 exception is re-raised in the caller.
+
+Also here, for the command line below ``api``: ``Ahead`` (one job started early, its
+result taken later) and ``collector_paused`` (the cyclic collector off while a run builds
+its objects; ``speedsim run`` pauses it for the whole command).
 """
 
 from __future__ import annotations
