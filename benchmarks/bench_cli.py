@@ -15,7 +15,8 @@ takes about 0.25 s.
 
 ``newcomer`` is the default run exactly as a newcomer types it, ``speedsim run
 hw_configs/edge.yaml workloads/gen.yaml`` (as ``python -m speedsim``, which runs the same
-``console`` as the executable, from this checkout): no ``--out``, no reference cache (the NumPy reference decode runs every time), the table printed. It
+``console`` as the executable, from this checkout; ``--vs CHECKOUT`` pairs it with another
+checkout's, run for run): no ``--out``, no reference cache (the NumPy reference decode runs every time), the table printed. It
 reports, besides the wall and CPU seconds, the seconds the interpreter takes to import
 ``speedsim.cli`` alone (``-X importtime``'s total, the run's fixed cost). Issue 25's bar:
 at most 1.0 s wall on the quiet 2-core machine.
@@ -105,11 +106,13 @@ def run(hw: str, wl: str, extra: list[str], cache: Path) -> dict:
 NEWCOMER = ("run", "hw_configs/edge.yaml", "workloads/gen.yaml")
 
 
-def newcomer_run() -> dict:
-    """One ``speedsim run hw_configs/edge.yaml workloads/gen.yaml`` as typed: wall, CPU."""
+def newcomer_run(checkout: Path = ROOT) -> dict:
+    """One ``speedsim run hw_configs/edge.yaml workloads/gen.yaml`` as typed, from
+    ``checkout`` (its ``speedsim`` first on the path): wall, CPU."""
     cmd = [sys.executable, "-m", "speedsim", *NEWCOMER]
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, cwd=checkout, stdout=subprocess.DEVNULL, env=env)
     status, usage, tree_kib, ended = wait_sampling(proc)
     if os.waitstatus_to_exitcode(status):
         raise SystemExit(f"{' '.join(cmd)} failed")
@@ -139,12 +142,32 @@ def newcomer(repeat: int) -> None:
           f"host loop {before:.2f} → {after:.2f} s", flush=True)
 
 
+def newcomer_vs(other: Path, repeat: int) -> None:
+    """The newcomer's run from this checkout (A) and from ``other`` (B, e.g. main's), in
+    turn A B A B …, and the ratios A/B pair by pair: on a shared host whose speed drifts,
+    the median ratio says more than either median time."""
+    newcomer_run(), newcomer_run(other)  # untimed: byte-compiled files, OS caches
+    pairs = [(newcomer_run(), newcomer_run(other)) for _ in range(repeat)]
+    for key in ("wall_s", "cpu_s"):
+        a, b = [p[0][key] for p in pairs], [p[1][key] for p in pairs]
+        ratios = sorted(x / y for x, y in zip(a, b))
+        print(f"newcomer {key[:-2]:4s} A median {statistics.median(a):5.2f} s, B median "
+              f"{statistics.median(b):5.2f} s, A/B pair by pair: median "
+              f"{statistics.median(ratios):.3f} (min {ratios[0]:.3f}, max {ratios[-1]:.3f}; "
+              f"{repeat} pairs)", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", choices=sorted([*RUNS, "newcomer"]))
     ap.add_argument("--workers", type=int)
     ap.add_argument("--repeat", type=int, default=3, help="timed runs of each (default 3)")
+    ap.add_argument("--vs", type=Path, metavar="CHECKOUT",
+                    help="newcomer only: pair this checkout's run with CHECKOUT's (A/B ratios)")
     args = ap.parse_args()
+    if args.vs:
+        newcomer_vs(args.vs.resolve(), args.repeat)
+        return
     workers = ["--workers", str(args.workers)] if args.workers else []
     subprocess.run([sys.executable, "-m", "compileall", "-q", "speedsim"], cwd=ROOT, check=True)
     if args.only in (None, "newcomer"):

@@ -23,8 +23,6 @@ re-run here); the shallow model commits its own.
 
 from __future__ import annotations
 
-import gc
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cache, partial
 from typing import Any, Callable, Optional, Sequence
@@ -39,7 +37,7 @@ from speedsim.config.hw import Hardware
 from speedsim.config.workload import Workload
 from speedsim.contracts.plan import Plan
 from speedsim.contracts.workitem import WorkItem
-from speedsim.forking import run_forked
+from speedsim.forking import collector_paused, run_forked
 from speedsim.hw import cost
 from speedsim.hw.l2 import through_cache
 from speedsim.metrics.strategy import strategy_metrics
@@ -147,32 +145,6 @@ def strategy_input(hw: Hardware, wl: Workload) -> StrategyInput:
                          prompt_tokens=wl.generation.prompt_tokens,
                          new_tokens=wl.generation.new_tokens, placement=hw.placement,
                          attention_batched=hw.attention_issue == "batched")
-
-
-@contextmanager
-def collector_paused():
-    """Python's cyclic garbage collector off meanwhile, as it was afterwards. A strategy run
-    allocates a few million long-lived objects (work items, tiles, log rows) and leaves
-    no reference cycles but SimPy's environment (a few objects; the replay breaks its own,
-    ``speedsim.sim.engine``), and every full collection walks all of them again: a quarter
-    of a 7B run's time, for no memory freed (building a 7B trace index: 190 → 62 ms).
-    Objects without cycles are freed as usual. Nested pauses resume once, at the outer end."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            _resume_collector()
-
-
-def _resume_collector() -> None:
-    """Turn the collector back on with what the pause made counted as old objects: moved
-    into the oldest generation (``gc.freeze``, then ``gc.unfreeze``) instead of all being
-    young, which the first collection after the pause would walk (~0.1 s after a 7B run)."""
-    gc.freeze()
-    gc.enable()
-    gc.unfreeze()
 
 
 def _run_strategy(strategy: Strategy, base: StrategyInput, hw: Hardware, wl: Workload,

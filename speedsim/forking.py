@@ -14,13 +14,19 @@ of workers — because no job reads anything another one writes.
 Forking needs the ``fork`` start method (Linux, macOS); elsewhere, and for one
 worker, the jobs run one after another in the calling process. A child's
 exception is re-raised in the caller.
+
+Also here, for the command line below ``api``: ``Ahead`` (one job started early, its
+result taken later) and ``collector_paused`` (the cyclic collector off while a run builds
+its objects; ``speedsim run`` pauses it for the whole command).
 """
 
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 import os
 import pickle
+from contextlib import contextmanager
 from typing import Any, BinaryIO, Callable, Sequence
 
 Job = Callable[[], Any]
@@ -119,6 +125,32 @@ def _collect(child: mp.process.BaseProcess, receive: BinaryIO) -> Any:
     if status == "error":
         raise value
     return value
+
+
+@contextmanager
+def collector_paused():
+    """Python's cyclic garbage collector off meanwhile, as it was afterwards. A strategy run
+    allocates a few million long-lived objects (work items, tiles, log rows) and leaves
+    no reference cycles but SimPy's environment (a few objects; the replay breaks its own,
+    ``speedsim.sim.engine``), and every full collection walks all of them again: a quarter
+    of a 7B run's time, for no memory freed (building a 7B trace index: 190 → 62 ms).
+    Objects without cycles are freed as usual. Nested pauses resume once, at the outer end."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            _resume_collector()
+
+
+def _resume_collector() -> None:
+    """Turn the collector back on with what the pause made counted as old objects: moved
+    into the oldest generation (``gc.freeze``, then ``gc.unfreeze``) instead of all being
+    young, which the first collection after the pause would walk (~0.1 s after a 7B run)."""
+    gc.freeze()
+    gc.enable()
+    gc.unfreeze()
 
 
 class Ahead:

@@ -683,3 +683,19 @@ def test_pick_lanes_need_a_pick_item_and_fit_in_the_lanes(tiny):
     text = assert_config_error(["run", "hw_configs/h100.yaml", str(tiny), "--set",
                                 "hw.vector.pick_lanes=20000"])
     assert "vector.pick_lanes" in text and "20000 is more than lanes (16896)" in text, text
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_an_unreadable_weights_file_is_refused_before_any_replay(tiny, tmp_path, monkeypatch,
+                                                                  workers):
+    """With two workers the reference decode runs ahead on its own process, which loads
+    the weights: its error is still reported before the first replay."""
+    import speedsim.api as api
+
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip archive")
+    monkeypatch.setattr(api, "replay", lambda *a, **k: pytest.fail("replayed before the check"))
+    out = tmp_path / "out"
+    assert_config_error(["run", EDGE, str(tiny), "--workers", workers, "--out", str(out),
+                         "--set", f"workload.model.weights={{source: npz, path: {bad}}}"],
+                        "model.weights.path", "not a readable .npz file", out=out)

@@ -80,3 +80,21 @@ def test_packaged_and_shape_only(tiny_workload):
         load_params(tiny_workload(model__weights={"source": "shape_only"},
                                   strategies={"sequential": {}}))
     assert err.value.key == "model.weights.source"
+
+
+@pytest.mark.parametrize("source", ["random", "packaged"])
+def test_loaded_weights_lie_in_one_block_each_on_a_cache_line(tiny_workload, source):
+    """The decoder streams the weights once per token: they are one allocation (huge pages
+    where NumPy asks for them), each array on a 64-byte line, the file's values exactly."""
+    from speedsim.config.workload import load_workload
+    w = tiny_workload() if source == "random" else load_workload("workloads/gen.yaml", [])
+    p = load_params(w)
+    arrays = [a for _, a in p.arrays()]
+    bases = {id(a.base) for a in arrays}
+    assert len(bases) == 1 and all(a.ctypes.data % 64 == 0 for a in arrays)
+    assert all(a.dtype == np.float32 and a.flags.c_contiguous for a in arrays)
+    starts = sorted((a.ctypes.data, a.nbytes) for a in arrays)
+    assert all(s0 + n0 <= s1 for (s0, n0), (s1, _) in zip(starts, starts[1:]))  # no overlap
+    if source == "packaged":
+        with np.load("speedsim/data/speed_cycle_n12u3.npz") as f:
+            assert all(np.array_equal(a, f[k]) for k, a in p.arrays())

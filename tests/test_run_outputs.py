@@ -187,6 +187,20 @@ def test_the_collector_resumes_with_what_the_pause_made_counted_old():
     assert all(id(o) in old for o in made)
 
 
+def test_the_run_command_runs_with_the_collector_paused_and_resumes_it(monkeypatch):
+    """``speedsim run`` pauses the cyclic collector from its first step (importing the
+    simulator took ~9 % less CPU without collections of its new objects) to its end."""
+    import gc
+
+    import speedsim.cli.run as run_cli
+    from speedsim.cli import main
+
+    seen = []
+    monkeypatch.setattr(run_cli, "_run", lambda args: seen.append(gc.isenabled()) or 0)
+    assert main(["run", "hw_configs/edge.yaml", "workloads/gen.yaml"]) == 0
+    assert seen == [False] and gc.isenabled()
+
+
 def test_the_run_command_leaves_its_result_for_the_executable_to_keep(tmp_path):
     """``speedsim.cli.console`` keeps the parsed arguments alive until ``os._exit``:
     ``cmd_run`` leaves its result there, so that the run's objects are never freed one

@@ -28,7 +28,7 @@ from speedsim.config.hw import Hardware, load_hardware
 from speedsim.config.loader import parse_override
 from speedsim.config.resolved import is_run_config, load_run_config
 from speedsim.config.workload import Workload, load_workload
-from speedsim.forking import Ahead, default_workers
+from speedsim.forking import Ahead, collector_paused, default_workers
 from speedsim.model.reference_cache import cached_generate
 from speedsim.report.io import json_text
 
@@ -86,6 +86,14 @@ def simulate(*args, **kwargs):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """The command, with Python's cyclic collector paused throughout (``collector_paused``):
+    importing the simulator and building a run make objects by the hundred thousand, and
+    none of them in cycles worth collecting before the process ends."""
+    with collector_paused():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     # 1. everything the user typed, checked before any simulation; the reference decode
     # starts meanwhile
     if args.out:
@@ -96,13 +104,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     cache = io.reference_cache(args.cache_dir) if args.cache_dir else None
     reference = reference_ahead(wl, names, limits, cache, args.workers)
     try:
-        from speedsim.api import collector_paused, strategy_list
+        from speedsim.api import strategy_list
         from speedsim.report.table import print_summary
 
         workers = worker_count(args.workers, len(strategy_list(wl, names)))
         # 2. simulate, each strategy's own files written by its worker; errors found on the
         # way name the file they belong to
-        with collector_paused(), out_files(args.out, args.timeline) as out:  # (api: the collector)
+        with out_files(args.out, args.timeline) as out:
             try:
                 result = simulate(hw, wl, names, limits, reference_cache=cache, workers=workers,
                                   finish=out.strategy if out else _summary_only,

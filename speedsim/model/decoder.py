@@ -21,6 +21,8 @@ numeric op trace is built (``speedsim.trace.numeric``).
 
 from __future__ import annotations
 
+import functools
+import itertools
 from dataclasses import dataclass
 from typing import Callable, NamedTuple, Optional, Sequence
 
@@ -34,6 +36,13 @@ from speedsim.model.weights import Params, load_params
 
 LN_EPS = 1e-5
 AUTO = "auto"
+_EPS32 = np.float32(LN_EPS)
+_GELU_C = np.float32(np.sqrt(2.0 / np.pi))  # GELU's tanh-approximation constants, in fp32
+_GELU_K = np.float32(0.044715)
+_HALF, _ONE = np.float32(0.5), np.float32(1.0)
+# the ufuncs' own reductions: what ``x.sum(axis)`` / ``x.max(axis)`` call, less their
+# Python wrappers (a decode step makes about ten reductions on rows of a few hundred)
+_sum, _max = np.add.reduce, np.maximum.reduce
 
 
 # ---------------------------------------------------------------- shapes, records
@@ -76,21 +85,37 @@ def _vector(rec: Optional[Recorder], pos: int, layer: int, op: str, elements: in
 def layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(x - mean) / sqrt(var + 1e-5) * w + b over the last axis, biased variance."""
     inv_d = np.float32(1.0 / x.shape[-1])
-    xc = x - x.sum(-1, keepdims=True) * inv_d
-    var = (xc * xc).sum(-1, keepdims=True) * inv_d
-    return xc / np.sqrt(var + np.float32(LN_EPS)) * w + b
+    mean = _sum(x, -1, keepdims=True)
+    mean *= inv_d
+    xc = x - mean
+    var = _sum(xc * xc, -1, keepdims=True)
+    var *= inv_d
+    var += _EPS32
+    y = xc / np.sqrt(var, out=var)
+    y *= w
+    y += b
+    return y
 
 
 def gelu(x: np.ndarray) -> np.ndarray:
     """GELU, tanh approximation (PyTorch ``gelu(approximate="tanh")``)."""
-    c = np.float32(np.sqrt(2.0 / np.pi))
-    inner = c * (x + np.float32(0.044715) * (x * x * x))
-    return np.float32(0.5) * x * (np.float32(1.0) + np.tanh(inner))
+    inner = x * x
+    inner *= x
+    inner *= _GELU_K
+    inner += x
+    inner *= _GELU_C  # c * (x + k * x^3), in this order
+    t = np.tanh(inner, out=inner)
+    t += _ONE
+    y = _HALF * x
+    y *= t
+    return y
 
 
 def softmax(s: np.ndarray) -> np.ndarray:
-    e = np.exp(s - s.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
+    e = s - _max(s, -1, keepdims=True)
+    np.exp(e, out=e)
+    e /= _sum(e, -1, keepdims=True)
+    return e
 
 
 class KVCache:
@@ -141,12 +166,19 @@ def attention(q: np.ndarray, K: np.ndarray, V: np.ndarray, start: int) -> np.nda
     B, H, t, dh = q.shape
     kvh, L = K.shape[1], K.shape[2]
     qg = q.reshape(B, kvh, H // kvh, t, dh)  # query head i -> kv head i // (H/kvh)
-    s = qg @ K[:, :, None].swapaxes(-1, -2) / np.float32(np.sqrt(dh))  # [B, kvh, rep, t, L]
+    s = qg @ K[:, :, None].swapaxes(-1, -2)  # [B, kvh, rep, t, L]
+    s /= _root(dh)
     if t > 1:
         future = np.arange(L)[None, :] > (start + np.arange(t))[:, None]  # [t, L]
         s = np.where(future, np.float32(-np.inf), s)
     a = softmax(s) @ V[:, :, None]  # [B, kvh, rep, t, dh]
     return a.reshape(B, H, t, dh).transpose(0, 2, 1, 3).reshape(B, t, H * dh)
+
+
+@functools.lru_cache(maxsize=None)
+def _root(dh: int) -> np.float32:
+    """sqrt(dh) in fp32, the scores' divisor."""
+    return np.float32(np.sqrt(dh))
 
 
 def embed(params: Params, tokens: np.ndarray, start: int,
@@ -216,7 +248,7 @@ class _Rows:
 
     def __init__(self, xs: Sequence[np.ndarray], d: int):
         self.rows = [x.reshape(-1, d) for x in xs]  # [B*t_i, d]
-        self.bounds = np.cumsum([0] + [r.shape[0] for r in self.rows])
+        self.bounds = list(itertools.accumulate((r.shape[0] for r in self.rows), initial=0))
         self.X = np.concatenate(self.rows) if len(self.rows) > 1 else self.rows[0]  # [M, d]
 
     def split(self, Y: np.ndarray) -> list[np.ndarray]:
