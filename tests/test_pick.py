@@ -42,17 +42,17 @@ EVERY_STRATEGY = {
                    "draft_model": {**MODEL, "n_layers": 1, "sharing": {"scheme": "none"}}}}
 
 
-def workload(strategies=None):
+def workload(strategies=None, batch: int = 1):
     data = copy.deepcopy(TINY)
     data["model"] = copy.deepcopy(MODEL)
-    data["generation"] = {"prompt_tokens": 2, "new_tokens": 4, "batch": 1, "seed": 0}
+    data["generation"] = {"prompt_tokens": 2, "new_tokens": 4, "batch": batch, "seed": 0}
     data["strategies"] = strategies or {"sequential": {}, "speed": SPEED}
     return workload_from_dict(data)
 
 
-def fast(pick: str):
+def fast(pick: str, **vector):
     return hw(dram={"bandwidth_gb_s": 1000.0, "latency_ns": 0.0, "efficiency": 1.0},
-              vector={"lanes": 8, "op_overhead_ns": float(O_V)}, pick=pick)
+              vector={"lanes": 8, "op_overhead_ns": float(O_V), **vector}, pick=pick)
 
 
 @pytest.fixture(scope="module")
@@ -188,13 +188,6 @@ def test_the_timeline_names_the_greedy_pick(runs):
         assert ("greedy pick" in legend) == shown and "LM head" in legend, legend
 
 
-def rowwise(pick_lanes: int):
-    """``fast("kernel")`` with each row of logits picked on ``pick_lanes`` of the 8 lanes."""
-    return hw(dram={"bandwidth_gb_s": 1000.0, "latency_ns": 0.0, "efficiency": 1.0},
-              vector={"lanes": 8, "op_overhead_ns": float(O_V), "pick_lanes": pick_lanes},
-              pick="kernel")
-
-
 @pytest.mark.parametrize("pick_lanes, each", [(4, 9), (2, 13), (8, None)])
 def test_a_row_of_logits_is_picked_on_its_own_lanes(pick_lanes, each):
     """``vector.pick_lanes``: a GPU picks each row in one thread block, so R rows run in
@@ -202,7 +195,7 @@ def test_a_row_of_logits_is_picked_on_its_own_lanes(pick_lanes, each):
     and 1 rows: on 4 lanes a row (2 groups) each is o_v + 4 = 9 cycles, on 2 lanes (4 groups)
     o_v + 8 = 13, whatever its rows; on all 8 lanes (one group) a row per wave of 2 cycles,
     the all-lanes cost (7 and 9)."""
-    run = simulate(rowwise(pick_lanes), workload()).runs["speed"]
+    run = simulate(fast("kernel", pick_lanes=pick_lanes), workload()).runs["speed"]
     t = run.sim.items.set_index("item")
     picks = [p for p in run.plan.items if p.op == "pick"]
     spans = [int(t.loc[p.id, "end_cycle"] - t.loc[p.id, "ready_cycle"]) for p in picks]
@@ -212,12 +205,8 @@ def test_a_row_of_logits_is_picked_on_its_own_lanes(pick_lanes, each):
 def test_more_rows_than_lane_groups_pick_in_waves():
     """Three rows (batch 3) on 2 groups of 4 lanes: 2 waves of 4 cycles, o_v + 8 = 13 per
     pick, against o_v + ⌈48 / 8⌉ = 11 with the logits spread over every lane."""
-    data = copy.deepcopy(TINY)
-    data["model"] = copy.deepcopy(MODEL)
-    data["generation"] = {"prompt_tokens": 2, "new_tokens": 4, "batch": 3, "seed": 0}
-    data["strategies"] = {"sequential": {}}
-    wl = workload_from_dict(data)
-    for config, each in ((rowwise(4), 13), (fast("kernel"), 11)):
+    wl = workload({"sequential": {}}, batch=3)
+    for config, each in ((fast("kernel", pick_lanes=4), 13), (fast("kernel"), 11)):
         run = simulate(config, wl).runs["sequential"]
         t = run.sim.items.set_index("item")
         assert {int(t.loc[p.id, "end_cycle"] - t.loc[p.id, "ready_cycle"])

@@ -17,16 +17,24 @@ case's measured and modelled time.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
+
+from speedsim.config.hw import load_hardware
 
 HERE = Path(__file__).resolve().parent
-VOCAB = {"s01b": 32000, "s01b_l2": 8192}  # cases.py SHAPES
+
+
+def _shapes() -> dict:
+    spec = importlib.util.spec_from_file_location("gpu_cases", HERE / "cases.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.SHAPES
 
 
 def argmax_kernels(gpu: str) -> pd.DataFrame:
@@ -34,14 +42,14 @@ def argmax_kernels(gpu: str) -> pd.DataFrame:
     frames = [pd.read_csv(p) for p in sorted((HERE / "results" / gpu).glob("kernels_*.csv"))]
     k = pd.concat(frames)
     k = k[k.kernel.str.contains("ArgMaxOps")].copy()
-    k["vocab"] = k["shape"].map(VOCAB)
+    k["vocab"] = k["shape"].map({name: s["vocab"] for name, s in _shapes().items()})
     return k
 
 
 def config(gpu: str) -> tuple[float, float, int]:
     """(o_v in µs, clock in cycles per µs, pick_lanes) of ``hw_configs/<gpu>.yaml``."""
-    hw = yaml.safe_load((HERE.parents[1] / "hw_configs" / f"{gpu}.yaml").read_text())
-    return hw["vector"]["op_overhead_ns"] / 1e3, hw["clock_hz"] / 1e6, hw["vector"]["pick_lanes"]
+    hw = load_hardware(HERE.parents[1] / "hw_configs" / f"{gpu}.yaml")
+    return hw.vector.op_overhead_ns / 1e3, hw.clock_hz / 1e6, hw.vector.pick_lanes
 
 
 def fit(gpu: str) -> float:
