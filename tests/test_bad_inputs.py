@@ -156,7 +156,7 @@ def test_a_pick_cost_without_a_pick_item_is_refused(tiny):
     ("hw.attention_on=gpu", ["attention_on", "'array' or 'vector'"]),
     ("hw.buffers.activation.kind=cache", ["buffers.activation.kind", "only the weight buffer"]),
     ("hw.buffers.weight.kind=l2", ["buffers.weight.kind", "'scratchpad' or 'cache'"]),
-    ("hw.sustained_clock_hz=9e12", ["sustained_clock_hz", "above clock_hz"]),
+    ("hw.sustained_clock_hz=9e9", ["sustained_clock_hz", "above clock_hz"]),
     ("hw.pick=kernal", ["pick", "'fused' or 'kernel'", "'kernal'"]),
     ("hw.pick=true", ["pick", "'fused' or 'kernel'"]),
     ("hw.vector.cycles_per_element.pik=1", ["vector.cycles_per_element.pik", "did you mean 'pick'"]),
@@ -171,7 +171,7 @@ def test_bad_override(tiny, override, words):
 @pytest.mark.parametrize("override, words", [
     ("hw.dram.bandwidth_gb_s=.inf", ["dram.bandwidth_gb_s", "finite"]),
     ("hw.dram.latency_ns=.nan", ["dram.latency_ns", "finite"]),
-    ("hw.dram.bandwidth_gb_s=0", ["dram.bandwidth_gb_s", "greater than 0"]),
+    ("hw.dram.bandwidth_gb_s=0", ["dram.bandwidth_gb_s", "greater than or equal to 0.01"]),
     ("hw.dram.efficiency=1.5", ["dram.efficiency", "less than or equal to 1"]),
     ("hw.array.rows=-4", ["array.rows", "greater than 0"]),
     ("hw.buffers.weight.size_kib=1", ["buffers.weight.size_kib", "cannot hold 2 32x32 int8"]),
@@ -296,6 +296,29 @@ def test_absurd_sizes_are_refused_before_anything_is_built(tiny, override):
     assert_config_error(["run", EDGE, str(tiny), "--set", override, "--set",
                          "workload.model.weights={source: shape_only}"],
                         "work items", "--max-work-items")
+
+
+@pytest.mark.parametrize("override, words", [
+    ("hw.clock_hz=1e30", ["hw.clock_hz", "less than or equal to 100000000000"]),
+    ("hw.sustained_clock_hz=1e30", ["hw.sustained_clock_hz", "less than or equal"]),
+    ("hw.dram.latency_ns=1e25", ["hw.dram.latency_ns", "less than or equal to 1000000"]),
+    ("hw.array.op_overhead_ns=1e25", ["hw.array.op_overhead_ns", "less than or equal"]),
+    ("hw.vector.op_overhead_ns=1e7", ["hw.vector.op_overhead_ns", "less than or equal"]),
+    ("hw.vector.cycles_per_element.norm=1e20", ["cycles_per_element.norm", "less than or equal"]),
+    ("hw.dram.bandwidth_gb_s=1e-12", ["hw.dram.bandwidth_gb_s", "greater than or equal to 0.01"]),
+])
+def test_absurd_timings_are_refused_by_name(override, words):
+    """Each once overflowed int64 cycles in the replay (a traceback minutes in)."""
+    assert_config_error(["run", EDGE, GEN, "--set", override], *words)
+
+
+def test_the_slowest_accepted_timings_still_run(tiny):
+    """Every timing bound at once, on the edge of what is accepted: a run, not an overflow."""
+    sets = ["hw.clock_hz=1e11", "hw.dram.latency_ns=1e6", "hw.array.op_overhead_ns=1e6",
+            "hw.vector.op_overhead_ns=1e6", "hw.dram.bandwidth_gb_s=0.01",
+            "hw.vector.cycles_per_element.norm=1e6"]
+    rc, _, err = cli("run", EDGE, str(tiny), *[a for s in sets for a in ("--set", s)])
+    assert (rc, err) == (0, [])
 
 
 def test_absurd_vocabulary_is_refused_for_memory(tiny):

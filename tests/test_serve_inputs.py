@@ -71,6 +71,8 @@ HEADER = "arrival_s,prompt_tokens,output_tokens\n"
     ("traffic.requests=two", ["traffic.yaml", "requests"]),
     ("traffic.output_tokens={dist: zipf}", ["traffic.yaml", "output_tokens", "zipf"]),
     ("traffic.arrivals.rate_rps=.inf", ["traffic.yaml", "arrivals.rate_rps"]),
+    # the server's float clock would lose the cycle (it divided by a zero TPOT before)
+    ("traffic.arrivals.rate_rps=1e-300", ["traffic.yaml", "arrivals.rate_rps", "resolves one cycle"]),
     ("queue.x=1", ["--set", "hw., workload. or traffic."]),
 ])
 def test_bad_traffic_values(files, tmp_path, override, words):
@@ -87,6 +89,7 @@ def test_bad_traffic_values(files, tmp_path, override, words):
     (HEADER + "inf,4,4\n", ["line 2", "finite"]),
     (HEADER + "0,4,0\n", ["line 2", "output_tokens must be >= 1"]),
     (HEADER + "0,4\n", ["line 2", "3 values"]),
+    (HEADER + "1e20,4,4\n", ["2^52 cycles", "resolves one cycle"]),
     (HEADER + "0,four,4\n", ["line 2", "not numbers"]),
 ])
 def test_bad_traces(files, tmp_path, text, words):

@@ -15,6 +15,12 @@ PosInt = Annotated[int, Field(gt=0)]
 NonNegInt = Annotated[int, Field(ge=0)]
 PosFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
+# the quantities that set a run's length in cycles are bounded where no hardware reaches, so
+# an absurd value is refused by name before anything runs (not an int64 overflow minutes in):
+DelayNs = Annotated[float, Field(ge=0, le=1e6)]  # one event's delay (latency, issue cost): up to 1 ms
+ClockHz = Annotated[float, Field(gt=0, le=1e11)]  # up to 100 GHz, 15x any shipping logic clock
+LaneCycles = Annotated[float, Field(gt=0, le=1e6)]  # cycles a lane spends on one element
+BandwidthGBs = Annotated[float, Field(ge=0.01)]  # GB/s: from 10 MB/s, below any DRAM since the 1980s
 
 SharingScheme = Literal["none", "sequence", "cycle", "cycle_rev", "loop"]  # see speedsim.model.sharing
 SHARING_SCHEMES: tuple[str, ...] = get_args(SharingScheme)

@@ -15,8 +15,8 @@ from typing import Annotated, Any, ClassVar, Literal, NamedTuple, Optional
 
 from pydantic import Field, model_validator
 
-from speedsim.config.base import (BYTES_PER_ELEMENT, Frozen, NonNegFloat, PosFloat, PosInt,
-                                  Precision)
+from speedsim.config.base import (BYTES_PER_ELEMENT, BandwidthGBs, ClockHz, DelayNs, Frozen,
+                                  LaneCycles, NonNegFloat, PosFloat, PosInt, Precision)
 from speedsim.config.errors import KeyedValueError
 from speedsim.config.loader import (apply_overrides, blaming_overrides, check_kind, load_mapping,
                                     validate)
@@ -31,7 +31,7 @@ class Array(Frozen):
     dataflow: Literal["ws", "os", "is"] = "ws"  # weight-, output- or input-stationary
     count: PosInt = 1  # identical arrays; a GEMM's folds spread over them
     weight_load: Literal["serial", "overlapped"] = "serial"  # serial: SCALE-Sim's folds; overlapped: next fold's operand loads while one streams
-    op_overhead_ns: NonNegFloat = 0.0  # fixed cost of issuing one work item (dispatch, launch)
+    op_overhead_ns: DelayNs = 0.0  # fixed cost of issuing one work item (dispatch, launch)
     # how one GEMM spreads over the arrays: columns (N split evenly) or blocks (every fold
     # dealt to the arrays in waves, as a GPU deals output tiles to its SMs; os only)
     split: Literal["columns", "blocks"] = "columns"
@@ -51,12 +51,12 @@ class Array(Frozen):
 class VectorCycles(Frozen):
     """Cycles one lane spends per element, per op kind."""
 
-    softmax: PosFloat = 4.0  # max, subtract, exp, sum, divide
-    norm: PosFloat = 4.0  # mean, variance, normalise, scale+shift
-    activation: PosFloat = 2.0  # GELU by a piecewise/LUT approximation
-    residual: PosFloat = 1.0  # one add
-    embed: PosFloat = 1.0  # gather + positional add
-    pick: PosFloat = 1.0  # the greedy pick: a compare-and-select per logit (``pick: kernel`` only)
+    softmax: LaneCycles = 4.0  # max, subtract, exp, sum, divide
+    norm: LaneCycles = 4.0  # mean, variance, normalise, scale+shift
+    activation: LaneCycles = 2.0  # GELU by a piecewise/LUT approximation
+    residual: LaneCycles = 1.0  # one add
+    embed: LaneCycles = 1.0  # gather + positional add
+    pick: LaneCycles = 1.0  # the greedy pick: a compare-and-select per logit (``pick: kernel`` only)
 
 
 class Vector(Frozen):
@@ -64,7 +64,7 @@ class Vector(Frozen):
 
     lanes: PosInt  # elements processed per cycle (attention on the vector unit: MACs per cycle)
     cycles_per_element: VectorCycles = VectorCycles()
-    op_overhead_ns: NonNegFloat = 0.0  # fixed cost of issuing one work item (dispatch, launch)
+    op_overhead_ns: DelayNs = 0.0  # fixed cost of issuing one work item (dispatch, launch)
     # the lanes one row of logits is picked on (``pick: kernel``): a GPU reduces each row in
     # one thread block on one SM, so a pick of R rows runs ⌈R / (lanes / pick_lanes)⌉ waves of
     # ⌈V · cycles_per_element.pick / pick_lanes⌉ cycles; absent: the R·V logits spread over
@@ -82,8 +82,8 @@ class Vector(Frozen):
 class Dram(Frozen):
     """Off-chip memory shared by every transfer (weights, KV cache, spilled activations)."""
 
-    bandwidth_gb_s: PosFloat  # peak, 1 GB = 1e9 bytes
-    latency_ns: NonNegFloat = 100.0  # from request to first byte
+    bandwidth_gb_s: BandwidthGBs  # peak, 1 GB = 1e9 bytes
+    latency_ns: DelayNs = 100.0  # from request to first byte
     efficiency: Annotated[float, Field(gt=0, le=1)] = 1.0  # achievable fraction of peak
     energy_pj_per_bit: NonNegFloat = 0.0  # per bit moved, read or write
     channels: PosInt = 1  # channels of 1/channels of the bandwidth each; a transfer lasts as long as its busiest channel
@@ -195,11 +195,11 @@ class Hardware(Frozen):
     """One accelerator: clock, precision, arrays, vector unit, DRAM, DMA, buffers, energy."""
 
     name: str  # shown in reports
-    clock_hz: PosFloat  # one cycle of every unit; the boost clock behind peak figures (roofline, TFLOP/s)
+    clock_hz: ClockHz  # one cycle of every unit; the boost clock behind peak figures (roofline, TFLOP/s)
     # the clock under sustained tensor-core load (measured; a GPU at its power limit throttles
     # below its boost clock): the array cycles of a compute-bound item (cycles > DRAM time) last
     # clock_hz / this longer; memory-bound items run at clock_hz. Absent: always clock_hz
-    sustained_clock_hz: Optional[PosFloat] = None
+    sustained_clock_hz: Optional[ClockHz] = None
     precision: Precision = "int8"  # bytes and energy per element
     array: Array
     vector: Vector

@@ -76,6 +76,7 @@ def serve(hw: Hardware, wl: Workload, traffic: Traffic, strategies: Optional[Seq
         # 1. the requests
         requests = make_requests(traffic)
         check_lengths(requests, wl, traffic)
+        check_span(requests, hw, traffic)
         if "speed" in names:
             check_speed_servable(wl)
         # 2. each strategy's acceptance outcomes, drawn per request
@@ -153,6 +154,17 @@ def check_lengths(requests: list[Request], wl: Workload, traffic: Traffic) -> No
         raise ConfigError(f"request {longest.id} needs {longest.prompt_tokens} + "
                           f"{longest.output_tokens} positions, more than the model's "
                           f"max_seq_len {wl.model.max_seq_len}", key=f"traffic.{key}")
+
+
+def check_span(requests: list[Request], hw: Hardware, traffic: Traffic) -> None:
+    """The last arrival lies where the server's clock (float seconds) still resolves one
+    cycle: within 2^52 cycles (about 52 days at 1 GHz)."""
+    last, span = requests[-1].arrival_s, 2.0 ** 52 / hw.clock_hz
+    if last > span:
+        key = "arrivals.path" if traffic.arrivals.process == "trace" else "arrivals.rate_rps"
+        raise ConfigError(f"the last request arrives at {last:.3g} s, beyond the {span:.3g} s "
+                          f"(2^52 cycles at clock_hz {hw.clock_hz:g}) in which the server's "
+                          "clock resolves one cycle", key=f"traffic.{key}")
 
 
 def check_speed_servable(wl: Workload) -> None:
