@@ -40,7 +40,7 @@ def _row(path):
 
 
 def test_rows_give_type_default_unit_and_meaning():
-    assert _row("dram.bandwidth_gb_s") == ["`dram.bandwidth_gb_s`", "float > 0", "**required**",
+    assert _row("dram.bandwidth_gb_s") == ["`dram.bandwidth_gb_s`", "float ≥ 0.01", "**required**",
                                            "GB/s (10⁹ bytes/s)", "peak, 1 GB = 1e9 bytes"]
     assert _row("array.dataflow")[1:3] == ["`ws` \\| `os` \\| `is`", "`ws`"]
     assert _row("dram.efficiency")[1] == "float > 0, ≤ 1"

@@ -78,7 +78,7 @@ def _unit(name: str) -> str:
 
 def _bounds(metadata: list[Any]) -> str:
     ops = {"gt": ">", "ge": "≥", "lt": "<", "le": "≤"}
-    parts = [f"{sym} {getattr(m, op)}" for m in metadata for op, sym in ops.items()
+    parts = [f"{sym} {getattr(m, op):g}" for m in metadata for op, sym in ops.items()
              if isinstance(m, annotated_types.BaseMetadata) and hasattr(m, op)]
     return f" {', '.join(parts)}" if parts else ""
 
