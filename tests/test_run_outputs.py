@@ -125,7 +125,7 @@ def test_json_flag_prints_the_summary(capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["--set", "hw.dram.bandwith_gb_s=10"], "--set: hw.dram.bandwith_gb_s: unknown key"),
-    (["--set", "hw.dram.bandwidth_gb_s=0"], "--set: hw.dram.bandwidth_gb_s: Input should be greater than 0"),
+    (["--set", "hw.dram.bandwidth_gb_s=0"], "--set: hw.dram.bandwidth_gb_s: Input should be greater than or equal to 0.01"),
     (["--set", "workload.model.n_heads=5"], "--set: workload.model.n_heads:"),
     (["--set", "nothing=1"], "--set: override 'nothing=1' must start with hw. or workload."),
     (["--strategies", "sped"], "unknown strategy 'sped'; valid: draft_spec, early_exit_spec, "
