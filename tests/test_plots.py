@@ -493,3 +493,21 @@ def test_pareto_labels_do_not_print_over_each_other():
     u, v = df.loc[kept, "a"] / 1.0, df.loc[kept, "b"] / 0.5  # the axes' spans: 1 and 0.5
     gaps = np.maximum(np.abs(np.diff(u)), np.abs(np.diff(v)))
     assert (gaps >= LABEL_GAP - 1e-12).all()
+
+
+@pytest.mark.parametrize("kind", ["pareto", "sweep"])
+@pytest.mark.parametrize("name, text, words", [
+    ("summary.json", '{"a": 1,\n "b": 2}\n{"c": [1, 2, 3]}\n', ["not a readable results table"]),
+    ("bytes.csv", b"\xff\xfe\x00", ["not a readable results table", "utf-8"]),
+    ("empty.csv", "", ["results file is empty"]),
+    ("results.parquet", b"PAR1 not parquet", ["results.parquet"]),
+])
+def test_a_file_that_is_not_a_results_table_is_one_line(tmp_path, capsys, kind, name, text, words):
+    """``plot pareto`` and ``plot sweep`` read through one reader (``store.read_table``): a
+    JSON, binary, empty or broken Parquet file is one line and exit 2 (pareto raised
+    pandas' ParserError, and both an ImportError without pyarrow)."""
+    path = tmp_path / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    assert main(["plot", kind, str(path), "--x", "a", "--y", "b"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and all(w in err[0] for w in [name, *words]), err

@@ -322,18 +322,14 @@ def _where(summary: dict[str, Any]) -> str:
 
 
 def _read_results(path: Path):
-    import pandas as pd
+    from speedsim.report.store import read_table
 
     if path.is_dir():
         raise ConfigError("is a directory; give a sweep result file (.csv or .parquet)",
                           file=str(path))
     if not path.is_file():
         raise ConfigError("results file not found", file=str(path))
-    try:
-        df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
-        raise ConfigError(f"not a readable results table: {str(exc).splitlines()[0]}",
-                          file=str(path)) from None
+    df = read_table(path)
     if "status" in df.columns:
         df = df[df["status"] == "ok"]
     if df.empty:

@@ -156,6 +156,25 @@ def _write_parquet_atomic(frame: pd.DataFrame, out: Path) -> None:
     write_atomic(out, lambda fh: frame.to_parquet(fh, index=False), binary=True)
 
 
+def read_table(path: Path, dtype: dict[str, type] | None = None) -> pd.DataFrame:
+    """A results table (Parquet, or CSV up to its last complete line), or a ``ConfigError``
+    naming the file: Parquet without pyarrow, an empty file, text that is not a table."""
+    try:
+        if path.suffix == ".parquet":
+            if importlib.util.find_spec("pyarrow") is None:
+                raise ConfigError("reading Parquet needs pyarrow (pip install pyarrow)", file=str(path))
+            return pd.read_parquet(path)
+        text, _ = _complete_text(path)
+        if not text:
+            raise ConfigError("results file is empty", file=str(path))
+        return pd.read_csv(io.StringIO(text), dtype=dtype)
+    except ConfigError:
+        raise
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:  # pyarrow's too
+        raise ConfigError(f"not a readable results table: {str(exc).splitlines()[0]}",
+                          file=str(path)) from None
+
+
 def load_results(path: str | Path) -> pd.DataFrame:
     """The rows of a result file (CSV, Parquet or a Parquet journal), sorted by point index."""
     path = Path(path)
@@ -166,13 +185,7 @@ def load_results(path: str | Path) -> pd.DataFrame:
     if path.is_dir():
         raise ConfigError("is a directory; give a sweep result file (.csv or .parquet, "
                           "written by speedsim sweep)", file=str(path))
-    if path.suffix == ".parquet":
-        frame = pd.read_parquet(path)
-    else:
-        text, _ = _complete_text(path)
-        if not text:
-            raise ConfigError("results file is empty", file=str(path))
-        frame = pd.read_csv(io.StringIO(text), dtype={"config_hash": str, "status": str, "error": str})
+    frame = read_table(path, {"config_hash": str, "status": str, "error": str})
     missing = [c for c in FIXED_COLUMNS if c not in frame.columns]
     if missing:
         raise ConfigError(f"not a sweep result file (no column {missing[0]!r})", file=str(path))
