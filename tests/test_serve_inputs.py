@@ -72,6 +72,8 @@ HEADER = "arrival_s,prompt_tokens,output_tokens\n"
     ("traffic.output_tokens={dist: zipf}", ["traffic.yaml", "output_tokens", "zipf"]),
     ("traffic.arrivals.rate_rps=.inf", ["traffic.yaml", "arrivals.rate_rps"]),
     # the server's float clock would lose the cycle (it divided by a zero TPOT before)
+    # a billion requests exhausted memory drawing their arrivals (killed, no message)
+    ("traffic.requests=1000000000", ["traffic.yaml", "requests", "less than or equal to 1000000"]),
     ("traffic.arrivals.rate_rps=1e-300", ["traffic.yaml", "arrivals.rate_rps", "resolves one cycle"]),
     ("queue.x=1", ["--set", "hw., workload. or traffic."]),
 ])
@@ -109,11 +111,14 @@ def test_a_trace_gives_the_lengths_itself(files, tmp_path):
                         "traffic.yaml", "prompt_tokens", "a trace gives")
 
 
-def test_requests_longer_than_the_model_context(files):
+@pytest.mark.parametrize("override, key", [("traffic.output_tokens=500", "output_tokens"),
+                                           ("traffic.prompt_tokens=1000", "prompt_tokens")])
+def test_requests_longer_than_the_model_context(files, override, key):
+    """The key blamed is the one to lower: a prompt alone past the context is the prompt's."""
     _, tr = files
-    assert_config_error(["serve", EDGE, "workloads/strategies.yaml", tr,
-                         "--set", "traffic.output_tokens=500"],
-                        "traffic.yaml", "output_tokens", "max_seq_len 256")
+    text = assert_config_error(["serve", EDGE, "workloads/strategies.yaml", tr, "--set", override],
+                               "traffic.yaml", "max_seq_len 256")
+    assert f"traffic.yaml: {key}:" in text, text
 
 
 @pytest.mark.parametrize("overrides, key", [

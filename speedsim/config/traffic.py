@@ -111,12 +111,17 @@ class Slo(Frozen):
     tpot_s: PosFloat  # mean time per output token after the first
 
 
+# a million requests take hours to serve (1,000 of the 7B shape take seconds to tens of seconds
+# per strategy); a billion would exhaust memory drawing their arrivals
+MAX_REQUESTS = 1_000_000
+
+
 class Traffic(Frozen):
     """Requests arriving at one server, and how it batches them."""
 
     name: str  # shown in reports
     arrivals: Arrivals
-    requests: Optional[PosInt] = None  # how many; None: all of a trace (required otherwise)
+    requests: Optional[Annotated[int, Field(gt=0, le=MAX_REQUESTS)]] = None  # how many; None: all of a trace (required otherwise)
     prompt_tokens: Optional[Tokens] = None  # per request (a trace gives its own)
     output_tokens: Optional[Tokens] = None  # tokens generated per request, the first by prefill
     scheduler: Scheduler

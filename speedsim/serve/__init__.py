@@ -150,7 +150,8 @@ def check_lengths(requests: list[Request], wl: Workload, traffic: Traffic) -> No
         return
     longest = max(requests, key=lambda r: r.prompt_tokens + r.output_tokens)
     if longest.prompt_tokens + longest.output_tokens > wl.model.max_seq_len:
-        key = "arrivals.path" if traffic.arrivals.process == "trace" else "output_tokens"
+        key = "arrivals.path" if traffic.arrivals.process == "trace" else \
+            "prompt_tokens" if longest.prompt_tokens >= wl.model.max_seq_len else "output_tokens"
         raise ConfigError(f"request {longest.id} needs {longest.prompt_tokens} + "
                           f"{longest.output_tokens} positions, more than the model's "
                           f"max_seq_len {wl.model.max_seq_len}", key=f"traffic.{key}")
