@@ -133,3 +133,56 @@ def test_allreduce_is_listed_never_simulated(tables):
         t = tables[f"gpt3_{phase}"]
         sim = t[t.operator.str.startswith("AllReduce")].sim_s
         assert len(sim) == 2 and sim.isna().all()
+
+
+# -- the MI210 (hw_configs/mi210.yaml: datasheet values, nothing fitted to these) -----
+
+@cache
+def _mi210_tables():
+    mod = _published()
+    return mod.tables(load_hardware(mod.MI210), mod.data_dir([]), "MI210")
+
+
+@pytest.fixture
+def mi210(tables):
+    return _mi210_tables()
+
+
+def _mi210_compute_bound(mi210):
+    """The matmuls of at least 2 ms: M >= 1024 at N = K = 12288, N = K >= 4096 at M = 8192."""
+    t = mi210["matmul"]
+    return t[t.latency_ms >= 2]
+
+
+def test_mi210_skinny_matmuls_within_11_percent(mi210):
+    """M = 32..128 at N = K = 12288: +10.4, +9.1, +3.0 %. The measured 0.55..0.59 ms is 302 MB
+    at 0.55 TB/s, a third of the datasheet's 1.64; the model's 0.61 ms comes from its 8 MB
+    L2 capping the weight tiles (with a 40 MB weight buffer it predicts 0.22 ms), so this
+    agreement is partly the model's, not the GPU's (docs/calibration.md §8)."""
+    t = mi210["matmul"]
+    t = t[(t.N == 12288) & (t.M <= 128)]
+    assert len(t) == 3 and t.error.abs().max() < 0.11, t
+
+
+def test_mi210_compute_bound_matmuls_miss_by_one_uniform_rate(mi210):
+    """The 10 compute-bound matmuls are all predicted 27.1..31.7 % fast: the card ran at ~70 %
+    of the datasheet's 181 TFLOP/s (118..122 measured), as a 300 W part below its 1.7 GHz
+    peak would; the spread is shape-independent (fold waves right), the level is the clock.
+    A wave miscount or a per-shape bug spreads the errors past 6 points."""
+    errors = _mi210_compute_bound(mi210).error
+    assert len(errors) == 10 and errors.max() - errors.min() < 0.06, errors
+    assert -0.33 < errors.min() and errors.max() < -0.26, errors
+
+
+@pytest.mark.xfail(strict=True, reason="MI210 at the datasheet clock: compute-bound matmuls "
+                   "-27..-32 % (measured 118..122 of 181 TFLOP/s; no published sustained clock "
+                   "to set sustained_clock_hz from)")
+def test_mi210_compute_bound_matmuls_within_15_percent(mi210):
+    assert _mi210_compute_bound(mi210).error.abs().max() < 0.15
+
+
+@pytest.mark.xfail(strict=True, reason="MI210 vector ops: measured at most 154 G elements/s "
+                   "(GeLU: 0.62 TB/s, 38 % of 1.64) against the model's 296: -48 % at best, "
+                   "-83..-93 % under the launch floor")
+def test_mi210_vector_ops_within_18_percent(mi210):
+    assert max(mi210[k].error.abs().max() for k in ("gelu", "layernorm", "softmax")) < 0.18

@@ -4,7 +4,8 @@ LLMCompass (Zhang et al., "LLMCompass: Enabling Efficient Hardware Design for La
 Language Model Inference", ISCA 2024) publishes measured A100 latencies: matmuls (M
 sweep at N = K = 12288 and N = K sweep at M = 8192), layernorm / softmax / gelu
 throughput over sizes, and one GPT-3-175B layer per operator on 4 x A100 (4-way tensor
-parallel, batch 8, fp16; prefill of 2048 tokens and decode at KV 3072). The CSVs live in
+parallel, batch 8, fp16; prefill of 2048 tokens and decode at KV 3072), and the same
+matmuls and vector ops on an MI210 (``hw_configs/mi210.yaml``). The CSVs live in
 ``../shared/data/llmcompass/`` (never in this repository). Every row here is simulated
 by speedsim's own cost path on ``hw_configs/a100.yaml``: a matmul through
 ``speedsim.api.gemm_time_s``, a vector op and a batched attention GEMM as one work item
@@ -31,6 +32,7 @@ from speedsim.sim.engine import replay
 
 ROOT = Path(__file__).resolve().parents[2]
 A100 = ROOT / "hw_configs" / "a100.yaml"
+MI210 = ROOT / "hw_configs" / "mi210.yaml"
 D_MODEL, HEADS, D_HEAD, TP, BATCH = 12288, 96, 128, 4, 8
 PREFILL_TOKENS, DECODE_KV = 2048, 3072
 VECTOR_OPS = {"layernorm": "norm", "softmax": "softmax", "gelu": "activation"}
@@ -108,12 +110,14 @@ def gpt3_table(hw: Hardware, real: pd.DataFrame, decode: bool) -> pd.DataFrame:
     return out.assign(error=out.sim_s / out.latency_s - 1)
 
 
-def tables(hw: Hardware, data: Path) -> dict[str, pd.DataFrame]:
-    """Every A100 dataset's table, by name."""
+def tables(hw: Hardware, data: Path, gpu: str = "A100") -> dict[str, pd.DataFrame]:
+    """Every dataset's table of ``gpu`` (A100 or MI210; the GPT-3 layer: A100 only), by name."""
     read = lambda name: pd.read_csv(data / f"llmcompass_real_{name}.csv")  # noqa: E731
-    out = {"matmul": matmul_table(hw, read("A100_matmul_fp16"))}
+    out = {"matmul": matmul_table(hw, read(f"{gpu}_matmul_fp16"))}
     for kind in VECTOR_OPS:
-        out[kind] = vector_table(hw, kind, read(f"A100_{kind}"))
+        out[kind] = vector_table(hw, kind, read(f"{gpu}_{kind}"))
+    if gpu != "A100":
+        return out
     out["gpt3_prefill"] = gpt3_table(hw, read("4xA100_gpt3_layer_transformer"), decode=False)
     out["gpt3_decode"] = gpt3_table(hw, read("4xA100_gpt3_layer_transformerAR"), decode=True)
     return out
@@ -126,8 +130,9 @@ def main(argv: list[str]) -> int:
         return 2
     with pd.option_context("display.width", 200, "display.max_rows", 100,
                            "display.float_format", "{:.4g}".format):
-        for name, table in tables(load_hardware(A100), data).items():
-            print(f"\n== {name}: worst |error| {table.error.abs().max():.1%}\n{table.to_string(index=False)}")
+        for gpu, config in (("A100", A100), ("MI210", MI210)):
+            for name, table in tables(load_hardware(config), data, gpu).items():
+                print(f"\n== {gpu} {name}: worst |error| {table.error.abs().max():.1%}\n{table.to_string(index=False)}")
     return 0
 
 
