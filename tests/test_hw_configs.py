@@ -61,3 +61,12 @@ def test_block_split_on_a_weight_stationary_array_is_a_config_error():
     data["array"]["split"] = "blocks"
     with pytest.raises(ConfigError, match=r"array\.split: blocks needs dataflow: os"):
         hardware_from_dict(data, file="edge.yaml")
+
+
+def test_mi210_datasheet_figures():
+    """416 matrix cores x 128 fp16 FMA x 1.7 GHz = 181 dense TFLOP/s; 6656 lanes = 22.6
+    fp32 vector TFLOP/s; 4096-bit HBM2e at 3.2 Gbps = 1638.4 GB/s; 8 MB L2 (AMD MI210 datasheet)."""
+    hw = load_hardware(HW_DIR / "mi210.yaml")
+    assert hw.array.pes * 2 * hw.clock_hz == pytest.approx(181e12, rel=0.001)
+    assert hw.vector.lanes * 2 * hw.clock_hz == pytest.approx(22.6e12, rel=0.002)
+    assert hw.dram.bandwidth_gb_s == 4096 * 3.2 / 8 and hw.buffers.weight.size_kib == 8 * 1024
